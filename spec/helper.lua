@@ -1,0 +1,49 @@
+-- Loaded by busted before every spec file (see CMakeLists.txt).
+-- Gives specs the golden vectors of ../shared/vectors and hex helpers.
+local json = require "dkjson"
+
+-- ctest passes where the build and the sources are; default to the
+-- usual layout so `lua5.4 /usr/bin/busted --helper=spec/helper.lua` works too.
+local src = os.getenv("PN_SOURCE_DIR") or "."
+local build = os.getenv("PN_BUILD_DIR") or (src .. "/build")
+package.cpath = build .. "/?.so;" .. package.cpath
+package.path = src .. "/lua/?.lua;" .. src .. "/lua/?/init.lua;" .. package.path
+
+local H = { source_dir = src, build_dir = build }
+
+local vectors_dir = os.getenv("PN_VECTORS") or (src .. "/../shared/vectors")
+
+function H.vector_file(name)
+  local path = vectors_dir .. "/" .. name
+  local f = assert(io.open(path, "rb"), "cannot open golden vector file " .. path)
+  local text = f:read("a")
+  f:close()
+  local data, _, err = json.decode(text)
+  assert(data, "cannot parse " .. path .. ": " .. tostring(err))
+  return data
+end
+
+function H.unhex(s)
+  assert(#s % 2 == 0, "odd-length hex")
+  return (s:gsub("..", function(b) return string.char(tonumber(b, 16)) end))
+end
+
+function H.hex(s)
+  return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+function H.tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(os.execute("mkdir -m 700 " .. p))
+  return p
+end
+
+function H.rmdir(p)
+  assert(p:match("^/tmp/"), "refusing to remove " .. p)
+  os.execute("rm -rf '" .. p .. "'")
+end
+
+package.loaded["spec_helper"] = H
+_G.H = H
+return H

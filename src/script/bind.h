@@ -1,0 +1,32 @@
+/*
+ * Bindings of the core modules into the Lua module `peernet`. Each opener is
+ * called with the module table on top of the stack and adds its fields to
+ * it (a sub-table such as `peernet.etf`, or top-level functions).
+ *
+ * Convention for every binding: a function that a stranger's input can make
+ * fail returns `nil, message`; a programming error (wrong argument type)
+ * raises through luaL_argerror.
+ */
+#ifndef PN_BIND_H
+#define PN_BIND_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "../core/err.h"
+
+void pn_lua_open_value(lua_State *L);    /* atom, tuple, null, etf.encode/decode */
+void pn_lua_open_frame(lua_State *L);    /* frame.reader, frame.encode */
+void pn_lua_open_noise(lua_State *L);    /* noise.*, handshake.* */
+void pn_lua_open_keys(lua_State *L);     /* keys.* */
+void pn_lua_open_trust(lua_State *L);    /* trust.* */
+void pn_lua_open_announce(lua_State *L); /* announce.* */
+
+/* Pushes nil and e's message; returns 2 so a C function can `return` it. */
+int pn_lua_fail(lua_State *L, const pn_err *e);
+
+/* Sets t[name] = a new table of functions, for a sub-module like
+ * `peernet.etf`. Leaves the module table on top as it was. */
+void pn_lua_submodule(lua_State *L, const char *name, const luaL_Reg *fns);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * luaopen_peernet: the Lua face of libpeernet, loadable by plain lua5.4
+ * through package.cpath. Busted specs drive the C code through it.
+ */
+#include <lauxlib.h>
+#include <lua.h>
+#include <sodium.h>
+
+#include "bind.h"
+#include "../core/version.h"
+
+int pn_lua_fail(lua_State *L, const pn_err *e) {
+    lua_pushnil(L);
+    lua_pushstring(L, e->msg[0] ? e->msg : pn_err_name(e->code));
+    return 2;
+}
+
+void pn_lua_submodule(lua_State *L, const char *name, const luaL_Reg *fns) {
+    lua_getfield(L, -1, name);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, name);
+    }
+    luaL_setfuncs(L, fns, 0);
+    lua_pop(L, 1);
+}
+
+/* Exported for require "peernet"; the prototype keeps -Wmissing-prototypes quiet. */
+LUAMOD_API int luaopen_peernet(lua_State *L);
+
+int luaopen_peernet(lua_State *L) {
+    if (sodium_init() < 0) return luaL_error(L, "peernet: libsodium failed to initialise");
+    lua_newtable(L);
+    lua_pushstring(L, PN_VERSION);
+    lua_setfield(L, -2, "version");
+    pn_lua_open_value(L);
+    pn_lua_open_frame(L);
+    pn_lua_open_noise(L);
+    pn_lua_open_keys(L);
+    pn_lua_open_trust(L);
+    pn_lua_open_announce(L);
+    return 1;
+}
