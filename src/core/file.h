@@ -1,0 +1,35 @@
+/*
+ * Files only their owner may change (identity.keys, the trust list).
+ */
+#ifndef PN_FILE_H
+#define PN_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define PN_PATH_MAX 4096 /* longest path we build temp names and parents from */
+
+/* Crash-safe replacement of path by len bytes of data, shared by the key
+ * file and the trust file: the parent directory is created (mode 0700, with
+ * any missing parents) if absent and refused if group/other-writable; data
+ * goes to a new temp file beside path (O_CREAT|O_EXCL, mode 0600), which is
+ * fsynced, renamed over path, and the directory fsynced. On failure the
+ * temp file is removed and path is untouched. */
+int pn_file_write_atomic(const char *path, const void *data, size_t len, pn_err *e);
+
+/* Opens path for reading as a file only its owner may change: it must be a
+ * regular file, not a symlink, owned by the caller (or root), with none of
+ * the mode bits in `forbid` set (077 for secrets, 022 for files others must
+ * not edit), in a directory owned by the caller (or root) that group and
+ * others cannot write. Returns an open fd (>= 0) and sets *size, or a
+ * negative code: PN_ENOTFOUND if path does not exist, PN_EPERM with a
+ * chmod/chown hint, PN_EINVAL not a regular file, PN_EIO. */
+int pn_file_open_private(const char *path, unsigned forbid, size_t *size, pn_err *e);
+
+/* Reads up to max bytes from fd into buf (retrying short reads and EINTR)
+ * and sets *got; stops at end of file. */
+int pn_file_read_all(int fd, uint8_t *buf, size_t max, size_t *got, const char *name, pn_err *e);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * Trust store: the peers this host accepts, kept in a text file a person
+ * can edit. One peer per line:
+ *
+ *     KEY [LABEL [HOST:PORT [ADDED]]]
+ *
+ * Fields are separated by spaces or tabs; `-` stands for an absent field.
+ *   KEY        the peer's public key in any text form of keys.h (64 hex
+ *              digits, base64 or base64url); lines this module writes use
+ *              lowercase hex.
+ *   LABEL      1..64 of [A-Za-z0-9._-], a name for the peer, unique in the
+ *              file (case-sensitive) and never itself a valid key, so that
+ *              "key or label" lookups are unambiguous.
+ *   HOST:PORT  where to dial it: a hostname, an IPv4 address or [IPv6]
+ *              (an optional %zone inside the brackets), PORT 1..65535.
+ *   ADDED      when it was trusted, UTC, exactly YYYY-MM-DDTHH:MM:SSZ.
+ * `#` at the start of a line or after a space or tab starts a comment that
+ * runs to the end of the line. Blank lines are fine; CRLF line ends too.
+ *
+ * The store keeps the file's raw text. Saving rewrites only the lines of
+ * entries that were added or changed (a changed line keeps its trailing
+ * comment), removes the lines of removed entries and appends new ones at
+ * the end, so comments, blank lines and untouched lines survive byte for
+ * byte. Saving is crash-safe (pn_file_write_atomic: temp file, fsync,
+ * rename, mode 0600).
+ *
+ * A malformed line is an error naming the file, the line number and what is
+ * wrong; the whole load fails, never a silently shorter list. A key or
+ * label listed on two lines is an error naming both lines. On load the file
+ * must be a regular file (not a symlink) of the caller's that group and
+ * others cannot write (mode 0600 or 0644 are fine).
+ */
+#ifndef PN_TRUST_H
+#define PN_TRUST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "keys.h"
+
+#define PN_TRUST_FILE_MAX (1u << 20) /* bytes in a trust file */
+#define PN_TRUST_LINE_MAX 1024       /* bytes in one line, without its line end */
+#define PN_TRUST_ENTRIES_MAX 4096    /* peers in one store */
+#define PN_TRUST_LABEL_MAX 64
+#define PN_TRUST_HOST_MAX 253           /* a DNS name's text form */
+#define PN_TRUST_ADDR_MAX 259           /* host ":" 65535 with the longest host */
+#define PN_TRUST_TIME_LEN 20            /* YYYY-MM-DDTHH:MM:SSZ */
+#define PN_TRUST_NO_TIME INT64_MIN      /* `added` when the field is absent */
+#define PN_TRUST_FILE_NAME "trust.list" /* suggested name in the data directory */
+
+typedef struct pn_trust_entry {
+    uint8_t key[PN_KEY_LEN];
+    char label[PN_TRUST_LABEL_MAX + 1]; /* "" when absent */
+    char addr[PN_TRUST_ADDR_MAX + 1];   /* "" when absent; as written, e.g. "[::1]:4040" */
+    int64_t added;                      /* Unix seconds, or PN_TRUST_NO_TIME */
+} pn_trust_entry;
+
+typedef struct pn_trust pn_trust;
+
+/* An empty store that will save to path (NULL: an in-memory store whose
+ * pn_trust_save fails with PN_ESTATE). *out is NULL on failure. */
+int pn_trust_new(pn_trust **out, const char *path, pn_err *e);
+
+/* Loads path. A file that does not exist gives an empty store (its first
+ * save creates the file with a header comment explaining the format).
+ * Errors: PN_EINVAL a malformed line, PN_EEXIST a duplicate key or label,
+ * PN_ETOOBIG the file or a line exceeds its bound, PN_ELIMIT too many
+ * entries, PN_EPERM unsafe permissions, PN_EIO. *out is NULL on failure. */
+int pn_trust_load(pn_trust **out, const char *path, pn_err *e);
+
+/* Parses len bytes of trust-file text into t, which must be empty (else
+ * PN_ESTATE). name is used in error messages (e.g. the path). On failure t
+ * is left empty. */
+int pn_trust_parse(pn_trust *t, const uint8_t *buf, size_t len, const char *name, pn_err *e);
+
+void pn_trust_free(pn_trust *t);
+
+/* The text that pn_trust_save would write, malloc'd (caller frees). */
+int pn_trust_serialize(const pn_trust *t, char **out, size_t *len, pn_err *e);
+
+/* Writes the store to its path crash-safely and remembers the new file's
+ * identity for pn_trust_changed_on_disk. */
+int pn_trust_save(pn_trust *t, pn_err *e);
+
+/* 1 when the file at the store's path differs (inode, size or mtime, or
+ * existence) from what was last loaded or saved, else 0: the host re-reads
+ * hand edits by loading a fresh store. */
+int pn_trust_changed_on_disk(const pn_trust *t);
+
+/* The path given to new/load, or NULL. */
+const char *pn_trust_path(const pn_trust *t);
+
+/* Adds key, or updates it if already present. For a new key, NULL or "-"
+ * label/addr mean absent and added (Unix seconds or PN_TRUST_NO_TIME) is
+ * its ADDED field. For a present key, a NULL label/addr keeps the old
+ * value, "-" clears it, anything else replaces it, and its ADDED field is
+ * kept as it is: it records when the peer was first trusted. Returns 0 when
+ * added, 1 when updated, or: PN_EINVAL a bad label/addr/time, PN_EEXIST the
+ * label belongs to another key, PN_ELIMIT the store is full, PN_ETOOBIG the
+ * entry's line or the file would exceed its bound. */
+int pn_trust_add(pn_trust *t, const uint8_t key[PN_KEY_LEN], const char *label, const char *addr,
+                 int64_t added, pn_err *e);
+
+/* Removes the entry whose key or label is text (NUL-terminated). A text
+ * that parses as a key is only ever a key. PN_ENOTFOUND when absent. */
+int pn_trust_remove(pn_trust *t, const char *text, pn_err *e);
+int pn_trust_remove_key(pn_trust *t, const uint8_t key[PN_KEY_LEN], pn_err *e);
+
+/* Lookups; NULL when absent. Pointers stay valid until the next add,
+ * remove or free. */
+const pn_trust_entry *pn_trust_find_key(const pn_trust *t, const uint8_t key[PN_KEY_LEN]);
+const pn_trust_entry *pn_trust_find_label(const pn_trust *t, const char *label);
+const pn_trust_entry *pn_trust_find(const pn_trust *t, const char *key_or_label);
+
+/* Entries in file order: i in 0..count-1. */
+size_t pn_trust_count(const pn_trust *t);
+const pn_trust_entry *pn_trust_at(const pn_trust *t, size_t i);
+
+/* Field checks and conversions, also for callers validating user input. */
+int pn_trust_check_label(const char *s, size_t len, pn_err *e);
+int pn_trust_check_addr(const char *s, size_t len, pn_err *e);
+/* Splits a checked HOST:PORT: host without brackets into host (cap bytes). */
+int pn_trust_split_addr(const char *addr, char *host, size_t cap, uint16_t *port, pn_err *e);
+int pn_trust_time_parse(const char *s, size_t len, int64_t *out, pn_err *e);
+/* Formats t (year 1..9999) as YYYY-MM-DDTHH:MM:SSZ; PN_EINVAL out of range. */
+int pn_trust_time_format(int64_t t, char out[PN_TRUST_TIME_LEN + 1], pn_err *e);
+
+#endif
