@@ -1,0 +1,88 @@
+/*
+ * PeerNet handshake fuzz target, initiator side. Our M1 is written first;
+ * the input is what the responder sends, as wire bytes: frames of u32 BE
+ * length || body (a length beyond the remaining bytes takes what remains).
+ * Frame 1 is M2 (after which we write M3), every later frame a transport
+ * body to open; each opened plaintext is sealed back. The keys are the
+ * fixed ones of vectors/peernet_wire_v1.json, so the recorded transcript
+ * (seeds from fuzz/gen_noise_seeds.lua) completes the handshake and
+ * reaches open().
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/handshake.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Rejecting some keys keeps the refusal path reachable with crafted seeds. */
+static int verify(void *ud, const uint8_t key[PN_NOISE_KEYLEN]) {
+    (void)ud;
+    return key[0] == 0xff ? PN_ETRUST : 0;
+}
+
+static int next_frame(const uint8_t **p, size_t *left, const uint8_t **body, size_t *len) {
+    size_t n;
+    if (*left < 4) return 0;
+    n = (size_t)(*p)[0] << 24 | (size_t)(*p)[1] << 16 | (size_t)(*p)[2] << 8 | (*p)[3];
+    *p += 4;
+    *left -= 4;
+    if (n > *left) n = *left;
+    *body = *p;
+    *len = n;
+    *p += n;
+    *left -= n;
+    return 1;
+}
+
+static void write_all(pn_handshake *hs) {
+    uint8_t buf[PN_HANDSHAKE_BODY_MAX];
+    size_t len;
+    while (pn_handshake_next(hs) == PN_HANDSHAKE_WRITE)
+        if (pn_handshake_write(hs, buf, sizeof buf, &len, NULL) != 0) abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    uint8_t s_priv[PN_NOISE_KEYLEN], e_priv[PN_NOISE_KEYLEN], key[PN_NOISE_KEYLEN];
+    const uint8_t *p = data, *body;
+    size_t left = size, len, out_len;
+    pn_handshake *hs;
+
+    memset(s_priv, 0x01, sizeof s_priv); /* initiator_static_priv */
+    memset(e_priv, 0x02, sizeof e_priv); /* initiator_ephemeral_priv */
+    hs = pn_handshake_create(PN_NOISE_INITIATOR, s_priv, verify, NULL, NULL);
+    if (!hs || pn_handshake_set_ephemeral(hs, e_priv, NULL) != 0) abort();
+    write_all(hs); /* M1 */
+
+    while (next_frame(&p, &left, &body, &len)) {
+        pn_handshake_status st = pn_handshake_next(hs);
+        if (st == PN_HANDSHAKE_FAILED) break;
+        if (st == PN_HANDSHAKE_READ) {
+            if (pn_handshake_read(hs, body, len, NULL) != 0) {
+                if (pn_handshake_next(hs) != PN_HANDSHAKE_FAILED) abort();
+                break;
+            }
+            write_all(hs); /* M3 */
+            if (pn_handshake_next(hs) != PN_HANDSHAKE_DONE) abort();
+            continue;
+        }
+        if (st != PN_HANDSHAKE_DONE) abort();
+        if (pn_handshake_remote_static(hs, key, NULL) != 0) abort();
+        uint8_t *pt = malloc(len ? len : 1), *ct;
+        if (!pt) abort();
+        if (pn_handshake_open(hs, body, len, pt, len, &out_len, NULL) == 0) {
+            if (out_len + PN_TRANSPORT_TAG != len) abort();
+            ct = malloc(len ? len : 1);
+            if (!ct) abort();
+            if (pn_handshake_seal(hs, pt, out_len, ct, len, &out_len, NULL) != 0 || out_len != len)
+                abort();
+            free(ct);
+        } else if (pn_handshake_next(hs) != PN_HANDSHAKE_FAILED) {
+            abort(); /* a refused transport body ends the session */
+        }
+        free(pt);
+    }
+    pn_handshake_free(hs);
+    return 0;
+}
