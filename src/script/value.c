@@ -1,6 +1,828 @@
-/* Lua <-> ETF value mapping (placeholder until the ETF module lands). */
+/*
+ * The Lua face of ETF values (docs/values.md):
+ *
+ *   peernet.atom(name)       --> interned atom value (== by identity, a fine table key)
+ *   peernet.tuple(...)       --> table marked as a tuple, fields 1..n and n
+ *   peernet.null             --> atom nil inside containers
+ *   peernet.is_atom(v), peernet.is_tuple(v) --> boolean
+ *   peernet.etf.encode(v [, {max = bytes}])              --> bytes | nil, err
+ *   peernet.etf.decode(bytes [, {exact = bool, max = bytes}]) --> value | nil, err
+ *   peernet.etf.bigint("18446744073709551615")           --> integer or bigint value
+ *   peernet.etf.map([t]), peernet.etf.is_map(v)  --> t marked: always a map, even empty
+ *
+ * decode returns exactly one value on success (nil for the atom nil, false
+ * for false), and nil plus a message on failure: callers that can receive
+ * nil test the second result.
+ *
+ * Tables are read with raw access only; the one metatable consulted is the
+ * tuple marker, and our own userdata are told apart by their metatables.
+ */
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
 #include "bind.h"
+#include "value.h"
+
+#define ATOMS_KEY "peernet.atoms"     /* registry: name -> atom, weak values */
+#define NULL_KEY "peernet.null_value" /* registry: the one peernet.null */
+#define BUF_MT "peernet.etf_buf"      /* frees an encode buffer if a Lua error unwinds */
+#define KEY_DESC_MAX 48
+
+typedef struct {
+    size_t len;
+    char name[]; /* NUL-terminated for convenience; may hold no NUL otherwise */
+} latom;
+
+typedef struct {
+    int neg;
+    uint64_t mag; /* always outside int64 when neg says so: see push_bigint */
+} lbigint;
+
+/* ---- registry objects ------------------------------------------------- */
+
+static int atom_tostring(lua_State *L) {
+    latom *a = luaL_checkudata(L, 1, PN_VALUE_ATOM_MT);
+    lua_pushlstring(L, a->name, a->len);
+    return 1;
+}
+
+static int null_tostring(lua_State *L) {
+    lua_pushliteral(L, "peernet.null");
+    return 1;
+}
+
+static int bigint_tostring(lua_State *L) {
+    lbigint *b = luaL_checkudata(L, 1, PN_VALUE_BIGINT_MT);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%s%" PRIu64, b->neg ? "-" : "", b->mag);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+/* A bigint or an integer as sign and magnitude; 0 if it is neither. */
+static int to_signmag(lua_State *L, int idx, int *neg, uint64_t *mag) {
+    lbigint *b = luaL_testudata(L, idx, PN_VALUE_BIGINT_MT);
+    if (b) {
+        *neg = b->neg;
+        *mag = b->mag;
+        return 1;
+    }
+    if (lua_isinteger(L, idx)) {
+        lua_Integer v = lua_tointeger(L, idx);
+        *neg = v < 0;
+        *mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+        return 1;
+    }
+    return 0;
+}
+
+static int bigint_cmp(lua_State *L) {
+    int an, bn;
+    uint64_t am, bm;
+    if (!to_signmag(L, 1, &an, &am) || !to_signmag(L, 2, &bn, &bm))
+        return luaL_error(L, "a bigint compares only with integers and bigints");
+    if (am == 0) an = 0;
+    if (bm == 0) bn = 0;
+    if (an != bn) return an ? -1 : 1;
+    int c = am < bm ? -1 : am > bm;
+    return an ? -c : c;
+}
+
+static int bigint_eq(lua_State *L) {
+    int an, bn;
+    uint64_t am, bm;
+    /* == never raises: a bigint is simply unequal to anything else. */
+    int same = to_signmag(L, 1, &an, &am) && to_signmag(L, 2, &bn, &bm) && bigint_cmp(L) == 0;
+    lua_pushboolean(L, same);
+    return 1;
+}
+
+static int bigint_lt(lua_State *L) {
+    lua_pushboolean(L, bigint_cmp(L) < 0);
+    return 1;
+}
+
+static int bigint_le(lua_State *L) {
+    lua_pushboolean(L, bigint_cmp(L) <= 0);
+    return 1;
+}
+
+/* Makes a metatable whose __metatable hides it: scripts sharing a state
+ * cannot rewrite the marker every other value of its kind relies on. */
+static int new_mt(lua_State *L, const char *name, const luaL_Reg *fns) {
+    if (!luaL_newmetatable(L, name)) return 0;
+    if (fns) luaL_setfuncs(L, fns, 0);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__metatable");
+    return 1;
+}
+
+void pn_value_init(lua_State *L) {
+    static const luaL_Reg atom_fns[] = {{"__tostring", atom_tostring}, {NULL, NULL}};
+    static const luaL_Reg null_fns[] = {{"__tostring", null_tostring}, {NULL, NULL}};
+    static const luaL_Reg bigint_fns[] = {{"__tostring", bigint_tostring},
+                                          {"__eq", bigint_eq},
+                                          {"__lt", bigint_lt},
+                                          {"__le", bigint_le},
+                                          {NULL, NULL}};
+    luaL_checkstack(L, 4, "peernet: value init");
+    new_mt(L, PN_VALUE_ATOM_MT, atom_fns);
+    lua_pop(L, 1);
+    new_mt(L, PN_VALUE_TUPLE_MT, NULL);
+    lua_pop(L, 1);
+    new_mt(L, PN_VALUE_MAP_MT, NULL);
+    lua_pop(L, 1);
+    new_mt(L, PN_VALUE_NULL_MT, null_fns);
+    lua_pop(L, 1);
+    new_mt(L, PN_VALUE_BIGINT_MT, bigint_fns);
+    lua_pop(L, 1);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, ATOMS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "v");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_setfield(L, LUA_REGISTRYINDEX, ATOMS_KEY);
+    } else {
+        lua_pop(L, 1);
+    }
+    if (lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY) != LUA_TUSERDATA) {
+        lua_pop(L, 1);
+        lua_newuserdatauv(L, 0, 0);
+        luaL_setmetatable(L, PN_VALUE_NULL_MT);
+        lua_setfield(L, LUA_REGISTRYINDEX, NULL_KEY);
+    } else {
+        lua_pop(L, 1);
+    }
+}
+
+static void ensure_init(lua_State *L) {
+    luaL_checkstack(L, 1, "peernet: value init");
+    int t = lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY);
+    lua_pop(L, 1);
+    if (t != LUA_TUSERDATA) pn_value_init(L);
+}
+
+/* Interned: one userdata per name while any is alive, so atoms compare and
+ * index tables by identity. atoms is an absolute index of the atom table. */
+static void push_atom_in(lua_State *L, int atoms, const char *name, size_t len) {
+    luaL_checkstack(L, 3, "peernet: atoms");
+    lua_pushlstring(L, name, len);
+    if (lua_rawget(L, atoms) == LUA_TUSERDATA) return;
+    lua_pop(L, 1);
+    latom *a = lua_newuserdatauv(L, offsetof(latom, name) + len + 1, 0);
+    a->len = len;
+    memcpy(a->name, name, len);
+    a->name[len] = '\0';
+    luaL_setmetatable(L, PN_VALUE_ATOM_MT);
+    lua_pushlstring(L, name, len);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, atoms);
+}
+
+int pn_value_push_atom(lua_State *L, const char *name, size_t len, pn_err *e) {
+    if (!pn_etf_atom_name_ok(name, len))
+        return pn_err_set(e, PN_EINVAL, "atom name must be valid UTF-8 of at most %d characters",
+                          PN_ETF_ATOM_MAX_CHARS);
+    ensure_init(L);
+    luaL_checkstack(L, 2, "peernet: atoms");
+    lua_getfield(L, LUA_REGISTRYINDEX, ATOMS_KEY);
+    push_atom_in(L, lua_gettop(L), name, len);
+    lua_remove(L, -2);
+    return 0;
+}
+
+const char *pn_value_atom_name(lua_State *L, int idx, size_t *len) {
+    latom *a = luaL_testudata(L, idx, PN_VALUE_ATOM_MT);
+    if (!a) return NULL;
+    if (len) *len = a->len;
+    return a->name;
+}
+
+/* Values outside int64 only: inside it an integer is the one spelling. */
+static void push_bigint(lua_State *L, int neg, uint64_t mag) {
+    if (!neg && mag <= (uint64_t)INT64_MAX) {
+        lua_pushinteger(L, (lua_Integer)mag);
+    } else if (neg && mag <= (uint64_t)INT64_MAX + 1) {
+        lua_pushinteger(L, mag == (uint64_t)INT64_MAX + 1 ? LUA_MININTEGER : -(lua_Integer)mag);
+    } else {
+        lbigint *b = lua_newuserdatauv(L, sizeof *b, 0);
+        b->neg = neg;
+        b->mag = mag;
+        luaL_setmetatable(L, PN_VALUE_BIGINT_MT);
+    }
+}
+
+/* ---- decode ----------------------------------------------------------- */
+
+typedef struct {
+    pn_etf_type kind; /* TUPLE, LIST or MAP */
+    uint64_t n;       /* children */
+    uint64_t i;       /* children attached so far */
+} build_frame;
+
+static void describe_key(lua_State *L, int idx, char *out, size_t cap) {
+    switch (lua_type(L, idx)) {
+        case LUA_TSTRING: {
+            size_t n;
+            const char *s = lua_tolstring(L, idx, &n);
+            snprintf(out, cap, "the string \"%.*s\"%s", (int)(n > 32 ? 32 : n), s,
+                     n > 32 ? "..." : "");
+            break;
+        }
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, idx))
+                snprintf(out, cap, "the number %lld", (long long)lua_tointeger(L, idx));
+            else
+                snprintf(out, cap, "the number %.17g", (double)lua_tonumber(L, idx));
+            break;
+        case LUA_TBOOLEAN:
+            snprintf(out, cap, "%s", lua_toboolean(L, idx) ? "true" : "false");
+            break;
+        default: {
+            size_t n;
+            const char *a = pn_value_atom_name(L, idx, &n);
+            if (a)
+                snprintf(out, cap, "the atom %.*s", (int)(n > 32 ? 32 : n), a);
+            else
+                snprintf(out, cap, "a %s", luaL_typename(L, idx));
+        }
+    }
+}
+
+/* refs: absolute index of [null, tuple metatable, atom table, map metatable]. */
+static void push_atom_item(lua_State *L, const pn_etf_item *it, int exact, int inside, int refs) {
+    char name[PN_ETF_ATOM_MAX_UTF8];
+    size_t n = pn_etf_atom_utf8(it, name);
+    if (n == 4 && memcmp(name, "true", 4) == 0)
+        lua_pushboolean(L, 1);
+    else if (n == 5 && memcmp(name, "false", 5) == 0)
+        lua_pushboolean(L, 0);
+    else if (n == 3 && memcmp(name, "nil", 3) == 0) {
+        if (inside)
+            lua_pushvalue(L, refs);
+        else
+            lua_pushnil(L);
+    } else if (exact)
+        push_atom_in(L, refs + 2, name, n);
+    else
+        lua_pushlstring(L, name, n);
+}
+
+static int table_size_hint(uint64_t n) {
+    return n > (uint64_t)INT_MAX ? 0 : (int)n;
+}
+
+int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_err *e) {
+    build_frame fr[PN_ETF_MAX_DEPTH];
+    int top = 0, rc;
+    ensure_init(L);
+    int base = lua_gettop(L);
+    luaL_checkstack(L, 8, "peernet: decoding");
+    lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY);
+    luaL_getmetatable(L, PN_VALUE_TUPLE_MT);
+    lua_getfield(L, LUA_REGISTRYINDEX, ATOMS_KEY);
+    luaL_getmetatable(L, PN_VALUE_MAP_MT);
+    int refs = base + 1, tuple_mt = base + 2, map_mt = base + 4;
+
+    pn_etf_reader r;
+    pn_etf_item it;
+    pn_etf_reader_init(&r, term, len);
+    while ((rc = pn_etf_next(&r, &it, e)) > 0) {
+        /* Each open container holds its table and maybe a key on the stack. */
+        luaL_checkstack(L, 4, "peernet: decoding");
+        switch (it.type) {
+            case PN_ETF_INT:
+                lua_pushinteger(L, (lua_Integer)it.i);
+                break;
+            case PN_ETF_BIG:
+                if (exact)
+                    push_bigint(L, it.neg, it.mag);
+                else
+                    lua_pushnumber(L, it.neg ? -(lua_Number)it.mag : (lua_Number)it.mag);
+                break;
+            case PN_ETF_FLOAT:
+                lua_pushnumber(L, (lua_Number)it.f);
+                break;
+            case PN_ETF_ATOM:
+                push_atom_item(L, &it, exact, top > 0, refs);
+                break;
+            case PN_ETF_BINARY:
+                lua_pushlstring(L, (const char *)it.ptr, it.len);
+                break;
+            case PN_ETF_STRING:
+                lua_createtable(L, (int)it.len, 0);
+                for (size_t k = 0; k < it.len; k++) {
+                    lua_pushinteger(L, it.ptr[k]);
+                    lua_rawseti(L, -2, (lua_Integer)k + 1);
+                }
+                break;
+            case PN_ETF_NIL:
+                lua_newtable(L);
+                break;
+            case PN_ETF_TUPLE:
+                lua_createtable(L, table_size_hint(it.arity), 1);
+                lua_pushvalue(L, tuple_mt);
+                lua_setmetatable(L, -2);
+                lua_pushliteral(L, "n");
+                lua_pushinteger(L, (lua_Integer)it.arity);
+                lua_rawset(L, -3);
+                break;
+            case PN_ETF_LIST:
+                lua_createtable(L, table_size_hint(it.arity), 0);
+                break;
+            case PN_ETF_MAP:
+                lua_createtable(L, 0, table_size_hint(it.arity));
+                lua_pushvalue(L, map_mt);
+                lua_setmetatable(L, -2);
+                break;
+        }
+        if ((it.type == PN_ETF_TUPLE || it.type == PN_ETF_LIST || it.type == PN_ETF_MAP) &&
+            it.arity > 0) {
+            /* The reader bounds depth to PN_ETF_MAX_DEPTH, so fr cannot overflow. */
+            fr[top].kind = it.type;
+            fr[top].n = it.type == PN_ETF_MAP ? (uint64_t)it.arity * 2 : it.arity;
+            fr[top].i = 0;
+            top++;
+            continue;
+        }
+        /* A complete value is on top: attach it, closing finished parents. */
+        while (top > 0) {
+            build_frame *f = &fr[top - 1];
+            if (f->kind == PN_ETF_MAP && (f->i & 1) == 0) {
+                lua_pushvalue(L, -1);
+                if (lua_rawget(L, -3) != LUA_TNIL) {
+                    char what[KEY_DESC_MAX + 16];
+                    describe_key(L, -2, what, sizeof what);
+                    lua_settop(L, base);
+                    return pn_err_set(e, PN_EINVAL,
+                                      "etf: map has two keys that are the same in Lua: %s "
+                                      "(an atom and a binary of one text, or 1 and 1.0)",
+                                      what);
+                }
+                lua_pop(L, 1);
+                f->i++;
+                break; /* the key waits on the stack for its value */
+            }
+            if (f->kind == PN_ETF_MAP)
+                lua_rawset(L, -3);
+            else
+                lua_rawseti(L, -2, (lua_Integer)(f->i + 1));
+            f->i++;
+            if (f->i < f->n) break;
+            top--;
+        }
+    }
+    if (rc == 0) rc = pn_etf_finish(&r, e);
+    if (rc < 0) {
+        lua_settop(L, base);
+        return rc;
+    }
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+    return 0;
+}
+
+/* ---- encode ----------------------------------------------------------- */
+
+typedef struct {
+    pn_etf_buf *out;
+    pn_err *e;
+    int atom_mt, tuple_mt, null_mt, bigint_mt, map_mt; /* absolute stack indices */
+} enc_ctx;
+
+typedef struct {
+    size_t koff, voff, end;
+} pair_off;
+
+typedef struct {
+    const uint8_t *k;
+    size_t klen;
+    size_t off, len; /* the whole pair */
+} pair_ref;
+
+static int enc_value(lua_State *L, int idx, unsigned depth, enc_ctx *c);
+
+static int too_deep(enc_ctx *c) {
+    return pn_err_set(c->e, PN_EINVAL,
+                      "etf: value nested deeper than %d levels (a table that contains itself?)",
+                      PN_ETF_MAX_DEPTH);
+}
+
+/* Fails early when n elements (>= 1 byte each) cannot fit. */
+static int room_for(enc_ctx *c, uint64_t n) {
+    pn_etf_buf *b = c->out;
+    if (n > UINT32_MAX || b->len > b->max || n > b->max - b->len)
+        return pn_err_set(c->e, PN_ETOOBIG, "etf: term would be larger than the limit of %zu bytes",
+                          b->max);
+    return 0;
+}
+
+static int mt_is(lua_State *L, int idx, int mt) {
+    if (!lua_getmetatable(L, idx)) return 0;
+    int same = lua_rawequal(L, -1, mt);
+    lua_pop(L, 1);
+    return same;
+}
+
+static int enc_tuple(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
+    lua_Integer n;
+    lua_pushliteral(L, "n");
+    int t = lua_rawget(L, idx);
+    if (t == LUA_TNIL) {
+        n = (lua_Integer)lua_rawlen(L, idx);
+    } else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0) {
+        n = lua_tointeger(L, -1);
+    } else {
+        lua_pop(L, 1);
+        return pn_err_set(c->e, PN_EINVAL, "etf: tuple field n must be a non-negative integer");
+    }
+    lua_pop(L, 1);
+    if (n > 0 && depth >= PN_ETF_MAX_DEPTH) return too_deep(c);
+    int rc = room_for(c, (uint64_t)n);
+    if (rc < 0) return rc;
+    rc = pn_etf_put_tuple(c->out, (uint32_t)n, c->e);
+    for (lua_Integer i = 1; rc == 0 && i <= n; i++) {
+        lua_rawgeti(L, idx, i); /* a hole is nil: atom nil */
+        rc = enc_value(L, lua_gettop(L), depth + 1, c);
+        lua_pop(L, 1);
+    }
+    return rc;
+}
+
+static int enc_list(lua_State *L, int idx, lua_Integer n, unsigned depth, enc_ctx *c) {
+    int rc;
+    int bytes = n <= (lua_Integer)PN_ETF_STRING_MAX;
+    for (lua_Integer i = 1; bytes && i <= n; i++) {
+        lua_rawgeti(L, idx, i);
+        bytes = lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 && lua_tointeger(L, -1) <= 255;
+        lua_pop(L, 1);
+    }
+    if (bytes) {
+        /* What term_to_binary does with a list of bytes: STRING_EXT. */
+        uint8_t h[3] = {PN_ETF_TAG_STRING, (uint8_t)(n >> 8), (uint8_t)n};
+        if ((rc = room_for(c, (uint64_t)n + 3)) < 0) return rc;
+        if ((rc = pn_etf_put_raw(c->out, h, sizeof h, c->e)) < 0) return rc;
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            uint8_t v = (uint8_t)lua_tointeger(L, -1);
+            lua_pop(L, 1);
+            if ((rc = pn_etf_put_raw(c->out, &v, 1, c->e)) < 0) return rc;
+        }
+        return 0;
+    }
+    if (depth >= PN_ETF_MAX_DEPTH) return too_deep(c);
+    if ((rc = room_for(c, (uint64_t)n + 1)) < 0) return rc;
+    rc = pn_etf_put_list_header(c->out, (uint32_t)n, c->e);
+    for (lua_Integer i = 1; rc == 0 && i <= n; i++) {
+        lua_rawgeti(L, idx, i);
+        rc = enc_value(L, lua_gettop(L), depth + 1, c);
+        lua_pop(L, 1);
+    }
+    if (rc == 0) rc = pn_etf_put_nil(c->out, c->e);
+    return rc;
+}
+
+static int pair_cmp(const void *a, const void *b) {
+    const pair_ref *x = a, *y = b;
+    /* Binary keys are the common case: their order is plain byte order. */
+    if (x->klen >= 5 && y->klen >= 5 && x->k[0] == PN_ETF_TAG_BINARY &&
+        y->k[0] == PN_ETF_TAG_BINARY) {
+        size_t n = x->klen < y->klen ? x->klen : y->klen;
+        int d = memcmp(x->k + 5, y->k + 5, n - 5);
+        if (d) return d;
+        return x->klen < y->klen ? -1 : x->klen > y->klen;
+    }
+    return pn_etf_compare(x->k, x->klen, y->k, y->klen);
+}
+
+/* Keys go out in Erlang's map-key order, as term_to_binary writes small
+ * maps: the pairs are encoded in lua_next order, then sorted in place. */
+static int enc_map(lua_State *L, int idx, size_t count, unsigned depth, enc_ctx *c) {
+    pn_etf_buf *b = c->out;
+    int rc;
+    if (count > 0 && depth >= PN_ETF_MAX_DEPTH) return too_deep(c);
+    if ((rc = room_for(c, (uint64_t)count * 2 + 5)) < 0) return rc;
+    if ((rc = pn_etf_put_map(b, (uint32_t)count, c->e)) < 0) return rc;
+    /* Userdata scratch: collected by Lua even if an error unwinds us. */
+    pair_off *po = lua_newuserdatauv(L, count * sizeof *po, 0);
+    int po_idx = lua_gettop(L);
+    size_t i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (i == count) {
+            lua_pop(L, 2);
+            rc = pn_err_set(c->e, PN_EINVAL, "etf: table changed while being encoded");
+            break;
+        }
+        po[i].koff = b->len;
+        rc = enc_value(L, lua_gettop(L) - 1, depth + 1, c);
+        po[i].voff = b->len;
+        if (rc == 0) rc = enc_value(L, lua_gettop(L), depth + 1, c);
+        po[i].end = b->len;
+        lua_pop(L, 1);
+        i++;
+        if (rc < 0) {
+            lua_pop(L, 1);
+            break;
+        }
+    }
+    if (rc == 0 && i != count)
+        rc = pn_err_set(c->e, PN_EINVAL, "etf: table changed while being encoded");
+    if (rc < 0 || count < 2) {
+        lua_settop(L, po_idx - 1);
+        return rc;
+    }
+    /* The buffer no longer moves: sort by pointers into it. */
+    size_t start = po[0].koff, total = b->len - start;
+    pair_ref *pr = lua_newuserdatauv(L, count * sizeof *pr, 0);
+    for (i = 0; i < count; i++) {
+        pr[i].k = b->data + po[i].koff;
+        pr[i].klen = po[i].voff - po[i].koff;
+        pr[i].off = po[i].koff - start;
+        pr[i].len = po[i].end - po[i].koff;
+    }
+    qsort(pr, count, sizeof *pr, pair_cmp);
+    for (i = 1; i < count; i++) {
+        if (pair_cmp(&pr[i - 1], &pr[i]) == 0) {
+            lua_settop(L, po_idx - 1);
+            return pn_err_set(c->e, PN_EINVAL,
+                              "etf: two map keys encode to the same term (true and "
+                              "peernet.atom(\"true\"), nil and peernet.null, equal tables...)");
+        }
+    }
+    uint8_t *tmp = lua_newuserdatauv(L, total, 0);
+    memcpy(tmp, b->data + start, total);
+    size_t w = start;
+    for (i = 0; i < count; i++) {
+        memcpy(b->data + w, tmp + pr[i].off, pr[i].len);
+        w += pr[i].len;
+    }
+    lua_settop(L, po_idx - 1);
+    return 0;
+}
+
+static int enc_table(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
+    int is_map = 0;
+    if (lua_getmetatable(L, idx)) {
+        int tuple = lua_rawequal(L, -1, c->tuple_mt);
+        is_map = lua_rawequal(L, -1, c->map_mt);
+        lua_pop(L, 1);
+        if (tuple) return enc_tuple(L, idx, depth, c);
+    }
+    size_t count = 0;
+    lua_Integer maxk = 0;
+    int seq = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        count++;
+        if (seq && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
+            lua_Integer k = lua_tointeger(L, -1);
+            if (k > maxk) maxk = k;
+        } else {
+            seq = 0;
+        }
+    }
+    if (is_map) return enc_map(L, idx, count, depth, c);
+    if (count == 0) return pn_etf_put_nil(c->out, c->e);
+    if (seq && (uint64_t)maxk == count) return enc_list(L, idx, maxk, depth, c);
+    return enc_map(L, idx, count, depth, c);
+}
+
+static int enc_value(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
+    luaL_checkstack(L, 6, "peernet: encoding");
+    switch (lua_type(L, idx)) {
+        case LUA_TNIL:
+            return pn_etf_put_atom(c->out, "nil", 3, c->e);
+        case LUA_TBOOLEAN:
+            return lua_toboolean(L, idx) ? pn_etf_put_atom(c->out, "true", 4, c->e)
+                                         : pn_etf_put_atom(c->out, "false", 5, c->e);
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, idx)) return pn_etf_put_int(c->out, lua_tointeger(L, idx), c->e);
+            return pn_etf_put_double(c->out, (double)lua_tonumber(L, idx), c->e);
+        case LUA_TSTRING: {
+            size_t n;
+            const char *s = lua_tolstring(L, idx, &n);
+            return pn_etf_put_binary(c->out, s, n, c->e);
+        }
+        case LUA_TTABLE:
+            return enc_table(L, idx, depth, c);
+        case LUA_TUSERDATA:
+            if (mt_is(L, idx, c->atom_mt)) {
+                latom *a = lua_touserdata(L, idx);
+                return pn_etf_put_atom(c->out, a->name, a->len, c->e);
+            }
+            if (mt_is(L, idx, c->null_mt)) return pn_etf_put_atom(c->out, "nil", 3, c->e);
+            if (mt_is(L, idx, c->bigint_mt)) {
+                lbigint *bi = lua_touserdata(L, idx);
+                return pn_etf_put_bigint(c->out, bi->neg, bi->mag, c->e);
+            }
+            return pn_err_set(c->e, PN_EINVAL,
+                              "etf: cannot encode a userdata value (only peernet.atom, "
+                              "peernet.null and bigint values)");
+        default:
+            return pn_err_set(c->e, PN_EINVAL, "etf: cannot encode a %s value",
+                              luaL_typename(L, idx));
+    }
+}
+
+int pn_value_encode(lua_State *L, int idx, pn_etf_buf *out, pn_err *e) {
+    idx = lua_absindex(L, idx);
+    ensure_init(L);
+    int base = lua_gettop(L);
+    luaL_checkstack(L, 8, "peernet: encoding");
+    enc_ctx c = {out, e, base + 1, base + 2, base + 3, base + 4, base + 5};
+    luaL_getmetatable(L, PN_VALUE_ATOM_MT);
+    luaL_getmetatable(L, PN_VALUE_TUPLE_MT);
+    luaL_getmetatable(L, PN_VALUE_NULL_MT);
+    luaL_getmetatable(L, PN_VALUE_BIGINT_MT);
+    luaL_getmetatable(L, PN_VALUE_MAP_MT);
+    int rc = enc_value(L, idx, 0, &c);
+    lua_settop(L, base);
+    return rc;
+}
+
+/* ---- Lua functions ---------------------------------------------------- */
+
+static int l_atom(lua_State *L) {
+    if (pn_value_atom_name(L, 1, NULL)) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    pn_err e;
+    if (pn_value_push_atom(L, s, n, &e) < 0) return luaL_argerror(L, 1, e.msg);
+    return 1;
+}
+
+static int l_tuple(lua_State *L) {
+    int n = lua_gettop(L);
+    lua_createtable(L, n, 1);
+    for (int i = 1; i <= n; i++) {
+        lua_pushvalue(L, i);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+    luaL_setmetatable(L, PN_VALUE_TUPLE_MT);
+    return 1;
+}
+
+static int l_is_atom(lua_State *L) {
+    lua_pushboolean(L, pn_value_atom_name(L, 1, NULL) != NULL);
+    return 1;
+}
+
+static int l_is_tuple(lua_State *L) {
+    int yes = 0;
+    if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+        luaL_getmetatable(L, PN_VALUE_TUPLE_MT);
+        yes = lua_rawequal(L, -1, -2);
+    }
+    lua_pushboolean(L, yes);
+    return 1;
+}
+
+static int l_map(lua_State *L) {
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    } else {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_settop(L, 1);
+        if (lua_getmetatable(L, 1)) {
+            luaL_getmetatable(L, PN_VALUE_MAP_MT);
+            luaL_argcheck(L, lua_rawequal(L, -1, -2), 1, "table already has a metatable");
+            lua_settop(L, 1);
+            return 1;
+        }
+    }
+    luaL_setmetatable(L, PN_VALUE_MAP_MT);
+    return 1;
+}
+
+static int l_is_map(lua_State *L) {
+    int yes = 0;
+    if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+        luaL_getmetatable(L, PN_VALUE_MAP_MT);
+        yes = lua_rawequal(L, -1, -2);
+    }
+    lua_pushboolean(L, yes);
+    return 1;
+}
+
+static size_t opt_max(lua_State *L, int opts) {
+    size_t max = PN_VALUE_DEFAULT_MAX;
+    if (lua_isnoneornil(L, opts)) return max;
+    luaL_checktype(L, opts, LUA_TTABLE);
+    if (lua_getfield(L, opts, "max") != LUA_TNIL) {
+        int ok;
+        lua_Integer m = lua_tointegerx(L, -1, &ok);
+        luaL_argcheck(L, ok && m > 0, opts, "max must be a positive integer");
+        max = (uint64_t)m > SIZE_MAX ? SIZE_MAX : (size_t)m;
+    }
+    lua_pop(L, 1);
+    return max;
+}
+
+static int buf_gc(lua_State *L) {
+    pn_etf_buf *b = luaL_checkudata(L, 1, BUF_MT);
+    pn_etf_buf_free(b);
+    return 0;
+}
+
+static int l_encode(lua_State *L) {
+    luaL_checkany(L, 1);
+    size_t max = opt_max(L, 2);
+    pn_etf_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+    pn_etf_buf_init(b, max);
+    if (luaL_newmetatable(L, BUF_MT)) {
+        lua_pushcfunction(L, buf_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    pn_err e;
+    pn_err_clear(&e);
+    int rc = pn_etf_put_version(b, &e);
+    if (rc == 0) rc = pn_value_encode(L, 1, b, &e);
+    if (rc < 0) {
+        pn_etf_buf_free(b);
+        return pn_lua_fail(L, &e);
+    }
+    lua_pushlstring(L, (const char *)b->data, b->len);
+    pn_etf_buf_free(b);
+    return 1;
+}
+
+static int l_decode(lua_State *L) {
+    size_t n;
+    const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &n);
+    size_t max = opt_max(L, 2);
+    int exact = 0;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "exact");
+        exact = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    pn_err e;
+    pn_err_clear(&e);
+    const uint8_t *t = NULL;
+    size_t tl = 0;
+    if (n > max) {
+        pn_err_set(&e, PN_ETOOBIG, "etf: input of %zu bytes is larger than the limit of %zu", n,
+                   max);
+        return pn_lua_fail(L, &e);
+    }
+    if (pn_etf_strip_version(s, n, &t, &tl, &e) < 0) return pn_lua_fail(L, &e);
+    lua_settop(L, 2);
+    if (pn_value_push(L, t, tl, exact, &e) < 0) return pn_lua_fail(L, &e);
+    return 1;
+}
+
+static int l_bigint(lua_State *L) {
+    if (lua_isinteger(L, 1) || luaL_testudata(L, 1, PN_VALUE_BIGINT_MT)) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    size_t i = 0;
+    int neg = 0;
+    uint64_t mag = 0;
+    if (i < n && s[i] == '-') neg = 1, i++;
+    luaL_argcheck(L, i < n, 1, "expected a decimal integer such as \"18446744073709551615\"");
+    for (; i < n; i++) {
+        unsigned d = (unsigned char)s[i] - '0';
+        luaL_argcheck(L, d <= 9, 1, "expected a decimal integer such as \"18446744073709551615\"");
+        luaL_argcheck(L, mag <= (UINT64_MAX - d) / 10, 1,
+                      "out of range: ETF integers here stay below 2^64 in magnitude");
+        mag = mag * 10 + d;
+    }
+    push_bigint(L, neg && mag != 0, mag);
+    return 1;
+}
 
 void pn_lua_open_value(lua_State *L) {
-    (void)L;
+    static const luaL_Reg top[] = {{"atom", l_atom},
+                                   {"tuple", l_tuple},
+                                   {"is_atom", l_is_atom},
+                                   {"is_tuple", l_is_tuple},
+                                   {NULL, NULL}};
+    static const luaL_Reg etf[] = {{"encode", l_encode}, {"decode", l_decode}, {"bigint", l_bigint},
+                                   {"map", l_map},       {"is_map", l_is_map}, {NULL, NULL}};
+    pn_value_init(L);
+    luaL_setfuncs(L, top, 0);
+    lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY);
+    lua_setfield(L, -2, "null");
+    pn_lua_submodule(L, "etf", etf);
 }
