@@ -44,6 +44,33 @@ function H.rmdir(p)
   os.execute("rm -rf '" .. p .. "'")
 end
 
+-- Small shell and file helpers for specs that check files on disk.
+function H.sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return (out:gsub("%s+$", ""))
+end
+
+function H.q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+function H.write_file(path, data, mode)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+  assert(os.execute("chmod " .. (mode or "600") .. " " .. H.q(path)))
+end
+
+function H.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function H.mode_of(path) return H.sh("stat -c %a " .. H.q(path)) end
+function H.names_in(dir) return H.sh("ls -A " .. H.q(dir)) end
+
 package.loaded["spec_helper"] = H
 _G.H = H
 return H

@@ -2,31 +2,8 @@
 local peernet = require "peernet"
 local keys = peernet.keys
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return (out:gsub("%s+$", ""))
-end
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function write_file(path, data, mode)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-  assert(os.execute("chmod " .. (mode or "600") .. " " .. q(path)))
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function mode_of(path) return sh("stat -c %a " .. q(path)) end
-local function names_in(dir) return sh("ls -A " .. q(dir)) end
+local sh, q, write_file, read_file = H.sh, H.q, H.write_file, H.read_file
+local mode_of, names_in = H.mode_of, H.names_in
 
 -- SHA-256 computed outside the module, by coreutils.
 local function sha256_hex(data, dir)
