@@ -17,6 +17,22 @@ local function body_of(wire_hex)
   return body
 end
 
+-- Plays all five recorded transport frames on one side: the side's own
+-- frames must seal to the recorded wire bytes at the recorded counter, the
+-- other side's must open to the recorded plaintext.
+local function check_transport(side, outgoing)
+  for n, f in ipairs(FRAMES) do
+    local send, recv = side:nonces()
+    if f.direction == outgoing then
+      assert.equal(f.nonce_counter, send, "frame " .. n)
+      assert.equal(f.wire_hex, hex(wire(assert(side:seal(unhex(f.plaintext_etf_hex))))), "frame " .. n)
+    else
+      assert.equal(f.nonce_counter, recv, "frame " .. n)
+      assert.equal(f.plaintext_etf_hex, hex(assert(side:open(body_of(f.wire_hex)))), "frame " .. n)
+    end
+  end
+end
+
 local function new(role, extra)
   local o = {
     role = role,
@@ -94,16 +110,7 @@ describe("peernet.handshake wire transcript", function()
     assert.equal(HS.final_h_hex, hex(i:handshake_hash()))
     assert.equal(HS.final_ck_hex, hex(i:chaining_key()))
 
-    for n, f in ipairs(FRAMES) do
-      local send, recv = i:nonces()
-      if f.direction == "initiator_to_responder" then
-        assert.equal(f.nonce_counter, send, "frame " .. n)
-        assert.equal(f.wire_hex, hex(wire(assert(i:seal(unhex(f.plaintext_etf_hex))))), "frame " .. n)
-      else
-        assert.equal(f.nonce_counter, recv, "frame " .. n)
-        assert.equal(f.plaintext_etf_hex, hex(assert(i:open(body_of(f.wire_hex)))), "frame " .. n)
-      end
-    end
+    check_transport(i, "initiator_to_responder")
     assert.same({ 3, 2 }, { i:nonces() })
   end)
 
@@ -131,16 +138,7 @@ describe("peernet.handshake wire transcript", function()
     assert.equal(HS.final_h_hex, hex(r:handshake_hash()))
     assert.equal(HS.final_ck_hex, hex(r:chaining_key()))
 
-    for n, f in ipairs(FRAMES) do
-      local send, recv = r:nonces()
-      if f.direction == "responder_to_initiator" then
-        assert.equal(f.nonce_counter, send, "frame " .. n)
-        assert.equal(f.wire_hex, hex(wire(assert(r:seal(unhex(f.plaintext_etf_hex))))), "frame " .. n)
-      else
-        assert.equal(f.nonce_counter, recv, "frame " .. n)
-        assert.equal(f.plaintext_etf_hex, hex(assert(r:open(body_of(f.wire_hex)))), "frame " .. n)
-      end
-    end
+    check_transport(r, "responder_to_initiator")
     assert.same({ 2, 3 }, { r:nonces() })
   end)
 
