@@ -200,9 +200,10 @@ describe("etf golden vectors", function()
       else
         for _, exact in ipairs({ false, true }) do
           local r = table.pack(etf.decode(bin, { exact = exact }))
-          assert.are.equal(2, r.n, v.name)
+          assert.are.equal(3, r.n, v.name)
           assert.is_nil(r[1], v.name)
           assert.are.equal("string", type(r[2]), v.name)
+          assert.are.equal("einval", r[3], v.name)
           assert.matches("^etf: ", r[2])
         end
       end
@@ -366,8 +367,9 @@ end)
 describe("etf decoder bounds", function()
   local function refused(bin, pattern)
     local r = table.pack(etf.decode(bin))
-    assert.are.equal(2, r.n)
+    assert.are.equal(3, r.n)
     assert.is_nil(r[1])
+    assert.are.equal("einval", r[3])
     if pattern then assert.matches(pattern, r[2]) end
   end
 

@@ -4,7 +4,8 @@
  * it (a sub-table such as `peernet.etf`, or top-level functions).
  *
  * Convention for every binding: a function that a stranger's input can make
- * fail returns `nil, message`; a programming error (wrong argument type)
+ * fail returns `nil, message, code` (code is pn_err_name(), e.g. "eauth", for
+ * callers that branch on the kind of failure); a programming error (wrong argument type)
  * raises through luaL_argerror.
  */
 #ifndef PN_BIND_H
@@ -13,7 +14,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-#include "../core/err.h"
+#include "core/err.h"
 
 void pn_lua_open_value(lua_State *L);    /* atom, tuple, null, etf.encode/decode */
 void pn_lua_open_frame(lua_State *L);    /* frame.reader, frame.encode */
@@ -22,7 +23,8 @@ void pn_lua_open_keys(lua_State *L);     /* keys.* */
 void pn_lua_open_trust(lua_State *L);    /* trust.* */
 void pn_lua_open_announce(lua_State *L); /* announce.* */
 
-/* Pushes nil and e's message; returns 2 so a C function can `return` it. */
+/* Pushes nil, e's message and its code name; returns 3 so a C function can
+ * `return` it. */
 int pn_lua_fail(lua_State *L, const pn_err *e);
 
 /* Sets t[name] = a new table of functions, for a sub-module like

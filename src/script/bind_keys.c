@@ -19,7 +19,7 @@
 #include <sodium.h>
 
 #include "bind.h"
-#include "../core/keys.h"
+#include "core/keys.h"
 
 #define KEYPAIR_MT "peernet.keypair"
 

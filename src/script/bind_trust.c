@@ -22,7 +22,7 @@
 #include <time.h>
 
 #include "bind.h"
-#include "../core/trust.h"
+#include "core/trust.h"
 
 #define STORE_MT "peernet.trust"
 

@@ -7,12 +7,13 @@
 #include <sodium.h>
 
 #include "bind.h"
-#include "../core/version.h"
+#include "core/version.h"
 
 int pn_lua_fail(lua_State *L, const pn_err *e) {
     lua_pushnil(L);
     lua_pushstring(L, e->msg[0] ? e->msg : pn_err_name(e->code));
-    return 2;
+    lua_pushstring(L, pn_err_name(e->code));
+    return 3;
 }
 
 void pn_lua_submodule(lua_State *L, const char *name, const luaL_Reg *fns) {

@@ -15,8 +15,8 @@
 
 #include <lua.h>
 
-#include "../core/err.h"
-#include "../core/etf.h"
+#include "core/err.h"
+#include "core/etf.h"
 
 #define PN_VALUE_DEFAULT_MAX 1048576u /* bytes; the frame cap, 1 MiB */
 
