@@ -7,7 +7,8 @@ local json = require "dkjson"
 local src = os.getenv("PN_SOURCE_DIR") or "."
 local build = os.getenv("PN_BUILD_DIR") or (src .. "/build")
 package.cpath = build .. "/?.so;" .. package.cpath
-package.path = src .. "/lua/?.lua;" .. src .. "/lua/?/init.lua;" .. package.path
+package.path = src .. "/lua/?.lua;" .. src .. "/lua/?/init.lua;" .. src .. "/spec/?.lua;"
+  .. package.path
 
 local H = { source_dir = src, build_dir = build }
 

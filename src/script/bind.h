@@ -22,6 +22,8 @@ void pn_lua_open_noise(lua_State *L);    /* noise.*, handshake.* */
 void pn_lua_open_keys(lua_State *L);     /* keys.* */
 void pn_lua_open_trust(lua_State *L);    /* trust.* */
 void pn_lua_open_announce(lua_State *L); /* announce.* */
+void pn_lua_open_host(lua_State *L);     /* host.new: a host on luv's loop */
+void pn_lua_open_envelope(lua_State *L); /* envelope.decode, envelope.call, ... */
 
 /* Pushes nil, e's message and its code name; returns 3 so a C function can
  * `return` it. */

@@ -42,5 +42,7 @@ int luaopen_peernet(lua_State *L) {
     pn_lua_open_keys(L);
     pn_lua_open_trust(L);
     pn_lua_open_announce(L);
+    pn_lua_open_host(L);
+    pn_lua_open_envelope(L);
     return 1;
 }

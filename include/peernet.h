@@ -1,0 +1,203 @@
+/*
+ * peernet.h — the C API of a PeerNet host: one peer on a libuv loop.
+ *
+ * A host listens (IPv4 and IPv6), dials peers by key and address, runs the
+ * Noise XX handshake (PeerNet profile) with a deadline, keeps at most one
+ * live connection per peer, and carries the envelopes of PROTOCOL.md:
+ * calls, replies, sends, pings. Handlers are C functions registered by
+ * name; every value crosses this API as an ETF term WITHOUT the version byte
+ * (src/core/etf.h builds and reads them).
+ *
+ * Threading: everything runs on the loop's thread; no function here may be
+ * called from another thread. Callbacks are never invoked from inside the
+ * API call that registered them (a call's result always arrives from the
+ * loop), so a callback may call back into the host freely.
+ *
+ * Errors: functions return 0 or a negative PN_E* code and fill a pn_err
+ * (src/core/err.h) when one is given.
+ */
+#ifndef PEERNET_H
+#define PEERNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/err.h"
+
+#ifndef PN_KEY_LEN
+#define PN_KEY_LEN 32 /* as in core/keys.h */
+#endif
+#define PN_NONCE_LEN 16
+#define PN_DEFAULT_PORT 4040
+
+typedef struct pn_host pn_host;
+typedef struct pn_request pn_request;
+
+enum { PN_LOG_DEBUG, PN_LOG_INFO, PN_LOG_WARN, PN_LOG_ERROR };
+typedef void (*pn_log_fn)(void *ud, int level, const char *msg);
+
+/* Every bound on what a stranger controls has a default and a setting. */
+typedef struct pn_host_config {
+    const uint8_t *secret; /* 32-byte X25519 private key; copied (and wiped on free) */
+    /* "ADDR:PORT" or "[V6ADDR]:PORT"; NULL listens on every interface, IPv4
+     * and IPv6, on PN_DEFAULT_PORT; "" does not listen. Port 0 picks a free
+     * one: pn_host_port() reports it. */
+    const char *listen;
+
+    uint32_t frame_cap;              /* largest frame body accepted: 1 MiB */
+    uint32_t handshake_timeout_ms;   /* TCP accept/connect to handshake done: 10 s */
+    uint32_t call_timeout_ms;        /* default per call: 5 s */
+    uint32_t ping_interval_ms;       /* liveness ping every 30 s ... */
+    uint32_t ping_timeout_ms;        /* ... peer dead when a pong is 60 s late */
+    uint32_t backoff_min_ms;         /* reconnect backoff: 0.5 s ... */
+    uint32_t backoff_max_ms;         /* ... doubling to 30 s, with jitter */
+    uint32_t max_pending_handshakes; /* connections not yet authenticated: 64 */
+    uint32_t max_connections;        /* all TCP connections: 1024 */
+    uint32_t max_calls_in_flight;    /* per peer, each direction: 4096 */
+    size_t max_outbuf;               /* bytes queued to one peer not yet written: 8 MiB */
+
+    pn_log_fn log; /* NULL: silent */
+    void *log_ud;
+
+    /* TEST ONLY: a fixed ephemeral private key for every handshake, and the
+     * OTP 25 atom encoding (ATOM_EXT) in envelopes; both reproduce the
+     * recorded wire transcript. Never set in production. */
+    const uint8_t *test_ephemeral;
+    int test_legacy_atoms;
+} pn_host_config;
+
+/* Fills c with the defaults above (and no secret: set one). */
+void pn_host_config_init(pn_host_config *c);
+
+/* Creates the host and starts listening. The host keeps loop running while
+ * it listens or has connections. */
+pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *c, pn_err *e);
+
+/* Stops listening, closes every connection (pending calls fail with
+ * PN_CALL_CLOSED), releases handlers, and frees the host once libuv has
+ * closed its handles; on_closed (may be NULL) is then called. The host must
+ * not be used after this call. */
+void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud);
+
+/* The TCP port listened on (0 when not listening). */
+int pn_host_port(const pn_host *h);
+void pn_host_public_key(const pn_host *h, uint8_t out[PN_KEY_LEN]);
+
+/* ---- trust ------------------------------------------------------------ */
+
+/* Only trusted keys complete a handshake (either direction). addr (may be
+ * NULL) is a "HOST:PORT" to dial and redial. */
+int pn_host_trust(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e);
+/* Forgets the key and closes its connections at once; stops redialling. */
+int pn_host_untrust(pn_host *h, const uint8_t key[PN_KEY_LEN]);
+int pn_host_is_trusted(const pn_host *h, const uint8_t key[PN_KEY_LEN]);
+
+/* ---- handlers (the serving side) -------------------------------------- */
+
+/* A call or send being served. For a call the handler must answer exactly
+ * once, now or later, with pn_request_reply / pn_request_reply_error (which
+ * free the request); when the connection is gone by then, the answer is
+ * dropped. A send's request is freed when the handler returns. */
+typedef void (*pn_handler_fn)(pn_host *h, pn_request *req, void *ud);
+/* Returns 1 to let this peer in, 0 for `forbidden`. */
+typedef int (*pn_authorize_fn)(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *name,
+                               void *ud);
+
+typedef struct pn_handler_def {
+    pn_handler_fn handler;
+    pn_authorize_fn authorize; /* NULL: every trusted peer may call */
+    void (*release)(void *ud); /* called once when revoked or the host closes; may be NULL */
+    void *ud;
+} pn_handler_def;
+
+/* name: an atom name (UTF-8, at most 255 characters). PN_EEXIST when taken. */
+int pn_host_expose(pn_host *h, const char *name, const pn_handler_def *def, pn_err *e);
+/* PN_ENOTFOUND when nothing is exposed under name. Calls already being
+ * served keep their request and may still answer. */
+int pn_host_revoke(pn_host *h, const char *name);
+
+int pn_request_is_call(const pn_request *req);
+const uint8_t *pn_request_from(const pn_request *req); /* PN_KEY_LEN bytes */
+const char *pn_request_name(const pn_request *req);
+/* Args, valid until the request is freed. */
+const uint8_t *pn_request_args(const pn_request *req, size_t *len);
+/* {ok, Value}: value is a term without the version byte. */
+int pn_request_reply(pn_request *req, const uint8_t *value, size_t len, pn_err *e);
+/* {error, Reason} with Reason the atom named reason. */
+int pn_request_reply_error(pn_request *req, const char *reason, pn_err *e);
+/* {error, Reason} with Reason any term. */
+int pn_request_reply_error_term(pn_request *req, const uint8_t *reason, size_t len, pn_err *e);
+
+/* ---- calling (the client side) ---------------------------------------- */
+
+typedef enum {
+    PN_CALL_OK = 0,  /* {ok, Value}: term is Value */
+    PN_CALL_ERROR,   /* {error, Reason}: term is Reason */
+    PN_CALL_TIMEOUT, /* no reply in time; a late reply is dropped */
+    PN_CALL_CLOSED,  /* the connection closed before the reply */
+} pn_call_status;
+
+typedef void (*pn_call_cb)(pn_host *h, pn_call_status st, const uint8_t *term, size_t len,
+                           void *ud);
+
+/* Calls name on a connected peer. timeout_ms 0 = the configured default.
+ * Walkie-talkie: PN_ESTATE ("not connected") when there is no live
+ * connection; PN_ELIMIT past max_calls_in_flight. On 0, cb runs exactly once
+ * later. */
+int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
+                 size_t args_len, uint32_t timeout_ms, pn_call_cb cb, void *ud, pn_err *e);
+/* Fire and forget; PN_ESTATE when not connected (nothing is queued). */
+int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
+                 size_t args_len, pn_err *e);
+
+/* Dials addr ("HOST:PORT") expecting key; cb gets 0 once authenticated (at
+ * once, later, when already connected) or an error code and message. The
+ * key must be trusted. The address becomes the peer's redial address. */
+typedef void (*pn_connect_cb)(pn_host *h, int status, const char *msg, void *ud);
+int pn_host_connect(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *addr, pn_connect_cb cb,
+                    void *ud, pn_err *e);
+
+/* TEST ONLY (and diagnostics): sends {ping, Nonce} now; nonce NULL = random. */
+int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonce, pn_err *e);
+
+/* ---- registry and events ---------------------------------------------- */
+
+typedef enum {
+    PN_PEER_UNKNOWN,
+    PN_PEER_DISCOVERED,
+    PN_PEER_CONNECTING,
+    PN_PEER_CONNECTED,
+    PN_PEER_DISCONNECTED,
+} pn_peer_status;
+
+const char *pn_peer_status_name(pn_peer_status s);
+
+typedef struct pn_peer_info {
+    uint8_t key[PN_KEY_LEN];
+    pn_peer_status status;
+    int trusted;
+    char addr[64];        /* last dialable address, "" when none */
+    double last_seen;     /* Unix time (s) of the last frame received, 0 = never */
+    uint32_t connections; /* live + handshaking TCP connections to this peer */
+} pn_peer_info;
+
+/* Calls fn for every known peer; stops early when fn returns non-zero. */
+void pn_host_peers(const pn_host *h, int (*fn)(const pn_peer_info *p, void *ud), void *ud);
+int pn_host_peer(const pn_host *h, const uint8_t key[PN_KEY_LEN], pn_peer_info *out);
+
+typedef enum { PN_EVENT_CONNECTED, PN_EVENT_DISCONNECTED, PN_EVENT_DISCOVERED } pn_event;
+typedef void (*pn_event_fn)(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], void *ud);
+/* One listener (NULL to remove). */
+void pn_host_on_event(pn_host *h, pn_event_fn fn, void *ud);
+
+/* Counters for diagnostics and specs. */
+typedef struct pn_host_stats {
+    uint32_t connections; /* open TCP connections */
+    uint32_t handshaking; /* of which not yet authenticated */
+    uint64_t accepted, refused, handshakes_failed, closed_protocol;
+    uint64_t frames_in, frames_out, writes; /* writes: socket writes (coalescing) */
+} pn_host_stats;
+void pn_host_get_stats(const pn_host *h, pn_host_stats *out);
+
+#endif

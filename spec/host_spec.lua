@@ -1,0 +1,422 @@
+-- peernet.host: real hosts on 127.0.0.1 in one process, on luv's loop.
+-- Every exchange goes over real TCP; raw peers (support/net.lua) put exact
+-- bytes on the wire where a spec needs a misbehaving or recorded peer.
+local peernet = require "peernet"
+local N = require "support.net"
+local etf, env = peernet.etf, peernet.envelope
+local unhex, hex = H.unhex, H.hex
+
+local function stats(h) return h:stats() end
+
+describe("peernet.host calls", function()
+  local a, b, ka, kb
+  before_each(function() a, b, ka, kb = N.pair() end)
+  after_each(function() N.close(a, b) end)
+
+  it("calls a handler on the peer and gets its value back", function()
+    local seen_from
+    b:expose("add", function(from, args)
+      seen_from = from
+      return { sum = args[1] + args[2], tag = peernet.atom("ok") }
+    end)
+    local ok, v = N.call(a, kb:public_hex(), "add", { 2, 40 })
+    assert.is_true(ok)
+    assert.equal(42, v.sum)
+    assert.equal("ok", v.tag)
+    assert.equal(ka:public_hex(), seen_from)
+  end)
+
+  it("answers no_such_handle for a name nothing is exposed under, and after revoke", function()
+    assert.same({ false, "no_such_handle", "remote" }, { N.call(a, kb:public_hex(), "nothing", 1) })
+    b:expose("gone", function() return 1 end)
+    assert.same({ true, 1 }, { N.call(a, kb:public_hex(), "gone", 1) })
+    assert.is_true(b:revoke("gone"))
+    assert.same({ false, "no_such_handle", "remote" }, { N.call(a, kb:public_hex(), "gone", 1) })
+  end)
+
+  it("answers forbidden when the authorize predicate refuses, without running the handler", function()
+    local ran, asked = false, nil
+    b:expose("secret", function() ran = true return 1 end,
+      { authorize = function(from, name) asked = { from, name } return false end })
+    assert.same({ false, "forbidden", "remote" }, { N.call(a, kb:public_hex(), "secret", {}) })
+    assert.is_false(ran)
+    assert.same({ ka:public_hex(), "secret" }, asked)
+  end)
+
+  it("replies {error, Reason} for nil, reason and a bare handler_crash for a raised error", function()
+    b:expose("busy", function() return nil, peernet.atom("busy") end)
+    b:expose("boom", function() error("secret detail /etc/passwd") end)
+    assert.same({ false, "busy", "remote" }, { N.call(a, kb:public_hex(), "busy", 1) })
+    local ok, reason, kind = N.call(a, kb:public_hex(), "boom", 1)
+    assert.same({ false, "handler_crash", "remote" }, { ok, reason, kind })
+    -- The details stay in the serving host's log.
+    assert.matches("secret detail", table.concat(N.logs, "\n"))
+  end)
+
+  it("delivers a send to the handler and nothing comes back", function()
+    local got
+    b:expose("note", function(from, args, req) got = { from, args, req } return "ignored" end)
+    local before = stats(a).frames_in
+    assert.is_true(a:send(kb:public_hex(), "note", { text = "yo" }))
+    assert(N.wait(function() return got end))
+    assert.equal(ka:public_hex(), got[1])
+    assert.equal("yo", got[2].text)
+    assert.is_nil(got[3])
+    N.spin(50)
+    assert.equal(before, stats(a).frames_in)
+  end)
+
+  it("is walkie-talkie: call and send to a peer that is not connected fail at once", function()
+    local kc = N.keys()
+    a:trust(kc:public_hex())
+    assert.same({ nil, "not_connected", "estate" }, { a:send(kc:public_hex(), "x", 1) })
+    local ok, err = a:call(kc:public_hex(), "x", 1, function() error("must not run") end)
+    assert.is_nil(ok)
+    assert.equal("not connected", err)
+  end)
+
+  it("times out a call that gets no reply and drops the late reply", function()
+    local held
+    b:expose("slow", function(_, _, req) held = req return req end)
+    local ok, err, kind = N.call(a, kb:public_hex(), "slow", 1, { timeout = 50 })
+    assert.same({ false, "timeout", "timeout" }, { ok, err, kind })
+    held:reply("late")
+    b:expose("echo", function(_, v) return v end)
+    -- The late reply is dropped and the link goes on.
+    assert.same({ true, 7 }, { N.call(a, kb:public_hex(), "echo", 7) })
+    assert.equal("connected", a:peer(kb:public_hex()).status)
+    assert.equal(0, stats(a).closed_protocol)
+  end)
+
+  it("answers deferred calls in completion order", function()
+    local held = {}
+    b:expose("later", function(_, args, req) held[args] = req return req end)
+    local order = {}
+    for i = 1, 3 do
+      a:call(kb:public_hex(), "later", i, function(ok, v) order[#order + 1] = v end)
+    end
+    assert(N.wait(function() return held[1] and held[2] and held[3] end))
+    held[3]:reply(3); held[1]:reply(1); held[2]:reply(2)
+    assert(N.wait(function() return #order == 3 end))
+    assert.same({ 3, 1, 2 }, order)
+  end)
+
+  it("completes 1,000 calls in flight on one connection, coalescing writes", function()
+    b:expose("echo", function(_, args) return args end)
+    local got, bad = 0, 0
+    local w0 = stats(a).writes
+    for i = 1, 1000 do
+      assert(a:call(kb:public_hex(), "echo", i, function(ok, v)
+        if ok and v == i then got = got + 1 else bad = bad + 1 end
+      end))
+    end
+    assert(N.wait(function() return got + bad == 1000 end))
+    assert.equal(1000, got)
+    assert.equal(1, stats(a).connections)
+    -- 1,000 calls queued in one turn left in far fewer socket writes.
+    assert.is_true(stats(a).writes - w0 < 100, "writes: " .. (stats(a).writes - w0))
+  end)
+
+  it("fails the calls in flight with closed when the connection goes", function()
+    b:expose("hold", function(_, _, req) return req end)
+    local res
+    a:call(kb:public_hex(), "hold", 1, function(...) res = { ... } end)
+    N.spin(20)
+    b:untrust(ka:public_hex())
+    assert(N.wait(function() return res end))
+    assert.same({ false, "closed", "closed" }, res)
+  end)
+
+  it("refuses more calls in flight than max_calls_in_flight with overloaded", function()
+    N.close(a, b)
+    a, b, ka, kb = N.pair(nil, { max_calls_in_flight = 2 })
+    b:expose("hold", function(_, _, req) return req end)
+    local res = {}
+    for i = 1, 3 do a:call(kb:public_hex(), "hold", i, function(...) res[i] = { ... } end, { timeout = 200 }) end
+    assert(N.wait(function() return res[3] end))
+    assert.same({ false, "overloaded", "remote" }, res[3])
+  end)
+
+  it("round-trips ids and values through raw ETF when asked", function()
+    b:expose("raw", function(_, args) return args end, { raw = true })
+    local term = etf.encode({ 1, 2 }):sub(2)
+    local ok, v = N.call(a, kb:public_hex(), "raw", term, { raw = true })
+    assert.is_true(ok)
+    assert.equal(hex(term), hex(v))
+  end)
+end)
+
+describe("peernet.host trust", function()
+  it("never runs a handler for an untrusted initiator", function()
+    local ka, kb = N.keys(), N.keys()
+    local a, b = N.host(ka), N.host(kb) -- b does not trust a
+    a:trust(kb:public_hex())
+    local ran = false
+    b:expose("echo", function() ran = true return 1 end)
+    -- XX lets the initiator finish first; the responder refuses it at M3.
+    N.connect(a, kb:public_hex(), N.addr(b))
+    assert(N.wait(function() return a:peer(kb:public_hex()).status ~= "connected" end))
+    assert(N.wait(function() return stats(b).handshakes_failed == 1 end))
+    local ok = N.call(a, kb:public_hex(), "echo", 1)
+    assert.is_falsy(ok)
+    assert.is_false(ran)
+    assert.equal(0, stats(b).connections)
+    N.close(a, b)
+  end)
+
+  it("never runs a handler for a raw initiator the host does not trust", function()
+    local kb = N.keys()
+    local b = N.host(kb)
+    local ran = false
+    b:expose("echo", function() ran = true return 1 end)
+    local raw = N.raw(b:port())
+    local hs = raw:handshake(N.keys():secret())
+    raw:send_env(env.call(1, "echo", etf.encode(1):sub(2)))
+    assert.is_true(raw:wait_closed())
+    assert.is_false(ran)
+    assert.equal(1, stats(b).handshakes_failed)
+    raw:close()
+    N.close(b)
+  end)
+
+  it("refuses to dial an untrusted key, and fails a dial when another key answers", function()
+    local ka, kb, kc = N.keys(), N.keys(), N.keys()
+    local a, b = N.host(ka), N.host(kb, { trust = { ka:public_hex() } })
+    local ok, err, code = a:connect(kc:public_hex(), N.addr(b), function() end)
+    assert.is_nil(ok)
+    assert.equal("etrust", code)
+    assert.matches("not trusted", err)
+    -- a expects kc at b's address: b's authenticated key differs.
+    a:trust(kc:public_hex())
+    local cok, cerr = N.connect(a, kc:public_hex(), N.addr(b))
+    assert.is_false(cok)
+    assert.matches("wrong key", cerr)
+    assert.is_nil(a:peer(kb:public_hex()))
+    assert.equal("disconnected", a:peer(kc:public_hex()).status)
+    N.close(a, b)
+  end)
+
+  it("drops the live connection at once when a key is untrusted", function()
+    local a, b, ka, kb = N.pair()
+    local down = {}
+    b:on("disconnected", function(k) down[#down + 1] = k end)
+    assert.is_true(a:untrust(kb:public_hex()))
+    assert.equal(0, stats(a).connections)
+    assert(N.wait(function() return #down == 1 end))
+    assert.equal(ka:public_hex(), down[1])
+    assert.same({ nil, "not_connected", "estate" }, { a:send(kb:public_hex(), "x", 1) })
+    N.close(a, b)
+  end)
+end)
+
+describe("peernet.host wire transcript", function()
+  it("reproduces the responder side of the recorded v1 transcript byte for byte", function()
+    local W = H.vector_file("peernet_wire_v1.json")
+    local K, HS, F = W.keys, W.handshake, W.transport_frames
+    local b = N.host(peernet.keys.from_secret(unhex(K.responder_static_priv)), {
+      test_ephemeral = unhex(K.responder_ephemeral_priv),
+      test_legacy_atoms = true,
+      trust = { K.initiator_static_pub },
+    })
+    b:expose("echo", function(_, args) return args end, { raw = true })
+    local chat
+    b:expose("chat", function(_, args) chat = args end, { raw = true })
+    local raw = N.raw(b:port())
+    raw:write(unhex(HS.m1.wire_hex))
+    assert.equal(HS.m2.wire_hex, hex(raw:frame()))
+    raw:write(unhex(HS.m3.wire_hex))
+    raw:write(unhex(F[1].wire_hex)) -- {call, 1, echo, %{text: "hi"}}
+    assert.equal(F[2].wire_hex, hex(raw:frame()))
+    raw:write(unhex(F[3].wire_hex)) -- {send, chat, %{text: "yo"}}
+    assert(N.wait(function() return chat end))
+    assert.equal(F[3].plaintext_etf_hex:sub(-38), hex(chat)) -- the map, as sent
+    assert(b:ping(K.initiator_static_pub, string.rep("\0", 16)))
+    assert.equal(F[4].wire_hex, hex(raw:frame()))
+    raw:write(unhex(F[5].wire_hex)) -- {pong, <<0::128>>}
+    N.spin(20)
+    assert.is_false(raw.eof)
+    assert.equal("connected", b:peer(K.initiator_static_pub).status)
+    assert.equal(0, stats(b).closed_protocol)
+    raw:close()
+    N.close(b)
+  end)
+end)
+
+describe("peernet.host stranger's bytes", function()
+  -- Each bad connection is closed alone while a good peer keeps calling.
+  local a, b, ka, kb, kr
+  before_each(function()
+    a, b, ka, kb = N.pair(nil, { frame_cap = 4096, max_outbuf = 16384 })
+    b:expose("echo", function(_, args) return args end)
+    kr = N.keys()
+    b:trust(kr:public_hex())
+  end)
+  after_each(function() N.close(a, b) end)
+
+  local function still_serving()
+    assert.same({ true, "still" }, { N.call(a, kb:public_hex(), "echo", "still") })
+  end
+
+  it("closes a connection announcing a frame over the cap", function()
+    local raw = N.raw(b:port())
+    raw:handshake(kr:secret())
+    raw:write(string.pack(">I4", 4097))
+    assert.is_true(raw:wait_closed())
+    still_serving()
+  end)
+
+  it("closes a connection sending garbage after the handshake", function()
+    local raw = N.raw(b:port())
+    raw:handshake(kr:secret())
+    raw:write(string.pack(">s4", string.rep("\xff", 40)))
+    assert.is_true(raw:wait_closed())
+    assert.equal(1, stats(b).closed_protocol)
+    still_serving()
+  end)
+
+  it("closes a connection sending a frame with a bad tag", function()
+    local raw = N.raw(b:port())
+    local hs = raw:handshake(kr:secret())
+    local sealed = assert(hs:seal(env.call(5, "echo", etf.encode(1):sub(2))))
+    sealed = sealed:sub(1, -2) .. string.char(sealed:byte(-1) ~ 1)
+    raw:write(string.pack(">s4", sealed))
+    assert.is_true(raw:wait_closed())
+    still_serving()
+  end)
+
+  it("closes a connection whose plaintext is not an envelope, and garbage during the handshake", function()
+    local raw = N.raw(b:port())
+    raw:handshake(kr:secret())
+    raw:send_env(etf.encode({ "not", "an", "envelope" }))
+    assert.is_true(raw:wait_closed())
+    local raw2 = N.raw(b:port())
+    raw2:write(string.pack(">s4", "hello"))
+    assert.is_true(raw2:wait_closed())
+    still_serving()
+  end)
+
+  it("answers a raw peer that follows the protocol", function()
+    local raw = N.raw(b:port())
+    raw:handshake(kr:secret())
+    raw:send_env(env.call("18446744073709551615", "echo", etf.encode("x"):sub(2)))
+    local r = raw:recv_env()
+    assert.equal("reply", r.kind)
+    assert.equal("18446744073709551615", r.id_str)
+    assert.is_true(r.ok)
+    raw:send_env(env.ping(string.rep("\7", 16)))
+    local p = raw:recv_env()
+    assert.same({ "pong", string.rep("\7", 16) }, { p.kind, p.nonce })
+    raw:close()
+  end)
+
+  it("drops a peer that stops reading instead of buffering without end", function()
+    local raw = N.raw(b:port())
+    raw:handshake(kr:secret())
+    raw.tcp:read_stop()
+    assert(N.wait(function() return b:peer(kr:public_hex()).status == "connected" end))
+    local big = string.rep("z", 3000)
+    -- The kernel's socket buffers take several MB first; then the host's
+    -- own queue reaches max_outbuf and the peer is dropped.
+    local sent = 0
+    while b:send(kr:public_hex(), "x", big) and sent < 100000 do
+      sent = sent + 1
+      if sent % 20 == 0 then require("luv").run("nowait") end
+    end
+    assert.equal("disconnected", b:peer(kr:public_hex()).status)
+    assert.is_true(sent < 100000)
+    assert.matches("not reading", table.concat(N.logs, "\n"))
+    still_serving()
+  end)
+
+  it("closes a connection that does not finish the handshake in time", function()
+    N.close(b)
+    b = N.host(kb, { handshake_timeout = 50, trust = { ka:public_hex() } })
+    local raw = N.raw(b:port())
+    assert.is_true(raw:wait_closed())
+    assert.equal(1, stats(b).handshakes_failed)
+    raw:close()
+  end)
+
+  it("refuses connections beyond max_pending_handshakes", function()
+    N.close(b)
+    b = N.host(kb, { max_pending_handshakes = 3 })
+    local raws = {}
+    for i = 1, 4 do raws[i] = N.raw(b:port()) end
+    assert.is_true(raws[4]:wait_closed())
+    assert(N.wait(function() return stats(b).refused == 1 end))
+    assert.equal(3, stats(b).handshaking)
+    for _, r in ipairs(raws) do r:close() end
+  end)
+end)
+
+describe("peernet.host liveness and reconnect", function()
+  it("declares a silent peer dead", function()
+    local kb, kr = N.keys(), N.keys()
+    local b = N.host(kb, { ping_interval = 30, ping_timeout = 90, trust = { kr:public_hex() } })
+    local down
+    b:on("disconnected", function(k) down = k end)
+    local raw = N.raw(b:port())
+    raw:handshake(kr:secret())
+    assert(N.wait(function() return (b:peer(kr:public_hex()) or {}).status == "connected" end))
+    -- The raw peer reads the pings and never answers.
+    assert.is_true(raw:wait_closed())
+    assert.equal(kr:public_hex(), down)
+    assert.equal("disconnected", b:peer(kr:public_hex()).status)
+    raw:close()
+    N.close(b)
+  end)
+
+  it("keeps a peer that answers its pings", function()
+    local a, b, ka, kb = N.pair({ ping_interval = 20, ping_timeout = 60 }, { ping_interval = 20, ping_timeout = 60 })
+    N.spin(300)
+    assert.equal("connected", a:peer(kb:public_hex()).status)
+    assert.equal(1, stats(a).connections)
+    N.close(a, b)
+  end)
+
+  it("reconnects after the peer restarts on the same address", function()
+    local ka, kb = N.keys(), N.keys()
+    local a = N.host(ka, { backoff_min = 20, backoff_max = 100, trust = { kb:public_hex() } })
+    local b = N.host(kb, { trust = { ka:public_hex() } })
+    local port = b:port()
+    local ups = 0
+    a:on("connected", function() ups = ups + 1 end)
+    assert(N.connect(a, kb:public_hex(), N.addr(b)))
+    N.close(b)
+    assert(N.wait(function() return a:peer(kb:public_hex()).status ~= "connected" end))
+    N.spin(150) -- a few redials meet a closed port
+    b = N.host(kb, { listen = "127.0.0.1:" .. port, trust = { ka:public_hex() } })
+    b:expose("echo", function(_, v) return v end)
+    assert(N.wait(function() return a:peer(kb:public_hex()).status == "connected" end))
+    assert.equal(2, ups)
+    assert.same({ true, "back" }, { N.call(a, kb:public_hex(), "echo", "back") })
+    N.close(a, b)
+  end)
+
+  it("ends a simultaneous dial with exactly one connection on both sides, without flapping", function()
+    for _ = 1, 10 do
+      local ka, kb = N.keys(), N.keys()
+      local a, b = N.host(ka), N.host(kb)
+      local ev = { a = {}, b = {} }
+      a:on("connected", function() ev.a[#ev.a + 1] = "up" end)
+      a:on("disconnected", function() ev.a[#ev.a + 1] = "down" end)
+      b:on("connected", function() ev.b[#ev.b + 1] = "up" end)
+      b:on("disconnected", function() ev.b[#ev.b + 1] = "down" end)
+      -- Trusting with an address dials at once: both sides dial together.
+      a:trust(kb:public_hex(), N.addr(b))
+      b:trust(ka:public_hex(), N.addr(a))
+      assert(N.wait(function()
+        return stats(a).connections == 1 and stats(b).connections == 1
+          and a:peer(kb:public_hex()).status == "connected" and b:peer(ka:public_hex()).status == "connected"
+      end))
+      N.spin(40)
+      assert.equal(1, stats(a).connections)
+      assert.equal(1, stats(b).connections)
+      assert.same({ "up" }, ev.a)
+      assert.same({ "up" }, ev.b)
+      b:expose("echo", function(_, v) return v end)
+      assert.same({ true, 1 }, { N.call(a, kb:public_hex(), "echo", 1) })
+      N.close(a, b)
+    end
+  end)
+end)

@@ -1,0 +1,154 @@
+-- Network helpers for specs: running luv's loop until something happens,
+-- hosts on 127.0.0.1, and a raw peer that speaks the wire by hand (TCP via
+-- luv, the handshake and envelopes via the peernet module) so specs can
+-- send exactly the bytes they want.
+local peernet = require "peernet"
+local uv = require "luv"
+
+local N = {}
+
+-- Runs the loop until cond() is true or ms (a safety bound, not a timing
+-- assertion) pass; returns cond().
+function N.wait(cond, ms)
+  local expired = false
+  local t = uv.new_timer()
+  t:start(ms or 10000, 0, function() expired = true end)
+  while not cond() and not expired do uv.run("once") end
+  t:close()
+  return cond() and true or false
+end
+
+-- Runs the loop for ms, whatever happens.
+function N.spin(ms)
+  local over = false
+  local t = uv.new_timer()
+  t:start(ms, 0, function() over = true end)
+  while not over do uv.run("once") end
+  t:close()
+end
+
+function N.keys() return peernet.keys.generate() end
+
+-- Log lines of every host made here (specs assert on what was logged).
+N.logs = {}
+local function capture(level, msg)
+  N.logs[#N.logs + 1] = level .. " " .. msg
+  if #N.logs > 2000 then table.remove(N.logs, 1) end
+end
+
+-- A host on 127.0.0.1 with a free port; opts are host.new settings.
+function N.host(kp, opts)
+  local cfg = { secret = kp:secret(), listen = "127.0.0.1:0", log = capture }
+  for k, v in pairs(opts or {}) do cfg[k] = v end
+  return assert(peernet.host.new(cfg))
+end
+
+function N.addr(host) return "127.0.0.1:" .. host:port() end
+
+-- Connects a to b (which trust each other) and waits for the handshake.
+function N.connect(a, bkey, addr)
+  local res
+  assert(a:connect(bkey, addr, function(ok, err) res = { ok, err } end))
+  assert(N.wait(function() return res end), "connect callback never ran")
+  return res[1], res[2]
+end
+
+-- Two hosts trusting each other, a connected to b.
+function N.pair(opts_a, opts_b)
+  local ka, kb = N.keys(), N.keys()
+  local a = N.host(ka, opts_a)
+  local b = N.host(kb, opts_b)
+  a:trust(kb:public_hex())
+  b:trust(ka:public_hex())
+  assert(N.connect(a, kb:public_hex(), N.addr(b)))
+  assert(N.wait(function() return (b:peer(ka:public_hex()) or {}).status == "connected" end))
+  return a, b, ka, kb
+end
+
+-- A call, waited for: returns ok, value_or_err, kind.
+function N.call(host, key, name, args, opts)
+  local res
+  local ok, err = host:call(key, name, args, function(...) res = table.pack(...) end, opts)
+  if not ok then return nil, err, "local" end
+  assert(N.wait(function() return res end), "call callback never ran")
+  return res[1], res[2], res[3]
+end
+
+function N.close(...)
+  for _, h in ipairs({ ... }) do h:close() end
+  uv.run("nowait")
+end
+
+-- ---- raw peer ---------------------------------------------------------------
+
+local Raw = {}
+Raw.__index = Raw
+
+-- Opens a TCP connection to 127.0.0.1:port; bytes received pile up in
+-- self.inbox, self.eof is set when the host closes.
+function N.raw(port)
+  local self = setmetatable({ inbox = "", eof = false, tcp = uv.new_tcp() }, Raw)
+  local connected
+  self.tcp:connect("127.0.0.1", port, function(err)
+    assert(not err, err)
+    connected = true
+    self.tcp:read_start(function(rerr, data)
+      if rerr or not data then self.eof = true return end
+      if not self.paused then self.inbox = self.inbox .. data end
+    end)
+  end)
+  assert(N.wait(function() return connected end), "raw connect failed")
+  return self
+end
+
+function Raw:write(bytes)
+  self.tcp:write(bytes)
+end
+
+-- Takes exactly n bytes from the inbox, waiting for them.
+function Raw:take(n)
+  assert(N.wait(function() return #self.inbox >= n or self.eof end), "no data from the host")
+  assert(#self.inbox >= n, "connection closed after " .. #self.inbox .. " of " .. n .. " bytes")
+  local s = self.inbox:sub(1, n)
+  self.inbox = self.inbox:sub(n + 1)
+  return s
+end
+
+-- Takes one whole frame (header included); returns header..body, body.
+function Raw:frame()
+  local hdr = self:take(4)
+  local body = self:take(string.unpack(">I4", hdr))
+  return hdr .. body, body
+end
+
+function Raw:wait_closed() return N.wait(function() return self.eof end) end
+
+function Raw:close()
+  if not self.tcp:is_closing() then self.tcp:close() end
+end
+
+-- Runs the PeerNet handshake as initiator with static secret `secret`,
+-- accepting whatever key answers. Returns the handshake object (seal/open).
+function Raw:handshake(secret)
+  local hs = assert(peernet.handshake.new { role = "initiator", static = secret,
+    verify = function() return true end })
+  self:write(string.pack(">s4", assert(hs:write())))
+  local _, m2 = self:frame()
+  assert(hs:read(m2))
+  self:write(string.pack(">s4", assert(hs:write())))
+  self.hs = hs
+  return hs
+end
+
+-- Seals one envelope (bytes with version byte) and sends it as a frame.
+function Raw:send_env(env)
+  self:write(string.pack(">s4", assert(self.hs:seal(env))))
+end
+
+-- Reads one frame and opens it: the decoded envelope table.
+function Raw:recv_env()
+  local _, body = self:frame()
+  return assert(peernet.envelope.decode(assert(self.hs:open(body))))
+end
+
+return N

@@ -1,0 +1,228 @@
+/*
+ * Outgoing calls waiting for their reply (per connection, by id) and
+ * incoming requests being served. A call completes exactly once: by its
+ * reply, its timeout, or its connection closing.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net.h"
+
+static unsigned bucket_of(uint64_t id) {
+    return (unsigned)((id ^ (id >> 29)) % PN_CALL_BUCKETS);
+}
+
+static void on_timer_closed(uv_handle_t *t) {
+    pn_pending *p = t->data;
+    pn_host *h = p->host;
+    free(p);
+    pn_host_unref(h);
+}
+
+static void finish(pn_pending *p) {
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+}
+
+static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
+    for (pn_pending **pp = &c->calls[bucket_of(id)]; *pp; pp = &(*pp)->next) {
+        if ((*pp)->id == id) {
+            pn_pending *p = *pp;
+            *pp = p->next;
+            p->next = NULL;
+            p->conn = NULL;
+            c->ncalls--;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void on_timeout(uv_timer_t *t) {
+    pn_pending *p = t->data;
+    if (!p->conn || !unlink_id(p->conn, p->id)) return;
+    p->cb(p->host, PN_CALL_TIMEOUT, NULL, 0, p->ud); /* a late reply finds no id: dropped */
+    finish(p);
+}
+
+pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout_ms, pn_err *e) {
+    pn_host *h = c->host;
+    pn_pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        pn_err_set(e, PN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    p->host = h;
+    p->conn = c;
+    p->cb = cb;
+    p->ud = ud;
+    /* Random and non-zero, as the Elixir side draws them; unique among the
+     * calls in flight on this connection. */
+    for (;;) {
+        randombytes_buf(&p->id, sizeof p->id);
+        if (p->id == 0) continue;
+        pn_pending *q = c->calls[bucket_of(p->id)];
+        while (q && q->id != p->id)
+            q = q->next;
+        if (!q) break;
+    }
+    unsigned b = bucket_of(p->id);
+    p->next = c->calls[b];
+    c->calls[b] = p;
+    c->ncalls++;
+    uv_timer_init(h->loop, &p->timer);
+    p->timer.data = p;
+    h->refs++;
+    uv_timer_start(&p->timer, on_timeout, timeout_ms, 0);
+    return p;
+}
+
+void pn_calls_cancel(pn_pending *p) {
+    if (p->conn) unlink_id(p->conn, p->id);
+    finish(p);
+}
+
+void pn_calls_complete(pn_conn *c, const pn_envelope *env) {
+    pn_pending *p = unlink_id(c, env->id);
+    if (!p) {
+        pn_host_log(c->host, PN_LOG_DEBUG, "reply to unknown or expired call id %llu dropped",
+                    (unsigned long long)env->id);
+        return;
+    }
+    p->cb(p->host, env->ok ? PN_CALL_OK : PN_CALL_ERROR, env->term, env->term_len, p->ud);
+    finish(p);
+}
+
+void pn_calls_fail_all(pn_conn *c) {
+    pn_host *h = c->host;
+    for (unsigned b = 0; b < PN_CALL_BUCKETS; b++) {
+        while (c->calls[b]) {
+            pn_pending *p = unlink_id(c, c->calls[b]->id);
+            uv_timer_stop(&p->timer);
+            p->status = PN_CALL_CLOSED;
+            p->next = h->completed;
+            h->completed = p;
+        }
+    }
+    if (h->completed) pn_host_mark_dirty(h, NULL);
+}
+
+void pn_calls_run_completed(pn_host *h) {
+    while (h->completed) {
+        pn_pending *p = h->completed;
+        h->completed = p->next;
+        p->next = NULL;
+        p->cb(h, p->status, NULL, 0, p->ud);
+        finish(p);
+    }
+}
+
+/* ---- incoming ---------------------------------------------------------- */
+
+pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e) {
+    /* One block: the request, its name and its args. */
+    pn_request *r = malloc(sizeof *r + env->name_len + 1 + env->term_len);
+    if (!r) {
+        pn_err_set(e, PN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    memset(r, 0, sizeof *r);
+    r->host = c->host;
+    r->conn = c;
+    r->is_call = env->kind == PN_ENV_CALL;
+    r->id = env->id;
+    memcpy(r->from, c->peer->key, PN_KEY_LEN);
+    r->name = (char *)(r + 1);
+    memcpy(r->name, env->name, env->name_len + 1);
+    r->args = (uint8_t *)r->name + env->name_len + 1;
+    memcpy(r->args, env->term, env->term_len);
+    r->args_len = env->term_len;
+    r->next = c->reqs;
+    if (c->reqs) c->reqs->prev = r;
+    c->reqs = r;
+    c->nreqs++;
+    return r;
+}
+
+void pn_request_free(pn_request *r) {
+    pn_conn *c = r->conn;
+    if (c) {
+        if (r->prev)
+            r->prev->next = r->next;
+        else
+            c->reqs = r->next;
+        if (r->next) r->next->prev = r->prev;
+        c->nreqs--;
+    }
+    free(r);
+}
+
+void pn_requests_detach(pn_conn *c) {
+    for (pn_request *r = c->reqs; r;) {
+        pn_request *next = r->next;
+        r->conn = NULL;
+        r->prev = r->next = NULL;
+        r = next;
+    }
+    c->reqs = NULL;
+    c->nreqs = 0;
+}
+
+int pn_request_is_call(const pn_request *req) {
+    return req->is_call;
+}
+const uint8_t *pn_request_from(const pn_request *req) {
+    return req->from;
+}
+const char *pn_request_name(const pn_request *req) {
+    return req->name;
+}
+const uint8_t *pn_request_args(const pn_request *req, size_t *len) {
+    *len = req->args_len;
+    return req->args;
+}
+
+/* Encodes and queues the reply when the connection is still there; the
+ * request is freed either way. */
+static int answer(pn_request *req, int ok, const char *reason, const uint8_t *term, size_t len,
+                  pn_err *e) {
+    pn_conn *c = req->conn;
+    int rc = 0;
+    if (!req->is_call) {
+        rc = pn_err_set(e, PN_ESTATE, "a send is not answered");
+        return rc; /* the host frees a send's request itself */
+    }
+    if (c && c->state == PN_CONN_LIVE) {
+        pn_host *h = c->host;
+        h->scratch.len = 0;
+        rc = reason ? pn_envelope_put_reply_error(&h->scratch, req->id, reason, h->env_flags, e)
+                    : pn_envelope_put_reply(&h->scratch, req->id, ok, term, len, h->env_flags, e);
+        if (rc == 0 && h->scratch.len + PN_TRANSPORT_TAG > h->cfg.frame_cap)
+            rc = pn_err_set(e, PN_ETOOBIG, "reply of %zu bytes is over the frame cap",
+                            h->scratch.len);
+        if (rc != 0) { /* the caller still gets an answer */
+            pn_host_log(h, PN_LOG_ERROR, "handler %s: reply not sent: %s", req->name, e->msg);
+            h->scratch.len = 0;
+            pn_err e2;
+            if (pn_envelope_put_reply_error(&h->scratch, req->id, "handler_crash", h->env_flags,
+                                            &e2) == 0)
+                pn_conn_queue_envelope(c, &h->scratch, &e2);
+        } else {
+            pn_err e2;
+            pn_conn_queue_envelope(c, &h->scratch, &e2);
+        }
+    }
+    pn_request_free(req);
+    return rc;
+}
+
+int pn_request_reply(pn_request *req, const uint8_t *value, size_t len, pn_err *e) {
+    return answer(req, 1, NULL, value, len, e);
+}
+int pn_request_reply_error(pn_request *req, const char *reason, pn_err *e) {
+    return answer(req, 0, reason, NULL, 0, e);
+}
+int pn_request_reply_error_term(pn_request *req, const uint8_t *reason, size_t len, pn_err *e) {
+    return answer(req, 0, NULL, reason, len, e);
+}

@@ -1,0 +1,491 @@
+/*
+ * One TCP connection: the handshake with its deadline, then transport
+ * frames. Reads decode every complete frame a read delivered; writes are
+ * queued into one buffer per connection and leave in one uv_write per loop
+ * turn (host.c flushes), bounded by max_outbuf so a peer that stops reading
+ * is dropped rather than buffered without end.
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net.h"
+
+static void conn_free(pn_conn *c) {
+    pn_host *h = c->host;
+    pn_handshake_free(c->hs);
+    pn_frame_reader_free(c->fr);
+    free(c->out.data);
+    free(c->wout.data);
+    free(c);
+    pn_host_unref(h);
+}
+
+static void on_handle_closed(uv_handle_t *hd) {
+    pn_conn *c = hd->data;
+    if (--c->handles > 0 || c->gai_active) return;
+    conn_free(c);
+}
+
+static int on_verify(void *ud, const uint8_t key[PN_NOISE_KEYLEN]) {
+    pn_conn *c = ud;
+    return pn_host_verify(c->host, c, key);
+}
+
+static void on_deadline(uv_timer_t *t) {
+    pn_conn *c = t->data;
+    char why[96];
+    snprintf(why, sizeof why, "handshake not finished within %u ms",
+             c->host->cfg.handshake_timeout_ms);
+    c->host->stats.handshakes_failed++;
+    pn_conn_close(c, why);
+}
+
+static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
+    pn_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        pn_err_set(e, PN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    c->host = h;
+    c->initiator = initiator;
+    c->fr = pn_frame_reader_new(h->cfg.frame_cap);
+    c->hs = pn_handshake_create(initiator ? PN_NOISE_INITIATOR : PN_NOISE_RESPONDER, h->priv,
+                                on_verify, c, e);
+    if (!c->fr || !c->hs ||
+        (h->has_test_eph && pn_handshake_set_ephemeral(c->hs, h->test_eph, e) != 0)) {
+        if (!c->fr) pn_err_set(e, PN_ENOMEM, "out of memory");
+        pn_handshake_free(c->hs);
+        pn_frame_reader_free(c->fr);
+        free(c);
+        return NULL;
+    }
+    c->serial = ++h->next_serial;
+    uv_tcp_init(h->loop, &c->tcp);
+    uv_timer_init(h->loop, &c->timer);
+    uv_timer_init(h->loop, &c->dead);
+    c->tcp.data = c->timer.data = c->dead.data = c;
+    c->handles = 3;
+    h->refs++;
+    c->next = h->conns;
+    if (h->conns) h->conns->prev = c;
+    h->conns = c;
+    h->stats.connections++;
+    h->stats.handshaking++;
+    uv_timer_start(&c->timer, on_deadline, h->cfg.handshake_timeout_ms, 0);
+    return c;
+}
+
+static void name_remote(pn_conn *c) {
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return;
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+        snprintf(c->remote, sizeof c->remote, "[%s]:%d", ip,
+                 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+        snprintf(c->remote, sizeof c->remote, "%s:%d", ip,
+                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    }
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+static int out_reserve(pn_conn *c, size_t need, pn_err *e) {
+    pn_host *h = c->host;
+    if (c->out.len + c->wout.len + need > h->cfg.max_outbuf) {
+        pn_err_set(e, PN_ELIMIT, "peer is not reading: %zu bytes queued (max_outbuf %zu)",
+                   c->out.len + c->wout.len + need, h->cfg.max_outbuf);
+        return PN_ELIMIT;
+    }
+    if (c->out.cap - c->out.len >= need) return 0;
+    size_t cap = c->out.cap ? c->out.cap * 2 : 4096;
+    while (cap < c->out.len + need)
+        cap *= 2;
+    uint8_t *p = realloc(c->out.data, cap);
+    if (!p) return pn_err_set(e, PN_ENOMEM, "out of memory");
+    c->out.data = p;
+    c->out.cap = cap;
+    return 0;
+}
+
+static int queue_frame(pn_conn *c, const uint8_t *body, size_t len, pn_err *e) {
+    int rc = out_reserve(c, PN_FRAME_HEADER + len, e);
+    if (rc == 0) rc = pn_frame_header(c->out.data + c->out.len, len, c->host->cfg.frame_cap, e);
+    if (rc != 0) {
+        pn_conn_close(c, e->msg);
+        return rc;
+    }
+    memcpy(c->out.data + c->out.len + PN_FRAME_HEADER, body, len);
+    c->out.len += PN_FRAME_HEADER + len;
+    c->host->stats.frames_out++;
+    pn_host_mark_dirty(c->host, c);
+    return 0;
+}
+
+int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e) {
+    if (c->state != PN_CONN_LIVE) return pn_err_set(e, PN_ESTATE, "connection is closing");
+    size_t body = pt->len + PN_TRANSPORT_TAG;
+    if (body > c->host->cfg.frame_cap)
+        return pn_err_set(e, PN_ETOOBIG, "message of %zu bytes is over the frame cap (%u)", body,
+                          c->host->cfg.frame_cap);
+    int rc = out_reserve(c, PN_FRAME_HEADER + body, e);
+    size_t n = 0;
+    if (rc == 0) rc = pn_frame_header(c->out.data + c->out.len, body, c->host->cfg.frame_cap, e);
+    if (rc == 0)
+        rc = pn_handshake_seal(c->hs, pt->data, pt->len, c->out.data + c->out.len + PN_FRAME_HEADER,
+                               c->out.cap - c->out.len - PN_FRAME_HEADER, &n, e);
+    if (rc != 0) { /* a slow reader, or the send counter is spent: either way the link is over */
+        pn_conn_close(c, e->msg);
+        return rc;
+    }
+    c->out.len += PN_FRAME_HEADER + n;
+    c->host->stats.frames_out++;
+    pn_host_mark_dirty(c->host, c);
+    return 0;
+}
+
+static void on_written(uv_write_t *req, int status) {
+    pn_conn *c = req->data;
+    c->writing = 0;
+    c->wout.len = 0;
+    if (c->wout.cap > PN_OUTBUF_KEEP) { /* one big message should not pin its buffer */
+        free(c->wout.data);
+        c->wout.data = NULL;
+        c->wout.cap = 0;
+    }
+    if (c->state == PN_CONN_CLOSING) return;
+    if (status < 0) {
+        char why[96];
+        snprintf(why, sizeof why, "write failed: %s", uv_strerror(status));
+        pn_conn_close(c, why);
+        return;
+    }
+    pn_conn_flush(c); /* what queued up meanwhile leaves in one write */
+}
+
+void pn_conn_flush(pn_conn *c) {
+    if (c->writing || c->out.len == 0 || c->state == PN_CONN_CLOSING) return;
+    if (c->state == PN_CONN_RESOLVING || c->state == PN_CONN_CONNECTING) return;
+    pn_bytes t = c->wout;
+    c->wout = c->out;
+    c->out = t;
+    uv_buf_t b = uv_buf_init((char *)c->wout.data, (unsigned)c->wout.len);
+    c->wreq.data = c;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+    if (rc != 0) {
+        c->wout.len = 0;
+        char why[96];
+        snprintf(why, sizeof why, "write failed: %s", uv_strerror(rc));
+        pn_conn_close(c, why);
+        return;
+    }
+    c->writing = 1;
+    c->host->stats.writes++;
+}
+
+/* ---- liveness ---------------------------------------------------------- */
+
+static void on_dead(uv_timer_t *t) {
+    pn_conn *c = t->data;
+    char why[96];
+    snprintf(why, sizeof why, "peer silent: no pong within %u ms", c->host->cfg.ping_timeout_ms);
+    pn_conn_close(c, why);
+}
+
+void pn_conn_ping(pn_conn *c, const uint8_t *nonce) {
+    pn_host *h = c->host;
+    if (c->state != PN_CONN_LIVE || c->npings == PN_PINGS_MAX) return; /* the dead timer runs */
+    uint8_t *n = c->pings[c->npings].nonce;
+    if (nonce)
+        memcpy(n, nonce, PN_NONCE_LEN);
+    else
+        randombytes_buf(n, PN_NONCE_LEN);
+    c->pings[c->npings++].sent = uv_now(h->loop);
+    pn_err e;
+    h->scratch.len = 0;
+    if (pn_envelope_put_ping(&h->scratch, n, h->env_flags, &e) != 0 ||
+        pn_conn_queue_envelope(c, &h->scratch, &e) != 0)
+        return;
+    if (!uv_is_active((uv_handle_t *)&c->dead))
+        uv_timer_start(&c->dead, on_dead, h->cfg.ping_timeout_ms, 0);
+}
+
+static void on_ping_tick(uv_timer_t *t) {
+    pn_conn_ping(t->data, NULL);
+}
+
+static void on_pong(pn_conn *c, const uint8_t *nonce) {
+    int i;
+    for (i = 0; i < c->npings; i++)
+        if (sodium_memcmp(c->pings[i].nonce, nonce, PN_NONCE_LEN) == 0) break;
+    if (i == c->npings) return; /* not ours: ignored */
+    /* An answer to one ping answers every earlier one too. */
+    memmove(c->pings, c->pings + i + 1, (size_t)(c->npings - i - 1) * sizeof c->pings[0]);
+    c->npings -= i + 1;
+    if (c->npings == 0) {
+        uv_timer_stop(&c->dead);
+        return;
+    }
+    uint64_t now = uv_now(c->host->loop), due = c->pings[0].sent + c->host->cfg.ping_timeout_ms;
+    uv_timer_start(&c->dead, on_dead, due > now ? due - now : 0, 0);
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+static void established(pn_conn *c) {
+    pn_host *h = c->host;
+    c->state = PN_CONN_LIVE;
+    h->stats.handshaking--;
+    uv_timer_stop(&c->timer);
+    pn_host_on_established(h, c);
+    if (c->state != PN_CONN_LIVE) return; /* lost the tie-break */
+    if (h->cfg.ping_interval_ms)
+        uv_timer_start(&c->timer, on_ping_tick, h->cfg.ping_interval_ms, h->cfg.ping_interval_ms);
+}
+
+static int handshake_write(pn_conn *c) {
+    uint8_t body[PN_HANDSHAKE_BODY_MAX];
+    size_t n = 0;
+    pn_err e;
+    if (pn_handshake_write(c->hs, body, sizeof body, &n, &e) != 0) {
+        c->host->stats.handshakes_failed++;
+        pn_conn_close(c, e.msg);
+        return -1;
+    }
+    if (queue_frame(c, body, n, &e) != 0) return -1;
+    if (pn_handshake_next(c->hs) == PN_HANDSHAKE_DONE) established(c);
+    return 0;
+}
+
+static void on_transport(pn_conn *c, const pn_frame *f) {
+    pn_host *h = c->host;
+    pn_err e;
+    size_t n = 0;
+    pn_envelope env;
+    if (pn_handshake_open(c->hs, f->data, f->len, h->ptbuf, h->cfg.frame_cap, &n, &e) != 0 ||
+        pn_envelope_decode(h->ptbuf, n, &env, &e) != 0) {
+        h->stats.closed_protocol++;
+        pn_conn_close(c, e.msg);
+        return;
+    }
+    c->peer->last_seen = pn_wall_now();
+    switch (env.kind) {
+        case PN_ENV_PING:
+            h->scratch.len = 0;
+            if (pn_envelope_put_pong(&h->scratch, env.nonce, h->env_flags, &e) == 0)
+                pn_conn_queue_envelope(c, &h->scratch, &e);
+            break;
+        case PN_ENV_PONG:
+            on_pong(c, env.nonce);
+            break;
+        case PN_ENV_REPLY:
+            pn_calls_complete(c, &env);
+            break;
+        case PN_ENV_CALL:
+        case PN_ENV_SEND:
+            pn_host_dispatch(h, c, &env);
+            break;
+    }
+}
+
+static void on_frame(pn_conn *c, const pn_frame *f) {
+    if (c->state == PN_CONN_LIVE) {
+        on_transport(c, f);
+        return;
+    }
+    pn_err e;
+    int rc = pn_handshake_next(c->hs) == PN_HANDSHAKE_READ
+                 ? pn_handshake_read(c->hs, f->data, f->len, &e)
+                 : pn_err_set(&e, PN_ESTATE, "handshake: frame out of turn");
+    if (rc != 0) {
+        c->host->stats.handshakes_failed++;
+        pn_conn_close(c, c->fail[0] ? c->fail : e.msg);
+        return;
+    }
+    switch (pn_handshake_next(c->hs)) {
+        case PN_HANDSHAKE_WRITE:
+            handshake_write(c);
+            break;
+        case PN_HANDSHAKE_DONE:
+            established(c);
+            break;
+        default:
+            break;
+    }
+}
+
+static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
+    pn_conn *c = hd->data;
+    *buf = uv_buf_init((char *)c->host->rbuf, sizeof c->host->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    pn_conn *c = s->data;
+    if (nread == 0 || c->state == PN_CONN_CLOSING) return;
+    if (nread < 0) {
+        char why[96];
+        snprintf(why, sizeof why, "%s",
+                 nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread));
+        pn_conn_close(c, why);
+        return;
+    }
+    const uint8_t *p = (const uint8_t *)buf->base;
+    size_t n = (size_t)nread;
+    for (;;) {
+        pn_frame f;
+        pn_err e;
+        int rc = pn_frame_feed(c->fr, &p, &n, &f, &e);
+        if (rc == 0) return;
+        if (rc < 0) {
+            c->host->stats.closed_protocol++;
+            pn_conn_close(c, e.msg);
+            return;
+        }
+        c->host->stats.frames_in++;
+        on_frame(c, &f);
+        if (c->state == PN_CONN_CLOSING) return;
+    }
+}
+
+static void start_reading(pn_conn *c) {
+    uv_tcp_nodelay(&c->tcp, 1); /* small request/reply traffic must not wait for Nagle */
+    name_remote(c);
+    c->state = PN_CONN_HANDSHAKE;
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc != 0) {
+        char why[96];
+        snprintf(why, sizeof why, "read failed: %s", uv_strerror(rc));
+        pn_conn_close(c, why);
+    }
+}
+
+pn_conn *pn_conn_accept(pn_host *h, pn_err *e) {
+    pn_conn *c = conn_new(h, 0, e);
+    if (!c) return NULL;
+    int rc = uv_accept((uv_stream_t *)&h->listener, (uv_stream_t *)&c->tcp);
+    if (rc != 0) {
+        pn_err_set(e, PN_EIO, "accept: %s", uv_strerror(rc));
+        pn_conn_close(c, e->msg);
+        return NULL;
+    }
+    start_reading(c);
+    return c;
+}
+
+/* ---- dialling ---------------------------------------------------------- */
+
+static void on_connected(uv_connect_t *req, int status) {
+    pn_conn *c = req->data;
+    if (c->state == PN_CONN_CLOSING) return;
+    if (status < 0) {
+        char why[PN_ADDR_MAX + 64];
+        snprintf(why, sizeof why, "connect to %s: %s", c->remote, uv_strerror(status));
+        pn_conn_close(c, why);
+        return;
+    }
+    start_reading(c);
+    if (c->state == PN_CONN_HANDSHAKE) handshake_write(c); /* M1 */
+}
+
+static void connect_to(pn_conn *c, const struct sockaddr *sa) {
+    c->state = PN_CONN_CONNECTING;
+    c->connect_req.data = c;
+    int rc = uv_tcp_connect(&c->connect_req, &c->tcp, sa, on_connected);
+    if (rc != 0) {
+        char why[PN_ADDR_MAX + 64];
+        snprintf(why, sizeof why, "connect to %s: %s", c->remote, uv_strerror(rc));
+        pn_conn_close(c, why);
+    }
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+    pn_conn *c = req->data;
+    c->gai_active = 0;
+    if (c->state == PN_CONN_CLOSING) {
+        if (res) uv_freeaddrinfo(res);
+        if (c->handles == 0) conn_free(c);
+        return;
+    }
+    if (status < 0 || !res) {
+        char why[PN_ADDR_MAX + 64];
+        snprintf(why, sizeof why, "resolve %s: %s", c->remote, uv_strerror(status));
+        if (res) uv_freeaddrinfo(res);
+        pn_conn_close(c, why);
+        return;
+    }
+    connect_to(c, res->ai_addr);
+    uv_freeaddrinfo(res);
+}
+
+pn_conn *pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e) {
+    char host[PN_ADDR_MAX];
+    int port;
+    if (pn_addr_split(addr, host, sizeof host, &port, e) != 0) return NULL;
+    pn_conn *c = conn_new(h, 1, e);
+    if (!c) return NULL;
+    c->peer = p;
+    c->has_expect = 1;
+    memcpy(c->expect, p->key, PN_KEY_LEN);
+    snprintf(c->remote, sizeof c->remote, "%s", addr);
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } sa;
+    if (uv_ip4_addr(host, port, &sa.in4) == 0 || uv_ip6_addr(host, port, &sa.in6) == 0) {
+        connect_to(c, &sa.sa);
+        return c;
+    }
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    c->state = PN_CONN_RESOLVING;
+    c->gai.data = c;
+    int rc = uv_getaddrinfo(h->loop, &c->gai, on_resolved, host, portstr, &hints);
+    if (rc != 0) {
+        char why[PN_ADDR_MAX + 64];
+        snprintf(why, sizeof why, "resolve %s: %s", addr, uv_strerror(rc));
+        pn_conn_close(c, why);
+        return c;
+    }
+    c->gai_active = 1;
+    return c;
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+void pn_conn_close(pn_conn *c, const char *why) {
+    if (c->state == PN_CONN_CLOSING) return;
+    pn_host *h = c->host;
+    if (c->state != PN_CONN_LIVE) h->stats.handshaking--;
+    c->state = PN_CONN_CLOSING;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    h->stats.connections--;
+    if (c->dirty) { /* it must not be flushed after it is freed */
+        pn_conn **pp = &h->dirty;
+        while (*pp && *pp != c)
+            pp = &(*pp)->next_dirty;
+        if (*pp) *pp = c->next_dirty;
+        c->dirty = 0;
+    }
+    pn_calls_fail_all(c);
+    pn_requests_detach(c);
+    pn_host_on_conn_closed(h, c, why);
+    if (c->gai_active) uv_cancel((uv_req_t *)&c->gai);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->dead, on_handle_closed);
+}

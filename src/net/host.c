@@ -1,0 +1,660 @@
+/*
+ * The host: configuration, the listening socket, the registry's policy
+ * (one live connection per peer, tie-break, redial with backoff, trust),
+ * handlers and dispatch. Connections live in conn.c, calls in calls.c.
+ */
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net.h"
+
+void pn_host_config_init(pn_host_config *c) {
+    memset(c, 0, sizeof *c);
+    c->frame_cap = PN_FRAME_DEFAULT_CAP;
+    c->handshake_timeout_ms = 10000;
+    c->call_timeout_ms = 5000;
+    c->ping_interval_ms = 30000;
+    c->ping_timeout_ms = 60000;
+    c->backoff_min_ms = 500;
+    c->backoff_max_ms = 30000;
+    c->max_pending_handshakes = 64;
+    c->max_connections = 1024;
+    c->max_calls_in_flight = 4096;
+    c->max_outbuf = 8u << 20;
+}
+
+double pn_wall_now(void) {
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) != 0) return 0;
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+void pn_host_log(pn_host *h, int level, const char *fmt, ...) {
+    if (!h->cfg.log) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    h->cfg.log(h->cfg.log_ud, level, msg);
+}
+
+/* Short form of a key for log lines: the first 8 bytes in hex. */
+static const char *short_key(const uint8_t key[PN_KEY_LEN], char out[17]) {
+    sodium_bin2hex(out, 17, key, 8);
+    return out;
+}
+
+static void host_free(pn_host *h) {
+    void (*cb)(void *) = h->on_closed;
+    void *ud = h->on_closed_ud;
+    free(h->ptbuf);
+    pn_etf_buf_free(&h->scratch);
+    sodium_memzero(h->priv, sizeof h->priv);
+    sodium_memzero(h->test_eph, sizeof h->test_eph);
+    free(h);
+    if (cb) cb(ud);
+}
+
+void pn_host_unref(pn_host *h) {
+    if (--h->refs == 0 && h->closing) host_free(h);
+}
+
+static void on_handle_closed(uv_handle_t *hd) {
+    pn_host_unref(hd->data);
+}
+
+/* ---- the loop turn: flush writes, report deferred results -------------- */
+
+static void run_resolved(pn_host *h) {
+    while (h->resolved) {
+        pn_waiter *w = h->resolved;
+        h->resolved = w->next;
+        w->cb(h, w->status, w->status ? w->msg : NULL, w->ud);
+        free(w);
+    }
+}
+
+static void on_turn(pn_host *h) {
+    while (h->dirty) {
+        pn_conn *c = h->dirty;
+        h->dirty = c->next_dirty;
+        c->next_dirty = NULL;
+        c->dirty = 0;
+        pn_conn_flush(c);
+    }
+    pn_calls_run_completed(h);
+    run_resolved(h);
+    if (!h->dirty && !h->completed && !h->resolved) uv_idle_stop(&h->flush_idle);
+}
+
+static void on_check(uv_check_t *t) {
+    on_turn(t->data);
+}
+static void on_idle(uv_idle_t *t) {
+    on_turn(t->data);
+}
+
+void pn_host_mark_dirty(pn_host *h, pn_conn *c) {
+    if (c && !c->dirty) {
+        c->dirty = 1;
+        c->next_dirty = h->dirty;
+        h->dirty = c;
+    }
+    /* An active idle handle makes poll return at once, so writes queued by
+     * a timer leave in this turn; the check handle flushes after I/O. */
+    if (!h->closing) uv_idle_start(&h->flush_idle, on_idle);
+}
+
+/* ---- listening --------------------------------------------------------- */
+
+static void on_refused_closed(uv_handle_t *hd) {
+    pn_host *h = hd->data;
+    free(hd);
+    pn_host_unref(h);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+    pn_host *h = server->data;
+    pn_err e;
+    if (status < 0) {
+        pn_host_log(h, PN_LOG_WARN, "accept: %s", uv_strerror(status));
+        return;
+    }
+    if (h->stats.connections >= h->cfg.max_connections ||
+        h->stats.handshaking >= h->cfg.max_pending_handshakes) {
+        /* Accept and close at once: leaving it in the backlog would make the
+         * listener report it again on every turn. */
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (!t) return;
+        uv_tcp_init(h->loop, t);
+        t->data = h;
+        h->refs++;
+        uv_accept(server, (uv_stream_t *)t);
+        uv_close((uv_handle_t *)t, on_refused_closed);
+        h->stats.refused++;
+        pn_host_log(h, PN_LOG_WARN,
+                    "connection refused: %u connections, %u handshaking (limits %u, %u)",
+                    h->stats.connections, h->stats.handshaking, h->cfg.max_connections,
+                    h->cfg.max_pending_handshakes);
+        return;
+    }
+    if (pn_conn_accept(h, &e)) h->stats.accepted++;
+}
+
+static int bind_listen(pn_host *h, const char *listen, pn_err *e) {
+    char host[PN_ADDR_MAX];
+    int port = PN_DEFAULT_PORT, rc;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } sa;
+    int any = listen == NULL;
+    if (any) {
+        uv_ip6_addr("::", port, &sa.in6); /* dual stack: IPv4 arrives mapped */
+    } else {
+        if (pn_addr_split(listen, host, sizeof host, &port, e) != 0) return e->code;
+        if (uv_ip4_addr(host, port, &sa.in4) != 0 && uv_ip6_addr(host, port, &sa.in6) != 0)
+            return pn_err_set(e, PN_EINVAL, "listen address '%s' must be a numeric IP", listen);
+    }
+    uv_tcp_init(h->loop, &h->listener);
+    h->listener.data = h;
+    h->refs++;
+    h->listening = 1;
+    rc = uv_tcp_bind(&h->listener, &sa.sa, 0);
+    if (rc == UV_EAFNOSUPPORT && any) { /* no IPv6 on this machine */
+        uv_ip4_addr("0.0.0.0", port, &sa.in4);
+        rc = uv_tcp_bind(&h->listener, &sa.sa, 0);
+    }
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&h->listener, 128, on_connection);
+    if (rc != 0)
+        return pn_err_set(e, PN_EIO, "listen on %s: %s", listen ? listen : "[::]:4040",
+                          uv_strerror(rc));
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    uv_tcp_getsockname(&h->listener, (struct sockaddr *)&ss, &len);
+    h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
+    if (!cfg->secret) {
+        pn_err_set(e, PN_EINVAL, "host: a secret key is required");
+        return NULL;
+    }
+    if (cfg->frame_cap < 64 || cfg->frame_cap > PN_TRANSPORT_BODY_MAX ||
+        cfg->max_outbuf < cfg->frame_cap + PN_FRAME_HEADER || cfg->handshake_timeout_ms == 0 ||
+        cfg->call_timeout_ms == 0 || (cfg->ping_interval_ms && cfg->ping_timeout_ms == 0) ||
+        cfg->backoff_min_ms == 0 || cfg->backoff_max_ms < cfg->backoff_min_ms ||
+        cfg->max_connections == 0 || cfg->max_pending_handshakes == 0 ||
+        cfg->max_calls_in_flight == 0) {
+        pn_err_set(e, PN_EINVAL,
+                   "host: bad setting (frame_cap 64..%d, max_outbuf >= frame_cap + 4, timeouts, "
+                   "limits and backoff_min > 0, backoff_max >= backoff_min)",
+                   PN_TRANSPORT_BODY_MAX);
+        return NULL;
+    }
+    if (sodium_init() < 0) {
+        pn_err_set(e, PN_EIO, "libsodium failed to initialise");
+        return NULL;
+    }
+    pn_host *h = calloc(1, sizeof *h);
+    if (!h || !(h->ptbuf = malloc(cfg->frame_cap))) {
+        free(h);
+        pn_err_set(e, PN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    h->loop = loop;
+    h->cfg = *cfg;
+    h->cfg.secret = NULL;
+    h->cfg.listen = NULL;
+    h->cfg.test_ephemeral = NULL;
+    memcpy(h->priv, cfg->secret, PN_KEY_LEN);
+    crypto_scalarmult_base(h->pub, h->priv);
+    if (cfg->test_ephemeral) {
+        memcpy(h->test_eph, cfg->test_ephemeral, PN_KEY_LEN);
+        h->has_test_eph = 1;
+    }
+    h->env_flags = cfg->test_legacy_atoms ? PN_ENVELOPE_LEGACY_ATOMS : 0;
+    h->hash_seed = randombytes_random();
+    pn_etf_buf_init(&h->scratch, cfg->frame_cap - PN_TRANSPORT_TAG);
+    h->refs = 1; /* the host's own, dropped by pn_host_close */
+    uv_check_init(loop, &h->flush_check);
+    uv_idle_init(loop, &h->flush_idle);
+    h->flush_check.data = h->flush_idle.data = h;
+    h->refs += 2;
+    uv_check_start(&h->flush_check, on_check);
+    uv_unref((uv_handle_t *)&h->flush_check); /* they alone must not keep the loop alive */
+    uv_unref((uv_handle_t *)&h->flush_idle);
+    if (!(cfg->listen && cfg->listen[0] == '\0') && bind_listen(h, cfg->listen, e) != 0) {
+        pn_host_close(h, NULL, NULL);
+        return NULL;
+    }
+    return h;
+}
+
+static void release_handlers(pn_host *h) {
+    for (unsigned b = 0; b < PN_HANDLER_BUCKETS; b++) {
+        while (h->handlers[b]) {
+            pn_handler *hd = h->handlers[b];
+            h->handlers[b] = hd->next;
+            if (hd->def.release) hd->def.release(hd->def.ud);
+            free(hd->name);
+            free(hd);
+        }
+    }
+}
+
+void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
+    if (h->closing) return;
+    h->closing = 1;
+    h->on_closed = on_closed;
+    h->on_closed_ud = ud;
+    if (h->listening) uv_close((uv_handle_t *)&h->listener, on_handle_closed);
+    while (h->conns)
+        pn_conn_close(h->conns, "host closing");
+    for (unsigned b = 0; b < PN_REGISTRY_BUCKETS; b++)
+        for (pn_peer *p = h->peers[b]; p; p = p->next)
+            pn_host_resolve_waiters(h, p, PN_ESTATE, "host closed");
+    /* Nothing runs on this host after this call: report what is pending now. */
+    pn_calls_run_completed(h);
+    run_resolved(h);
+    h->dirty = NULL;
+    release_handlers(h);
+    pn_registry_close_all(h);
+    uv_close((uv_handle_t *)&h->flush_check, on_handle_closed);
+    uv_close((uv_handle_t *)&h->flush_idle, on_handle_closed);
+    pn_host_unref(h);
+}
+
+int pn_host_port(const pn_host *h) {
+    return h->port;
+}
+
+void pn_host_public_key(const pn_host *h, uint8_t out[PN_KEY_LEN]) {
+    memcpy(out, h->pub, PN_KEY_LEN);
+}
+
+void pn_host_on_event(pn_host *h, pn_event_fn fn, void *ud) {
+    h->event_fn = fn;
+    h->event_ud = ud;
+}
+
+void pn_host_get_stats(const pn_host *h, pn_host_stats *out) {
+    *out = h->stats;
+}
+
+/* ---- registry policy --------------------------------------------------- */
+
+void pn_host_resolve_waiters(pn_host *h, pn_peer *p, int status, const char *msg) {
+    while (p->waiters) {
+        pn_waiter *w = p->waiters;
+        p->waiters = w->next;
+        w->status = status;
+        snprintf(w->msg, sizeof w->msg, "%s", msg ? msg : "");
+        w->next = h->resolved;
+        h->resolved = w;
+    }
+    if (h->resolved) pn_host_mark_dirty(h, NULL);
+}
+
+static void start_dial(pn_host *h, pn_peer *p) {
+    pn_err e;
+    p->status = PN_PEER_CONNECTING;
+    p->dialing = pn_conn_dial(h, p, p->addr, &e);
+    if (!p->dialing && p->status == PN_PEER_CONNECTING) { /* bad address or no memory */
+        p->status = PN_PEER_DISCONNECTED;
+        pn_host_resolve_waiters(h, p, e.code, e.msg);
+    }
+}
+
+static void on_redial(uv_timer_t *t) {
+    pn_peer *p = t->data;
+    pn_host *h = p->host;
+    if (h->closing || !p->trusted || p->live || p->dialing || !p->addr[0]) return;
+    start_dial(h, p);
+}
+
+void pn_host_schedule_redial(pn_host *h, pn_peer *p) {
+    if (h->closing || !p->trusted || p->live || p->dialing || !p->addr[0]) return;
+    if (uv_is_active((uv_handle_t *)&p->redial)) return;
+    uint32_t delay = p->backoff_ms + randombytes_uniform(p->backoff_ms / 4 + 1); /* jitter */
+    p->backoff_ms =
+        p->backoff_ms >= h->cfg.backoff_max_ms / 2 ? h->cfg.backoff_max_ms : p->backoff_ms * 2;
+    if (delay > h->cfg.backoff_max_ms) delay = h->cfg.backoff_max_ms;
+    uv_timer_start(&p->redial, on_redial, delay, 0);
+}
+
+int pn_host_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]) {
+    char a[17], b[17];
+    if (c->has_expect && sodium_memcmp(key, c->expect, PN_KEY_LEN) != 0) {
+        snprintf(c->fail, sizeof c->fail, "dialled %s… but %s… answered: wrong key",
+                 short_key(c->expect, a), short_key(key, b));
+        return -1;
+    }
+    const pn_peer *p = pn_registry_find(h, key);
+    if (!p || !p->trusted) {
+        snprintf(c->fail, sizeof c->fail, "key %s… is not trusted", short_key(key, a));
+        return -1;
+    }
+    return 0;
+}
+
+static void emit(pn_host *h, pn_event ev, const pn_peer *p) {
+    if (h->event_fn) h->event_fn(h, ev, p->key, h->event_ud);
+}
+
+void pn_host_on_established(pn_host *h, pn_conn *c) {
+    uint8_t key[PN_KEY_LEN];
+    char k[17];
+    pn_err e;
+    if (pn_handshake_remote_static(c->hs, key, &e) != 0) {
+        pn_conn_close(c, e.msg);
+        return;
+    }
+    pn_peer *p = c->peer ? c->peer : pn_registry_get(h, key, &e);
+    if (!p) {
+        pn_conn_close(c, e.msg);
+        return;
+    }
+    c->peer = p;
+    if (p->live) {
+        /* Two connections to one peer. When one side dialled both, the newer
+         * replaces the older (the peer restarted). When each side dialled
+         * one, both sides keep the one dialled by the lower key, so they
+         * agree without a word and nothing flaps. */
+        pn_conn *old = p->live;
+        int keep_new;
+        if (old->initiator == c->initiator)
+            keep_new = 1;
+        else
+            keep_new = c->initiator == (memcmp(h->pub, p->key, PN_KEY_LEN) < 0);
+        if (!keep_new) {
+            pn_host_log(h, PN_LOG_DEBUG, "peer %s…: duplicate connection closed (tie-break)",
+                        short_key(p->key, k));
+            pn_conn_close(c, "duplicate connection (tie-break: the lower key's dial wins)");
+            pn_conn_ping(old, NULL); /* a stale survivor is found out quickly */
+            return;
+        }
+        p->live = c;
+        pn_conn_close(old, "replaced by a newer connection to the same peer");
+    }
+    p->live = c;
+    if (p->dialing == c) p->dialing = NULL;
+    int was = p->status == PN_PEER_CONNECTED;
+    p->status = PN_PEER_CONNECTED;
+    p->backoff_ms = h->cfg.backoff_min_ms;
+    p->last_seen = pn_wall_now();
+    uv_timer_stop(&p->redial);
+    pn_host_log(h, PN_LOG_INFO, "peer %s… connected (%s, %s)", short_key(p->key, k), c->remote,
+                c->initiator ? "dialled" : "accepted");
+    pn_host_resolve_waiters(h, p, 0, NULL);
+    if (!was) emit(h, PN_EVENT_CONNECTED, p);
+}
+
+void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
+    char k[17];
+    pn_peer *p = c->peer;
+    pn_host_log(h, p && p->live == c ? PN_LOG_INFO : PN_LOG_DEBUG, "connection %s%s%s closed: %s",
+                c->remote[0] ? c->remote : "(unconnected)", p ? " to " : "",
+                p ? short_key(p->key, k) : "", why);
+    if (!p) return;
+    if (p->dialing == c) {
+        p->dialing = NULL;
+        if (!p->live) {
+            p->status = PN_PEER_DISCONNECTED;
+            pn_host_resolve_waiters(h, p, c->fail[0] ? PN_ETRUST : PN_EIO, why);
+            pn_host_schedule_redial(h, p);
+        }
+    }
+    if (p->live == c) {
+        p->live = NULL;
+        p->status = PN_PEER_DISCONNECTED;
+        emit(h, PN_EVENT_DISCONNECTED, p);
+        pn_host_schedule_redial(h, p);
+    }
+}
+
+/* ---- trust ------------------------------------------------------------- */
+
+int pn_host_trust(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e) {
+    char host[PN_ADDR_MAX];
+    int port;
+    if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
+    if (sodium_memcmp(key, h->pub, PN_KEY_LEN) == 0)
+        return pn_err_set(e, PN_EINVAL, "that is this host's own key");
+    if (addr && pn_addr_split(addr, host, sizeof host, &port, e) != 0) return e->code;
+    pn_peer *p = pn_registry_get(h, key, e);
+    if (!p) return e->code;
+    p->trusted = 1;
+    if (addr) {
+        snprintf(p->addr, sizeof p->addr, "%s", addr);
+        /* A trusted peer with an address is one we keep connected. */
+        if (!p->live && !p->dialing) uv_timer_start(&p->redial, on_redial, 0, 0);
+    }
+    return 0;
+}
+
+int pn_host_untrust(pn_host *h, const uint8_t key[PN_KEY_LEN]) {
+    pn_peer *p = pn_registry_find(h, key);
+    if (!p || !p->trusted) return PN_ENOTFOUND;
+    p->trusted = 0;
+    uv_timer_stop(&p->redial);
+    for (pn_conn *c = h->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->peer == p) pn_conn_close(c, "key removed from the trust list");
+    }
+    pn_host_resolve_waiters(h, p, PN_ETRUST, "key removed from the trust list");
+    return 0;
+}
+
+int pn_host_is_trusted(const pn_host *h, const uint8_t key[PN_KEY_LEN]) {
+    const pn_peer *p = pn_registry_find(h, key);
+    return p && p->trusted;
+}
+
+/* ---- handlers ---------------------------------------------------------- */
+
+static unsigned name_bucket(const char *name) {
+    uint32_t v = 2166136261u; /* FNV-1a */
+    for (const unsigned char *s = (const unsigned char *)name; *s; s++)
+        v = (v ^ *s) * 16777619u;
+    return v % PN_HANDLER_BUCKETS;
+}
+
+static pn_handler *find_handler(const pn_host *h, const char *name) {
+    for (pn_handler *hd = h->handlers[name_bucket(name)]; hd; hd = hd->next)
+        if (strcmp(hd->name, name) == 0) return hd;
+    return NULL;
+}
+
+int pn_host_expose(pn_host *h, const char *name, const pn_handler_def *def, pn_err *e) {
+    if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
+    if (!name || !pn_etf_atom_name_ok(name, strlen(name)) || !name[0])
+        return pn_err_set(e, PN_EINVAL, "handle name must be 1..255 characters of UTF-8");
+    if (!def || !def->handler) return pn_err_set(e, PN_EINVAL, "a handler function is required");
+    if (find_handler(h, name)) return pn_err_set(e, PN_EEXIST, "'%s' is already exposed", name);
+    pn_handler *hd = calloc(1, sizeof *hd);
+    if (!hd || !(hd->name = strdup(name))) {
+        free(hd);
+        return pn_err_set(e, PN_ENOMEM, "out of memory");
+    }
+    hd->def = *def;
+    unsigned b = name_bucket(name);
+    hd->next = h->handlers[b];
+    h->handlers[b] = hd;
+    return 0;
+}
+
+int pn_host_revoke(pn_host *h, const char *name) {
+    for (pn_handler **pp = &h->handlers[name_bucket(name)]; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, name) == 0) {
+            pn_handler *hd = *pp;
+            *pp = hd->next;
+            if (hd->def.release) hd->def.release(hd->def.ud);
+            free(hd->name);
+            free(hd);
+            return 0;
+        }
+    }
+    return PN_ENOTFOUND;
+}
+
+static void reply_error(pn_conn *c, uint64_t id, const char *reason) {
+    pn_host *h = c->host;
+    pn_err e;
+    h->scratch.len = 0;
+    if (pn_envelope_put_reply_error(&h->scratch, id, reason, h->env_flags, &e) == 0)
+        pn_conn_queue_envelope(c, &h->scratch, &e);
+}
+
+void pn_host_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
+    int is_call = env->kind == PN_ENV_CALL;
+    char k[17];
+    if (is_call && c->nreqs >= h->cfg.max_calls_in_flight) {
+        pn_host_log(h, PN_LOG_WARN, "peer %s…: over %u calls in flight, '%s' refused",
+                    short_key(c->peer->key, k), h->cfg.max_calls_in_flight, env->name);
+        reply_error(c, env->id, "overloaded");
+        return;
+    }
+    /* An atom may hold NUL; no exposed name does, so such a name matches nothing. */
+    pn_handler *hd = strlen(env->name) == env->name_len ? find_handler(h, env->name) : NULL;
+    if (!hd) {
+        if (is_call) reply_error(c, env->id, "no_such_handle");
+        return;
+    }
+    pn_handler_def def = hd->def; /* the handler may revoke itself */
+    if (def.authorize && !def.authorize(h, c->peer->key, env->name, def.ud)) {
+        if (is_call) reply_error(c, env->id, "forbidden");
+        return;
+    }
+    pn_err e;
+    pn_request *req = pn_request_new(c, env, &e);
+    if (!req) {
+        if (is_call) reply_error(c, env->id, "handler_crash");
+        return;
+    }
+    def.handler(h, req, def.ud);
+    if (!is_call) pn_request_free(req);
+}
+
+/* ---- calling ----------------------------------------------------------- */
+
+static pn_conn *live_conn(pn_host *h, const uint8_t key[PN_KEY_LEN], pn_err *e) {
+    pn_peer *p = h->closing ? NULL : pn_registry_find(h, key);
+    if (!p || !p->live || p->live->state != PN_CONN_LIVE) {
+        pn_err_set(e, PN_ESTATE, "not connected");
+        return NULL;
+    }
+    return p->live;
+}
+
+int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
+                 size_t args_len, uint32_t timeout_ms, pn_call_cb cb, void *ud, pn_err *e) {
+    pn_conn *c = live_conn(h, peer, e);
+    if (!c) return PN_ESTATE;
+    if (c->ncalls >= h->cfg.max_calls_in_flight)
+        return pn_err_set(e, PN_ELIMIT, "%u calls already in flight to this peer",
+                          h->cfg.max_calls_in_flight);
+    h->scratch.len = 0;
+    pn_pending *p = pn_calls_start(c, cb, ud, timeout_ms ? timeout_ms : h->cfg.call_timeout_ms, e);
+    if (!p) return e->code;
+    int rc = pn_envelope_put_call(&h->scratch, p->id, name, strlen(name), args, args_len,
+                                  h->env_flags, e);
+    if (rc == 0 && h->scratch.len + PN_TRANSPORT_TAG > h->cfg.frame_cap)
+        rc = pn_err_set(e, PN_ETOOBIG, "call of %zu bytes is over the frame cap (%u)",
+                        h->scratch.len + PN_TRANSPORT_TAG, h->cfg.frame_cap);
+    if (rc != 0) {
+        pn_calls_cancel(p);
+        return rc;
+    }
+    pn_conn_queue_envelope(c, &h->scratch, e); /* a failure closes c, which fails the call */
+    return 0;
+}
+
+int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
+                 size_t args_len, pn_err *e) {
+    pn_conn *c = live_conn(h, peer, e);
+    if (!c) return PN_ESTATE;
+    h->scratch.len = 0;
+    int rc = pn_envelope_put_send(&h->scratch, name, strlen(name), args, args_len, h->env_flags, e);
+    if (rc == 0) rc = pn_conn_queue_envelope(c, &h->scratch, e);
+    return rc;
+}
+
+int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonce, pn_err *e) {
+    pn_conn *c = live_conn(h, peer, e);
+    if (!c) return PN_ESTATE;
+    pn_conn_ping(c, nonce);
+    return 0;
+}
+
+int pn_host_connect(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_connect_cb cb,
+                    void *ud, pn_err *e) {
+    char host[PN_ADDR_MAX], k[17];
+    int port;
+    if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
+    pn_peer *p = pn_registry_find(h, key);
+    if (!p || !p->trusted)
+        return pn_err_set(e, PN_ETRUST, "key %s… is not trusted: trust it before connecting",
+                          short_key(key, k));
+    if (addr && pn_addr_split(addr, host, sizeof host, &port, e) != 0) return e->code;
+    if (!addr && !p->addr[0])
+        return pn_err_set(e, PN_EINVAL, "no address known for %s…", short_key(key, k));
+    pn_waiter *w = calloc(1, sizeof *w);
+    if (!w) return pn_err_set(e, PN_ENOMEM, "out of memory");
+    w->cb = cb;
+    w->ud = ud;
+    w->next = p->waiters;
+    p->waiters = w;
+    if (addr) snprintf(p->addr, sizeof p->addr, "%s", addr);
+    if (p->live) {
+        pn_host_resolve_waiters(h, p, 0, NULL);
+    } else if (!p->dialing) {
+        uv_timer_stop(&p->redial);
+        p->backoff_ms = h->cfg.backoff_min_ms;
+        start_dial(h, p);
+    }
+    return 0;
+}
+
+/* ---- registry queries -------------------------------------------------- */
+
+const char *pn_peer_status_name(pn_peer_status s) {
+    switch (s) {
+        case PN_PEER_UNKNOWN:
+            return "unknown";
+        case PN_PEER_DISCOVERED:
+            return "discovered";
+        case PN_PEER_CONNECTING:
+            return "connecting";
+        case PN_PEER_CONNECTED:
+            return "connected";
+        case PN_PEER_DISCONNECTED:
+            return "disconnected";
+    }
+    return "unknown";
+}
+
+void pn_host_peers(const pn_host *h, int (*fn)(const pn_peer_info *p, void *ud), void *ud) {
+    pn_peer_info info;
+    for (unsigned b = 0; b < PN_REGISTRY_BUCKETS; b++)
+        for (const pn_peer *p = h->peers[b]; p; p = p->next) {
+            pn_registry_info(h, p, &info);
+            if (fn(&info, ud)) return;
+        }
+}
+
+int pn_host_peer(const pn_host *h, const uint8_t key[PN_KEY_LEN], pn_peer_info *out) {
+    const pn_peer *p = pn_registry_find(h, key);
+    if (!p) return PN_ENOTFOUND;
+    pn_registry_info(h, p, out);
+    return 0;
+}

@@ -1,0 +1,223 @@
+/*
+ * Internals shared by the files of src/net: the host (host.c), its
+ * connections (conn.c), the peer registry (registry.c), outgoing calls and
+ * incoming requests (calls.c) and address parsing (addr.c). The public face
+ * is include/peernet.h.
+ *
+ * Lifetime: every libuv handle below is owned by an object that is freed
+ * only from the handle's close callback; each open handle holds one
+ * reference on the host (pn_host.refs), so a closing host is freed after
+ * the last of them.
+ */
+#ifndef PN_NET_H
+#define PN_NET_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/envelope.h"
+#include "core/etf.h"
+#include "core/frame.h"
+#include "core/handshake.h"
+#include "peernet.h"
+
+#define PN_READ_CHUNK 65536    /* one host-wide read buffer: libuv reads one socket at a time */
+#define PN_REGISTRY_MAX 4096   /* peers the host remembers */
+#define PN_REGISTRY_BUCKETS 64 /* hash chains of the registry */
+#define PN_HANDLER_BUCKETS 64
+#define PN_CALL_BUCKETS 256   /* per connection: outgoing calls by id */
+#define PN_PINGS_MAX 4        /* pings awaiting a pong, per connection */
+#define PN_ADDR_MAX 64        /* "HOST:PORT" as stored in the registry */
+#define PN_OUTBUF_KEEP 262144 /* write buffers larger than this are freed when drained */
+
+typedef struct pn_conn pn_conn;
+typedef struct pn_pending pn_pending;
+
+typedef struct pn_bytes {
+    uint8_t *data;
+    size_t len, cap;
+} pn_bytes;
+
+typedef struct pn_waiter { /* a pn_host_connect callback waiting for its peer */
+    pn_connect_cb cb;
+    void *ud;
+    int status;
+    char msg[PN_ERR_MSG_MAX];
+    struct pn_waiter *next;
+} pn_waiter;
+
+typedef struct pn_peer {
+    pn_host *host;
+    uint8_t key[PN_KEY_LEN];
+    pn_peer_status status;
+    int trusted;
+    char addr[PN_ADDR_MAX]; /* where to dial, "" when unknown */
+    double last_seen;
+    pn_conn *live;    /* the one authenticated connection */
+    pn_conn *dialing; /* our dial in progress, at most one */
+    pn_waiter *waiters;
+    uv_timer_t redial;
+    uint32_t backoff_ms; /* the next redial delay before jitter */
+    struct pn_peer *next;
+} pn_peer;
+
+typedef struct pn_handler {
+    char *name;
+    pn_handler_def def;
+    struct pn_handler *next;
+} pn_handler;
+
+typedef enum {
+    PN_CONN_RESOLVING,
+    PN_CONN_CONNECTING,
+    PN_CONN_HANDSHAKE,
+    PN_CONN_LIVE,
+    PN_CONN_CLOSING
+} pn_conn_state;
+
+struct pn_conn {
+    pn_host *host;
+    pn_conn *prev, *next; /* host->conns */
+    uint64_t serial;
+    pn_conn_state state;
+    int initiator;
+    int has_expect;
+    uint8_t expect[PN_KEY_LEN]; /* initiator: the key we dialled */
+    pn_peer *peer;              /* initiator: from the start; responder: once authenticated */
+    char remote[PN_ADDR_MAX];   /* for log lines */
+    char fail[160];             /* why verify refused the peer, for the close reason */
+
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* handshake deadline, then the ping interval */
+    uv_timer_t dead;  /* a pong is overdue */
+    uv_connect_t connect_req;
+    uv_getaddrinfo_t gai;
+    int gai_active;
+    int handles; /* open handles of this connection */
+
+    pn_handshake *hs;
+    pn_frame_reader *fr;
+
+    pn_bytes out;  /* frames queued in this loop turn */
+    pn_bytes wout; /* the write in flight */
+    int writing;
+    uv_write_t wreq;
+    int dirty; /* on host->dirty */
+    pn_conn *next_dirty;
+
+    pn_pending *calls[PN_CALL_BUCKETS];
+    uint32_t ncalls;
+    pn_request *reqs; /* incoming calls being served */
+    uint32_t nreqs;
+
+    struct {
+        uint8_t nonce[PN_NONCE_LEN];
+        uint64_t sent;
+    } pings[PN_PINGS_MAX];
+    int npings;
+};
+
+struct pn_pending { /* one outgoing call */
+    pn_host *host;
+    pn_conn *conn; /* NULL once completed */
+    uint64_t id;
+    pn_call_cb cb;
+    void *ud;
+    uv_timer_t timer;
+    pn_call_status status; /* for a deferred completion */
+    pn_pending *next;      /* bucket chain, then host->completed */
+};
+
+struct pn_request {
+    pn_host *host;
+    pn_conn *conn; /* NULL once the connection has gone: the answer is dropped */
+    pn_request *prev, *next;
+    int is_call;
+    uint64_t id;
+    uint8_t from[PN_KEY_LEN];
+    char *name;
+    uint8_t *args;
+    size_t args_len;
+};
+
+struct pn_host {
+    uv_loop_t *loop;
+    pn_host_config cfg;
+    uint8_t priv[PN_KEY_LEN]; /* secret: wiped on free */
+    uint8_t pub[PN_KEY_LEN];
+    uint8_t test_eph[PN_KEY_LEN];
+    int has_test_eph;
+    int env_flags; /* PN_ENVELOPE_* */
+
+    uv_tcp_t listener;
+    int listening;
+    int port;
+
+    uv_check_t flush_check; /* writes queued in a loop turn leave together, after I/O */
+    uv_idle_t flush_idle;   /* keeps poll from blocking while writes wait */
+    pn_conn *dirty;
+    pn_pending *completed; /* calls failed outside the read path, reported from the loop */
+    pn_waiter *resolved;   /* connect callbacks to run from the loop */
+
+    pn_conn *conns;
+    uint64_t next_serial;
+    pn_peer *peers[PN_REGISTRY_BUCKETS];
+    uint32_t npeers;
+    uint32_t hash_seed;
+    pn_handler *handlers[PN_HANDLER_BUCKETS];
+
+    pn_event_fn event_fn;
+    void *event_ud;
+
+    uint8_t rbuf[PN_READ_CHUNK];
+    int rbuf_busy;
+    uint8_t *ptbuf; /* opened transport plaintext, sized to the frame cap */
+    pn_etf_buf scratch;
+
+    pn_host_stats stats;
+    int closing;
+    int refs; /* open handles and the host's own reference */
+    void (*on_closed)(void *ud);
+    void *on_closed_ud;
+};
+
+/* host.c */
+void pn_host_log(pn_host *h, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void pn_host_unref(pn_host *h);
+void pn_host_mark_dirty(pn_host *h, pn_conn *c);
+void pn_host_on_established(pn_host *h, pn_conn *c);
+void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why);
+void pn_host_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env);
+int pn_host_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]);
+void pn_host_resolve_waiters(pn_host *h, pn_peer *p, int status, const char *msg);
+void pn_host_schedule_redial(pn_host *h, pn_peer *p);
+double pn_wall_now(void);
+
+/* conn.c */
+pn_conn *pn_conn_accept(pn_host *h, pn_err *e);
+pn_conn *pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e);
+void pn_conn_close(pn_conn *c, const char *why);
+int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
+void pn_conn_flush(pn_conn *c);
+void pn_conn_ping(pn_conn *c, const uint8_t *nonce);
+
+/* registry.c */
+pn_peer *pn_registry_find(const pn_host *h, const uint8_t key[PN_KEY_LEN]);
+pn_peer *pn_registry_get(pn_host *h, const uint8_t key[PN_KEY_LEN], pn_err *e);
+void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out);
+void pn_registry_close_all(pn_host *h);
+
+/* calls.c */
+pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout_ms, pn_err *e);
+void pn_calls_cancel(pn_pending *p); /* undo a start whose envelope could not be queued */
+void pn_calls_complete(pn_conn *c, const pn_envelope *env);
+void pn_calls_fail_all(pn_conn *c); /* the connection closes: every call fails, from the loop */
+void pn_calls_run_completed(pn_host *h);
+pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e);
+void pn_request_free(pn_request *r);
+void pn_requests_detach(pn_conn *c);
+
+/* addr.c: "HOST:PORT", "[V6]:PORT"; host copied into out (NUL-terminated). */
+int pn_addr_split(const char *addr, char *host, size_t host_cap, int *port, pn_err *e);
+
+#endif

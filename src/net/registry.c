@@ -1,0 +1,92 @@
+/*
+ * The peer registry: what the host knows of each key it trusts or has met.
+ * Entries live as long as the host (a peer that goes away keeps its last
+ * address and last-seen time), bounded by PN_REGISTRY_MAX.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "net.h"
+
+static unsigned bucket_of(const pn_host *h, const uint8_t key[PN_KEY_LEN]) {
+    uint32_t v;
+    memcpy(&v, key, sizeof v);
+    /* Keys are public and a stranger can pick them: the seed keeps chains even. */
+    v ^= h->hash_seed;
+    v *= 2654435761u;
+    return (v >> 16) % PN_REGISTRY_BUCKETS;
+}
+
+pn_peer *pn_registry_find(const pn_host *h, const uint8_t key[PN_KEY_LEN]) {
+    for (pn_peer *p = h->peers[bucket_of(h, key)]; p; p = p->next)
+        if (memcmp(p->key, key, PN_KEY_LEN) == 0) return p;
+    return NULL;
+}
+
+pn_peer *pn_registry_get(pn_host *h, const uint8_t key[PN_KEY_LEN], pn_err *e) {
+    pn_peer *p = pn_registry_find(h, key);
+    if (p) return p;
+    if (h->npeers >= PN_REGISTRY_MAX) {
+        pn_err_set(e, PN_ELIMIT, "peer registry full (%d peers)", PN_REGISTRY_MAX);
+        return NULL;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p) {
+        pn_err_set(e, PN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    p->host = h;
+    memcpy(p->key, key, PN_KEY_LEN);
+    p->status = PN_PEER_UNKNOWN;
+    p->backoff_ms = h->cfg.backoff_min_ms;
+    uv_timer_init(h->loop, &p->redial);
+    p->redial.data = p;
+    h->refs++;
+    unsigned b = bucket_of(h, key);
+    p->next = h->peers[b];
+    h->peers[b] = p;
+    h->npeers++;
+    return p;
+}
+
+void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out) {
+    memset(out, 0, sizeof *out);
+    memcpy(out->key, p->key, PN_KEY_LEN);
+    out->status = p->status;
+    out->trusted = p->trusted;
+    memcpy(out->addr, p->addr,
+           sizeof out->addr < sizeof p->addr ? sizeof out->addr : sizeof p->addr);
+    out->addr[sizeof out->addr - 1] = '\0';
+    out->last_seen = p->last_seen;
+    for (const pn_conn *c = h->conns; c; c = c->next)
+        if (c->peer == p && c->state != PN_CONN_CLOSING) out->connections++;
+}
+
+static void on_peer_closed(uv_handle_t *t) {
+    pn_peer *p = t->data;
+    pn_host *h = p->host;
+    free(p);
+    pn_host_unref(h);
+}
+
+/* Host shutdown: the peers' timers close and the entries are freed; the
+ * connections are closed by the host first. */
+void pn_registry_close_all(pn_host *h) {
+    for (unsigned b = 0; b < PN_REGISTRY_BUCKETS; b++) {
+        pn_peer *p = h->peers[b];
+        h->peers[b] = NULL;
+        while (p) {
+            pn_peer *next = p->next;
+            pn_waiter *w = p->waiters;
+            p->waiters = NULL;
+            while (w) { /* nobody is left to tell */
+                pn_waiter *wn = w->next;
+                free(w);
+                w = wn;
+            }
+            uv_close((uv_handle_t *)&p->redial, on_peer_closed);
+            p = next;
+        }
+    }
+    h->npeers = 0;
+}

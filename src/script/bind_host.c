@@ -1,0 +1,751 @@
+/*
+ * peernet.host: a PeerNet host (include/peernet.h) on luv's loop, so that
+ * Lua programs and busted specs run one or many hosts in one process with
+ * `uv.run()`.
+ *
+ *   local h = peernet.host.new{ secret = kp:secret(), listen = "127.0.0.1:0",
+ *                               trust = { keyhex, ... }, call_timeout = ms, ... }
+ *   h:port() h:key() h:trust(key [, "host:port"]) h:untrust(key) h:close()
+ *   h:expose(name, function(from, args, req) ... end [, {authorize = fn, raw = bool}])
+ *       -- return value            -> {ok, Value}
+ *       -- return nil, reason      -> {error, Reason}
+ *       -- error(...)              -> {error, handler_crash} (message logged)
+ *       -- return req              -> answer later: req:reply(v) / req:error(reason)
+ *   h:revoke(name)
+ *   h:call(key, name, args, function(ok, value_or_err, kind) end [, {timeout = ms, raw = bool}])
+ *       -- kind on failure: "remote" ({error, R}), "timeout", "closed"
+ *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, code
+ *   h:connect(key, "host:port" | nil, function(ok, err) end)
+ *   h:on("connected" | "disconnected", function(key) end)
+ *   h:peers() h:peer(key) h:stats() h:ping(key [, nonce])   -- ping: TEST ONLY
+ *
+ * raw = true hands Args and results over as ETF bytes (no version byte)
+ * instead of Lua values. Callbacks run from the loop, never from inside the
+ * method that registered them; an error in one is printed to stderr.
+ */
+#include <lauxlib.h>
+#include <lua.h>
+/* luv.h has an old-style declaration (luv_set_thread_cb) that -Werror refuses. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <luv/luv.h>
+#pragma GCC diagnostic pop
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "core/keys.h"
+#include "peernet.h"
+#include "value.h"
+
+#define HOST_MT "peernet.host"
+#define REQ_MT "peernet.request"
+
+typedef struct lhost {
+    pn_host *h;
+    lua_State *L; /* the main thread: callbacks run on it */
+    int log_ref, event_ref[3];
+    int debug_log;
+} lhost;
+
+typedef struct {
+    lhost *lh; /* NULL once closed */
+} lhost_ud;
+
+typedef struct {
+    lhost *lh;
+    int fn_ref, auth_ref, raw;
+} lhandler;
+
+typedef struct {
+    lhost *lh;
+    int cb_ref, raw;
+} lcallback;
+
+typedef struct {
+    pn_request *req; /* NULL once answered */
+} lreq;
+
+static void report(lua_State *L, const char *what) {
+    fprintf(stderr, "peernet: error in %s: %s\n", what, lua_tostring(L, -1));
+    lua_pop(L, 1);
+}
+
+static int traceback(lua_State *L) {
+    luaL_traceback(L, L, lua_tostring(L, 1), 1);
+    return 1;
+}
+
+/* Calls the function below its nargs arguments, protected, with a traceback. */
+static int pcall_tb(lua_State *L, int nargs, int nres) {
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    int rc = lua_pcall(L, nargs, nres, base);
+    lua_remove(L, base);
+    return rc;
+}
+
+static void push_key(lua_State *L, const uint8_t key[PN_KEY_LEN]) {
+    char hex[PN_KEY_HEX_LEN + 1];
+    pn_key_hex(hex, key);
+    lua_pushstring(L, hex);
+}
+
+static void check_key(lua_State *L, int idx, uint8_t out[PN_KEY_LEN]) {
+    size_t len;
+    const char *s = luaL_checklstring(L, idx, &len);
+    pn_err e;
+    if (pn_key_parse(out, s, len, &e) != 0) luaL_argerror(L, idx, e.msg);
+}
+
+static lhost *check_host(lua_State *L) {
+    lhost_ud *u = luaL_checkudata(L, 1, HOST_MT);
+    if (!u->lh) luaL_argerror(L, 1, "host is closed");
+    return u->lh;
+}
+
+/* Encodes the Lua value at idx (or takes raw ETF bytes) into b. */
+static int encode_arg(lua_State *L, int idx, int raw, pn_etf_buf *b, pn_err *e) {
+    if (!raw) return pn_value_encode(L, idx, b, e);
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (!s) return pn_err_set(e, PN_EINVAL, "raw value must be a string of ETF bytes");
+    pn_etf_reader r;
+    pn_etf_reader_init(&r, (const uint8_t *)s, len);
+    const uint8_t *start;
+    size_t n;
+    if (pn_etf_skip(&r, &start, &n, e) != 0 || pn_etf_finish(&r, e) != 0) return e->code;
+    return pn_etf_put_raw(b, s, len, e);
+}
+
+static int push_term(lua_State *L, const uint8_t *t, size_t len, int raw, pn_err *e) {
+    if (raw) {
+        lua_pushlstring(L, (const char *)t, len);
+        return 0;
+    }
+    return pn_value_push(L, t, len, 0, e);
+}
+
+/* ---- logging and events ------------------------------------------------- */
+
+static void on_log(void *ud, int level, const char *msg) {
+    lhost *lh = ud;
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    if (lh->log_ref == LUA_NOREF) { /* no log function: warnings and errors to stderr */
+        if (lh->debug_log || level >= PN_LOG_WARN)
+            fprintf(stderr, "peernet [%s] %s\n", names[level], msg);
+        return;
+    }
+    lua_State *L = lh->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lh->log_ref);
+    lua_pushstring(L, names[level]);
+    lua_pushstring(L, msg);
+    if (pcall_tb(L, 2, 0) != LUA_OK) report(L, "log function");
+}
+
+static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], void *ud) {
+    lhost *lh = ud;
+    if (lh->event_ref[ev] == LUA_NOREF) return;
+    lua_State *L = lh->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lh->event_ref[ev]);
+    push_key(L, key);
+    if (pcall_tb(L, 1, 0) != LUA_OK) report(L, "event handler");
+}
+
+/* ---- new / close ------------------------------------------------------- */
+
+static uint32_t opt_ms(lua_State *L, int t, const char *name, uint32_t dflt) {
+    lua_getfield(L, t, name);
+    lua_Integer v = lua_isnil(L, -1) ? (lua_Integer)dflt : luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    if (v < 0 || v > (lua_Integer)UINT32_MAX) luaL_error(L, "host.new: %s out of range", name);
+    return (uint32_t)v;
+}
+
+static void get_loop_from_luv(lua_State *L, uv_loop_t **loop) {
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "luv");
+    lua_call(L, 1, 0); /* makes sure luv has set up its loop */
+    *loop = luv_loop(L);
+}
+
+static int l_host_new(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    pn_host_config cfg;
+    pn_host_config_init(&cfg);
+    uint8_t secret[PN_KEY_LEN], eph[PN_KEY_LEN];
+
+    lua_getfield(L, 1, "secret");
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (!s || len != PN_KEY_LEN) return luaL_error(L, "host.new: secret must be 32 raw bytes");
+    memcpy(secret, s, PN_KEY_LEN);
+    lua_pop(L, 1);
+    cfg.secret = secret;
+
+    lua_getfield(L, 1, "listen");
+    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
+        cfg.listen = "";
+    else if (!lua_isnil(L, -1))
+        cfg.listen = luaL_checkstring(L, -1);
+    /* kept on the stack: cfg.listen points into it until pn_host_new returns */
+
+    cfg.frame_cap = opt_ms(L, 1, "frame_cap", cfg.frame_cap);
+    cfg.handshake_timeout_ms = opt_ms(L, 1, "handshake_timeout", cfg.handshake_timeout_ms);
+    cfg.call_timeout_ms = opt_ms(L, 1, "call_timeout", cfg.call_timeout_ms);
+    cfg.ping_interval_ms = opt_ms(L, 1, "ping_interval", cfg.ping_interval_ms);
+    cfg.ping_timeout_ms = opt_ms(L, 1, "ping_timeout", cfg.ping_timeout_ms);
+    cfg.backoff_min_ms = opt_ms(L, 1, "backoff_min", cfg.backoff_min_ms);
+    cfg.backoff_max_ms = opt_ms(L, 1, "backoff_max", cfg.backoff_max_ms);
+    cfg.max_pending_handshakes = opt_ms(L, 1, "max_pending_handshakes", cfg.max_pending_handshakes);
+    cfg.max_connections = opt_ms(L, 1, "max_connections", cfg.max_connections);
+    cfg.max_calls_in_flight = opt_ms(L, 1, "max_calls_in_flight", cfg.max_calls_in_flight);
+    cfg.max_outbuf = opt_ms(L, 1, "max_outbuf", (uint32_t)cfg.max_outbuf);
+
+    lua_getfield(L, 1, "test_ephemeral");
+    if (!lua_isnil(L, -1)) {
+        s = lua_tolstring(L, -1, &len);
+        if (!s || len != PN_KEY_LEN)
+            return luaL_error(L, "host.new: test_ephemeral must be 32 bytes");
+        memcpy(eph, s, PN_KEY_LEN);
+        cfg.test_ephemeral = eph;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "test_legacy_atoms");
+    cfg.test_legacy_atoms = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+
+    uv_loop_t *loop;
+    get_loop_from_luv(L, &loop);
+
+    lhost_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->lh = NULL;
+    luaL_setmetatable(L, HOST_MT);
+    lhost *lh = calloc(1, sizeof *lh);
+    if (!lh) return luaL_error(L, "out of memory");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    lh->L = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    lh->log_ref = lh->event_ref[0] = lh->event_ref[1] = lh->event_ref[2] = LUA_NOREF;
+    lh->debug_log = getenv("PEERNET_DEBUG") != NULL;
+    lua_getfield(L, 1, "log");
+    if (lua_isfunction(L, -1))
+        lh->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else
+        lua_pop(L, 1);
+    cfg.log = on_log;
+    cfg.log_ud = lh;
+
+    pn_err e;
+    lh->h = pn_host_new(loop, &cfg, &e);
+    sodium_memzero(secret, sizeof secret);
+    sodium_memzero(eph, sizeof eph);
+    if (!lh->h) {
+        luaL_unref(L, LUA_REGISTRYINDEX, lh->log_ref);
+        free(lh);
+        return pn_lua_fail(L, &e);
+    }
+    u->lh = lh;
+    pn_host_on_event(lh->h, on_event, lh);
+
+    lua_getfield(L, 1, "trust");
+    if (lua_istable(L, -1)) {
+        int t = lua_gettop(L);
+        for (lua_Integer i = 1; lua_rawgeti(L, t, i) != LUA_TNIL; i++) {
+            uint8_t key[PN_KEY_LEN];
+            check_key(L, -1, key);
+            if (pn_host_trust(lh->h, key, NULL, &e) != 0) return luaL_error(L, "trust: %s", e.msg);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 1;
+}
+
+static void on_host_closed(void *ud) {
+    lhost *lh = ud;
+    lua_State *L = lh->L;
+    luaL_unref(L, LUA_REGISTRYINDEX, lh->log_ref);
+    for (int i = 0; i < 3; i++)
+        luaL_unref(L, LUA_REGISTRYINDEX, lh->event_ref[i]);
+    free(lh);
+}
+
+static int l_host_close(lua_State *L) {
+    lhost_ud *u = luaL_checkudata(L, 1, HOST_MT);
+    if (u->lh) {
+        lhost *lh = u->lh;
+        u->lh = NULL;
+        pn_host_close(lh->h, on_host_closed, lh);
+    }
+    return 0;
+}
+
+static int l_host_port(lua_State *L) {
+    lua_pushinteger(L, pn_host_port(check_host(L)->h));
+    return 1;
+}
+
+static int l_host_key(lua_State *L) {
+    uint8_t key[PN_KEY_LEN];
+    pn_host_public_key(check_host(L)->h, key);
+    push_key(L, key);
+    return 1;
+}
+
+static int l_host_trust(lua_State *L) {
+    lhost *lh = check_host(L);
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 2, key);
+    pn_err e;
+    if (pn_host_trust(lh->h, key, luaL_optstring(L, 3, NULL), &e) != 0) return pn_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_host_untrust(lua_State *L) {
+    lhost *lh = check_host(L);
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 2, key);
+    lua_pushboolean(L, pn_host_untrust(lh->h, key) == 0);
+    return 1;
+}
+
+/* ---- serving ----------------------------------------------------------- */
+
+typedef struct {
+    lhandler *hd;
+    pn_request *req;
+    lreq *ud; /* the request object handed to Lua (calls only) */
+} dispatch;
+
+static void on_log(void *ud, int level, const char *msg);
+
+static void answer_value(lhost *lh, lua_State *L, pn_request *req, int ok, int idx, int raw) {
+    pn_etf_buf b;
+    pn_err e;
+    pn_etf_buf_init(&b, PN_VALUE_DEFAULT_MAX);
+    if (encode_arg(L, idx, raw, &b, &e) != 0) {
+        pn_etf_buf_free(&b);
+        fprintf(stderr, "peernet: handler %s: cannot encode its result: %s\n", pn_request_name(req),
+                e.msg);
+        pn_request_reply_error(req, "handler_crash", &e);
+        return;
+    }
+    if (ok)
+        pn_request_reply(req, b.data, b.len, &e);
+    else
+        pn_request_reply_error_term(req, b.data, b.len, &e);
+    pn_etf_buf_free(&b);
+}
+
+/* Runs inside lua_pcall: anything here may raise. */
+static int dispatch_protected(lua_State *L) {
+    dispatch *d = lua_touserdata(L, 1);
+    lhandler *hd = d->hd;
+    size_t alen;
+    const uint8_t *args = pn_request_args(d->req, &alen);
+    pn_err e;
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, hd->fn_ref);
+    push_key(L, pn_request_from(d->req));
+    if (push_term(L, args, alen, hd->raw, &e) != 0)
+        return luaL_error(L, "cannot decode the arguments: %s", e.msg);
+    if (pn_request_is_call(d->req)) {
+        d->ud = lua_newuserdatauv(L, sizeof *d->ud, 0);
+        d->ud->req = d->req;
+        luaL_setmetatable(L, REQ_MT);
+    } else {
+        lua_pushnil(L);
+    }
+    lua_pushvalue(L, -1);
+    lua_insert(L, 1); /* keep the request object below the call */
+    lua_call(L, 3, 2);
+    if (!pn_request_is_call(d->req)) return 0;
+    if (lua_rawequal(L, 2, 1)) return 0; /* deferred: the handler answers later */
+    pn_request *req = d->ud->req;
+    d->ud->req = NULL;
+    if (!req) return 0; /* already answered through req:reply() */
+    if (lua_isnil(L, 2) && !lua_isnil(L, 3))
+        answer_value(hd->lh, L, req, 0, 3, 0);
+    else
+        answer_value(hd->lh, L, req, 1, 2, hd->raw);
+    return 0;
+}
+
+static void on_request(pn_host *h, pn_request *req, void *ud) {
+    lhandler *hd = ud;
+    lua_State *L = hd->lh->L;
+    dispatch d = {hd, req, NULL};
+    char name[80]; /* req may be gone when the handler fails after answering */
+    snprintf(name, sizeof name, "%s", pn_request_name(req));
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, dispatch_protected);
+    lua_pushlightuserdata(L, &d);
+    if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
+        /* Details stay here: the caller gets a bare handler_crash. */
+        lua_pushfstring(L, "handler %s failed: %s", name, lua_tostring(L, -1));
+        on_log(hd->lh, PN_LOG_ERROR, lua_tostring(L, -1));
+        pn_request *r = d.ud ? d.ud->req : (pn_request_is_call(req) ? req : NULL);
+        if (d.ud) d.ud->req = NULL;
+        pn_err e;
+        if (r) pn_request_reply_error(r, "handler_crash", &e);
+    }
+    lua_settop(L, top);
+}
+
+static int on_authorize(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *name, void *ud) {
+    lhandler *hd = ud;
+    if (hd->auth_ref == LUA_NOREF) return 1;
+    lua_State *L = hd->lh->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, hd->auth_ref);
+    push_key(L, from);
+    lua_pushstring(L, name);
+    if (pcall_tb(L, 2, 1) != LUA_OK) {
+        report(L, "authorize predicate (the call is refused)");
+        return 0;
+    }
+    int ok = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return ok;
+}
+
+static void on_release(void *ud) {
+    lhandler *hd = ud;
+    luaL_unref(hd->lh->L, LUA_REGISTRYINDEX, hd->fn_ref);
+    luaL_unref(hd->lh->L, LUA_REGISTRYINDEX, hd->auth_ref);
+    free(hd);
+}
+
+static int l_host_expose(lua_State *L) {
+    lhost *lh = check_host(L);
+    const char *name = luaL_checkstring(L, 2);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    int raw = 0, has_auth = 0;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        lua_getfield(L, 4, "raw");
+        raw = lua_toboolean(L, -1);
+        lua_getfield(L, 4, "authorize");
+        has_auth = !lua_isnil(L, -1);
+        if (has_auth) luaL_checktype(L, -1, LUA_TFUNCTION);
+    }
+    lhandler *hd = calloc(1, sizeof *hd);
+    if (!hd) return luaL_error(L, "out of memory");
+    hd->lh = lh;
+    hd->raw = raw;
+    hd->auth_ref = has_auth ? luaL_ref(L, LUA_REGISTRYINDEX) : LUA_NOREF;
+    lua_pushvalue(L, 3);
+    hd->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    pn_handler_def def = {on_request, on_authorize, on_release, hd};
+    pn_err e;
+    if (pn_host_expose(lh->h, name, &def, &e) != 0) {
+        on_release(hd);
+        return pn_lua_fail(L, &e);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_host_revoke(lua_State *L) {
+    lhost *lh = check_host(L);
+    lua_pushboolean(L, pn_host_revoke(lh->h, luaL_checkstring(L, 2)) == 0);
+    return 1;
+}
+
+static lreq *check_req(lua_State *L) {
+    lreq *r = luaL_checkudata(L, 1, REQ_MT);
+    if (!r->req) luaL_argerror(L, 1, "this call has already been answered");
+    return r;
+}
+
+static int l_req_reply(lua_State *L) {
+    lreq *r = check_req(L);
+    pn_request *req = r->req;
+    r->req = NULL;
+    lua_settop(L, 2);
+    answer_value(NULL, L, req, 1, 2, 0); /* the host may be gone: log to stderr */
+    return 0;
+}
+
+static int l_req_error(lua_State *L) {
+    lreq *r = check_req(L);
+    pn_request *req = r->req;
+    r->req = NULL;
+    lua_settop(L, 2);
+    answer_value(NULL, L, req, 0, 2, 0);
+    return 0;
+}
+
+static int l_req_gc(lua_State *L) {
+    lreq *r = luaL_checkudata(L, 1, REQ_MT);
+    if (r->req) { /* never answered: the caller must not wait for its timeout */
+        pn_err e;
+        pn_request_reply_error(r->req, "handler_crash", &e);
+        r->req = NULL;
+    }
+    return 0;
+}
+
+/* ---- calling ----------------------------------------------------------- */
+
+static void push_status_kind(lua_State *L, pn_call_status st) {
+    lua_pushstring(L, st == PN_CALL_ERROR     ? "remote"
+                      : st == PN_CALL_TIMEOUT ? "timeout"
+                                              : "closed");
+}
+
+static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, size_t len, void *ud) {
+    lcallback *cb = ud;
+    lua_State *L = cb->lh->L;
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cb->cb_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, cb->cb_ref);
+    int raw = cb->raw;
+    free(cb);
+    pn_err e;
+    int nargs = 2;
+    if (st == PN_CALL_OK) {
+        lua_pushboolean(L, 1);
+        if (push_term(L, term, len, raw, &e) != 0) {
+            lua_pop(L, 1);
+            lua_pushboolean(L, 0);
+            lua_pushfstring(L, "undecodable reply: %s", e.msg);
+            lua_pushstring(L, "remote");
+            nargs = 3;
+        }
+    } else {
+        lua_pushboolean(L, 0);
+        if (st == PN_CALL_ERROR) {
+            if (push_term(L, term, len, raw, &e) != 0) lua_pushstring(L, "undecodable reason");
+        } else {
+            lua_pushstring(L, st == PN_CALL_TIMEOUT ? "timeout" : "closed");
+        }
+        push_status_kind(L, st);
+        nargs = 3;
+    }
+    if (pcall_tb(L, nargs, 0) != LUA_OK) report(L, "call callback");
+    lua_settop(L, top);
+}
+
+static int l_host_call(lua_State *L) {
+    lhost *lh = check_host(L);
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 2, key);
+    const char *name = luaL_checkstring(L, 3);
+    luaL_checkany(L, 4);
+    luaL_checktype(L, 5, LUA_TFUNCTION);
+    uint32_t timeout = 0;
+    int raw = 0;
+    if (!lua_isnoneornil(L, 6)) {
+        luaL_checktype(L, 6, LUA_TTABLE);
+        timeout = opt_ms(L, 6, "timeout", 0);
+        lua_getfield(L, 6, "raw");
+        raw = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    pn_etf_buf b;
+    pn_err e;
+    pn_etf_buf_init(&b, PN_VALUE_DEFAULT_MAX);
+    lcallback *cb = malloc(sizeof *cb);
+    if (!cb) return luaL_error(L, "out of memory");
+    int rc = encode_arg(L, 4, raw, &b, &e);
+    if (rc == 0) {
+        cb->lh = lh;
+        cb->raw = raw;
+        lua_pushvalue(L, 5);
+        cb->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        rc = pn_host_call(lh->h, key, name, b.data, b.len, timeout, on_call_done, cb, &e);
+        if (rc != 0) luaL_unref(L, LUA_REGISTRYINDEX, cb->cb_ref);
+    }
+    pn_etf_buf_free(&b);
+    if (rc != 0) {
+        free(cb);
+        return pn_lua_fail(L, &e);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_host_send(lua_State *L) {
+    lhost *lh = check_host(L);
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 2, key);
+    const char *name = luaL_checkstring(L, 3);
+    luaL_checkany(L, 4);
+    int raw = 0;
+    if (lua_istable(L, 5)) {
+        lua_getfield(L, 5, "raw");
+        raw = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    pn_etf_buf b;
+    pn_err e;
+    pn_etf_buf_init(&b, PN_VALUE_DEFAULT_MAX);
+    int rc = encode_arg(L, 4, raw, &b, &e);
+    if (rc == 0) rc = pn_host_send(lh->h, key, name, b.data, b.len, &e);
+    pn_etf_buf_free(&b);
+    if (rc != 0) {
+        if (rc == PN_ESTATE) snprintf(e.msg, sizeof e.msg, "not_connected");
+        return pn_lua_fail(L, &e);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void on_connect_done(pn_host *h, int status, const char *msg, void *ud) {
+    lcallback *cb = ud;
+    lua_State *L = cb->lh->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cb->cb_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, cb->cb_ref);
+    free(cb);
+    if (status == 0) {
+        lua_pushboolean(L, 1);
+        lua_pushnil(L);
+    } else {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, msg ? msg : pn_err_name(status));
+    }
+    if (pcall_tb(L, 2, 0) != LUA_OK) report(L, "connect callback");
+}
+
+static int l_host_connect(lua_State *L) {
+    lhost *lh = check_host(L);
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 2, key);
+    const char *addr = luaL_optstring(L, 3, NULL);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    lcallback *cb = malloc(sizeof *cb);
+    if (!cb) return luaL_error(L, "out of memory");
+    cb->lh = lh;
+    lua_pushvalue(L, 4);
+    cb->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    pn_err e;
+    if (pn_host_connect(lh->h, key, addr, on_connect_done, cb, &e) != 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, cb->cb_ref);
+        free(cb);
+        return pn_lua_fail(L, &e);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_host_ping(lua_State *L) {
+    lhost *lh = check_host(L);
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 2, key);
+    size_t len = 0;
+    const char *nonce = luaL_optlstring(L, 3, NULL, &len);
+    if (nonce && len != PN_NONCE_LEN) return luaL_argerror(L, 3, "nonce must be 16 bytes");
+    pn_err e;
+    if (pn_host_ping(lh->h, key, (const uint8_t *)nonce, &e) != 0) return pn_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_host_on(lua_State *L) {
+    lhost *lh = check_host(L);
+    static const char *const events[] = {"connected", "disconnected", "discovered", NULL};
+    int ev = luaL_checkoption(L, 2, NULL, events);
+    if (!lua_isnil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_settop(L, 3);
+    luaL_unref(L, LUA_REGISTRYINDEX, lh->event_ref[ev]);
+    lh->event_ref[ev] = lua_isnil(L, 3) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* ---- registry ---------------------------------------------------------- */
+
+static void push_peer(lua_State *L, const pn_peer_info *p) {
+    lua_createtable(L, 0, 6);
+    push_key(L, p->key);
+    lua_setfield(L, -2, "key");
+    lua_pushstring(L, pn_peer_status_name(p->status));
+    lua_setfield(L, -2, "status");
+    lua_pushboolean(L, p->trusted);
+    lua_setfield(L, -2, "trusted");
+    lua_pushstring(L, p->addr);
+    lua_setfield(L, -2, "addr");
+    lua_pushnumber(L, p->last_seen);
+    lua_setfield(L, -2, "last_seen");
+    lua_pushinteger(L, p->connections);
+    lua_setfield(L, -2, "connections");
+}
+
+static int add_peer(const pn_peer_info *p, void *ud) {
+    lua_State *L = ud;
+    push_peer(L, p);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
+static int l_host_peers(lua_State *L) {
+    lhost *lh = check_host(L);
+    lua_newtable(L);
+    pn_host_peers(lh->h, add_peer, L);
+    return 1;
+}
+
+static int l_host_peer(lua_State *L) {
+    lhost *lh = check_host(L);
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 2, key);
+    pn_peer_info p;
+    if (pn_host_peer(lh->h, key, &p) != 0) return 0;
+    push_peer(L, &p);
+    return 1;
+}
+
+static int l_host_stats(lua_State *L) {
+    pn_host_stats s;
+    pn_host_get_stats(check_host(L)->h, &s);
+    lua_createtable(L, 0, 10);
+#define FIELD(name)                                                                                \
+    lua_pushinteger(L, (lua_Integer)s.name);                                                       \
+    lua_setfield(L, -2, #name)
+    FIELD(connections);
+    FIELD(handshaking);
+    FIELD(accepted);
+    FIELD(refused);
+    FIELD(handshakes_failed);
+    FIELD(closed_protocol);
+    FIELD(frames_in);
+    FIELD(frames_out);
+    FIELD(writes);
+#undef FIELD
+    return 1;
+}
+
+void pn_lua_open_host(lua_State *L) {
+    static const luaL_Reg methods[] = {{"close", l_host_close},     {"port", l_host_port},
+                                       {"key", l_host_key},         {"trust", l_host_trust},
+                                       {"untrust", l_host_untrust}, {"expose", l_host_expose},
+                                       {"revoke", l_host_revoke},   {"call", l_host_call},
+                                       {"send", l_host_send},       {"connect", l_host_connect},
+                                       {"ping", l_host_ping},       {"on", l_host_on},
+                                       {"peers", l_host_peers},     {"peer", l_host_peer},
+                                       {"stats", l_host_stats},     {NULL, NULL}};
+    static const luaL_Reg req_methods[] = {
+        {"reply", l_req_reply}, {"error", l_req_error}, {NULL, NULL}};
+    luaL_newmetatable(L, HOST_MT);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_host_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_host_close);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, REQ_MT);
+    luaL_newlib(L, req_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_req_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    static const luaL_Reg fns[] = {{"new", l_host_new}, {NULL, NULL}};
+    pn_lua_submodule(L, "host", fns);
+}
