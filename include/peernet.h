@@ -30,6 +30,7 @@
 #endif
 #define PN_NONCE_LEN 16
 #define PN_DEFAULT_PORT 4040
+#define PN_ADDR_TEXT_MAX 260 /* "HOST:PORT" with a 253-byte DNS name, and its NUL */
 
 typedef struct pn_host pn_host;
 typedef struct pn_request pn_request;
@@ -92,6 +93,13 @@ int pn_host_trust(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, p
 /* Forgets the key and closes its connections at once; stops redialling. */
 int pn_host_untrust(pn_host *h, const uint8_t key[PN_KEY_LEN]);
 int pn_host_is_trusted(const pn_host *h, const uint8_t key[PN_KEY_LEN]);
+/* Takes the trust list from a trust.list file (src/core/trust.h) and keeps
+ * following it: the file is re-read when it changes, whoever edits it.
+ * Keys it adds are trusted (and dialled when they carry an address); keys
+ * removed from it are untrusted, closing their connections at once. A file
+ * that no longer parses is logged and the list in force is kept. Keys
+ * trusted through pn_host_trust are not touched by the file. */
+int pn_host_trust_file(pn_host *h, const char *path, pn_err *e);
 
 /* ---- handlers (the serving side) -------------------------------------- */
 
@@ -177,9 +185,9 @@ typedef struct pn_peer_info {
     uint8_t key[PN_KEY_LEN];
     pn_peer_status status;
     int trusted;
-    char addr[64];        /* last dialable address, "" when none */
-    double last_seen;     /* Unix time (s) of the last frame received, 0 = never */
-    uint32_t connections; /* live + handshaking TCP connections to this peer */
+    char addr[PN_ADDR_TEXT_MAX]; /* last dialable address, "" when none */
+    double last_seen;            /* Unix time (s) of the last frame received, 0 = never */
+    uint32_t connections;        /* live + handshaking TCP connections to this peer */
 } pn_peer_info;
 
 /* Calls fn for every known peer; stops early when fn returns non-zero. */

@@ -420,3 +420,65 @@ describe("peernet.host liveness and reconnect", function()
     end
   end)
 end)
+
+describe("peernet.host listening and trust file", function()
+  it("listens on IPv6 and on both families at once, reporting the port it picked", function()
+    local ka, kb = N.keys(), N.keys()
+    local probe = peernet.host.new { secret = kb:secret(), listen = "[::1]:0" }
+    if not probe then
+      pending("no IPv6 loopback on this machine: IPv6 listening not checked")
+      return
+    end
+    probe:close()
+    for _, listen in ipairs({ "[::1]:0", "[::]:0" }) do
+      local b = N.host(kb, { listen = listen, trust = { ka:public_hex() } })
+      b:expose("echo", function(_, v) return v end)
+      assert.is_true(b:port() > 0)
+      local dials = listen == "[::]:0" and { "[::1]:", "127.0.0.1:" } or { "[::1]:" }
+      for _, prefix in ipairs(dials) do
+        local a = N.host(ka, { trust = { kb:public_hex() } })
+        assert.is_true(N.connect(a, kb:public_hex(), prefix .. b:port()))
+        assert.same({ true, prefix }, { N.call(a, kb:public_hex(), "echo", prefix) })
+        N.close(a)
+      end
+      N.close(b)
+    end
+  end)
+
+  it("refuses connections beyond max_connections", function()
+    local kb = N.keys()
+    local b = N.host(kb, { max_connections = 2 })
+    local r1, r2, r3 = N.raw(b:port()), N.raw(b:port()), N.raw(b:port())
+    assert.is_true(r3:wait_closed())
+    assert.equal(2, stats(b).connections)
+    assert.equal(1, stats(b).refused)
+    for _, r in ipairs({ r1, r2, r3 }) do r:close() end
+    N.close(b)
+  end)
+
+  it("follows a trust file edited by hand: added keys connect, removed keys are dropped", function()
+    local dir = H.tmpdir()
+    local path = dir .. "/trust.list"
+    local ka, kb = N.keys(), N.keys()
+    local b = N.host(kb, { trust = { ka:public_hex() } })
+    b:expose("echo", function(_, v) return v end)
+    H.write_file(path, "# peers\n")
+    local a = N.host(ka)
+    assert(a:trust_file(path))
+    assert.is_nil(a:connect(kb:public_hex(), N.addr(b), function() end))
+    -- Adding the line (with an address) trusts and dials the peer.
+    H.write_file(path, "# peers\n" .. kb:public_hex() .. " laptop " .. N.addr(b) .. "\n")
+    assert(N.wait(function() return (a:peer(kb:public_hex()) or {}).status == "connected" end))
+    assert.same({ true, "hi" }, { N.call(a, kb:public_hex(), "echo", "hi") })
+    -- A file that does not parse changes nothing.
+    H.write_file(path, "# peers\n" .. kb:public_hex() .. " laptop not-an-address\n")
+    assert(N.wait(function() return table.concat(N.logs, "\n"):match("not reloaded") end))
+    assert.equal("connected", a:peer(kb:public_hex()).status)
+    -- Removing the line drops the link at once.
+    H.write_file(path, "# peers\n")
+    assert(N.wait(function() return a:peer(kb:public_hex()).status == "disconnected" end))
+    assert.is_false(a:peer(kb:public_hex()).trusted)
+    N.close(a, b)
+    H.rmdir(dir)
+  end)
+end)

@@ -424,8 +424,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 pn_conn *pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e) {
     char host[PN_ADDR_MAX];
-    int port;
-    if (pn_addr_split(addr, host, sizeof host, &port, e) != 0) return NULL;
+    uint16_t port;
+    if (pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return NULL;
     pn_conn *c = conn_new(h, 1, e);
     if (!c) return NULL;
     c->peer = p;

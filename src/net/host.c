@@ -147,7 +147,8 @@ static void on_connection(uv_stream_t *server, int status) {
 
 static int bind_listen(pn_host *h, const char *listen, pn_err *e) {
     char host[PN_ADDR_MAX];
-    int port = PN_DEFAULT_PORT, rc;
+    uint16_t port = PN_DEFAULT_PORT;
+    int rc;
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
@@ -157,7 +158,14 @@ static int bind_listen(pn_host *h, const char *listen, pn_err *e) {
     if (any) {
         uv_ip6_addr("::", port, &sa.in6); /* dual stack: IPv4 arrives mapped */
     } else {
-        if (pn_addr_split(listen, host, sizeof host, &port, e) != 0) return e->code;
+        /* Port 0 (pick a free one) is fine here but never in a dial address. */
+        char tmp[PN_ADDR_MAX];
+        size_t n = strlen(listen);
+        int zero = n >= 2 && n < sizeof tmp && strcmp(listen + n - 2, ":0") == 0;
+        snprintf(tmp, sizeof tmp, "%s", listen);
+        if (zero) tmp[n - 1] = '1';
+        if (pn_trust_split_addr(tmp, host, sizeof host, &port, e) != 0) return e->code;
+        if (zero) port = 0;
         if (uv_ip4_addr(host, port, &sa.in4) != 0 && uv_ip6_addr(host, port, &sa.in6) != 0)
             return pn_err_set(e, PN_EINVAL, "listen address '%s' must be a numeric IP", listen);
     }
@@ -258,6 +266,7 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     h->on_closed = on_closed;
     h->on_closed_ud = ud;
     if (h->listening) uv_close((uv_handle_t *)&h->listener, on_handle_closed);
+    pn_trustfile_close(h);
     while (h->conns)
         pn_conn_close(h->conns, "host closing");
     for (unsigned b = 0; b < PN_REGISTRY_BUCKETS; b++)
@@ -426,11 +435,11 @@ void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
 
 int pn_host_trust(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e) {
     char host[PN_ADDR_MAX];
-    int port;
+    uint16_t port;
     if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
     if (sodium_memcmp(key, h->pub, PN_KEY_LEN) == 0)
         return pn_err_set(e, PN_EINVAL, "that is this host's own key");
-    if (addr && pn_addr_split(addr, host, sizeof host, &port, e) != 0) return e->code;
+    if (addr && pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return e->code;
     pn_peer *p = pn_registry_get(h, key, e);
     if (!p) return e->code;
     p->trusted = 1;
@@ -599,13 +608,13 @@ int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonc
 int pn_host_connect(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_connect_cb cb,
                     void *ud, pn_err *e) {
     char host[PN_ADDR_MAX], k[17];
-    int port;
+    uint16_t port;
     if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
     pn_peer *p = pn_registry_find(h, key);
     if (!p || !p->trusted)
         return pn_err_set(e, PN_ETRUST, "key %s… is not trusted: trust it before connecting",
                           short_key(key, k));
-    if (addr && pn_addr_split(addr, host, sizeof host, &port, e) != 0) return e->code;
+    if (addr && pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return e->code;
     if (!addr && !p->addr[0])
         return pn_err_set(e, PN_EINVAL, "no address known for %s…", short_key(key, k));
     pn_waiter *w = calloc(1, sizeof *w);

@@ -19,6 +19,7 @@
 #include "core/etf.h"
 #include "core/frame.h"
 #include "core/handshake.h"
+#include "core/trust.h"
 #include "peernet.h"
 
 #define PN_READ_CHUNK 65536    /* one host-wide read buffer: libuv reads one socket at a time */
@@ -51,6 +52,7 @@ typedef struct pn_peer {
     uint8_t key[PN_KEY_LEN];
     pn_peer_status status;
     int trusted;
+    int in_file;            /* trusted by the watched trust file (it may untrust it again) */
     char addr[PN_ADDR_MAX]; /* where to dial, "" when unknown */
     double last_seen;
     pn_conn *live;    /* the one authenticated connection */
@@ -166,6 +168,8 @@ struct pn_host {
     uint32_t hash_seed;
     pn_handler *handlers[PN_HANDLER_BUCKETS];
 
+    struct pn_trustfile *trustfile; /* the watched trust list, if any */
+
     pn_event_fn event_fn;
     void *event_ud;
 
@@ -217,7 +221,7 @@ pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e);
 void pn_request_free(pn_request *r);
 void pn_requests_detach(pn_conn *c);
 
-/* addr.c: "HOST:PORT", "[V6]:PORT"; host copied into out (NUL-terminated). */
-int pn_addr_split(const char *addr, char *host, size_t host_cap, int *port, pn_err *e);
+/* trustfile.c */
+void pn_trustfile_close(pn_host *h);
 
 #endif

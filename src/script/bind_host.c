@@ -6,6 +6,7 @@
  *   local h = peernet.host.new{ secret = kp:secret(), listen = "127.0.0.1:0",
  *                               trust = { keyhex, ... }, call_timeout = ms, ... }
  *   h:port() h:key() h:trust(key [, "host:port"]) h:untrust(key) h:close()
+ *   h:trust_file(path)   -- follow a trust.list file, re-read when edited
  *   h:expose(name, function(from, args, req) ... end [, {authorize = fn, raw = bool}])
  *       -- return value            -> {ok, Value}
  *       -- return nil, reason      -> {error, Reason}
@@ -303,6 +304,14 @@ static int l_host_trust(lua_State *L) {
     check_key(L, 2, key);
     pn_err e;
     if (pn_host_trust(lh->h, key, luaL_optstring(L, 3, NULL), &e) != 0) return pn_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_host_trust_file(lua_State *L) {
+    lhost *lh = check_host(L);
+    pn_err e;
+    if (pn_host_trust_file(lh->h, luaL_checkstring(L, 2), &e) != 0) return pn_lua_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -722,14 +731,23 @@ static int l_host_stats(lua_State *L) {
 }
 
 void pn_lua_open_host(lua_State *L) {
-    static const luaL_Reg methods[] = {{"close", l_host_close},     {"port", l_host_port},
-                                       {"key", l_host_key},         {"trust", l_host_trust},
-                                       {"untrust", l_host_untrust}, {"expose", l_host_expose},
-                                       {"revoke", l_host_revoke},   {"call", l_host_call},
-                                       {"send", l_host_send},       {"connect", l_host_connect},
-                                       {"ping", l_host_ping},       {"on", l_host_on},
-                                       {"peers", l_host_peers},     {"peer", l_host_peer},
-                                       {"stats", l_host_stats},     {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"close", l_host_close},
+                                       {"port", l_host_port},
+                                       {"key", l_host_key},
+                                       {"trust", l_host_trust},
+                                       {"untrust", l_host_untrust},
+                                       {"trust_file", l_host_trust_file},
+                                       {"expose", l_host_expose},
+                                       {"revoke", l_host_revoke},
+                                       {"call", l_host_call},
+                                       {"send", l_host_send},
+                                       {"connect", l_host_connect},
+                                       {"ping", l_host_ping},
+                                       {"on", l_host_on},
+                                       {"peers", l_host_peers},
+                                       {"peer", l_host_peer},
+                                       {"stats", l_host_stats},
+                                       {NULL, NULL}};
     static const luaL_Reg req_methods[] = {
         {"reply", l_req_reply}, {"error", l_req_error}, {NULL, NULL}};
     luaL_newmetatable(L, HOST_MT);
