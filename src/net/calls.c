@@ -60,7 +60,7 @@ pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout
     /* Random and non-zero, as the Elixir side draws them; unique among the
      * calls in flight on this connection. */
     for (;;) {
-        randombytes_buf(&p->id, sizeof p->id);
+        p->id = pn_host_random_u64(h);
         if (p->id == 0) continue;
         pn_pending *q = c->calls[bucket_of(p->id)];
         while (q && q->id != p->id)

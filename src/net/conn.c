@@ -273,7 +273,7 @@ static void on_transport(pn_conn *c, const pn_frame *f) {
         pn_conn_close(c, e.msg);
         return;
     }
-    c->peer->last_seen = pn_wall_now();
+    c->peer->last_seen_ms = uv_now(h->loop) | 1; /* never 0 once seen */
     switch (env.kind) {
         case PN_ENV_PING:
             h->scratch.len = 0;

@@ -32,6 +32,18 @@ double pn_wall_now(void) {
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+uint64_t pn_host_random_u64(pn_host *h) {
+    uint64_t v;
+    if (h->random_left < sizeof v) {
+        randombytes_buf(h->random_pool, sizeof h->random_pool);
+        h->random_left = sizeof h->random_pool;
+    }
+    h->random_left -= sizeof v;
+    memcpy(&v, h->random_pool + h->random_left, sizeof v);
+    sodium_memzero(h->random_pool + h->random_left, sizeof v); /* an id is drawn once */
+    return v;
+}
+
 void pn_host_log(pn_host *h, int level, const char *fmt, ...) {
     if (!h->cfg.log) return;
     char msg[512];
@@ -400,7 +412,7 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
     int was = p->status == PN_PEER_CONNECTED;
     p->status = PN_PEER_CONNECTED;
     p->backoff_ms = h->cfg.backoff_min_ms;
-    p->last_seen = pn_wall_now();
+    p->last_seen_ms = uv_now(h->loop) | 1;
     uv_timer_stop(&p->redial);
     pn_host_log(h, PN_LOG_INFO, "peer %s… connected (%s, %s)", short_key(p->key, k), c->remote,
                 c->initiator ? "dialled" : "accepted");

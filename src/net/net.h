@@ -54,9 +54,9 @@ typedef struct pn_peer {
     int trusted;
     int in_file;            /* trusted by the watched trust file (it may untrust it again) */
     char addr[PN_ADDR_MAX]; /* where to dial, "" when unknown */
-    double last_seen;
-    pn_conn *live;    /* the one authenticated connection */
-    pn_conn *dialing; /* our dial in progress, at most one */
+    uint64_t last_seen_ms;  /* uv_now() of the last frame received, 0 = never */
+    pn_conn *live;          /* the one authenticated connection */
+    pn_conn *dialing;       /* our dial in progress, at most one */
     pn_waiter *waiters;
     uv_timer_t redial;
     uint32_t backoff_ms; /* the next redial delay before jitter */
@@ -178,6 +178,10 @@ struct pn_host {
     uint8_t *ptbuf; /* opened transport plaintext, sized to the frame cap */
     pn_etf_buf scratch;
 
+    /* Call ids come from this pool: one getrandom() per 64 ids, not per call. */
+    uint8_t random_pool[512];
+    size_t random_left;
+
     pn_host_stats stats;
     int closing;
     int refs; /* open handles and the host's own reference */
@@ -196,6 +200,7 @@ int pn_host_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]);
 void pn_host_resolve_waiters(pn_host *h, pn_peer *p, int status, const char *msg);
 void pn_host_schedule_redial(pn_host *h, pn_peer *p);
 double pn_wall_now(void);
+uint64_t pn_host_random_u64(pn_host *h);
 
 /* conn.c */
 pn_conn *pn_conn_accept(pn_host *h, pn_err *e);

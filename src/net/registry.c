@@ -57,7 +57,10 @@ void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out) {
     memcpy(out->addr, p->addr,
            sizeof out->addr < sizeof p->addr ? sizeof out->addr : sizeof p->addr);
     out->addr[sizeof out->addr - 1] = '\0';
-    out->last_seen = p->last_seen;
+    if (p->last_seen_ms) { /* loop time to wall time */
+        uint64_t now = uv_now(h->loop);
+        out->last_seen = pn_wall_now() - (double)(now - p->last_seen_ms) / 1000.0;
+    }
     for (const pn_conn *c = h->conns; c; c = c->next)
         if (c->peer == p && c->state != PN_CONN_CLOSING) out->connections++;
 }
