@@ -1,0 +1,11 @@
+-- The examples a user copies must keep working: each runs as a child process.
+describe("examples", function()
+  it("two_peers.lua: handshake, a call and no_such_handle between two peers", function()
+    local out = H.sh("cd " .. H.q(H.source_dir) .. " && PN_BUILD_DIR=" .. H.q(H.build_dir)
+      .. " lua5.4 examples/two_peers.lua 2>&1; echo rc=$?")
+    assert.matches("phone connected to lamp", out)
+    assert.matches("lamp says: on=true by=%x+ room=kitchen", out)
+    assert.matches("calling a handle nobody exposed: no_such_handle", out)
+    assert.matches("rc=0$", out)
+  end)
+end)
