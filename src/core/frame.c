@@ -37,6 +37,10 @@ size_t pn_frame_buffered(const pn_frame_reader *r) {
     return r->hdr_have + r->have;
 }
 
+void pn_frame_reader_set_cap(pn_frame_reader *r, size_t cap) {
+    r->cap = cap > UINT32_MAX ? UINT32_MAX : cap;
+}
+
 int pn_frame_header(uint8_t out[PN_FRAME_HEADER], size_t len, size_t cap, pn_err *e) {
     if (len > cap || len > UINT32_MAX)
         return pn_err_set(e, PN_ETOOBIG, "frame body of %zu bytes exceeds the cap of %zu", len,

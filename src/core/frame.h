@@ -42,6 +42,10 @@ void pn_frame_reader_free(pn_frame_reader *r);
  */
 int pn_frame_feed(pn_frame_reader *r, const uint8_t **p, size_t *n, pn_frame *out, pn_err *e);
 
+/* Changes the cap for frames whose header has not been read yet: a
+ * connection allows only handshake-sized frames until it is authenticated. */
+void pn_frame_reader_set_cap(pn_frame_reader *r, size_t cap);
+
 /* Bytes held for an incomplete frame (header included). */
 size_t pn_frame_buffered(const pn_frame_reader *r);
 

@@ -121,6 +121,10 @@ void pn_calls_run_completed(pn_host *h) {
 /* ---- incoming ---------------------------------------------------------- */
 
 pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e) {
+    if (c->state != PN_CONN_LIVE) {
+        pn_err_set(e, PN_ESTATE, "connection is closing");
+        return NULL;
+    }
     /* One block: the request, its name and its args. */
     pn_request *r = malloc(sizeof *r + env->name_len + 1 + env->term_len);
     if (!r) {
@@ -187,6 +191,8 @@ const uint8_t *pn_request_args(const pn_request *req, size_t *len) {
  * request is freed either way. */
 static int answer(pn_request *req, int ok, const char *reason, const uint8_t *term, size_t len,
                   pn_err *e) {
+    pn_err local;
+    if (!e) e = &local;
     pn_conn *c = req->conn;
     int rc = 0;
     if (!req->is_call) {

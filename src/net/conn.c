@@ -50,7 +50,9 @@ static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
     }
     c->host = h;
     c->initiator = initiator;
-    c->fr = pn_frame_reader_new(h->cfg.frame_cap);
+    /* Until the peer is authenticated only handshake-sized frames are read:
+     * a stranger cannot make the host buffer a megabyte per connection. */
+    c->fr = pn_frame_reader_new(PN_HANDSHAKE_BODY_MAX);
     c->hs = pn_handshake_create(initiator ? PN_NOISE_INITIATOR : PN_NOISE_RESPONDER, h->priv,
                                 on_verify, c, e);
     if (!c->fr || !c->hs ||
@@ -241,6 +243,7 @@ static void established(pn_conn *c) {
     pn_host *h = c->host;
     c->state = PN_CONN_LIVE;
     h->stats.handshaking--;
+    pn_frame_reader_set_cap(c->fr, h->cfg.frame_cap);
     uv_timer_stop(&c->timer);
     pn_host_on_established(h, c);
     if (c->state != PN_CONN_LIVE) return; /* lost the tie-break */
@@ -422,12 +425,15 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     uv_freeaddrinfo(res);
 }
 
-pn_conn *pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e) {
+int pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e) {
     char host[PN_ADDR_MAX];
     uint16_t port;
-    if (pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return NULL;
+    if (pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return e->code;
     pn_conn *c = conn_new(h, 1, e);
-    if (!c) return NULL;
+    if (!c) return e->code;
+    /* Set before anything can fail: a failure closes c through the host,
+     * which then reports the dial and schedules the next one. */
+    p->dialing = c;
     c->peer = p;
     c->has_expect = 1;
     memcpy(c->expect, p->key, PN_KEY_LEN);
@@ -439,7 +445,7 @@ pn_conn *pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e) {
     } sa;
     if (uv_ip4_addr(host, port, &sa.in4) == 0 || uv_ip6_addr(host, port, &sa.in6) == 0) {
         connect_to(c, &sa.sa);
-        return c;
+        return 0;
     }
     char portstr[8];
     snprintf(portstr, sizeof portstr, "%d", port);
@@ -454,10 +460,10 @@ pn_conn *pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e) {
         char why[PN_ADDR_MAX + 64];
         snprintf(why, sizeof why, "resolve %s: %s", addr, uv_strerror(rc));
         pn_conn_close(c, why);
-        return c;
+        return 0;
     }
     c->gai_active = 1;
-    return c;
+    return 0;
 }
 
 /* ---- closing ----------------------------------------------------------- */

@@ -205,6 +205,8 @@ static int bind_listen(pn_host *h, const char *listen, pn_err *e) {
 /* ---- lifecycle --------------------------------------------------------- */
 
 pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
+    pn_err local;
+    if (!e) e = &local;
     if (!cfg->secret) {
         pn_err_set(e, PN_EINVAL, "host: a secret key is required");
         return NULL;
@@ -260,14 +262,26 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
     return h;
 }
 
+/* A handler revoked while one is running (it may be that one, or the host
+ * is closing from inside it) is released only once it has returned. */
+static void handler_drop(pn_host *h, pn_handler *hd) {
+    if (h->dispatching) {
+        hd->revoked = 1;
+        hd->next = h->graveyard;
+        h->graveyard = hd;
+        return;
+    }
+    if (hd->def.release) hd->def.release(hd->def.ud);
+    free(hd->name);
+    free(hd);
+}
+
 static void release_handlers(pn_host *h) {
     for (unsigned b = 0; b < PN_HANDLER_BUCKETS; b++) {
         while (h->handlers[b]) {
             pn_handler *hd = h->handlers[b];
             h->handlers[b] = hd->next;
-            if (hd->def.release) hd->def.release(hd->def.ud);
-            free(hd->name);
-            free(hd);
+            handler_drop(h, hd);
         }
     }
 }
@@ -329,8 +343,7 @@ void pn_host_resolve_waiters(pn_host *h, pn_peer *p, int status, const char *msg
 static void start_dial(pn_host *h, pn_peer *p) {
     pn_err e;
     p->status = PN_PEER_CONNECTING;
-    p->dialing = pn_conn_dial(h, p, p->addr, &e);
-    if (!p->dialing && p->status == PN_PEER_CONNECTING) { /* bad address or no memory */
+    if (pn_conn_dial(h, p, p->addr, &e) != 0) { /* bad address or no memory: nothing started */
         p->status = PN_PEER_DISCONNECTED;
         pn_host_resolve_waiters(h, p, e.code, e.msg);
     }
@@ -405,6 +418,9 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
             return;
         }
         p->live = c;
+        /* c's last handshake message first, so the peer does not see the old
+         * link end before the new one is complete. */
+        pn_conn_flush(c);
         pn_conn_close(old, "replaced by a newer connection to the same peer");
     }
     p->live = c;
@@ -446,6 +462,14 @@ void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
 /* ---- trust ------------------------------------------------------------- */
 
 int pn_host_trust(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e) {
+    pn_err local;
+    if (!e) e = &local;
+    int rc = pn_host_trust_peer(h, key, addr, e);
+    if (rc == 0) pn_registry_find(h, key)->api_trusted = 1;
+    return rc;
+}
+
+int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e) {
     char host[PN_ADDR_MAX];
     uint16_t port;
     if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
@@ -466,11 +490,15 @@ int pn_host_trust(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, p
 int pn_host_untrust(pn_host *h, const uint8_t key[PN_KEY_LEN]) {
     pn_peer *p = pn_registry_find(h, key);
     if (!p || !p->trusted) return PN_ENOTFOUND;
-    p->trusted = 0;
+    p->trusted = p->api_trusted = p->in_file = 0;
     uv_timer_stop(&p->redial);
-    for (pn_conn *c = h->conns, *next; c; c = next) {
-        next = c->next;
-        if (c->peer == p) pn_conn_close(c, "key removed from the trust list");
+    /* From the head each time: a disconnected event may close others. */
+    for (;;) {
+        pn_conn *c = h->conns;
+        while (c && c->peer != p)
+            c = c->next;
+        if (!c) break;
+        pn_conn_close(c, "key removed from the trust list");
     }
     pn_host_resolve_waiters(h, p, PN_ETRUST, "key removed from the trust list");
     return 0;
@@ -497,6 +525,8 @@ static pn_handler *find_handler(const pn_host *h, const char *name) {
 }
 
 int pn_host_expose(pn_host *h, const char *name, const pn_handler_def *def, pn_err *e) {
+    pn_err local;
+    if (!e) e = &local;
     if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
     if (!name || !pn_etf_atom_name_ok(name, strlen(name)) || !name[0])
         return pn_err_set(e, PN_EINVAL, "handle name must be 1..255 characters of UTF-8");
@@ -519,9 +549,7 @@ int pn_host_revoke(pn_host *h, const char *name) {
         if (strcmp((*pp)->name, name) == 0) {
             pn_handler *hd = *pp;
             *pp = hd->next;
-            if (hd->def.release) hd->def.release(hd->def.ud);
-            free(hd->name);
-            free(hd);
+            handler_drop(h, hd);
             return 0;
         }
     }
@@ -534,6 +562,31 @@ static void reply_error(pn_conn *c, uint64_t id, const char *reason) {
     h->scratch.len = 0;
     if (pn_envelope_put_reply_error(&h->scratch, id, reason, h->env_flags, &e) == 0)
         pn_conn_queue_envelope(c, &h->scratch, &e);
+}
+
+/* Runs with h->dispatching raised: hd stays allocated whatever the
+ * predicate or the handler do to the host. */
+static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handler *hd) {
+    int is_call = env->kind == PN_ENV_CALL;
+    if (hd->def.authorize && !hd->def.authorize(h, c->peer->key, env->name, hd->def.ud)) {
+        if (is_call && c->state == PN_CONN_LIVE) reply_error(c, env->id, "forbidden");
+        return;
+    }
+    /* The predicate may have closed the link, untrusted the peer or revoked
+     * the name: then the handler does not run. */
+    if (c->state != PN_CONN_LIVE || !c->peer->trusted) return;
+    if (hd->revoked) {
+        if (is_call) reply_error(c, env->id, "no_such_handle");
+        return;
+    }
+    pn_err e;
+    pn_request *req = pn_request_new(c, env, &e);
+    if (!req) {
+        if (is_call) reply_error(c, env->id, "handler_crash");
+        return;
+    }
+    hd->def.handler(h, req, hd->def.ud);
+    if (!is_call) pn_request_free(req);
 }
 
 void pn_host_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
@@ -551,19 +604,15 @@ void pn_host_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
         if (is_call) reply_error(c, env->id, "no_such_handle");
         return;
     }
-    pn_handler_def def = hd->def; /* the handler may revoke itself */
-    if (def.authorize && !def.authorize(h, c->peer->key, env->name, def.ud)) {
-        if (is_call) reply_error(c, env->id, "forbidden");
-        return;
+    h->dispatching++;
+    dispatch_to(h, c, env, hd);
+    if (--h->dispatching == 0) {
+        while (h->graveyard) {
+            pn_handler *dead = h->graveyard;
+            h->graveyard = dead->next;
+            handler_drop(h, dead);
+        }
     }
-    pn_err e;
-    pn_request *req = pn_request_new(c, env, &e);
-    if (!req) {
-        if (is_call) reply_error(c, env->id, "handler_crash");
-        return;
-    }
-    def.handler(h, req, def.ud);
-    if (!is_call) pn_request_free(req);
 }
 
 /* ---- calling ----------------------------------------------------------- */
@@ -579,6 +628,8 @@ static pn_conn *live_conn(pn_host *h, const uint8_t key[PN_KEY_LEN], pn_err *e) 
 
 int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
                  size_t args_len, uint32_t timeout_ms, pn_call_cb cb, void *ud, pn_err *e) {
+    pn_err local;
+    if (!e) e = &local;
     pn_conn *c = live_conn(h, peer, e);
     if (!c) return PN_ESTATE;
     if (c->ncalls >= h->cfg.max_calls_in_flight)
@@ -602,6 +653,8 @@ int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
 
 int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
                  size_t args_len, pn_err *e) {
+    pn_err local;
+    if (!e) e = &local;
     pn_conn *c = live_conn(h, peer, e);
     if (!c) return PN_ESTATE;
     h->scratch.len = 0;
@@ -611,6 +664,8 @@ int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
 }
 
 int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonce, pn_err *e) {
+    pn_err local;
+    if (!e) e = &local;
     pn_conn *c = live_conn(h, peer, e);
     if (!c) return PN_ESTATE;
     pn_conn_ping(c, nonce);
@@ -619,6 +674,8 @@ int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonc
 
 int pn_host_connect(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_connect_cb cb,
                     void *ud, pn_err *e) {
+    pn_err local;
+    if (!e) e = &local;
     char host[PN_ADDR_MAX], k[17];
     uint16_t port;
     if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");

@@ -52,7 +52,8 @@ typedef struct pn_peer {
     uint8_t key[PN_KEY_LEN];
     pn_peer_status status;
     int trusted;
-    int in_file;            /* trusted by the watched trust file (it may untrust it again) */
+    int in_file;            /* listed in the watched trust file */
+    int api_trusted;        /* trusted through pn_host_trust: the file does not untrust it */
     char addr[PN_ADDR_MAX]; /* where to dial, "" when unknown */
     uint64_t last_seen_ms;  /* uv_now() of the last frame received, 0 = never */
     pn_conn *live;          /* the one authenticated connection */
@@ -66,6 +67,7 @@ typedef struct pn_peer {
 typedef struct pn_handler {
     char *name;
     pn_handler_def def;
+    int revoked; /* revoked while a dispatch was running: released after it */
     struct pn_handler *next;
 } pn_handler;
 
@@ -167,6 +169,8 @@ struct pn_host {
     uint32_t npeers;
     uint32_t hash_seed;
     pn_handler *handlers[PN_HANDLER_BUCKETS];
+    int dispatching;       /* a handler or predicate is running */
+    pn_handler *graveyard; /* revoked meanwhile: released when it returns */
 
     struct pn_trustfile *trustfile; /* the watched trust list, if any */
 
@@ -204,7 +208,8 @@ uint64_t pn_host_random_u64(pn_host *h);
 
 /* conn.c */
 pn_conn *pn_conn_accept(pn_host *h, pn_err *e);
-pn_conn *pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e);
+/* Starts a dial and sets p->dialing; PN_E* only when nothing was started. */
+int pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e);
 void pn_conn_close(pn_conn *c, const char *why);
 int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
@@ -225,6 +230,8 @@ void pn_calls_run_completed(pn_host *h);
 pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e);
 void pn_request_free(pn_request *r);
 void pn_requests_detach(pn_conn *c);
+
+int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e);
 
 /* trustfile.c */
 void pn_trustfile_close(pn_host *h);

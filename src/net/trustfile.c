@@ -36,14 +36,14 @@ static int apply(pn_host *h, const char *path, pn_err *e) {
         for (pn_peer *p = h->peers[b]; p; p = p->next)
             if (p->in_file && !pn_trust_find_key(t, p->key)) {
                 p->in_file = 0;
-                pn_host_untrust(h, p->key);
+                if (!p->api_trusted) pn_host_untrust(h, p->key);
             }
     for (size_t i = 0; i < pn_trust_count(t); i++) {
         const pn_trust_entry *en = pn_trust_at(t, i);
         pn_err e2;
         pn_peer *p = pn_registry_find(h, en->key);
         int fresh = !p || !p->trusted || strcmp(p->addr, en->addr) != 0;
-        if (fresh && pn_host_trust(h, en->key, en->addr[0] ? en->addr : NULL, &e2) != 0) {
+        if (fresh && pn_host_trust_peer(h, en->key, en->addr[0] ? en->addr : NULL, &e2) != 0) {
             pn_host_log(h, PN_LOG_WARN, "%s: entry %zu skipped: %s", path, i + 1, e2.msg);
             continue;
         }
@@ -78,6 +78,8 @@ static void on_poll(uv_fs_poll_t *p, int status, const uv_stat_t *prev, const uv
 }
 
 int pn_host_trust_file(pn_host *h, const char *path, pn_err *e) {
+    pn_err local;
+    if (!e) e = &local;
     if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
     if (h->trustfile) return pn_err_set(e, PN_EEXIST, "a trust file is already watched");
     size_t n = path ? strlen(path) : 0;

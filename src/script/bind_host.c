@@ -67,6 +67,7 @@ typedef struct {
 
 typedef struct {
     pn_request *req; /* NULL once answered */
+    int raw;         /* the handler was exposed with raw = true */
 } lreq;
 
 static void report(lua_State *L, const char *what) {
@@ -178,6 +179,8 @@ static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], voi
 
 /* ---- new / close ------------------------------------------------------- */
 
+static void l_host_close_ud(lua_State *L, lhost_ud *u);
+
 static uint32_t opt_ms(lua_State *L, int t, const char *name, uint32_t dflt) {
     lua_getfield(L, t, name);
     lua_Integer v = lua_isnil(L, -1) ? (lua_Integer)dflt : luaL_checkinteger(L, -1);
@@ -197,16 +200,7 @@ static int l_host_new(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     pn_host_config cfg;
     pn_host_config_init(&cfg);
-    uint8_t secret[PN_KEY_LEN], eph[PN_KEY_LEN];
-
-    lua_getfield(L, 1, "secret");
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    if (!s || len != PN_KEY_LEN) return luaL_error(L, "host.new: secret must be 32 raw bytes");
-    memcpy(secret, s, PN_KEY_LEN);
-    lua_pop(L, 1);
-    cfg.secret = secret;
-
+    /* Everything that may raise comes first; the secret is copied last. */
     lua_getfield(L, 1, "listen");
     if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
         cfg.listen = "";
@@ -225,19 +219,28 @@ static int l_host_new(lua_State *L) {
     cfg.max_connections = opt_ms(L, 1, "max_connections", cfg.max_connections);
     cfg.max_calls_in_flight = opt_ms(L, 1, "max_calls_in_flight", cfg.max_calls_in_flight);
     cfg.max_outbuf = opt_ms(L, 1, "max_outbuf", (uint32_t)cfg.max_outbuf);
-
-    lua_getfield(L, 1, "test_ephemeral");
-    if (!lua_isnil(L, -1)) {
-        s = lua_tolstring(L, -1, &len);
-        if (!s || len != PN_KEY_LEN)
-            return luaL_error(L, "host.new: test_ephemeral must be 32 bytes");
-        memcpy(eph, s, PN_KEY_LEN);
-        cfg.test_ephemeral = eph;
-    }
-    lua_pop(L, 1);
     lua_getfield(L, 1, "test_legacy_atoms");
     cfg.test_legacy_atoms = lua_toboolean(L, -1);
     lua_pop(L, 1);
+
+    /* The trust list is checked whole before the host exists. */
+    lua_getfield(L, 1, "trust");
+    int trust = lua_gettop(L);
+    lua_Integer ntrust = 0;
+    if (!lua_isnil(L, trust)) {
+        luaL_checktype(L, trust, LUA_TTABLE);
+        for (; lua_rawgeti(L, trust, ntrust + 1) != LUA_TNIL; ntrust++) {
+            uint8_t key[PN_KEY_LEN];
+            size_t klen;
+            const char *ks = lua_tolstring(L, -1, &klen);
+            pn_err ke;
+            if (!ks || pn_key_parse(key, ks, klen, &ke) != 0)
+                return luaL_error(L, "host.new: trust[%d]: %s", (int)ntrust + 1,
+                                  ks ? ke.msg : "a key must be a string");
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
 
     uv_loop_t *loop;
     get_loop_from_luv(L, &loop);
@@ -245,45 +248,66 @@ static int l_host_new(lua_State *L) {
     lhost_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->lh = NULL;
     luaL_setmetatable(L, HOST_MT);
-    lhost *lh = calloc(1, sizeof *lh);
-    if (!lh) return luaL_error(L, "out of memory");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-    lh->L = lua_tothread(L, -1);
-    lua_pop(L, 1);
-    lh->log_ref = lh->event_ref[0] = lh->event_ref[1] = lh->event_ref[2] = LUA_NOREF;
-    lh->debug_log = getenv("PEERNET_DEBUG") != NULL;
+    int log_ref = LUA_NOREF;
     lua_getfield(L, 1, "log");
     if (lua_isfunction(L, -1))
-        lh->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     else
         lua_pop(L, 1);
-    cfg.log = on_log;
-    cfg.log_ud = lh;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    lua_State *main = lua_tothread(L, -1);
+    lua_pop(L, 1);
 
+    uint8_t secret[PN_KEY_LEN], eph[PN_KEY_LEN];
+    size_t len;
+    lua_getfield(L, 1, "secret");
+    const char *s = lua_tolstring(L, -1, &len);
+    int ok = s && len == PN_KEY_LEN;
+    if (ok) memcpy(secret, s, PN_KEY_LEN);
+    lua_getfield(L, 1, "test_ephemeral");
+    const char *es = lua_tolstring(L, -1, &len);
+    if (es && len == PN_KEY_LEN) {
+        memcpy(eph, es, PN_KEY_LEN);
+        cfg.test_ephemeral = eph;
+    } else if (!lua_isnil(L, -1)) {
+        ok = 0;
+    }
+    lua_pop(L, 2);
+    lhost *lh = ok ? calloc(1, sizeof *lh) : NULL;
     pn_err e;
-    lh->h = pn_host_new(loop, &cfg, &e);
+    if (lh) {
+        lh->L = main;
+        lh->log_ref = log_ref;
+        lh->event_ref[0] = lh->event_ref[1] = lh->event_ref[2] = LUA_NOREF;
+        lh->debug_log = getenv("PEERNET_DEBUG") != NULL;
+        cfg.secret = secret;
+        cfg.log = on_log;
+        cfg.log_ud = lh;
+        lh->h = pn_host_new(loop, &cfg, &e);
+    }
     sodium_memzero(secret, sizeof secret);
     sodium_memzero(eph, sizeof eph);
-    if (!lh->h) {
-        luaL_unref(L, LUA_REGISTRYINDEX, lh->log_ref);
+    if (!lh || !lh->h) {
+        luaL_unref(L, LUA_REGISTRYINDEX, log_ref);
         free(lh);
+        if (!ok) return luaL_error(L, "host.new: secret (and test_ephemeral) must be 32 raw bytes");
+        if (!lh) return luaL_error(L, "out of memory");
         return pn_lua_fail(L, &e);
     }
     u->lh = lh;
     pn_host_on_event(lh->h, on_event, lh);
-
-    lua_getfield(L, 1, "trust");
-    if (lua_istable(L, -1)) {
-        int t = lua_gettop(L);
-        for (lua_Integer i = 1; lua_rawgeti(L, t, i) != LUA_TNIL; i++) {
-            uint8_t key[PN_KEY_LEN];
-            check_key(L, -1, key);
-            if (pn_host_trust(lh->h, key, NULL, &e) != 0) return luaL_error(L, "trust: %s", e.msg);
+    for (lua_Integer i = 1; i <= ntrust; i++) {
+        uint8_t key[PN_KEY_LEN];
+        size_t klen;
+        lua_rawgeti(L, trust, i);
+        const char *ks = lua_tolstring(L, -1, &klen);
+        if (pn_key_parse(key, ks, klen, &e) != 0 || pn_host_trust(lh->h, key, NULL, &e) != 0) {
             lua_pop(L, 1);
+            l_host_close_ud(L, u);
+            return luaL_error(L, "host.new: trust[%d]: %s", (int)i, e.msg);
         }
         lua_pop(L, 1);
     }
-    lua_pop(L, 1);
     return 1;
 }
 
@@ -296,13 +320,16 @@ static void on_host_closed(void *ud) {
     free(lh);
 }
 
-static int l_host_close(lua_State *L) {
-    lhost_ud *u = luaL_checkudata(L, 1, HOST_MT);
+static void l_host_close_ud(lua_State *L, lhost_ud *u) {
     if (u->lh) {
         lhost *lh = u->lh;
         u->lh = NULL;
         pn_host_close(lh->h, on_host_closed, lh);
     }
+}
+
+static int l_host_close(lua_State *L) {
+    l_host_close_ud(L, luaL_checkudata(L, 1, HOST_MT));
     return 0;
 }
 
@@ -349,26 +376,60 @@ static int l_host_untrust(lua_State *L) {
 typedef struct {
     lhandler *hd;
     pn_request *req;
-    lreq *ud; /* the request object handed to Lua (calls only) */
+    lreq *ud;   /* the request object handed to Lua (calls only) */
+    int ud_ref; /* keeps it from being collected until on_request is done */
 } dispatch;
 
 static void on_log(void *ud, int level, const char *msg);
 
+typedef struct {
+    int raw, rc;
+    pn_etf_buf *b;
+    pn_err *e;
+} encoding;
+
+static int encode_protected(lua_State *L) {
+    encoding *a = lua_touserdata(L, 2);
+    a->rc = encode_arg(L, 1, a->raw, a->b, a->e);
+    return 0;
+}
+
+/* Encodes the value at idx into b (initialised here; the caller frees it)
+ * without raising: a memory error becomes PN_ENOMEM and nothing leaks. */
+static int encode_value(lua_State *L, int idx, int raw, pn_etf_buf *b, pn_err *e) {
+    encoding a = {raw, 0, b, e};
+    idx = lua_absindex(L, idx);
+    pn_etf_buf_init(b, PN_VALUE_DEFAULT_MAX);
+    lua_pushcfunction(L, encode_protected);
+    lua_pushvalue(L, idx);
+    lua_pushlightuserdata(L, &a);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        pn_err_set(e, PN_ENOMEM, "cannot encode: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return PN_ENOMEM;
+    }
+    return a.rc;
+}
+
+/* Answers req with the value at idx ({ok, V} or {error, V}); always frees
+ * req. lh may be NULL (a deferred answer after the host closed). */
 static void answer_value(lhost *lh, lua_State *L, pn_request *req, int ok, int idx, int raw) {
     pn_etf_buf b;
     pn_err e;
-    pn_etf_buf_init(&b, PN_VALUE_DEFAULT_MAX);
-    if (encode_arg(L, idx, raw, &b, &e) != 0) {
-        pn_etf_buf_free(&b);
-        fprintf(stderr, "peernet: handler %s: cannot encode its result: %s\n", pn_request_name(req),
-                e.msg);
+    if (encode_value(L, idx, raw, &b, &e) != 0) {
+        char msg[PN_ERR_MSG_MAX + 96];
+        snprintf(msg, sizeof msg, "handler %s: cannot encode its result: %s", pn_request_name(req),
+                 e.msg);
+        if (lh)
+            on_log(lh, PN_LOG_ERROR, msg);
+        else
+            fprintf(stderr, "peernet [error] %s\n", msg);
         pn_request_reply_error(req, "handler_crash", &e);
-        return;
-    }
-    if (ok)
+    } else if (ok) {
         pn_request_reply(req, b.data, b.len, &e);
-    else
+    } else {
         pn_request_reply_error_term(req, b.data, b.len, &e);
+    }
     pn_etf_buf_free(&b);
 }
 
@@ -376,6 +437,7 @@ static void answer_value(lhost *lh, lua_State *L, pn_request *req, int ok, int i
 static int dispatch_protected(lua_State *L) {
     dispatch *d = lua_touserdata(L, 1);
     lhandler *hd = d->hd;
+    int is_call = pn_request_is_call(d->req); /* req may be freed by req:reply() below */
     size_t alen;
     const uint8_t *args = pn_request_args(d->req, &alen);
     pn_err e;
@@ -384,17 +446,22 @@ static int dispatch_protected(lua_State *L) {
     push_key(L, pn_request_from(d->req));
     if (push_term(L, args, alen, hd->raw, &e) != 0)
         return luaL_error(L, "cannot decode the arguments: %s", e.msg);
-    if (pn_request_is_call(d->req)) {
-        d->ud = lua_newuserdatauv(L, sizeof *d->ud, 0);
-        d->ud->req = d->req;
+    if (is_call) {
+        lreq *r = lua_newuserdatauv(L, sizeof *r, 0);
+        r->req = NULL;
+        r->raw = hd->raw;
         luaL_setmetatable(L, REQ_MT);
+        lua_pushvalue(L, -1);
+        d->ud_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        r->req = d->req; /* only now: the request is the object's from here on */
+        d->ud = r;
     } else {
         lua_pushnil(L);
     }
     lua_pushvalue(L, -1);
     lua_insert(L, 1); /* keep the request object below the call */
     lua_call(L, 3, 2);
-    if (!pn_request_is_call(d->req)) return 0;
+    if (!is_call) return 0;
     if (lua_rawequal(L, 2, 1)) return 0; /* deferred: the handler answers later */
     pn_request *req = d->ud->req;
     d->ud->req = NULL;
@@ -407,9 +474,10 @@ static int dispatch_protected(lua_State *L) {
 }
 
 static void on_request(pn_host *h, pn_request *req, void *ud) {
-    lhandler *hd = ud;
+    lhandler *hd = ud; /* the host keeps it alive until this returns */
     lua_State *L = hd->lh->L;
-    dispatch d = {hd, req, NULL};
+    int is_call = pn_request_is_call(req);
+    dispatch d = {hd, req, NULL, LUA_NOREF};
     char name[80]; /* req may be gone when the handler fails after answering */
     snprintf(name, sizeof name, "%s", pn_request_name(req));
     int top = lua_gettop(L);
@@ -420,11 +488,12 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
         /* Details stay here: the caller gets a bare handler_crash. */
         lua_pushfstring(L, "handler %s failed: %s", name, lua_tostring(L, -1));
         on_log(hd->lh, PN_LOG_ERROR, lua_tostring(L, -1));
-        pn_request *r = d.ud ? d.ud->req : (pn_request_is_call(req) ? req : NULL);
+        pn_request *r = d.ud ? d.ud->req : (is_call ? req : NULL);
         if (d.ud) d.ud->req = NULL;
         pn_err e;
         if (r) pn_request_reply_error(r, "handler_crash", &e);
     }
+    luaL_unref(L, LUA_REGISTRYINDEX, d.ud_ref);
     lua_settop(L, top);
 }
 
@@ -498,7 +567,7 @@ static int l_req_reply(lua_State *L) {
     pn_request *req = r->req;
     r->req = NULL;
     lua_settop(L, 2);
-    answer_value(NULL, L, req, 1, 2, 0); /* the host may be gone: log to stderr */
+    answer_value(NULL, L, req, 1, 2, r->raw); /* the host may be gone: log to stderr */
     return 0;
 }
 
@@ -580,23 +649,28 @@ static int l_host_call(lua_State *L) {
     }
     pn_etf_buf b;
     pn_err e;
-    pn_etf_buf_init(&b, PN_VALUE_DEFAULT_MAX);
-    lcallback *cb = malloc(sizeof *cb);
-    if (!cb) return luaL_error(L, "out of memory");
-    int rc = encode_arg(L, 4, raw, &b, &e);
+    int rc = encode_value(L, 4, raw, &b, &e);
+    lcallback *cb = NULL;
     if (rc == 0) {
+        lua_pushvalue(L, 5);
+        int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        cb = malloc(sizeof *cb);
+        if (!cb) {
+            luaL_unref(L, LUA_REGISTRYINDEX, ref);
+            pn_etf_buf_free(&b);
+            return luaL_error(L, "out of memory");
+        }
         cb->lh = lh;
         cb->raw = raw;
-        lua_pushvalue(L, 5);
-        cb->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        cb->cb_ref = ref;
         rc = pn_host_call(lh->h, key, name, b.data, b.len, timeout, on_call_done, cb, &e);
-        if (rc != 0) luaL_unref(L, LUA_REGISTRYINDEX, cb->cb_ref);
+        if (rc != 0) {
+            luaL_unref(L, LUA_REGISTRYINDEX, ref);
+            free(cb);
+        }
     }
     pn_etf_buf_free(&b);
-    if (rc != 0) {
-        free(cb);
-        return pn_lua_fail(L, &e);
-    }
+    if (rc != 0) return pn_lua_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -615,8 +689,7 @@ static int l_host_send(lua_State *L) {
     }
     pn_etf_buf b;
     pn_err e;
-    pn_etf_buf_init(&b, PN_VALUE_DEFAULT_MAX);
-    int rc = encode_arg(L, 4, raw, &b, &e);
+    int rc = encode_value(L, 4, raw, &b, &e);
     if (rc == 0) rc = pn_host_send(lh->h, key, name, b.data, b.len, &e);
     pn_etf_buf_free(&b);
     if (rc != 0) {
@@ -649,11 +722,15 @@ static int l_host_connect(lua_State *L) {
     check_key(L, 2, key);
     const char *addr = luaL_optstring(L, 3, NULL);
     luaL_checktype(L, 4, LUA_TFUNCTION);
-    lcallback *cb = malloc(sizeof *cb);
-    if (!cb) return luaL_error(L, "out of memory");
-    cb->lh = lh;
     lua_pushvalue(L, 4);
-    cb->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lcallback *cb = malloc(sizeof *cb);
+    if (!cb) {
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+        return luaL_error(L, "out of memory");
+    }
+    cb->lh = lh;
+    cb->cb_ref = ref;
     pn_err e;
     if (pn_host_connect(lh->h, key, addr, on_connect_done, cb, &e) != 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, cb->cb_ref);
