@@ -13,16 +13,22 @@ static unsigned bucket_of(uint64_t id) {
     return (unsigned)((id ^ (id >> 29)) % PN_CALL_BUCKETS);
 }
 
-static void on_timer_closed(uv_handle_t *t) {
-    pn_pending *p = t->data;
-    pn_host *h = p->host;
-    free(p);
-    pn_host_unref(h);
-}
-
-static void finish(pn_pending *p) {
-    uv_timer_stop(&p->timer);
-    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+/*
+ * Timeouts: one timer per connection over a list of calls ordered by
+ * deadline. Most calls share the default timeout, so a new one goes at the
+ * tail in O(1); the timer is re-armed lazily, when it fires. A per-call uv
+ * timer cost a handle open and close per call, which showed in profiles.
+ */
+static void due_unlink(pn_conn *c, pn_pending *p) {
+    if (p->due_prev)
+        p->due_prev->due_next = p->due_next;
+    else
+        c->due_head = p->due_next;
+    if (p->due_next)
+        p->due_next->due_prev = p->due_prev;
+    else
+        c->due_tail = p->due_prev;
+    p->due_prev = p->due_next = NULL;
 }
 
 static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
@@ -31,7 +37,7 @@ static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
             pn_pending *p = *pp;
             *pp = p->next;
             p->next = NULL;
-            p->conn = NULL;
+            due_unlink(c, p);
             c->ncalls--;
             return p;
         }
@@ -39,11 +45,17 @@ static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
     return NULL;
 }
 
-static void on_timeout(uv_timer_t *t) {
-    pn_pending *p = t->data;
-    if (!p->conn || !unlink_id(p->conn, p->id)) return;
-    p->cb(p->host, PN_CALL_TIMEOUT, NULL, 0, p->ud); /* a late reply finds no id: dropped */
-    finish(p);
+static void on_calls_due(uv_timer_t *t) {
+    pn_conn *c = t->data;
+    pn_host *h = c->host;
+    uint64_t now = uv_now(h->loop);
+    while (c->state != PN_CONN_CLOSING && c->due_head && c->due_head->deadline <= now) {
+        pn_pending *p = unlink_id(c, c->due_head->id);
+        p->cb(h, PN_CALL_TIMEOUT, NULL, 0, p->ud); /* a late reply finds no id: dropped */
+        free(p);
+    }
+    if (c->state != PN_CONN_CLOSING && c->due_head)
+        uv_timer_start(&c->call_timer, on_calls_due, c->due_head->deadline - now, 0);
 }
 
 pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout_ms, pn_err *e) {
@@ -53,8 +65,6 @@ pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout
         pn_err_set(e, PN_ENOMEM, "out of memory");
         return NULL;
     }
-    p->host = h;
-    p->conn = c;
     p->cb = cb;
     p->ud = ud;
     /* Random and non-zero, as the Elixir side draws them; unique among the
@@ -71,16 +81,30 @@ pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout
     p->next = c->calls[b];
     c->calls[b] = p;
     c->ncalls++;
-    uv_timer_init(h->loop, &p->timer);
-    p->timer.data = p;
-    h->refs++;
-    uv_timer_start(&p->timer, on_timeout, timeout_ms, 0);
+    uint64_t now = uv_now(h->loop);
+    p->deadline = now + timeout_ms;
+    pn_pending *after = c->due_tail;
+    while (after && after->deadline > p->deadline)
+        after = after->due_prev;
+    p->due_prev = after;
+    p->due_next = after ? after->due_next : c->due_head;
+    if (p->due_next)
+        p->due_next->due_prev = p;
+    else
+        c->due_tail = p;
+    if (after)
+        after->due_next = p;
+    else
+        c->due_head = p;
+    /* A new earliest deadline, or no timer yet: arm it. */
+    if (c->due_head == p || !uv_is_active((uv_handle_t *)&c->call_timer))
+        uv_timer_start(&c->call_timer, on_calls_due, c->due_head->deadline - now, 0);
     return p;
 }
 
-void pn_calls_cancel(pn_pending *p) {
-    if (p->conn) unlink_id(p->conn, p->id);
-    finish(p);
+void pn_calls_cancel(pn_conn *c, pn_pending *p) {
+    unlink_id(c, p->id);
+    free(p);
 }
 
 void pn_calls_complete(pn_conn *c, const pn_envelope *env) {
@@ -90,16 +114,16 @@ void pn_calls_complete(pn_conn *c, const pn_envelope *env) {
                     (unsigned long long)env->id);
         return;
     }
-    p->cb(p->host, env->ok ? PN_CALL_OK : PN_CALL_ERROR, env->term, env->term_len, p->ud);
-    finish(p);
+    p->cb(c->host, env->ok ? PN_CALL_OK : PN_CALL_ERROR, env->term, env->term_len, p->ud);
+    free(p);
 }
 
 void pn_calls_fail_all(pn_conn *c) {
     pn_host *h = c->host;
+    uv_timer_stop(&c->call_timer);
     for (unsigned b = 0; b < PN_CALL_BUCKETS; b++) {
         while (c->calls[b]) {
             pn_pending *p = unlink_id(c, c->calls[b]->id);
-            uv_timer_stop(&p->timer);
             p->status = PN_CALL_CLOSED;
             p->next = h->completed;
             h->completed = p;
@@ -112,9 +136,8 @@ void pn_calls_run_completed(pn_host *h) {
     while (h->completed) {
         pn_pending *p = h->completed;
         h->completed = p->next;
-        p->next = NULL;
         p->cb(h, p->status, NULL, 0, p->ud);
-        finish(p);
+        free(p);
     }
 }
 

@@ -67,8 +67,9 @@ static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
     uv_tcp_init(h->loop, &c->tcp);
     uv_timer_init(h->loop, &c->timer);
     uv_timer_init(h->loop, &c->dead);
-    c->tcp.data = c->timer.data = c->dead.data = c;
-    c->handles = 3;
+    uv_timer_init(h->loop, &c->call_timer);
+    c->tcp.data = c->timer.data = c->dead.data = c->call_timer.data = c;
+    c->handles = 4;
     h->refs++;
     c->next = h->conns;
     if (h->conns) h->conns->prev = c;
@@ -494,4 +495,5 @@ void pn_conn_close(pn_conn *c, const char *why) {
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->dead, on_handle_closed);
+    uv_close((uv_handle_t *)&c->call_timer, on_handle_closed);
 }

@@ -644,7 +644,7 @@ int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
         rc = pn_err_set(e, PN_ETOOBIG, "call of %zu bytes is over the frame cap (%u)",
                         h->scratch.len + PN_TRANSPORT_TAG, h->cfg.frame_cap);
     if (rc != 0) {
-        pn_calls_cancel(p);
+        pn_calls_cancel(c, p);
         return rc;
     }
     pn_conn_queue_envelope(c, &h->scratch, e); /* a failure closes c, which fails the call */

@@ -110,6 +110,8 @@ struct pn_conn {
     pn_conn *next_dirty;
 
     pn_pending *calls[PN_CALL_BUCKETS];
+    pn_pending *due_head, *due_tail; /* by deadline */
+    uv_timer_t call_timer;           /* the earliest deadline */
     uint32_t ncalls;
     pn_request *reqs; /* incoming calls being served */
     uint32_t nreqs;
@@ -122,14 +124,13 @@ struct pn_conn {
 };
 
 struct pn_pending { /* one outgoing call */
-    pn_host *host;
-    pn_conn *conn; /* NULL once completed */
     uint64_t id;
+    uint64_t deadline; /* uv_now() time of its timeout */
     pn_call_cb cb;
     void *ud;
-    uv_timer_t timer;
-    pn_call_status status; /* for a deferred completion */
-    pn_pending *next;      /* bucket chain, then host->completed */
+    pn_call_status status;           /* for a deferred completion */
+    pn_pending *next;                /* bucket chain, then host->completed */
+    pn_pending *due_prev, *due_next; /* the connection's deadline order */
 };
 
 struct pn_request {
@@ -223,7 +224,7 @@ void pn_registry_close_all(pn_host *h);
 
 /* calls.c */
 pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout_ms, pn_err *e);
-void pn_calls_cancel(pn_pending *p); /* undo a start whose envelope could not be queued */
+void pn_calls_cancel(pn_conn *c, pn_pending *p); /* undo a start whose envelope was not queued */
 void pn_calls_complete(pn_conn *c, const pn_envelope *env);
 void pn_calls_fail_all(pn_conn *c); /* the connection closes: every call fails, from the loop */
 void pn_calls_run_completed(pn_host *h);
