@@ -88,6 +88,23 @@ describe("peernet.host calls", function()
     assert.equal(0, stats(a).closed_protocol)
   end)
 
+  it("times out calls with different timeouts each at its own deadline", function()
+    local held = {}
+    b:expose("hold", function(_, args, req) held[args] = req return req end)
+    local order = {}
+    for _, t in ipairs({ 150, 30, 90 }) do
+      a:call(kb:public_hex(), "hold", t, function(ok, err) order[#order + 1] = { t, ok, err } end,
+        { timeout = t })
+    end
+    local answered
+    a:call(kb:public_hex(), "hold", 1, function(ok, v) answered = { ok, v } end)
+    assert(N.wait(function() return #order == 3 end))
+    assert.same({ { 30, false, "timeout" }, { 90, false, "timeout" }, { 150, false, "timeout" } }, order)
+    held[1]:reply("in time")
+    assert(N.wait(function() return answered end))
+    assert.same({ true, "in time" }, answered)
+  end)
+
   it("answers deferred calls in completion order", function()
     local held = {}
     b:expose("later", function(_, args, req) held[args] = req return req end)
