@@ -154,6 +154,21 @@ describe("peernet.host calls", function()
     assert.same({ false, "overloaded", "remote" }, res[3])
   end)
 
+  it("refuses locally a call or send that would not fit the frame cap", function()
+    N.close(a, b)
+    a, b, ka, kb = N.pair({ frame_cap = 4096 }, { frame_cap = 4096 })
+    b:expose("echo", function(_, v) return v end)
+    local ok, err, code = a:call(kb:public_hex(), "echo", string.rep("x", 5000), function() end)
+    assert.same({ nil, "etoobig" }, { ok, code })
+    assert.is_string(err)
+    assert.same({ nil, "etoobig" }, { select(1, a:send(kb:public_hex(), "echo", string.rep("x", 5000))),
+      select(3, a:send(kb:public_hex(), "echo", string.rep("x", 5000))) })
+    -- A reply too big for the cap reaches the caller as handler_crash.
+    b:expose("big", function() return string.rep("y", 5000) end)
+    assert.same({ false, "handler_crash", "remote" }, { N.call(a, kb:public_hex(), "big", 1) })
+    assert.same({ true, "fits" }, { N.call(a, kb:public_hex(), "echo", "fits") })
+  end)
+
   it("round-trips ids and values through raw ETF when asked", function()
     b:expose("raw", function(_, args) return args end, { raw = true })
     local term = etf.encode({ 1, 2 }):sub(2)

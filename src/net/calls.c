@@ -227,9 +227,6 @@ static int answer(pn_request *req, int ok, const char *reason, const uint8_t *te
         h->scratch.len = 0;
         rc = reason ? pn_envelope_put_reply_error(&h->scratch, req->id, reason, h->env_flags, e)
                     : pn_envelope_put_reply(&h->scratch, req->id, ok, term, len, h->env_flags, e);
-        if (rc == 0 && h->scratch.len + PN_TRANSPORT_TAG > h->cfg.frame_cap)
-            rc = pn_err_set(e, PN_ETOOBIG, "reply of %zu bytes is over the frame cap",
-                            h->scratch.len);
         if (rc != 0) { /* the caller still gets an answer */
             pn_host_log(h, PN_LOG_ERROR, "handler %s: reply not sent: %s", req->name, e->msg);
             h->scratch.len = 0;

@@ -246,6 +246,8 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
     }
     h->env_flags = cfg->test_legacy_atoms ? PN_ENVELOPE_LEGACY_ATOMS : 0;
     h->hash_seed = randombytes_random();
+    /* Envelopes are encoded here: one that fits fits a frame once sealed,
+     * so the encoders' PN_ETOOBIG is the frame cap's check. */
     pn_etf_buf_init(&h->scratch, cfg->frame_cap - PN_TRANSPORT_TAG);
     h->refs = 1; /* the host's own, dropped by pn_host_close */
     uv_check_init(loop, &h->flush_check);
@@ -640,9 +642,6 @@ int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
     if (!p) return e->code;
     int rc = pn_envelope_put_call(&h->scratch, p->id, name, strlen(name), args, args_len,
                                   h->env_flags, e);
-    if (rc == 0 && h->scratch.len + PN_TRANSPORT_TAG > h->cfg.frame_cap)
-        rc = pn_err_set(e, PN_ETOOBIG, "call of %zu bytes is over the frame cap (%u)",
-                        h->scratch.len + PN_TRANSPORT_TAG, h->cfg.frame_cap);
     if (rc != 0) {
         pn_calls_cancel(c, p);
         return rc;
