@@ -155,7 +155,6 @@ pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e) {
         return NULL;
     }
     memset(r, 0, sizeof *r);
-    r->host = c->host;
     r->conn = c;
     r->is_call = env->kind == PN_ENV_CALL;
     r->id = env->id;

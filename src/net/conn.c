@@ -63,7 +63,6 @@ static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
         free(c);
         return NULL;
     }
-    c->serial = ++h->next_serial;
     uv_tcp_init(h->loop, &c->tcp);
     uv_timer_init(h->loop, &c->timer);
     uv_timer_init(h->loop, &c->dead);

@@ -1,7 +1,8 @@
 /*
  * Internals shared by the files of src/net: the host (host.c), its
  * connections (conn.c), the peer registry (registry.c), outgoing calls and
- * incoming requests (calls.c) and address parsing (addr.c). The public face
+ * incoming requests (calls.c) and the watched trust file (trustfile.c).
+ * Addresses are parsed by pn_trust_split_addr (core/trust.h). The public face
  * is include/peernet.h.
  *
  * Lifetime: every libuv handle below is owned by an object that is freed
@@ -82,7 +83,6 @@ typedef enum {
 struct pn_conn {
     pn_host *host;
     pn_conn *prev, *next; /* host->conns */
-    uint64_t serial;
     pn_conn_state state;
     int initiator;
     int has_expect;
@@ -134,7 +134,6 @@ struct pn_pending { /* one outgoing call */
 };
 
 struct pn_request {
-    pn_host *host;
     pn_conn *conn; /* NULL once the connection has gone: the answer is dropped */
     pn_request *prev, *next;
     int is_call;
@@ -165,7 +164,6 @@ struct pn_host {
     pn_waiter *resolved;   /* connect callbacks to run from the loop */
 
     pn_conn *conns;
-    uint64_t next_serial;
     pn_peer *peers[PN_REGISTRY_BUCKETS];
     uint32_t npeers;
     uint32_t hash_seed;
@@ -179,7 +177,6 @@ struct pn_host {
     void *event_ud;
 
     uint8_t rbuf[PN_READ_CHUNK];
-    int rbuf_busy;
     uint8_t *ptbuf; /* opened transport plaintext, sized to the frame cap */
     pn_etf_buf scratch;
 
