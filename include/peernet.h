@@ -58,6 +58,11 @@ typedef struct pn_host_config {
     uint32_t max_calls_in_flight;    /* per peer, each direction: 4096 */
     size_t max_outbuf;               /* bytes queued to one peer not yet written: 8 MiB */
 
+    /* 1: the host does not keep the loop alive (every handle it opens is
+     * unref'd), so a program whose own work is done can let uv_run return
+     * while the host still listens. peernet-host run uses it. */
+    int weak;
+
     pn_log_fn log; /* NULL: silent */
     void *log_ud;
 
@@ -196,8 +201,12 @@ int pn_host_peer(const pn_host *h, const uint8_t key[PN_KEY_LEN], pn_peer_info *
 
 typedef enum { PN_EVENT_CONNECTED, PN_EVENT_DISCONNECTED, PN_EVENT_DISCOVERED } pn_event;
 typedef void (*pn_event_fn)(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], void *ud);
-/* One listener (NULL to remove). */
-void pn_host_on_event(pn_host *h, pn_event_fn fn, void *ud);
+/* Adds a listener (at most PN_EVENT_LISTENERS; PN_ELIMIT past that); the
+ * Lua binding and a script runtime each hold one. Listeners run in the
+ * order added; one may remove itself or another while running. */
+#define PN_EVENT_LISTENERS 8
+int pn_host_on_event(pn_host *h, pn_event_fn fn, void *ud);
+void pn_host_off_event(pn_host *h, pn_event_fn fn, void *ud);
 
 /* Counters for diagnostics and specs. */
 typedef struct pn_host_stats {

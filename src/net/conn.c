@@ -68,6 +68,10 @@ static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
     uv_timer_init(h->loop, &c->dead);
     uv_timer_init(h->loop, &c->call_timer);
     c->tcp.data = c->timer.data = c->dead.data = c->call_timer.data = c;
+    pn_host_adopt(h, (uv_handle_t *)&c->tcp);
+    pn_host_adopt(h, (uv_handle_t *)&c->timer);
+    pn_host_adopt(h, (uv_handle_t *)&c->dead);
+    pn_host_adopt(h, (uv_handle_t *)&c->call_timer);
     c->handles = 4;
     h->refs++;
     c->next = h->conns;

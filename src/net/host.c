@@ -75,6 +75,10 @@ void pn_host_unref(pn_host *h) {
     if (--h->refs == 0 && h->closing) host_free(h);
 }
 
+void pn_host_adopt(pn_host *h, uv_handle_t *handle) {
+    if (h->cfg.weak) uv_unref(handle);
+}
+
 static void on_handle_closed(uv_handle_t *hd) {
     pn_host_unref(hd->data);
 }
@@ -143,6 +147,7 @@ static void on_connection(uv_stream_t *server, int status) {
         uv_tcp_t *t = malloc(sizeof *t);
         if (!t) return;
         uv_tcp_init(h->loop, t);
+        pn_host_adopt(h, (uv_handle_t *)t);
         t->data = h;
         h->refs++;
         uv_accept(server, (uv_stream_t *)t);
@@ -182,6 +187,7 @@ static int bind_listen(pn_host *h, const char *listen, pn_err *e) {
             return pn_err_set(e, PN_EINVAL, "listen address '%s' must be a numeric IP", listen);
     }
     uv_tcp_init(h->loop, &h->listener);
+    pn_host_adopt(h, (uv_handle_t *)&h->listener);
     h->listener.data = h;
     h->refs++;
     h->listening = 1;
@@ -255,8 +261,11 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
     h->flush_check.data = h->flush_idle.data = h;
     h->refs += 2;
     uv_check_start(&h->flush_check, on_check);
-    uv_unref((uv_handle_t *)&h->flush_check); /* they alone must not keep the loop alive */
-    uv_unref((uv_handle_t *)&h->flush_idle);
+    uv_unref((uv_handle_t *)&h->flush_check); /* it alone must not keep the loop alive */
+    /* The idle handle runs only while writes or results wait. A weak host
+     * keeps it referenced so that a program whose work is done still gets
+     * its last envelopes written before uv_run returns. */
+    if (!cfg->weak) uv_unref((uv_handle_t *)&h->flush_idle);
     if (!(cfg->listen && cfg->listen[0] == '\0') && bind_listen(h, cfg->listen, e) != 0) {
         pn_host_close(h, NULL, NULL);
         return NULL;
@@ -319,9 +328,19 @@ void pn_host_public_key(const pn_host *h, uint8_t out[PN_KEY_LEN]) {
     memcpy(out, h->pub, PN_KEY_LEN);
 }
 
-void pn_host_on_event(pn_host *h, pn_event_fn fn, void *ud) {
-    h->event_fn = fn;
-    h->event_ud = ud;
+int pn_host_on_event(pn_host *h, pn_event_fn fn, void *ud) {
+    for (int i = 0; i < PN_EVENT_LISTENERS; i++) {
+        if (h->listeners[i].fn) continue;
+        h->listeners[i].fn = fn;
+        h->listeners[i].ud = ud;
+        return 0;
+    }
+    return PN_ELIMIT;
+}
+
+void pn_host_off_event(pn_host *h, pn_event_fn fn, void *ud) {
+    for (int i = 0; i < PN_EVENT_LISTENERS; i++)
+        if (h->listeners[i].fn == fn && h->listeners[i].ud == ud) h->listeners[i].fn = NULL;
 }
 
 void pn_host_get_stats(const pn_host *h, pn_host_stats *out) {
@@ -384,7 +403,10 @@ int pn_host_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]) {
 }
 
 static void emit(pn_host *h, pn_event ev, const pn_peer *p) {
-    if (h->event_fn) h->event_fn(h, ev, p->key, h->event_ud);
+    uint8_t key[PN_KEY_LEN]; /* a listener may free the peer (untrust) */
+    memcpy(key, p->key, PN_KEY_LEN);
+    for (int i = 0; i < PN_EVENT_LISTENERS; i++)
+        if (h->listeners[i].fn) h->listeners[i].fn(h, ev, key, h->listeners[i].ud);
 }
 
 void pn_host_on_established(pn_host *h, pn_conn *c) {

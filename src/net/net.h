@@ -173,8 +173,10 @@ struct pn_host {
 
     struct pn_trustfile *trustfile; /* the watched trust list, if any */
 
-    pn_event_fn event_fn;
-    void *event_ud;
+    struct {
+        pn_event_fn fn;
+        void *ud;
+    } listeners[PN_EVENT_LISTENERS];
 
     uint8_t rbuf[PN_READ_CHUNK];
     uint8_t *ptbuf; /* opened transport plaintext, sized to the frame cap */
@@ -194,6 +196,9 @@ struct pn_host {
 /* host.c */
 void pn_host_log(pn_host *h, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void pn_host_unref(pn_host *h);
+/* Every uv handle the host opens goes through here after its init: it is
+ * unref'd when the host is weak (cfg.weak). */
+void pn_host_adopt(pn_host *h, uv_handle_t *handle);
 void pn_host_mark_dirty(pn_host *h, pn_conn *c);
 void pn_host_on_established(pn_host *h, pn_conn *c);
 void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why);

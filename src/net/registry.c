@@ -41,6 +41,7 @@ pn_peer *pn_registry_get(pn_host *h, const uint8_t key[PN_KEY_LEN], pn_err *e) {
     p->backoff_ms = h->cfg.backoff_min_ms;
     uv_timer_init(h->loop, &p->redial);
     p->redial.data = p;
+    pn_host_adopt(h, (uv_handle_t *)&p->redial);
     h->refs++;
     unsigned b = bucket_of(h, key);
     p->next = h->peers[b];

@@ -105,6 +105,9 @@ int pn_host_trust_file(pn_host *h, const char *path, pn_err *e) {
     uv_fs_poll_init(h->loop, &tf->poll);
     uv_timer_init(h->loop, &tf->settle);
     tf->watch.data = tf->poll.data = tf->settle.data = tf;
+    pn_host_adopt(h, (uv_handle_t *)&tf->watch);
+    pn_host_adopt(h, (uv_handle_t *)&tf->poll);
+    pn_host_adopt(h, (uv_handle_t *)&tf->settle);
     tf->handles = 3;
     h->refs++;
     if (uv_fs_event_start(&tf->watch, on_dir_event, dir, 0) != 0)

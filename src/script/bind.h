@@ -25,6 +25,10 @@ void pn_lua_open_announce(lua_State *L); /* announce.* */
 void pn_lua_open_host(lua_State *L);     /* host.new: a host on luv's loop */
 void pn_lua_open_envelope(lua_State *L); /* envelope.decode, envelope.call, ... */
 
+/* The pn_host of the peernet.host object at idx; raises when it is not one
+ * or is closed. (The object owns the host: keep it referenced.) */
+struct pn_host *pn_lua_checkhost(lua_State *L, int idx);
+
 /* Pushes nil, e's message and its code name; returns 3 so a C function can
  * `return` it. */
 int pn_lua_fail(lua_State *L, const pn_err *e);

@@ -129,6 +129,12 @@ static lhost *check_host(lua_State *L) {
     return u->lh;
 }
 
+pn_host *pn_lua_checkhost(lua_State *L, int idx) {
+    lhost_ud *u = luaL_checkudata(L, idx, HOST_MT);
+    if (!u->lh) luaL_argerror(L, idx, "host is closed");
+    return u->lh->h;
+}
+
 /* Encodes the Lua value at idx (or takes raw ETF bytes) into b. */
 static int encode_arg(lua_State *L, int idx, int raw, pn_etf_buf *b, pn_err *e) {
     if (!raw) return pn_value_encode(L, idx, b, e);
@@ -219,6 +225,9 @@ static int l_host_new(lua_State *L) {
     cfg.max_connections = opt_ms(L, 1, "max_connections", cfg.max_connections);
     cfg.max_calls_in_flight = opt_ms(L, 1, "max_calls_in_flight", cfg.max_calls_in_flight);
     cfg.max_outbuf = opt_ms(L, 1, "max_outbuf", (uint32_t)cfg.max_outbuf);
+    lua_getfield(L, 1, "weak");
+    cfg.weak = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, 1, "test_legacy_atoms");
     cfg.test_legacy_atoms = lua_toboolean(L, -1);
     lua_pop(L, 1);
