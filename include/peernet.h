@@ -86,6 +86,9 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *c, pn_err *e);
  * not be used after this call. */
 void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud);
 
+/* Closes the listening socket (a graceful stop: connections stay). */
+void pn_host_stop_listening(pn_host *h);
+
 /* The TCP port listened on (0 when not listening). */
 int pn_host_port(const pn_host *h);
 void pn_host_public_key(const pn_host *h, uint8_t out[PN_KEY_LEN]);
@@ -207,6 +210,10 @@ typedef void (*pn_event_fn)(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LE
 #define PN_EVENT_LISTENERS 8
 int pn_host_on_event(pn_host *h, pn_event_fn fn, void *ud);
 void pn_host_off_event(pn_host *h, pn_event_fn fn, void *ud);
+/* fn runs first thing in pn_host_close, while the host is still whole: a
+ * runtime built on the host stops using it there. Same bound as events. */
+int pn_host_on_closing(pn_host *h, void (*fn)(void *ud), void *ud);
+void pn_host_off_closing(pn_host *h, void (*fn)(void *ud), void *ud);
 
 /* Counters for diagnostics and specs. */
 typedef struct pn_host_stats {

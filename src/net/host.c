@@ -299,10 +299,15 @@ static void release_handlers(pn_host *h) {
 
 void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     if (h->closing) return;
+    for (int i = 0; i < PN_EVENT_LISTENERS; i++) {
+        void (*fn)(void *) = h->closing_fns[i].fn;
+        h->closing_fns[i].fn = NULL;
+        if (fn) fn(h->closing_fns[i].ud);
+    }
     h->closing = 1;
     h->on_closed = on_closed;
     h->on_closed_ud = ud;
-    if (h->listening) uv_close((uv_handle_t *)&h->listener, on_handle_closed);
+    pn_host_stop_listening(h);
     pn_trustfile_close(h);
     while (h->conns)
         pn_conn_close(h->conns, "host closing");
@@ -318,6 +323,12 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     uv_close((uv_handle_t *)&h->flush_check, on_handle_closed);
     uv_close((uv_handle_t *)&h->flush_idle, on_handle_closed);
     pn_host_unref(h);
+}
+
+void pn_host_stop_listening(pn_host *h) {
+    if (!h->listening) return;
+    h->listening = 0;
+    uv_close((uv_handle_t *)&h->listener, on_handle_closed);
 }
 
 int pn_host_port(const pn_host *h) {
@@ -336,6 +347,21 @@ int pn_host_on_event(pn_host *h, pn_event_fn fn, void *ud) {
         return 0;
     }
     return PN_ELIMIT;
+}
+
+int pn_host_on_closing(pn_host *h, void (*fn)(void *ud), void *ud) {
+    for (int i = 0; i < PN_EVENT_LISTENERS; i++) {
+        if (h->closing_fns[i].fn) continue;
+        h->closing_fns[i].fn = fn;
+        h->closing_fns[i].ud = ud;
+        return 0;
+    }
+    return PN_ELIMIT;
+}
+
+void pn_host_off_closing(pn_host *h, void (*fn)(void *ud), void *ud) {
+    for (int i = 0; i < PN_EVENT_LISTENERS; i++)
+        if (h->closing_fns[i].fn == fn && h->closing_fns[i].ud == ud) h->closing_fns[i].fn = NULL;
 }
 
 void pn_host_off_event(pn_host *h, pn_event_fn fn, void *ud) {

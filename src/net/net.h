@@ -177,6 +177,10 @@ struct pn_host {
         pn_event_fn fn;
         void *ud;
     } listeners[PN_EVENT_LISTENERS];
+    struct {
+        void (*fn)(void *ud);
+        void *ud;
+    } closing_fns[PN_EVENT_LISTENERS];
 
     uint8_t rbuf[PN_READ_CHUNK];
     uint8_t *ptbuf; /* opened transport plaintext, sized to the frame cap */

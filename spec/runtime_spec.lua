@@ -1,0 +1,428 @@
+-- peernet.runtime: sandboxed handler scripts from a directory, hot reload,
+-- the CPU and memory bounds, capabilities, admin modules, and the trusted
+-- API of run scripts. Real hosts on 127.0.0.1, real files, real states.
+local peernet = require "peernet"
+local uv = require "luv"
+local N = require "support.net"
+
+local function write(path, text)
+  local tmp = path .. ".tmp"
+  H.write_file(tmp, text)
+  assert(os.rename(tmp, path))
+end
+
+local function logged(pattern)
+  for _, l in ipairs(N.logs) do
+    if l:find(pattern) then return l end
+  end
+  return nil
+end
+
+-- a runs the runtime on a handler directory; b calls it.
+local function setup(opts)
+  local w = {}
+  w.a, w.b, w.ka, w.kb = N.pair()
+  w.akey = w.ka:public_hex()
+  w.dir = H.tmpdir()
+  assert(os.execute("mkdir " .. w.dir .. "/admin"))
+  local o = { log = function(level, msg) N.logs[#N.logs + 1] = level .. " " .. msg end }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  w.rt = assert(peernet.runtime.new(w.a, o))
+  function w.call(name, args, copts) return N.call(w.b, w.akey, name, args, copts) end
+  function w.script(name, text) write(w.dir .. "/" .. name, text) end
+  function w.load() return w.rt:load_dir(w.dir) end
+  function w.close()
+    w.rt:close()
+    N.close(w.a, w.b)
+    H.rmdir(w.dir)
+  end
+  return w
+end
+
+describe("handler scripts", function()
+  local w
+  before_each(function() w = setup() end)
+  after_each(function() w.close() end)
+
+  it("serve calls: a value, nil + reason, and a raised error", function()
+    w.script("math.lua", [[
+      peernet.expose("add", function(from, args) return args[1] + args[2] end)
+      peernet.expose("whoami", function(from) return from end)
+      peernet.expose("refuse", function() return nil, peernet.atom("nope") end)
+      peernet.expose("boom", function() error("kaboom") end)
+    ]])
+    local report = w.load()
+    assert.equal(1, #report)
+    assert.is_true(report[1].ok)
+    assert.same({ true, 5 }, { w.call("add", { 2, 3 }) })
+    assert.same({ true, w.kb:public_hex() }, { w.call("whoami", {}) })
+    local ok, reason, kind = w.call("refuse", {})
+    assert.is_falsy(ok)
+    assert.equal("nope", reason)
+    assert.equal("remote", kind)
+    ok, reason = w.call("boom", {})
+    assert.is_falsy(ok)
+    assert.equal("handler_crash", reason)
+    -- the detail stays in the local log, with the file and line
+    assert.truthy(logged("math.lua:4: kaboom"))
+  end)
+
+  it("lets a handler wait: sleep, and a call to a third peer while serving", function()
+    local kc = N.keys()
+    local c = N.host(kc)
+    c:trust(w.akey)
+    w.a:trust(kc:public_hex())
+    c:expose("double", function(_, x) return x * 2 end)
+    assert(N.connect(w.a, kc:public_hex(), N.addr(c)))
+    w.script("relay.lua", ([[
+      local C = %q
+      peernet.expose("relay", function(from, x)
+        peernet.sleep(20)
+        local v, err = peernet.call(C, "double", x)
+        if not v then return nil, err end
+        return v + 1
+      end)
+    ]]):format(kc:public_hex()))
+    w.load()
+    assert.same({ true, 21 }, { w.call("relay", 10) })
+    N.close(c)
+  end)
+
+  it("answers forbidden when the authorize predicate refuses, without running the handler", function()
+    w.script("guarded.lua", [[
+      local ran = 0
+      peernet.expose("secret", function() ran = ran + 1; return ran end,
+        { authorize = function(from) return false end })
+      peernet.expose("ran", function() return ran end)
+    ]])
+    w.load()
+    local ok, reason = w.call("secret", {})
+    assert.is_falsy(ok)
+    assert.equal("forbidden", reason)
+    assert.same({ true, 0 }, { w.call("ran", {}) })
+  end)
+
+  it("refuses a second script exposing the same name, with a clear error", function()
+    w.script("a.lua", [[peernet.expose("dup", function() return "a" end)]])
+    w.rt:load_file(w.dir .. "/a.lua")
+    w.script("b.lua", [[peernet.expose("dup", function() return "b" end)]])
+    local ok, err = w.rt:load_file(w.dir .. "/b.lua")
+    assert.is_falsy(ok)
+    assert.matches("handle 'dup' is already exposed by .*a%.lua", err)
+    assert.same({ true, "a" }, { w.call("dup", {}) })
+  end)
+
+  it("delivers events and runs timers", function()
+    w.script("ev.lua", [[
+      local seen, ticks = {}, 0
+      peernet.on("disconnected", function(key) seen[#seen + 1] = key end)
+      peernet.every(10, function() ticks = ticks + 1 end)
+      local fired = false
+      peernet.after(10, function() fired = true end)
+      local never = peernet.after(50, function() error("cancelled timer ran") end)
+      never:cancel()
+      peernet.expose("state", function() return { ticks = ticks, fired = fired, seen = seen } end)
+    ]])
+    w.load()
+    N.spin(100)
+    local ok, st = w.call("state", {})
+    assert.is_true(ok)
+    assert.is_true(st.fired)
+    assert.is_true(st.ticks >= 2)
+    assert.falsy(logged("cancelled timer ran"))
+  end)
+end)
+
+describe("the sandbox", function()
+  local w
+  before_each(function() w = setup({ budget = 2000000, mem_cap = 16 * 1024 * 1024 }) end)
+  after_each(function() w.close() end)
+
+  it("reaches nothing outside the state", function()
+    w.script("escape.lua", [==[
+      local attempts = {
+        io = function() return io.open("/etc/passwd") end,
+        os_execute = function() return os.execute("true") end,
+        os_exit = function() return os.exit(1) end,
+        os_remove = function() return os.remove("/tmp/x") end,
+        debug = function() return debug.getregistry() end,
+        package = function() return package.loadlib("libc.so.6", "system") end,
+        require = function() return require("luv") end,
+        dofile = function() return dofile("/etc/passwd") end,
+        loadfile = function() return loadfile("/etc/passwd") end,
+        dump = function() return string.dump(function() end) end,
+        binary = function()
+          local f, err = load("\27Lua\84\0\25\147\13\10\26\10\4\8\8", "x", "b")
+          assert(f, err); return f()
+        end,
+        binary_default_mode = function()
+          local f, err = load("\27Lua\84\0\25\147\13\10\26\10\4\8\8")
+          assert(f, err); return f()
+        end,
+        string_mt = function()
+          getmetatable("").__index = { upper = function() return "pwned" end }
+        end,
+        setmetatable_string = function() return setmetatable("", {}) end,
+        collect = function() return collectgarbage("collect") end,
+        rawset_string = function() return rawset(getmetatable(""), "__index", {}) end,
+      }
+      peernet.expose("try", function(_, what)
+        local ok, err = pcall(attempts[what])
+        return { ok = ok, err = tostring(err), upper = ("a"):upper() }
+      end)
+      peernet.expose("allowed", function()
+        return { os.time() > 0, type(os.clock()), math.max(1, 2), ("x"):rep(3),
+                 collectgarbage("count") > 0 }
+      end)
+    ]==])
+    w.load()
+    for _, what in ipairs({ "io", "os_execute", "os_exit", "os_remove", "debug", "package",
+                            "require", "dofile", "loadfile", "dump", "binary",
+                            "binary_default_mode", "string_mt", "setmetatable_string",
+                            "collect", "rawset_string" }) do
+      local ok, r = w.call("try", what)
+      assert.is_true(ok, what)
+      assert.is_false(r.ok, what .. " succeeded: " .. r.err)
+      assert.equal("A", r.upper, what)
+    end
+    assert.same({ true, { true, "number", 2, "xxx", true } }, { w.call("allowed", {}) })
+  end)
+
+  it("stops an infinite loop and a memory bomb with a prompt error; other scripts keep answering", function()
+    w.script("bad.lua", [[
+      peernet.expose("spin", function() while true do end end)
+      peernet.expose("bomb", function()
+        local t = {}
+        for i = 1, math.huge do t[i] = ("x"):rep(1024) .. i end
+      end)
+      peernet.expose("catch", function()
+        -- catching the budget error does not buy more time
+        while true do pcall(function() while true do end end) end
+      end)
+      peernet.expose("coro", function()
+        -- nor does spreading the loop over coroutines
+        while true do
+          local co = coroutine.wrap(function() for i = 1, 1e6 do end end)
+          pcall(co)
+        end
+      end)
+      peernet.expose("after", function() return "still here" end)
+    ]])
+    w.script("good.lua", [[peernet.expose("ping", function() return "pong" end)]])
+    w.load()
+    for _, name in ipairs({ "spin", "bomb", "catch", "coro" }) do
+      local ok, reason = w.call(name, {}, { timeout = 30000 })
+      assert.is_falsy(ok, name)
+      assert.equal("handler_crash", reason, name)
+      assert.same({ true, "pong" }, { w.call("ping", {}) })
+      assert.same({ true, "still here" }, { w.call("after", {}) })
+    end
+    assert.truthy(logged("CPU budget exceeded"))
+    assert.truthy(logged("not enough memory"))
+  end)
+end)
+
+describe("hot reload", function()
+  local w
+  before_each(function() w = setup() end)
+  after_each(function() w.close() end)
+
+  it("replaces a changed script, keeps the old one on a syntax error, and revokes on delete", function()
+    w.script("v.lua", [[peernet.expose("version", function() return 1 end)]])
+    w.load()
+    assert.same({ true, 1 }, { w.call("version", {}) })
+    w.script("v.lua", [[peernet.expose("version", function() return 2 end)]])
+    assert.is_true(N.wait(function() return select(2, w.call("version", {})) == 2 end))
+    w.script("v.lua", "peernet.expose(\"version\", function() return 3 end\n  oops(")
+    assert.is_true(N.wait(function() return logged("v%.lua:%d+:") ~= nil end))
+    assert.truthy(logged("previous version keeps serving"))
+    assert.same({ true, 2 }, { w.call("version", {}) })
+    os.remove(w.dir .. "/v.lua")
+    assert.is_true(N.wait(function() return select(2, w.call("version", {})) == "no_such_handle" end))
+  end)
+
+  it("loses no call while a script is reloaded under a steady stream of calls", function()
+    w.script("s.lua", [[peernet.expose("n", function(_, x) peernet.sleep(1); return x end)]])
+    w.load()
+    local sent, done, bad = 0, 0, {}
+    local versions = 0
+    local stop = false
+    local function fire()
+      if stop then return end
+      sent = sent + 1
+      local x = sent
+      w.b:call(w.akey, "n", x, function(ok, v)
+        done = done + 1
+        if not ok or v ~= x then bad[#bad + 1] = tostring(v) end
+        fire()
+      end)
+    end
+    for _ = 1, 20 do fire() end
+    for v = 1, 5 do
+      N.spin(60)
+      versions = versions + 1
+      w.script("s.lua", ("-- version %d\n"):format(v)
+        .. [[peernet.expose("n", function(_, x) peernet.sleep(1); return x end)]])
+    end
+    N.spin(100)
+    stop = true
+    assert.is_true(N.wait(function() return done == sent end))
+    assert.equal(5, versions)
+    assert.is_true(sent > 100)
+    assert.same({}, bad)
+    assert.truthy(logged("s%.lua: reloaded"))
+  end)
+end)
+
+describe("capabilities", function()
+  local w, devdir
+  before_each(function()
+    devdir = H.tmpdir()
+    local config = H.tmpdir() .. "/config.lua"
+    H.write_file(config, ([[
+      return {
+        ["device*.lua"] = { write = { %q }, read = { %q }, exec = { "/bin/echo" } },
+      }
+    ]]):format(devdir .. "/light", devdir .. "/*"))
+    w = setup({ config = config })
+  end)
+  after_each(function() w.close(); H.rmdir(devdir) end)
+
+  it("grants listed paths and programs, and refuses everything else with 'not permitted'", function()
+    local body = ([[
+      local dev = %q
+      peernet.expose(NAME .. ".write", function(_, v) return host.write(dev .. "/light", v) end)
+      peernet.expose(NAME .. ".other", function(_, v) return host.write(dev .. "/other", v) end)
+      peernet.expose(NAME .. ".read", function() return host.read(dev .. "/light") end)
+      peernet.expose(NAME .. ".exec", function(_, argv) local r = host.exec(argv); return r.stdout end)
+    ]]):format(devdir)
+    w.script("device.lua", "local NAME = 'dev'\n" .. body)
+    w.script("plain.lua", "local NAME = 'plain'\n" .. body)
+    w.load()
+    assert.same({ true, true }, { w.call("dev.write", "on") })
+    assert.equal("on", H.read_file(devdir .. "/light"))
+    assert.same({ true, "on" }, { w.call("dev.read", {}) })
+    assert.same({ true, "hi there\n" }, { w.call("dev.exec", { "/bin/echo", "hi", "there" }) })
+    -- ungranted path, ungranted program, ungranted script
+    for _, c in ipairs({ { "dev.other", "x" }, { "dev.exec", { "/bin/sh", "-c", "true" } },
+                         { "plain.write", "x" }, { "plain.exec", { "/bin/echo" } } }) do
+      local ok, reason = w.call(c[1], c[2])
+      assert.is_falsy(ok, c[1])
+      assert.equal("handler_crash", reason)
+    end
+    assert.truthy(logged("not permitted: .*/other is not granted to device%.lua"))
+    assert.truthy(logged("not permitted: /bin/sh is not granted"))
+    assert.truthy(logged("not permitted: .* is not granted to plain%.lua"))
+    assert.is_nil(io.open(devdir .. "/other"))
+  end)
+end)
+
+describe("admin operations", function()
+  local w
+  before_each(function() w = setup() end)
+  after_each(function() w.close() end)
+
+  it("beam_admin runs rpc and cast against admin modules, and refuses anything else", function()
+    w.script("admin/Lights.lua", [[
+      local M, state = {}, "off"
+      function M.set(v) state = v; return state end
+      function M.get() return state end
+      function M.add(a, b) return a + b end
+      return M
+    ]])
+    w.script("expose.lua", ([[
+      peernet.admin.expose{ authorize = function(from) return from == %q end }
+    ]]):format(w.kb:public_hex()))
+    w.load()
+    local T, A = peernet.tuple, peernet.atom
+    assert.same({ true, 5 }, { w.call("beam_admin", T(A "rpc", A "Elixir.Lights", A "add", { 2, 3 })) })
+    local ok, v = w.call("beam_admin", T(A "cast", A "Lights", A "set", { "on" }))
+    assert.is_true(ok)
+    assert.equal("ok", v)
+    assert.is_true(N.wait(function() return select(2, w.call("beam_admin", T(A "rpc", A "Lights", A "get", {}))) == "on" end))
+    for _, bad in ipairs({ T(A "exec", A "Lights", A "get", {}), { "rpc" }, T(A "rpc", A "Lights", A "get"),
+                           T(A "rpc", A "Lights", A "get", 5) }) do
+      ok, v = w.call("beam_admin", bad)
+      assert.is_falsy(ok)
+      assert.equal("unknown_beam_dist_op", v)
+    end
+    ok, v = w.call("beam_admin", T(A "rpc", A "Lights", A "nope", {}))
+    assert.is_falsy(ok)
+    assert.equal("undef", v)
+  end)
+
+  it("refuses to expose beam_admin without an authorize predicate", function()
+    w.script("open.lua", [[peernet.expose("beam_admin", function() return 1 end)]])
+    local report = w.load()
+    assert.is_false(report[1].ok)
+    assert.matches("authorize predicate", report[1].err)
+    local ok, v = w.call("beam_admin", {})
+    assert.is_falsy(ok)
+    assert.equal("no_such_handle", v)
+  end)
+
+  it("peernet.admin.call and .cast from a run script reach another peer's admin module", function()
+    w.script("admin/Counter.lua", [[
+      local n = 0
+      return { bump = function(by) n = n + by; return n end, get = function() return n end }
+    ]])
+    w.script("expose.lua", [[peernet.admin.expose{ authorize = function() return true end }]])
+    w.load()
+    local rtb = peernet.runtime.new(w.b)
+    local api = rtb:api()
+    local out
+    rtb:spawn(function()
+      local r1 = api.admin.call(w.akey, "Counter", "bump", { 5 })
+      local r2 = api.admin.cast(w.akey, "Counter", "bump", { 1 })
+      api.sleep(20)
+      local r3 = api.admin.call(w.akey, "Elixir.Counter", "get", {})
+      out = { r1, r2, r3 }
+    end)
+    assert.is_true(N.wait(function() return out end))
+    assert.same({ 5, true, 6 }, out)
+    rtb:close()
+  end)
+end)
+
+describe("the trusted API (run scripts)", function()
+  it("waits in tasks, exposes, tracks busy, and reports errors with a traceback", function()
+    local a, b, ka, kb = N.pair()
+    local rt = peernet.runtime.new(a, {})
+    local errors = {}
+    local rtb = peernet.runtime.new(b, { on_error = function(msg) errors[#errors + 1] = msg end })
+    local pa, pb = rt:api(), rtb:api()
+    assert.equal(ka:public_hex(), pa.self())
+    pa.expose("hello", function(from, name) return "hello " .. name end)
+    assert.is_true(rt:busy())
+    local got
+    rtb:spawn(function(who)
+      got = pb.call(ka:public_hex(), "hello", who)
+      error("deliberate")
+    end, "world")
+    assert.is_true(N.wait(function() return got and #errors == 1 end))
+    assert.equal("hello world", got)
+    assert.matches("deliberate", errors[1])
+    assert.matches("stack traceback", errors[1])
+    assert.is_false(rtb:busy())
+    pa.revoke("hello")
+    assert.is_false(rt:busy())
+    assert.has_error(function() pb.call(ka:public_hex(), "hello", "x") end)
+    rt:close()
+    rtb:close()
+    N.close(a, b)
+  end)
+
+  it("checks scripts without a network: file:line for errors", function()
+    local dir = H.tmpdir()
+    H.write_file(dir .. "/ok.lua", [[peernet.expose("x", function() return 1 end)]])
+    H.write_file(dir .. "/bad.lua", "local x = \n peernet.expose(")
+    H.write_file(dir .. "/raise.lua", "\n\nerror('at load')")
+    assert.is_true(peernet.runtime.check(dir .. "/ok.lua"))
+    local ok, err = peernet.runtime.check(dir .. "/ok.lua", dir .. "/bad.lua", dir .. "/raise.lua")
+    assert.is_falsy(ok)
+    assert.matches("bad%.lua:2:", err)
+    assert.matches("raise%.lua:3: at load", err)
+    uv.run("nowait")
+    H.rmdir(dir)
+  end)
+end)

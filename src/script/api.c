@@ -1,0 +1,641 @@
+/*
+ * The `peernet` table a script sees (DESIGN.md "Lua API"):
+ *
+ *   peernet.expose(name, fn [, {authorize = fn}])   peernet.revoke(name)
+ *   peernet.call(peer, name, args [, {timeout = ms}])  --> value | nil, reason   (waits)
+ *   peernet.send(peer, name, args)                     --> true | nil, "not_connected"
+ *   peernet.connect(peer, "host:port")                 --> true | nil, err       (waits)
+ *   peernet.peers()  peernet.self()  peernet.on(event, fn)
+ *   peernet.sleep(ms) (waits)   peernet.after(ms, fn) / peernet.every(ms, fn) --> timer
+ * (timer:cancel()) peernet.log.debug/info/warn/error(fmt, ...) peernet.atom(s) peernet.tuple(...)
+ * peernet.null peernet.admin.register(name, table)  peernet.admin.expose{authorize = fn}
+ *   peernet.admin.call(peer, module, fn, args [, opts]) / .cast(...)   (wait)
+ *
+ * Functions that wait yield the task's coroutine; they must be called from
+ * a handler, a timer, an event handler or a script's main chunk, not from a
+ * coroutine the script made itself (that one would be suspended instead).
+ */
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "core/keys.h"
+#include "runtime.h"
+#include "value.h"
+
+#define TIMER_MT "peernet.timer"
+
+/* Every API function has the script's handle as its first upvalue: one
+ * trusted state may serve several runtimes (a spec runs two hosts). */
+static pn_script *script(lua_State *L) {
+    pn_script **h = lua_touserdata(L, lua_upvalueindex(1));
+    pn_script *s = h ? *h : NULL;
+    if (!s || s->closed) luaL_error(L, "peernet: this script has been unloaded");
+    if (s->rt->host_gone) luaL_error(L, "peernet: the host is closed");
+    return s;
+}
+
+static pn_task *need_task(lua_State *L, const char *fn) {
+    pn_task *t = pn_rt_task_of(L);
+    if (!t)
+        luaL_error(
+            L,
+            "peernet.%s waits, so it must run in a handler, a timer, an event handler or the "
+            "main chunk (not in an authorize predicate or a coroutine of your own)",
+            fn);
+    return t;
+}
+
+static void check_key(lua_State *L, int idx, uint8_t out[PN_KEY_LEN]) {
+    size_t len;
+    const char *s = luaL_checklstring(L, idx, &len);
+    pn_err e;
+    if (pn_key_parse(out, s, len, &e) != 0) luaL_argerror(L, idx, e.msg);
+}
+
+static void push_key(lua_State *L, const uint8_t key[PN_KEY_LEN]) {
+    char hex[PN_KEY_HEX_LEN + 1];
+    pn_key_hex(hex, key);
+    lua_pushstring(L, hex);
+}
+
+static uint32_t opt_uint(lua_State *L, int idx, const char *field, uint32_t dflt) {
+    if (lua_isnoneornil(L, idx)) return dflt;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, field);
+    lua_Integer v = luaL_optinteger(L, -1, dflt);
+    lua_pop(L, 1);
+    luaL_argcheck(L, v >= 0 && v <= 86400000, idx, "must be between 0 and 86400000 ms");
+    return (uint32_t)v;
+}
+
+/* ---- expose / revoke ---------------------------------------------------------- */
+
+static int l_expose(lua_State *L) {
+    pn_script *s = script(L);
+    const char *name = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    int auth = LUA_NOREF;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        if (lua_getfield(L, 3, "authorize") != LUA_TNIL) {
+            luaL_argcheck(L, lua_isfunction(L, -1), 3, "authorize must be a function");
+            auth = luaL_ref(L, LUA_REGISTRYINDEX);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pushvalue(L, 2);
+    int fn = luaL_ref(L, LUA_REGISTRYINDEX);
+    pn_err e;
+    if (pn_rt_expose(s, name, fn, auth, 0, &e) != 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, fn);
+        luaL_unref(L, LUA_REGISTRYINDEX, auth);
+        return luaL_error(L, "peernet.expose: %s", e.msg);
+    }
+    return 0;
+}
+
+static int l_revoke(lua_State *L) {
+    pn_script *s = script(L);
+    lua_pushboolean(L, pn_rt_revoke(s, luaL_checkstring(L, 1)) == 0);
+    return 1;
+}
+
+/* ---- calls ------------------------------------------------------------------------ */
+
+typedef struct {
+    pn_wait w;
+    pn_script *s;
+    int cast; /* admin.cast: the answer is true, not the value */
+} call_wait;
+
+static void call_cancel(pn_wait *w) {
+    (void)w; /* the host still calls back (at the latest on close): it frees then */
+}
+
+typedef struct {
+    const uint8_t *term;
+    size_t len;
+} term_arg;
+
+static int push_term_protected(lua_State *L) {
+    term_arg *a = lua_touserdata(L, 1);
+    pn_err e;
+    if (pn_value_push(L, a->term, a->len, 0, &e) != 0) return luaL_error(L, "%s", e.msg);
+    return 1;
+}
+
+/* Pushes the term's value on the task's coroutine (decoded on the main
+ * thread, protected: a suspended coroutine cannot run a protected call). */
+static int push_term(pn_script *s, lua_State *co, const uint8_t *term, size_t len) {
+    lua_State *L = s->L;
+    term_arg a = {term, len};
+    lua_pushcfunction(L, push_term_protected);
+    lua_pushlightuserdata(L, &a);
+    int rc = lua_pcall(L, 1, 1, 0);
+    pn_sandbox_unlimited(L, 1);
+    lua_checkstack(co, 3);
+    if (rc != LUA_OK) {
+        lua_pushnil(co);
+        lua_pushfstring(co, "cannot decode the reply: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        pn_sandbox_unlimited(L, 0);
+        return 2;
+    }
+    lua_xmove(L, co, 1);
+    pn_sandbox_unlimited(L, 0);
+    return 1;
+}
+
+static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, size_t len, void *ud) {
+    call_wait *cw = ud;
+    pn_task *t = cw->w.task;
+    if (!t) {
+        free(cw);
+        return;
+    }
+    lua_State *co = t->co;
+    pn_script *s = cw->s;
+    int n;
+    pn_sandbox_unlimited(s->L, 1);
+    lua_checkstack(co, 3);
+    pn_sandbox_unlimited(s->L, 0);
+    if (st == PN_CALL_OK) {
+        if (cw->cast) {
+            lua_pushboolean(co, 1);
+            n = 1;
+        } else {
+            n = push_term(s, co, term, len);
+        }
+    } else if (st == PN_CALL_ERROR) {
+        lua_pushnil(co);
+        n = 1 + push_term(s, co, term, len);
+        if (n == 3) { /* the reason itself did not decode */
+            lua_remove(co, -3);
+            n = 2;
+        }
+    } else {
+        lua_pushnil(co);
+        lua_pushstring(co, st == PN_CALL_TIMEOUT ? "timeout" : "closed");
+        n = 2;
+    }
+    free(cw);
+    pn_rt_task_resume(t, n);
+}
+
+static int fail_code(lua_State *L, int code, const char *msg) {
+    lua_pushnil(L);
+    lua_pushstring(L, code == PN_ESTATE ? "not_connected" : code == PN_ELIMIT ? "overloaded" : msg);
+    return 2;
+}
+
+/* Starts the call whose args are in b and waits for its answer. */
+static int start_call(lua_State *L, pn_script *s, pn_task *t, const uint8_t key[PN_KEY_LEN],
+                      const char *name, pn_etf_buf *b, uint32_t timeout, int cast) {
+    call_wait *cw = calloc(1, sizeof *cw);
+    if (!cw) {
+        pn_etf_buf_free(b);
+        return luaL_error(L, "out of memory");
+    }
+    cw->w.type = PN_WAIT_CALL;
+    cw->w.cancel = call_cancel;
+    cw->s = s;
+    cw->cast = cast;
+    pn_err e;
+    int rc = pn_host_call(s->rt->h, key, name, b->data, b->len, timeout, on_call_done, cw, &e);
+    pn_etf_buf_free(b);
+    if (rc != 0) {
+        free(cw);
+        return fail_code(L, rc, e.msg);
+    }
+    return pn_rt_task_wait(L, t, &cw->w);
+}
+
+/* Encodes the value at idx into b; raises on a value ETF cannot carry. */
+static void encode(lua_State *L, int idx, pn_etf_buf *b) {
+    pn_err e;
+    pn_etf_buf_init(b, PN_VALUE_DEFAULT_MAX);
+    if (pn_value_encode(L, idx, b, &e) != 0) {
+        pn_etf_buf_free(b);
+        luaL_error(L, "cannot send these args: %s", e.msg);
+    }
+}
+
+static int l_call(lua_State *L) {
+    pn_script *s = script(L);
+    pn_task *t = need_task(L, "call");
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 1, key);
+    const char *name = luaL_checkstring(L, 2);
+    uint32_t timeout = opt_uint(L, 4, "timeout", 0);
+    pn_etf_buf b;
+    encode(L, 3, &b);
+    return start_call(L, s, t, key, name, &b, timeout, 0);
+}
+
+static int l_send(lua_State *L) {
+    pn_script *s = script(L);
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 1, key);
+    const char *name = luaL_checkstring(L, 2);
+    pn_etf_buf b;
+    encode(L, 3, &b);
+    pn_err e;
+    int rc = pn_host_send(s->rt->h, key, name, b.data, b.len, &e);
+    pn_etf_buf_free(&b);
+    if (rc != 0) return fail_code(L, rc, e.msg);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* admin.call(peer, module, fn, args [, opts]) / admin.cast(...) */
+static int admin_call(lua_State *L, int cast) {
+    pn_script *s = script(L);
+    pn_task *t = need_task(L, cast ? "admin.cast" : "admin.call");
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 1, key);
+    size_t mlen, flen;
+    const char *m = luaL_checklstring(L, 2, &mlen);
+    const char *f = luaL_checklstring(L, 3, &flen);
+    if (lua_isnoneornil(L, 4)) {
+        lua_newtable(L);
+        lua_replace(L, 4);
+    }
+    luaL_checktype(L, 4, LUA_TTABLE);
+    uint32_t timeout = opt_uint(L, 5, "timeout", 0);
+    pn_etf_buf b;
+    pn_err e;
+    pn_etf_buf_init(&b, PN_VALUE_DEFAULT_MAX);
+    const char *op = cast ? "cast" : "rpc";
+    if (pn_etf_put_tuple(&b, 4, &e) != 0 || pn_etf_put_atom(&b, op, strlen(op), &e) != 0 ||
+        pn_etf_put_atom(&b, m, mlen, &e) != 0 || pn_etf_put_atom(&b, f, flen, &e) != 0 ||
+        pn_value_encode(L, 4, &b, &e) != 0) {
+        pn_etf_buf_free(&b);
+        return luaL_error(L, "peernet.admin: %s", e.msg);
+    }
+    return start_call(L, s, t, key, PN_RT_ADMIN, &b, timeout, cast);
+}
+
+static int l_admin_call(lua_State *L) {
+    return admin_call(L, 0);
+}
+
+static int l_admin_cast(lua_State *L) {
+    return admin_call(L, 1);
+}
+
+static int l_admin_register(lua_State *L) {
+    pn_script *s = script(L);
+    const char *name = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    pn_err e;
+    if (pn_rt_admin_register(s, name, 2, &e) != 0) return luaL_error(L, "peernet.admin: %s", e.msg);
+    return 0;
+}
+
+static int l_admin_expose(lua_State *L) {
+    pn_script *s = script(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "authorize");
+    if (!lua_isfunction(L, -1))
+        return luaL_error(L, "peernet.admin.expose: beam_admin runs any admin function, so it "
+                             "needs {authorize = function(from) ... end}");
+    int auth = luaL_ref(L, LUA_REGISTRYINDEX);
+    pn_err e;
+    if (pn_rt_expose(s, PN_RT_ADMIN, LUA_NOREF, auth, 1, &e) != 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, auth);
+        return luaL_error(L, "peernet.admin.expose: %s", e.msg);
+    }
+    return 0;
+}
+
+/* ---- connect ---------------------------------------------------------------------- */
+
+static void on_connect_done(pn_host *h, int status, const char *msg, void *ud) {
+    call_wait *cw = ud;
+    pn_task *t = cw->w.task;
+    free(cw);
+    if (!t) return;
+    if (status == 0) {
+        lua_pushboolean(t->co, 1);
+        pn_rt_task_resume(t, 1);
+    } else {
+        lua_pushnil(t->co);
+        lua_pushstring(t->co, msg ? msg : "connect failed");
+        pn_rt_task_resume(t, 2);
+    }
+}
+
+static int l_connect(lua_State *L) {
+    pn_script *s = script(L);
+    pn_task *t = need_task(L, "connect");
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 1, key);
+    const char *addr = luaL_optstring(L, 2, NULL);
+    call_wait *cw = calloc(1, sizeof *cw);
+    if (!cw) return luaL_error(L, "out of memory");
+    cw->w.type = PN_WAIT_CONNECT;
+    cw->w.cancel = call_cancel;
+    cw->s = s;
+    pn_err e;
+    if (pn_host_connect(s->rt->h, key, addr, on_connect_done, cw, &e) != 0) {
+        free(cw);
+        lua_pushnil(L);
+        lua_pushstring(L, e.msg);
+        return 2;
+    }
+    return pn_rt_task_wait(L, t, &cw->w);
+}
+
+/* ---- sleep and timers ------------------------------------------------------------- */
+
+typedef struct {
+    pn_wait w;
+    uv_timer_t timer;
+} sleep_wait;
+
+static void sleep_closed(uv_handle_t *hd) {
+    free(hd->data);
+}
+
+static void sleep_cancel(pn_wait *w) {
+    sleep_wait *sw = (sleep_wait *)w;
+    uv_close((uv_handle_t *)&sw->timer, sleep_closed);
+}
+
+static void on_sleep_done(uv_timer_t *tm) {
+    sleep_wait *sw = tm->data;
+    pn_task *t = sw->w.task;
+    uv_close((uv_handle_t *)&sw->timer, sleep_closed);
+    if (t) pn_rt_task_resume(t, 0);
+}
+
+static int l_sleep(lua_State *L) {
+    pn_script *s = script(L);
+    pn_task *t = need_task(L, "sleep");
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, ms >= 0 && ms <= 86400000, 1, "must be between 0 and 86400000 ms");
+    sleep_wait *sw = calloc(1, sizeof *sw);
+    if (!sw) return luaL_error(L, "out of memory");
+    sw->w.type = PN_WAIT_SLEEP;
+    sw->w.cancel = sleep_cancel;
+    uv_timer_init(s->rt->loop, &sw->timer);
+    sw->timer.data = sw;
+    uv_timer_start(&sw->timer, on_sleep_done, (uint64_t)ms, 0);
+    return pn_rt_task_wait(L, t, &sw->w);
+}
+
+static void timer_closed(uv_handle_t *hd) {
+    free(hd->data);
+}
+
+void pn_rt_timer_free(pn_timer *t) {
+    pn_script *s = t->s;
+    for (pn_timer **pp = &s->timers; *pp; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    }
+    if (t->handle) *t->handle = NULL;
+    if (t->running) t->running->timer = NULL;
+    luaL_unref(s->L, LUA_REGISTRYINDEX, t->fn_ref);
+    uv_close((uv_handle_t *)&t->t, timer_closed);
+    if (s == s->rt->trusted) pn_rt_update_keepalive(s->rt);
+}
+
+static void on_timer(uv_timer_t *tm) {
+    pn_timer *t = tm->data;
+    if (t->repeat && t->running) return; /* the last tick is still running */
+    pn_task *task = pn_rt_task_start(t->s, PN_TASK_TIMER, t->fn_ref,
+                                     t->repeat ? "every() timer" : "after() timer", NULL, NULL);
+    if (!t->repeat) pn_rt_timer_free(t);
+    if (!task) return;
+    if (t->repeat) {
+        t->running = task;
+        task->timer = t;
+    }
+    pn_rt_task_resume(task, 0);
+}
+
+static int add_timer(lua_State *L, int repeat) {
+    pn_script *s = script(L);
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, ms >= (repeat ? 1 : 0) && ms <= 86400000, 1,
+                  repeat ? "must be between 1 and 86400000 ms"
+                         : "must be between 0 and 86400000 ms");
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    void **handle = lua_newuserdatauv(L, sizeof(void *), 0);
+    *handle = NULL;
+    luaL_setmetatable(L, TIMER_MT);
+    pn_timer *t = calloc(1, sizeof *t);
+    if (!t) return luaL_error(L, "out of memory");
+    lua_pushvalue(L, 2);
+    t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->s = s;
+    t->repeat = repeat;
+    t->handle = handle;
+    *handle = t;
+    uv_timer_init(s->rt->loop, &t->t);
+    t->t.data = t;
+    uv_timer_start(&t->t, on_timer, (uint64_t)ms, repeat ? (uint64_t)ms : 0);
+    t->next = s->timers;
+    s->timers = t;
+    if (s == s->rt->trusted) pn_rt_update_keepalive(s->rt);
+    return 1;
+}
+
+static int l_after(lua_State *L) {
+    return add_timer(L, 0);
+}
+
+static int l_every(lua_State *L) {
+    return add_timer(L, 1);
+}
+
+static int l_timer_cancel(lua_State *L) {
+    void **handle = luaL_checkudata(L, 1, TIMER_MT);
+    pn_timer *t = *handle;
+    if (t) pn_rt_timer_free(t);
+    lua_pushboolean(L, t != NULL);
+    return 1;
+}
+
+static int l_timer_gc(lua_State *L) {
+    void **handle = luaL_checkudata(L, 1, TIMER_MT);
+    pn_timer *t = *handle;
+    if (t) t->handle = NULL; /* the timer runs on, like a JavaScript timeout */
+    return 0;
+}
+
+/* ---- registry, identity, events ----------------------------------------------------- */
+
+static int add_peer(const pn_peer_info *p, void *ud) {
+    lua_State *L = ud;
+    lua_createtable(L, 0, 6);
+    push_key(L, p->key);
+    lua_setfield(L, -2, "key");
+    lua_pushstring(L, pn_peer_status_name(p->status));
+    lua_setfield(L, -2, "status");
+    lua_pushboolean(L, p->trusted);
+    lua_setfield(L, -2, "trusted");
+    if (p->addr[0]) {
+        lua_pushstring(L, p->addr);
+        lua_setfield(L, -2, "addr");
+    }
+    if (p->last_seen > 0) {
+        lua_pushnumber(L, p->last_seen);
+        lua_setfield(L, -2, "last_seen");
+    }
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
+static int l_peers(lua_State *L) {
+    pn_script *s = script(L);
+    lua_newtable(L);
+    pn_host_peers(s->rt->h, add_peer, L);
+    return 1;
+}
+
+static int l_self(lua_State *L) {
+    pn_script *s = script(L);
+    uint8_t key[PN_KEY_LEN];
+    pn_host_public_key(s->rt->h, key);
+    push_key(L, key);
+    return 1;
+}
+
+static int l_on(lua_State *L) {
+    pn_script *s = script(L);
+    static const char *const events[] = {"connected", "disconnected", "discovered", NULL};
+    int ev = luaL_checkoption(L, 1, NULL, events);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (s->events_ref == LUA_NOREF) {
+        lua_newtable(L);
+        s->events_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->events_ref);
+    if (lua_getfield(L, -1, events[ev]) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, events[ev]);
+    }
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
+/* ---- log ------------------------------------------------------------------------------ */
+
+static int do_log(lua_State *L, int level) {
+    pn_script *s = script(L);
+    int n = lua_gettop(L);
+    if (n > 1) {
+        lua_pushvalue(L, lua_upvalueindex(2)); /* string.format as it was at load */
+        lua_insert(L, 1);
+        lua_call(L, n, 1);
+    } else {
+        luaL_tolstring(L, 1, NULL);
+    }
+    pn_rt_log(s->rt, level, "%s: %s", s->path, lua_tostring(L, -1));
+    return 0;
+}
+
+static int l_log_debug(lua_State *L) {
+    return do_log(L, PN_LOG_DEBUG);
+}
+static int l_log_info(lua_State *L) {
+    return do_log(L, PN_LOG_INFO);
+}
+static int l_log_warn(lua_State *L) {
+    return do_log(L, PN_LOG_WARN);
+}
+static int l_log_error(lua_State *L) {
+    return do_log(L, PN_LOG_ERROR);
+}
+
+/* print() in a sandbox: the values, tab-separated, to the log. */
+static int l_print(lua_State *L) {
+    pn_script *s = script(L);
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    pn_rt_log(s->rt, PN_LOG_INFO, "%s: %s", s->path, lua_tostring(L, -1));
+    return 0;
+}
+
+void pn_api_open(lua_State *L, pn_script *s) {
+    static const luaL_Reg fns[] = {{"expose", l_expose}, {"revoke", l_revoke},   {"call", l_call},
+                                   {"send", l_send},     {"connect", l_connect}, {"peers", l_peers},
+                                   {"self", l_self},     {"on", l_on},           {"sleep", l_sleep},
+                                   {"after", l_after},   {"every", l_every},     {NULL, NULL}};
+    static const luaL_Reg admin[] = {{"call", l_admin_call},
+                                     {"cast", l_admin_cast},
+                                     {"register", l_admin_register},
+                                     {"expose", l_admin_expose},
+                                     {NULL, NULL}};
+    static const luaL_Reg log[] = {{"debug", l_log_debug},
+                                   {"info", l_log_info},
+                                   {"warn", l_log_warn},
+                                   {"error", l_log_error},
+                                   {NULL, NULL}};
+    if (luaL_newmetatable(L, TIMER_MT)) {
+        lua_pushcfunction(L, l_timer_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, l_timer_cancel);
+        lua_setfield(L, -2, "cancel");
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, TIMER_MT);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+    pn_script **h = lua_newuserdatauv(L, sizeof *h, 0);
+    *h = s;
+    s->handle = h;
+    int hi = lua_gettop(L);
+    lua_newtable(L);
+    lua_pushvalue(L, hi);
+    luaL_setfuncs(L, fns, 1);
+    pn_lua_open_value(L); /* atom, tuple, null, is_atom, is_tuple, etf.* */
+    lua_newtable(L);
+    lua_pushvalue(L, hi);
+    luaL_setfuncs(L, admin, 1);
+    lua_setfield(L, -2, "admin");
+    lua_createtable(L, 0, 4);
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "format");
+    lua_remove(L, -2);
+    for (const luaL_Reg *r = log; r->name; r++) {
+        lua_pushvalue(L, hi);
+        lua_pushvalue(L, -2);
+        lua_pushcclosure(L, r->func, 2);
+        lua_setfield(L, -3, r->name);
+    }
+    lua_pop(L, 1);
+    lua_setfield(L, -2, "log");
+    if (s->sandboxed) {
+        lua_pushvalue(L, hi);
+        lua_pushcclosure(L, l_print, 1);
+        lua_setglobal(L, "print");
+    }
+    lua_remove(L, hi);
+    if (s->sandboxed) {
+        lua_pushvalue(L, -1);
+        lua_setglobal(L, "peernet");
+        pn_caps_open(L, s);
+        lua_pop(L, 1);
+    }
+    /* Trusted: the table stays on the stack for the caller. */
+}

@@ -1,0 +1,369 @@
+/*
+ * peernet.runtime: the script runtime (runtime.h) for a trusted Lua state
+ * running on luv's loop — peernet-host's own state, or a Lua program.
+ *
+ *   local rt = peernet.runtime.new(host, {config = path, log = fn(level, msg),
+ *                                          on_error = fn(msg), mem_cap = bytes, budget = n})
+ *   rt:api()             --> the `peernet` table of a run script (same table every time)
+ *   rt:spawn(fn, ...)    -- fn(...) as a task: peernet.call and friends may wait in it
+ *   rt:busy()            --> true while a run script has work (handles, timers, tasks)
+ *   rt:load_dir(dir)     --> { {file=, ok=, err=, admin=}, ... }; the directory is followed
+ *   rt:load_file(path [, admin])  --> true | nil, err
+ *   rt:unload_file(path)
+ *   rt:scripts()         --> { {file=, handles={...}, tasks=, mem=, admin=}, ... }
+ *   rt:drain(ms, fn)     -- stop accepting, revoke handles, fn() when calls in progress end
+ *   rt:close()
+ *   peernet.runtime.check(path, ... [, {config = path}])  --> true | nil, "file:line: msg\n..."
+ */
+#include <lauxlib.h>
+#include <lua.h>
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <luv/luv.h>
+#pragma GCC diagnostic pop
+#include <sodium.h>
+#include <string.h>
+
+#include "bind.h"
+#include "runtime.h"
+
+#define RT_MT "peernet.runtime"
+
+typedef struct lrt {
+    pn_rt *rt;
+    lua_State *L; /* the main thread */
+    int log_ref, err_ref, drain_ref, api_ref, host_ref;
+} lrt;
+
+static lrt *check_rt(lua_State *L) {
+    lrt **u = luaL_checkudata(L, 1, RT_MT);
+    if (!*u) luaL_argerror(L, 1, "runtime is closed");
+    return *u;
+}
+
+static const char *level_name(int level) {
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    return level >= 0 && level <= 3 ? names[level] : "info";
+}
+
+static void on_log(void *ud, int level, const char *msg) {
+    lrt *r = ud;
+    lua_State *L = r->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->log_ref);
+    lua_pushstring(L, level_name(level));
+    lua_pushstring(L, msg);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        fprintf(stderr, "peernet: error in the log function: %s\n", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+}
+
+static void on_error(void *ud, const char *msg) {
+    lrt *r = ud;
+    lua_State *L = r->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->err_ref);
+    lua_pushstring(L, msg);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        fprintf(stderr, "peernet: error in on_error: %s\n", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+}
+
+static int opt_fn(lua_State *L, int t, const char *name) {
+    if (lua_getfield(L, t, name) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return LUA_NOREF;
+    }
+    luaL_argcheck(L, lua_isfunction(L, -1), t, name);
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void read_limits(lua_State *L, int t, pn_sandbox_limits *lim) {
+    lua_getfield(L, t, "mem_cap");
+    lua_Integer m = luaL_optinteger(L, -1, 0);
+    luaL_argcheck(L, m >= 0 && m <= ((lua_Integer)1 << 34), t, "mem_cap out of range");
+    lim->mem_cap = (size_t)m;
+    lua_getfield(L, t, "budget");
+    lua_Integer b = luaL_optinteger(L, -1, 0);
+    luaL_argcheck(L, b >= 0, t, "budget must be positive");
+    lim->budget = (uint64_t)b;
+    lua_pop(L, 2);
+}
+
+static int l_rt_new(lua_State *L) {
+    pn_host *h = pn_lua_checkhost(L, 1);
+    lua_settop(L, 2);
+    if (lua_isnil(L, 2)) {
+        lua_newtable(L);
+        lua_replace(L, 2);
+    }
+    luaL_checktype(L, 2, LUA_TTABLE);
+    pn_rt_opts o;
+    memset(&o, 0, sizeof o);
+    read_limits(L, 2, &o.limits);
+    lua_getfield(L, 2, "config");
+    o.config_path = luaL_optstring(L, -1, NULL); /* kept on the stack */
+    lrt **u = lua_newuserdatauv(L, sizeof *u, 1);
+    *u = NULL;
+    luaL_setmetatable(L, RT_MT);
+    lrt *r = calloc(1, sizeof *r);
+    if (!r) return luaL_error(L, "out of memory");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    r->L = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    r->log_ref = opt_fn(L, 2, "log");
+    r->err_ref = opt_fn(L, 2, "on_error");
+    r->drain_ref = r->api_ref = LUA_NOREF;
+    lua_pushvalue(L, 1);
+    r->host_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the host outlives the runtime */
+    if (r->log_ref != LUA_NOREF) o.log = on_log, o.log_ud = r;
+    if (r->err_ref != LUA_NOREF) o.on_error = on_error, o.on_error_ud = r;
+    pn_err e;
+    r->rt = pn_rt_new(h, luv_loop(L), &o, &e);
+    if (!r->rt) {
+        luaL_unref(L, LUA_REGISTRYINDEX, r->log_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, r->err_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, r->host_ref);
+        free(r);
+        return pn_lua_fail(L, &e);
+    }
+    *u = r;
+    return 1;
+}
+
+static void rt_close(lrt **u) {
+    lrt *r = *u;
+    if (!r) return;
+    *u = NULL;
+    pn_rt_close(r->rt);
+    lua_State *L = r->L;
+    luaL_unref(L, LUA_REGISTRYINDEX, r->log_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, r->err_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, r->drain_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, r->api_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, r->host_ref);
+    free(r);
+}
+
+static int l_rt_close(lua_State *L) {
+    rt_close(luaL_checkudata(L, 1, RT_MT));
+    return 0;
+}
+
+static int l_rt_api(lua_State *L) {
+    lrt *r = check_rt(L);
+    if (r->api_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, r->api_ref);
+        return 1;
+    }
+    pn_err e;
+    if (pn_rt_trusted(r->rt, L, &e) != 0) return pn_lua_fail(L, &e);
+    lua_pushvalue(L, -1);
+    r->api_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+static int l_rt_spawn(lua_State *L) {
+    lrt *r = check_rt(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (r->api_ref == LUA_NOREF) {
+        lua_pushcfunction(L, l_rt_api);
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 0);
+    }
+    pn_err e;
+    if (pn_rt_spawn(r->rt, L, lua_gettop(L) - 2, &e) != 0) return pn_lua_fail(L, &e);
+    return 0;
+}
+
+static int l_rt_busy(lua_State *L) {
+    lua_pushboolean(L, pn_rt_busy(check_rt(L)->rt));
+    return 1;
+}
+
+static int add_file(const char *path, int admin, const char *error, void *ud) {
+    lua_State *L = ud;
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "file");
+    lua_pushboolean(L, error == NULL);
+    lua_setfield(L, -2, "ok");
+    lua_pushboolean(L, admin);
+    lua_setfield(L, -2, "admin");
+    if (error) {
+        lua_pushstring(L, error);
+        lua_setfield(L, -2, "err");
+    }
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
+static int l_rt_load_dir(lua_State *L) {
+    lrt *r = check_rt(L);
+    const char *dir = luaL_checkstring(L, 2);
+    pn_err e;
+    if (pn_rt_watch_dir(r->rt, dir, &e) != 0) return pn_lua_fail(L, &e);
+    lua_newtable(L);
+    pn_rt_dir_files(r->rt, add_file, L);
+    return 1;
+}
+
+static int l_rt_load_file(lua_State *L) {
+    lrt *r = check_rt(L);
+    const char *path = luaL_checkstring(L, 2);
+    pn_err e;
+    if (pn_rt_load_file(r->rt, path, lua_toboolean(L, 3), &e) != 0) return pn_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_rt_unload_file(lua_State *L) {
+    lrt *r = check_rt(L);
+    pn_rt_unload_file(r->rt, luaL_checkstring(L, 2));
+    return 0;
+}
+
+static int add_script(const pn_rt_script_info *i, const char **names, uint32_t n, void *ud) {
+    lua_State *L = ud;
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, i->path);
+    lua_setfield(L, -2, "file");
+    lua_pushboolean(L, i->admin);
+    lua_setfield(L, -2, "admin");
+    lua_pushinteger(L, i->tasks);
+    lua_setfield(L, -2, "tasks");
+    lua_pushinteger(L, (lua_Integer)i->mem);
+    lua_setfield(L, -2, "mem");
+    lua_createtable(L, (int)n, 0);
+    for (uint32_t k = 0; k < n; k++) {
+        lua_pushstring(L, names[k]);
+        lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "handles");
+    if (i->error && i->error[0]) {
+        lua_pushstring(L, i->error);
+        lua_setfield(L, -2, "err");
+    }
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
+static int l_rt_scripts(lua_State *L) {
+    lrt *r = check_rt(L);
+    lua_newtable(L);
+    pn_rt_scripts(r->rt, add_script, L);
+    return 1;
+}
+
+static void on_drained(void *ud) {
+    lrt *r = ud;
+    lua_State *L = r->L;
+    int ref = r->drain_ref;
+    r->drain_ref = LUA_NOREF;
+    if (ref == LUA_NOREF) return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        fprintf(stderr, "peernet: error in the drain callback: %s\n", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+}
+
+static int l_rt_drain(lua_State *L) {
+    lrt *r = check_rt(L);
+    lua_Integer ms = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, ms >= 0 && ms <= 3600000, 2, "0 to 3600000 ms");
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    luaL_argcheck(L, r->drain_ref == LUA_NOREF, 1, "already draining");
+    lua_pushvalue(L, 3);
+    r->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    pn_rt_drain(r->rt, (uint32_t)ms, on_drained, r);
+    return 0;
+}
+
+/* ---- check: load scripts in the sandbox on a host that does not listen ---- */
+
+static void ignore_log(void *ud, int level, const char *msg) {
+    (void)ud, (void)level, (void)msg;
+}
+
+static int l_check(lua_State *L) {
+    int n = lua_gettop(L);
+    const char *config = NULL;
+    if (n > 0 && lua_istable(L, n)) {
+        lua_getfield(L, n, "config");
+        config = luaL_optstring(L, -1, NULL);
+        lua_pop(L, 1); /* still referenced by the options table */
+        n--;
+    }
+    luaL_argcheck(L, n >= 1, 1, "expected script paths");
+    uint8_t secret[32];
+    randombytes_buf(secret, sizeof secret);
+    pn_host_config hc;
+    pn_host_config_init(&hc);
+    hc.secret = secret;
+    hc.listen = "";
+    hc.weak = 1;
+    pn_err e;
+    pn_host *h = pn_host_new(luv_loop(L), &hc, &e);
+    sodium_memzero(secret, sizeof secret);
+    if (!h) return pn_lua_fail(L, &e);
+    pn_rt_opts o;
+    memset(&o, 0, sizeof o);
+    o.config_path = config;
+    o.log = ignore_log;
+    pn_rt *rt = pn_rt_new(h, luv_loop(L), &o, &e);
+    if (!rt) {
+        pn_host_close(h, NULL, NULL);
+        return pn_lua_fail(L, &e);
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int errors = 0;
+    for (int i = 1; i <= n; i++) {
+        const char *path = luaL_checkstring(L, i);
+        /* .../admin/x.lua is an admin module, as in a handler directory */
+        size_t len = strlen(path);
+        const char *slash = strrchr(path, '/');
+        int admin = slash && slash - path >= 5 && strncmp(slash - 5, "admin", 5) == 0 &&
+                    (slash - path == 5 || slash[-6] == '/');
+        (void)len;
+        if (pn_rt_load_file(rt, path, admin, &e) != 0) {
+            if (errors++) luaL_addchar(&b, '\n');
+            luaL_addstring(&b, e.msg);
+        }
+    }
+    pn_rt_close(rt);
+    pn_host_close(h, NULL, NULL);
+    if (!errors) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    luaL_pushresult(&b);
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+void pn_lua_open_runtime(lua_State *L) {
+    static const luaL_Reg methods[] = {{"api", l_rt_api},
+                                       {"spawn", l_rt_spawn},
+                                       {"busy", l_rt_busy},
+                                       {"load_dir", l_rt_load_dir},
+                                       {"load_file", l_rt_load_file},
+                                       {"unload_file", l_rt_unload_file},
+                                       {"scripts", l_rt_scripts},
+                                       {"drain", l_rt_drain},
+                                       {"close", l_rt_close},
+                                       {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"new", l_rt_new}, {"check", l_check}, {NULL, NULL}};
+    if (luaL_newmetatable(L, RT_MT)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_rt_close);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    pn_lua_submodule(L, "runtime", fns);
+}

@@ -1,0 +1,483 @@
+/*
+ * Capabilities: what the operator grants handler scripts, Deno-style, in
+ * <data_dir>/config.lua. None by default.
+ *
+ *   return {
+ *     ["lights*.lua"] = {            -- a glob over the script's path in the handler dir
+ *       exec  = { "/usr/bin/gpioset" },     -- host.exec: these executables, argv only
+ *       read  = { "/sys/class/gpio/…" },    -- host.read: these paths (globs)
+ *       write = { "/run/lights/state" },    -- host.write
+ *     },
+ *   }
+ *
+ * The config is data: it runs in an empty sandbox with a small budget.
+ * Paths are compared after resolving symbolic links, and writes never
+ * follow a link in the last component, so a granted name cannot be pointed
+ * elsewhere. host.exec runs the program directly (no shell), collects at
+ * most PN_CAPS_OUTPUT_MAX bytes of each output and kills it at its timeout.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <lua.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#define PN_CAPS_MAX 64                  /* entries per list */
+#define PN_CAPS_CONFIG_MAX (256u << 10) /* bytes of config.lua */
+#define PN_CAPS_OUTPUT_MAX (1u << 20)   /* bytes kept of a child's stdout, and of its stderr */
+#define PN_CAPS_FILE_MAX (16u << 20)    /* bytes host.read returns */
+#define PN_CAPS_ARGV_MAX 256
+#define PN_CAPS_EXEC_TIMEOUT_MS 10000
+#define PN_CAPS_EXEC_MAX 64 /* children running at once per script */
+
+enum { CAP_EXEC, CAP_READ, CAP_WRITE, CAP_KINDS };
+static const char *const cap_names[CAP_KINDS] = {"exec", "read", "write"};
+
+struct pn_caps {
+    char *list[CAP_KINDS][PN_CAPS_MAX];
+    int n[CAP_KINDS];
+    int running; /* host.exec children */
+};
+
+void pn_caps_free(pn_caps *c) {
+    if (!c) return;
+    for (int k = 0; k < CAP_KINDS; k++)
+        for (int i = 0; i < c->n[k]; i++)
+            free(c->list[k][i]);
+    free(c);
+}
+
+/* The script's name as globs see it: relative to its handler directory. */
+static const char *script_name(const pn_script *s) {
+    const char *p = s->path;
+    const char *slash = strrchr(p, '/');
+    if (!slash) return p;
+    if (s->admin) {
+        /* ".../admin/x.lua" -> "admin/x.lua" */
+        const char *q = slash;
+        while (q > p && q[-1] != '/')
+            q--;
+        return q;
+    }
+    return slash + 1;
+}
+
+static int add_entries(lua_State *L, pn_caps *c, int kind, pn_err *e, const char *path) {
+    if (lua_getfield(L, -1, cap_names[kind]) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1))
+        return pn_err_set(e, PN_EINVAL, "%s: %s must be a list of paths", path, cap_names[kind]);
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
+        size_t len;
+        const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (!v || len == 0 || len >= PN_RT_PATH_MAX || v[0] != '/' || strlen(v) != len)
+            return pn_err_set(e, PN_EINVAL, "%s: %s[%lld] must be an absolute path", path,
+                              cap_names[kind], (long long)i);
+        if (c->n[kind] >= PN_CAPS_MAX)
+            return pn_err_set(e, PN_ELIMIT, "%s: more than %d %s entries", path, PN_CAPS_MAX,
+                              cap_names[kind]);
+        char *dup = strdup(v);
+        if (!dup) return pn_err_set(e, PN_ENOMEM, "out of memory");
+        c->list[kind][c->n[kind]++] = dup;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    return 0;
+}
+
+static int read_config(const char *path, char **text, size_t *len, pn_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return 1; /* no config: no grants */
+        return pn_err_set(e, PN_EIO, "%s: %s", path, strerror(errno));
+    }
+    char *buf = malloc(PN_CAPS_CONFIG_MAX + 1);
+    size_t n = buf ? fread(buf, 1, PN_CAPS_CONFIG_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf) return pn_err_set(e, PN_ENOMEM, "out of memory");
+    if (n > PN_CAPS_CONFIG_MAX) {
+        free(buf);
+        return pn_err_set(e, PN_ETOOBIG, "%s: larger than %u bytes", path, PN_CAPS_CONFIG_MAX);
+    }
+    *text = buf;
+    *len = n;
+    return 0;
+}
+
+int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e) {
+    pn_caps *c = calloc(1, sizeof *c);
+    if (!c) return pn_err_set(e, PN_ENOMEM, "out of memory");
+    s->caps = c;
+    const char *path = rt->config_path;
+    if (!path) return 0;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_config(path, &text, &len, e);
+    if (rc != 0) return rc > 0 ? 0 : rc;
+    pn_sandbox_limits lim = {8u << 20, 10000000};
+    lua_State *L = pn_sandbox_new(&lim, e);
+    if (!L) {
+        free(text);
+        return -1;
+    }
+    char chunk[PN_RT_PATH_MAX + 2];
+    snprintf(chunk, sizeof chunk, "@%s", path);
+    rc = 0;
+    if (pn_sandbox_load(L, text, len, chunk) != LUA_OK) {
+        rc = pn_err_set(e, PN_EINVAL, "%s", lua_tostring(L, -1));
+    } else {
+        /* Data only: the chunk sees an empty environment. */
+        lua_newtable(L);
+        lua_setupvalue(L, -2, 1);
+        if (lua_pcall(L, 0, 1, 0) != LUA_OK)
+            rc = pn_err_set(e, PN_EINVAL, "%s", lua_tostring(L, -1));
+        else if (!lua_istable(L, -1))
+            rc =
+                pn_err_set(e, PN_EINVAL,
+                           "%s must return a table: { [\"glob\"] = {exec=, read=, write=} }", path);
+    }
+    free(text);
+    const char *name = script_name(s);
+    if (rc == 0) {
+        lua_pushnil(L);
+        while (rc == 0 && lua_next(L, -2) != 0) {
+            if (lua_type(L, -2) != LUA_TSTRING || !lua_istable(L, -1)) {
+                rc = pn_err_set(e, PN_EINVAL, "%s: each entry is [\"glob\"] = { ... }", path);
+                break;
+            }
+            if (fnmatch(lua_tostring(L, -2), name, 0) == 0) {
+                for (int k = 0; k < CAP_KINDS && rc == 0; k++)
+                    rc = add_entries(L, c, k, e, path);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    pn_sandbox_close(L);
+    return rc;
+}
+
+/* ---- checks ------------------------------------------------------------------ */
+
+static const char *config_name(const pn_script *s) {
+    return s->rt->config_path ? s->rt->config_path : "config.lua (none given)";
+}
+
+static int granted(const pn_caps *c, int kind, const char *path) {
+    for (int i = 0; i < c->n[kind]; i++)
+        if (fnmatch(c->list[kind][i], path, FNM_PATHNAME) == 0) return 1;
+    return 0;
+}
+
+static int denied(lua_State *L, const pn_script *s, const char *fn, const char *what) {
+    return luaL_error(L, "%s: not permitted: %s is not granted to %s in %s", fn, what,
+                      script_name(s), config_name(s));
+}
+
+/* The canonical path of p for a write: its directory resolved, the last
+ * component kept as it is. */
+static int canon_for_write(const char *p, char out[PATH_MAX]) {
+    const char *slash = strrchr(p, '/');
+    if (!slash || slash[1] == '\0' || strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0)
+        return -1;
+    char dir[PATH_MAX];
+    size_t dl = (size_t)(slash - p);
+    if (dl == 0) dl = 1;
+    if (dl >= sizeof dir) return -1;
+    memcpy(dir, p, dl);
+    dir[dl] = '\0';
+    char real[PATH_MAX];
+    if (!realpath(dir, real)) return -1;
+    int n = snprintf(out, PATH_MAX, "%s/%s", strcmp(real, "/") == 0 ? "" : real, slash + 1);
+    return n > 0 && n < PATH_MAX ? 0 : -1;
+}
+
+static int l_read(lua_State *L) {
+    pn_script *s = pn_rt_script_of(L);
+    const char *p = luaL_checkstring(L, 1);
+    char real[PATH_MAX];
+    if (!realpath(p, real)) {
+        if (!granted(s->caps, CAP_READ, p)) return denied(L, s, "host.read", p);
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", p, strerror(errno));
+        return 2;
+    }
+    if (!granted(s->caps, CAP_READ, real)) return denied(L, s, "host.read", real);
+    int fd = open(real, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", real, strerror(errno));
+        return 2;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    size_t total = 0;
+    for (;;) {
+        char *dst = luaL_prepbuffsize(&b, 65536);
+        ssize_t n = read(fd, dst, 65536);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        total += (size_t)n;
+        if (total > PN_CAPS_FILE_MAX) {
+            close(fd);
+            return luaL_error(L, "host.read: %s is larger than %d bytes", real, PN_CAPS_FILE_MAX);
+        }
+        luaL_addsize(&b, (size_t)n);
+    }
+    close(fd);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int l_write(lua_State *L) {
+    pn_script *s = pn_rt_script_of(L);
+    const char *p = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    char real[PATH_MAX];
+    if (canon_for_write(p, real) != 0) {
+        if (!granted(s->caps, CAP_WRITE, p)) return denied(L, s, "host.write", p);
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: the directory does not exist", p);
+        return 2;
+    }
+    if (!granted(s->caps, CAP_WRITE, real)) return denied(L, s, "host.write", real);
+    int fd = open(real, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", real, strerror(errno));
+        return 2;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int err = errno;
+            close(fd);
+            lua_pushnil(L);
+            lua_pushfstring(L, "%s: %s", real, strerror(err));
+            return 2;
+        }
+        off += (size_t)n;
+    }
+    close(fd);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ---- host.exec ----------------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    size_t len;
+    int truncated;
+} outbuf;
+
+typedef struct {
+    pn_wait w;
+    pn_script *s;
+    uv_process_t proc;
+    uv_pipe_t out[2];
+    uv_timer_t timer;
+    outbuf buf[2];
+    int open;    /* handles not yet closed */
+    int pending; /* exit and the two EOFs still to come */
+    int64_t status;
+    int signal, timed_out;
+} exec_wait;
+
+static void exec_free(exec_wait *x) {
+    free(x->buf[0].data);
+    free(x->buf[1].data);
+    free(x);
+}
+
+static void exec_handle_closed(uv_handle_t *hd) {
+    exec_wait *x = hd->data;
+    if (--x->open == 0) exec_free(x);
+}
+
+static void exec_close_all(exec_wait *x) {
+    uv_handle_t *hs[4] = {(uv_handle_t *)&x->proc, (uv_handle_t *)&x->out[0],
+                          (uv_handle_t *)&x->out[1], (uv_handle_t *)&x->timer};
+    for (int i = 0; i < 4; i++)
+        if (!uv_is_closing(hs[i])) uv_close(hs[i], exec_handle_closed);
+}
+
+static void exec_finish(exec_wait *x) {
+    pn_task *t = x->w.task;
+    pn_script *s = x->s;
+    if (s && s->caps) s->caps->running--;
+    if (t && s) {
+        lua_State *co = t->co;
+        pn_sandbox_unlimited(s->L, 1);
+        if (x->timed_out) {
+            lua_pushnil(co);
+            lua_pushliteral(co, "timeout");
+            pn_sandbox_unlimited(s->L, 0);
+            exec_close_all(x);
+            pn_rt_task_resume(t, 2);
+            return;
+        }
+        lua_createtable(co, 0, 5);
+        lua_pushinteger(co, x->status);
+        lua_setfield(co, -2, "status");
+        lua_pushinteger(co, x->signal);
+        lua_setfield(co, -2, "signal");
+        lua_pushlstring(co, x->buf[0].data ? x->buf[0].data : "", x->buf[0].len);
+        lua_setfield(co, -2, "stdout");
+        lua_pushlstring(co, x->buf[1].data ? x->buf[1].data : "", x->buf[1].len);
+        lua_setfield(co, -2, "stderr");
+        lua_pushboolean(co, x->buf[0].truncated || x->buf[1].truncated);
+        lua_setfield(co, -2, "truncated");
+        pn_sandbox_unlimited(s->L, 0);
+        exec_close_all(x);
+        pn_rt_task_resume(t, 1);
+        return;
+    }
+    exec_close_all(x);
+}
+
+static void exec_step(exec_wait *x) {
+    if (--x->pending == 0) exec_finish(x);
+}
+
+static void exec_cancel(pn_wait *w) {
+    exec_wait *x = (exec_wait *)w;
+    x->s = NULL; /* the script is going away */
+    uv_process_kill(&x->proc, SIGKILL);
+    /* exit and EOFs still arrive; exec_finish then closes everything */
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
+    exec_wait *x = p->data;
+    x->status = status;
+    x->signal = sig;
+    uv_timer_stop(&x->timer);
+    exec_step(x);
+}
+
+static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
+    static char sink[4096]; /* past the cap, output is read and dropped */
+    exec_wait *x = hd->data;
+    outbuf *o = &x->buf[(uv_pipe_t *)hd == &x->out[0] ? 0 : 1];
+    (void)suggested;
+    if (!o->data) o->data = malloc(PN_CAPS_OUTPUT_MAX);
+    if (!o->data || o->len >= PN_CAPS_OUTPUT_MAX) {
+        *buf = uv_buf_init(sink, sizeof sink);
+        return;
+    }
+    *buf = uv_buf_init(o->data + o->len, (unsigned)(PN_CAPS_OUTPUT_MAX - o->len));
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
+    exec_wait *x = st->data;
+    outbuf *o = &x->buf[(uv_pipe_t *)st == &x->out[0] ? 0 : 1];
+    if (n > 0) {
+        if (o->data && buf->base >= o->data && buf->base < o->data + PN_CAPS_OUTPUT_MAX)
+            o->len += (size_t)n;
+        else
+            o->truncated = 1;
+        return;
+    }
+    if (n < 0) {
+        uv_read_stop(st);
+        exec_step(x);
+    }
+}
+
+static void on_exec_timeout(uv_timer_t *tm) {
+    exec_wait *x = tm->data;
+    x->timed_out = 1;
+    uv_process_kill(&x->proc, SIGKILL);
+}
+
+static int l_exec(lua_State *L) {
+    pn_script *s = pn_rt_script_of(L);
+    pn_task *t = pn_rt_task_of(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer argc = (lua_Integer)lua_rawlen(L, 1);
+    luaL_argcheck(L, argc >= 1 && argc <= PN_CAPS_ARGV_MAX, 1,
+                  "argv: a list of 1 to 256 strings, the program first");
+    const char *argv[PN_CAPS_ARGV_MAX + 1];
+    for (lua_Integer i = 1; i <= argc; i++) {
+        lua_rawgeti(L, 1, i);
+        size_t len;
+        const char *a = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        luaL_argcheck(L, a && strlen(a) == len, 1,
+                      "argv entries must be strings without NUL bytes");
+        argv[i - 1] = a; /* the argv table keeps it alive */
+        lua_pop(L, 1);
+    }
+    argv[argc] = NULL;
+    if (!granted(s->caps, CAP_EXEC, argv[0])) return denied(L, s, "host.exec", argv[0]);
+    if (!t)
+        return luaL_error(L, "host.exec waits, so it must run in a handler, a timer, an event "
+                             "handler or the main chunk");
+    uint32_t timeout = PN_CAPS_EXEC_TIMEOUT_MS;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "timeout");
+        lua_Integer v = luaL_optinteger(L, -1, timeout);
+        luaL_argcheck(L, v > 0 && v <= 600000, 2, "timeout: 1 to 600000 ms");
+        timeout = (uint32_t)v;
+        lua_pop(L, 1);
+    }
+    if (s->caps->running >= PN_CAPS_EXEC_MAX)
+        return luaL_error(L, "host.exec: %d programs already running", PN_CAPS_EXEC_MAX);
+    exec_wait *x = calloc(1, sizeof *x);
+    if (!x) return luaL_error(L, "out of memory");
+    x->w.type = PN_WAIT_EXEC;
+    x->w.cancel = exec_cancel;
+    x->s = s;
+    uv_loop_t *loop = s->rt->loop;
+    uv_pipe_init(loop, &x->out[0], 0);
+    uv_pipe_init(loop, &x->out[1], 0);
+    uv_timer_init(loop, &x->timer);
+    x->out[0].data = x->out[1].data = x->timer.data = x->proc.data = x;
+    uv_stdio_container_t stdio[3];
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&x->out[0];
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&x->out[1];
+    uv_process_options_t po;
+    memset(&po, 0, sizeof po);
+    po.file = argv[0];
+    po.args = (char **)argv;
+    po.exit_cb = on_exit_cb;
+    po.stdio = stdio;
+    po.stdio_count = 3;
+    int rc = uv_spawn(loop, &x->proc, &po);
+    if (rc != 0) {
+        /* The process handle must be closed even when spawn fails. */
+        x->open = 4;
+        exec_close_all(x);
+        lua_pushnil(L);
+        lua_pushfstring(L, "host.exec %s: %s", argv[0], uv_strerror(rc));
+        return 2;
+    }
+    x->open = 4;
+    x->pending = 3;
+    s->caps->running++;
+    uv_read_start((uv_stream_t *)&x->out[0], on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&x->out[1], on_alloc, on_read);
+    uv_timer_start(&x->timer, on_exec_timeout, timeout, 0);
+    return pn_rt_task_wait(L, t, &x->w);
+}
+
+void pn_caps_open(lua_State *L, pn_script *s) {
+    static const luaL_Reg fns[] = {
+        {"exec", l_exec}, {"read", l_read}, {"write", l_write}, {NULL, NULL}};
+    (void)s;
+    luaL_newlib(L, fns);
+    lua_setglobal(L, "host");
+}

@@ -1,0 +1,209 @@
+/*
+ * The script runtime: Lua scripts serving and calling through one pn_host.
+ *
+ * A script is one lua_State: a sandboxed handler script from a directory
+ * (one state per file, replaced on reload), or the trusted state of a run
+ * script (the interpreter's own state, with luv). Every piece of script code
+ * the host starts (a handler serving a call, a timer, an event, the main
+ * chunk) runs as a task: a coroutine the runtime owns, so peernet.call,
+ * peernet.connect, peernet.sleep and host.exec yield it and the loop
+ * resumes it when the answer arrives.
+ *
+ * Files: runtime.c (scripts, tasks, dispatch, admin), api.c (the `peernet`
+ * table a script sees), scriptdir.c (the watched directory), caps.c (the
+ * operator's grants: host.exec, host.read, host.write), bind_runtime.c (the
+ * Lua face: peernet.runtime).
+ */
+#ifndef PN_RUNTIME_H
+#define PN_RUNTIME_H
+
+#include <lua.h>
+#include <uv.h>
+
+#include "peernet.h"
+#include "core/etf.h"
+#include "sandbox.h"
+
+#define PN_RT_SCRIPT_MAX (1u << 20) /* bytes of one script file */
+#define PN_RT_SCRIPTS_MAX 256       /* files in a handler directory */
+#define PN_RT_RETIRE_GRACE_MS 30000 /* a replaced script's calls may run this long */
+#define PN_RT_PATH_MAX 1024
+#define PN_RT_ADMIN "beam_admin"
+
+typedef struct pn_rt pn_rt;
+typedef struct pn_script pn_script;
+typedef struct pn_task pn_task;
+typedef struct pn_wait pn_wait;
+typedef struct pn_caps pn_caps;
+
+typedef struct pn_rt_opts {
+    pn_sandbox_limits limits;
+    const char *config_path; /* the operator's grants (config.lua); NULL: none */
+    pn_log_fn log;           /* NULL: warnings and errors to stderr */
+    void *log_ud;
+    /* An uncaught error in a trusted task (a run script): message with traceback. */
+    void (*on_error)(void *ud, const char *msg);
+    void *on_error_ud;
+} pn_rt_opts;
+
+/* ---- runtime.c ---------------------------------------------------------- */
+
+pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e);
+/* Cancels every task, closes every sandboxed state, revokes every handle
+ * the runtime exposed. The trusted state stays (it is the caller's). */
+void pn_rt_close(pn_rt *rt);
+
+/* Makes L (a trusted state) a script of rt and pushes its `peernet` table. */
+int pn_rt_trusted(pn_rt *rt, lua_State *L, pn_err *e);
+/* Runs the function below nargs arguments on L (the trusted state) as a task. */
+int pn_rt_spawn(pn_rt *rt, lua_State *L, int nargs, pn_err *e);
+/* Trusted work remains: exposed handles, timers, tasks. */
+int pn_rt_busy(const pn_rt *rt);
+
+/* Loads one sandboxed script (admin = 1: a module whose chunk returns its
+ * table, registered under the file's base name). A file already loaded is
+ * replaced atomically, or kept when the new text fails. */
+int pn_rt_load_file(pn_rt *rt, const char *path, int admin, pn_err *e);
+/* Unloads the script from path: its handles are revoked. */
+void pn_rt_unload_file(pn_rt *rt, const char *path);
+
+/* Graceful stop: revokes every handle, stops listening, and calls cb once
+ * the calls being served have finished or after ms. */
+void pn_rt_drain(pn_rt *rt, uint32_t ms, void (*cb)(void *ud), void *ud);
+
+/* One entry per loaded (or failed) script, for reports. */
+typedef struct pn_rt_script_info {
+    const char *path;
+    int ok, admin;
+    const char *error; /* the last load error, "" when none */
+    uint32_t handles, tasks;
+    size_t mem;
+} pn_rt_script_info;
+void pn_rt_scripts(const pn_rt *rt,
+                   int (*fn)(const pn_rt_script_info *i, const char **names, uint32_t nnames,
+                             void *ud),
+                   void *ud);
+
+/* ---- scriptdir.c --------------------------------------------------------- */
+
+/* Loads every .lua file in dir and dir/admin/, and follows the directory:
+ * changed files reload, new ones load, deleted ones unload. */
+int pn_rt_watch_dir(pn_rt *rt, const char *dir, pn_err *e);
+
+/* ---- internals shared by runtime.c, api.c, caps.c, scriptdir.c ------------ */
+
+typedef struct pn_binding pn_binding;
+typedef struct pn_timer pn_timer;
+
+struct pn_script {
+    pn_rt *rt;
+    lua_State *L;  /* the main thread */
+    char *path;    /* the file, or "(run)" */
+    int sandboxed; /* 0: the trusted state of a run script */
+    int admin;     /* an admin module (dir/admin/NAME.lua) */
+    int loading;   /* the chunk's first run: exposes are staged */
+    int retired;   /* replaced or deleted: closes when its tasks end */
+    int closed;
+    uint32_t ntasks;
+    pn_task *tasks;
+    pn_binding *bindings;
+    pn_timer *timers;
+    int events_ref; /* registry: {connected = {fn...}, ...} */
+    pn_caps *caps;
+    uv_timer_t *grace; /* retired with tasks still running */
+    unsigned char hash[32];
+    char error[512];    /* the last load error */
+    pn_script **handle; /* the API closures' pointer to us: NULLed on close */
+    pn_script *next;
+};
+
+struct pn_binding {
+    pn_script *s; /* NULL once the script is gone */
+    int fn_ref, auth_ref;
+    int builtin_admin; /* beam_admin */
+    int exposed;       /* registered with the host (the host then owns it) */
+    pn_binding *next;
+    char name[PN_ETF_ATOM_MAX_UTF8 + 1];
+};
+
+struct pn_timer {
+    uv_timer_t t;
+    pn_script *s;
+    int fn_ref;
+    int repeat;
+    pn_task *running; /* every(): a tick is skipped while the last one runs */
+    void **handle;    /* the Lua timer object's pointer to us, or NULL */
+    pn_timer *next;
+};
+
+enum { PN_TASK_HANDLER, PN_TASK_ADMIN, PN_TASK_TIMER, PN_TASK_EVENT, PN_TASK_MAIN };
+
+struct pn_task {
+    pn_script *s;
+    lua_State *co;
+    int ref;
+    int kind;
+    pn_request *req; /* the call being served */
+    pn_timer *timer; /* the every() that started it */
+    pn_wait *wait;   /* what it is waiting for; NULL while running */
+    pn_task *prev, *next;
+    char what[96]; /* for logs: "handler lights.on" */
+};
+
+/* Something a task waits for. The waiter's callback finds task == NULL when
+ * the task was cancelled meanwhile and only frees itself. */
+enum { PN_WAIT_CALL, PN_WAIT_CONNECT, PN_WAIT_SLEEP, PN_WAIT_EXEC };
+struct pn_wait {
+    pn_task *task;
+    int type;
+    void (*cancel)(pn_wait *w); /* detaches from its source; frees when it can */
+};
+
+struct pn_rt {
+    pn_host *h;
+    uv_loop_t *loop;
+    pn_rt_opts o;
+    char *config_path;
+    pn_script *scripts;   /* sandboxed, live and retired */
+    pn_script *trusted;   /* the run script's state, if any */
+    uv_async_t keepalive; /* referenced while the trusted state is busy */
+    struct pn_dir *dir;
+    int serving; /* tasks answering a call */
+    void (*drain_cb)(void *ud);
+    void *drain_ud;
+    uv_timer_t drain_timer;
+    int draining, closing;
+    int host_gone; /* the host was closed first: nothing more to revoke */
+};
+
+pn_script *pn_rt_script_of(lua_State *L); /* the script whose API L is calling */
+void pn_rt_log(pn_rt *rt, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The running task of L, or NULL when L is not a task's coroutine. */
+pn_task *pn_rt_task_of(lua_State *L);
+/* Suspends the task until w completes: returns lua_yield's value. */
+int pn_rt_task_wait(lua_State *L, pn_task *t, pn_wait *w);
+/* Resumes a waiting task with the nres values pushed on its coroutine. */
+void pn_rt_task_resume(pn_task *t, int nres);
+/* Starts fn_ref (a registry ref in s->L) as a task with nargs values that
+ * push(ud) pushes; NULL when the script is retired or out of memory. */
+pn_task *pn_rt_task_start(pn_script *s, int kind, int fn_ref, const char *what,
+                          int (*push)(lua_State *co, void *ud), void *ud);
+int pn_rt_expose(pn_script *s, const char *name, int fn_ref, int auth_ref, int admin, pn_err *e);
+int pn_rt_revoke(pn_script *s, const char *name);
+int pn_rt_admin_register(pn_script *s, const char *name, int table_idx, pn_err *e);
+void pn_rt_update_keepalive(pn_rt *rt);
+void pn_rt_timer_free(pn_timer *t);
+void pn_rt_dir_close(pn_rt *rt); /* scriptdir.c */
+/* Each file of the watched directory with its last load error (NULL: loaded). */
+void pn_rt_dir_files(const pn_rt *rt,
+                     int (*fn)(const char *path, int admin, const char *error, void *ud), void *ud);
+
+/* api.c: pushes the `peernet` table for s (and `host` when sandboxed). */
+void pn_api_open(lua_State *L, pn_script *s);
+
+/* caps.c */
+int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e); /* reads config, fills s->caps */
+void pn_caps_free(pn_caps *c);
+void pn_caps_open(lua_State *L, pn_script *s); /* the `host` table */
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * A sandboxed lua_State for one handler script (DESIGN.md "The sandbox").
+ *
+ * What it bounds: memory (a counting lua_Alloc that refuses past the cap),
+ * CPU (a count hook that ends a resume after a budget of VM instructions,
+ * and keeps ending it at every instruction if the script catches the
+ * error), and reach (only the base functions that touch nothing outside the
+ * state, string/table/math/utf8/coroutine, os.time/clock/date; `load` takes
+ * text chunks only; the string metatable is read-only).
+ *
+ * The cap holds while script code runs. The host's own bookkeeping in the
+ * state (creating a coroutine, building a traceback) runs with the cap
+ * lifted (pn_sandbox_unlimited) so that a full state can still be told
+ * that it failed; such work is bounded by the host, not by the script.
+ */
+#ifndef PN_SANDBOX_H
+#define PN_SANDBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+#include "core/err.h"
+
+#define PN_SANDBOX_MEM_DEFAULT (64u << 20)   /* bytes per script */
+#define PN_SANDBOX_BUDGET_DEFAULT 200000000u /* VM instructions per resume, ~1 s */
+#define PN_SANDBOX_HOOK_STEP 1000            /* instructions between budget checks */
+
+typedef struct pn_sandbox_limits {
+    size_t mem_cap;  /* 0: PN_SANDBOX_MEM_DEFAULT */
+    uint64_t budget; /* 0: PN_SANDBOX_BUDGET_DEFAULT */
+} pn_sandbox_limits;
+
+/* A new sandboxed state with its safe libraries open and `_G` ready for
+ * the runtime to add `peernet`/`host`. NULL (and e filled) when out of
+ * memory. lim may be NULL for the defaults. */
+lua_State *pn_sandbox_new(const pn_sandbox_limits *lim, pn_err *e);
+void pn_sandbox_close(lua_State *L);
+
+/* Is L (any thread) a sandboxed state? */
+int pn_sandbox_is(lua_State *L);
+
+/* Starts a new budget: call before each resume of script code. */
+void pn_sandbox_begin(lua_State *L);
+/* Did the current budget run out (the script was stopped for CPU)? */
+int pn_sandbox_over_budget(lua_State *L);
+
+/* Lifts (on = 1) or restores (on = 0) the memory cap; nests. */
+void pn_sandbox_unlimited(lua_State *L, int on);
+
+/* Bytes the state holds now, and its cap. */
+size_t pn_sandbox_mem_used(lua_State *L);
+size_t pn_sandbox_mem_cap(lua_State *L);
+
+/* Loads text (never a binary chunk) as a function in L's globals; on
+ * failure pushes the message ("name:line: ...") and returns the load status. */
+int pn_sandbox_load(lua_State *L, const char *text, size_t len, const char *chunkname);
+
+#endif

@@ -1,0 +1,181 @@
+/*
+ * The handler directory: every .lua file in it is a handler script, every
+ * .lua file in its admin/ an admin module. Followed with libuv fs events (settled for
+ * PN_DIR_SETTLE_MS, since an editor's save is several events) and, because
+ * fs events miss changes on some filesystems, a rescan every
+ * PN_DIR_POLL_MS. A file is reloaded only when its content changed.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "runtime.h"
+
+#define PN_DIR_SETTLE_MS 50
+#define PN_DIR_POLL_MS 2000
+
+typedef struct dir_file {
+    char path[PN_RT_PATH_MAX];
+    int admin;
+    struct stat st;
+    int seen; /* found in the current scan */
+    int failed;
+    char error[512]; /* the last load error */
+} dir_file;
+
+struct pn_dir {
+    pn_rt *rt;
+    char path[PN_RT_PATH_MAX];
+    uv_fs_event_t ev[2]; /* the directory and its admin/ */
+    int ev_on[2];
+    uv_timer_t settle, poll;
+    int open; /* handles to close */
+    dir_file files[PN_RT_SCRIPTS_MAX];
+    int nfiles;
+};
+
+static int wanted(const char *name) {
+    size_t n = strlen(name);
+    return name[0] != '.' && n > 4 && strcmp(name + n - 4, ".lua") == 0;
+}
+
+static dir_file *find(struct pn_dir *d, const char *path) {
+    for (int i = 0; i < d->nfiles; i++)
+        if (strcmp(d->files[i].path, path) == 0) return &d->files[i];
+    return NULL;
+}
+
+static void scan_one(struct pn_dir *d, const char *dir, int admin) {
+    DIR *dh = opendir(dir);
+    if (!dh) return;
+    struct dirent *de;
+    /* Sorted loading would be nicer for "the later one fails", but
+     * directory order is what every later rescan sees too. */
+    while ((de = readdir(dh)) != NULL) {
+        if (!wanted(de->d_name)) continue;
+        char path[PN_RT_PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path) continue;
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        dir_file *f = find(d, path);
+        if (!f) {
+            if (d->nfiles >= PN_RT_SCRIPTS_MAX) {
+                pn_rt_log(d->rt, PN_LOG_WARN, "%s: ignored, more than %d scripts in %s", path,
+                          PN_RT_SCRIPTS_MAX, d->path);
+                continue;
+            }
+            f = &d->files[d->nfiles++];
+            memset(f, 0, sizeof *f);
+            snprintf(f->path, sizeof f->path, "%s", path);
+            f->admin = admin;
+        } else if (f->st.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+                   f->st.st_mtim.tv_nsec == st.st_mtim.tv_nsec && f->st.st_size == st.st_size &&
+                   f->st.st_ino == st.st_ino) {
+            f->seen = 1;
+            continue;
+        }
+        f->st = st;
+        f->seen = 1;
+        pn_err e;
+        f->failed = pn_rt_load_file(d->rt, path, admin, &e) != 0;
+        snprintf(f->error, sizeof f->error, "%s", f->failed ? e.msg : "");
+    }
+    closedir(dh);
+}
+
+static void rescan(struct pn_dir *d) {
+    for (int i = 0; i < d->nfiles; i++)
+        d->files[i].seen = 0;
+    char admin[PN_RT_PATH_MAX + 8];
+    snprintf(admin, sizeof admin, "%s/admin", d->path);
+    /* Admin modules first: handler scripts may use them as they load. */
+    scan_one(d, admin, 1);
+    scan_one(d, d->path, 0);
+    for (int i = 0; i < d->nfiles;) {
+        if (d->files[i].seen) {
+            i++;
+            continue;
+        }
+        pn_rt_unload_file(d->rt, d->files[i].path);
+        d->files[i] = d->files[--d->nfiles];
+    }
+}
+
+static void on_settle(uv_timer_t *t) {
+    rescan(t->data);
+}
+
+static void on_poll(uv_timer_t *t) {
+    rescan(t->data);
+}
+
+static void on_fs_event(uv_fs_event_t *ev, const char *filename, int events, int status) {
+    struct pn_dir *d = ev->data;
+    (void)filename, (void)events, (void)status;
+    uv_timer_start(&d->settle, on_settle, PN_DIR_SETTLE_MS, 0);
+}
+
+int pn_rt_watch_dir(pn_rt *rt, const char *dir, pn_err *e) {
+    if (rt->dir) return pn_err_set(e, PN_EEXIST, "a handler directory is already watched");
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pn_err_set(e, PN_EINVAL, "%s: not a directory", dir);
+    struct pn_dir *d = calloc(1, sizeof *d);
+    if (!d) return pn_err_set(e, PN_ENOMEM, "out of memory");
+    if (snprintf(d->path, sizeof d->path, "%s", dir) >= (int)sizeof d->path - 16) {
+        free(d);
+        return pn_err_set(e, PN_ETOOBIG, "%s: path too long", dir);
+    }
+    size_t n = strlen(d->path);
+    while (n > 1 && d->path[n - 1] == '/')
+        d->path[--n] = '\0';
+    d->rt = rt;
+    rt->dir = d;
+    uv_timer_init(rt->loop, &d->settle);
+    uv_timer_init(rt->loop, &d->poll);
+    d->settle.data = d->poll.data = d;
+    d->open = 2;
+    char admin[PN_RT_PATH_MAX + 8];
+    snprintf(admin, sizeof admin, "%s/admin", d->path);
+    const char *dirs[2] = {d->path, admin};
+    for (int i = 0; i < 2; i++) {
+        uv_fs_event_init(rt->loop, &d->ev[i]);
+        d->ev[i].data = d;
+        d->open++;
+        d->ev_on[i] = uv_fs_event_start(&d->ev[i], on_fs_event, dirs[i], 0) == 0;
+    }
+    /* The watchers alone must not keep a run script's loop alive. */
+    uv_unref((uv_handle_t *)&d->poll);
+    uv_unref((uv_handle_t *)&d->ev[0]);
+    uv_unref((uv_handle_t *)&d->ev[1]);
+    uv_timer_start(&d->poll, on_poll, PN_DIR_POLL_MS, PN_DIR_POLL_MS);
+    rescan(d);
+    return 0;
+}
+
+void pn_rt_dir_files(const pn_rt *rt,
+                     int (*fn)(const char *path, int admin, const char *error, void *ud),
+                     void *ud) {
+    const struct pn_dir *d = rt->dir;
+    for (int i = 0; d && i < d->nfiles; i++)
+        if (fn(d->files[i].path, d->files[i].admin, d->files[i].failed ? d->files[i].error : NULL,
+               ud))
+            return;
+}
+
+static void dir_closed(uv_handle_t *hd) {
+    struct pn_dir *d = hd->data;
+    if (--d->open == 0) free(d);
+}
+
+void pn_rt_dir_close(pn_rt *rt) {
+    struct pn_dir *d = rt->dir;
+    if (!d) return;
+    rt->dir = NULL;
+    uv_close((uv_handle_t *)&d->settle, dir_closed);
+    uv_close((uv_handle_t *)&d->poll, dir_closed);
+    uv_close((uv_handle_t *)&d->ev[0], dir_closed);
+    uv_close((uv_handle_t *)&d->ev[1], dir_closed);
+}
