@@ -9,3 +9,99 @@ describe("examples", function()
     assert.matches("rc=0$", out)
   end)
 end)
+
+-- The handler-directory examples, served by a real runtime on a real host;
+-- the run-script side runs as a task of a second runtime, with `arg` as
+-- peernet-host run gives it.
+local peernet = require "peernet"
+local N = require "support.net"
+
+local function copy_tree(from, to)
+  assert(os.execute("cp -r " .. H.q(from) .. "/. " .. H.q(to)))
+end
+
+local function run_script(rt, path, args)
+  local api = rt:api()
+  local out = {}
+  local env = setmetatable({ peernet = api, arg = args,
+    print = function(...) out[#out + 1] = table.concat({ ... }, "\t") end }, { __index = _G })
+  local chunk = assert(loadfile(path, "t", env))
+  local done, err = false, nil
+  rt:spawn(function()
+    local ok, e = pcall(chunk, table.unpack(args))
+    done, err = true, (not ok) and e or nil
+  end)
+  assert(N.wait(function() return done end), "run script did not finish")
+  return out, err
+end
+
+describe("examples: handler directories", function()
+  local a, b, ka, kb, dir, rt
+  before_each(function()
+    a, b, ka, kb = N.pair()
+    dir = H.tmpdir()
+  end)
+  after_each(function()
+    if rt then rt:close() end
+    rt = nil
+    N.close(a, b)
+    H.rmdir(dir)
+  end)
+
+  it("device: a light toggled through a write grant, switched on by the connected automation", function()
+    local src = H.source_dir .. "/examples/device"
+    copy_tree(src .. "/handlers", dir .. "/handlers")
+    local device = dir .. "/light"
+    -- the example names /tmp/peernet-demo/light; point it and its grant at our file
+    for _, f in ipairs({ dir .. "/handlers/light.lua" }) do
+      local text = H.read_file(f):gsub("/tmp/peernet%-demo/light", device)
+      H.write_file(f, text)
+    end
+    H.write_file(dir .. "/config.lua",
+      (H.read_file(src .. "/config.lua"):gsub("/tmp/peernet%-demo/light", device)))
+    rt = peernet.runtime.new(a, { config = dir .. "/config.lua" })
+    local report = rt:load_dir(dir .. "/handlers")
+    assert.is_true(report[1].ok, report[1].err)
+    local notes = {}
+    b:expose("notify", function(_, text) notes[#notes + 1] = text end)
+    -- reconnect so the automation sees a `connected` event
+    b:untrust(ka:public_hex())
+    b:trust(ka:public_hex())
+    assert(N.connect(b, ka:public_hex(), N.addr(a)))
+    assert.is_true(N.wait(function() return #notes == 1 end))
+    assert.equal("welcome, the light is on", notes[1])
+    assert.equal("on\n", H.read_file(device))
+    assert.same({ true, "off" }, { N.call(b, ka:public_hex(), "light.toggle", {}) })
+    assert.equal("off\n", H.read_file(device))
+    local ok, why = N.call(b, ka:public_hex(), "light.set", "purple")
+    assert.is_false(ok)
+    assert.equal("badarg", why)
+  end)
+
+  it("phone_admin: only the phone runs admin functions, through beam_admin", function()
+    local src = H.source_dir .. "/examples/phone_admin"
+    copy_tree(src .. "/handlers", dir .. "/handlers")
+    local trust = assert(peernet.trust.open(dir .. "/trust.list"))
+    assert(trust:add(kb:public_hex(), { label = "phone" }))
+    assert(trust:save())
+    rt = peernet.runtime.new(a, { trust = dir .. "/trust.list" })
+    for _, r in ipairs(rt:load_dir(dir .. "/handlers")) do assert.is_true(r.ok, r.err) end
+    local phone = peernet.runtime.new(b, {})
+    local out, err = run_script(phone, src .. "/phone.lua", { ka:public_hex(), "7" })
+    assert.is_nil(err)
+    assert.matches("^device up %d+s, volume 5$", out[1])
+    assert.equal("volume set to 7", out[2])
+    phone:close()
+    -- another trusted peer is refused
+    local kc = N.keys()
+    local c = N.host(kc)
+    c:trust(ka:public_hex())
+    a:trust(kc:public_hex())
+    assert(N.connect(c, ka:public_hex(), N.addr(a)))
+    local T, A = peernet.tuple, peernet.atom
+    local ok, why = N.call(c, ka:public_hex(), "beam_admin", T(A "rpc", A "Device", A "status", {}))
+    assert.is_false(ok)
+    assert.equal("forbidden", why)
+    N.close(c)
+  end)
+end)

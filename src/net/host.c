@@ -731,7 +731,8 @@ int pn_host_connect(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
         return pn_err_set(e, PN_ETRUST, "key %s… is not trusted: trust it before connecting",
                           short_key(key, k));
     if (addr && pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return e->code;
-    if (!addr && !p->addr[0])
+    /* Already connected (the peer dialled us) or dialling: no address needed. */
+    if (!addr && !p->addr[0] && !p->live && !p->dialing)
         return pn_err_set(e, PN_EINVAL, "no address known for %s…", short_key(key, k));
     pn_waiter *w = calloc(1, sizeof *w);
     if (!w) return pn_err_set(e, PN_ENOMEM, "out of memory");

@@ -6,6 +6,7 @@
  *   peernet.send(peer, name, args)                     --> true | nil, "not_connected"
  *   peernet.connect(peer, "host:port")                 --> true | nil, err       (waits)
  *   peernet.peers()  peernet.self()  peernet.on(event, fn)
+ *   peernet.resolve(key_or_label)  --> hex key | nil, err  (peers may be named by label anywhere)
  *   peernet.sleep(ms) (waits)   peernet.after(ms, fn) / peernet.every(ms, fn) --> timer
  * (timer:cancel()) peernet.log.debug/info/warn/error(fmt, ...) peernet.atom(s) peernet.tuple(...)
  * peernet.null peernet.admin.register(name, table)  peernet.admin.expose{authorize = fn}
@@ -22,6 +23,7 @@
 
 #include "bind.h"
 #include "core/keys.h"
+#include "core/trust.h"
 #include "runtime.h"
 #include "value.h"
 
@@ -48,11 +50,28 @@ static pn_task *need_task(lua_State *L, const char *fn) {
     return t;
 }
 
+/* A key as hex or base64, or a label of the trust list. */
+static int resolve(pn_script *s, const char *text, size_t len, uint8_t out[PN_KEY_LEN], pn_err *e) {
+    if (pn_key_parse(out, text, len, e) == 0) return 0;
+    const char *path = s->rt->trust_path;
+    if (!path || strlen(text) != len) return -1;
+    pn_trust *t;
+    if (pn_trust_load(&t, path, e) != 0) return -1;
+    const pn_trust_entry *en = pn_trust_find_label(t, text);
+    int rc = 0;
+    if (en)
+        memcpy(out, en->key, PN_KEY_LEN);
+    else
+        rc = pn_err_set(e, PN_ENOTFOUND, "'%s' is neither a key nor a label in %s", text, path);
+    pn_trust_free(t);
+    return rc;
+}
+
 static void check_key(lua_State *L, int idx, uint8_t out[PN_KEY_LEN]) {
     size_t len;
-    const char *s = luaL_checklstring(L, idx, &len);
+    const char *text = luaL_checklstring(L, idx, &len);
     pn_err e;
-    if (pn_key_parse(out, s, len, &e) != 0) luaL_argerror(L, idx, e.msg);
+    if (resolve(script(L), text, len, out, &e) != 0) luaL_argerror(L, idx, e.msg);
 }
 
 static void push_key(lua_State *L, const uint8_t key[PN_KEY_LEN]) {
@@ -501,6 +520,20 @@ static int l_peers(lua_State *L) {
     return 1;
 }
 
+static int l_resolve(lua_State *L) {
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    uint8_t key[PN_KEY_LEN];
+    pn_err e;
+    if (resolve(script(L), text, len, key, &e) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, e.msg);
+        return 2;
+    }
+    push_key(L, key);
+    return 1;
+}
+
 static int l_self(lua_State *L) {
     pn_script *s = script(L);
     uint8_t key[PN_KEY_LEN];
@@ -576,10 +609,12 @@ static int l_print(lua_State *L) {
 }
 
 void pn_api_open(lua_State *L, pn_script *s) {
-    static const luaL_Reg fns[] = {{"expose", l_expose}, {"revoke", l_revoke},   {"call", l_call},
-                                   {"send", l_send},     {"connect", l_connect}, {"peers", l_peers},
-                                   {"self", l_self},     {"on", l_on},           {"sleep", l_sleep},
-                                   {"after", l_after},   {"every", l_every},     {NULL, NULL}};
+    static const luaL_Reg fns[] = {
+        {"expose", l_expose}, {"revoke", l_revoke},   {"call", l_call},
+        {"send", l_send},     {"connect", l_connect}, {"peers", l_peers},
+        {"self", l_self},     {"on", l_on},           {"sleep", l_sleep},
+        {"after", l_after},   {"every", l_every},     {"resolve", l_resolve},
+        {NULL, NULL}};
     static const luaL_Reg admin[] = {{"call", l_admin_call},
                                      {"cast", l_admin_cast},
                                      {"register", l_admin_register},

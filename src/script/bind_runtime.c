@@ -2,7 +2,8 @@
  * peernet.runtime: the script runtime (runtime.h) for a trusted Lua state
  * running on luv's loop — peernet-host's own state, or a Lua program.
  *
- *   local rt = peernet.runtime.new(host, {config = path, log = fn(level, msg),
+ *   local rt = peernet.runtime.new(host, {config = path, trust = trust_list_path,
+ *                                          log = fn(level, msg),
  *                                          on_error = fn(msg), mem_cap = bytes, budget = n})
  *   rt:api()             --> the `peernet` table of a run script (same table every time)
  *   rt:spawn(fn, ...)    -- fn(...) as a task: peernet.call and friends may wait in it
@@ -103,6 +104,8 @@ static int l_rt_new(lua_State *L) {
     read_limits(L, 2, &o.limits);
     lua_getfield(L, 2, "config");
     o.config_path = luaL_optstring(L, -1, NULL); /* kept on the stack */
+    lua_getfield(L, 2, "trust");
+    o.trust_path = luaL_optstring(L, -1, NULL);
     lrt **u = lua_newuserdatauv(L, sizeof *u, 1);
     *u = NULL;
     luaL_setmetatable(L, RT_MT);

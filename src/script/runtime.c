@@ -1009,6 +1009,8 @@ pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e) {
         }
     }
     rt->o.config_path = rt->config_path;
+    if (o && o->trust_path) rt->trust_path = strdup(o->trust_path);
+    rt->o.trust_path = rt->trust_path;
     if (pn_host_on_event(h, on_event, rt) != 0 || pn_host_on_closing(h, on_host_closing, rt) != 0) {
         pn_host_off_event(h, on_event, rt);
         free(rt->config_path);
@@ -1057,6 +1059,7 @@ void pn_rt_close(pn_rt *rt) {
     if (rt->trusted) script_close(rt->trusted);
     rt->closing = 1;
     free(rt->config_path);
+    free(rt->trust_path);
     rt->keepalive.data = rt;
     uv_close((uv_handle_t *)&rt->keepalive, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->drain_timer, rt_handle_closed);

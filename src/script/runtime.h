@@ -39,6 +39,7 @@ typedef struct pn_caps pn_caps;
 typedef struct pn_rt_opts {
     pn_sandbox_limits limits;
     const char *config_path; /* the operator's grants (config.lua); NULL: none */
+    const char *trust_path;  /* trust.list: peers may be named by label; NULL: keys only */
     pn_log_fn log;           /* NULL: warnings and errors to stderr */
     void *log_ud;
     /* An uncaught error in a trusted task (a run script): message with traceback. */
@@ -164,6 +165,7 @@ struct pn_rt {
     uv_loop_t *loop;
     pn_rt_opts o;
     char *config_path;
+    char *trust_path;
     pn_script *scripts;   /* sandboxed, live and retired */
     pn_script *trusted;   /* the run script's state, if any */
     uv_async_t keepalive; /* referenced while the trusted state is busy */
