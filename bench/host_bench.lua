@@ -5,7 +5,7 @@ same result line as build/tcp_pingpong so the two can be compared.
 
   lua5.4 bench/host_bench.lua keygen
       prints "secret=HEX key=HEX": a fresh identity for one side.
-  PN_BENCH_SECRET=HEX lua5.4 bench/host_bench.lua server --peer CLIENTKEY
+  PN_BENCH_SECRET=HEX lua5.4 bench/host_bench.lua server --peer CLIENTKEY [--sandboxed]
       listens on 127.0.0.1:0, trusts CLIENTKEY, prints "port=NNNN key=HEX",
       serves `echo` until the client calls `bye` (the driver kills it otherwise).
   PN_BENCH_SECRET=HEX lua5.4 bench/host_bench.lua client HOST PORT MODE N SIZE SERVERKEY
@@ -36,7 +36,7 @@ local CALL_TIMEOUT_MS = 30000 -- a lost reply fails the run instead of hanging i
 local function usage()
     io.stderr:write([[
 usage: lua5.4 bench/host_bench.lua keygen
-       PN_BENCH_SECRET=HEX lua5.4 bench/host_bench.lua server --peer CLIENTKEY
+       PN_BENCH_SECRET=HEX lua5.4 bench/host_bench.lua server --peer CLIENTKEY [--sandboxed]
        PN_BENCH_SECRET=HEX lua5.4 bench/host_bench.lua client HOST PORT seq|pipe N SIZE SERVERKEY
 ]])
     os.exit(2)
@@ -93,14 +93,35 @@ local function keygen()
     print(("secret=%s key=%s"):format(peernet.keys.hex(kp:secret()), kp:public_hex()))
 end
 
-local function server(peer_key)
+-- sandboxed: `echo` is a handler script in its own sandboxed state (the
+-- script runtime: a coroutine per call, the CPU hook, the memory cap)
+-- instead of a function of this state.
+local function server(peer_key, sandboxed)
     local host = new_host(own_keypair(), peer_key)
-    host:expose("echo", function(_, args) return args end)
+    local rt, dir
+    if sandboxed then
+        dir = os.tmpname()
+        os.remove(dir)
+        assert(os.execute("mkdir -m 700 " .. dir))
+        local f = assert(io.open(dir .. "/echo.lua", "w"))
+        f:write('peernet.expose("echo", function(_, args) return args end)\n')
+        f:close()
+        rt = peernet.runtime.new(host, {})
+        local report = rt:load_dir(dir)
+        if not (report[1] and report[1].ok) then fail("echo.lua did not load") end
+    else
+        host:expose("echo", function(_, args) return args end)
+    end
     host:expose("bye", function()
         -- Reply first, then leave: the timer lets the reply reach the socket.
         local t = uv.new_timer()
         t:start(50, 0, function()
             t:close()
+            if rt then
+                rt:close()
+                os.remove(dir .. "/echo.lua")
+                os.remove(dir)
+            end
             host:close()
             uv.stop()
         end)
@@ -186,8 +207,9 @@ end
 local cmd = arg[1]
 if cmd == "keygen" and #arg == 1 then
     keygen()
-elseif cmd == "server" and #arg == 3 and arg[2] == "--peer" then
-    server(check_key(arg[3], "CLIENTKEY"))
+elseif cmd == "server" and (#arg == 3 or (#arg == 4 and arg[4] == "--sandboxed"))
+    and arg[2] == "--peer" then
+    server(check_key(arg[3], "CLIENTKEY"), arg[4] == "--sandboxed")
 elseif cmd == "client" and #arg == 7 then
     local mode = arg[4]
     if mode ~= "seq" and mode ~= "pipe" then usage() end
