@@ -679,11 +679,15 @@ local function control_handler(h, p, info)
   end
 end
 
-local function print_report(report)
+local function print_report(report, json)
   local failed = 0
   for _, s in ipairs(report or {}) do
+    if json then
+      out(format.json { event = s.ok and "loaded" or "failed", file = s.file, handles = s.handles,
+        error = s.err })
+    end
     if s.ok then
-      out(("loaded %s: %s"):format(s.file, table.concat(s.handles or {}, ", ")))
+      if not json then out(("loaded %s: %s"):format(s.file, table.concat(s.handles or {}, ", "))) end
     else
       failed = failed + 1
       err("handler script failed: ", tostring(s.err))
@@ -719,7 +723,7 @@ end
 
 commands.serve = {
   summary = "run this host: listen, follow the trust list, serve handler scripts",
-  usage = "serve [--handlers DIR] [--listen ADDR:PORT] [--no-discovery]",
+  usage = "serve [--handlers DIR] [--listen ADDR:PORT] [--no-discovery] [--json]",
   opts = { handlers = "value", listen = "value", ["no-discovery"] = "flag" },
   run = function(o, p)
     if #o.pos > 0 then return fail("usage", "serve takes no arguments") end
@@ -747,7 +751,7 @@ commands.serve = {
       end
       info.rt = rt
       if uv.fs_stat(handlers_dir) then
-        print_report(rt:load_dir(handlers_dir))
+        print_report(rt:load_dir(handlers_dir), o.json)
       elseif o.handlers then
         h:close()
         return fail("failure", "no such directory: " .. handlers_dir)
@@ -773,15 +777,18 @@ commands.serve = {
       h:close()
       return fail("failure", se)
     end
-    h:on("connected", function(key) out("connected ", key) end)
-    h:on("disconnected", function(key) out("disconnected ", key) end)
-    out("serving ", h:key(), " on ", listen)
-    out("control socket ", p.control)
-    if o["no-discovery"] then out("discovery off") end
+    -- With --json each line is one event object, for supervisors and tools.
+    local function event(t, text)
+      if o.json then out(format.json(t)) else out(text) end
+    end
+    h:on("connected", function(key) event({ event = "connected", key = key }, "connected " .. key) end)
+    h:on("disconnected", function(key)
+      event({ event = "disconnected", key = key }, "disconnected " .. key)
+    end)
 
     local stop_signals
     stop_signals = on_signals(false, function(name)
-      out("stopping (", name, ")")
+      event({ event = "stopping", signal = name }, "stopping (" .. name .. ")")
       server.close()
       local function finish()
         if info.rt then info.rt:close() end
@@ -790,6 +797,9 @@ commands.serve = {
       end
       if info.rt then info.rt:drain(DRAIN_MS, finish) else finish() end
     end)
+    -- Only now that the signals are handled: a supervisor may signal right after.
+    event({ event = "serving", key = h:key(), listen = listen, control = p.control },
+      "serving " .. h:key() .. " on " .. listen .. "\ncontrol socket " .. p.control)
     uv.run()
     server.close()
     return EXIT.ok
