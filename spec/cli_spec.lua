@@ -412,6 +412,9 @@ describe("peernet-host run and check", function()
       assert.matches("needs the script runtime", err)
       code = C.run(dd(dir, "run"))
       assert.equal(2, code)
+      code, _, err = C.run(dd(dir, "serve", "--listen", "127.0.0.1:0", "--handlers", dir))
+      assert.equal(1, code)
+      assert.matches("needs the script runtime", err)
     end)
     return
   end

@@ -29,22 +29,29 @@ M.IDLE_MS = 10000
 
 function M.path(data_dir) return data_dir .. "/control.sock" end
 
--- Accumulates stream bytes and hands out whole frames.
+-- Accumulates stream bytes and hands out whole frames. Chunks are joined
+-- only once a whole frame is there, so a big frame costs linear time.
 local function reader(max)
-  local buf = ""
+  local chunks, size = {}, 0
   local r = {}
-  function r.push(data) buf = buf .. data end
+  function r.push(data)
+    chunks[#chunks + 1] = data
+    size = size + #data
+  end
   -- Returns a frame body, or nil (need more), or false, err (bad length).
   function r.next()
-    if #buf < 4 then return nil end
-    local len = string.unpack(">I4", buf)
+    if size < 4 then return nil end
+    if #chunks[1] < 4 then chunks = { table.concat(chunks) } end
+    local len = string.unpack(">I4", chunks[1])
     if len > max then return false, ("frame of %d bytes is over the limit of %d"):format(len, max) end
-    if #buf < 4 + len then return nil end
-    local body = buf:sub(5, 4 + len)
-    buf = buf:sub(5 + len)
-    return body
+    if size < 4 + len then return nil end
+    local buf = table.concat(chunks)
+    local rest = buf:sub(5 + len)
+    chunks, size = { rest }, #rest
+    if rest == "" then chunks = {} end
+    return buf:sub(5, 4 + len)
   end
-  function r.size() return #buf end
+  function r.size() return size end
   return r
 end
 
