@@ -744,7 +744,7 @@ commands.serve = {
 
     local handlers_dir = o.handlers or p.handlers
     if peernet.runtime then
-      local rt, re = peernet.runtime.new(h, { config = p.config })
+      local rt, re = peernet.runtime.new(h, { config = uv.fs_stat(p.config) and p.config or nil })
       if not rt then
         h:close()
         return fail("failure", "script runtime: " .. tostring(re))
@@ -840,7 +840,7 @@ commands.run = {
     end
     local code = EXIT.ok
     local rt, rte = peernet.runtime.new(h, {
-      config = p.config,
+      config = uv.fs_stat(p.config) and p.config or nil,
       on_error = function(msg)
         io.stderr:write(tostring(msg), "\n")
         code = EXIT.failure
