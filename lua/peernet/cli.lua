@@ -220,16 +220,6 @@ local function await(start)
   return table.unpack(res, 1, res.n)
 end
 
-local function after(ms, fn, weak)
-  local t = uv.new_timer()
-  if weak then t:unref() end
-  t:start(ms, 0, function()
-    t:close()
-    fn()
-  end)
-  return t
-end
-
 -- ---- operations on a host (one code path for the control socket and a ----
 -- ---- short-lived host) ---------------------------------------------------------
 
