@@ -1,44 +1,167 @@
 /*
- * peernet-host: the CLI. For now it knows who it is; the commands of
- * DESIGN.md arrive with the networked host and the Lua runtime.
+ * peernet-host: the executable. It owns one libuv loop and one lua_State
+ * with the full standard library, luv bound to that loop, and the peernet
+ * module linked in; the commands themselves are Lua (lua/peernet/cli.lua,
+ * compiled into the binary by scripts/embed_lua.cmake).
+ *
+ * This file only sets up, runs cli.main(argv) and tears down in the one
+ * order luv 1.44 survives: every handle closed and its close callback run
+ * before lua_close (luv frees handle data in close callbacks that need the
+ * state). Exit codes come from the CLI; an error that escapes it is 1.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include <lauxlib.h>
 #include <lua.h>
+#include <lualib.h>
 #include <sodium.h>
 #include <uv.h>
+/* luv.h has an old-style declaration (luv_set_thread_cb) that -Werror refuses. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <luv/luv.h>
+#pragma GCC diagnostic pop
 
 #include "core/version.h"
+#include "embedded_lua.h"
+#include "script/bind.h"
 
-static void usage(FILE *out) {
-    fputs("usage: peernet-host [--version] [--help] <command> [args]\n"
-          "\n"
-          "Runs one PeerNet peer, programmed in Lua.\n"
-          "\n"
-          "options:\n"
-          "  --version   print the version and the libraries it runs on\n"
-          "  --help      print this help\n"
-          "\n"
-          "exit codes: 0 success, 1 runtime failure, 2 usage error\n",
-          out);
+/* A package.searchers entry: require "peernet.cli" finds the embedded copy. */
+static int search_embedded(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    for (const pn_embedded_file *f = pn_embedded_lua; f->module; f++) {
+        if (strcmp(f->module, name) != 0) continue;
+        if (luaL_loadbufferx(L, f->data, f->len, f->chunkname, "t") != LUA_OK) return lua_error(L);
+        lua_pushstring(L, f->chunkname + 1);
+        return 2;
+    }
+    lua_pushfstring(L, "no embedded module '%s'", name);
+    return 1;
+}
+
+static int traceback(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) msg = luaL_tolstring(L, 1, NULL);
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Runs protected: everything here may raise. Returns the exit code. */
+static int pmain(lua_State *L) {
+    int argc = (int)lua_tointeger(L, 1);
+    char **argv = lua_touserdata(L, 2);
+    luaL_openlibs(L);
+
+    /* searchers[2] (before package.path): the embedded sources win, so the
+     * binary behaves the same from any directory. */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchers");
+    for (lua_Integer i = (lua_Integer)lua_rawlen(L, -1); i >= 2; i--) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushcfunction(L, search_embedded);
+    lua_rawseti(L, -2, 2);
+    lua_pop(L, 2);
+
+    luaL_requiref(L, "luv", luaopen_luv, 0); /* on the loop set in main() */
+    luaL_requiref(L, "peernet", luaopen_peernet, 0);
+    lua_pop(L, 2);
+
+    lua_newtable(L);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i);
+    }
+    int args = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "peernet.cli");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    lua_pushvalue(L, args);
+    lua_call(L, 1, 1);
+    lua_pushinteger(L, luaL_optinteger(L, -1, 0));
+    return 1;
+}
+
+/* Runs the loop until no handle is closing (bounded: a close callback that
+ * keeps closing more is a bug, not a reason to hang at exit). */
+static void count_handle(uv_handle_t *h, void *ud) {
+    int *n = ud;
+    if (uv_is_closing(h))
+        n[0]++;
+    else
+        n[1]++;
+}
+
+static void settle(uv_loop_t *loop, int *open) {
+    int n[2];
+    for (int i = 0; i < 1000; i++) {
+        n[0] = n[1] = 0;
+        uv_walk(loop, count_handle, n);
+        if (n[0] == 0) break;
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
+    *open = n[1];
+}
+
+static void shutdown_lua(lua_State *L, const char *fn) {
+    lua_pushcfunction(L, traceback);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "peernet.cli");
+    if (lua_pcall(L, 1, 1, -3) != LUA_OK) {
+        lua_pop(L, 2);
+        return;
+    }
+    lua_getfield(L, -1, fn);
+    if (lua_pcall(L, 0, 0, -3) != LUA_OK)
+        fprintf(stderr, "peernet-host: while shutting down: %s\n", lua_tostring(L, -1));
+    lua_settop(L, 0);
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+    if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) {
         printf("peernet-host %s (protocol v%d; %s, libsodium %s, libuv %s)\n", PN_VERSION,
                PN_PROTOCOL_VERSION, LUA_RELEASE, sodium_version_string(), uv_version_string());
         return 0;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        usage(stdout);
-        return 0;
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) {
+        fputs("peernet-host: cannot create the event loop\n", stderr);
+        return 1;
     }
-    fprintf(stderr, "peernet-host: unknown command '%s' (try --help)\n", argv[1]);
-    return 2;
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fputs("peernet-host: cannot create the Lua state (out of memory)\n", stderr);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    luv_set_loop(L, &loop);
+
+    int code = 1;
+    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, pmain);
+    lua_pushinteger(L, argc);
+    lua_pushlightuserdata(L, argv);
+    if (lua_pcall(L, 2, 1, 1) != LUA_OK)
+        fprintf(stderr, "peernet-host: %s\n", lua_tostring(L, -1));
+    else
+        code = (int)lua_tointeger(L, -1);
+    lua_settop(L, 0);
+
+    /* Hosts first (their handles are not luv's: uv.walk must not see them
+     * open), then whatever luv handles a script left behind. */
+    int open;
+    lua_gc(L, LUA_GCCOLLECT);
+    shutdown_lua(L, "close_hosts");
+    settle(&loop, &open);
+    if (open > 0) {
+        shutdown_lua(L, "close_handles");
+        settle(&loop, &open);
+    }
+    lua_close(L);
+    if (uv_loop_close(&loop) != 0 && code == 0)
+        fputs("peernet-host: warning: handles left open at exit\n", stderr);
+    return code;
 }

@@ -8,7 +8,7 @@
  *   rt:api()             --> the `peernet` table of a run script (same table every time)
  *   rt:spawn(fn, ...)    -- fn(...) as a task: peernet.call and friends may wait in it
  *   rt:busy()            --> true while a run script has work (handles, timers, tasks)
- *   rt:load_dir(dir)     --> { {file=, ok=, err=, admin=}, ... }; the directory is followed
+ *   rt:load_dir(dir)     --> { {file=, ok=, err=, admin=, handles={...}}, ... }; then followed
  *   rt:load_file(path [, admin])  --> true | nil, err
  *   rt:unload_file(path)
  *   rt:scripts()         --> { {file=, handles={...}, tasks=, mem=, admin=}, ... }
@@ -201,13 +201,38 @@ static int add_file(const char *path, int admin, const char *error, void *ud) {
     return 0;
 }
 
+static int add_handles(const pn_rt_script_info *i, const char **names, uint32_t n, void *ud) {
+    lua_State *L = ud; /* {path = {names...}} on top */
+    lua_createtable(L, (int)n, 0);
+    for (uint32_t k = 0; k < n; k++) {
+        lua_pushstring(L, names[k]);
+        lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, i->path);
+    return 0;
+}
+
 static int l_rt_load_dir(lua_State *L) {
     lrt *r = check_rt(L);
     const char *dir = luaL_checkstring(L, 2);
     pn_err e;
     if (pn_rt_watch_dir(r->rt, dir, &e) != 0) return pn_lua_fail(L, &e);
     lua_newtable(L);
+    int by_path = lua_gettop(L);
+    pn_rt_scripts(r->rt, add_handles, L);
+    lua_newtable(L);
     pn_rt_dir_files(r->rt, add_file, L);
+    /* each entry gets the handles its script exposes */
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; i++) {
+        lua_getfield(L, -1, "file");
+        if (lua_rawget(L, by_path) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+        }
+        lua_setfield(L, -2, "handles");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     return 1;
 }
 

@@ -28,9 +28,6 @@ void pn_lua_submodule(lua_State *L, const char *name, const luaL_Reg *fns) {
     lua_pop(L, 1);
 }
 
-/* Exported for require "peernet"; the prototype keeps -Wmissing-prototypes quiet. */
-LUAMOD_API int luaopen_peernet(lua_State *L);
-
 int luaopen_peernet(lua_State *L) {
     if (sodium_init() < 0) return luaL_error(L, "peernet: libsodium failed to initialise");
     lua_newtable(L);
@@ -45,5 +42,6 @@ int luaopen_peernet(lua_State *L) {
     pn_lua_open_host(L);
     pn_lua_open_envelope(L);
     pn_lua_open_runtime(L);
+    pn_lua_open_qr(L);
     return 1;
 }

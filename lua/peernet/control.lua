@@ -1,0 +1,229 @@
+-- The control socket: how `peernet-host call/send/peers/status` reach a host
+-- already running on the same data dir instead of starting a second one
+-- with the same identity.
+--
+-- A unix socket <data_dir>/control.sock, mode 0600 inside the 0700 data dir.
+-- Framing: a 4-byte big-endian length, then that many bytes of one ETF term
+-- (peernet.etf, with the version byte). A request is a map with binary keys:
+--   {op = "call", peer = HEX, handle = NAME, args = ETF, timeout = MS, addr = "H:P"?}
+--   {op = "send", peer = HEX, handle = NAME, args = ETF, timeout = MS, addr = "H:P"?}
+--   {op = "peers"}   {op = "status"}
+-- (args are ETF bytes inside the term, so atoms, tuples and bigints cross
+-- without loss). The answer is one map:
+--   {ok = true, value = ETF | peers = {...} | status = {...}}
+--   {ok = false, kind = "remote", reason = ETF}
+--   {ok = false, kind = "timeout" | "not_connected" | "bad_request" | ..., message = TEXT}
+--
+-- Bounds: a frame is at most MAX_FRAME bytes (a bigger length closes the
+-- connection after a bad_request answer), at most MAX_CLIENTS connections,
+-- one request at a time per connection, and IDLE_MS to send a whole
+-- request. A client that misbehaves is closed; the host goes on.
+local uv = require "luv"
+local peernet = require "peernet"
+
+local M = {}
+
+M.MAX_FRAME = 16 * 1024 * 1024 -- a host frame is 1 MiB by default; room for peers/status
+M.MAX_CLIENTS = 32
+M.IDLE_MS = 10000
+
+function M.path(data_dir) return data_dir .. "/control.sock" end
+
+-- Accumulates stream bytes and hands out whole frames. Chunks are joined
+-- only once a whole frame is there, so a big frame costs linear time.
+local function reader(max)
+  local chunks, size = {}, 0
+  local r = {}
+  function r.push(data)
+    chunks[#chunks + 1] = data
+    size = size + #data
+  end
+  -- Returns a frame body, or nil (need more), or false, err (bad length).
+  function r.next()
+    if size < 4 then return nil end
+    if #chunks[1] < 4 then chunks = { table.concat(chunks) } end
+    local len = string.unpack(">I4", chunks[1])
+    if len > max then return false, ("frame of %d bytes is over the limit of %d"):format(len, max) end
+    if size < 4 + len then return nil end
+    local buf = table.concat(chunks)
+    local rest = buf:sub(5 + len)
+    chunks, size = { rest }, #rest
+    if rest == "" then chunks = {} end
+    return buf:sub(5, 4 + len)
+  end
+  function r.size() return size end
+  return r
+end
+
+local function frame(t)
+  local bytes, err = peernet.etf.encode(t, { max = M.MAX_FRAME })
+  if not bytes then return nil, err end
+  return string.pack(">s4", bytes)
+end
+
+local function safe_close(h)
+  if h and not h:is_closing() then h:close() end
+end
+
+-- ---- server -----------------------------------------------------------------
+
+-- Starts serving at path. handle(request, reply) runs one request; reply(t)
+-- must be called exactly once. opts.weak: the socket does not keep the loop
+-- alive (peernet-host run). Returns a server object (server:close()) or
+-- nil, err. Refuses when a live host answers on path; removes a stale file.
+function M.serve(path, handle, opts)
+  opts = opts or {}
+  local probe = M.probe(path)
+  if probe == "alive" then return nil, "a host is already running on this data dir (" .. path .. ")" end
+  if probe == "stale" then os.remove(path) end
+  local pipe = uv.new_pipe(false)
+  local ok, err = pipe:bind(path)
+  if not ok then
+    pipe:close()
+    return nil, "control socket " .. path .. ": " .. tostring(err)
+  end
+  -- The data dir is 0700 already; the socket itself is 0600 as well.
+  uv.fs_chmod(path, tonumber("600", 8))
+  local clients, nclients = {}, 0
+  local server = { path = path }
+
+  local function drop(c)
+    if clients[c] then
+      clients[c] = nil
+      nclients = nclients - 1
+    end
+    safe_close(c.timer)
+    safe_close(c.pipe)
+  end
+
+  local function arm(c)
+    c.timer:stop()
+    c.timer:start(M.IDLE_MS, 0, function() drop(c) end)
+  end
+
+  local process
+
+  local function answer(c, t, close_after)
+    local data, ferr = frame(t)
+    if not data then data = frame { ok = false, kind = "internal", message = tostring(ferr) } end
+    if c.pipe:is_closing() then return end
+    c.pipe:write(data, function() if close_after then drop(c) end end)
+    c.busy = false
+    if not close_after then
+      arm(c)
+      process(c)
+    end
+  end
+
+  function process(c)
+    if c.busy or c.pipe:is_closing() then return end
+    local body, ferr = c.reader.next()
+    if body == false then return answer(c, { ok = false, kind = "bad_request", message = ferr }, true) end
+    if not body then return end
+    c.timer:stop()
+    local req, derr = peernet.etf.decode(body, { max = M.MAX_FRAME })
+    if type(req) ~= "table" or type(req.op) ~= "string" then
+      return answer(c, { ok = false, kind = "bad_request",
+        message = derr or "a request is a map with an op" }, true)
+    end
+    c.busy = true
+    local answered = false
+    local okh, herr = pcall(handle, req, function(t)
+      if answered then return end
+      answered = true
+      answer(c, t, false)
+    end)
+    if not okh and not answered then
+      answered = true
+      answer(c, { ok = false, kind = "internal", message = tostring(herr) }, false)
+    end
+  end
+
+  local lok, lerr = pipe:listen(16, function(lerr2)
+    if lerr2 then return end
+    local cp = uv.new_pipe(false)
+    if not pipe:accept(cp) then cp:close() return end
+    if nclients >= M.MAX_CLIENTS then cp:close() return end
+    local c = { pipe = cp, timer = uv.new_timer(), reader = reader(M.MAX_FRAME) }
+    if opts.weak then cp:unref() c.timer:unref() end
+    clients[c] = true
+    nclients = nclients + 1
+    arm(c)
+    cp:read_start(function(rerr, data)
+      if rerr or not data then return drop(c) end
+      if c.reader.size() + #data > M.MAX_FRAME + 4 then
+        return answer(c, { ok = false, kind = "bad_request", message = "request too large" }, true)
+      end
+      c.reader.push(data)
+      process(c)
+    end)
+  end)
+  if not lok then
+    pipe:close()
+    os.remove(path)
+    return nil, "control socket " .. path .. ": " .. tostring(lerr)
+  end
+  if opts.weak then pipe:unref() end
+
+  function server.close()
+    for c in pairs(clients) do drop(c) end
+    if not pipe:is_closing() then
+      pipe:close()
+      os.remove(path)
+    end
+  end
+  function server.clients() return nclients end
+  return server
+end
+
+-- ---- client -----------------------------------------------------------------
+
+-- "alive" when something accepts on path, "stale" when the file exists but
+-- nobody listens, "none" when there is no file. Runs the loop briefly.
+function M.probe(path)
+  if not uv.fs_stat(path) then return "none" end
+  local done, result
+  local p = uv.new_pipe(false)
+  p:connect(path, function(err)
+    result = err and "stale" or "alive"
+    done = true
+  end)
+  while not done do uv.run("once") end
+  p:close()
+  return result
+end
+
+-- Sends one request and calls cb(answer) or cb(nil, err, "no_host") when
+-- nobody serves path. timeout_ms bounds the whole exchange.
+function M.request(path, req, timeout_ms, cb)
+  local data, ferr = frame(req)
+  if not data then return cb(nil, ferr, "bad_request") end
+  local p = uv.new_pipe(false)
+  local timer = uv.new_timer()
+  local r = reader(M.MAX_FRAME)
+  local finished = false
+  local function finish(...)
+    if finished then return end
+    finished = true
+    safe_close(timer)
+    safe_close(p)
+    cb(...)
+  end
+  timer:start(timeout_ms, 0, function() finish(nil, "no answer from the running host", "timeout") end)
+  p:connect(path, function(err)
+    if err then return finish(nil, err, "no_host") end
+    p:write(data)
+    p:read_start(function(rerr, chunk)
+      if rerr or not chunk then return finish(nil, "the running host closed the control connection", "closed") end
+      r.push(chunk)
+      local body, berr = r.next()
+      if body == false then return finish(nil, berr, "closed") end
+      if not body then return end
+      local t, derr = peernet.etf.decode(body, { max = M.MAX_FRAME })
+      if type(t) ~= "table" then return finish(nil, "bad answer: " .. tostring(derr), "closed") end
+      finish(t)
+    end)
+  end)
+end
+
+return M

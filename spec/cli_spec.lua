@@ -1,0 +1,470 @@
+-- peernet-host end to end: real child processes, each with its own data dir
+-- and port on 127.0.0.1, plus (for handles to call while the script
+-- runtime is not in this branch) an in-process host of the spec's own.
+local uv = require "luv"
+local peernet = require "peernet"
+local N = require "support.net"
+local C = require "support.cli"
+
+local function dd(dir, ...) return { "--data-dir", dir, ... } end
+
+local function decode_json(s)
+  local json = require "dkjson"
+  local v, _, e = json.decode(s)
+  assert(v ~= nil, "not JSON: " .. tostring(s) .. " (" .. tostring(e) .. ")")
+  return v
+end
+
+local tmp = {}
+local function tmpdir()
+  local d = H.tmpdir()
+  tmp[#tmp + 1] = d
+  return d .. "/data" -- not created yet: init makes it
+end
+
+teardown(function()
+  C.reap()
+  for _ = 1, 10 do uv.run("nowait") end -- closes finish before lua_close
+  for _, d in ipairs(tmp) do H.rmdir(d) end
+end)
+
+describe("peernet-host usage", function()
+  it("prints help with the exit codes, per-command help, and the version", function()
+    local code, out = C.run { "--help" }
+    assert.equal(0, code)
+    assert.matches("exit codes:", out)
+    for _, c in ipairs { "init", "id", "trust", "serve", "run", "call", "send", "peers", "status", "check" } do
+      assert.matches("\n  " .. c .. " ", out)
+      local ccode, cout = C.run { c, "--help" }
+      assert.equal(0, ccode)
+      assert.matches("usage: peernet%-host " .. c, cout)
+    end
+    code, out = C.run { "--version" }
+    assert.equal(0, code)
+    assert.matches("^peernet%-host %d+%.%d+%.%d+ %(protocol v1", out)
+  end)
+
+  it("exits 2 on an unknown command, an unknown option, a missing value and no command", function()
+    local code, _, err = C.run { "frobnicate" }
+    assert.equal(2, code)
+    assert.matches("unknown command 'frobnicate'", err)
+    code, _, err = C.run { "id", "--frob" }
+    assert.equal(2, code)
+    assert.matches("unknown option %-%-frob", err)
+    code, _, err = C.run { "call", "x", "y", "--timeout" }
+    assert.equal(2, code)
+    assert.matches("%-%-timeout needs a value", err)
+    code = C.run {}
+    assert.equal(2, code)
+  end)
+
+  it("exits 1 with a hint when the data dir has no identity", function()
+    local code, _, err = C.run(dd(tmpdir(), "id"))
+    assert.equal(1, code)
+    assert.matches("no identity in .*peernet%-host init", err)
+  end)
+end)
+
+describe("peernet-host init, id, trust", function()
+  it("init makes a 0700 data dir with a 0600 identity; a second init keeps the key", function()
+    local dir = tmpdir()
+    local code, out = C.run(dd(dir, "init"))
+    assert.equal(0, code)
+    local key = out:match("created identity (%x+)")
+    assert.equal(64, #key)
+    assert.equal("700", H.mode_of(dir))
+    assert.equal("600", H.mode_of(dir .. "/identity.keys"))
+    assert.equal("600", H.mode_of(dir .. "/trust.list"))
+    code, out = C.run(dd(dir, "init", "--json"))
+    assert.equal(0, code)
+    local j = decode_json(out)
+    assert.same({ key = key, created = false, data_dir = dir }, j)
+    code, out = C.run(dd(dir, "id"))
+    assert.equal(key .. "\n", out)
+    j = decode_json(select(2, C.run(dd(dir, "id", "--json"))))
+    assert.equal(key, j.key)
+    assert.equal(key, H.hex(assert(peernet.keys.parse(j.base64))))
+  end)
+
+  it("PEERNET_HOME names the data dir when --data-dir is absent", function()
+    local dir = tmpdir()
+    local code, out = C.run({ "init" }, { env = { PEERNET_HOME = dir } })
+    assert.equal(0, code)
+    assert.matches("data dir: " .. dir:gsub("%p", "%%%0"), out)
+  end)
+
+  it("id --qr draws the key as a QR code with its quiet zone", function()
+    local dir, key = C.init(tmpdir())
+    local code, out = C.run(dd(dir, "id", "--qr"))
+    assert.equal(0, code)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.equal(key, lines[#lines])
+    -- 64 bytes at level M: version 5, 37 modules + 2 * 4 quiet = 45 wide,
+    -- 23 text lines of two module rows each.
+    assert.equal(24, #lines)
+    for i = 1, 23 do assert.equal(45, utf8.len(lines[i])) end
+    -- Quiet zone: the first two lines (4 module rows) are light all along.
+    assert.equal(("█"):rep(45), lines[1])
+    assert.equal(("█"):rep(45), lines[2])
+  end)
+
+  it("trust add / ls / rm, by key or label, with --json, and clear errors", function()
+    local dir, key = C.init(tmpdir())
+    local other = peernet.keys.generate():public_hex()
+    local code, out = C.run(dd(dir, "trust", "add", other, "--label", "lamp", "--addr", "127.0.0.1:4040"))
+    assert.equal(0, code)
+    assert.matches("trusted " .. other .. "  lamp  127%.0%.0%.1:4040", out)
+    code, out = C.run(dd(dir, "trust", "ls"))
+    assert.equal(0, code)
+    assert.matches("KEY%s+LABEL%s+ADDR%s+ADDED\n" .. other .. "%s+lamp%s+127%.0%.0%.1:4040", out)
+    local list = decode_json(select(2, C.run(dd(dir, "trust", "ls", "--json"))))
+    assert.equal(1, #list)
+    assert.same({ other, "lamp", "127.0.0.1:4040" }, { list[1].key, list[1].label, list[1].addr })
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT", list[1].added)
+
+    local err
+    code, _, err = C.run(dd(dir, "trust", "add", "not-a-key"))
+    assert.equal(2, code)
+    assert.matches("not a key", err)
+    code, _, err = C.run(dd(dir, "trust", "add", key))
+    assert.equal(2, code)
+    assert.matches("own key", err)
+    code, _, err = C.run(dd(dir, "trust", "add", peernet.keys.generate():public_hex(), "--label", "lamp"))
+    assert.equal(2, code)
+    assert.matches("lamp", err)
+
+    code, out = C.run(dd(dir, "trust", "rm", "lamp", "--json"))
+    assert.equal(0, code)
+    assert.equal(other, decode_json(out).key)
+    code, _, err = C.run(dd(dir, "trust", "rm", "lamp"))
+    assert.equal(1, code)
+    assert.matches("no peer with key or label 'lamp'", err)
+    assert.equal("[]\n", select(2, C.run(dd(dir, "trust", "ls", "--json"))))
+    code = C.run(dd(dir, "trust", "frob"))
+    assert.equal(2, code)
+  end)
+end)
+
+describe("two peernet-host processes", function()
+  local dirA, keyA, dirB, keyB
+  local a, b -- serve processes
+  local portA, portB
+  -- The spec's own peer, exposing handles to call (handler scripts need
+  -- peernet.runtime, not in this branch).
+  local kp, me, sent
+
+  setup(function()
+    dirA, keyA = C.init(tmpdir())
+    dirB, keyB = C.init(tmpdir())
+    kp = N.keys()
+    sent = {}
+    me = N.host(kp)
+    me:trust(keyA)
+    me:trust(keyB)
+    me:expose("echo", function(from, args) return { from = from, args = args } end)
+    me:expose("refuse", function() return nil, peernet.atom("nope") end)
+    me:expose("silent", function(_, _, req) return req end) -- never answers
+    me:expose("note", function(from, args) sent[#sent + 1] = { from = from, args = args } end)
+    assert.equal(0, (C.run(dd(dirA, "trust", "add", keyB, "--label", "bee"))))
+    assert.equal(0, (C.run(dd(dirB, "trust", "add", keyA, "--label", "ay"))))
+    for _, d in ipairs { dirA, dirB } do
+      assert.equal(0, (C.run(dd(d, "trust", "add", kp:public_hex(), "--label", "spec", "--addr", N.addr(me)))))
+    end
+  end)
+
+  teardown(function()
+    if a then C.kill(a) end
+    if b then C.kill(b) end
+    N.close(me)
+  end)
+
+  it("serve: each listens, prints its key and port, and serves a 0600 control socket", function()
+    a = C.spawn(dd(dirA, "serve", "--listen", "127.0.0.1:0"))
+    b = C.spawn(dd(dirB, "serve", "--listen", "127.0.0.1:0"))
+    local ka
+    ka, portA = C.expect(a, "serving (%x+) on 127%.0%.0%.1:(%d+)\n")
+    assert.equal(keyA, ka)
+    local kb
+    kb, portB = C.expect(b, "serving (%x+) on 127%.0%.0%.1:(%d+)\n")
+    assert.equal(keyB, kb)
+    C.expect(a, "control socket ")
+    assert.equal("600", H.mode_of(dirA .. "/control.sock"))
+    -- Both dial the spec's host (its address is in their trust lists).
+    assert.is_true(N.wait(function()
+      return (me:peer(keyA) or {}).status == "connected" and (me:peer(keyB) or {}).status == "connected"
+    end))
+  end)
+
+  it("serve --json prints one event object per line", function()
+    local dir = C.init(tmpdir())
+    local p = C.spawn(dd(dir, "serve", "--listen", "127.0.0.1:0", "--json"))
+    local line = C.expect(p, "^(.-)\n")
+    local ev = decode_json(line)
+    assert.equal("serving", ev.event)
+    assert.matches("^127%.0%.0%.1:%d+$", ev.listen)
+    assert.equal(dir .. "/control.sock", ev.control)
+    C.kill(p, "sigint")
+    C.wait(p)
+    assert.same({ 0, 0 }, { p.code, p.signal })
+    assert.same({ event = "stopping", signal = "sigint" }, decode_json(p.out:match("\n(.-)\n$")))
+  end)
+
+  it("a second serve on the same data dir is refused", function()
+    local code, _, err = C.run(dd(dirA, "serve", "--listen", "127.0.0.1:0"))
+    assert.equal(1, code)
+    assert.matches("already running", err)
+  end)
+
+  it("trust each other through the trust list, followed live by the running hosts", function()
+    assert.equal(0, (C.run(dd(dirA, "trust", "add", keyB, "--addr", "127.0.0.1:" .. portB))))
+    assert.equal(0, (C.run(dd(dirB, "trust", "add", keyA, "--addr", "127.0.0.1:" .. portA))))
+    C.expect(a, "connected " .. keyB)
+    C.expect(b, "connected " .. keyA)
+  end)
+
+  it("peers and status go through the running host's control socket", function()
+    local code, out = C.run(dd(dirA, "peers"))
+    assert.equal(0, code)
+    assert.matches(keyB .. "%s+bee%s+connected%s+127%.0%.0%.1:" .. portB, out)
+    assert.matches(kp:public_hex() .. "%s+spec%s+connected", out)
+    local j = decode_json(select(2, C.run(dd(dirA, "peers", "--json"))))
+    assert.is_true(j.running)
+    local byLabel = {}
+    for _, p in ipairs(j.peers) do byLabel[p.label] = p end
+    assert.equal("connected", byLabel.bee.status)
+    assert.equal(keyB, byLabel.bee.key)
+    assert.is_true(byLabel.bee.last_seen > 0)
+
+    code, out = C.run(dd(dirB, "status"))
+    assert.equal(0, code)
+    assert.matches("host:%s+running %(pid " .. b.pid .. ", serve", out)
+    local s = decode_json(select(2, C.run(dd(dirB, "status", "--json"))))
+    assert.is_true(s.running)
+    assert.equal(keyB, s.key)
+    assert.equal(2, s.connected)
+    assert.equal("127.0.0.1:" .. portB, s.listen)
+  end)
+
+  it("call from one process to the other: {error, Reason} exits 3 with the reason", function()
+    -- No handler scripts without the runtime: B answers no_such_handle.
+    local code, out, err = C.run(dd(dirA, "call", "bee", "lights.on", "{room = 'kitchen'}"))
+    assert.equal(3, code, err)
+    assert.equal("", out)
+    assert.matches('error: atom"no_such_handle"', err)
+    code, out = C.run(dd(dirA, "call", keyB, "lights.on", "--json"))
+    assert.equal(3, code)
+    assert.same({ error = "no_such_handle", kind = "remote" }, decode_json(out))
+  end)
+
+  it("call through the control socket prints the reply, pretty or as JSON", function()
+    local code, out, err = C.run(dd(dirA, "call", "spec", "echo",
+      '{n = 1, f = 1.5, s = "hi", bin = "\\0\\255", list = {1, 2}, t = tuple(atom"ok", null), m = map{}}'))
+    assert.equal(0, code, err)
+    local want = '{args = {bin = "\\x00\\xff", f = 1.5, list = {1, 2}, m = map{}, n = 1, s = "hi", '
+      .. 't = tuple("ok", null)}, from = "' .. keyA .. '"}\n' -- the spec's host decodes atoms as text
+    assert.equal(want, out)
+    code, out = C.run(dd(dirA, "call", "spec", "echo", '{s = "hi", t = tuple(atom"ok", 2)}', "--json"))
+    assert.equal(0, code)
+    assert.same({ from = keyA, args = { s = "hi", t = { "ok", 2 } } }, decode_json(out))
+  end)
+
+  it("what call prints reads back as ARGS: values survive the round trip", function()
+    local literal = '{big = bigint"18446744073709551615", neg = -7, t = tuple(atom"a", {}, map{[1] = 2})}'
+    local code, out = C.run(dd(dirA, "call", "spec", "echo", literal))
+    assert.equal(0, code)
+    local args = out:match("^{args = (.*), from = ")
+    local code2, out2 = C.run(dd(dirB, "call", "spec", "echo", args))
+    assert.equal(0, code2)
+    assert.equal(args, out2:match("^{args = (.*), from = "))
+  end)
+
+  it("call exit codes: remote error 3, timeout 4, unknown peer 5, bad ARGS 2", function()
+    local code, out, err = C.run(dd(dirB, "call", "spec", "refuse"))
+    assert.equal(3, code)
+    assert.matches('error: atom"nope"', err)
+    code, out, err = C.run(dd(dirB, "call", "spec", "silent", "--timeout", "200", "--json"))
+    assert.equal(4, code)
+    assert.equal("timeout", decode_json(out).kind)
+    code, _, err = C.run(dd(dirB, "call", "nobody", "echo"))
+    assert.equal(5, code)
+    assert.matches("no peer with key or label 'nobody'", err)
+    code, _, err = C.run(dd(dirB, "call", peernet.keys.generate():public_hex(), "echo"))
+    assert.equal(5, code)
+    assert.matches("not in the trust list", err)
+    code, _, err = C.run(dd(dirB, "call", "spec", "echo", "{1,"))
+    assert.equal(2, code)
+    assert.matches("ARGS", err)
+    code, _, err = C.run(dd(dirB, "call", "spec", "echo", "('x'):rep(1e9)"))
+    assert.equal(2, code)
+    code = C.run(dd(dirB, "call", "spec", "echo", "--timeout", "0"))
+    assert.equal(2, code)
+  end)
+
+  it("send through the control socket arrives at the peer", function()
+    local code, _, err = C.run(dd(dirB, "send", "spec", "note", "{x = 1}"))
+    assert.equal(0, code, err)
+    assert.is_true(N.wait(function() return #sent == 1 end))
+    assert.same({ from = keyB, args = { x = 1 } }, sent[1])
+  end)
+
+  it("the control socket shrugs off a bad client", function()
+    local pipe = uv.new_pipe(false)
+    local closed
+    pipe:connect(dirA .. "/control.sock", function(e)
+      assert.is_nil(e)
+      pipe:write(string.pack(">I4", 0xffffffff))
+      pipe:read_start(function(_, d) if not d then closed = true end end)
+    end)
+    assert.is_true(N.wait(function() return closed end))
+    pipe:close()
+    local p2 = uv.new_pipe(false)
+    local closed2
+    p2:connect(dirA .. "/control.sock", function()
+      p2:write(string.pack(">s4", "\131garbage"))
+      p2:read_start(function(_, d) if not d then closed2 = true end end)
+    end)
+    assert.is_true(N.wait(function() return closed2 end))
+    p2:close()
+    -- The host still answers.
+    local code = C.run(dd(dirA, "call", "spec", "echo", "1"))
+    assert.equal(0, code)
+  end)
+
+  it("SIGTERM stops serve with exit 0 and removes the control socket", function()
+    C.kill(a, "sigterm")
+    C.wait(a)
+    assert.same({ 0, 0 }, { a.code, a.signal })
+    assert.matches("stopping %(sigterm%)", a.out)
+    assert.is_nil(uv.fs_stat(dirA .. "/control.sock"))
+    C.expect(b, "disconnected " .. keyA)
+  end)
+
+  it("without a running host, call and send start a short-lived one", function()
+    local code, out, err = C.run(dd(dirA, "call", "spec", "echo", "{1, 2}"))
+    assert.equal(0, code, err)
+    assert.equal('{args = {1, 2}, from = "' .. keyA .. '"}\n', out)
+    -- to the other process, by label, with the address from the trust list
+    code, _, err = C.run(dd(dirA, "call", "bee", "x"))
+    assert.equal(3, code)
+    assert.matches("no_such_handle", err)
+    code, _, err = C.run(dd(dirA, "send", "spec", "note", "'short'"))
+    assert.equal(0, code, err)
+    assert.is_true(N.wait(function() return #sent == 2 end))
+    assert.same({ from = keyA, args = "short" }, sent[2])
+  end)
+
+  it("without a running host, peers probes the trusted peers that have an address", function()
+    local code, out = C.run(dd(dirA, "peers", "--json"))
+    assert.equal(0, code)
+    local j = decode_json(out)
+    assert.is_false(j.running)
+    local status = {}
+    for _, p in ipairs(j.peers) do status[p.label] = p.status end
+    assert.equal("connected", status.spec)
+    assert.equal("connected", status.bee)
+    local s = decode_json(select(2, C.run(dd(dirA, "status", "--json"))))
+    assert.same({ running = false, key = keyA, data_dir = dirA, trusted = 2 }, s)
+  end)
+
+  it("a stale control socket is replaced; an unreachable peer exits 5", function()
+    -- a socket file nobody listens on, as a killed host leaves it
+    a = C.spawn(dd(dirA, "serve", "--listen", "127.0.0.1:0"))
+    C.expect(a, "control socket ")
+    C.kill(a, "sigkill")
+    C.wait(a)
+    assert.is_table(uv.fs_stat(dirA .. "/control.sock"))
+    local code, _, err = C.run(dd(dirA, "call", keyA, "x", "--addr", "127.0.0.1:1"))
+    assert.equal(5, code)
+    assert.matches("not in the trust list", err) -- A does not trust itself
+    C.kill(b, "sigterm")
+    C.wait(b)
+    assert.same({ 0, 0 }, { b.code, b.signal })
+    code, _, err = C.run(dd(dirA, "call", "bee", "x", "--timeout", "3000"))
+    assert.equal(5, code)
+    assert.matches("cannot connect", err)
+    a = C.spawn(dd(dirA, "serve", "--listen", "127.0.0.1:0"))
+    C.expect(a, "control socket ")
+    assert.equal("600", H.mode_of(dirA .. "/control.sock"))
+    C.kill(a, "sigterm")
+    C.wait(a)
+    assert.same({ 0, 0 }, { a.code, a.signal })
+  end)
+end)
+
+describe("peernet-host run and check", function()
+  local dir
+  setup(function() dir = C.init(tmpdir()) end)
+
+  if not peernet.runtime then
+    pending("needs peernet.runtime: run exits 0 when the script is done, serves while it exposes handles")
+    pending("needs peernet.runtime: run prints file:line and a traceback and exits 1 on a script error")
+    pending("needs peernet.runtime: check reports file:line and exits 1 for a broken script")
+    pending("needs peernet.runtime: serve --handlers loads the scripts and they answer calls")
+
+    it("say clearly that they need the script runtime", function()
+      H.write_file(dir .. "/s.lua", "print(1)")
+      local code, _, err = C.run(dd(dir, "run", dir .. "/s.lua"))
+      assert.equal(1, code)
+      assert.matches("needs the script runtime", err)
+      code, _, err = C.run(dd(dir, "check", dir .. "/s.lua"))
+      assert.equal(1, code)
+      assert.matches("needs the script runtime", err)
+      code = C.run(dd(dir, "run"))
+      assert.equal(2, code)
+      code, _, err = C.run(dd(dir, "serve", "--listen", "127.0.0.1:0", "--handlers", dir))
+      assert.equal(1, code)
+      assert.matches("needs the script runtime", err)
+    end)
+    return
+  end
+
+  it("run exits 0 when the script is done, with arg as in lua", function()
+    H.write_file(dir .. "/s.lua", 'print("args", arg[0]:match("[^/]*$"), ...)\nprint("self", peernet.self())')
+    local code, out, err = C.run(dd(dir, "run", dir .. "/s.lua", "one", "--two"))
+    assert.equal(0, code, err)
+    assert.matches("args\ts%.lua\tone\t%-%-two", out)
+    assert.matches("self\t%x+", out)
+  end)
+
+  it("run prints file:line and a traceback and exits 1 on a script error", function()
+    H.write_file(dir .. "/bad.lua", "local x = 1\nerror('boom')\n")
+    local code, _, err = C.run(dd(dir, "run", dir .. "/bad.lua"))
+    assert.equal(1, code)
+    assert.matches("bad%.lua:2: boom", err)
+    assert.matches("traceback", err)
+  end)
+
+  it("run keeps serving while it exposes a handle, until SIGTERM, then exits 0", function()
+    H.write_file(dir .. "/serve.lua", 'peernet.expose("hi", function() return "hello" end)\nprint("exposed")')
+    local p = C.spawn(dd(dir, "run", dir .. "/serve.lua"))
+    C.expect(p, "exposed\n")
+    C.kill(p, "sigterm")
+    C.wait(p)
+    assert.same({ 0, 0 }, { p.code, p.signal })
+  end)
+
+  it("check reports file:line and exits 1 for a broken script, 0 when all load", function()
+    H.write_file(dir .. "/ok.lua", 'peernet.expose("a", function() return 1 end)')
+    H.write_file(dir .. "/broken.lua", "local x = \n")
+    local code, out = C.run(dd(dir, "check", dir .. "/ok.lua"))
+    assert.equal(0, code)
+    assert.matches("ok%.lua: ok", out)
+    local err
+    code, _, err = C.run(dd(dir, "check", dir .. "/ok.lua", dir .. "/broken.lua"))
+    assert.equal(1, code)
+    assert.matches("broken%.lua:%d+:", err)
+  end)
+
+  it("serve --handlers loads the scripts and they answer calls", function()
+    local hd = dir .. "/h"
+    os.execute("mkdir -p " .. H.q(hd))
+    H.write_file(hd .. "/lamp.lua", 'peernet.expose("lamp.on", function(from, args) return {on = true} end)')
+    local p = C.spawn(dd(dir, "serve", "--listen", "127.0.0.1:0", "--handlers", hd))
+    C.expect(p, "loaded .*lamp%.lua: lamp%.on")
+    C.expect(p, "serving ")
+    C.kill(p, "sigterm")
+    C.wait(p)
+    assert.same({ 0, 0 }, { p.code, p.signal })
+  end)
+end)

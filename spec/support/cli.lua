@@ -1,0 +1,101 @@
+-- Runs build/peernet-host as child processes (uv.spawn), so a spec can keep
+-- its own loop (and its in-process hosts) turning while a child works.
+local uv = require "luv"
+local N = require "support.net"
+
+local C = {}
+
+C.bin = H.build_dir .. "/peernet-host"
+
+local children = {}
+
+-- The environment of the spec, minus PEERNET_HOME/XDG_DATA_HOME (specs
+-- always pass --data-dir) plus extra.
+local function environ(extra)
+  local env = {}
+  for k, v in pairs(uv.os_environ()) do
+    if k ~= "PEERNET_HOME" and k ~= "XDG_DATA_HOME" then env[#env + 1] = k .. "=" .. v end
+  end
+  for k, v in pairs(extra or {}) do env[#env + 1] = k .. "=" .. v end
+  return env
+end
+
+-- Starts peernet-host with args; returns a process object whose out/err
+-- grow as the child writes and whose code is set when it exits.
+function C.spawn(args, opts)
+  opts = opts or {}
+  local p = { out = "", err = "", open = 2 }
+  local stdout, stderr = uv.new_pipe(false), uv.new_pipe(false)
+  local handle, pid
+  handle, pid = uv.spawn(C.bin, { args = args, stdio = { nil, stdout, stderr }, env = environ(opts.env) },
+    function(code, signal)
+      p.code, p.signal = code, signal
+      handle:close()
+    end)
+  assert(handle, pid)
+  p.handle, p.pid = handle, pid
+  local function reader(pipe, field)
+    pipe:read_start(function(e, data)
+      if data then
+        p[field] = p[field] .. data
+      else
+        pipe:close()
+        p.open = p.open - 1
+      end
+    end)
+  end
+  reader(stdout, "out")
+  reader(stderr, "err")
+  children[p] = true
+  return p
+end
+
+function C.done(p) return p.code ~= nil and p.open == 0 end
+
+-- Waits for p to exit (a safety bound, not a timing assertion).
+function C.wait(p, ms)
+  assert(N.wait(function() return C.done(p) end, ms or 30000),
+    "peernet-host did not exit; stdout: " .. p.out .. "\nstderr: " .. p.err)
+  children[p] = nil
+  return p
+end
+
+-- Runs peernet-host to completion: code, stdout, stderr.
+function C.run(args, opts)
+  local p = C.wait(C.spawn(args, opts))
+  return p.code, p.out, p.err
+end
+
+-- Waits until the child's stdout matches pattern; returns the captures.
+function C.expect(p, pattern, ms)
+  local caps
+  assert(N.wait(function()
+    caps = table.pack(p.out:match(pattern))
+    return caps[1] ~= nil or p.code ~= nil
+  end, ms or 15000), "no '" .. pattern .. "' in stdout: " .. p.out .. "\nstderr: " .. p.err)
+  assert(caps[1] ~= nil, "peernet-host exited (" .. tostring(p.code) .. ") before printing '" .. pattern
+    .. "'; stdout: " .. p.out .. "\nstderr: " .. p.err)
+  return table.unpack(caps, 1, caps.n)
+end
+
+function C.kill(p, sig)
+  if p.code == nil then p.handle:kill(sig or "sigterm") end
+end
+
+-- Kills every child still running (teardown).
+function C.reap()
+  for p in pairs(children) do
+    C.kill(p, "sigkill")
+    N.wait(function() return C.done(p) end, 5000)
+    children[p] = nil
+  end
+end
+
+-- A data dir with an identity: dir, key.
+function C.init(dir)
+  local code, out, err = C.run { "--data-dir", dir, "init" }
+  assert(code == 0, err)
+  return dir, out:match("identity (%x+)")
+end
+
+return C
