@@ -105,3 +105,62 @@ describe("examples: handler directories", function()
     N.close(c)
   end)
 end)
+
+describe("examples: chat.lua between two peernet-host processes", function()
+  local C = require "support.cli"
+  local uv = require "luv"
+  local dirs = {}
+  after_each(function()
+    C.reap()
+    for _, d in ipairs(dirs) do H.rmdir(d) end
+    dirs = {}
+    N.spin(10) -- let the pipes' closes finish before busted exits
+  end)
+
+  local function free_port()
+    local t = uv.new_tcp()
+    assert(t:bind("127.0.0.1", 0))
+    local port = t:getsockname().port
+    -- luv 1.44 must not collect a handle whose close is still pending
+    local closed = false
+    t:close(function() closed = true end)
+    N.wait(function() return closed end)
+    return port
+  end
+
+  it("lines typed on one side arrive on the other; a line sent to an absent peer is not delivered", function()
+    local function data_dir()
+      local d = H.tmpdir()
+      dirs[#dirs + 1] = d
+      return C.init(d .. "/data")
+    end
+    local da, ka = data_dir()
+    local db, kb = data_dir()
+    local port = free_port()
+    assert.equal(0, (C.run { "--data-dir", da, "trust", "add", kb, "--label", "bob" }))
+    assert.equal(0, (C.run { "--data-dir", db, "trust", "add", ka, "--label", "alice",
+      "--addr", "127.0.0.1:" .. port }))
+    local chat = H.source_dir .. "/examples/chat.lua"
+    local alice = C.spawn({ "--data-dir", da, "run", "--listen", "127.0.0.1:" .. port, chat, "bob" },
+      { stdin = true })
+    local bob
+    -- alice listens before bob dials (her first line is about her own dial)
+    C.expect(alice, "%* ")
+    bob = C.spawn({ "--data-dir", db, "run", chat, "alice" }, { stdin = true })
+    C.expect(bob, "%* connected")
+    C.type(bob, "hello alice\n")
+    C.expect(alice, "<" .. kb:sub(1, 8) .. "> hello alice")
+    C.type(alice, "hi bob\n")
+    C.expect(bob, "<" .. ka:sub(1, 8) .. "> hi bob")
+    -- bob leaves (Ctrl-D): his process ends by itself, exit 0
+    C.eof(bob)
+    C.wait(bob)
+    assert.same({ 0, 0 }, { bob.code, bob.signal })
+    C.expect(alice, "left")
+    C.type(alice, "anyone?\n")
+    C.expect(alice, "not delivered %(not_connected%)")
+    C.eof(alice)
+    C.wait(alice)
+    assert.same({ 0, 0 }, { alice.code, alice.signal })
+  end)
+end)

@@ -26,12 +26,21 @@ function C.spawn(args, opts)
   opts = opts or {}
   local p = { out = "", err = "", open = 2 }
   local stdout, stderr = uv.new_pipe(false), uv.new_pipe(false)
+  -- opts.stdin: the child reads a pipe the spec writes with C.type / C.eof.
+  -- A plain OS pipe, not a luv pipe handle: luv 1.44 crashes at exit after
+  -- spawning with a pipe handle on stdin.
+  local stdin, fds = nil, nil
+  if opts.stdin then
+    fds = assert(uv.pipe({ nonblock = false }, { nonblock = false }))
+    stdin, p.stdin = fds.read, fds.write
+  end
   local handle, pid
-  handle, pid = uv.spawn(C.bin, { args = args, stdio = { nil, stdout, stderr }, env = environ(opts.env) },
+  handle, pid = uv.spawn(C.bin, { args = args, stdio = { stdin, stdout, stderr }, env = environ(opts.env) },
     function(code, signal)
       p.code, p.signal = code, signal
       handle:close()
     end)
+  if fds then uv.fs_close(fds.read) end
   assert(handle, pid)
   p.handle, p.pid = handle, pid
   local function reader(pipe, field)
@@ -78,6 +87,15 @@ function C.expect(p, pattern, ms)
   return table.unpack(caps, 1, caps.n)
 end
 
+-- Writes text to the child's stdin (spawned with {stdin = true}).
+function C.type(p, text) assert(uv.fs_write(p.stdin, text)) end
+
+-- Closes the child's stdin: it reads end of file.
+function C.eof(p)
+  if p.stdin then uv.fs_close(p.stdin) end
+  p.stdin = nil
+end
+
 function C.kill(p, sig)
   if p.code == nil then p.handle:kill(sig or "sigterm") end
 end
@@ -85,6 +103,7 @@ end
 -- Kills every child still running (teardown).
 function C.reap()
   for p in pairs(children) do
+    C.eof(p)
     C.kill(p, "sigkill")
     N.wait(function() return C.done(p) end, 5000)
     children[p] = nil
