@@ -27,8 +27,8 @@ function C.spawn(args, opts)
   local p = { out = "", err = "", open = 2 }
   local stdout, stderr = uv.new_pipe(false), uv.new_pipe(false)
   -- opts.stdin: the child reads a pipe the spec writes with C.type / C.eof.
-  -- A plain OS pipe, not a luv pipe handle: luv 1.44 crashes at exit after
-  -- spawning with a pipe handle on stdin.
+  -- A plain OS pipe written synchronously: a line is in the pipe before the
+  -- spec waits for its effect, and there is no handle left to close.
   local stdin, fds = nil, nil
   if opts.stdin then
     fds = assert(uv.pipe({ nonblock = false }, { nonblock = false }))
