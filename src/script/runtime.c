@@ -242,9 +242,12 @@ static void task_done(pn_task *t, int rc, int nres) {
         }
     } else {
         const char *tb = error_text(s, co);
-        pn_rt_log(s->rt, PN_LOG_ERROR, "%s: %s failed: %s", s->path, t->what, tb);
+        /* A run script's own errors go to its error callback (printed
+         * once, then the process exits), the rest to the log. */
         if (!s->sandboxed && t->kind == PN_TASK_MAIN && s->rt->o.on_error)
             s->rt->o.on_error(s->rt->o.on_error_ud, tb);
+        else
+            pn_rt_log(s->rt, PN_LOG_ERROR, "%s: %s failed: %s", s->path, t->what, tb);
         lua_pop(s->L, 1);
     }
     task_free(t);
