@@ -133,18 +133,54 @@ static void send_v6(pn_discovery *d, uv_buf_t b) {
     uv_free_interface_addresses(ifs, n);
 }
 
+/* 255.255.255.255 leaves only through the interface of the default route,
+ * and not at all without one (two machines on a bare switch). So the
+ * limited broadcast is sent as each interface's own broadcast address
+ * instead, which every listener on 0.0.0.0 receives the same way. Returns
+ * the number sent; 0 when no interface has one. */
+static int send_v4_each(pn_discovery *d, uv_buf_t b) {
+    pn_host *h = d->host;
+    uv_interface_address_t *ifs;
+    int n, sent = 0, tried = 0;
+    if (uv_interface_addresses(&ifs, &n) != 0) return 0;
+    for (int i = 0; i < n && tried < PN_DISCOVERY_IFACES_MAX; i++) {
+        const struct sockaddr_in *a = &ifs[i].address.address4, *m = &ifs[i].netmask.netmask4;
+        if (a->sin_family != AF_INET || ifs[i].is_internal) continue;
+        uint32_t mask = ntohl(m->sin_addr.s_addr);
+        if (mask >= 0xfffffffeu) continue; /* /31, /32: no broadcast address on that link */
+        struct sockaddr_in dst = d->bcast;
+        dst.sin_addr.s_addr = htonl(ntohl(a->sin_addr.s_addr) | ~mask);
+        tried++;
+        int rc = uv_udp_try_send(&d->udp4, &b, 1, (const struct sockaddr *)&dst);
+        if (rc >= 0) {
+            sent++;
+        } else if (!d->warned4) {
+            d->warned4 = 1;
+            pn_host_log(h, PN_LOG_INFO, "discovery: announce on %s: %s", ifs[i].name,
+                        uv_strerror(rc));
+        }
+    }
+    uv_free_interface_addresses(ifs, n);
+    h->stats.announces_sent += (uint64_t)sent;
+    if (tried && sent == tried) d->warned4 = 0;
+    return tried;
+}
+
 void pn_discovery_announce(pn_host *h) {
     pn_discovery *d = h->discovery;
     if (!d || h->closing || !h->port) return; /* not listening: nothing to announce */
     uv_buf_t b = uv_buf_init((char *)d->msg, sizeof d->msg);
-    int rc = uv_udp_try_send(&d->udp4, &b, 1, (const struct sockaddr *)&d->bcast);
-    if (rc >= 0) {
-        h->stats.announces_sent++;
-        d->warned4 = 0;
-    } else if (!d->warned4) { /* e.g. no IPv4 route at all: said once, until it works again */
-        d->warned4 = 1;
-        pn_host_log(h, PN_LOG_INFO, "discovery: announce to %s:%u: %s", h->broadcast,
-                    h->cfg.announce_port, uv_strerror(rc));
+    int limited = d->bcast.sin_addr.s_addr == htonl(0xffffffffu);
+    if (!limited || send_v4_each(d, b) == 0) {
+        int rc = uv_udp_try_send(&d->udp4, &b, 1, (const struct sockaddr *)&d->bcast);
+        if (rc >= 0) {
+            h->stats.announces_sent++;
+            d->warned4 = 0;
+        } else if (!d->warned4) { /* e.g. no IPv4 route at all: said once, until it works */
+            d->warned4 = 1;
+            pn_host_log(h, PN_LOG_INFO, "discovery: announce to %s:%u: %s", h->broadcast,
+                        h->cfg.announce_port, uv_strerror(rc));
+        }
     }
     if (d->has6 && h->cfg.announce_v6) send_v6(d, b);
     if (uv_is_active((uv_handle_t *)&d->timer)) uv_timer_again(&d->timer);
