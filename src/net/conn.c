@@ -202,6 +202,7 @@ static void on_dead(uv_timer_t *t) {
     char why[128];
     if (c->probe_due && uv_now(h->loop) >= c->probe_due) {
         h->stats.probes_failed++;
+        c->redial_now = 1; /* the network moved under it; the peer may be fine elsewhere */
         snprintf(why, sizeof why, "peer silent: no pong within %u ms of a probe",
                  h->cfg.probe_timeout_ms);
     } else {

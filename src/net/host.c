@@ -508,8 +508,12 @@ void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
     if (p->live == c) {
         p->live = NULL;
         p->status = PN_PEER_DISCONNECTED;
+        if (c->redial_now) p->backoff_ms = h->cfg.backoff_min_ms;
         emit(h, PN_EVENT_DISCONNECTED, p);
-        pn_host_schedule_redial(h, p);
+        if (c->redial_now && p->trusted && !p->live && !p->dialing && p->addr[0] && !h->closing)
+            uv_timer_start(&p->redial, on_redial, 0, 0);
+        else
+            pn_host_schedule_redial(h, p);
     }
 }
 
@@ -622,6 +626,51 @@ void pn_host_on_announce(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     if (fresh) emit(h, PN_EVENT_DISCOVERED, p);
 }
 
+static int same_ip(const struct sockaddr *a, const struct sockaddr *b) {
+    if (a->sa_family == AF_INET && b->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->sa_family == AF_INET6 && b->sa_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+    return 0;
+}
+
+static int address_is_local(const struct sockaddr_storage *ss, uv_interface_address_t *ifs, int n) {
+    struct sockaddr_in v4;
+    const struct sockaddr *sa = (const struct sockaddr *)ss;
+    if (ss->ss_family == AF_INET6 &&
+        IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)ss)->sin6_addr)) {
+        memset(&v4, 0, sizeof v4);
+        v4.sin_family = AF_INET;
+        memcpy(&v4.sin_addr, ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr + 12, 4);
+        sa = (const struct sockaddr *)&v4;
+    }
+    for (int i = 0; i < n; i++)
+        if (same_ip(sa, (const struct sockaddr *)&ifs[i].address)) return 1;
+    return 0;
+}
+
+static void close_orphaned_links(pn_host *h) {
+    uv_interface_address_t *ifs;
+    int n;
+    if (uv_interface_addresses(&ifs, &n) != 0) return; /* cannot tell: the probes will */
+    for (pn_conn *c = h->conns; c && !h->closing;) {
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        if (c->state != PN_CONN_LIVE ||
+            uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
+            address_is_local(&ss, ifs, n)) {
+            c = c->next;
+            continue;
+        }
+        c->redial_now = 1;
+        pn_conn_close(c, "its local address left this machine");
+        c = h->conns; /* closing unlinked it; the ones seen before are still fine */
+    }
+    uv_free_interface_addresses(ifs, n);
+}
+
 void pn_host_set_network_hook(pn_host *h, void (*fn)(void *ud), void *ud) {
     h->network_hook = fn;
     h->network_hook_ud = ud;
@@ -638,6 +687,10 @@ void pn_host_network_changed(pn_host *h) {
     pn_discovery_announce(h);
     /* MDNS HOOK: pn_mdns_network_changed runs here once wired. */
     if (h->network_hook) h->network_hook(h->network_hook_ud);
+    if (h->closing) return;
+    /* A link whose local address has left every interface is dead for sure:
+     * it goes now instead of after the probe deadline. */
+    close_orphaned_links(h);
     if (h->closing) return;
     /* Healthy links answer and stay; a link that lost its path is closed by
      * its dead timer and redialled. A probe that cannot even be queued

@@ -124,6 +124,7 @@ struct pn_conn {
     } pings[PN_PINGS_MAX];
     int npings;
     uint64_t probe_due; /* uv_now() by which the probe's pong is due, 0 = no probe out */
+    int redial_now;     /* closed because its path is gone, not the peer: redial at once */
     uint8_t probe_nonce[PN_NONCE_LEN];
 };
 
