@@ -11,7 +11,8 @@
 --   call ok VALUE | call fail ERR
 --   peer STATUS ADDR            (or: peer none)
 -- and reads commands on stdin, one per line:
---   trust KEY [ADDR] | call KEY | peer KEY | netchange | quit
+--   trust KEY [ADDR] | call KEY | peer KEY | stats | netchange | quit
+-- (stats prints: stats network_changes=N probes_failed=N announces_sent=N)
 -- PN_BUILD_DIR (set by ctest) says where peernet.so is.
 local build = os.getenv("PN_BUILD_DIR") or "build"
 package.cpath = build .. "/?.so;" .. package.cpath
@@ -55,6 +56,11 @@ local commands = {
     out(p and ("peer " .. p.status .. " " .. p.addr) or "peer none")
   end,
   netchange = function() h:network_changed() end,
+  stats = function()
+    local st = h:stats()
+    out(string.format("stats network_changes=%d probes_failed=%d announces_sent=%d",
+      st.network_changes, st.probes_failed, st.announces_sent))
+  end,
   quit = function() h:close() uv.stop() end,
 }
 

@@ -236,6 +236,11 @@ int pn_discovery_open(pn_host *h, pn_err *e) {
                     uv_strerror(rc));
     if (d->has6 && rc == 0) uv_udp_set_multicast_loop(&d->udp6, 1);
     uv_timer_start(&d->timer, on_tick, h->cfg.announce_interval_ms, h->cfg.announce_interval_ms);
+    if (!h->port) { /* a host that does not listen: hearing announces must not hold the loop */
+        uv_unref((uv_handle_t *)&d->timer);
+        uv_unref((uv_handle_t *)&d->udp4);
+        if (d->has6) uv_unref((uv_handle_t *)&d->udp6);
+    }
     pn_discovery_announce(h);
     return 0;
 }

@@ -144,6 +144,13 @@ static void on_readable(uv_poll_t *p, int status, int events) {
 
 /* ---- open / close -------------------------------------------------------- */
 
+/* Like the trust file's watch, the monitor alone must not keep a loop alive. */
+static void background(pn_netmon *m) {
+    uv_unref((uv_handle_t *)&m->settle);
+    uv_unref((uv_handle_t *)&m->tick);
+    if (m->handles == 3) uv_unref((uv_handle_t *)&m->poll);
+}
+
 int pn_netmon_open(pn_host *h, pn_err *e) {
     pn_netmon *m = calloc(1, sizeof *m);
     if (!m) return pn_err_set(e, PN_ENOMEM, "out of memory");
@@ -179,6 +186,7 @@ int pn_netmon_open(pn_host *h, pn_err *e) {
                         uv_strerror(rc));
             if (m->handles == 3) uv_poll_stop(&m->poll);
         } else {
+            background(m);
             h->refs++;
             h->netmon = m;
             return 0;
@@ -186,6 +194,7 @@ int pn_netmon_open(pn_host *h, pn_err *e) {
     }
     m->digest = interfaces_digest();
     uv_timer_start(&m->tick, on_tick, PN_NETMON_POLL_MS, PN_NETMON_POLL_MS);
+    background(m);
     h->refs++;
     h->netmon = m;
     return 0;
