@@ -221,6 +221,8 @@ typedef struct pn_peer_info {
 void pn_host_peers(const pn_host *h, int (*fn)(const pn_peer_info *p, void *ud), void *ud);
 int pn_host_peer(const pn_host *h, const uint8_t key[PN_KEY_LEN], pn_peer_info *out);
 
+/* DISCOVERED: a key was first heard announcing itself on the LAN, or
+ * announced a new address (pn_host_peer gives it; trusted or not). */
 typedef enum { PN_EVENT_CONNECTED, PN_EVENT_DISCONNECTED, PN_EVENT_DISCOVERED } pn_event;
 typedef void (*pn_event_fn)(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], void *ud);
 /* Adds a listener (at most PN_EVENT_LISTENERS; PN_ELIMIT past that); the

@@ -14,8 +14,11 @@ local N = require "support.net"
 
 local SCRIPT = H.source_dir .. "/spec/support/nshost.lua"
 
+-- Under ASan (build-asan) the spec's environment preloads the sanitizer
+-- runtime: ip and sysctl must not get it (their own leaks would abort them),
+-- the host processes must.
 local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1")
+  local p = io.popen("env -u LD_PRELOAD " .. cmd .. " 2>&1")
   local out = p:read("a")
   local ok = p:close()
   return ok, out
@@ -48,7 +51,12 @@ Proc.__index = Proc
 local function spawn(ns, kp, args)
   local p = setmetatable({ lines = {}, err = "", buf = "", ns = ns }, Proc)
   p.stdin, p.stdout, p.stderr = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
-  local argv = { "netns", "exec", ns, "lua5.4", SCRIPT }
+  local argv = { "netns", "exec", ns, "env" }
+  for _, v in ipairs { "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS" } do
+    if os.getenv(v) then argv[#argv + 1] = v .. "=" .. os.getenv(v) end
+  end
+  argv[#argv + 1] = "lua5.4"
+  argv[#argv + 1] = SCRIPT
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
   p.handle = assert(uv.spawn("ip", {
     args = argv,
@@ -101,8 +109,14 @@ function Proc:call(key)
   return line:find("^call ok") ~= nil, line
 end
 
+-- Asks the host to close and waits for a clean exit (under ASan that is when
+-- leaks would be reported); kills it when it does not go.
 function Proc:stop()
   if self.handle and not self.handle:is_closing() then
+    if self.exited == nil then
+      pcall(self.send, self, "quit")
+      N.wait(function() return self.exited ~= nil end, 5000)
+    end
     if self.exited == nil then self.handle:kill("sigkill") end
     N.wait(function() return self.exited ~= nil end, 3000)
     self.handle:close()
@@ -145,6 +159,10 @@ local function drop_net(net)
   uv.run("nowait") -- the close callbacks, while the spec's state is still there
   run("ip netns del " .. net.a)
   run("ip netns del " .. net.b)
+  for _, p in ipairs(net.procs) do
+    assert(p.exited == 0, string.format("[%s] host exited with %s; stderr:\n%s", p.ns,
+      tostring(p.exited), p.err))
+  end
 end
 
 local function host(net, ns, kp, args)

@@ -61,16 +61,19 @@ local commands = {
     out(string.format("stats network_changes=%d probes_failed=%d announces_sent=%d",
       st.network_changes, st.probes_failed, st.announces_sent))
   end,
-  quit = function() h:close() uv.stop() end,
 }
 
 local stdin = uv.new_pipe(false)
+-- the loop ends by itself once the host's handles and stdin are closed
+commands.quit = function()
+  h:close()
+  stdin:close()
+end
 stdin:open(0)
 local pending = ""
 stdin:read_start(function(err, data)
   if err or not data then -- the spec went away
-    h:close()
-    stdin:close()
+    commands.quit()
     return
   end
   pending = pending .. data
@@ -82,6 +85,7 @@ stdin:read_start(function(err, data)
     for w in line:gmatch("%S+") do words[#words + 1] = w end
     local f = commands[words[1]]
     if f then f(table.unpack(words, 2)) else out("unknown command " .. tostring(words[1])) end
+    if words[1] == "quit" then return end
   end
 end)
 uv.run()
