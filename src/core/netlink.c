@@ -21,7 +21,8 @@ int pn_netlink_scan(const uint8_t *buf, size_t len, unsigned *events, pn_err *e)
         if ((size_t)left < sizeof nh)
             return pn_err_set(e, PN_EINVAL, "netlink: %d stray bytes at %zu", left, off);
         memcpy(&nh, buf + off, sizeof nh);
-        if (!NLMSG_OK(&nh, left))
+        /* NLMSG_OK, spelled out: its int/u32 comparison trips -Wsign-compare. */
+        if (nh.nlmsg_len < sizeof nh || nh.nlmsg_len > (unsigned)left)
             return pn_err_set(e, PN_EINVAL, "netlink: message of %u bytes at %zu, %d left",
                               nh.nlmsg_len, off, left);
         size_t payload = nh.nlmsg_len - NLMSG_HDRLEN;
