@@ -136,6 +136,35 @@ describe("LAN discovery", function()
     N.close(a, b)
   end)
 
+  it("remembers at most 256 untrusted keys from announces, forgetting the stalest", function()
+    local port = free_udp_port()
+    local a = N.host(N.keys(), disc(port, { announce_interval = 60000 }))
+    assert(N.wait(function() return a:stats().announces_in >= 1 end))
+    local keys = {}
+    for i = 1, 300 do keys[i] = N.keys() end
+    for from = 1, 300, 50 do -- in steps, so the socket buffer never overflows
+      local batch = {}
+      for i = from, from + 49 do batch[#batch + 1] = announce(1000 + i, keys[i]:public()) end
+      local before = a:stats().announces_in
+      udp_send(port, batch)
+      assert(N.wait(function() return a:stats().announces_in >= before + 50 end))
+    end
+    assert.are.equal(256, #a:peers())
+    assert.is_nil(a:peer(keys[1]:public_hex()))
+    assert.is_nil(a:peer(keys[44]:public_hex()))
+    assert.are.equal("127.0.0.1:1045", a:peer(keys[45]:public_hex()).addr)
+    assert.are.equal("discovered", a:peer(keys[300]:public_hex()).status)
+    -- a trusted key leaves the strangers (one slot free) and is never forgotten
+    a:trust(keys[45]:public_hex())
+    local before = a:stats().announces_in
+    udp_send(port, { announce(9, N.keys():public()), announce(9, N.keys():public()) })
+    assert(N.wait(function() return a:stats().announces_in >= before + 2 end))
+    assert.are.equal(257, #a:peers())
+    assert.is_true(a:peer(keys[45]:public_hex()).trusted)
+    assert.is_nil(a:peer(keys[46]:public_hex()))
+    N.close(a)
+  end)
+
   it("is off unless asked for in host.new", function()
     local a = N.host(N.keys())
     assert.are.equal(0, a:stats().announces_sent)

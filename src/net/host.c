@@ -342,6 +342,8 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     h->dirty = NULL;
     release_handlers(h);
     pn_registry_close_all(h);
+    h->strangers = h->strangers_tail = NULL;
+    h->ndiscovered = 0;
     uv_close((uv_handle_t *)&h->flush_check, on_handle_closed);
     uv_close((uv_handle_t *)&h->flush_idle, on_handle_closed);
     pn_host_unref(h);
@@ -517,6 +519,36 @@ void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
     }
 }
 
+/* ---- strangers: untrusted peers heard announcing themselves ------------ */
+
+static void stranger_unlink(pn_host *h, pn_peer *p) {
+    if (!p->stranger) return;
+    if (p->sprev)
+        p->sprev->snext = p->snext;
+    else
+        h->strangers = p->snext;
+    if (p->snext)
+        p->snext->sprev = p->sprev;
+    else
+        h->strangers_tail = p->sprev;
+    p->sprev = p->snext = NULL;
+    p->stranger = 0;
+    h->ndiscovered--;
+}
+
+/* To the front: heard from just now. */
+static void stranger_push(pn_host *h, pn_peer *p) {
+    stranger_unlink(h, p);
+    p->snext = h->strangers;
+    if (h->strangers)
+        h->strangers->sprev = p;
+    else
+        h->strangers_tail = p;
+    h->strangers = p;
+    p->stranger = 1;
+    h->ndiscovered++;
+}
+
 /* ---- trust ------------------------------------------------------------- */
 
 int pn_host_trust(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e) {
@@ -536,7 +568,7 @@ int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *ad
     if (addr && pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return e->code;
     pn_peer *p = pn_registry_get(h, key, e);
     if (!p) return e->code;
-    if (p->announced && !p->trusted) h->ndiscovered--;
+    stranger_unlink(h, p);
     int discovered = !p->trusted && p->status == PN_PEER_DISCOVERED && p->addr[0];
     p->trusted = 1;
     if (addr) snprintf(p->addr, sizeof p->addr, "%s", addr);
@@ -551,7 +583,7 @@ int pn_host_untrust(pn_host *h, const uint8_t key[PN_KEY_LEN]) {
     pn_peer *p = pn_registry_find(h, key);
     if (!p || !p->trusted) return PN_ENOTFOUND;
     p->trusted = p->api_trusted = p->in_file = 0;
-    if (p->announced) h->ndiscovered++;
+    if (p->announced) stranger_push(h, p);
     uv_timer_stop(&p->redial);
     /* From the head each time: a disconnected event may close others. */
     for (;;) {
@@ -572,18 +604,14 @@ int pn_host_is_trusted(const pn_host *h, const uint8_t key[PN_KEY_LEN]) {
 
 /* ---- discovery and network changes ----------------------------------------- */
 
-/* Makes room for one more stranger: the untrusted announced peer heard from
- * least recently goes. Returns 0 when none can go. */
+/* Makes room for one more stranger: the one heard from least recently
+ * goes. An untrusted peer has no connection, dial or waiter (untrust ended
+ * them), so nothing refers to it. Returns 0 when the list is empty. */
 static int forget_stalest_stranger(pn_host *h) {
-    pn_peer *oldest = NULL;
-    for (unsigned b = 0; b < PN_REGISTRY_BUCKETS; b++)
-        for (pn_peer *p = h->peers[b]; p; p = p->next)
-            if (p->announced && !p->trusted && !p->live && !p->dialing && !p->waiters &&
-                (!oldest || p->last_seen_ms < oldest->last_seen_ms))
-                oldest = p;
-    if (!oldest) return 0;
-    pn_registry_forget(h, oldest);
-    h->ndiscovered--;
+    pn_peer *p = h->strangers_tail;
+    if (!p) return 0;
+    stranger_unlink(h, p);
+    pn_registry_forget(h, p);
     return 1;
 }
 
@@ -602,8 +630,8 @@ void pn_host_on_announce(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
         return;
     }
     int fresh = !p->announced || strcmp(p->addr, addr) != 0;
-    if (!p->announced && !p->trusted) h->ndiscovered++;
     p->announced = 1;
+    if (!p->trusted) stranger_push(h, p);
     p->last_seen_ms = uv_now(h->loop) | 1;
     if (fresh) {
         int moved = p->addr[0] && strcmp(p->addr, addr) != 0;

@@ -63,7 +63,9 @@ typedef struct pn_peer {
     pn_waiter *waiters;
     uv_timer_t redial;
     uint32_t backoff_ms; /* the next redial delay before jitter */
-    int announced; /* an announce has been heard from it (counted in ndiscovered when untrusted) */
+    int announced;       /* an announce has been heard from it */
+    int stranger;        /* on h->strangers: announced and not trusted */
+    struct pn_peer *sprev, *snext;
     struct pn_peer *next;
 } pn_peer;
 
@@ -180,7 +182,10 @@ struct pn_host {
     struct pn_discovery *discovery; /* UDP announces, when cfg.discovery */
     struct pn_netmon *netmon;       /* network change monitor, when cfg.netmon */
     char broadcast[PN_ADDR_MAX];    /* cfg.broadcast, copied */
-    uint32_t ndiscovered;           /* untrusted peers known only from announces */
+    /* Untrusted peers known from announces, the one heard from last first:
+     * at most PN_DISCOVERED_MAX, the tail is forgotten to make room. */
+    pn_peer *strangers, *strangers_tail;
+    uint32_t ndiscovered;
     /* MDNS HOOK: called on every network change, after the re-announce and
      * before the probes; the lead wires it to pn_mdns_network_changed
      * (pn_host_set_network_hook). NULL: nothing. */
