@@ -955,6 +955,8 @@ static pn_host *host_new(int legacy, int tight) {
     c.backoff_min_ms = c.backoff_max_ms = LONG_MS; /* a peer given an address is not redialled */
     c.test_ephemeral = host_eph;
     c.test_legacy_atoms = legacy;
+    c.discovery = 0; /* no broadcasts, no netlink: only the bytes fed in */
+    c.netmon = 0;
     c.log = debug ? on_log : quiet_log;
     pn_host *h = pn_host_new(&loop, &c, &e);
     if (!h) {

@@ -58,6 +58,28 @@ typedef struct pn_host_config {
     uint32_t max_calls_in_flight;    /* per peer, each direction: 4096 */
     size_t max_outbuf;               /* bytes queued to one peer not yet written: 8 MiB */
 
+    /* LAN discovery (PROTOCOL.md "LAN discovery announce"): a listening host
+     * broadcasts its key and TCP port every announce_interval_ms, at start and
+     * on every network change, and listens for the announces of others (the
+     * port is shared: several hosts on one machine all hear them). A trusted
+     * peer's announce gives it an address and a dial; an untrusted one is
+     * recorded as discovered and reported (PN_EVENT_DISCOVERED). */
+    int discovery;                 /* on: 1 */
+    uint16_t announce_port;        /* UDP port announces go to and come from: 4040 */
+    uint32_t announce_interval_ms; /* 5 s */
+    const char *broadcast;         /* IPv4 destination: "255.255.255.255" (copied) */
+    /* 1: announces also go to the IPv6 all-nodes group ff02::1 on every
+     * interface with a link-local address, so hosts on a link without any
+     * configured IPv4 address still find each other (an extension). */
+    int announce_v6;
+    /* Network monitor: address and link changes (netlink, or polling the
+     * interface list where netlink cannot be opened) re-announce and probe
+     * every live link. 0 off, 1 on, 2 polling only (for tests). */
+    int netmon;
+    /* After a network change every live link is pinged; one whose pong is
+     * later than this is closed and redialled: 2 s. */
+    uint32_t probe_timeout_ms;
+
     /* 1: the host does not keep the loop alive (every handle it opens is
      * unref'd), so a program whose own work is done can let uv_run return
      * while the host still listens. peernet-host run uses it. */
@@ -202,6 +224,8 @@ typedef struct pn_peer_info {
 void pn_host_peers(const pn_host *h, int (*fn)(const pn_peer_info *p, void *ud), void *ud);
 int pn_host_peer(const pn_host *h, const uint8_t key[PN_KEY_LEN], pn_peer_info *out);
 
+/* DISCOVERED: a key was first heard announcing itself on the LAN, or
+ * announced a new address (pn_host_peer gives it; trusted or not). */
 typedef enum { PN_EVENT_CONNECTED, PN_EVENT_DISCONNECTED, PN_EVENT_DISCOVERED } pn_event;
 typedef void (*pn_event_fn)(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], void *ud);
 /* Adds a listener (at most PN_EVENT_LISTENERS; PN_ELIMIT past that); the
@@ -215,12 +239,21 @@ void pn_host_off_event(pn_host *h, pn_event_fn fn, void *ud);
 int pn_host_on_closing(pn_host *h, void (*fn)(void *ud), void *ud);
 void pn_host_off_closing(pn_host *h, void (*fn)(void *ud), void *ud);
 
+/* The network changed (netmon calls it; a program that learns it another way
+ * may too): announces again, and pings every live link with the probe
+ * deadline; links that do not answer in time are closed and redialled,
+ * healthy ones are kept. Disconnected peers with an address are redialled
+ * at once. */
+void pn_host_network_changed(pn_host *h);
+
 /* Counters for diagnostics and specs. */
 typedef struct pn_host_stats {
     uint32_t connections; /* open TCP connections */
     uint32_t handshaking; /* of which not yet authenticated */
     uint64_t accepted, refused, handshakes_failed, closed_protocol;
     uint64_t frames_in, frames_out, writes; /* writes: socket writes (coalescing) */
+    uint64_t announces_sent, announces_in, announces_ignored; /* ignored: own or malformed */
+    uint64_t network_changes, probes_failed;
 } pn_host_stats;
 void pn_host_get_stats(const pn_host *h, pn_host_stats *out);
 

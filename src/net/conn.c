@@ -198,9 +198,24 @@ void pn_conn_flush(pn_conn *c) {
 
 static void on_dead(uv_timer_t *t) {
     pn_conn *c = t->data;
-    char why[96];
-    snprintf(why, sizeof why, "peer silent: no pong within %u ms", c->host->cfg.ping_timeout_ms);
+    pn_host *h = c->host;
+    char why[128];
+    if (c->probe_due && uv_now(h->loop) >= c->probe_due) {
+        h->stats.probes_failed++;
+        c->redial_now = 1; /* the network moved under it; the peer may be fine elsewhere */
+        snprintf(why, sizeof why, "peer silent: no pong within %u ms of a probe",
+                 h->cfg.probe_timeout_ms);
+    } else {
+        snprintf(why, sizeof why, "peer silent: no pong within %u ms", h->cfg.ping_timeout_ms);
+    }
     pn_conn_close(c, why);
+}
+
+/* The dead timer runs to the earlier of the oldest ping's due time and the probe's. */
+static void arm_dead(pn_conn *c) {
+    uint64_t now = uv_now(c->host->loop), due = c->pings[0].sent + c->host->cfg.ping_timeout_ms;
+    if (c->probe_due && c->probe_due < due) due = c->probe_due;
+    uv_timer_start(&c->dead, on_dead, due > now ? due - now : 0, 0);
 }
 
 void pn_conn_ping(pn_conn *c, const uint8_t *nonce) {
@@ -231,14 +246,25 @@ static void on_pong(pn_conn *c, const uint8_t *nonce) {
         if (sodium_memcmp(c->pings[i].nonce, nonce, PN_NONCE_LEN) == 0) break;
     if (i == c->npings) return; /* not ours: ignored */
     /* An answer to one ping answers every earlier one too. */
+    for (int j = 0; j <= i && c->probe_due; j++)
+        if (sodium_memcmp(c->pings[j].nonce, c->probe_nonce, PN_NONCE_LEN) == 0) c->probe_due = 0;
     memmove(c->pings, c->pings + i + 1, (size_t)(c->npings - i - 1) * sizeof c->pings[0]);
     c->npings -= i + 1;
     if (c->npings == 0) {
+        c->probe_due = 0;
         uv_timer_stop(&c->dead);
         return;
     }
-    uint64_t now = uv_now(c->host->loop), due = c->pings[0].sent + c->host->cfg.ping_timeout_ms;
-    uv_timer_start(&c->dead, on_dead, due > now ? due - now : 0, 0);
+    arm_dead(c);
+}
+
+void pn_conn_probe(pn_conn *c, uint32_t deadline_ms) {
+    if (c->state != PN_CONN_LIVE || c->probe_due) return;   /* one probe out at a time */
+    if (c->npings < PN_PINGS_MAX) pn_conn_ping(c, NULL);    /* else the last one out will do */
+    if (c->state != PN_CONN_LIVE || c->npings == 0) return; /* queueing it failed */
+    memcpy(c->probe_nonce, c->pings[c->npings - 1].nonce, PN_NONCE_LEN);
+    c->probe_due = uv_now(c->host->loop) + deadline_ms;
+    arm_dead(c);
 }
 
 /* ---- reading ---------------------------------------------------------- */

@@ -24,6 +24,13 @@ void pn_host_config_init(pn_host_config *c) {
     c->max_connections = 1024;
     c->max_calls_in_flight = 4096;
     c->max_outbuf = 8u << 20;
+    c->discovery = 1;
+    c->announce_port = PN_DEFAULT_PORT;
+    c->announce_interval_ms = 5000;
+    c->broadcast = "255.255.255.255";
+    c->announce_v6 = 1;
+    c->netmon = 1;
+    c->probe_timeout_ms = 2000;
 }
 
 double pn_wall_now(void) {
@@ -222,10 +229,13 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
         cfg->call_timeout_ms == 0 || (cfg->ping_interval_ms && cfg->ping_timeout_ms == 0) ||
         cfg->backoff_min_ms == 0 || cfg->backoff_max_ms < cfg->backoff_min_ms ||
         cfg->max_connections == 0 || cfg->max_pending_handshakes == 0 ||
-        cfg->max_calls_in_flight == 0) {
+        cfg->max_calls_in_flight == 0 || cfg->probe_timeout_ms == 0 ||
+        (cfg->discovery && (cfg->announce_port == 0 || cfg->announce_interval_ms == 0)) ||
+        (cfg->broadcast && strlen(cfg->broadcast) >= PN_ADDR_MAX)) {
         pn_err_set(e, PN_EINVAL,
                    "host: bad setting (frame_cap 64..%d, max_outbuf >= frame_cap + 4, timeouts, "
-                   "limits and backoff_min > 0, backoff_max >= backoff_min)",
+                   "limits, backoff_min, probe_timeout, announce_port and announce_interval > 0, "
+                   "backoff_max >= backoff_min)",
                    PN_TRANSPORT_BODY_MAX);
         return NULL;
     }
@@ -244,6 +254,9 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
     h->cfg.secret = NULL;
     h->cfg.listen = NULL;
     h->cfg.test_ephemeral = NULL;
+    h->cfg.broadcast = NULL;
+    snprintf(h->broadcast, sizeof h->broadcast, "%s",
+             cfg->broadcast ? cfg->broadcast : "255.255.255.255");
     memcpy(h->priv, cfg->secret, PN_KEY_LEN);
     crypto_scalarmult_base(h->pub, h->priv);
     if (cfg->test_ephemeral) {
@@ -270,6 +283,18 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
         pn_host_close(h, NULL, NULL);
         return NULL;
     }
+    pn_err de;
+    if (cfg->discovery && pn_discovery_open(h, &de) != 0) {
+        if (de.code == PN_EINVAL) { /* a bad setting is the caller's to fix */
+            *e = de;
+            pn_host_close(h, NULL, NULL);
+            return NULL;
+        }
+        /* A host that cannot discover still serves the peers it knows. */
+        pn_host_log(h, PN_LOG_WARN, "%s; running without LAN discovery", de.msg);
+    }
+    if (cfg->netmon && pn_netmon_open(h, &de) != 0)
+        pn_host_log(h, PN_LOG_WARN, "%s; network changes will go unnoticed", de.msg);
     return h;
 }
 
@@ -309,6 +334,8 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     h->on_closed_ud = ud;
     pn_host_stop_listening(h);
     pn_trustfile_close(h);
+    pn_discovery_close(h);
+    pn_netmon_close(h);
     while (h->conns)
         pn_conn_close(h->conns, "host closing");
     for (unsigned b = 0; b < PN_REGISTRY_BUCKETS; b++)
@@ -320,6 +347,8 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     h->dirty = NULL;
     release_handlers(h);
     pn_registry_close_all(h);
+    h->strangers = h->strangers_tail = NULL;
+    h->ndiscovered = 0;
     uv_close((uv_handle_t *)&h->flush_check, on_handle_closed);
     uv_close((uv_handle_t *)&h->flush_idle, on_handle_closed);
     pn_host_unref(h);
@@ -464,7 +493,10 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
             pn_host_log(h, PN_LOG_DEBUG, "peer %s…: duplicate connection closed (tie-break)",
                         short_key(p->key, k));
             pn_conn_close(c, "duplicate connection (tie-break: the lower key's dial wins)");
-            pn_conn_ping(old, NULL); /* a stale survivor is found out quickly */
+            /* The peer dialled again while we hold a link: ours may be stale
+             * (its address changed); if so it is found out within the probe
+             * deadline. */
+            pn_conn_probe(old, h->cfg.probe_timeout_ms);
             return;
         }
         p->live = c;
@@ -504,9 +536,43 @@ void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
     if (p->live == c) {
         p->live = NULL;
         p->status = PN_PEER_DISCONNECTED;
+        if (c->redial_now) p->backoff_ms = h->cfg.backoff_min_ms;
         emit(h, PN_EVENT_DISCONNECTED, p);
-        pn_host_schedule_redial(h, p);
+        if (c->redial_now && p->trusted && !p->live && !p->dialing && p->addr[0] && !h->closing)
+            uv_timer_start(&p->redial, on_redial, 0, 0);
+        else
+            pn_host_schedule_redial(h, p);
     }
+}
+
+/* ---- strangers: untrusted peers heard announcing themselves ------------ */
+
+static void stranger_unlink(pn_host *h, pn_peer *p) {
+    if (!p->stranger) return;
+    if (p->sprev)
+        p->sprev->snext = p->snext;
+    else
+        h->strangers = p->snext;
+    if (p->snext)
+        p->snext->sprev = p->sprev;
+    else
+        h->strangers_tail = p->sprev;
+    p->sprev = p->snext = NULL;
+    p->stranger = 0;
+    h->ndiscovered--;
+}
+
+/* To the front: heard from just now. */
+static void stranger_push(pn_host *h, pn_peer *p) {
+    stranger_unlink(h, p);
+    p->snext = h->strangers;
+    if (h->strangers)
+        h->strangers->sprev = p;
+    else
+        h->strangers_tail = p;
+    h->strangers = p;
+    p->stranger = 1;
+    h->ndiscovered++;
 }
 
 /* ---- trust ------------------------------------------------------------- */
@@ -528,12 +594,14 @@ int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *ad
     if (addr && pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return e->code;
     pn_peer *p = pn_registry_get(h, key, e);
     if (!p) return e->code;
+    stranger_unlink(h, p);
+    int discovered = !p->trusted && p->status == PN_PEER_DISCOVERED && p->addr[0];
     p->trusted = 1;
-    if (addr) {
-        snprintf(p->addr, sizeof p->addr, "%s", addr);
-        /* A trusted peer with an address is one we keep connected. */
-        if (!p->live && !p->dialing) uv_timer_start(&p->redial, on_redial, 0, 0);
-    }
+    if (addr) snprintf(p->addr, sizeof p->addr, "%s", addr);
+    /* A trusted peer with an address is one we keep connected; one we had
+     * only heard announce itself is dialled at the address it announced. */
+    if ((addr || discovered) && !p->live && !p->dialing)
+        uv_timer_start(&p->redial, on_redial, 0, 0);
     return 0;
 }
 
@@ -541,6 +609,7 @@ int pn_host_untrust(pn_host *h, const uint8_t key[PN_KEY_LEN]) {
     pn_peer *p = pn_registry_find(h, key);
     if (!p || !p->trusted) return PN_ENOTFOUND;
     p->trusted = p->api_trusted = p->in_file = 0;
+    if (p->announced) stranger_push(h, p);
     uv_timer_stop(&p->redial);
     /* From the head each time: a disconnected event may close others. */
     for (;;) {
@@ -557,6 +626,146 @@ int pn_host_untrust(pn_host *h, const uint8_t key[PN_KEY_LEN]) {
 int pn_host_is_trusted(const pn_host *h, const uint8_t key[PN_KEY_LEN]) {
     const pn_peer *p = pn_registry_find(h, key);
     return p && p->trusted;
+}
+
+/* ---- discovery and network changes ----------------------------------------- */
+
+/* Makes room for one more stranger: the one heard from least recently
+ * goes. An untrusted peer has no connection, dial or waiter (untrust ended
+ * them), so nothing refers to it. Returns 0 when the list is empty. */
+static int forget_stalest_stranger(pn_host *h) {
+    pn_peer *p = h->strangers_tail;
+    if (!p) return 0;
+    stranger_unlink(h, p);
+    pn_registry_forget(h, p);
+    return 1;
+}
+
+void pn_host_on_announce(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr) {
+    char k[17];
+    pn_err e;
+    pn_peer *p = pn_registry_find(h, key);
+    if (!p && h->ndiscovered >= PN_DISCOVERED_MAX && !forget_stalest_stranger(h)) {
+        h->stats.announces_ignored++;
+        return;
+    }
+    if (!p && !(p = pn_registry_get(h, key, &e))) {
+        h->stats.announces_ignored++;
+        pn_host_log(h, PN_LOG_DEBUG, "announce from %s… at %s dropped: %s", short_key(key, k), addr,
+                    e.msg);
+        return;
+    }
+    int fresh = !p->announced || strcmp(p->addr, addr) != 0;
+    p->announced = 1;
+    if (!p->trusted) stranger_push(h, p);
+    p->last_seen_ms = uv_now(h->loop) | 1;
+    if (fresh) {
+        int moved = p->addr[0] && strcmp(p->addr, addr) != 0;
+        snprintf(p->addr, sizeof p->addr, "%s", addr);
+        pn_host_log(h, PN_LOG_INFO, "%s peer %s… %s %s", p->trusted ? "trusted" : "untrusted",
+                    short_key(key, k), moved ? "announces a new address" : "discovered at", addr);
+        /* The announce came from somewhere else while a link is up: that
+         * link may be left over from the old address. */
+        if (moved && p->live) pn_conn_probe(p->live, h->cfg.probe_timeout_ms);
+    }
+    if (!p->trusted) {
+        if (!p->live && !p->dialing) p->status = PN_PEER_DISCOVERED;
+    } else if (!p->live && !p->dialing) {
+        /* It has just said where it is: no reason to wait for the backoff.
+         * At most one dial per peer runs, whatever the announce rate. */
+        uv_timer_stop(&p->redial);
+        p->backoff_ms = h->cfg.backoff_min_ms;
+        start_dial(h, p);
+    }
+    if (fresh) emit(h, PN_EVENT_DISCOVERED, p);
+}
+
+static int same_ip(const struct sockaddr *a, const struct sockaddr *b) {
+    if (a->sa_family == AF_INET && b->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->sa_family == AF_INET6 && b->sa_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+    return 0;
+}
+
+static int address_is_local(const struct sockaddr_storage *ss, uv_interface_address_t *ifs, int n) {
+    struct sockaddr_in v4;
+    const struct sockaddr *sa = (const struct sockaddr *)ss;
+    if (ss->ss_family == AF_INET6 &&
+        IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)ss)->sin6_addr)) {
+        memset(&v4, 0, sizeof v4);
+        v4.sin_family = AF_INET;
+        memcpy(&v4.sin_addr, ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr + 12, 4);
+        sa = (const struct sockaddr *)&v4;
+    }
+    for (int i = 0; i < n; i++)
+        if (same_ip(sa, (const struct sockaddr *)&ifs[i].address)) return 1;
+    return 0;
+}
+
+static void close_orphaned_links(pn_host *h) {
+    uv_interface_address_t *ifs;
+    int n;
+    if (uv_interface_addresses(&ifs, &n) != 0) return; /* cannot tell: the probes will */
+    for (pn_conn *c = h->conns; c && !h->closing;) {
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        if (c->state != PN_CONN_LIVE ||
+            uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
+            address_is_local(&ss, ifs, n)) {
+            c = c->next;
+            continue;
+        }
+        c->redial_now = 1;
+        pn_conn_close(c, "its local address left this machine");
+        c = h->conns; /* closing unlinked it; the ones seen before are still fine */
+    }
+    uv_free_interface_addresses(ifs, n);
+}
+
+void pn_host_set_network_hook(pn_host *h, void (*fn)(void *ud), void *ud) {
+    h->network_hook = fn;
+    h->network_hook_ud = ud;
+}
+
+void pn_host_network_changed(pn_host *h) {
+    if (h->closing) return;
+    h->stats.network_changes++;
+    int n = 0;
+    for (pn_conn *c = h->conns; c; c = c->next)
+        n += c->state == PN_CONN_LIVE;
+    pn_host_log(h, PN_LOG_INFO, "network changed: announcing again, probing %d link%s (%u ms)", n,
+                n == 1 ? "" : "s", h->cfg.probe_timeout_ms);
+    pn_discovery_announce(h);
+    /* MDNS HOOK: pn_mdns_network_changed runs here once wired. */
+    if (h->network_hook) h->network_hook(h->network_hook_ud);
+    if (h->closing) return;
+    /* A link whose local address has left every interface is dead for sure:
+     * it goes now instead of after the probe deadline. */
+    close_orphaned_links(h);
+    if (h->closing) return;
+    /* Healthy links answer and stay; a link that lost its path is closed by
+     * its dead timer and redialled. A probe that cannot even be queued
+     * closes its link, which unlinks it: the walk starts over then (probed
+     * links are skipped, they have a probe out). */
+    for (pn_conn *c = h->conns; c && !h->closing;) {
+        if (c->state != PN_CONN_LIVE || c->probe_due) {
+            c = c->next;
+            continue;
+        }
+        pn_conn_probe(c, h->cfg.probe_timeout_ms);
+        c = c->state == PN_CONN_LIVE ? c->next : h->conns;
+    }
+    if (h->closing) return;
+    /* Peers we were waiting to redial may be reachable now. */
+    for (unsigned b = 0; b < PN_REGISTRY_BUCKETS; b++)
+        for (pn_peer *p = h->peers[b]; p; p = p->next)
+            if (p->trusted && !p->live && !p->dialing && p->addr[0]) {
+                p->backoff_ms = h->cfg.backoff_min_ms;
+                uv_timer_start(&p->redial, on_redial, 0, 0);
+            }
 }
 
 /* ---- handlers ---------------------------------------------------------- */

@@ -31,6 +31,7 @@
 #define PN_PINGS_MAX 4        /* pings awaiting a pong, per connection */
 #define PN_ADDR_MAX 64        /* "HOST:PORT" as stored in the registry */
 #define PN_OUTBUF_KEEP 262144 /* write buffers larger than this are freed when drained */
+#define PN_DISCOVERED_MAX 256 /* untrusted peers remembered from announces: strangers pick keys */
 
 typedef struct pn_conn pn_conn;
 typedef struct pn_pending pn_pending;
@@ -62,6 +63,9 @@ typedef struct pn_peer {
     pn_waiter *waiters;
     uv_timer_t redial;
     uint32_t backoff_ms; /* the next redial delay before jitter */
+    int announced;       /* an announce has been heard from it */
+    int stranger;        /* on h->strangers: announced and not trusted */
+    struct pn_peer *sprev, *snext;
     struct pn_peer *next;
 } pn_peer;
 
@@ -121,6 +125,9 @@ struct pn_conn {
         uint64_t sent;
     } pings[PN_PINGS_MAX];
     int npings;
+    uint64_t probe_due; /* uv_now() by which the probe's pong is due, 0 = no probe out */
+    int redial_now;     /* closed because its path is gone, not the peer: redial at once */
+    uint8_t probe_nonce[PN_NONCE_LEN];
 };
 
 struct pn_pending { /* one outgoing call */
@@ -172,6 +179,18 @@ struct pn_host {
     pn_handler *graveyard; /* revoked meanwhile: released when it returns */
 
     struct pn_trustfile *trustfile; /* the watched trust list, if any */
+    struct pn_discovery *discovery; /* UDP announces, when cfg.discovery */
+    struct pn_netmon *netmon;       /* network change monitor, when cfg.netmon */
+    char broadcast[PN_ADDR_MAX];    /* cfg.broadcast, copied */
+    /* Untrusted peers known from announces, the one heard from last first:
+     * at most PN_DISCOVERED_MAX, the tail is forgotten to make room. */
+    pn_peer *strangers, *strangers_tail;
+    uint32_t ndiscovered;
+    /* MDNS HOOK: called on every network change, after the re-announce and
+     * before the probes; the lead wires it to pn_mdns_network_changed
+     * (pn_host_set_network_hook). NULL: nothing. */
+    void (*network_hook)(void *ud);
+    void *network_hook_ud;
 
     struct {
         pn_event_fn fn;
@@ -227,6 +246,7 @@ pn_peer *pn_registry_find(const pn_host *h, const uint8_t key[PN_KEY_LEN]);
 pn_peer *pn_registry_get(pn_host *h, const uint8_t key[PN_KEY_LEN], pn_err *e);
 void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out);
 void pn_registry_close_all(pn_host *h);
+void pn_registry_forget(pn_host *h, pn_peer *p);
 
 /* calls.c */
 pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout_ms, pn_err *e);
@@ -242,5 +262,24 @@ int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *ad
 
 /* trustfile.c */
 void pn_trustfile_close(pn_host *h);
+
+/* host.c: discovery and network changes */
+/* A valid announce from someone else: key at addr ("IP:PORT", "[V6%ZONE]:PORT"). */
+void pn_host_on_announce(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr);
+/* The mDNS hook above; fn NULL removes it. */
+void pn_host_set_network_hook(pn_host *h, void (*fn)(void *ud), void *ud);
+
+/* conn.c */
+/* Pings now and closes the link unless a pong arrives within deadline_ms. */
+void pn_conn_probe(pn_conn *c, uint32_t deadline_ms);
+
+/* discovery.c */
+int pn_discovery_open(pn_host *h, pn_err *e);
+void pn_discovery_announce(pn_host *h); /* now, and the interval restarts */
+void pn_discovery_close(pn_host *h);
+
+/* netmon.c */
+int pn_netmon_open(pn_host *h, pn_err *e);
+void pn_netmon_close(pn_host *h);
 
 #endif

@@ -60,7 +60,9 @@ void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out) {
     out->addr[sizeof out->addr - 1] = '\0';
     if (p->last_seen_ms) { /* loop time to wall time */
         uint64_t now = uv_now(h->loop);
-        out->last_seen = pn_wall_now() - (double)(now - p->last_seen_ms) / 1000.0;
+        /* last_seen_ms may be now | 1, a millisecond ahead */
+        uint64_t ago = now > p->last_seen_ms ? now - p->last_seen_ms : 0;
+        out->last_seen = pn_wall_now() - (double)ago / 1000.0;
     }
     for (const pn_conn *c = h->conns; c; c = c->next)
         if (c->peer == p && c->state != PN_CONN_CLOSING) out->connections++;
@@ -71,6 +73,18 @@ static void on_peer_closed(uv_handle_t *t) {
     pn_host *h = p->host;
     free(p);
     pn_host_unref(h);
+}
+
+/* Drops an entry nothing refers to (no connection, dial or waiter): an
+ * untrusted peer known only from its announces. */
+void pn_registry_forget(pn_host *h, pn_peer *p) {
+    for (pn_peer **pp = &h->peers[bucket_of(h, p->key)]; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            h->npeers--;
+            uv_close((uv_handle_t *)&p->redial, on_peer_closed);
+            return;
+        }
 }
 
 /* Host shutdown: the peers' timers close and the entries are freed; the

@@ -17,8 +17,15 @@
  *       -- kind on failure: "remote" ({error, R}), "timeout", "closed"
  *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, code
  *   h:connect(key, "host:port" | nil, function(ok, err) end)
- *   h:on("connected" | "disconnected", function(key) end)
+ *   h:on("connected" | "disconnected" | "discovered", function(key) end)
  *   h:peers() h:peer(key) h:stats() h:ping(key [, nonce])   -- ping: TEST ONLY
+ *   h:network_changed()   -- announce again and probe every link, as netmon does
+ *
+ * LAN discovery and the network monitor are OFF unless host.new is given
+ * discovery = true / netmon = true | "poll" (a process running many hosts
+ * must not have them find each other by accident); the other settings:
+ * announce_port, announce_interval (ms), broadcast ("255.255.255.255"),
+ * announce_v6 (true), probe_timeout (ms).
  *
  * raw = true hands Args and results over as ETF bytes (no version byte)
  * instead of Lua values. Callbacks run from the loop, never from inside the
@@ -228,6 +235,31 @@ static int l_host_new(lua_State *L) {
     lua_getfield(L, 1, "weak");
     cfg.weak = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    /* Discovery and the monitor are off unless asked for here: a Lua program
+     * (every spec) may run many hosts in one process that must not
+     * broadcast to, and dial, each other. peernet-host turns them on. */
+    lua_getfield(L, 1, "discovery");
+    cfg.discovery = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "netmon");
+    if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "poll") == 0)
+        cfg.netmon = 2;
+    else if (lua_isnil(L, -1) || lua_isboolean(L, -1))
+        cfg.netmon = lua_toboolean(L, -1);
+    else
+        return luaL_error(L, "host.new: netmon must be true, false or \"poll\"");
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "announce_v6");
+    if (!lua_isnil(L, -1)) cfg.announce_v6 = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    uint32_t aport = opt_ms(L, 1, "announce_port", cfg.announce_port);
+    if (aport == 0 || aport > 65535) return luaL_error(L, "host.new: announce_port out of range");
+    cfg.announce_port = (uint16_t)aport;
+    cfg.announce_interval_ms = opt_ms(L, 1, "announce_interval", cfg.announce_interval_ms);
+    cfg.probe_timeout_ms = opt_ms(L, 1, "probe_timeout", cfg.probe_timeout_ms);
+    lua_getfield(L, 1, "broadcast");
+    if (!lua_isnil(L, -1)) cfg.broadcast = luaL_checkstring(L, -1);
+    /* kept on the stack, like listen */
     lua_getfield(L, 1, "test_legacy_atoms");
     cfg.test_legacy_atoms = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -816,6 +848,11 @@ static int l_host_peer(lua_State *L) {
     return 1;
 }
 
+static int l_host_network_changed(lua_State *L) {
+    pn_host_network_changed(check_host(L)->h);
+    return 0;
+}
+
 static int l_host_stats(lua_State *L) {
     pn_host_stats s;
     pn_host_get_stats(check_host(L)->h, &s);
@@ -832,6 +869,11 @@ static int l_host_stats(lua_State *L) {
     FIELD(frames_in);
     FIELD(frames_out);
     FIELD(writes);
+    FIELD(announces_sent);
+    FIELD(announces_in);
+    FIELD(announces_ignored);
+    FIELD(network_changes);
+    FIELD(probes_failed);
 #undef FIELD
     return 1;
 }
@@ -853,6 +895,7 @@ void pn_lua_open_host(lua_State *L) {
                                        {"peers", l_host_peers},
                                        {"peer", l_host_peer},
                                        {"stats", l_host_stats},
+                                       {"network_changed", l_host_network_changed},
                                        {NULL, NULL}};
     static const luaL_Reg req_methods[] = {
         {"reply", l_req_reply}, {"error", l_req_error}, {NULL, NULL}};
