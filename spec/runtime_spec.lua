@@ -426,3 +426,41 @@ describe("the trusted API (run scripts)", function()
     H.rmdir(dir)
   end)
 end)
+
+describe("events from LAN discovery", function()
+  it("a handler script hears `discovered` when a stranger announces itself", function()
+    local probe = uv.new_udp()
+    assert(probe:bind("0.0.0.0", 0))
+    local port = probe:getsockname().port
+    probe:close()
+    local u = uv.new_udp()
+    local ka, kx = N.keys(), N.keys()
+    local a = N.host(ka, { discovery = true, announce_port = port, broadcast = "127.255.255.255",
+                           announce_v6 = false })
+    local dir = H.tmpdir()
+    H.write_file(dir .. "/watch.lua", [[
+      local seen = {}
+      peernet.on("discovered", function(key)
+        for _, p in ipairs(peernet.peers()) do
+          if p.key == key then seen[#seen + 1] = { key = key, trusted = p.trusted, status = p.status } end
+        end
+      end)
+      peernet.every(10, function()
+        if #seen > 0 then peernet.log.warn("discovered %s trusted=%s status=%s",
+          seen[1].key, tostring(seen[1].trusted), seen[1].status); seen = {} end
+      end)
+    ]])
+    local rt = peernet.runtime.new(a, { log = function(level, msg) N.logs[#N.logs + 1] = msg end })
+    assert.is_true(rt:load_dir(dir)[1].ok)
+    -- a stranger's announce: 39 bytes, our port
+    local sent = false
+    u:send(peernet.announce.encode(4040, kx:public()), "127.0.0.1", port, function() sent = true end)
+    assert.is_true(N.wait(function()
+      return logged("discovered " .. kx:public_hex() .. " trusted=false status=discovered") ~= nil
+    end))
+    u:close()
+    rt:close()
+    N.close(a)
+    H.rmdir(dir)
+  end)
+end)
