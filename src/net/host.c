@@ -185,6 +185,8 @@ static int bind_listen(pn_host *h, const char *listen, pn_err *e) {
         if (zero) port = 0;
         if (uv_ip4_addr(host, port, &sa.in4) != 0 && uv_ip6_addr(host, port, &sa.in6) != 0)
             return pn_err_set(e, PN_EINVAL, "listen address '%s' must be a numeric IP", listen);
+        if (strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
+            snprintf(h->listen_ip, sizeof h->listen_ip, "%s", host);
     }
     uv_tcp_init(h->loop, &h->listener);
     pn_host_adopt(h, (uv_handle_t *)&h->listener);
@@ -244,6 +246,7 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
     h->cfg.secret = NULL;
     h->cfg.listen = NULL;
     h->cfg.test_ephemeral = NULL;
+    h->cfg.mdns_instance = NULL;
     memcpy(h->priv, cfg->secret, PN_KEY_LEN);
     crypto_scalarmult_base(h->pub, h->priv);
     if (cfg->test_ephemeral) {
@@ -267,6 +270,10 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
      * its last envelopes written before uv_run returns. */
     if (!cfg->weak) uv_unref((uv_handle_t *)&h->flush_idle);
     if (!(cfg->listen && cfg->listen[0] == '\0') && bind_listen(h, cfg->listen, e) != 0) {
+        pn_host_close(h, NULL, NULL);
+        return NULL;
+    }
+    if (cfg->mdns && !(h->mdns = pn_mdns_start(h, cfg->mdns_instance, cfg->mdns_port, e))) {
         pn_host_close(h, NULL, NULL);
         return NULL;
     }
@@ -302,6 +309,8 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     h->closing = 1;
     h->on_closed = on_closed;
     h->on_closed_ud = ud;
+    if (h->mdns) pn_mdns_close(h->mdns, 1); /* its goodbye still names our port */
+    h->mdns = NULL;
     if (h->listening) uv_close((uv_handle_t *)&h->listener, on_handle_closed);
     pn_trustfile_close(h);
     while (h->conns)
@@ -526,6 +535,52 @@ int pn_host_untrust(pn_host *h, const uint8_t key[PN_KEY_LEN]) {
     }
     pn_host_resolve_waiters(h, p, PN_ETRUST, "key removed from the trust list");
     return 0;
+}
+
+/* ---- discovery ---------------------------------------------------------- */
+
+void pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
+                             const char *source) {
+    char host[PN_ADDR_MAX], k[17];
+    uint16_t port;
+    pn_err e;
+    if (h->closing || sodium_memcmp(key, h->pub, PN_KEY_LEN) == 0) return;
+    if (strlen(addr) >= PN_ADDR_MAX ||
+        pn_trust_split_addr(addr, host, sizeof host, &port, &e) != 0 || port == 0) {
+        pn_host_log(h, PN_LOG_DEBUG, "%s: unusable address '%s' for %s… ignored", source, addr,
+                    short_key(key, k));
+        return;
+    }
+    pn_peer *p = pn_registry_get(h, key, &e);
+    if (!p) {
+        pn_host_log(h, PN_LOG_WARN, "%s: %s… not recorded: %s", source, short_key(key, k), e.msg);
+        return;
+    }
+    int fresh = strcmp(p->addr, addr) != 0 || p->status == PN_PEER_UNKNOWN;
+    snprintf(p->addr, sizeof p->addr, "%s", addr);
+    if (!p->live && !p->dialing && p->status != PN_PEER_CONNECTING) p->status = PN_PEER_DISCOVERED;
+    if (fresh)
+        pn_host_log(h, PN_LOG_INFO, "peer %s… discovered at %s (%s%s)", short_key(key, k), addr,
+                    source, p->trusted ? "" : ", untrusted");
+    /* A trusted peer that shows up is dialled now, not at its next backoff. */
+    if (p->trusted && !p->live && !p->dialing) {
+        p->backoff_ms = h->cfg.backoff_min_ms;
+        uv_timer_start(&p->redial, on_redial, 0, 0);
+    }
+    if (fresh) emit(h, PN_EVENT_DISCOVERED, p);
+}
+
+void pn_host_note_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
+                       const char *source) {
+    char k[17];
+    pn_peer *p = h->closing ? NULL : pn_registry_find(h, key);
+    if (!p || strcmp(p->addr, addr) != 0) return; /* another source knows better */
+    p->addr[0] = '\0';
+    if (!p->live && !p->dialing) {
+        uv_timer_stop(&p->redial);
+        if (p->status == PN_PEER_DISCOVERED) p->status = PN_PEER_UNKNOWN;
+    }
+    pn_host_log(h, PN_LOG_INFO, "peer %s… left %s (%s goodbye)", short_key(key, k), addr, source);
 }
 
 int pn_host_is_trusted(const pn_host *h, const uint8_t key[PN_KEY_LEN]) {

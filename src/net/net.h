@@ -156,6 +156,7 @@ struct pn_host {
     uv_tcp_t listener;
     int listening;
     int port;
+    char listen_ip[PN_ADDR_MAX]; /* the address listened on; "" for every interface */
 
     uv_check_t flush_check; /* writes queued in a loop turn leave together, after I/O */
     uv_idle_t flush_idle;   /* keeps poll from blocking while writes wait */
@@ -172,6 +173,7 @@ struct pn_host {
     pn_handler *graveyard; /* revoked meanwhile: released when it returns */
 
     struct pn_trustfile *trustfile; /* the watched trust list, if any */
+    struct pn_mdns *mdns;           /* mDNS responder and browser, when enabled */
 
     struct {
         pn_event_fn fn;
@@ -238,5 +240,26 @@ int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *ad
 
 /* trustfile.c */
 void pn_trustfile_close(pn_host *h);
+
+/* Discovery (host.c): what a discovery source (mDNS, the UDP announce)
+ * learnt. A trusted peer gets addr as its dial address and is dialled now
+ * when not connected; an untrusted one is recorded as discovered. Either
+ * way a new or changed address emits PN_EVENT_DISCOVERED. addr is
+ * "HOST:PORT"; source names the mechanism for the log. */
+void pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
+                             const char *source);
+/* The source says the peer left (an mDNS goodbye): the address it gave is
+ * forgotten and redialling it stops; a live connection stays up. */
+void pn_host_note_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
+                       const char *source);
+
+/* mdns.c: the responder and browser. port 0 = 5353; instance NULL = a name
+ * made from the key. Close sends a goodbye (TTL 0) when asked. */
+typedef struct pn_mdns pn_mdns;
+pn_mdns *pn_mdns_start(pn_host *h, const char *instance, uint16_t port, pn_err *e);
+void pn_mdns_close(pn_mdns *m, int goodbye);
+/* Re-joins the groups on the current interfaces, re-announces and
+ * re-queries at once (the network monitor calls it; m may be NULL). */
+void pn_mdns_network_changed(pn_mdns *m);
 
 #endif

@@ -24,6 +24,7 @@ void pn_lua_open_trust(lua_State *L);    /* trust.* */
 void pn_lua_open_announce(lua_State *L); /* announce.* */
 void pn_lua_open_host(lua_State *L);     /* host.new: a host on luv's loop */
 void pn_lua_open_envelope(lua_State *L); /* envelope.decode, envelope.call, ... */
+void pn_lua_open_mdns(lua_State *L);     /* mdns.parse, mdns.build */
 
 /* The pn_host of the peernet.host object at idx; raises when it is not one
  * or is closed. (The object owns the host: keep it referenced.) */

@@ -44,5 +44,6 @@ int luaopen_peernet(lua_State *L) {
     pn_lua_open_announce(L);
     pn_lua_open_host(L);
     pn_lua_open_envelope(L);
+    pn_lua_open_mdns(L);
     return 1;
 }

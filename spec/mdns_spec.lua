@@ -1,0 +1,287 @@
+-- mDNS / DNS-SD: the message parser and builder (peernet.mdns), hosts that
+-- advertise and browse `_peernet._tcp.local` over real multicast, and the
+-- same checked against an independent implementation (python3-zeroconf).
+local peernet = require "peernet"
+local uv = require "luv"
+local N = require "support.net"
+local D = require "support.dns_nasty"
+local mdns = peernet.mdns
+
+local SVC = "_peernet._tcp.local"
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function corpus(name) return read(H.source_dir .. "/fuzz/corpus/mdns/" .. name) end
+
+local function find(records, t, name)
+  for _, r in ipairs(records) do
+    if r.type == t and (not name or r.name == name) then return r end
+  end
+end
+
+-- An interface that is up and multicast-capable (IFF_UP 0x1, IFF_MULTICAST
+-- 0x1000), or nil and why not.
+local function multicast_interface()
+  local p = io.popen("for f in /sys/class/net/*/flags; do echo $f $(cat $f); done 2>/dev/null")
+  local out = p:read("a")
+  p:close()
+  for path, flags in out:gmatch("(%S+) (0x%x+)") do
+    local v = tonumber(flags)
+    if v & 0x1 ~= 0 and v & 0x1000 ~= 0 then return path:match("net/([^/]+)/flags") end
+  end
+  return nil, "no network interface is up with the MULTICAST flag"
+end
+
+-- A port of our own for the hosts of one spec: specs of other builds may run
+-- at the same time on this machine, and port 5353 belongs to system responders.
+local function spec_port() return 20000 + math.random(0, 30000) end
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+
+describe("peernet.mdns messages", function()
+  it("builds and parses a DNS-SD announcement", function()
+    local bytes = assert(mdns.build {
+      id = 0, flags = 0x8400,
+      records = {
+        { name = SVC, type = "PTR", ttl = 4500, target = "My\\.Box ü._peernet._tcp.local" },
+        { name = "My\\.Box ü._peernet._tcp.local", type = "SRV", flush = true, port = 4040,
+          target = "pn-1.local" },
+        { name = "My\\.Box ü._peernet._tcp.local", type = "TXT", flush = true, ttl = 4500,
+          txt = { "v=1", "key=ab" } },
+        { name = "pn-1.local", type = "A", flush = true, addr = "192.0.2.7", section = "additional" },
+        { name = "pn-1.local", type = "AAAA", flush = true, addr = "fd00::7", section = "additional" },
+      },
+    })
+    local m = assert(mdns.parse(bytes))
+    assert.equal(0x8400, m.flags)
+    local ptr, srv = find(m.records, "PTR"), find(m.records, "SRV")
+    assert.equal("My\\.Box ü._peernet._tcp.local", ptr.target)
+    assert.is_false(ptr.flush) -- shared record: no cache-flush bit
+    assert.same({ 4040, "pn-1.local", true, 120 }, { srv.port, srv.target, srv.flush, srv.ttl })
+    assert.same({ "v=1", "key=ab" }, find(m.records, "TXT").txt)
+    assert.same({ "192.0.2.7", "additional" }, { find(m.records, "A").addr, find(m.records, "A").section })
+    assert.equal("fd00::7", find(m.records, "AAAA").addr)
+  end)
+
+  it("refuses labels over 63 bytes and names over 255 when building", function()
+    local long = string.rep("x", 64)
+    assert.has_error(function() mdns.build { questions = { { name = long .. ".local", type = "PTR" } } } end)
+    local name = string.rep(string.rep("y", 63) .. ".", 4) .. "local"
+    assert.has_error(function() mdns.build { questions = { { name = name, type = "A" } } } end)
+    assert.truthy(mdns.build { questions = { { name = string.rep("z", 63) .. ".local", type = "A" } } })
+  end)
+
+  it("parses what python-zeroconf sends: announcement, answer with NSEC, goodbye", function()
+    local m = assert(mdns.parse(corpus("zeroconf_announce")))
+    local srv = find(m.records, "SRV")
+    assert.equal("Zeroconf Peer._peernet._tcp.local", srv.name)
+    assert.equal(4040, srv.port)
+    assert.equal("v=1", find(m.records, "TXT").txt[1] == "v=1" and "v=1" or find(m.records, "TXT").txt[2])
+    m = assert(mdns.parse(corpus("zeroconf_answer_nsec")))
+    assert.equal("additional", find(m.records, "NSEC").section)
+    m = assert(mdns.parse(corpus("zeroconf_goodbye")))
+    for _, r in ipairs(m.records) do assert.equal(0, r.ttl) end
+    m = assert(mdns.parse(corpus("zeroconf_query_known_answers")))
+    assert.equal(SVC, m.questions[1].name)
+    assert.equal("PTR", find(m.records, "PTR").type)
+  end)
+
+  it("follows compression pointers and refuses loops, forward pointers and long chains", function()
+    for _, c in ipairs(D.cases) do
+      local m, err, code = mdns.parse(c[2])
+      if c[3] then
+        assert.is_nil(m, c[1])
+        assert.equal(c[3], code, c[1] .. ": " .. tostring(err))
+      else
+        assert.truthy(m, c[1] .. ": " .. tostring(err))
+      end
+    end
+    local m = assert(mdns.parse(D.cases[1][2])) -- compressed_ok
+    assert.equal("inst." .. SVC, m.records[1].target)
+    assert.equal("end", assert(mdns.parse(D.chain(16))).records[2].name)
+  end)
+end)
+
+-- Runs /usr/bin/python3 spec/support/zeroconf_peer.py ARGS...; lines printed
+-- pile up in .lines.
+local function zeroconf(...)
+  local self = { lines = {}, buf = "" }
+  self.stdin, self.stdout = uv.new_pipe(), uv.new_pipe()
+  self.proc = uv.spawn("/usr/bin/python3", {
+    args = { H.source_dir .. "/spec/support/zeroconf_peer.py", ... },
+    stdio = { self.stdin, self.stdout, 2 },
+  }, function() self.exited = true end)
+  assert(self.proc, "cannot start /usr/bin/python3")
+  self.stdout:read_start(function(_, data)
+    if not data then return end
+    self.buf = self.buf .. data
+    for line in self.buf:gmatch("([^\n]*)\n") do self.lines[#self.lines + 1] = line end
+    self.buf = self.buf:match("[^\n]*$")
+  end)
+  function self.saw(text)
+    for _, l in ipairs(self.lines) do
+      if l:find(text, 1, true) then return l end
+    end
+  end
+  function self.stop()
+    if not self.exited then self.proc:kill("sigterm") end
+    N.wait(function() return self.exited end, 5000)
+    for _, h in ipairs { self.stdin, self.stdout, self.proc } do
+      if not h:is_closing() then h:close() end
+    end
+  end
+  return self
+end
+
+describe("mDNS on a host", function()
+  local hosts
+  before_each(function() hosts = {} end)
+  after_each(function() N.close(table.unpack(hosts)) end)
+  local function host(kp, opts)
+    local h = N.host(kp, opts)
+    hosts[#hosts + 1] = h
+    return h
+  end
+
+  -- A plain DNS client asking from its own port (RFC 6762 §6.7 legacy
+  -- unicast): returns the parsed answer.
+  local function ask(port, question)
+    local udp = uv.new_udp()
+    local answer
+    udp:bind("127.0.0.1", 0)
+    udp:recv_start(function(_, data) if data then answer = data end end)
+    udp:send(assert(mdns.build { id = 4242, questions = { question } }), "127.0.0.1", port)
+    N.wait(function() return answer end, 5000)
+    udp:close()
+    return answer and assert(mdns.parse(answer))
+  end
+
+  it("answers a unicast query with its port and key, TTLs capped at 10 s", function()
+    local port, kp = spec_port(), N.keys()
+    local h = host(kp, { mdns = true, mdns_port = port, mdns_instance = "Kitchen Pi" })
+    local m = ask(port, { name = SVC, type = "PTR" })
+    assert.truthy(m, "no answer to a unicast query")
+    assert.equal(4242, m.id)
+    assert.equal(SVC, m.questions[1].name)
+    assert.equal("Kitchen Pi." .. SVC, find(m.records, "PTR", SVC).target)
+    local srv = find(m.records, "SRV", "Kitchen Pi." .. SVC)
+    assert.equal(h:port(), srv.port)
+    assert.same({ "v=1", "key=" .. kp:public_hex() }, find(m.records, "TXT").txt)
+    assert.truthy(find(m.records, "A", srv.target))
+    for _, r in ipairs(m.records) do assert.is_true(r.ttl <= 10 and r.ttl > 0) end
+  end)
+
+  it("drops malformed datagrams, counts them, and keeps answering", function()
+    local port = spec_port()
+    local h = host(N.keys(), { mdns = true, mdns_port = port })
+    local udp = uv.new_udp()
+    local bad = 0
+    for _, c in ipairs(D.cases) do
+      if c[3] and #c[2] > 0 then
+        udp:send(c[2], "127.0.0.1", port)
+        bad = bad + 1
+      end
+    end
+    assert.is_true(N.wait(function() return h:stats().mdns_rejected >= bad end))
+    udp:close()
+    assert.equal(bad, h:stats().mdns_rejected)
+    assert.truthy(ask(port, { name = SVC, type = "PTR" }), "no answer after malformed input")
+  end)
+
+  it("refuses an instance name over 63 bytes", function()
+    local h, err = peernet.host.new { secret = N.keys():secret(), listen = "127.0.0.1:0", mdns = true,
+      mdns_port = spec_port(), mdns_instance = string.rep("n", 64) }
+    assert.is_nil(h)
+    assert.matches("1%.%.63 bytes", err)
+  end)
+
+  it("lets hosts find each other: trusted ones connect, untrusted ones are only seen", function()
+    local iface, why = multicast_interface()
+    if not iface then return pending(why) end
+    local port = spec_port()
+    local ka, kb, kc = N.keys(), N.keys(), N.keys()
+    -- No addresses anywhere: only mDNS can tell b and c where a is.
+    local a = host(ka, { mdns = true, mdns_port = port, trust = { kb:public_hex() }, listen = "0.0.0.0:0" })
+    local b = host(kb, { mdns = true, mdns_port = port, trust = { ka:public_hex() } })
+    local c = host(kc, { mdns = true, mdns_port = port })
+    local seen = {}
+    c:on("discovered", function(key) seen[#seen + 1] = key end)
+    assert.is_true(N.wait(function()
+      local p = b:peer(ka:public_hex())
+      return p and p.status == "connected"
+    end), "b never connected to a through mDNS")
+    assert.is_true(N.wait(function()
+      local p = c:peer(ka:public_hex())
+      return p and p.status == "discovered"
+    end), "c never saw a")
+    local p = c:peer(ka:public_hex())
+    assert.is_false(p.trusted)
+    assert.matches(":" .. a:port() .. "$", p.addr)
+    assert.equal(0, p.connections)
+    local found = false
+    for _, k in ipairs(seen) do found = found or k == ka:public_hex() end
+    assert.is_true(found, "no discovered event for a")
+
+    -- a says goodbye when it closes: c forgets the address it had learnt.
+    a:close()
+    assert.is_true(N.wait(function() return c:peer(ka:public_hex()).addr == "" end),
+      "c kept a's address after a's goodbye")
+    assert.equal("unknown", c:peer(ka:public_hex()).status)
+  end)
+end)
+
+describe("mDNS against python3-zeroconf", function()
+  local ok_py = os.execute("/usr/bin/python3 -c 'import zeroconf' 2>/dev/null")
+  local iface, why = multicast_interface()
+  local hosts, zc
+  before_each(function() hosts = {} end)
+  after_each(function()
+    if zc then zc.stop() end
+    zc = nil
+    N.close(table.unpack(hosts))
+  end)
+  local function skip()
+    if not ok_py then return "python3-zeroconf is not installed for /usr/bin/python3 (scripts/setup)" end
+    if not iface then return why end
+  end
+
+  it("sees our service with its port and key", function()
+    if skip() then return pending(skip()) end
+    local kp = N.keys()
+    local name = "peernet spec " .. math.random(1, 1e9)
+    local h = N.host(kp, { mdns = true, mdns_instance = name, listen = "0.0.0.0:0" })
+    hosts[1] = h
+    zc = zeroconf("browse", "60")
+    local line = "found " .. name .. "._peernet._tcp.local. " .. h:port() .. " " .. kp:public_hex() .. " "
+    assert.is_true(N.wait(function() return zc.saw(line) end, 30000),
+      "zeroconf did not resolve our service; it printed:\n" .. table.concat(zc.lines, "\n"))
+  end)
+
+  it("lets us find a service it publishes, and honours its goodbye", function()
+    if skip() then return pending(skip()) end
+    local ka, kb = N.keys(), N.keys()
+    -- a is a real peer that does no mDNS itself: zeroconf speaks for it.
+    local a = N.host(ka, { trust = { kb:public_hex() }, listen = "0.0.0.0:0" })
+    local b = N.host(kb, { mdns = true, trust = { ka:public_hex() } })
+    hosts = { a, b }
+    local events = {}
+    b:on("discovered", function(key) events[#events + 1] = key end)
+    zc = zeroconf("publish", "zc-spec-" .. math.random(1, 1e9), tostring(a:port()), ka:public_hex())
+    assert.is_true(N.wait(function()
+      local p = b:peer(ka:public_hex())
+      return p and p.status == "connected"
+    end, 30000), "b never connected to the peer zeroconf published; zeroconf printed:\n"
+      .. table.concat(zc.lines, "\n"))
+    assert.equal(ka:public_hex(), events[1])
+    assert.matches(":" .. a:port() .. "$", b:peer(ka:public_hex()).addr)
+    -- The goodbye (TTL 0) removes the address, not the live connection.
+    zc.stdin:write("\n")
+    assert.is_true(N.wait(function() return b:peer(ka:public_hex()).addr == "" end, 10000),
+      "the goodbye did not remove the address")
+    assert.equal("connected", b:peer(ka:public_hex()).status)
+  end)
+end)
