@@ -234,6 +234,81 @@ describe("mDNS on a host", function()
   end)
 end)
 
+describe("mDNS browsing, packet by packet", function()
+  local h, udp, other
+  after_each(function()
+    for _, u in ipairs { udp, other } do
+      if u and not u:is_closing() then u:close() end
+    end
+    if h then N.close(h) end
+    h, udp, other = nil, nil, nil
+  end)
+
+  it("resolves an instance heard of in pieces, asking for what is missing, and ignores other ports", function()
+    local iface, why = multicast_interface()
+    if not iface then return pending(why) end
+    local ip
+    for _, a in ipairs(uv.interface_addresses()[iface] or {}) do
+      if a.family == "inet" then ip = ip or a.ip end
+    end
+    if not ip then return pending("interface " .. iface .. " has no IPv4 address") end
+    local port = spec_port()
+    h = N.host(N.keys(), { mdns = true, mdns_port = port })
+    -- A responder of our own making, on the mDNS port, in the group.
+    udp = uv.new_udp()
+    assert(udp:bind("0.0.0.0", port, { reuseaddr = true }))
+    assert(udp:set_membership("224.0.0.251", ip, "join"))
+    assert(udp:set_multicast_interface(ip))
+    udp:set_multicast_loop(true)
+    local queries = {}
+    udp:recv_start(function(_, data)
+      local m = data and mdns.parse(data)
+      if m and m.flags & 0x8000 == 0 then
+        for _, q in ipairs(m.questions) do queries[#queries + 1] = q.name .. " " .. q.type end
+      end
+    end)
+    local function asked(q)
+      for _, x in ipairs(queries) do if x == q then return true end end
+    end
+    local n = math.random(1, 1e9)
+    local inst, target = "box-" .. n .. "." .. SVC, "box-" .. n .. ".local"
+    local key, key2 = N.keys():public_hex(), N.keys():public_hex()
+    local function send(sock, records)
+      assert(sock:send(assert(mdns.build { flags = 0x8400, records = records }), "224.0.0.251", port))
+    end
+
+    -- A complete announcement, but from another port: not mDNS, ignored.
+    other = uv.new_udp()
+    assert(other:bind("0.0.0.0", 0))
+    assert(other:set_multicast_interface(ip))
+    send(other, {
+      { name = SVC, type = "PTR", ttl = 4500, target = "liar." .. SVC },
+      { name = "liar." .. SVC, type = "SRV", port = 4040, target = "liar.local" },
+      { name = "liar." .. SVC, type = "TXT", txt = { "v=1", "key=" .. key2 } },
+      { name = "liar.local", type = "A", addr = "127.0.0.1" },
+    })
+
+    send(udp, { { name = SVC, type = "PTR", ttl = 4500, target = inst } })
+    assert.is_true(N.wait(function() return asked(inst .. " ANY") end), "SRV/TXT never asked for")
+    send(udp, {
+      { name = inst, type = "SRV", flush = true, port = 4040, target = target },
+      { name = inst, type = "TXT", flush = true, ttl = 4500, txt = { "v=1", "key=" .. key } },
+    })
+    assert.is_true(N.wait(function() return asked(target .. " A") end), "the address never asked for")
+    assert.is_nil(h:peer(key), "discovered before the address was known")
+    send(udp, { { name = target, type = "A", flush = true, addr = "127.0.0.1" } })
+    assert.is_true(N.wait(function() return h:peer(key) ~= nil end), "never resolved")
+    assert.same({ "discovered", false, "127.0.0.1:4040" },
+      { h:peer(key).status, h:peer(key).trusted, h:peer(key).addr })
+    assert.is_nil(h:peer(key2))
+
+    -- A goodbye for the PTR forgets what it gave.
+    send(udp, { { name = SVC, type = "PTR", ttl = 0, target = inst } })
+    assert.is_true(N.wait(function() return h:peer(key).addr == "" end))
+    assert.equal("unknown", h:peer(key).status)
+  end)
+end)
+
 describe("mDNS against python3-zeroconf", function()
   local ok_py = os.execute("/usr/bin/python3 -c 'import zeroconf' 2>/dev/null")
   local iface, why = multicast_interface()

@@ -35,7 +35,8 @@
 #define PN_MDNS_TTL_OTHER 4500               /* PTR, TXT */
 #define PN_MDNS_ANNOUNCES 3                  /* at start and on change, 1 s then 2 s apart */
 #define PN_MDNS_QUERY_MAX_MS (3600u * 1000u) /* browse re-query interval doubles to 1 h */
-#define PN_MDNS_FOLLOWUP_MS 100              /* at most one resolve query per 100 ms */
+#define PN_MDNS_FOLLOWUP_MS 100              /* resolve queries: one per 100 ms ... */
+#define PN_MDNS_FOLLOWUP_BURST 8             /* ... after a burst of 8 */
 
 typedef struct pn_mdns_known {
     int used;
@@ -47,8 +48,10 @@ typedef struct pn_mdns_known {
     uint8_t key[PN_KEY_LEN];
     char ip[INET6_ADDRSTRLEN + 2]; /* "1.2.3.4" or "[v6]" */
     char addr[PN_ADDR_MAX];        /* what was passed to the host, "" when nothing */
-    int asked;                     /* a resolve query went out for it */
+    int asked;                     /* ASK_* already sent for it */
 } pn_mdns_known;
+
+enum { ASK_SRV_TXT = 1, ASK_ADDR = 2 };
 
 typedef struct pn_mdns_if {
     char name[64];
@@ -67,7 +70,8 @@ struct pn_mdns {
     int announces_left;
     uint32_t query_ms;
     int reply_enum;                     /* the delayed reply also answers service enumeration */
-    uint64_t last_followup;             /* uv_now() of the last resolve query */
+    uint64_t followup_at;               /* uv_now() when followup_tokens was last refilled */
+    int followup_tokens;                /* resolve queries that may leave now */
     uint8_t service[PN_MDNS_NAME_MAX];  /* _peernet._tcp.local */
     uint8_t services[PN_MDNS_NAME_MAX]; /* _services._dns-sd._udp.local */
     uint8_t instance[PN_MDNS_NAME_MAX];
@@ -472,7 +476,18 @@ static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct soc
     }
     pn_mdns_question qs[PN_MDNS_QUESTIONS_MAX];
     size_t nq = 0;
-    for (int i = 0; i < nt; i++) {
+    /* A stranger can name new instances in every packet: what we ask back
+     * is a token bucket's worth, so the LAN never hears more from us. */
+    uint64_t refill = (now - m->followup_at) / PN_MDNS_FOLLOWUP_MS;
+    if (refill) {
+        m->followup_at = now;
+        m->followup_tokens = refill >= PN_MDNS_FOLLOWUP_BURST ? PN_MDNS_FOLLOWUP_BURST
+                                                              : m->followup_tokens + (int)refill;
+        if (m->followup_tokens > PN_MDNS_FOLLOWUP_BURST)
+            m->followup_tokens = PN_MDNS_FOLLOWUP_BURST;
+    }
+    int can_ask = m->followup_tokens > 0;
+    for (int i = 0; i < nt && !m->host->closing; i++) {
         pn_mdns_known *k = touched[i];
         if (is_ours(m, k)) continue;
         if (k->port && k->has_key && k->ip[0]) {
@@ -484,12 +499,13 @@ static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct soc
             }
             continue;
         }
-        /* Something is missing: ask for it, once per instance. */
-        if (k->asked || nq + 2 > PN_MDNS_QUESTIONS_MAX) continue;
-        k->asked = 1;
+        /* Something is missing: ask for it, once per instance and kind. */
+        int what = !k->port || !k->has_key ? ASK_SRV_TXT : ASK_ADDR;
+        if (!can_ask || (k->asked & what) || nq == PN_MDNS_QUESTIONS_MAX) continue;
+        k->asked |= what;
         pn_mdns_question *q = &qs[nq++];
         memset(q, 0, sizeof *q);
-        if (!k->port || !k->has_key) {
+        if (what == ASK_SRV_TXT) {
             memcpy(q->name, k->instance, sizeof q->name);
             q->type = PN_DNS_ANY; /* SRV and TXT in one question */
         } else {
@@ -498,8 +514,8 @@ static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct soc
         }
         q->klass = PN_DNS_CLASS_IN;
     }
-    if (nq && now - m->last_followup >= PN_MDNS_FOLLOWUP_MS) {
-        m->last_followup = now;
+    if (nq && !m->host->closing) {
+        m->followup_tokens--;
         send_query(m, qs, nq);
     }
 }
@@ -511,28 +527,35 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
     *buf = uv_buf_init((char *)m->rbuf, sizeof m->rbuf);
 }
 
-static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
-                    unsigned flags) {
-    pn_mdns *m = u->data;
+void pn_mdns_feed(pn_mdns *m, const uint8_t *buf, size_t len, const struct sockaddr *from) {
     pn_err e;
-    if (nread <= 0 || !from || m->host->closing) return;
+    if (m->host->closing) return;
     m->host->stats.mdns_in++;
-    if (flags & UV_UDP_PARTIAL) {
-        m->host->stats.mdns_rejected++;
-        pn_host_log(m->host, PN_LOG_DEBUG, "mdns: datagram over %d bytes dropped", PN_MDNS_MSG_MAX);
-        return;
-    }
-    if (pn_mdns_parse(&m->msg, m->rbuf, (size_t)nread, &e) != 0) {
+    if (pn_mdns_parse(&m->msg, buf, len, &e) != 0) {
         m->host->stats.mdns_rejected++;
         pn_host_log(m->host, PN_LOG_DEBUG, "mdns: packet dropped: %s", e.msg);
         return;
     }
     /* RFC 6762 §18: opcode and rcode other than 0 are ignored. */
     if (m->msg.flags & 0x780F) return;
-    if (m->msg.flags & PN_DNS_FLAG_QR)
-        handle_response(m, &m->msg, from);
-    else
+    if (!(m->msg.flags & PN_DNS_FLAG_QR))
         handle_query(m, &m->msg, from);
+    else if (ntohs(((const struct sockaddr_in *)from)->sin_port) == m->port)
+        handle_response(m, &m->msg, from);
+    /* else RFC 6762 §6: a response from another port is not mDNS; ignored */
+}
+
+static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+                    unsigned flags) {
+    pn_mdns *m = u->data;
+    if (nread <= 0 || !from || m->host->closing) return;
+    if (flags & UV_UDP_PARTIAL) {
+        m->host->stats.mdns_in++;
+        m->host->stats.mdns_rejected++;
+        pn_host_log(m->host, PN_LOG_DEBUG, "mdns: datagram over %d bytes dropped", PN_MDNS_MSG_MAX);
+        return;
+    }
+    pn_mdns_feed(m, m->rbuf, (size_t)nread, from);
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -594,6 +617,7 @@ pn_mdns *pn_mdns_start(pn_host *h, const char *instance, uint16_t port, pn_err *
     }
     m->host = h;
     m->port = port ? port : 5353;
+    m->followup_tokens = PN_MDNS_FOLLOWUP_BURST;
     if (make_names(m, instance, e) != 0) {
         free(m);
         return NULL;

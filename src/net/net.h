@@ -261,5 +261,7 @@ void pn_mdns_close(pn_mdns *m, int goodbye);
 /* Re-joins the groups on the current interfaces, re-announces and
  * re-queries at once (the network monitor calls it; m may be NULL). */
 void pn_mdns_network_changed(pn_mdns *m);
+/* One received datagram, as if from `from` (the socket's path; fuzz/fuzz_mdns_host.c). */
+void pn_mdns_feed(pn_mdns *m, const uint8_t *buf, size_t len, const struct sockaddr *from);
 
 #endif
