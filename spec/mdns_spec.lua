@@ -309,6 +309,53 @@ describe("mDNS browsing, packet by packet", function()
   end)
 end)
 
+describe("mDNS discovery bounds", function()
+  it("records at most 1024 untrusted keys, and trusting still works past that", function()
+    local iface, why = multicast_interface()
+    if not iface then return pending(why) end
+    local ip
+    for _, a in ipairs(uv.interface_addresses()[iface] or {}) do
+      if a.family == "inet" then ip = ip or a.ip end
+    end
+    if not ip then return pending("interface " .. iface .. " has no IPv4 address") end
+    local port = spec_port()
+    local h = N.host(N.keys(), { mdns = true, mdns_port = port })
+    local udp = uv.new_udp()
+    assert(udp:bind("0.0.0.0", port, { reuseaddr = true }))
+    assert(udp:set_multicast_interface(ip))
+    udp:set_multicast_loop(true)
+    -- Made-up keys: any 32 bytes will do for an announcement.
+    local function fake_key(i) return string.format("%064x", i + 1) end
+    local function announce(i)
+      local inst = "flood-" .. i .. "." .. SVC
+      assert(udp:send(assert(mdns.build { flags = 0x8400, records = {
+        { name = SVC, type = "PTR", ttl = 4500, target = inst },
+        { name = inst, type = "SRV", port = 4040, target = "flood-" .. i .. ".local" },
+        { name = inst, type = "TXT", txt = { "v=1", "key=" .. fake_key(i) } },
+        { name = "flood-" .. i .. ".local", type = "A", addr = "127.0.0.1" },
+      } }), "224.0.0.251", port))
+    end
+    -- In batches, each waited for, so no socket buffer overflows.
+    local sent, total = 0, 1100
+    while sent < total do
+      local before = h:stats().mdns_in
+      for i = sent, math.min(sent + 50, total) - 1 do announce(i) end
+      local batch = math.min(sent + 50, total) - sent
+      sent = sent + batch
+      assert.is_true(N.wait(function() return h:stats().mdns_in >= before + batch end),
+        "the host did not receive every announcement")
+    end
+    assert.equal(1024, #h:peers())
+    assert.truthy(h:peer(fake_key(0)))
+    assert.is_nil(h:peer(fake_key(total - 1)))
+    local kt = N.keys()
+    assert.truthy(h:trust(kt:public_hex()))
+    assert.is_true(h:peer(kt:public_hex()).trusted)
+    udp:close()
+    N.close(h)
+  end)
+end)
+
 describe("mDNS against python3-zeroconf", function()
   local ok_py = os.execute("/usr/bin/python3 -c 'import zeroconf' 2>/dev/null")
   local iface, why = multicast_interface()

@@ -551,17 +551,27 @@ void pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const ch
                     short_key(key, k));
         return;
     }
-    pn_peer *p = pn_registry_get(h, key, &e);
+    pn_peer *p = pn_registry_find(h, key);
     if (!p) {
-        pn_host_log(h, PN_LOG_WARN, "%s: %s… not recorded: %s", source, short_key(key, k), e.msg);
-        return;
+        if (h->ndiscovered >= PN_DISCOVERED_MAX) {
+            pn_host_log(h, PN_LOG_DEBUG, "%s: %s… not recorded: %d peers discovered already",
+                        source, short_key(key, k), PN_DISCOVERED_MAX);
+            return;
+        }
+        if (!(p = pn_registry_get(h, key, &e))) {
+            pn_host_log(h, PN_LOG_DEBUG, "%s: %s… not recorded: %s", source, short_key(key, k),
+                        e.msg);
+            return;
+        }
+        h->ndiscovered++;
     }
     int fresh = strcmp(p->addr, addr) != 0 || p->status == PN_PEER_UNKNOWN;
     snprintf(p->addr, sizeof p->addr, "%s", addr);
     if (!p->live && !p->dialing && p->status != PN_PEER_CONNECTING) p->status = PN_PEER_DISCOVERED;
+    /* Untrusted keys are a stranger's to make up: they do not fill the log. */
     if (fresh)
-        pn_host_log(h, PN_LOG_INFO, "peer %s… discovered at %s (%s%s)", short_key(key, k), addr,
-                    source, p->trusted ? "" : ", untrusted");
+        pn_host_log(h, p->trusted ? PN_LOG_INFO : PN_LOG_DEBUG, "peer %s… discovered at %s (%s%s)",
+                    short_key(key, k), addr, source, p->trusted ? "" : ", untrusted");
     /* A trusted peer that shows up is dialled now, not at its next backoff. */
     if (p->trusted && !p->live && !p->dialing) {
         p->backoff_ms = h->cfg.backoff_min_ms;

@@ -27,9 +27,12 @@
 #define PN_REGISTRY_MAX 4096   /* peers the host remembers */
 #define PN_REGISTRY_BUCKETS 64 /* hash chains of the registry */
 #define PN_HANDLER_BUCKETS 64
-#define PN_CALL_BUCKETS 256   /* per connection: outgoing calls by id */
-#define PN_PINGS_MAX 4        /* pings awaiting a pong, per connection */
-#define PN_ADDR_MAX 64        /* "HOST:PORT" as stored in the registry */
+#define PN_CALL_BUCKETS 256 /* per connection: outgoing calls by id */
+#define PN_PINGS_MAX 4      /* pings awaiting a pong, per connection */
+#define PN_ADDR_MAX 64      /* "HOST:PORT" as stored in the registry */
+/* Registry entries that discovery may create for keys nobody trusted: a
+ * stranger announcing fresh keys must not fill the registry trust needs. */
+#define PN_DISCOVERED_MAX 1024
 #define PN_OUTBUF_KEEP 262144 /* write buffers larger than this are freed when drained */
 
 typedef struct pn_conn pn_conn;
@@ -167,6 +170,7 @@ struct pn_host {
     pn_conn *conns;
     pn_peer *peers[PN_REGISTRY_BUCKETS];
     uint32_t npeers;
+    uint32_t ndiscovered; /* entries created by discovery, bounded by PN_DISCOVERED_MAX */
     uint32_t hash_seed;
     pn_handler *handlers[PN_HANDLER_BUCKETS];
     int dispatching;       /* a handler or predicate is running */
