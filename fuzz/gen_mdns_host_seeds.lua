@@ -2,9 +2,13 @@
 -- the packets of fuzz/corpus/mdns/ as single datagrams from the mDNS port
 -- and as legacy unicast queries, and a few sequences a LAN produces: an
 -- announcement then its goodbye, a PTR alone then the SRV/TXT/A it asks
--- for, a query with known answers. Run from the repository root:
+-- for, a query with known answers, and queries naming the harness host's
+-- own instance, host name and service enumeration (its key comes from the
+-- target's fixed secret). Run from the repository root after a build:
 --     lua5.4 fuzz/gen_mdns_host_seeds.lua
 package.path = "spec/support/?.lua;" .. package.path
+package.cpath = "build/?.so;" .. package.cpath
+local peernet = require "peernet"
 local D = require "dns_nasty"
 
 local function read(name)
@@ -48,3 +52,19 @@ write("resolve_in_steps",
 for _, c in ipairs(D.cases) do
   write("nasty_" .. c[1], chunk(MDNS_LO, c[2]))
 end
+
+-- The harness host: secret 32 x 0x42, default names.
+local hex = peernet.keys.from_secret(string.rep("\x42", 32)):public_hex()
+local own = "peernet-" .. hex:sub(1, 16) .. "._peernet._tcp.local"
+local own_host = "pn-" .. hex:sub(1, 16) .. ".local"
+local function query(qs, known)
+  return assert(peernet.mdns.build { id = 77, questions = qs, records = known })
+end
+write("ask_own_instance", chunk(MDNS_LO, query { { name = own, type = "SRV" }, { name = own, type = "TXT" } })
+  .. chunk(LEGACY, query { { name = own, type = "ANY" } }))
+write("ask_own_host", chunk(MDNS_LAN, query { { name = own_host, type = "A" } })
+  .. chunk(LEGACY, query { { name = own_host, type = "AAAA" } }))
+write("ask_services", chunk(MDNS_LO | TURN, query { { name = "_services._dns-sd._udp.local", type = "PTR" } })
+  .. chunk(LEGACY, query { { name = "_services._dns-sd._udp.local", type = "PTR" } }))
+write("known_answer", chunk(MDNS_LO, query({ { name = "_peernet._tcp.local", type = "PTR" } },
+  { { name = "_peernet._tcp.local", type = "PTR", ttl = 4000, target = own } })))
