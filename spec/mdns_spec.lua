@@ -192,6 +192,19 @@ describe("mDNS on a host", function()
     assert.truthy(ask(port, { name = SVC, type = "PTR" }), "no answer after malformed input")
   end)
 
+  it("does not keep the loop alive in a weak host", function()
+    local h = host(N.keys(), { mdns = true, mdns_port = spec_port(), weak = true })
+    -- The watchdog does not keep the loop alive either: uv.run returns at
+    -- once unless something of the host's holds it.
+    local fired = false
+    local t = uv.new_timer()
+    t:start(10000, 0, function() fired = true; h:close() end)
+    t:unref()
+    uv.run()
+    t:close()
+    assert.is_false(fired, "the mDNS handles kept the loop running")
+  end)
+
   it("refuses an instance name over 63 bytes", function()
     local h, err = peernet.host.new { secret = N.keys():secret(), listen = "127.0.0.1:0", mdns = true,
       mdns_port = spec_port(), mdns_instance = string.rep("n", 64) }
