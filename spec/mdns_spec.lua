@@ -175,6 +175,27 @@ describe("mDNS on a host", function()
     for _, r in ipairs(m.records) do assert.is_true(r.ttl <= 10 and r.ttl > 0) end
   end)
 
+  it("does not answer a query that already knows its PTR (known-answer suppression)", function()
+    local port = spec_port()
+    local h = host(N.keys(), { mdns = true, mdns_port = port, mdns_instance = "Known" })
+    local udp = uv.new_udp()
+    local answers = {}
+    udp:bind("127.0.0.1", 0)
+    udp:recv_start(function(_, data) if data then answers[#answers + 1] = assert(mdns.parse(data)) end end)
+    local q = { name = SVC, type = "PTR" }
+    -- Answers to direct queries leave as each query is read, in order: the
+    -- first answer tells which of the two queries got one.
+    udp:send(assert(mdns.build { id = 1, questions = { q }, records = {
+      { name = SVC, type = "PTR", ttl = 4500, target = "Known." .. SVC } } }), "127.0.0.1", port)
+    udp:send(assert(mdns.build { id = 2, questions = { q }, records = {
+      { name = SVC, type = "PTR", ttl = 4500, target = "Other." .. SVC } } }), "127.0.0.1", port)
+    assert.is_true(N.wait(function() return #answers > 0 end, 5000), "no answer at all")
+    udp:close()
+    assert.equal(2, answers[1].id)
+    assert.equal(1, #answers)
+    assert.truthy(h)
+  end)
+
   it("drops malformed datagrams, counts them, and keeps answering", function()
     local port = spec_port()
     local h = host(N.keys(), { mdns = true, mdns_port = port })
@@ -314,6 +335,36 @@ describe("mDNS browsing, packet by packet", function()
     assert.same({ "discovered", false, "127.0.0.1:4040" },
       { h:peer(key).status, h:peer(key).trusted, h:peer(key).addr })
     assert.is_nil(h:peer(key2))
+
+    -- An instance with IPv6 only: a global address is used, in brackets; a
+    -- link-local one is not (the interface is unknown), so the address is
+    -- asked for instead.
+    local key3, key4 = N.keys():public_hex(), N.keys():public_hex()
+    send(udp, {
+      { name = SVC, type = "PTR", ttl = 4500, target = "six-" .. n .. "." .. SVC },
+      { name = "six-" .. n .. "." .. SVC, type = "SRV", port = 4041, target = "six-" .. n .. ".local" },
+      { name = "six-" .. n .. "." .. SVC, type = "TXT", txt = { "v=1", "key=" .. key3 } },
+      { name = "six-" .. n .. ".local", type = "AAAA", addr = "::1" },
+      { name = SVC, type = "PTR", ttl = 4500, target = "ll-" .. n .. "." .. SVC },
+      { name = "ll-" .. n .. "." .. SVC, type = "SRV", port = 4042, target = "ll-" .. n .. ".local" },
+      { name = "ll-" .. n .. "." .. SVC, type = "TXT", txt = { "v=1", "key=" .. key4 } },
+      { name = "ll-" .. n .. ".local", type = "AAAA", addr = "fe80::1" },
+    })
+    assert.is_true(N.wait(function() return h:peer(key3) ~= nil end), "IPv6-only instance not resolved")
+    assert.equal("[::1]:4041", h:peer(key3).addr)
+    assert.is_true(N.wait(function() return asked("ll-" .. n .. ".local A") end))
+    assert.is_nil(h:peer(key4))
+
+    -- A TXT of another protocol version is not ours to read.
+    local key5 = N.keys():public_hex()
+    send(udp, {
+      { name = SVC, type = "PTR", ttl = 4500, target = "v2-" .. n .. "." .. SVC },
+      { name = "v2-" .. n .. "." .. SVC, type = "SRV", port = 4043, target = "v2-" .. n .. ".local" },
+      { name = "v2-" .. n .. "." .. SVC, type = "TXT", txt = { "v=2", "key=" .. key5 } },
+      { name = "v2-" .. n .. ".local", type = "A", addr = "127.0.0.1" },
+    })
+    assert.is_true(N.wait(function() return asked("v2-" .. n .. "." .. SVC .. " ANY") end))
+    assert.is_nil(h:peer(key5))
 
     -- A goodbye for the PTR forgets what it gave.
     send(udp, { { name = SVC, type = "PTR", ttl = 0, target = inst } })
