@@ -85,6 +85,15 @@ typedef struct pn_host_config {
      * while the host still listens. peernet-host run uses it. */
     int weak;
 
+    /* mDNS / DNS-SD (docs/host.md): 1 advertises <instance>._peernet._tcp.local
+     * with the key in TXT and browses for peers on every interface. Off by
+     * default. mdns_port 0 = 5353 (another port only keeps specs apart from
+     * a system responder); mdns_instance NULL = "peernet-" and the first 8
+     * bytes of the key in hex, else 1..63 bytes without control characters. */
+    int mdns;
+    uint16_t mdns_port;
+    const char *mdns_instance;
+
     pn_log_fn log; /* NULL: silent */
     void *log_ud;
 
@@ -254,6 +263,7 @@ typedef struct pn_host_stats {
     uint64_t frames_in, frames_out, writes; /* writes: socket writes (coalescing) */
     uint64_t announces_sent, announces_in, announces_ignored; /* ignored: own or malformed */
     uint64_t network_changes, probes_failed;
+    uint64_t mdns_in, mdns_rejected, mdns_out; /* mDNS datagrams; rejected: malformed */
 } pn_host_stats;
 void pn_host_get_stats(const pn_host *h, pn_host_stats *out);
 

@@ -722,10 +722,10 @@ commands.serve = {
     if control.probe(p.control) == "alive" then
       return fail("failure", "a host is already running on " .. p.dir)
     end
-    -- LAN discovery (UDP announce) and the network monitor, unless asked not to.
+    -- LAN discovery (UDP announce, mDNS) and the network monitor, unless asked not to.
     local discover = not o["no-discovery"]
     local h, he = peernet.host.new { secret = kp:secret(), listen = o.listen, discovery = discover,
-      netmon = discover }
+      mdns = discover, netmon = discover }
     if not h then return fail("failure", "cannot start the host: " .. tostring(he)) end
     local tok, tfe = h:trust_file(p.trust)
     if not tok then

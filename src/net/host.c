@@ -192,6 +192,8 @@ static int bind_listen(pn_host *h, const char *listen, pn_err *e) {
         if (zero) port = 0;
         if (uv_ip4_addr(host, port, &sa.in4) != 0 && uv_ip6_addr(host, port, &sa.in6) != 0)
             return pn_err_set(e, PN_EINVAL, "listen address '%s' must be a numeric IP", listen);
+        if (strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
+            snprintf(h->listen_ip, sizeof h->listen_ip, "%s", host);
     }
     uv_tcp_init(h->loop, &h->listener);
     pn_host_adopt(h, (uv_handle_t *)&h->listener);
@@ -257,6 +259,7 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
     h->cfg.broadcast = NULL;
     snprintf(h->broadcast, sizeof h->broadcast, "%s",
              cfg->broadcast ? cfg->broadcast : "255.255.255.255");
+    h->cfg.mdns_instance = NULL;
     memcpy(h->priv, cfg->secret, PN_KEY_LEN);
     crypto_scalarmult_base(h->pub, h->priv);
     if (cfg->test_ephemeral) {
@@ -295,6 +298,14 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
     }
     if (cfg->netmon && pn_netmon_open(h, &de) != 0)
         pn_host_log(h, PN_LOG_WARN, "%s; network changes will go unnoticed", de.msg);
+    if (cfg->mdns && !(h->mdns = pn_mdns_start(h, cfg->mdns_instance, cfg->mdns_port, &de))) {
+        if (de.code == PN_EINVAL) {
+            *e = de;
+            pn_host_close(h, NULL, NULL);
+            return NULL;
+        }
+        pn_host_log(h, PN_LOG_WARN, "%s; running without mDNS", de.msg);
+    }
     return h;
 }
 
@@ -332,6 +343,8 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     h->closing = 1;
     h->on_closed = on_closed;
     h->on_closed_ud = ud;
+    if (h->mdns) pn_mdns_close(h->mdns, 1); /* its goodbye still names our port */
+    h->mdns = NULL;
     pn_host_stop_listening(h);
     pn_trustfile_close(h);
     pn_discovery_close(h);
@@ -623,6 +636,36 @@ int pn_host_untrust(pn_host *h, const uint8_t key[PN_KEY_LEN]) {
     return 0;
 }
 
+/* ---- discovery ---------------------------------------------------------- */
+
+void pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
+                             const char *source) {
+    char host[PN_ADDR_MAX], k[17];
+    uint16_t port;
+    pn_err e;
+    if (h->closing || sodium_memcmp(key, h->pub, PN_KEY_LEN) == 0) return;
+    if (strlen(addr) >= PN_ADDR_MAX ||
+        pn_trust_split_addr(addr, host, sizeof host, &port, &e) != 0 || port == 0) {
+        pn_host_log(h, PN_LOG_DEBUG, "%s: unusable address '%s' for %s… ignored", source, addr,
+                    short_key(key, k));
+        return;
+    }
+    pn_host_on_announce(h, key, addr);
+}
+
+void pn_host_note_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
+                       const char *source) {
+    char k[17];
+    pn_peer *p = h->closing ? NULL : pn_registry_find(h, key);
+    if (!p || strcmp(p->addr, addr) != 0) return; /* another source knows better */
+    p->addr[0] = '\0';
+    if (!p->live && !p->dialing) {
+        uv_timer_stop(&p->redial);
+        if (p->status == PN_PEER_DISCOVERED) p->status = PN_PEER_UNKNOWN;
+    }
+    pn_host_log(h, PN_LOG_INFO, "peer %s… left %s (%s goodbye)", short_key(key, k), addr, source);
+}
+
 int pn_host_is_trusted(const pn_host *h, const uint8_t key[PN_KEY_LEN]) {
     const pn_peer *p = pn_registry_find(h, key);
     return p && p->trusted;
@@ -739,7 +782,7 @@ void pn_host_network_changed(pn_host *h) {
     pn_host_log(h, PN_LOG_INFO, "network changed: announcing again, probing %d link%s (%u ms)", n,
                 n == 1 ? "" : "s", h->cfg.probe_timeout_ms);
     pn_discovery_announce(h);
-    /* MDNS HOOK: pn_mdns_network_changed runs here once wired. */
+    pn_mdns_network_changed(h->mdns); /* re-join the groups, re-announce, re-query */
     if (h->network_hook) h->network_hook(h->network_hook_ud);
     if (h->closing) return;
     /* A link whose local address has left every interface is dead for sure:

@@ -163,6 +163,7 @@ struct pn_host {
     uv_tcp_t listener;
     int listening;
     int port;
+    char listen_ip[PN_ADDR_MAX]; /* the address listened on; "" for every interface */
 
     uv_check_t flush_check; /* writes queued in a loop turn leave together, after I/O */
     uv_idle_t flush_idle;   /* keeps poll from blocking while writes wait */
@@ -191,6 +192,7 @@ struct pn_host {
      * (pn_host_set_network_hook). NULL: nothing. */
     void (*network_hook)(void *ud);
     void *network_hook_ud;
+    struct pn_mdns *mdns; /* mDNS responder and browser, when enabled */
 
     struct {
         pn_event_fn fn;
@@ -281,5 +283,28 @@ void pn_discovery_close(pn_host *h);
 /* netmon.c */
 int pn_netmon_open(pn_host *h, pn_err *e);
 void pn_netmon_close(pn_host *h);
+/* Discovery (host.c): what a discovery source (mDNS) learnt. Checked, then
+ * handled exactly as a UDP announce (pn_host_on_announce): a trusted peer
+ * gets addr as its dial address and is dialled when not connected; an
+ * untrusted one is remembered among the strangers (PN_DISCOVERED_MAX, the
+ * stalest forgotten first). A new or changed address emits
+ * PN_EVENT_DISCOVERED. addr is "HOST:PORT"; source names it for the log. */
+void pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
+                             const char *source);
+/* The source says the peer left (an mDNS goodbye): the address it gave is
+ * forgotten and redialling it stops; a live connection stays up. */
+void pn_host_note_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
+                       const char *source);
+
+/* mdns.c: the responder and browser. port 0 = 5353; instance NULL = a name
+ * made from the key. Close sends a goodbye (TTL 0) when asked. */
+typedef struct pn_mdns pn_mdns;
+pn_mdns *pn_mdns_start(pn_host *h, const char *instance, uint16_t port, pn_err *e);
+void pn_mdns_close(pn_mdns *m, int goodbye);
+/* Re-joins the groups on the current interfaces, re-announces and
+ * re-queries at once (the network monitor calls it; m may be NULL). */
+void pn_mdns_network_changed(pn_mdns *m);
+/* One received datagram, as if from `from` (the socket's path; fuzz/fuzz_mdns_host.c). */
+void pn_mdns_feed(pn_mdns *m, const uint8_t *buf, size_t len, const struct sockaddr *from);
 
 #endif

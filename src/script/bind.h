@@ -29,6 +29,7 @@ void pn_lua_open_qr(lua_State *L);       /* qr: a QR code as rows of booleans */
 
 /* require "peernet": the module table (peernet.so, or linked into peernet-host). */
 LUAMOD_API int luaopen_peernet(lua_State *L);
+void pn_lua_open_mdns(lua_State *L); /* mdns.parse, mdns.build */
 
 /* The pn_host of the peernet.host object at idx; raises when it is not one
  * or is closed. (The object owns the host: keep it referenced.) */

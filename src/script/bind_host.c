@@ -263,6 +263,16 @@ static int l_host_new(lua_State *L) {
     lua_getfield(L, 1, "test_legacy_atoms");
     cfg.test_legacy_atoms = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    /* mDNS is off unless asked for: specs start many hosts on one machine. */
+    lua_getfield(L, 1, "mdns");
+    cfg.mdns = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    uint32_t mdns_port = opt_ms(L, 1, "mdns_port", 0);
+    if (mdns_port > 65535) return luaL_error(L, "host.new: mdns_port out of range");
+    cfg.mdns_port = (uint16_t)mdns_port;
+    lua_getfield(L, 1, "mdns_instance");
+    if (!lua_isnil(L, -1)) cfg.mdns_instance = luaL_checkstring(L, -1);
+    /* kept on the stack, like listen */
 
     /* The trust list is checked whole before the host exists. */
     lua_getfield(L, 1, "trust");
@@ -874,6 +884,9 @@ static int l_host_stats(lua_State *L) {
     FIELD(announces_ignored);
     FIELD(network_changes);
     FIELD(probes_failed);
+    FIELD(mdns_in);
+    FIELD(mdns_rejected);
+    FIELD(mdns_out);
 #undef FIELD
     return 1;
 }

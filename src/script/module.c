@@ -43,5 +43,6 @@ int luaopen_peernet(lua_State *L) {
     pn_lua_open_envelope(L);
     pn_lua_open_runtime(L);
     pn_lua_open_qr(L);
+    pn_lua_open_mdns(L);
     return 1;
 }
