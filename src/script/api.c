@@ -494,21 +494,7 @@ static int l_timer_gc(lua_State *L) {
 
 static int add_peer(const pn_peer_info *p, void *ud) {
     lua_State *L = ud;
-    lua_createtable(L, 0, 6);
-    push_key(L, p->key);
-    lua_setfield(L, -2, "key");
-    lua_pushstring(L, pn_peer_status_name(p->status));
-    lua_setfield(L, -2, "status");
-    lua_pushboolean(L, p->trusted);
-    lua_setfield(L, -2, "trusted");
-    if (p->addr[0]) {
-        lua_pushstring(L, p->addr);
-        lua_setfield(L, -2, "addr");
-    }
-    if (p->last_seen > 0) {
-        lua_pushnumber(L, p->last_seen);
-        lua_setfield(L, -2, "last_seen");
-    }
+    pn_lua_push_peer(L, p);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     return 0;
 }

@@ -35,6 +35,12 @@ void pn_lua_open_mdns(lua_State *L); /* mdns.parse, mdns.build */
  * or is closed. (The object owns the host: keep it referenced.) */
 struct pn_host *pn_lua_checkhost(lua_State *L, int idx);
 
+/* Pushes a registry entry as a table: key, status, trusted, addr ("" when
+ * none), last_seen (0: never), connections. One shape for h:peers() and
+ * peernet.peers(). */
+struct pn_peer_info;
+void pn_lua_push_peer(lua_State *L, const struct pn_peer_info *p);
+
 /* Pushes nil, e's message and its code name; returns 3 so a C function can
  * `return` it. */
 int pn_lua_fail(lua_State *L, const pn_err *e);

@@ -818,7 +818,7 @@ static int l_host_on(lua_State *L) {
 
 /* ---- registry ---------------------------------------------------------- */
 
-static void push_peer(lua_State *L, const pn_peer_info *p) {
+void pn_lua_push_peer(lua_State *L, const pn_peer_info *p) {
     lua_createtable(L, 0, 6);
     push_key(L, p->key);
     lua_setfield(L, -2, "key");
@@ -836,7 +836,7 @@ static void push_peer(lua_State *L, const pn_peer_info *p) {
 
 static int add_peer(const pn_peer_info *p, void *ud) {
     lua_State *L = ud;
-    push_peer(L, p);
+    pn_lua_push_peer(L, p);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     return 0;
 }
@@ -854,7 +854,7 @@ static int l_host_peer(lua_State *L) {
     check_key(L, 2, key);
     pn_peer_info p;
     if (pn_host_peer(lh->h, key, &p) != 0) return 0;
-    push_peer(L, &p);
+    pn_lua_push_peer(L, &p);
     return 1;
 }
 
