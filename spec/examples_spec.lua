@@ -165,3 +165,19 @@ describe("examples: chat.lua between two peernet-host processes", function()
     assert.same({ 0, 0 }, { alice.code, alice.signal })
   end)
 end)
+
+describe("scripts/demo (README's first command)", function()
+  it("serves the device example and calls it with the CLI", function()
+    -- Without the ASan preload of the sanitizer build: it would make bash and
+    -- sed report their own leaks. peernet-host carries its sanitizer itself.
+    local out = H.sh("cd " .. H.q(H.source_dir) .. " && env -u LD_PRELOAD PN_BUILD_DIR="
+      .. H.q(H.build_dir) .. " scripts/demo 2>&1; echo rc=$?")
+    assert.matches("loaded [^\n]*light%.lua: ", out)
+    assert.matches("call lamp light%.get\n\"on\"", out)
+    assert.matches("call lamp light%.toggle\n\"off\"", out)
+    assert.matches("device file: off", out)
+    assert.matches("exit 3: the handler said no", out)
+    assert.matches("connected %x+", out)
+    assert.matches("rc=0$", out)
+  end)
+end)
