@@ -412,6 +412,41 @@ describe("the trusted API (run scripts)", function()
     N.close(a, b)
   end)
 
+  it("survives a run script closing its runtime from inside an event handler", function()
+    local a, b, ka, kb = N.pair()
+    local rt = peernet.runtime.new(a, {})
+    local api = rt:api()
+    local fired = 0
+    api.on("disconnected", function() fired = fired + 1; rt:close() end)
+    api.on("disconnected", function() fired = fired + 1 end)
+    b:untrust(ka:public_hex())
+    assert.is_true(N.wait(function() return fired >= 1 end))
+    N.spin(20)
+    assert.equal(1, fired) -- the second handler belonged to the closed runtime
+    assert.has_error(function() api.self() end)
+    N.close(a, b)
+  end)
+
+  it("survives a run script closing the host under its own running task", function()
+    local a, b, ka, kb = N.pair()
+    local rt = peernet.runtime.new(a, {})
+    local api = rt:api()
+    local pending_result, after
+    rt:spawn(function()
+      -- a call in flight from another task, failed by the close
+      rt:spawn(function() pending_result = { api.call(kb:public_hex(), "never", {}) } end)
+      a:close()
+      after = { pcall(api.self) }
+    end)
+    b:expose("never", function(_, _, req) return req end) -- answers nothing
+    assert.is_true(N.wait(function() return after and pending_result end))
+    assert.is_false(after[1])
+    assert.matches("host is closed", after[2])
+    assert.same({ nil, "closed" }, pending_result)
+    rt:close()
+    N.close(b)
+  end)
+
   it("checks scripts without a network: file:line for errors", function()
     local dir = H.tmpdir()
     H.write_file(dir .. "/ok.lua", [[peernet.expose("x", function() return 1 end)]])

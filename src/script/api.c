@@ -28,6 +28,7 @@
 #include "value.h"
 
 #define TIMER_MT "peernet.timer"
+#define PN_API_EVENT_FNS_MAX 64 /* peernet.on functions per event and script */
 
 /* Every API function has the script's handle as its first upvalue: one
  * trusted state may serve several runtimes (a spec runs two hosts). */
@@ -544,8 +545,11 @@ static int l_on(lua_State *L) {
         lua_pushvalue(L, -1);
         lua_setfield(L, -3, events[ev]);
     }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    if (n >= PN_API_EVENT_FNS_MAX)
+        return luaL_error(L, "peernet.on: at most %d functions per event", PN_API_EVENT_FNS_MAX);
     lua_pushvalue(L, 2);
-    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_rawseti(L, -2, n + 1);
     return 0;
 }
 

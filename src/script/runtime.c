@@ -70,6 +70,7 @@ void pn_rt_update_keepalive(pn_rt *rt) {
 /* ---- tasks ------------------------------------------------------------------- */
 
 static void script_maybe_close(pn_script *s);
+static void rt_after_resume(pn_rt *rt);
 
 static void task_unlink(pn_task *t) {
     pn_script *s = t->s;
@@ -255,13 +256,17 @@ static void task_done(pn_task *t, int rc, int nres) {
 
 void pn_rt_task_resume(pn_task *t, int nargs) {
     lua_State *co = t->co;
+    pn_rt *rt = t->s->rt;
     t->wait = NULL;
     pn_sandbox_begin(t->s->L);
     int nres = 0;
+    rt->resuming++;
     int rc = lua_resume(co, NULL, nargs, &nres);
+    rt->resuming--;
     if (rc == LUA_YIELD) {
         if (t->wait) {
             lua_pop(co, nres);
+            rt_after_resume(rt);
             return;
         }
         /* coroutine.yield() outside any coroutine of the script's own. */
@@ -270,6 +275,7 @@ void pn_rt_task_resume(pn_task *t, int nargs) {
         rc = LUA_ERRRUN;
     }
     task_done(t, rc, nres);
+    rt_after_resume(rt);
 }
 
 /* ---- scripts ------------------------------------------------------------------- */
@@ -278,6 +284,11 @@ static void release_binding(pn_binding *b);
 
 static void grace_closed(uv_handle_t *hd) {
     free(hd);
+}
+
+static void script_free(pn_script *s) {
+    free(s->path);
+    free(s);
 }
 
 static void script_close(pn_script *s) {
@@ -309,8 +320,8 @@ static void script_close(pn_script *s) {
         if (rt->trusted == s) rt->trusted = NULL;
     }
     pn_caps_free(s->caps);
-    free(s->path);
-    free(s);
+    s->caps = NULL;
+    if (s->pins == 0) script_free(s);
 }
 
 static void script_maybe_close(pn_script *s) {
@@ -720,10 +731,14 @@ static void events_to(pn_script *s, const char *name, const char *hex) {
             pn_rt_task_resume(t, 1);
             pn_sandbox_unlimited(L, 1);
         }
-        if (s->closed) return;
+        if (s->closed) return; /* its state is gone; the caller unpins it */
     }
     lua_pop(L, 2);
     pn_sandbox_unlimited(L, 0);
+}
+
+static void script_unpin(pn_script *s) {
+    if (--s->pins == 0 && s->closed) script_free(s);
 }
 
 static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], void *ud) {
@@ -742,7 +757,12 @@ static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], voi
         for (pn_script *s = rt->scripts; s; s = s->next)
             alive |= s == snap[i];
         alive |= snap[i] == rt->trusted;
-        if (alive) events_to(snap[i], name, hex);
+        if (!alive) continue;
+        /* A handler may close its own script (rt:close in a run script):
+         * pinned, the struct outlives the call. */
+        snap[i]->pins++;
+        events_to(snap[i], name, hex);
+        script_unpin(snap[i]);
     }
 }
 
@@ -798,7 +818,11 @@ static int run_chunk(pn_script *s, pn_err *e) {
     lua_State *co = t->co;
     pn_sandbox_begin(L);
     int nres = 0;
+    /* No deferred close can be due here: loading runs from the directory
+     * watcher or a trusted call, never inside a script's own resume. */
+    s->rt->resuming++;
     int rc = lua_resume(co, NULL, 0, &nres);
+    s->rt->resuming--;
     if (rc == LUA_YIELD && t->wait) {
         if (s->admin) {
             pn_err_set(e, PN_EINVAL, "%s: an admin module must return its table without waiting",
@@ -1030,9 +1054,7 @@ pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e) {
 }
 
 /* The host goes first: stop every script now, while the host is whole. */
-static void on_host_closing(void *ud) {
-    pn_rt *rt = ud;
-    pn_host_off_event(rt->h, on_event, rt);
+static void close_scripts(pn_rt *rt) {
     while (rt->scripts)
         script_close(rt->scripts);
     if (rt->trusted) {
@@ -1040,8 +1062,22 @@ static void on_host_closing(void *ud) {
             task_cancel(rt->trusted->tasks);
         unexpose_all(rt->trusted);
     }
-    rt->host_gone = 1;
     pn_rt_update_keepalive(rt);
+}
+
+static void on_host_closing(void *ud) {
+    pn_rt *rt = ud;
+    pn_host_off_event(rt->h, on_event, rt);
+    if (rt->resuming) {
+        /* Closed from inside a script (a run script's host:close()): its
+         * coroutine is still running. Handles go with the host now; the
+         * scripts stop when the outermost resume returns. */
+        rt->host_gone = 1;
+        rt->scripts_close_pending = 1;
+        return;
+    }
+    close_scripts(rt);
+    rt->host_gone = 1;
 }
 
 static void rt_handle_closed(uv_handle_t *hd) {
@@ -1049,8 +1085,35 @@ static void rt_handle_closed(uv_handle_t *hd) {
     if (++rt->closing == 3) free(rt);
 }
 
+static void rt_do_close(pn_rt *rt);
+
+/* Closes deferred while a script ran, once no resume is left on the stack. */
+static void rt_after_resume(pn_rt *rt) {
+    if (rt->resuming) return;
+    if (rt->scripts_close_pending) {
+        rt->scripts_close_pending = 0;
+        close_scripts(rt);
+    }
+    if (rt->close_pending) {
+        rt->close_pending = 0;
+        rt_do_close(rt);
+    }
+}
+
 void pn_rt_close(pn_rt *rt) {
-    if (rt->closing) return;
+    if (rt->closing || rt->close_pending) return;
+    /* The callbacks' owner is going away now, even when the close waits. */
+    rt->o.log = NULL;
+    rt->o.on_error = NULL;
+    rt->drain_cb = NULL;
+    if (rt->resuming) {
+        rt->close_pending = 1; /* a script asked: it is still running */
+        return;
+    }
+    rt_do_close(rt);
+}
+
+static void rt_do_close(pn_rt *rt) {
     pn_rt_dir_close(rt);
     if (!rt->host_gone) {
         pn_host_off_event(rt->h, on_event, rt);

@@ -51,7 +51,10 @@ typedef struct pn_rt_opts {
 
 pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e);
 /* Cancels every task, closes every sandboxed state, revokes every handle
- * the runtime exposed. The trusted state stays (it is the caller's). */
+ * the runtime exposed. The trusted state stays (it is the caller's).
+ * Called from inside a script (rt:close() in a run script's task), it takes
+ * effect when that script's resume returns; the log and error callbacks
+ * are dropped at once. */
 void pn_rt_close(pn_rt *rt);
 
 /* Makes L (a trusted state) a script of rt and pushes its `peernet` table. */
@@ -105,6 +108,7 @@ struct pn_script {
     int loading;   /* the chunk's first run: exposes are staged */
     int retired;   /* replaced or deleted: closes when its tasks end */
     int closed;
+    int pins; /* a caller still holds it: freed when the last unpins */
     uint32_t ntasks;
     pn_task *tasks;
     pn_binding *bindings;
@@ -176,6 +180,8 @@ struct pn_rt {
     uv_timer_t drain_timer;
     int draining, closing;
     int host_gone; /* the host was closed first: nothing more to revoke */
+    int resuming;  /* script coroutines running on the C stack now */
+    int close_pending, scripts_close_pending; /* asked for while resuming */
 };
 
 pn_script *pn_rt_script_of(lua_State *L); /* the script whose API L is calling */
