@@ -14,10 +14,14 @@
  * remains. flags bit 0: from the mDNS port (else from the harness's own
  * UDP socket on 127.0.0.1: a legacy unicast query, answered directly);
  * bits 1-2 (mDNS port only): the source address, 127.0.0.1, 192.0.2.2,
- * 10.1.2.3 or ::1; bit 3: turn the loop once afterwards (delayed answers
- * and dials run). Nothing is ever trusted, so no input makes the host dial.
+ * 10.1.2.3 or ::1; bit 4 turns ::1 into fe80::2 scoped to lo (a datagram
+ * that came over a link-local path: link-local AAAA records get lo as their
+ * zone, and only those); bit 3: turn the loop once afterwards (delayed
+ * answers and dials run). Nothing is ever trusted, so no input makes the
+ * host dial.
  */
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,6 +39,7 @@ static int sink = -1;
 static uint16_t sink_port;
 static pn_mdns_msg reply;
 static uint64_t answers;
+static unsigned lo_index; /* loopback's interface index: the zone of scoped sources */
 
 static void init(void) {
     uint8_t secret[PN_KEY_LEN];
@@ -50,6 +55,8 @@ static void init(void) {
     cfg.mdns_port = (uint16_t)(20000 + getpid() % 30000);
     host = pn_host_new(&loop, &cfg, &e);
     if (!host) abort();
+    lo_index = if_nametoindex("lo");
+    if (lo_index == 0) abort();
     struct sockaddr_in a;
     socklen_t alen = sizeof a;
     memset(&a, 0, sizeof a);
@@ -64,6 +71,11 @@ static void init(void) {
 
 static int check_peer(const pn_peer_info *p, void *ud) {
     if (p->status == PN_PEER_DISCOVERED && (p->addr[0] == '\0' || p->trusted)) abort();
+    /* A zone only ever comes from the scoped source, on a link-local
+     * (fe80::/10) address. */
+    if (strchr(p->addr, '%') && (strncmp(p->addr, "[fe", 3) != 0 || !strchr("89ab", p->addr[3]) ||
+                                 p->addr[3] == '\0' || !strstr(p->addr, "%lo]:")))
+        abort();
     return 0;
 }
 
@@ -97,7 +109,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int pick = flags >> 1 & 3;
         uint16_t port = (flags & 1) ? host->cfg.mdns_port : sink_port;
         if (!(flags & 1)) pick = 0; /* a direct answer only ever goes to the harness */
-        if (pick == 3)
+        if (pick == 3 && (flags & 16)) {
+            uv_ip6_addr("fe80::2", port, &from.in6);
+            from.in6.sin6_scope_id = lo_index;
+        } else if (pick == 3)
             uv_ip6_addr("::1", port, &from.in6);
         else
             uv_ip4_addr(v4[pick], port, &from.in4);

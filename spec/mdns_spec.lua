@@ -337,8 +337,8 @@ describe("mDNS browsing, packet by packet", function()
     assert.is_nil(h:peer(key2))
 
     -- An instance with IPv6 only: a global address is used, in brackets; a
-    -- link-local one is not (the interface is unknown), so the address is
-    -- asked for instead.
+    -- link-local one that came over IPv4 is not (nothing says which link it
+    -- is on), so the address is asked for instead.
     local key3, key4 = N.keys():public_hex(), N.keys():public_hex()
     send(udp, {
       { name = SVC, type = "PTR", ttl = 4500, target = "six-" .. n .. "." .. SVC },
@@ -370,6 +370,43 @@ describe("mDNS browsing, packet by packet", function()
     send(udp, { { name = SVC, type = "PTR", ttl = 0, target = inst } })
     assert.is_true(N.wait(function() return h:peer(key).addr == "" end))
     assert.equal("unknown", h:peer(key).status)
+  end)
+
+  it("dials a link-local AAAA on the interface it arrived on, and never zones a global one", function()
+    -- An interface that is up, multicast and has an fe80:: address.
+    local iface, why = multicast_interface()
+    if not iface then return pending(why) end
+    local ll
+    for _, a in ipairs(uv.interface_addresses()[iface] or {}) do
+      if a.family == "inet6" and a.ip:find("^fe80:") then ll = a.ip end
+    end
+    if not ll then return pending("interface " .. iface .. " has no IPv6 link-local address") end
+    local port = spec_port()
+    h = N.host(N.keys(), { mdns = true, mdns_port = port })
+    -- A responder on the mDNS port that speaks IPv6 only: its datagrams
+    -- reach the host from fe80::...%iface.
+    udp = uv.new_udp("inet6")
+    assert(udp:bind("::", port, { reuseaddr = true, ipv6only = true }))
+    assert(udp:set_multicast_interface("::%" .. iface))
+    udp:set_multicast_loop(true)
+    local n = math.random(1, 1e9)
+    local function instance(tag, key, port_, aaaa)
+      local inst, target = tag .. "-" .. n .. "." .. SVC, tag .. "-" .. n .. ".local"
+      return {
+        { name = SVC, type = "PTR", ttl = 4500, target = inst },
+        { name = inst, type = "SRV", port = port_, target = target },
+        { name = inst, type = "TXT", txt = { "v=1", "key=" .. key } },
+        { name = target, type = "AAAA", addr = aaaa },
+      }
+    end
+    local kll, kglobal = N.keys():public_hex(), N.keys():public_hex()
+    local records = instance("ll6", kll, 4044, "fe80::1")
+    for _, r in ipairs(instance("g6", kglobal, 4045, "2001:db8::7")) do records[#records + 1] = r end
+    assert(udp:send(assert(mdns.build { flags = 0x8400, records = records }), "ff02::fb%" .. iface, port))
+    assert.is_true(N.wait(function() return h:peer(kll) ~= nil and h:peer(kglobal) ~= nil end),
+      "instances heard over IPv6 link-local not resolved")
+    assert.same({ "discovered", "[fe80::1%" .. iface .. "]:4044" }, { h:peer(kll).status, h:peer(kll).addr })
+    assert.equal("[2001:db8::7]:4045", h:peer(kglobal).addr)
   end)
 end)
 

@@ -8,7 +8,9 @@
 -- either side an IPv4 address, and the kernel gave each interface its IPv6
 -- link-local fe80:: address on its own. IPv4 broadcast cannot leave such a
 -- host (no route), so the hosts find each other through the announce sent
--- to ff02::1 on each link (announce_v6) and dial fe80::...%veth.
+-- to ff02::1 on each link (announce_v6), or through mDNS over ff02::fb (the
+-- AAAA fe80:: record, zoned with the interface it arrived on), and dial
+-- fe80::...%veth.
 local uv = require "luv"
 local N = require "support.net"
 
@@ -215,7 +217,33 @@ describe("hosts in network namespaces", function()
       assert.is_true((b:call(a.key)))
     end)
 
-  pending("find each other by mDNS/DNS-SD with no address configured (src/net/mdns.c, wired by the lead)")
+  it("find each other by mDNS/DNS-SD with no address configured (IPv6 link-local), then call",
+    function()
+      local net = make_net()
+      finally(function() drop_net(net) end)
+      -- UDP announces off: the only way to learn where the other is, is its
+      -- AAAA fe80:: record, usable because it came in over veth's link
+      local only_mdns = { "discovery=false", "mdns=true" }
+      local a, b = pair(net, only_mdns, only_mdns)
+      a:wait("^event connected " .. b.key)
+      b:wait("^event connected " .. a.key)
+      for _, side in ipairs { { a, b, net.va }, { b, a, net.vb } } do
+        local p, other, dev = side[1], side[2], side[3]
+        local want = "^peer connected %[fe80::[%x:]+%%" .. dev .. "%]:7000$"
+        local line
+        assert(N.wait(function()
+          local m = p:mark()
+          p:send("peer " .. other.key)
+          line = p:wait("^peer ", m)
+          return line:find(want) ~= nil
+        end), line)
+        local m = p:mark()
+        p:send("stats")
+        assert.matches(" announces_sent=0$", (p:wait("^stats ", m)))
+      end
+      assert.is_true((a:call(b.key)))
+      assert.is_true((b:call(a.key)))
+    end)
 
   it("get the link back by themselves when one host's address changes", function()
     local net = make_net()

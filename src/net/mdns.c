@@ -19,6 +19,7 @@
  * entry goes to pn_host_note_discovered, a goodbye (TTL 0) to
  * pn_host_note_gone.
  */
+#include <net/if.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,9 +47,10 @@ typedef struct pn_mdns_known {
     uint16_t port;                    /* 0 until known */
     int has_key;
     uint8_t key[PN_KEY_LEN];
-    char ip[INET6_ADDRSTRLEN + 2]; /* "1.2.3.4" or "[v6]" */
-    char addr[PN_ADDR_MAX];        /* what was passed to the host, "" when nothing */
-    int asked;                     /* ASK_* already sent for it */
+    char ip[INET6_ADDRSTRLEN + IF_NAMESIZE + 3]; /* "1.2.3.4", "[v6]" or "[fe80::x%if]" */
+    int ip_rank;                                 /* 2 * addr_kind() + sender, of ip */
+    char addr[PN_ADDR_MAX];                      /* what was passed to the host, "" when nothing */
+    int asked;                                   /* ASK_* already sent for it */
 } pn_mdns_known;
 
 enum { ASK_SRV_TXT = 1, ASK_ADDR = 2 };
@@ -411,17 +413,44 @@ static void take_txt(pn_mdns_known *k, const pn_mdns_record *r) {
     k->has_key = 1;
 }
 
+/* Which address of an instance to dial: IPv4 before global IPv6 before
+ * link-local IPv6 (3, 2, 1; 0 is not usable), and *sender says it is the
+ * address the packet came from. A link-local AAAA is usable only when the
+ * packet itself came over a link-local IPv6 path, whose scope id names the
+ * interface it arrived on: the address is on that link, so that interface
+ * is its zone. Over IPv4, or from a global source, nothing says which link
+ * it belongs to; a global address never gets a zone. */
+static int addr_kind(const pn_mdns_record *r, const struct sockaddr *from, int *sender) {
+    const struct sockaddr_in6 *f6 = (const struct sockaddr_in6 *)from;
+    int v6from = from->sa_family == AF_INET6;
+    if (r->type == PN_DNS_A) {
+        *sender = from->sa_family == AF_INET &&
+                  memcmp(&((const struct sockaddr_in *)from)->sin_addr, r->addr, 4) == 0;
+        return 3;
+    }
+    *sender = v6from && memcmp(&f6->sin6_addr, r->addr, 16) == 0;
+    if (!(r->addr[0] == 0xfe && (r->addr[1] & 0xc0) == 0x80)) return 2;
+    if (!v6from || !IN6_IS_ADDR_LINKLOCAL(&f6->sin6_addr) || f6->sin6_scope_id == 0) return 0;
+    return 1;
+}
+
 static void take_addr(pn_mdns_known *k, const pn_mdns_record *r, const struct sockaddr *from) {
-    char ip[INET6_ADDRSTRLEN];
-    int v4 = r->type == PN_DNS_A;
-    if (!v4 && r->addr[0] == 0xfe && (r->addr[1] & 0xc0) == 0x80)
-        return; /* link-local: useless without the interface, which we do not know */
-    uv_inet_ntop(v4 ? AF_INET : AF_INET6, r->addr, ip, sizeof ip);
-    int from_sender = from->sa_family == AF_INET && v4 &&
-                      memcmp(&((const struct sockaddr_in *)from)->sin_addr, r->addr, 4) == 0;
-    /* IPv4 is preferred, and among addresses the one the packet came from. */
-    if (k->ip[0] && !from_sender && (k->ip[0] != '[' || !v4)) return;
-    snprintf(k->ip, sizeof k->ip, v4 ? "%s" : "[%s]", ip);
+    char ip[INET6_ADDRSTRLEN], zone[IF_NAMESIZE];
+    int sender, kind = addr_kind(r, from, &sender);
+    int rank = 2 * kind + sender;
+    /* A better address replaces what we have; an equal one only when it is
+     * the sender's own (the sender may have moved). */
+    if (kind == 0 || (k->ip[0] && (rank < k->ip_rank || (rank == k->ip_rank && !sender)))) return;
+    uv_inet_ntop(kind == 3 ? AF_INET : AF_INET6, r->addr, ip, sizeof ip);
+    if (kind == 3)
+        snprintf(k->ip, sizeof k->ip, "%s", ip);
+    else if (kind == 2)
+        snprintf(k->ip, sizeof k->ip, "[%s]", ip);
+    else if (if_indextoname(((const struct sockaddr_in6 *)from)->sin6_scope_id, zone))
+        snprintf(k->ip, sizeof k->ip, "[%s%%%s]", ip, zone);
+    else
+        return; /* the interface has gone since */
+    k->ip_rank = rank;
 }
 
 static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct sockaddr *from) {
@@ -492,8 +521,8 @@ static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct soc
         if (is_ours(m, k)) continue;
         if (k->port && k->has_key && k->ip[0]) {
             char addr[PN_ADDR_MAX];
-            snprintf(addr, sizeof addr, "%s:%u", k->ip, k->port);
-            if (strcmp(addr, k->addr) != 0) {
+            int n = snprintf(addr, sizeof addr, "%s:%u", k->ip, k->port);
+            if (n > 0 && (size_t)n < sizeof addr && strcmp(addr, k->addr) != 0) {
                 snprintf(k->addr, sizeof k->addr, "%s", addr);
                 pn_host_note_discovered(m->host, k->key, k->addr, "mdns");
             }
