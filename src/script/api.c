@@ -234,11 +234,11 @@ static int start_call(lua_State *L, pn_script *s, pn_task *t, const uint8_t key[
     return pn_rt_task_wait(L, t, &cw->w);
 }
 
-/* Encodes the value at idx into b; raises on a value ETF cannot carry. */
+/* Encodes the value at idx into b; raises on a value ETF cannot carry.
+ * Protected, so a memory error cannot leak b on its way out. */
 static void encode(lua_State *L, int idx, pn_etf_buf *b) {
     pn_err e;
-    pn_etf_buf_init(b, PN_VALUE_DEFAULT_MAX);
-    if (pn_value_encode(L, idx, b, &e) != 0) {
+    if (pn_value_encode_protected(L, idx, 0, b, &e) != 0) {
         pn_etf_buf_free(b);
         luaL_error(L, "cannot send these args: %s", e.msg);
     }
@@ -286,13 +286,16 @@ static int admin_call(lua_State *L, int cast) {
     }
     luaL_checktype(L, 4, LUA_TTABLE);
     uint32_t timeout = opt_uint(L, 5, "timeout", 0);
-    pn_etf_buf b;
+    pn_etf_buf args, b;
     pn_err e;
+    encode(L, 4, &args);
     pn_etf_buf_init(&b, PN_VALUE_DEFAULT_MAX);
     const char *op = cast ? "cast" : "rpc";
-    if (pn_etf_put_tuple(&b, 4, &e) != 0 || pn_etf_put_atom(&b, op, strlen(op), &e) != 0 ||
-        pn_etf_put_atom(&b, m, mlen, &e) != 0 || pn_etf_put_atom(&b, f, flen, &e) != 0 ||
-        pn_value_encode(L, 4, &b, &e) != 0) {
+    int rc = pn_etf_put_tuple(&b, 4, &e) != 0 || pn_etf_put_atom(&b, op, strlen(op), &e) != 0 ||
+             pn_etf_put_atom(&b, m, mlen, &e) != 0 || pn_etf_put_atom(&b, f, flen, &e) != 0 ||
+             pn_etf_put_raw(&b, args.data, args.len, &e) != 0;
+    pn_etf_buf_free(&args);
+    if (rc) {
         pn_etf_buf_free(&b);
         return luaL_error(L, "peernet.admin: %s", e.msg);
     }

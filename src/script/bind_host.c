@@ -142,20 +142,6 @@ pn_host *pn_lua_checkhost(lua_State *L, int idx) {
     return u->lh->h;
 }
 
-/* Encodes the Lua value at idx (or takes raw ETF bytes) into b. */
-static int encode_arg(lua_State *L, int idx, int raw, pn_etf_buf *b, pn_err *e) {
-    if (!raw) return pn_value_encode(L, idx, b, e);
-    size_t len;
-    const char *s = lua_tolstring(L, idx, &len);
-    if (!s) return pn_err_set(e, PN_EINVAL, "raw value must be a string of ETF bytes");
-    pn_etf_reader r;
-    pn_etf_reader_init(&r, (const uint8_t *)s, len);
-    const uint8_t *start;
-    size_t n;
-    if (pn_etf_skip(&r, &start, &n, e) != 0 || pn_etf_finish(&r, e) != 0) return e->code;
-    return pn_etf_put_raw(b, s, len, e);
-}
-
 static int push_term(lua_State *L, const uint8_t *t, size_t len, int raw, pn_err *e) {
     if (raw) {
         lua_pushlstring(L, (const char *)t, len);
@@ -433,41 +419,12 @@ typedef struct {
 
 static void on_log(void *ud, int level, const char *msg);
 
-typedef struct {
-    int raw, rc;
-    pn_etf_buf *b;
-    pn_err *e;
-} encoding;
-
-static int encode_protected(lua_State *L) {
-    encoding *a = lua_touserdata(L, 2);
-    a->rc = encode_arg(L, 1, a->raw, a->b, a->e);
-    return 0;
-}
-
-/* Encodes the value at idx into b (initialised here; the caller frees it)
- * without raising: a memory error becomes PN_ENOMEM and nothing leaks. */
-static int encode_value(lua_State *L, int idx, int raw, pn_etf_buf *b, pn_err *e) {
-    encoding a = {raw, 0, b, e};
-    idx = lua_absindex(L, idx);
-    pn_etf_buf_init(b, PN_VALUE_DEFAULT_MAX);
-    lua_pushcfunction(L, encode_protected);
-    lua_pushvalue(L, idx);
-    lua_pushlightuserdata(L, &a);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        pn_err_set(e, PN_ENOMEM, "cannot encode: %s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return PN_ENOMEM;
-    }
-    return a.rc;
-}
-
 /* Answers req with the value at idx ({ok, V} or {error, V}); always frees
  * req. lh may be NULL (a deferred answer after the host closed). */
 static void answer_value(lhost *lh, lua_State *L, pn_request *req, int ok, int idx, int raw) {
     pn_etf_buf b;
     pn_err e;
-    if (encode_value(L, idx, raw, &b, &e) != 0) {
+    if (pn_value_encode_protected(L, idx, raw, &b, &e) != 0) {
         char msg[PN_ERR_MSG_MAX + 96];
         snprintf(msg, sizeof msg, "handler %s: cannot encode its result: %s", pn_request_name(req),
                  e.msg);
@@ -700,7 +657,7 @@ static int l_host_call(lua_State *L) {
     }
     pn_etf_buf b;
     pn_err e;
-    int rc = encode_value(L, 4, raw, &b, &e);
+    int rc = pn_value_encode_protected(L, 4, raw, &b, &e);
     lcallback *cb = NULL;
     if (rc == 0) {
         lua_pushvalue(L, 5);
@@ -740,7 +697,7 @@ static int l_host_send(lua_State *L) {
     }
     pn_etf_buf b;
     pn_err e;
-    int rc = encode_value(L, 4, raw, &b, &e);
+    int rc = pn_value_encode_protected(L, 4, raw, &b, &e);
     if (rc == 0) rc = pn_host_send(lh->h, key, name, b.data, b.len, &e);
     pn_etf_buf_free(&b);
     if (rc != 0) {

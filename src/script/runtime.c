@@ -184,18 +184,6 @@ static const char *error_text(pn_script *s, lua_State *co) {
     return lua_tostring(s->L, -1);
 }
 
-typedef struct {
-    pn_etf_buf *b;
-    pn_err *e;
-    int rc;
-} encoding;
-
-static int encode_protected(lua_State *L) {
-    encoding *a = lua_touserdata(L, 2);
-    a->rc = pn_value_encode(L, 1, a->b, a->e);
-    return 0;
-}
-
 /* Answers the call with the value at idx of co ({ok, V}, or {error, V}). */
 static void answer(pn_task *t, int idx, int ok) {
     pn_request *req = t->req;
@@ -204,19 +192,7 @@ static void answer(pn_task *t, int idx, int ok) {
     lua_State *co = t->co;
     pn_etf_buf b;
     pn_err e;
-    pn_err_clear(&e);
-    encoding a = {&b, &e, 0};
-    pn_etf_buf_init(&b, PN_VALUE_DEFAULT_MAX);
-    idx = lua_absindex(co, idx);
-    lua_pushcfunction(co, encode_protected);
-    lua_pushvalue(co, idx);
-    lua_pushlightuserdata(co, &a);
-    if (lua_pcall(co, 2, 0, 0) != LUA_OK) {
-        pn_err_set(&e, PN_ENOMEM, "%s", lua_tostring(co, -1));
-        lua_pop(co, 1);
-        a.rc = PN_ENOMEM;
-    }
-    if (a.rc != 0) {
+    if (pn_value_encode_protected(co, idx, 0, &b, &e) != 0) {
         pn_rt_log(t->s->rt, PN_LOG_ERROR, "%s: %s: cannot encode its result: %s", t->s->path,
                   t->what, e.msg);
         pn_request_reply_error(req, "handler_crash", &e);

@@ -651,6 +651,45 @@ int pn_value_encode(lua_State *L, int idx, pn_etf_buf *out, pn_err *e) {
     return rc;
 }
 
+typedef struct {
+    int raw, rc;
+    pn_etf_buf *b;
+    pn_err *e;
+} encoding;
+
+static int encode_raw(lua_State *L, int idx, pn_etf_buf *b, pn_err *e) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (!s) return pn_err_set(e, PN_EINVAL, "raw value must be a string of ETF bytes");
+    pn_etf_reader r;
+    pn_etf_reader_init(&r, (const uint8_t *)s, len);
+    const uint8_t *start;
+    size_t n;
+    if (pn_etf_skip(&r, &start, &n, e) != 0 || pn_etf_finish(&r, e) != 0) return e->code;
+    return pn_etf_put_raw(b, s, len, e);
+}
+
+static int encode_protected(lua_State *L) {
+    encoding *a = lua_touserdata(L, 2);
+    a->rc = a->raw ? encode_raw(L, 1, a->b, a->e) : pn_value_encode(L, 1, a->b, a->e);
+    return 0;
+}
+
+int pn_value_encode_protected(lua_State *L, int idx, int raw, pn_etf_buf *b, pn_err *e) {
+    encoding a = {raw, 0, b, e};
+    idx = lua_absindex(L, idx);
+    pn_etf_buf_init(b, PN_VALUE_DEFAULT_MAX);
+    lua_pushcfunction(L, encode_protected);
+    lua_pushvalue(L, idx);
+    lua_pushlightuserdata(L, &a);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        pn_err_set(e, PN_ENOMEM, "cannot encode: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return PN_ENOMEM;
+    }
+    return a.rc;
+}
+
 /* ---- Lua functions ---------------------------------------------------- */
 
 static int l_atom(lua_State *L) {

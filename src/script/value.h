@@ -49,6 +49,12 @@ int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_e
  * PN_ENOMEM; on error out may hold a partial term. */
 int pn_value_encode(lua_State *L, int idx, pn_etf_buf *out, pn_err *e);
 
+/* pn_value_encode made safe to call outside a protected call: b is
+ * initialised here (bounded by PN_VALUE_DEFAULT_MAX; the caller frees it)
+ * and a Lua memory error becomes PN_ENOMEM. raw = 1 takes the value as a
+ * string of ETF bytes (no version byte), checked to be exactly one term. */
+int pn_value_encode_protected(lua_State *L, int idx, int raw, pn_etf_buf *b, pn_err *e);
+
 /* Pushes the interned atom value for a UTF-8 name (PN_EINVAL if not a valid
  * atom name: nothing pushed). */
 int pn_value_push_atom(lua_State *L, const char *name, size_t len, pn_err *e);
