@@ -54,18 +54,22 @@ static pn_task *need_task(lua_State *L, const char *fn) {
 /* A key as hex or base64, or a label of the trust list. */
 static int resolve(pn_script *s, const char *text, size_t len, uint8_t out[PN_KEY_LEN], pn_err *e) {
     if (pn_key_parse(out, text, len, e) == 0) return 0;
-    const char *path = s->rt->trust_path;
+    pn_rt *rt = s->rt;
+    const char *path = rt->trust_path;
     if (!path || strlen(text) != len) return -1;
-    pn_trust *t;
-    if (pn_trust_load(&t, path, e) != 0) return -1;
-    const pn_trust_entry *en = pn_trust_find_label(t, text);
-    int rc = 0;
-    if (en)
-        memcpy(out, en->key, PN_KEY_LEN);
-    else
-        rc = pn_err_set(e, PN_ENOTFOUND, "'%s' is neither a key nor a label in %s", text, path);
-    pn_trust_free(t);
-    return rc;
+    /* A script naming peers by label does so on every call: the parsed
+     * list is kept and re-read only when the file changed. */
+    if (!rt->labels || pn_trust_changed_on_disk(rt->labels)) {
+        pn_trust *t;
+        if (pn_trust_load(&t, path, e) != 0) return -1;
+        pn_trust_free(rt->labels);
+        rt->labels = t;
+    }
+    const pn_trust_entry *en = pn_trust_find_label(rt->labels, text);
+    if (!en)
+        return pn_err_set(e, PN_ENOTFOUND, "'%s' is neither a key nor a label in %s", text, path);
+    memcpy(out, en->key, PN_KEY_LEN);
+    return 0;
 }
 
 static void check_key(lua_State *L, int idx, uint8_t out[PN_KEY_LEN]) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/keys.h"
+#include "core/trust.h"
 #include "runtime.h"
 #include "value.h"
 
@@ -1102,6 +1103,8 @@ static void rt_do_close(pn_rt *rt) {
     rt->closing = 1;
     free(rt->config_path);
     free(rt->trust_path);
+    pn_trust_free(rt->labels);
+    rt->labels = NULL;
     rt->keepalive.data = rt;
     uv_close((uv_handle_t *)&rt->keepalive, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->drain_timer, rt_handle_closed);

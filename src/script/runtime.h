@@ -170,9 +170,10 @@ struct pn_rt {
     pn_rt_opts o;
     char *config_path;
     char *trust_path;
-    pn_script *scripts;   /* sandboxed, live and retired */
-    pn_script *trusted;   /* the run script's state, if any */
-    uv_async_t keepalive; /* referenced while the trusted state is busy */
+    struct pn_trust *labels; /* trust_path as last read, for peernet.resolve */
+    pn_script *scripts;      /* sandboxed, live and retired */
+    pn_script *trusted;      /* the run script's state, if any */
+    uv_async_t keepalive;    /* referenced while the trusted state is busy */
     struct pn_dir *dir;
     int serving; /* tasks answering a call */
     void (*drain_cb)(void *ud);
