@@ -351,11 +351,9 @@ static int l_check(lua_State *L) {
     for (int i = 1; i <= n; i++) {
         const char *path = luaL_checkstring(L, i);
         /* .../admin/x.lua is an admin module, as in a handler directory */
-        size_t len = strlen(path);
         const char *slash = strrchr(path, '/');
         int admin = slash && slash - path >= 5 && strncmp(slash - 5, "admin", 5) == 0 &&
                     (slash - path == 5 || slash[-6] == '/');
-        (void)len;
         if (pn_rt_load_file(rt, path, admin, &e) != 0) {
             if (errors++) luaL_addchar(&b, '\n');
             luaL_addstring(&b, e.msg);
