@@ -90,24 +90,18 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
         pn_host_log(h, PN_LOG_DEBUG, "discovery: ignored: %s", e.msg);
         return;
     }
-    if (memcmp(key, h->pub, PN_KEY_LEN) == 0 || port == 0) { /* ours, or nothing to dial */
+    /* Ours, nothing to dial, or an address the dialler would refuse. */
+    if (sender_addr(from, port, addr, sizeof addr) != 0 ||
+        pn_host_note_discovered(h, key, addr, "announce") != 0)
         h->stats.announces_ignored++;
-        return;
-    }
-    if (sender_addr(from, port, addr, sizeof addr) != 0) {
-        h->stats.announces_ignored++;
-        return;
-    }
-    pn_host_on_announce(h, key, addr);
 }
 
-static void send_v6(pn_discovery *d, uv_buf_t b) {
+static void send_v6(pn_discovery *d, uv_buf_t b, const uv_interface_address_t *ifs, int n) {
     pn_host *h = d->host;
-    uv_interface_address_t *ifs;
-    int n;
     unsigned sent[PN_DISCOVERY_IFACES_MAX];
     int nsent = 0;
-    if (uv_interface_addresses(&ifs, &n) != 0) return;
+    struct sockaddr_in6 dst;
+    uv_ip6_addr("ff02::1", h->cfg.announce_port, &dst);
     for (int i = 0; i < n && nsent < PN_DISCOVERY_IFACES_MAX; i++) {
         const struct sockaddr_in6 *a = &ifs[i].address.address6;
         if (a->sin6_family != AF_INET6 || ifs[i].is_internal ||
@@ -118,8 +112,6 @@ static void send_v6(pn_discovery *d, uv_buf_t b) {
             dup |= sent[j] == a->sin6_scope_id;
         if (dup) continue;
         sent[nsent++] = a->sin6_scope_id;
-        struct sockaddr_in6 dst;
-        uv_ip6_addr("ff02::1", h->cfg.announce_port, &dst);
         dst.sin6_scope_id = a->sin6_scope_id;
         int rc = uv_udp_try_send(&d->udp6, &b, 1, (const struct sockaddr *)&dst);
         if (rc >= 0) {
@@ -130,7 +122,6 @@ static void send_v6(pn_discovery *d, uv_buf_t b) {
                         uv_strerror(rc));
         }
     }
-    uv_free_interface_addresses(ifs, n);
 }
 
 /* 255.255.255.255 leaves only through the interface of the default route,
@@ -138,11 +129,9 @@ static void send_v6(pn_discovery *d, uv_buf_t b) {
  * limited broadcast is sent as each interface's own broadcast address
  * instead, which every listener on 0.0.0.0 receives the same way. Returns
  * the number sent; 0 when no interface has one. */
-static int send_v4_each(pn_discovery *d, uv_buf_t b) {
+static int send_v4_each(pn_discovery *d, uv_buf_t b, const uv_interface_address_t *ifs, int n) {
     pn_host *h = d->host;
-    uv_interface_address_t *ifs;
-    int n, sent = 0, tried = 0;
-    if (uv_interface_addresses(&ifs, &n) != 0) return 0;
+    int sent = 0, tried = 0;
     for (int i = 0; i < n && tried < PN_DISCOVERY_IFACES_MAX; i++) {
         const struct sockaddr_in *a = &ifs[i].address.address4, *m = &ifs[i].netmask.netmask4;
         if (a->sin_family != AF_INET || ifs[i].is_internal) continue;
@@ -160,7 +149,6 @@ static int send_v4_each(pn_discovery *d, uv_buf_t b) {
                         uv_strerror(rc));
         }
     }
-    uv_free_interface_addresses(ifs, n);
     h->stats.announces_sent += (uint64_t)sent;
     if (tried && sent == tried) d->warned4 = 0;
     return tried;
@@ -171,7 +159,12 @@ void pn_discovery_announce(pn_host *h) {
     if (!d || h->closing || !h->port) return; /* not listening: nothing to announce */
     uv_buf_t b = uv_buf_init((char *)d->msg, sizeof d->msg);
     int limited = d->bcast.sin_addr.s_addr == htonl(0xffffffffu);
-    if (!limited || send_v4_each(d, b) == 0) {
+    int six = d->has6 && h->cfg.announce_v6;
+    /* One read of the interface list serves both families. */
+    uv_interface_address_t *ifs = NULL;
+    int n = 0;
+    if ((limited || six) && uv_interface_addresses(&ifs, &n) != 0) ifs = NULL, n = 0;
+    if (!limited || send_v4_each(d, b, ifs, n) == 0) {
         int rc = uv_udp_try_send(&d->udp4, &b, 1, (const struct sockaddr *)&d->bcast);
         if (rc >= 0) {
             h->stats.announces_sent++;
@@ -182,7 +175,8 @@ void pn_discovery_announce(pn_host *h) {
                         h->cfg.announce_port, uv_strerror(rc));
         }
     }
-    if (d->has6 && h->cfg.announce_v6) send_v6(d, b);
+    if (six) send_v6(d, b, ifs, n);
+    if (ifs) uv_free_interface_addresses(ifs, n);
     if (uv_is_active((uv_handle_t *)&d->timer)) uv_timer_again(&d->timer);
 }
 
@@ -191,10 +185,9 @@ static void on_tick(uv_timer_t *t) {
     pn_discovery_announce(d->host);
 }
 
-static int bind_udp(pn_host *h, uv_udp_t *u, const struct sockaddr *sa, unsigned flags) {
+static int bind_udp(uv_udp_t *u, const struct sockaddr *sa, unsigned flags) {
     int rc = uv_udp_bind(u, sa, flags | UV_UDP_REUSEADDR);
     if (rc == 0) rc = uv_udp_recv_start(u, on_alloc, on_recv);
-    (void)h;
     return rc;
 }
 
@@ -223,7 +216,7 @@ int pn_discovery_open(pn_host *h, pn_err *e) {
     struct sockaddr_in6 any6;
     uv_ip4_addr("0.0.0.0", h->cfg.announce_port, &any4);
     uv_ip6_addr("::", h->cfg.announce_port, &any6);
-    int rc = bind_udp(h, &d->udp4, (const struct sockaddr *)&any4, 0);
+    int rc = bind_udp(&d->udp4, (const struct sockaddr *)&any4, 0);
     if (rc == 0) rc = uv_udp_set_broadcast(&d->udp4, 1);
     if (rc != 0) {
         pn_discovery_close(h);
@@ -231,7 +224,7 @@ int pn_discovery_open(pn_host *h, pn_err *e) {
                           uv_strerror(rc));
     }
     /* IPv6 is a bonus: a machine without it discovers over IPv4 alone. */
-    if (d->has6 && (rc = bind_udp(h, &d->udp6, (const struct sockaddr *)&any6, UV_UDP_IPV6ONLY)))
+    if (d->has6 && (rc = bind_udp(&d->udp6, (const struct sockaddr *)&any6, UV_UDP_IPV6ONLY)))
         pn_host_log(h, PN_LOG_DEBUG, "discovery: no IPv6 on UDP port %u: %s", h->cfg.announce_port,
                     uv_strerror(rc));
     if (d->has6 && rc == 0) uv_udp_set_multicast_loop(&d->udp6, 1);

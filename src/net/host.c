@@ -638,19 +638,21 @@ int pn_host_untrust(pn_host *h, const uint8_t key[PN_KEY_LEN]) {
 
 /* ---- discovery ---------------------------------------------------------- */
 
-void pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
-                             const char *source) {
+static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr);
+
+int pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
+                            const char *source) {
     char host[PN_ADDR_MAX], k[17];
     uint16_t port;
     pn_err e;
-    if (h->closing || sodium_memcmp(key, h->pub, PN_KEY_LEN) == 0) return;
+    if (h->closing || sodium_memcmp(key, h->pub, PN_KEY_LEN) == 0) return -1;
     if (strlen(addr) >= PN_ADDR_MAX ||
         pn_trust_split_addr(addr, host, sizeof host, &port, &e) != 0 || port == 0) {
         pn_host_log(h, PN_LOG_DEBUG, "%s: unusable address '%s' for %s… ignored", source, addr,
                     short_key(key, k));
-        return;
+        return -1;
     }
-    pn_host_on_announce(h, key, addr);
+    return on_discovered(h, key, addr);
 }
 
 void pn_host_note_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
@@ -684,19 +686,17 @@ static int forget_stalest_stranger(pn_host *h) {
     return 1;
 }
 
-void pn_host_on_announce(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr) {
+/* A discovered address for key, checked by pn_host_note_discovered. -1
+ * when it was dropped (no room for another stranger). */
+static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr) {
     char k[17];
     pn_err e;
     pn_peer *p = pn_registry_find(h, key);
-    if (!p && h->ndiscovered >= PN_DISCOVERED_MAX && !forget_stalest_stranger(h)) {
-        h->stats.announces_ignored++;
-        return;
-    }
+    if (!p && h->ndiscovered >= PN_DISCOVERED_MAX && !forget_stalest_stranger(h)) return -1;
     if (!p && !(p = pn_registry_get(h, key, &e))) {
-        h->stats.announces_ignored++;
         pn_host_log(h, PN_LOG_DEBUG, "announce from %s… at %s dropped: %s", short_key(key, k), addr,
                     e.msg);
-        return;
+        return -1;
     }
     int fresh = !p->announced || strcmp(p->addr, addr) != 0;
     p->announced = 1;
@@ -721,6 +721,7 @@ void pn_host_on_announce(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
         start_dial(h, p);
     }
     if (fresh) emit(h, PN_EVENT_DISCOVERED, p);
+    return 0;
 }
 
 static int same_ip(const struct sockaddr *a, const struct sockaddr *b) {
@@ -768,11 +769,6 @@ static void close_orphaned_links(pn_host *h) {
     uv_free_interface_addresses(ifs, n);
 }
 
-void pn_host_set_network_hook(pn_host *h, void (*fn)(void *ud), void *ud) {
-    h->network_hook = fn;
-    h->network_hook_ud = ud;
-}
-
 void pn_host_network_changed(pn_host *h) {
     if (h->closing) return;
     h->stats.network_changes++;
@@ -783,7 +779,6 @@ void pn_host_network_changed(pn_host *h) {
                 n == 1 ? "" : "s", h->cfg.probe_timeout_ms);
     pn_discovery_announce(h);
     pn_mdns_network_changed(h->mdns); /* re-join the groups, re-announce, re-query */
-    if (h->network_hook) h->network_hook(h->network_hook_ud);
     if (h->closing) return;
     /* A link whose local address has left every interface is dead for sure:
      * it goes now instead of after the probe deadline. */

@@ -187,11 +187,6 @@ struct pn_host {
      * at most PN_DISCOVERED_MAX, the tail is forgotten to make room. */
     pn_peer *strangers, *strangers_tail;
     uint32_t ndiscovered;
-    /* MDNS HOOK: called on every network change, after the re-announce and
-     * before the probes; the lead wires it to pn_mdns_network_changed
-     * (pn_host_set_network_hook). NULL: nothing. */
-    void (*network_hook)(void *ud);
-    void *network_hook_ud;
     struct pn_mdns *mdns; /* mDNS responder and browser, when enabled */
 
     struct {
@@ -265,12 +260,6 @@ int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *ad
 /* trustfile.c */
 void pn_trustfile_close(pn_host *h);
 
-/* host.c: discovery and network changes */
-/* A valid announce from someone else: key at addr ("IP:PORT", "[V6%ZONE]:PORT"). */
-void pn_host_on_announce(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr);
-/* The mDNS hook above; fn NULL removes it. */
-void pn_host_set_network_hook(pn_host *h, void (*fn)(void *ud), void *ud);
-
 /* conn.c */
 /* Pings now and closes the link unless a pong arrives within deadline_ms. */
 void pn_conn_probe(pn_conn *c, uint32_t deadline_ms);
@@ -283,14 +272,14 @@ void pn_discovery_close(pn_host *h);
 /* netmon.c */
 int pn_netmon_open(pn_host *h, pn_err *e);
 void pn_netmon_close(pn_host *h);
-/* Discovery (host.c): what a discovery source (mDNS) learnt. Checked, then
- * handled exactly as a UDP announce (pn_host_on_announce): a trusted peer
+/* Discovery (host.c): what a discovery source (announce, mDNS) learnt. Checked, then
+ * the same for a UDP announce and an mDNS finding: a trusted peer
  * gets addr as its dial address and is dialled when not connected; an
  * untrusted one is remembered among the strangers (PN_DISCOVERED_MAX, the
  * stalest forgotten first). A new or changed address emits
  * PN_EVENT_DISCOVERED. addr is "HOST:PORT"; source names it for the log. */
-void pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
-                             const char *source);
+int pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
+                            const char *source); /* -1: dropped (own key, bad address, no room) */
 /* The source says the peer left (an mDNS goodbye): the address it gave is
  * forgotten and redialling it stops; a live connection stays up. */
 void pn_host_note_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
