@@ -38,6 +38,9 @@
 #define PN_MDNS_QUERY_MAX_MS (3600u * 1000u) /* browse re-query interval doubles to 1 h */
 #define PN_MDNS_FOLLOWUP_MS 100              /* resolve queries: one per 100 ms ... */
 #define PN_MDNS_FOLLOWUP_BURST 8             /* ... after a burst of 8 */
+#define PN_MDNS_LEGACY_MS 100         /* direct answers to plain resolvers: one per 100 ms ... */
+#define PN_MDNS_LEGACY_BURST 8        /* ... after a burst of 8 */
+#define PN_MDNS_MULTICAST_GAP_MS 1000 /* answers to queries: at most one a second (RFC 6762 §6) */
 
 typedef struct pn_mdns_known {
     int used;
@@ -71,9 +74,12 @@ struct pn_mdns {
     uint16_t port;
     int announces_left;
     uint32_t query_ms;
-    int reply_enum;                     /* the delayed reply also answers service enumeration */
-    uint64_t followup_at;               /* uv_now() when followup_tokens was last refilled */
-    int followup_tokens;                /* resolve queries that may leave now */
+    int reply_enum;       /* the delayed reply also answers service enumeration */
+    uint64_t followup_at; /* uv_now() when followup_tokens was last refilled */
+    int followup_tokens;  /* resolve queries that may leave now */
+    uint64_t legacy_at;   /* the same bucket for direct (legacy unicast) answers */
+    int legacy_tokens;
+    uint64_t multicast_at;              /* uv_now() of the last multicast answer to a query */
     uint8_t service[PN_MDNS_NAME_MAX];  /* _peernet._tcp.local */
     uint8_t services[PN_MDNS_NAME_MAX]; /* _services._dns-sd._udp.local */
     uint8_t instance[PN_MDNS_NAME_MAX];
@@ -301,6 +307,7 @@ static void on_query(uv_timer_t *t) {
 
 static void on_reply(uv_timer_t *t) {
     pn_mdns *m = t->data;
+    m->multicast_at = uv_now(m->host->loop);
     announce_all(m, 0, m->reply_enum);
     m->reply_enum = 0;
 }
@@ -315,6 +322,24 @@ void pn_mdns_network_changed(pn_mdns *m) {
 }
 
 /* ---- answering queries -------------------------------------------------- */
+
+/* A token bucket: one token per period_ms, at most burst; 1 when a token
+ * was taken. What strangers make us send goes through one. */
+static void bucket_refill(uint64_t *at, int *tokens, uint64_t now, uint64_t period_ms, int burst) {
+    uint64_t refill = (now - *at) / period_ms;
+    if (refill) {
+        *at = now;
+        *tokens = refill >= (uint64_t)burst ? burst : *tokens + (int)refill;
+        if (*tokens > burst) *tokens = burst;
+    }
+}
+
+static int bucket_take(uint64_t *at, int *tokens, uint64_t now, uint64_t period_ms, int burst) {
+    bucket_refill(at, tokens, now, period_ms, burst);
+    if (*tokens <= 0) return 0;
+    (*tokens)--;
+    return 1;
+}
 
 /* Known-answer suppression (RFC 6762 §7.1): the asker already holds our PTR
  * with at least half its TTL left. */
@@ -352,6 +377,10 @@ static void handle_query(pn_mdns *m, const pn_mdns_msg *q, const struct sockaddr
         /* Legacy unicast (RFC 6762 §6.7): a plain resolver asked from its own
          * port; answer it directly, id and question echoed, TTLs at most 10 s. */
         const pn_mdns_if *ifs[PN_MDNS_IFACES_MAX];
+        uint64_t now = uv_now(m->host->loop);
+        if (!bucket_take(&m->legacy_at, &m->legacy_tokens, now, PN_MDNS_LEGACY_MS,
+                         PN_MDNS_LEGACY_BURST))
+            return;
         load_interfaces(m);
         for (int i = 0; i < m->nifs; i++)
             ifs[i] = &m->ifs[i];
@@ -360,8 +389,15 @@ static void handle_query(pn_mdns *m, const pn_mdns_msg *q, const struct sockaddr
         return;
     }
     m->reply_enum |= want_enum;
-    if (!uv_is_active((uv_handle_t *)&m->reply))
-        uv_timer_start(&m->reply, on_reply, 20 + randombytes_uniform(101), 0);
+    if (!uv_is_active((uv_handle_t *)&m->reply)) {
+        /* 20-120 ms, and never sooner than a second after the last answer. */
+        uint64_t delay = 20 + randombytes_uniform(101), now = uv_now(m->host->loop);
+        uint64_t since = now - m->multicast_at;
+        if (m->multicast_at && since < PN_MDNS_MULTICAST_GAP_MS &&
+            delay < PN_MDNS_MULTICAST_GAP_MS - since)
+            delay = PN_MDNS_MULTICAST_GAP_MS - since;
+        uv_timer_start(&m->reply, on_reply, delay, 0);
+    }
 }
 
 /* ---- browsing ----------------------------------------------------------- */
@@ -507,14 +543,8 @@ static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct soc
     size_t nq = 0;
     /* A stranger can name new instances in every packet: what we ask back
      * is a token bucket's worth, so the LAN never hears more from us. */
-    uint64_t refill = (now - m->followup_at) / PN_MDNS_FOLLOWUP_MS;
-    if (refill) {
-        m->followup_at = now;
-        m->followup_tokens = refill >= PN_MDNS_FOLLOWUP_BURST ? PN_MDNS_FOLLOWUP_BURST
-                                                              : m->followup_tokens + (int)refill;
-        if (m->followup_tokens > PN_MDNS_FOLLOWUP_BURST)
-            m->followup_tokens = PN_MDNS_FOLLOWUP_BURST;
-    }
+    bucket_refill(&m->followup_at, &m->followup_tokens, now, PN_MDNS_FOLLOWUP_MS,
+                  PN_MDNS_FOLLOWUP_BURST);
     int can_ask = m->followup_tokens > 0;
     for (int i = 0; i < nt && !m->host->closing; i++) {
         pn_mdns_known *k = touched[i];
@@ -647,6 +677,7 @@ pn_mdns *pn_mdns_start(pn_host *h, const char *instance, uint16_t port, pn_err *
     m->host = h;
     m->port = port ? port : 5353;
     m->followup_tokens = PN_MDNS_FOLLOWUP_BURST;
+    m->legacy_tokens = PN_MDNS_LEGACY_BURST;
     if (make_names(m, instance, e) != 0) {
         free(m);
         return NULL;
