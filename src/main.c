@@ -121,11 +121,6 @@ static void shutdown_lua(lua_State *L, const char *fn) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) {
-        printf("peernet-host %s (protocol v%d; %s, libsodium %s, libuv %s)\n", PN_VERSION,
-               PN_PROTOCOL_VERSION, LUA_RELEASE, sodium_version_string(), uv_version_string());
-        return 0;
-    }
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
         fputs("peernet-host: cannot create the event loop\n", stderr);

@@ -3,10 +3,12 @@
 -- scope are the value constructors of docs/values.md, so every ETF term can
 -- be written: atom"ok", tuple(1, 2), null, map{}, bigint"18446744073709551615".
 --
--- Bounds, because the text comes from a command line (or a control socket
--- client): at most MAX_TEXT bytes, a text chunk only, an instruction budget,
+-- Bounds, because the text comes from a command line: at most MAX_TEXT bytes, a text chunk only, an instruction budget,
 -- a memory budget checked after every instruction, and no string methods
--- (("x"):rep(1e9) would allocate in one instruction).
+-- (("x"):rep(1e9) would allocate in one instruction). Switching the string
+-- methods off touches the state's shared string metatable: call this only
+-- in the CLI's own process, never inside a serving host (the control socket
+-- carries ETF, not ARGS text).
 local peernet = require "peernet"
 
 local M = {}

@@ -290,11 +290,12 @@ function ops.send(h, req, reply, opts)
     local sent, e = h:send(req.peer, req.handle, req.args:sub(2), { raw = true })
     if not sent then return reply { ok = false, kind = "unreachable", message = tostring(e) } end
     if not (opts and opts.flush) then return reply { ok = true } end
+    -- The host counts socket writes when it issues them; a few ms of
+    -- polling against a deadline is enough for a process about to exit.
     local t = uv.new_timer()
-    local waited = 0
-    t:start(1, 1, function()
-      waited = waited + 1
-      if h:stats().writes > before or waited > req.timeout then
+    local deadline = uv.now() + req.timeout
+    t:start(5, 5, function()
+      if h:stats().writes > before or uv.now() >= deadline then
         t:close()
         reply { ok = true }
       end
@@ -575,20 +576,21 @@ commands.peers = {
         if not h then return nil, EXIT.failure, he end
         local store, se = open_trust(p)
         if not store then h:close() return nil, EXIT.failure, se end
-        local pending = 0
+        local pending, resume = 0, nil
         for _, en in ipairs(store:list()) do
           h:trust(en.key)
           if en.addr then
             pending = pending + 1
-            ops.connect(h, en.key, en.addr, timeout, function() pending = pending - 1 end)
+            -- each connect answers within the timeout, success or not
+            ops.connect(h, en.key, en.addr, timeout, function()
+              pending = pending - 1
+              if pending == 0 and resume then resume() end
+            end)
           end
         end
         await(function(k)
           if pending == 0 then return k() end
-          local t = uv.new_timer()
-          t:start(5, 5, function()
-            if pending == 0 then t:close() k() end
-          end)
+          resume = k
         end)
         local list = peer_list(h, p)
         h:close()
@@ -937,7 +939,8 @@ local function help_text()
 end
 
 local function version_text()
-  return ("peernet-host %s (%s, libuv %s)"):format(peernet.version, _VERSION, uv.version_string())
+  return ("peernet-host %s (protocol v%d; %s, libsodium %s, libuv %s)"):format(peernet.version,
+    peernet.protocol_version, _VERSION, peernet.sodium_version, uv.version_string())
 end
 
 function M.main(argv)

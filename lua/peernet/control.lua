@@ -14,8 +14,8 @@
 --   {ok = false, kind = "remote", reason = ETF}
 --   {ok = false, kind = "timeout" | "not_connected" | "bad_request" | ..., message = TEXT}
 --
--- Bounds: a frame is at most MAX_FRAME bytes (a bigger length closes the
--- connection after a bad_request answer), at most MAX_CLIENTS connections,
+-- Bounds: a request is at most MAX_REQUEST bytes and an answer MAX_FRAME (a
+-- bigger request closes the connection after a bad_request answer), at most MAX_CLIENTS connections,
 -- one request at a time per connection, and IDLE_MS to send a whole
 -- request. A client that misbehaves is closed; the host goes on.
 local uv = require "luv"
@@ -23,7 +23,8 @@ local peernet = require "peernet"
 
 local M = {}
 
-M.MAX_FRAME = 16 * 1024 * 1024 -- a host frame is 1 MiB by default; room for peers/status
+M.MAX_FRAME = 16 * 1024 * 1024 -- an answer: room for a big peers/status list
+M.MAX_REQUEST = 2 * 1024 * 1024 -- a request: its args must fit a 1 MiB host frame anyway
 M.MAX_CLIENTS = 32
 M.IDLE_MS = 10000
 
@@ -144,14 +145,15 @@ function M.serve(path, handle, opts)
     local cp = uv.new_pipe(false)
     if not pipe:accept(cp) then cp:close() return end
     if nclients >= M.MAX_CLIENTS then cp:close() return end
-    local c = { pipe = cp, timer = uv.new_timer(), reader = reader(M.MAX_FRAME) }
+    local c = { pipe = cp, timer = uv.new_timer(), reader = reader(M.MAX_REQUEST) }
     if opts.weak then cp:unref() c.timer:unref() end
     clients[c] = true
     nclients = nclients + 1
     arm(c)
     cp:read_start(function(rerr, data)
       if rerr or not data then return drop(c) end
-      if c.reader.size() + #data > M.MAX_FRAME + 4 then
+      if c.reader.size() + #data > M.MAX_REQUEST + 4 then
+        cp:read_stop() -- one answer, then the connection closes
         return answer(c, { ok = false, kind = "bad_request", message = "request too large" }, true)
       end
       c.reader.push(data)

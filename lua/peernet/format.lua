@@ -35,13 +35,19 @@ local function quote(s)
   return '"' .. out .. '"'
 end
 
+-- The shortest of %.15g and %.17g that reads back as the same float.
+local function float_text(n)
+  local s = ("%.15g"):format(n)
+  if tonumber(s) == n then return s end
+  return ("%.17g"):format(n)
+end
+
 local function number(n)
   if math.type(n) == "integer" then return tostring(n) end
   if n ~= n then return "(0/0)" end
   if n == math.huge then return "math.huge" end
   if n == -math.huge then return "-math.huge" end
-  local s = ("%.17g"):format(n)
-  if tonumber(("%.15g"):format(n)) == n then s = ("%.15g"):format(n) end
+  local s = float_text(n)
   if not s:find("[%.eEn]") then s = s .. ".0" end
   return s
 end
@@ -110,11 +116,12 @@ M.pretty = function(v) return pretty(v, 0) end
 
 -- ---- JSON ---------------------------------------------------------------
 
+local JSON_ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r",
+  ["\t"] = "\\t", ["\b"] = "\\b", ["\f"] = "\\f" }
+
 local function json_string(s)
   return '"' .. s:gsub('[%c"\\]', function(c)
-    local map = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
-      ["\b"] = "\\b", ["\f"] = "\\f" }
-    return map[c] or ("\\u%04x"):format(c:byte())
+    return JSON_ESCAPES[c] or ("\\u%04x"):format(c:byte())
   end) .. '"'
 end
 
@@ -151,9 +158,7 @@ function json(v, depth)
   if t == "number" then
     if math.type(v) == "integer" then return tostring(v) end
     if v ~= v or v == math.huge or v == -math.huge then return "null" end
-    local s = ("%.17g"):format(v)
-    if tonumber(("%.15g"):format(v)) == v then s = ("%.15g"):format(v) end
-    return s
+    return float_text(v)
   end
   if t == "string" then
     if utf8.len(v) then return json_string(v) end

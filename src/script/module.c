@@ -33,6 +33,10 @@ int luaopen_peernet(lua_State *L) {
     lua_newtable(L);
     lua_pushstring(L, PN_VERSION);
     lua_setfield(L, -2, "version");
+    lua_pushinteger(L, PN_PROTOCOL_VERSION);
+    lua_setfield(L, -2, "protocol_version");
+    lua_pushstring(L, sodium_version_string());
+    lua_setfield(L, -2, "sodium_version");
     pn_lua_open_value(L);
     pn_lua_open_frame(L);
     pn_lua_open_noise(L);
