@@ -15,6 +15,12 @@
  *
  * Errors: functions return 0 or a negative PN_E* code and fill a pn_err
  * (src/core/err.h) when one is given.
+ *
+ * Signals: libuv writes with write(2), so a peer that hangs up raises
+ * SIGPIPE. A program embedding the host must ignore SIGPIPE (signal(SIGPIPE,
+ * SIG_IGN) in main) so that such a write fails with EPIPE instead of killing
+ * it; peernet-host does, and the Lua module does when it is loaded and the
+ * disposition is still the default.
  */
 #ifndef PEERNET_H
 #define PEERNET_H

@@ -9,6 +9,7 @@
  * before lua_close (luv frees handle data in close callbacks that need the
  * state). Exit codes come from the CLI; an error that escapes it is 1.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -121,6 +122,14 @@ static void shutdown_lua(lua_State *L, const char *fn) {
 }
 
 int main(int argc, char **argv) {
+    /* A peer, a control client or a reader of stdout that hangs up must cost
+     * one write an EPIPE error, not the whole process. */
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, NULL);
+
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
         fputs("peernet-host: cannot create the event loop\n", stderr);

@@ -59,7 +59,19 @@ end
 
 -- ---- output ------------------------------------------------------------------
 
-local function out(...) io.stdout:write(...) io.stdout:write("\n") end
+-- The first failed write to stdout (a reader that hung up: EPIPE, as
+-- SIGPIPE is ignored). main() turns it into exit 1 with a message; serve
+-- keeps serving when its log reader goes away.
+local stdout_error
+
+-- Each line is flushed by hand: stdout is fully buffered because a line
+-- buffered stream hides a failed flush from Lua (fwrite still says yes).
+local function out(...)
+  local ok, e = io.stdout:write(...)
+  if ok then ok, e = io.stdout:write("\n") end
+  if ok then ok, e = io.stdout:flush() end
+  if not ok and not stdout_error then stdout_error = tostring(e) end
+end
 local function err(...) io.stderr:write("peernet-host: ", ...) io.stderr:write("\n") end
 
 local function fail(code, msg)
@@ -856,6 +868,8 @@ commands.run = {
     for i = 2, #o.pos do script_args[i - 1] = o.pos[i] end
     _G.arg = script_args
     _G.peernet = rt:api()
+    -- The script's print() goes out a line at a time, as under lua(1).
+    io.stdout:setvbuf("line")
     local stop_signals = on_signals(true, function()
       if server then server.close() end
       rt:drain(DRAIN_MS, function() uv.stop() end)
@@ -943,8 +957,22 @@ local function version_text()
     peernet.protocol_version, _VERSION, peernet.sodium_version, uv.version_string())
 end
 
+local main
+
 function M.main(argv)
-  io.stdout:setvbuf("line")
+  io.stdout:setvbuf("full")
+  stdout_error = nil
+  local code = main(argv)
+  local ok, e = io.stdout:flush()
+  if not ok and not stdout_error then stdout_error = tostring(e) end
+  if stdout_error then
+    err("cannot write to standard output: " .. stdout_error)
+    if code == EXIT.ok then code = EXIT.failure end
+  end
+  return code
+end
+
+function main(argv)
   local argv0 = (argv[0] or "peernet-host"):match("[^/]*$")
   -- Global options may come before the command.
   local i = 1

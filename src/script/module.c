@@ -2,6 +2,9 @@
  * luaopen_peernet: the Lua face of libpeernet, loadable by plain lua5.4
  * through package.cpath. Busted specs drive the C code through it.
  */
+#include <signal.h>
+#include <string.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <sodium.h>
@@ -28,8 +31,23 @@ void pn_lua_submodule(lua_State *L, const char *name, const luaL_Reg *fns) {
     lua_pop(L, 1);
 }
 
+/* libuv writes to sockets and pipes with write(2): under the default
+ * disposition a peer that hangs up kills plain lua5.4 by SIGPIPE instead of
+ * failing that one write with EPIPE. Only the default is changed; a program
+ * that installed its own handler (or already ignores it) keeps its choice. */
+static void ignore_default_sigpipe(void) {
+    struct sigaction old, ign;
+    if (sigaction(SIGPIPE, NULL, &old) != 0 || old.sa_handler != SIG_DFL) return;
+    if (old.sa_flags & SA_SIGINFO) return;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, NULL);
+}
+
 int luaopen_peernet(lua_State *L) {
     if (sodium_init() < 0) return luaL_error(L, "peernet: libsodium failed to initialise");
+    ignore_default_sigpipe();
     lua_newtable(L);
     lua_pushstring(L, PN_VERSION);
     lua_setfield(L, -2, "version");
