@@ -48,7 +48,8 @@ local function control_frame(req)
 end
 
 -- Connects to the control socket, writes data, and either hangs up at once
--- (hang_up) or collects the whole answer. Returns the answer bytes.
+-- (hang_up) or collects one whole answer frame (or what came before the
+-- host closed). Returns the answer bytes.
 local function control_raw(sock, data, hang_up)
   local pipe = uv.new_pipe(false)
   local got, closed = "", false
@@ -62,6 +63,7 @@ local function control_raw(sock, data, hang_up)
     end
     pipe:read_start(function(_, d)
       if d then got = got .. d else closed = true end
+      if #got >= 4 and #got >= 4 + string.unpack(">I4", got) then closed = true end
     end)
   end)
   assert.is_true(N.wait(function() return closed end))
@@ -105,5 +107,53 @@ describe("SIGPIPE", function()
     assert.equal(0, sig, "killed by signal " .. tostring(sig))
     assert.equal(0, code, err)
     assert.truthy(err:find("survived", 1, true), err)
+  end)
+end)
+
+-- Resident memory of a process, in KiB (Linux /proc).
+local function rss_kib(pid)
+  local f = assert(io.open("/proc/" .. pid .. "/status"))
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match("VmRSS:%s*(%d+)"))
+end
+
+describe("control socket decode bound", function()
+  local dir, a
+  setup(function()
+    dir = C.init(tmpdir())
+    a = C.spawn(dd(dir, "serve", "--no-discovery", "--listen", "127.0.0.1:0"))
+    C.expect(a, "control socket ")
+  end)
+  teardown(function() if a then C.kill(a) end end)
+
+  it("a request of 2 million empty lists is refused before it is built; the host keeps serving", function()
+    -- {op = "status", x = [[], [], ...]}: a map of two pairs, the list by hand.
+    local n = 2000000
+    local list = "\108" .. string.pack(">I4", n) .. ("\106"):rep(n) .. "\106"
+    local term = "\131\116" .. string.pack(">I4", 2)
+      .. "\109" .. string.pack(">s4", "op") .. "\109" .. string.pack(">s4", "status")
+      .. "\109" .. string.pack(">s4", "x") .. list
+    assert.is_true(#term <= 2 * 1024 * 1024)
+    local got = control_raw(dir .. "/control.sock", string.pack(">s4", term))
+    assert.is_true(#got > 4, "no answer")
+    local answer = assert(peernet.etf.decode(got:sub(5)))
+    assert.is_false(answer.ok)
+    assert.equal("bad_request", answer.kind)
+    assert.truthy(tostring(answer.message):find("terms", 1, true), answer.message)
+    -- Not built: the host's resident memory stays far below the ~160 MB
+    -- that 2 million Lua tables take (a bound, not a timing).
+    assert.is_true(rss_kib(a.pid) < 64 * 1024, "VmRSS " .. rss_kib(a.pid) .. " KiB")
+    local code, _, err = C.run(dd(dir, "status"))
+    assert.equal(0, code, err)
+    assert.is_nil(a.code)
+  end)
+
+  it("peernet.etf.decode takes a terms bound and names it when refusing", function()
+    local bytes = assert(peernet.etf.encode { 1, 2, { 3, 4 } })
+    assert.same({ 1, 2, { 3, 4 } }, peernet.etf.decode(bytes, { terms = 6 }))
+    local v, e = peernet.etf.decode(bytes, { terms = 5 })
+    assert.is_nil(v)
+    assert.truthy(e:find("more than 5 terms", 1, true), e)
   end)
 end)

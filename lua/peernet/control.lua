@@ -15,7 +15,9 @@
 --   {ok = false, kind = "timeout" | "not_connected" | "bad_request" | ..., message = TEXT}
 --
 -- Bounds: a request is at most MAX_REQUEST bytes and an answer MAX_FRAME (a
--- bigger request closes the connection after a bad_request answer), at most MAX_CLIENTS connections,
+-- bigger request closes the connection after a bad_request answer); a
+-- request decodes to at most MAX_REQUEST_TERMS Lua values and an answer to
+-- MAX_ANSWER_TERMS (checked before any is built), at most MAX_CLIENTS connections,
 -- one request at a time per connection, and IDLE_MS to send a whole
 -- request. A client that misbehaves is closed; the host goes on.
 local uv = require "luv"
@@ -25,6 +27,12 @@ local M = {}
 
 M.MAX_FRAME = 16 * 1024 * 1024 -- an answer: room for a big peers/status list
 M.MAX_REQUEST = 2 * 1024 * 1024 -- a request: its args must fit a 1 MiB host frame anyway
+-- Lua values one decode may build: a request is a small map (its args stay
+-- ETF bytes), and without a bound 2 MiB of [] would become 2 million
+-- tables (about 160 MB). Answers carry peers/status lists for at most
+-- 4,096 trusted peers.
+M.MAX_REQUEST_TERMS = 4096
+M.MAX_ANSWER_TERMS = 1024 * 1024
 M.MAX_CLIENTS = 32
 M.IDLE_MS = 10000
 
@@ -122,7 +130,7 @@ function M.serve(path, handle, opts)
     if body == false then return answer(c, { ok = false, kind = "bad_request", message = ferr }, true) end
     if not body then return end
     c.timer:stop()
-    local req, derr = peernet.etf.decode(body, { max = M.MAX_FRAME })
+    local req, derr = peernet.etf.decode(body, { max = M.MAX_FRAME, terms = M.MAX_REQUEST_TERMS })
     if type(req) ~= "table" or type(req.op) ~= "string" then
       return answer(c, { ok = false, kind = "bad_request",
         message = derr or "a request is a map with an op" }, true)
@@ -221,7 +229,7 @@ function M.request(path, req, timeout_ms, cb)
       local body, berr = r.next()
       if body == false then return finish(nil, berr, "closed") end
       if not body then return end
-      local t, derr = peernet.etf.decode(body, { max = M.MAX_FRAME })
+      local t, derr = peernet.etf.decode(body, { max = M.MAX_FRAME, terms = M.MAX_ANSWER_TERMS })
       if type(t) ~= "table" then return finish(nil, "bad answer: " .. tostring(derr), "closed") end
       finish(t)
     end)

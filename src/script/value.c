@@ -6,7 +6,7 @@
  *   peernet.null             --> atom nil inside containers
  *   peernet.is_atom(v), peernet.is_tuple(v) --> boolean
  *   peernet.etf.encode(v [, {max = bytes}])              --> bytes | nil, err
- *   peernet.etf.decode(bytes [, {exact = bool, max = bytes}]) --> value | nil, err
+ *   peernet.etf.decode(bytes [, {exact = bool, max = bytes, terms = n}]) --> value | nil, err
  *   peernet.etf.bigint("18446744073709551615")           --> integer or bigint value
  *   peernet.etf.map([t]), peernet.etf.is_map(v)  --> t marked: always a map, even empty
  *
@@ -803,10 +803,47 @@ static int l_encode(lua_State *L) {
     return 1;
 }
 
+/* Refuses a term that would become more than max Lua values, before any is
+ * built: one byte of input can make a whole table ([] is one byte), so the
+ * byte bound alone lets 2 MB become 160 MB. Each item counts one, and each
+ * character of a STRING_EXT counts as the integer it becomes. A term has at
+ * most one item per byte, so only inputs longer than max need the walk.
+ * Malformed input is left for the decoder to describe. */
+static int check_terms(const uint8_t *t, size_t len, size_t max, pn_err *e) {
+    if (len <= max) return PN_OK;
+    pn_etf_reader r;
+    pn_etf_item it;
+    pn_err ignored;
+    size_t count = 0;
+    pn_etf_reader_init(&r, t, len);
+    while (pn_etf_next(&r, &it, &ignored) > 0) {
+        count += 1 + (it.type == PN_ETF_STRING ? it.len : 0);
+        if (count > max)
+            return pn_err_set(e, PN_ETOOBIG,
+                              "etf: the term has more than %zu terms (the decode limit)", max);
+    }
+    return PN_OK;
+}
+
+/* opts.terms: the most Lua values one decode may build (0: no bound). */
+static size_t opt_terms(lua_State *L, int opts) {
+    size_t max = 0;
+    if (!lua_istable(L, opts)) return max;
+    if (lua_getfield(L, opts, "terms") != LUA_TNIL) {
+        int ok;
+        lua_Integer m = lua_tointegerx(L, -1, &ok);
+        luaL_argcheck(L, ok && m > 0, opts, "terms must be a positive integer");
+        max = (uint64_t)m > SIZE_MAX ? SIZE_MAX : (size_t)m;
+    }
+    lua_pop(L, 1);
+    return max;
+}
+
 static int l_decode(lua_State *L) {
     size_t n;
     const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &n);
     size_t max = opt_max(L, 2);
+    size_t max_terms = opt_terms(L, 2);
     int exact = 0;
     if (lua_istable(L, 2)) {
         lua_getfield(L, 2, "exact");
@@ -823,6 +860,7 @@ static int l_decode(lua_State *L) {
         return pn_lua_fail(L, &e);
     }
     if (pn_etf_strip_version(s, n, &t, &tl, &e) < 0) return pn_lua_fail(L, &e);
+    if (max_terms && check_terms(t, tl, max_terms, &e) < 0) return pn_lua_fail(L, &e);
     lua_settop(L, 2);
     if (pn_value_push(L, t, tl, exact, &e) < 0) return pn_lua_fail(L, &e);
     return 1;
