@@ -157,3 +157,81 @@ describe("control socket decode bound", function()
     assert.truthy(e:find("more than 5 terms", 1, true), e)
   end)
 end)
+
+-- The process state letter of pid ("T" when stopped), or nil once it is gone.
+local function proc_state(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s:match("^%d+ %b() (%a)")
+end
+
+local function temps_in(dir)
+  local names = {}
+  for name in H.names_in(dir):gmatch("[^\n]+") do
+    if name:match("^trust%.list%.tmp%-") then names[#names + 1] = name end
+  end
+  return names
+end
+
+describe("trust list writers", function()
+  it("100 concurrent trust add processes all land in the file", function()
+    local dir = C.init(tmpdir())
+    local keys, procs = {}, {}
+    for i = 1, 100 do
+      keys[i] = N.keys():public_hex()
+      procs[i] = C.spawn(dd(dir, "trust", "add", keys[i], "--label", "p" .. i))
+    end
+    for i = 1, 100 do
+      C.wait(procs[i], 60000)
+      assert.equal(0, procs[i].code, procs[i].err)
+    end
+    local t = assert(peernet.trust.open(dir .. "/trust.list"))
+    assert.equal(100, t:count())
+    for i = 1, 100 do assert.equal(keys[i], (t:get("p" .. i) or {}).key, "p" .. i .. " is missing") end
+    assert.same({}, temps_in(dir))
+  end)
+
+  it("a store that read before another writer saved refuses to write its stale copy", function()
+    local dir = C.init(tmpdir())
+    local path = dir .. "/trust.list"
+    local k1, k2 = N.keys():public_hex(), N.keys():public_hex()
+    local mine = assert(peernet.trust.open(path))
+    assert.equal(0, (C.run(dd(dir, "trust", "add", k1))))
+    assert(mine:add(k2))
+    local ok, e = mine:save()
+    assert.is_nil(ok)
+    assert.truthy(e:find("changed on disk since it was read", 1, true), e)
+    local again = assert(peernet.trust.open(path, { lock = true }))
+    assert.equal(k1, again:get(k1).key)
+    assert(again:add(k2))
+    assert(again:save())
+    again:close()
+    assert.equal(2, assert(peernet.trust.open(path)):count())
+  end)
+
+  it("a writer killed mid-write holds others off only while it lives, and its temp file is cleaned up", function()
+    local dir = C.init(tmpdir())
+    local k1, k2, k3 = N.keys():public_hex(), N.keys():public_hex(), N.keys():public_hex()
+    -- The test hook stops the writer (SIGSTOP) once its temp file is written.
+    local w = C.spawn(dd(dir, "trust", "add", k1), { env = { PEERNET_TEST_STOP_AFTER_TEMP = "trust.list" } })
+    assert.is_true(N.wait(function() return proc_state(w.pid) == "T" or w.code ~= nil end))
+    assert.equal("T", proc_state(w.pid), "the writer did not stop mid-write: " .. w.err)
+    assert.equal(1, #temps_in(dir))
+    -- Meanwhile another writer waits for the lock, within its bound.
+    local code, _, err = C.run(dd(dir, "trust", "add", k2), { env = { PEERNET_LOCK_WAIT_MS = "100" } })
+    assert.equal(1, code)
+    assert.truthy(err:find("another process is changing", 1, true), err)
+    C.kill(w, "sigkill")
+    C.wait(w)
+    assert.equal(1, #temps_in(dir)) -- what the killed writer left
+    code, _, err = C.run(dd(dir, "trust", "add", k3))
+    assert.equal(0, code, err)
+    assert.same({}, temps_in(dir))
+    local t = assert(peernet.trust.open(dir .. "/trust.list"))
+    assert.is_nil(t:get(k1))
+    assert.is_nil(t:get(k2))
+    assert.equal(k3, t:get(k3).key)
+  end)
+end)

@@ -127,8 +127,17 @@ local function load_identity(p)
   return kp
 end
 
-local function open_trust(p)
-  local store, e = peernet.trust.open(p.trust)
+-- lock: for a read-modify-write (trust add/rm, init): the store holds the
+-- trust list's writer lock until store:close(), so concurrent writers take
+-- turns instead of losing each other's entries. PEERNET_LOCK_WAIT_MS bounds
+-- the wait for another writer (default 10000).
+local function open_trust(p, lock)
+  local opts
+  if lock then
+    opts = { lock = true, wait_ms = math.tointeger(tonumber(os.getenv("PEERNET_LOCK_WAIT_MS") or "")) }
+    if opts.wait_ms and (opts.wait_ms < 0 or opts.wait_ms > 3600000) then opts.wait_ms = nil end
+  end
+  local store, e = peernet.trust.open(p.trust, opts)
   if not store then return nil, tostring(e) end
   return store
 end
@@ -361,9 +370,12 @@ commands.init = {
       created = true
     end
     if not uv.fs_stat(p.trust) then
-      local store, te = open_trust(p)
+      local store, te = open_trust(p, true)
       if not store then return fail("failure", te) end
-      local saved, se = store:save()
+      -- Another init or trust add may have written it meanwhile: keep theirs.
+      local saved, se = true, nil
+      if not uv.fs_stat(p.trust) then saved, se = store:save() end
+      store:close()
       if not saved then return fail("failure", "cannot write " .. p.trust .. ": " .. tostring(se)) end
     end
     mkdirs(p.handlers)
@@ -411,7 +423,12 @@ commands.trust = {
   opts = { label = "value", addr = "value" },
   run = function(o, p)
     local sub = o.pos[1]
-    local store, e = open_trust(p)
+    local store, e = open_trust(p, sub == "add" or sub == "rm")
+    local code = commands.trust.sub(o, p, sub, store, e)
+    if store then store:close() end
+    return code
+  end,
+  sub = function(o, p, sub, store, e)
     if sub == "add" then
       if #o.pos ~= 2 then return fail("usage", "usage: peernet-host trust add KEY [--label L] [--addr HOST:PORT]") end
       if not peernet.keys.parse(o.pos[2]) then return fail("usage", "not a key: " .. o.pos[2]) end

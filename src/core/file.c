@@ -5,16 +5,23 @@
  */
 #include "file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
 #define TMP_SUFFIX_HEX 16 /* random hex digits in a temp file name */
+#define LOCK_RETRY_MS 5   /* between tries for a lock another process holds */
+#define STOP_HOOK_ENV "PEERNET_TEST_STOP_AFTER_TEMP"
 
 /* Copies the directory part of path into dir ("." when there is none). */
 static int dir_of(char *dir, size_t cap, const char *path, pn_err *e) {
@@ -95,6 +102,15 @@ static int write_all(int fd, const uint8_t *p, size_t len) {
     return 0;
 }
 
+/* A test hook, so that a spec can kill a writer between its temp file and
+ * the rename: with PEERNET_TEST_STOP_AFTER_TEMP set to the file's base name,
+ * the process stops itself (SIGSTOP) there. Nothing else reads it. */
+static void stop_hook(const char *path) {
+    const char *want = getenv(STOP_HOOK_ENV);
+    const char *slash = strrchr(path, '/');
+    if (want && want[0] && strcmp(want, slash ? slash + 1 : path) == 0) raise(SIGSTOP);
+}
+
 int pn_file_write_atomic(const char *path, const void *data, size_t len, pn_err *e) {
     char dir[PN_PATH_MAX], tmp[PN_PATH_MAX];
     uint8_t rnd[TMP_SUFFIX_HEX / 2];
@@ -122,6 +138,7 @@ int pn_file_write_atomic(const char *path, const void *data, size_t len, pn_err 
         unlink(tmp);
         return pn_err_set(e, PN_EIO, "cannot write %s: %s", tmp, strerror(err));
     }
+    stop_hook(path);
     if (rename(tmp, path) != 0) {
         err = errno;
         unlink(tmp);
@@ -199,4 +216,67 @@ int pn_file_read_all(int fd, uint8_t *buf, size_t max, size_t *got, const char *
     }
     *got = n;
     return PN_OK;
+}
+
+int pn_file_lock(const char *path, unsigned wait_ms, pn_err *e) {
+    char dir[PN_PATH_MAX];
+    int rc, fd;
+
+    if ((rc = dir_of(dir, sizeof dir, path, e)) != 0) return rc;
+    if ((rc = ensure_dir(dir, e)) != 0) return rc;
+    /* The directory itself is the lock: no lock file to leave behind or to
+     * check, and ensure_dir has just made sure only we can write in it. */
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return pn_err_set(e, PN_EIO, "cannot open %s: %s", dir, strerror(errno));
+    /* flock has no timeout: retry a non-blocking try until the deadline. */
+    for (unsigned waited = 0;; waited += LOCK_RETRY_MS) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            int err = errno;
+            close(fd);
+            return pn_err_set(e, PN_EIO, "cannot lock %s: %s", dir, strerror(err));
+        }
+        if (waited >= wait_ms) break;
+        struct timespec ts = {0, LOCK_RETRY_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    close(fd);
+    return pn_err_set(e, PN_ELIMIT,
+                      "another process is changing %s (it has held the lock on %s for %u ms); "
+                      "try again",
+                      path, dir, wait_ms);
+}
+
+void pn_file_unlock(int fd) {
+    if (fd >= 0) close(fd); /* closing the only descriptor releases the flock */
+}
+
+/* 1 if name is base + ".tmp-" + exactly TMP_SUFFIX_HEX hex digits. */
+static int is_temp_of(const char *name, const char *base) {
+    size_t bn = strlen(base);
+    if (strncmp(name, base, bn) != 0 || strncmp(name + bn, ".tmp-", 5) != 0) return 0;
+    const char *h = name + bn + 5;
+    size_t i = 0;
+    for (; h[i]; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f'))) return 0;
+    return i == TMP_SUFFIX_HEX;
+}
+
+int pn_file_clean_temps(const char *path, pn_err *e) {
+    char dir[PN_PATH_MAX], victim[PN_PATH_MAX];
+    int rc, removed = 0;
+    if ((rc = dir_of(dir, sizeof dir, path, e)) != 0) return rc;
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    DIR *dh = opendir(dir);
+    if (!dh) return pn_err_set(e, PN_EIO, "cannot list %s: %s", dir, strerror(errno));
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        if (!is_temp_of(de->d_name, base)) continue;
+        if ((size_t)snprintf(victim, sizeof victim, "%s/%s", dir, de->d_name) >= sizeof victim)
+            continue;
+        if (unlink(victim) == 0) removed++;
+    }
+    closedir(dh);
+    return removed;
 }

@@ -28,6 +28,25 @@ int pn_file_write_atomic(const char *path, const void *data, size_t len, pn_err 
  * chmod/chown hint, PN_EINVAL not a regular file, PN_EIO. */
 int pn_file_open_private(const char *path, unsigned forbid, size_t *size, pn_err *e);
 
+/* How long a writer waits for another process's lock by default. */
+#define PN_FILE_LOCK_WAIT_MS 10000
+
+/* Takes an exclusive flock on path's directory (made or checked as for
+ * pn_file_write_atomic), so that writers of path in other processes take
+ * turns over their read-modify-write. Waits at most wait_ms for a holder,
+ * then fails with PN_ELIMIT ("another process is changing ..."). Returns
+ * the lock's fd (>= 0): the lock lasts until pn_file_unlock(fd) or the
+ * process ends, however it ends. Not reentrant: a second pn_file_lock of
+ * the same directory in one process waits for the first. */
+int pn_file_lock(const char *path, unsigned wait_ms, pn_err *e);
+void pn_file_unlock(int fd);
+
+/* Removes the temp files pn_file_write_atomic leaves when killed mid-write
+ * ("<path>.tmp-" and its 16 hex digits, nothing else). Only safe while
+ * holding pn_file_lock(path): then no live writer owns one. Returns how
+ * many were removed, or a negative code if the directory cannot be read. */
+int pn_file_clean_temps(const char *path, pn_err *e);
+
 /* Reads up to max bytes from fd into buf (retrying short reads and EINTR)
  * and sets *got; stops at end of file. */
 int pn_file_read_all(int fd, uint8_t *buf, size_t max, size_t *got, const char *name, pn_err *e);

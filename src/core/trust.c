@@ -64,6 +64,7 @@ struct pn_trust {
     ino_t ino;
     off_t size;
     struct timespec mtime;
+    int lock_fd; /* pn_file_lock of path held by this store, or -1 */
 };
 
 /* ---- field syntax ------------------------------------------------------ */
@@ -311,6 +312,7 @@ int pn_trust_new(pn_trust **out, const char *path, pn_err *e) {
     pn_trust *t = calloc(1, sizeof *t);
     *out = NULL;
     if (!t) return pn_err_set(e, PN_ENOMEM, "out of memory");
+    t->lock_fd = -1;
     if (path) {
         size_t n = strlen(path);
         if (n == 0 || n >= 4096) {
@@ -338,8 +340,15 @@ static void clear(pn_trust *t) {
     t->nsegs = t->segcap = t->nents = t->entcap = t->bytes = 0;
 }
 
+void pn_trust_unlock(pn_trust *t) {
+    if (!t || t->lock_fd < 0) return;
+    pn_file_unlock(t->lock_fd);
+    t->lock_fd = -1;
+}
+
 void pn_trust_free(pn_trust *t) {
     if (!t) return;
+    pn_trust_unlock(t);
     clear(t);
     free(t->path);
     free(t);
@@ -615,6 +624,19 @@ int pn_trust_load(pn_trust **out, const char *path, pn_err *e) {
     return PN_OK;
 }
 
+int pn_trust_load_locked(pn_trust **out, const char *path, unsigned wait_ms, pn_err *e) {
+    *out = NULL;
+    int fd = pn_file_lock(path, wait_ms, e);
+    if (fd < 0) return fd;
+    int rc = pn_trust_load(out, path, e);
+    if (rc != PN_OK) {
+        pn_file_unlock(fd);
+        return rc;
+    }
+    (*out)->lock_fd = fd;
+    return PN_OK;
+}
+
 int pn_trust_serialize(const pn_trust *t, char **out, size_t *len, pn_err *e) {
     char *buf = malloc(t->bytes ? t->bytes : 1), *p = buf;
     *out = NULL;
@@ -635,12 +657,23 @@ int pn_trust_save(pn_trust *t, pn_err *e) {
     struct stat st;
     int rc;
     if (!t->path) return pn_err_set(e, PN_ESTATE, "this trust store has no file");
-    if ((rc = pn_trust_serialize(t, &buf, &len, e)) != PN_OK) return rc;
-    rc = pn_file_write_atomic(t->path, buf, len, e);
-    free(buf);
-    if (rc != PN_OK) return rc;
-    snapshot(t, lstat(t->path, &st) == 0 ? &st : NULL);
-    return PN_OK;
+    int lock = t->lock_fd;
+    if (lock < 0 && (lock = pn_file_lock(t->path, PN_FILE_LOCK_WAIT_MS, e)) < 0) return lock;
+    /* Without this check a writer that read before another's save would
+     * write its stale copy over that save. */
+    if (pn_trust_changed_on_disk(t)) {
+        rc = pn_err_set(e, PN_ESTATE,
+                        "%s changed on disk since it was read (another writer or a hand edit); "
+                        "read it again and redo the change",
+                        t->path);
+    } else if ((rc = pn_trust_serialize(t, &buf, &len, e)) == PN_OK) {
+        pn_file_clean_temps(t->path, NULL);
+        rc = pn_file_write_atomic(t->path, buf, len, e);
+        free(buf);
+        if (rc == PN_OK) snapshot(t, lstat(t->path, &st) == 0 ? &st : NULL);
+    }
+    if (lock != t->lock_fd) pn_file_unlock(lock);
+    return rc;
 }
 
 int pn_trust_changed_on_disk(const pn_trust *t) {

@@ -74,13 +74,28 @@ int pn_trust_load(pn_trust **out, const char *path, pn_err *e);
  * is left empty. */
 int pn_trust_parse(pn_trust *t, const uint8_t *buf, size_t len, const char *name, pn_err *e);
 
+/* pn_trust_load under pn_file_lock(path) (waiting at most wait_ms for
+ * another writer, else PN_ELIMIT): the store keeps the lock until
+ * pn_trust_unlock or pn_trust_free, so a read-modify-write by one process
+ * cannot lose another's change. Every writer of a trust file takes it. */
+int pn_trust_load_locked(pn_trust **out, const char *path, unsigned wait_ms, pn_err *e);
+
+/* Releases the store's lock, if it holds one. */
+void pn_trust_unlock(pn_trust *t);
+
+/* Releases the lock (if held) and frees the store. */
 void pn_trust_free(pn_trust *t);
 
 /* The text that pn_trust_save would write, malloc'd (caller frees). */
 int pn_trust_serialize(const pn_trust *t, char **out, size_t *len, pn_err *e);
 
 /* Writes the store to its path crash-safely and remembers the new file's
- * identity for pn_trust_changed_on_disk. */
+ * identity for pn_trust_changed_on_disk. The write happens under the file's
+ * lock (the store's own, or one taken for the write, waiting at most
+ * PN_FILE_LOCK_WAIT_MS) and is refused with PN_ESTATE when the file changed
+ * on disk since the store read it (another writer or a hand edit: load
+ * again and redo the change). Under the lock, temp files left by a writer
+ * killed mid-write are removed first. */
 int pn_trust_save(pn_trust *t, pn_err *e);
 
 /* 1 when the file at the store's path differs (inode, size or mtime, or

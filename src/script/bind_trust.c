@@ -1,13 +1,18 @@
 /*
  * peernet.trust: the trust list file (format in src/core/trust.h).
  *
- *   trust.open(path)               -> store | nil, err  (a missing file is an empty store)
+ *   trust.open(path [, {lock = true, wait_ms = N}]) -> store | nil, err
+ *                                  (a missing file is an empty store; lock: the store
+ *                                  holds the file's writer lock until close/gc, waiting
+ *                                  at most wait_ms, default 10000, for another writer)
  *   store:add(key, {label=, addr=, added=}) -> true | nil, err
  *   store:remove(key_or_label)     -> true | nil, err
  *   store:get(key_or_label)        -> {key=hex, label=, addr=, added=} | nil
  *   store:list()                   -> array of those, in file order
  *   store:count(), #store          -> number of peers
- *   store:save()                   -> true | nil, err
+ *   store:save()                   -> true | nil, err  (under the lock; refused when the
+ *                                  file changed on disk since it was read)
+ *   store:close()                  -> releases the lock (the store stays readable)
  *   store:changed_on_disk()        -> boolean
  *   store:path()                   -> the file's path
  *
@@ -22,6 +27,7 @@
 #include <time.h>
 
 #include "bind.h"
+#include "core/file.h"
 #include "core/trust.h"
 
 #define STORE_MT "peernet.trust"
@@ -64,13 +70,36 @@ static const char *check_name(lua_State *L, int idx) {
     return strlen(s) == len ? s : NULL;
 }
 
+/* opts.lock / opts.wait_ms of open(). */
+static int open_opts(lua_State *L, int idx, unsigned *wait_ms) {
+    int lock = 0;
+    *wait_ms = PN_FILE_LOCK_WAIT_MS;
+    if (lua_isnoneornil(L, idx)) return 0;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "lock");
+    lock = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, idx, "wait_ms") != LUA_TNIL) {
+        int ok;
+        lua_Integer ms = lua_tointegerx(L, -1, &ok);
+        luaL_argcheck(L, ok && ms >= 0 && ms <= 3600000, idx,
+                      "wait_ms must be an integer from 0 to 3600000");
+        *wait_ms = (unsigned)ms;
+    }
+    lua_pop(L, 1);
+    return lock;
+}
+
 static int l_open(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    unsigned wait_ms;
+    int lock = open_opts(L, 2, &wait_ms);
     pn_err e;
     lstore *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->t = NULL;
     luaL_setmetatable(L, STORE_MT);
-    if (pn_trust_load(&u->t, path, &e) != PN_OK) return pn_lua_fail(L, &e);
+    int rc = lock ? pn_trust_load_locked(&u->t, path, wait_ms, &e) : pn_trust_load(&u->t, path, &e);
+    if (rc != PN_OK) return pn_lua_fail(L, &e);
     return 1;
 }
 
@@ -197,6 +226,12 @@ static int s_path(lua_State *L) {
     return 1;
 }
 
+static int s_close(lua_State *L) {
+    lstore *u = luaL_checkudata(L, 1, STORE_MT);
+    pn_trust_unlock(u->t);
+    return 0;
+}
+
 static int s_gc(lua_State *L) {
     lstore *u = luaL_checkudata(L, 1, STORE_MT);
     pn_trust_free(u->t);
@@ -219,7 +254,7 @@ static int s_tostring(lua_State *L) {
 static const luaL_Reg store_methods[] = {
     {"add", s_add},     {"remove", s_remove}, {"get", s_get},   {"list", s_list},
     {"count", s_count}, {"save", s_save},     {"path", s_path}, {"changed_on_disk", s_changed},
-    {NULL, NULL}};
+    {"close", s_close}, {NULL, NULL}};
 
 static const luaL_Reg store_meta[] = {
     {"__gc", s_gc}, {"__len", s_count}, {"__tostring", s_tostring}, {NULL, NULL}};
