@@ -235,3 +235,74 @@ describe("trust list writers", function()
     assert.equal(k3, t:get(k3).key)
   end)
 end)
+
+describe("handler scripts, their directory and config.lua must be the host user's alone", function()
+  if not peernet.runtime then
+    pending("needs peernet.runtime")
+    return
+  end
+  local dir, hd
+  local good = 'peernet.expose("lamp.on", function() return true end)\n'
+  before_each(function()
+    dir = C.init(tmpdir())
+    hd = dir .. "/handlers"
+    assert(os.execute("mkdir -p " .. H.q(hd) .. " && chmod 755 " .. H.q(hd)))
+  end)
+
+  it("a 0755 directory with a 0644 script and a 0644 config.lua loads", function()
+    H.write_file(hd .. "/lamp.lua", good, "644")
+    H.write_file(dir .. "/config.lua", "return {}\n", "644")
+    local code, out, err = C.run(dd(dir, "check", hd .. "/lamp.lua"))
+    assert.equal(0, code, err)
+    assert.matches("lamp%.lua: ok", out)
+    local p = C.spawn(dd(dir, "serve", "--no-discovery", "--listen", "127.0.0.1:0", "--handlers", hd))
+    C.expect(p, "loaded .*lamp%.lua: lamp%.on")
+    C.kill(p, "sigterm")
+    C.wait(p)
+  end)
+
+  it("a script others can write (0666) is refused by check and by serve, with the chmod to run", function()
+    H.write_file(hd .. "/lamp.lua", good, "666")
+    local code, _, err = C.run(dd(dir, "check", hd .. "/lamp.lua"))
+    assert.equal(1, code)
+    assert.truthy(err:find("writable by others (mode 0666); run: chmod 600 " .. hd .. "/lamp.lua", 1, true), err)
+    local p = C.spawn(dd(dir, "serve", "--no-discovery", "--listen", "127.0.0.1:0", "--handlers", hd))
+    C.expect(p, "serving ")
+    assert.is_true(N.wait(function() return p.err:find("handler script failed: .*writable by others") ~= nil end), p.err)
+    assert.is_nil(p.out:find("loaded", 1, true))
+    local _, before = C.run(dd(dir, "status", "--json"))
+    assert.is_nil(before:find("lamp.lua", 1, true), before)
+    -- Fixing the mode (the content is unchanged) loads it on the next rescan.
+    assert(os.execute("chmod 644 " .. H.q(hd .. "/lamp.lua")))
+    local loaded = false
+    for _ = 1, 500 do -- each try is one status round trip; a bound, not a clock
+      local _, sout = C.run(dd(dir, "status", "--json"))
+      if sout:find("lamp.lua", 1, true) then loaded = true break end
+    end
+    assert.is_true(loaded, p.err)
+    C.kill(p, "sigterm")
+    C.wait(p)
+  end)
+
+  it("a script in a directory others can write (0777) is refused", function()
+    H.write_file(hd .. "/lamp.lua", good, "644")
+    assert(os.execute("chmod 777 " .. H.q(hd)))
+    local code, _, err = C.run(dd(dir, "check", hd .. "/lamp.lua"))
+    assert.equal(1, code)
+    assert.truthy(err:find("directory " .. hd .. " is writable by others (mode 0777); run: chmod 700 " .. hd, 1, true), err)
+    local p = C.spawn(dd(dir, "serve", "--no-discovery", "--listen", "127.0.0.1:0", "--handlers", hd, "--json"))
+    C.expect(p, '"event":%s*"serving"')
+    assert.truthy(p.out:find('"event":%s*"failed"'), p.out)
+    assert.is_nil(p.out:find('"event":%s*"loaded"'))
+    C.kill(p, "sigterm")
+    C.wait(p)
+  end)
+
+  it("a config.lua others can write (0666) refuses every script", function()
+    H.write_file(hd .. "/lamp.lua", good, "644")
+    H.write_file(dir .. "/config.lua", "return {}\n", "666")
+    local code, _, err = C.run(dd(dir, "check", hd .. "/lamp.lua"))
+    assert.equal(1, code)
+    assert.truthy(err:find(dir .. "/config.lua is writable by others (mode 0666); run: chmod 600 " .. dir .. "/config.lua", 1, true), err)
+  end)
+end)

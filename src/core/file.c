@@ -280,3 +280,33 @@ int pn_file_clean_temps(const char *path, pn_err *e) {
     closedir(dh);
     return removed;
 }
+
+int pn_file_read_private(const char *path, unsigned forbid, size_t max, char **out, size_t *len,
+                         pn_err *e) {
+    size_t size = 0, got = 0;
+    *out = NULL;
+    *len = 0;
+    int fd = pn_file_open_private(path, forbid, &size, e);
+    if (fd < 0) return fd;
+    if (size > max) {
+        close(fd);
+        return pn_err_set(e, PN_ETOOBIG, "%s is larger than %zu bytes", path, max);
+    }
+    /* +1 shows a file that grew since it was opened. */
+    char *buf = malloc(size + 1);
+    if (!buf) {
+        close(fd);
+        return pn_err_set(e, PN_ENOMEM, "out of memory");
+    }
+    int rc = pn_file_read_all(fd, (uint8_t *)buf, size + 1, &got, path, e);
+    close(fd);
+    if (rc == PN_OK && got != size)
+        rc = pn_err_set(e, PN_EIO, "%s changed while being read; try again", path);
+    if (rc != PN_OK) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *len = got;
+    return PN_OK;
+}

@@ -47,6 +47,13 @@ void pn_file_unlock(int fd);
  * many were removed, or a negative code if the directory cannot be read. */
 int pn_file_clean_temps(const char *path, pn_err *e);
 
+/* pn_file_open_private, then the whole file into a malloc'd buffer (the
+ * caller frees *out): PN_ETOOBIG when it is larger than max bytes. For the
+ * files that are code or grants (handler scripts, config.lua), read with
+ * forbid 022 so that no other user can have changed them. */
+int pn_file_read_private(const char *path, unsigned forbid, size_t max, char **out, size_t *len,
+                         pn_err *e);
+
 /* Reads up to max bytes from fd into buf (retrying short reads and EINTR)
  * and sets *got; stops at end of file. */
 int pn_file_read_all(int fd, uint8_t *buf, size_t max, size_t *got, const char *name, pn_err *e);

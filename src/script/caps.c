@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "runtime.h"
 
 #define PN_CAPS_MAX 64                  /* entries per list */
@@ -94,23 +95,16 @@ static int add_entries(lua_State *L, pn_caps *c, int kind, pn_err *e, const char
     return 0;
 }
 
+/* The config grants powers, so it gets the checks a script gets: owned by
+ * the host's user (or root), not group/world writable, in a directory the
+ * same holds for. Returns 1 when there is no config (no grants). */
 static int read_config(const char *path, char **text, size_t *len, pn_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) return 1; /* no config: no grants */
-        return pn_err_set(e, PN_EIO, "%s: %s", path, strerror(errno));
+    int rc = pn_file_read_private(path, 022, PN_CAPS_CONFIG_MAX, text, len, e);
+    if (rc == PN_ENOTFOUND) {
+        pn_err_clear(e);
+        return 1;
     }
-    char *buf = malloc(PN_CAPS_CONFIG_MAX + 1);
-    size_t n = buf ? fread(buf, 1, PN_CAPS_CONFIG_MAX + 1, f) : 0;
-    fclose(f);
-    if (!buf) return pn_err_set(e, PN_ENOMEM, "out of memory");
-    if (n > PN_CAPS_CONFIG_MAX) {
-        free(buf);
-        return pn_err_set(e, PN_ETOOBIG, "%s: larger than %u bytes", path, PN_CAPS_CONFIG_MAX);
-    }
-    *text = buf;
-    *len = n;
-    return 0;
+    return rc;
 }
 
 int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "core/keys.h"
 #include "core/trust.h"
 #include "runtime.h"
@@ -764,25 +765,11 @@ static pn_script *find_script(pn_rt *rt, const char *path) {
     return NULL;
 }
 
+/* A script runs with the host's authority: like the trust list, it must
+ * be a regular file (not a symlink) that only its owner (the host's user,
+ * or root) can change, in a directory that only they can write. */
 static int read_script(const char *path, char **out, size_t *len, pn_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return pn_err_set(e, PN_EIO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(PN_RT_SCRIPT_MAX + 1);
-    if (!buf) {
-        fclose(f);
-        return pn_err_set(e, PN_ENOMEM, "out of memory");
-    }
-    size_t n = fread(buf, 1, PN_RT_SCRIPT_MAX + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || n > PN_RT_SCRIPT_MAX) {
-        free(buf);
-        return bad ? pn_err_set(e, PN_EIO, "%s: read failed", path)
-                   : pn_err_set(e, PN_ETOOBIG, "%s: larger than %u bytes", path, PN_RT_SCRIPT_MAX);
-    }
-    *out = buf;
-    *len = n;
-    return 0;
+    return pn_file_read_private(path, 022, PN_RT_SCRIPT_MAX, out, len, e);
 }
 
 /* Runs the chunk on top of s->L as the script's first task. */

@@ -31,7 +31,9 @@ struct pn_dir {
     uv_fs_event_t ev[2]; /* the directory and its admin/ */
     int ev_on[2];
     uv_timer_t settle, poll;
-    int open; /* handles to close */
+    int open;              /* handles to close */
+    struct stat dir_st[2]; /* the directory [0] and admin/ [1] at the last scan */
+    int dir_seen[2];
     dir_file files[PN_RT_SCRIPTS_MAX];
     int nfiles;
 };
@@ -47,7 +49,27 @@ static dir_file *find(struct pn_dir *d, const char *path) {
     return NULL;
 }
 
+/* The same file as when last looked at: a chmod or chown changes only
+ * ctime/mode/owner, and must be seen too (a refused script that was made
+ * safe loads, a loaded one made unsafe is checked again). */
+static int same_file(const struct stat *a, const struct stat *b) {
+    return a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
+           a->st_size == b->st_size && a->st_ino == b->st_ino && a->st_mode == b->st_mode &&
+           a->st_uid == b->st_uid;
+}
+
 static void scan_one(struct pn_dir *d, const char *dir, int admin) {
+    /* The directory's own mode and owner are part of every script's check:
+     * when they change, every file in it is looked at again. */
+    struct stat dst;
+    int dir_changed = 1;
+    if (stat(dir, &dst) == 0) {
+        dir_changed = !d->dir_seen[admin] || d->dir_st[admin].st_mode != dst.st_mode ||
+                      d->dir_st[admin].st_uid != dst.st_uid;
+        d->dir_st[admin] = dst;
+        d->dir_seen[admin] = 1;
+    }
     DIR *dh = opendir(dir);
     if (!dh) return;
     struct dirent *de;
@@ -70,9 +92,7 @@ static void scan_one(struct pn_dir *d, const char *dir, int admin) {
             memset(f, 0, sizeof *f);
             snprintf(f->path, sizeof f->path, "%s", path);
             f->admin = admin;
-        } else if (f->st.st_mtim.tv_sec == st.st_mtim.tv_sec &&
-                   f->st.st_mtim.tv_nsec == st.st_mtim.tv_nsec && f->st.st_size == st.st_size &&
-                   f->st.st_ino == st.st_ino) {
+        } else if (!dir_changed && same_file(&f->st, &st)) {
             f->seen = 1;
             continue;
         }
