@@ -298,6 +298,14 @@ describe("handler scripts, their directory and config.lua must be the host user'
     C.wait(p)
   end)
 
+  it("a script in a shared sticky directory (1777, like /tmp) is refused with advice to move it", function()
+    H.write_file(hd .. "/lamp.lua", good, "644")
+    assert(os.execute("chmod 1777 " .. H.q(hd)))
+    local code, _, err = C.run(dd(dir, "check", hd .. "/lamp.lua"))
+    assert.equal(1, code)
+    assert.truthy(err:find("directory " .. hd .. " is shared (mode 1777); move the files", 1, true), err)
+  end)
+
   it("a config.lua others can write (0666) refuses every script", function()
     H.write_file(hd .. "/lamp.lua", good, "644")
     H.write_file(dir .. "/config.lua", "return {}\n", "666")

@@ -50,6 +50,13 @@ static int check_dir_stat(const char *dir, const struct stat *st, pn_err *e) {
         return pn_err_set(e, PN_EPERM,
                           "directory %s belongs to uid %u, not you (uid %u); run: chown %u %s", dir,
                           (unsigned)st->st_uid, (unsigned)geteuid(), (unsigned)geteuid(), dir);
+    /* A sticky shared directory (/tmp) is meant to be writable by all:
+     * advising chmod there would break the system, so say move instead. */
+    if ((st->st_mode & 022) && (st->st_mode & S_ISVTX))
+        return pn_err_set(e, PN_EPERM,
+                          "directory %s is shared (mode %04o); move the files to a directory only "
+                          "you can write",
+                          dir, (unsigned)(st->st_mode & 07777));
     if (st->st_mode & 022)
         return pn_err_set(e, PN_EPERM,
                           "directory %s is writable by others (mode %04o); run: chmod 700 %s", dir,
