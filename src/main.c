@@ -96,6 +96,16 @@ static void count_handle(uv_handle_t *h, void *ud) {
         n[1]++;
 }
 
+/* How long exit waits for requests still in libuv's thread pool (a trust
+ * file poll's stat, a name lookup) once every handle is closed: their
+ * memory is freed only when they complete, and uv_loop_close refuses
+ * (and frees nothing) while one is pending. */
+#define PN_EXIT_REQUEST_WAIT_MS 2000
+
+static void on_exit_wait(uv_timer_t *t) {
+    uv_stop(t->loop);
+}
+
 static void settle(uv_loop_t *loop, int *open) {
     int n[2];
     for (int i = 0; i < 1000; i++) {
@@ -105,6 +115,16 @@ static void settle(uv_loop_t *loop, int *open) {
         uv_run(loop, UV_RUN_NOWAIT);
     }
     *open = n[1];
+    /* Nothing open and the loop still alive: only requests are left. The
+     * timer is unreferenced, so the run ends as soon as they complete. */
+    if (n[1] > 0 || !uv_loop_alive(loop)) return;
+    uv_timer_t bound;
+    uv_timer_init(loop, &bound);
+    uv_unref((uv_handle_t *)&bound);
+    uv_timer_start(&bound, on_exit_wait, PN_EXIT_REQUEST_WAIT_MS, 0);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&bound, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
 }
 
 static void shutdown_lua(lua_State *L, const char *fn) {
