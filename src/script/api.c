@@ -184,6 +184,10 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
     lua_State *co = t->co;
     pn_script *s = cw->s;
     int n;
+    /* co is suspended: nothing pushed on it here is protected, so the
+     * host's own values go in with the cap lifted (a failed allocation
+     * would abort the process). The reply itself is decoded under the cap,
+     * protected, by push_term. */
     pn_sandbox_unlimited(s->L, 1);
     lua_checkstack(co, 3);
     pn_sandbox_unlimited(s->L, 0);
@@ -203,7 +207,9 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
         }
     } else {
         lua_pushnil(co);
+        pn_sandbox_unlimited(s->L, 1);
         lua_pushstring(co, st == PN_CALL_TIMEOUT ? "timeout" : "closed");
+        pn_sandbox_unlimited(s->L, 0);
         n = 2;
     }
     free(cw);
@@ -346,14 +352,18 @@ static void on_connect_done(pn_host *h, int status, const char *msg, void *ud) {
     pn_task *t = cw->w.task;
     free(cw);
     if (!t) return;
-    if (status == 0) {
+    /* Unprotected pushes on a suspended coroutine: with the cap lifted,
+     * as in on_call_done. */
+    pn_sandbox_unlimited(t->s->L, 1);
+    int ok = lua_checkstack(t->co, 2);
+    if (status == 0 && ok) {
         lua_pushboolean(t->co, 1);
-        pn_rt_task_resume(t, 1);
     } else {
         lua_pushnil(t->co);
-        lua_pushstring(t->co, msg ? msg : "connect failed");
-        pn_rt_task_resume(t, 2);
+        lua_pushstring(t->co, !ok ? "out of memory" : msg ? msg : "connect failed");
     }
+    pn_sandbox_unlimited(t->s->L, 0);
+    pn_rt_task_resume(t, status == 0 && ok ? 1 : 2);
 }
 
 static int l_connect(lua_State *L) {

@@ -235,20 +235,41 @@ void pn_rt_task_resume(pn_task *t, int nargs) {
     lua_State *co = t->co;
     pn_rt *rt = t->s->rt;
     t->wait = NULL;
-    pn_sandbox_begin(t->s->L);
+    lua_State *prev = pn_sandbox_begin(co);
     int nres = 0;
     rt->resuming++;
     int rc = lua_resume(co, NULL, nargs, &nres);
     rt->resuming--;
+    pn_sandbox_end(co, prev);
+    if ((rc == LUA_OK || rc == LUA_YIELD) && pn_sandbox_over_budget(co)) {
+        /* Killed, the script still reached its end (a tail call returning
+         * the kill's error) or a wait: a killed task stays dead. */
+        if (t->wait) {
+            pn_wait *w = t->wait;
+            t->wait = NULL;
+            w->task = NULL;
+            w->cancel(w);
+        }
+        lua_pop(co, nres);
+        nres = 0;
+        pn_sandbox_unlimited(t->s->L, 1);
+        lua_pushliteral(co, "stopped for CPU: the budget or slice ran out (the error was caught)");
+        pn_sandbox_unlimited(t->s->L, 0);
+        rc = LUA_ERRRUN;
+    }
     if (rc == LUA_YIELD) {
         if (t->wait) {
             lua_pop(co, nres);
             rt_after_resume(rt);
             return;
         }
-        /* coroutine.yield() outside any coroutine of the script's own. */
+        /* coroutine.yield() outside any coroutine of the script's own. The
+         * message is the host's, pushed outside any protected call: it must
+         * not fail at the cap (Lua would abort). */
         lua_pop(co, nres);
+        pn_sandbox_unlimited(t->s->L, 1);
         lua_pushliteral(co, "coroutine.yield() outside a coroutine: use peernet.sleep to wait");
+        pn_sandbox_unlimited(t->s->L, 0);
         rc = LUA_ERRRUN;
     }
     task_done(t, rc, nres);
@@ -435,7 +456,6 @@ static int on_authorize(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *
     lua_State *L = s->L;
     char hex[PN_KEY_HEX_LEN + 1];
     pn_key_hex(hex, from);
-    pn_sandbox_begin(L);
     pn_sandbox_unlimited(L, 1);
     int ok = lua_checkstack(L, 4);
     lua_rawgeti(L, LUA_REGISTRYINDEX, b->auth_ref);
@@ -445,7 +465,10 @@ static int on_authorize(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *
     if (!ok) return 0;
     /* A predicate answers at once: it runs on the main thread, where
      * peernet.call cannot wait. */
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    lua_State *prev = pn_sandbox_begin(L);
+    int rc = lua_pcall(L, 2, 1, 0);
+    pn_sandbox_end(L, prev);
+    if (rc != LUA_OK) {
         pn_rt_log(s->rt, PN_LOG_ERROR, "%s: authorize predicate of %s failed (refused): %s",
                   s->path, name,
                   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(non-string error)");
@@ -793,13 +816,14 @@ static int run_chunk(pn_script *s, pn_err *e) {
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
     if (!t) return pn_err_set(e, PN_ENOMEM, "%s: out of memory", s->path);
     lua_State *co = t->co;
-    pn_sandbox_begin(L);
+    lua_State *prev = pn_sandbox_begin(co);
     int nres = 0;
     /* No deferred close can be due here: loading runs from the directory
      * watcher or a trusted call, never inside a script's own resume. */
     s->rt->resuming++;
     int rc = lua_resume(co, NULL, 0, &nres);
     s->rt->resuming--;
+    pn_sandbox_end(co, prev);
     if (rc == LUA_YIELD && t->wait) {
         if (s->admin) {
             pn_err_set(e, PN_EINVAL, "%s: an admin module must return its table without waiting",
@@ -811,7 +835,9 @@ static int run_chunk(pn_script *s, pn_err *e) {
         return 0;
     }
     if (rc == LUA_YIELD) {
+        pn_sandbox_unlimited(L, 1);
         lua_pushliteral(co, "coroutine.yield() outside a coroutine");
+        pn_sandbox_unlimited(L, 0);
         rc = LUA_ERRRUN;
     }
     if (rc != LUA_OK) {

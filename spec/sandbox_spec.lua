@@ -1,0 +1,245 @@
+-- The sandbox promise (issue 11, items 1-9): whatever a handler script
+-- does, it costs the host at most its slice per resume and its memory cap,
+-- other scripts and peers keep being answered, and the host never crashes.
+-- Real hosts on 127.0.0.1, real sandboxed states. No timings: each attack
+-- must end with an answer while another peer's call is answered too.
+local peernet = require "peernet"
+local N = require "support.net"
+
+local function write(path, text)
+  local tmp = path .. ".tmp"
+  H.write_file(tmp, text)
+  assert(os.rename(tmp, path))
+end
+
+local function logged(pattern)
+  for _, l in ipairs(N.logs) do
+    if l:find(pattern) then return l end
+  end
+  return nil
+end
+
+-- a serves a handler directory; b calls it; c is another peer that must
+-- keep being answered (by good.lua's ping) while b's attack runs.
+local function setup(limits, host_opts)
+  local w = {}
+  w.a, w.b, w.ka, w.kb = N.pair(host_opts)
+  w.akey = w.ka:public_hex()
+  w.kc = N.keys()
+  w.c = N.host(w.kc)
+  w.c:trust(w.akey)
+  w.a:trust(w.kc:public_hex())
+  assert(N.connect(w.c, w.akey, N.addr(w.a)))
+  w.dir = H.tmpdir()
+  local o = { log = function(level, msg) N.logs[#N.logs + 1] = level .. " " .. msg end }
+  for k, v in pairs(limits or {}) do o[k] = v end
+  w.rt = assert(peernet.runtime.new(w.a, o))
+  function w.script(name, text) write(w.dir .. "/" .. name, text) end
+  function w.load()
+    w.script("good.lua", [[peernet.expose("ping", function() return "pong" end)]])
+    local report = w.rt:load_dir(w.dir)
+    for _, r in ipairs(report) do assert(r.ok, r.err) end
+    return report
+  end
+  function w.call(name, args, copts) return N.call(w.b, w.akey, name, args, copts) end
+  -- b's call and c's ping, both in flight at once: both must be answered.
+  function w.attack(name, args)
+    local res, pong
+    assert(w.b:call(w.akey, name, args, function(...) res = table.pack(...) end, { timeout = 60000 }))
+    assert(w.c:call(w.akey, "ping", {}, function(...) pong = table.pack(...) end, { timeout = 60000 }))
+    assert(N.wait(function() return res and pong end, 120000), name .. ": no answer")
+    assert.same({ true, "pong" }, { pong[1], pong[2] }, name)
+    return res[1], res[2]
+  end
+  function w.tasks(file)
+    for _, s in ipairs(w.rt:scripts()) do
+      if s.file:find(file, 1, true) then return s.tasks end
+    end
+  end
+  function w.close()
+    w.rt:close()
+    N.close(w.a, w.b, w.c)
+    H.rmdir(w.dir)
+  end
+  return w
+end
+
+-- Time is what must stop these: the instruction budget is out of reach.
+local SLOW = { budget = 1 << 50, slice_ms = 100, mem_cap = 16 * 1024 * 1024 }
+
+describe("the sandbox: escapes", function()
+  local w
+  before_each(function() w = setup(SLOW) end)
+  after_each(function() w.close() end)
+
+  it("load with five or more arguments is still the text-only load", function()
+    w.script("load.lua", [[
+      peernet.expose("five", function(_, bin)
+        local r = load("return x", "n", "t", { x = 7 }, "extra", "more")
+        local got = load(function() end, nil, nil, nil, nil)
+        local escaped = got and select(2, pcall(got, bin, "x", "b"))
+        return { type(r) == "function" and r() or tostring(r), tostring(escaped) }
+      end)
+    ]])
+    w.load()
+    local bin = string.dump(function() return "escaped" end)
+    local ok, v = w.call("five", bin)
+    assert.is_true(ok)
+    assert.equal(7, v[1])
+    assert.not_equal("escaped", v[2])
+  end)
+
+  it("load compiles at most 1 MiB, from a string or a reader", function()
+    w.script("load.lua", [[
+      peernet.expose("reader", function()
+        local f, err = load(function() return ("x = 1\n"):rep(1000) end)
+        return { f == nil, tostring(err) }
+      end)
+      peernet.expose("string", function()
+        local f, err = load(("x = 1\n"):rep(200000))
+        return { f == nil, tostring(err) }
+      end)
+      peernet.expose("pieces", function()
+        local parts, i = { "return ", "4", "2" }, 0
+        return load(function() i = i + 1; return parts[i] end)()
+      end)
+    ]])
+    w.load()
+    for _, name in ipairs({ "reader", "string" }) do
+      local ok, v = w.call(name, {})
+      assert.is_true(ok, name)
+      assert.is_true(v[1], name)
+      assert.matches("chunk larger than 1048576 bytes", v[2], 1, false, name)
+    end
+    assert.same({ true, 42 }, { w.call("pieces", {}) })
+  end)
+end)
+
+describe("the sandbox: finalizers and code after a kill", function()
+  local w
+  before_each(function() w = setup(SLOW) end)
+  after_each(function() w.close() end)
+
+  it("refuses __gc, so no finalizer can run without a budget", function()
+    w.script("gc.lua", [[
+      local loop = function() while true do end end
+      local callable = setmetatable({}, { __call = loop })
+      peernet.expose("gc", function()
+        local ok1, err1 = pcall(setmetatable, {}, { __gc = loop })
+        local ok2 = pcall(setmetatable, {}, { __gc = callable })
+        local ok3 = pcall(setmetatable, {}, { __gc = false })
+        -- __gc added after setmetatable never marks the object (Lua's rule)
+        local mt = {}
+        local t = setmetatable({}, mt)
+        rawset(mt, "__gc", loop)
+        t = nil
+        for i = 1, 200000 do local g = { i } end -- garbage: collection cycles run
+        return { ok1, tostring(err1), ok2, ok3 }
+      end)
+    ]])
+    w.load()
+    local ok, v = w.call("gc", {}, { timeout = 60000 })
+    assert.is_true(ok)
+    assert.is_false(v[1])
+    assert.matches("__gc finalizers are not allowed", v[2])
+    assert.is_false(v[3])
+    assert.is_false(v[4])
+    assert.same({ true, "pong" }, { N.call(w.c, w.akey, "ping", {}) })
+  end)
+
+  it("runs no xpcall message handler and no __close of a killed coroutine unbudgeted", function()
+    w.script("after.lua", [[
+      local loop = function() while true do end end
+      local function closing() return setmetatable({}, { __close = loop }) end
+      local saved, saved_task
+      peernet.expose("msgh", function() return xpcall(loop, loop) end)
+      peernet.expose("msgh_catch", function()
+        while true do xpcall(loop, function(m) while true do end end) end
+      end)
+      peernet.expose("pcall_close", function()
+        return pcall(function() local x <close> = closing(); loop() end)
+      end)
+      peernet.expose("kill_co", function()
+        saved = coroutine.create(function() local x <close> = closing(); loop() end)
+        return coroutine.resume(saved)
+      end)
+      peernet.expose("close_co", function() return { coroutine.close(saved) } end)
+      peernet.expose("kill_task", function()
+        saved_task = coroutine.running()
+        local x <close> = closing()
+        loop()
+      end)
+      peernet.expose("close_task", function() return { coroutine.close(saved_task) } end)
+      peernet.expose("wrap", function()
+        return coroutine.wrap(function() local x <close> = closing(); loop() end)()
+      end)
+      peernet.expose("wrap_error", function()
+        -- an ordinary error still closes the wrapped coroutine (budgeted)
+        local closed = false
+        local ok, err = pcall(coroutine.wrap(function()
+          local x <close> = setmetatable({}, { __close = function() closed = true end })
+          error("plain")
+        end))
+        return { ok, tostring(err), closed }
+      end)
+    ]])
+    w.load()
+    for _, name in ipairs({ "msgh", "msgh_catch", "pcall_close", "kill_co", "kill_task", "wrap" }) do
+      local ok, reason = w.attack(name, {})
+      assert.is_falsy(ok, name)
+      assert.equal("handler_crash", reason, name)
+    end
+    for _, name in ipairs({ "close_co", "close_task" }) do
+      local ok, v = w.attack(name, {})
+      assert.is_true(ok, name)
+      assert.is_false(v[1], name)
+      assert.matches("stopped for CPU", v[2], 1, false, name)
+    end
+    local ok, v = w.call("wrap_error", {})
+    assert.is_true(ok)
+    assert.same({ false, true }, { v[1], v[3] })
+    assert.matches("plain", v[2])
+    assert.truthy(logged("CPU slice exceeded"))
+  end)
+end)
+
+describe("the sandbox: time, not only instructions", function()
+  local w
+  before_each(function() w = setup(SLOW) end)
+  after_each(function() w.close() end)
+
+  it("stops C-heavy loops by the clock while another peer is answered", function()
+    w.script("slow.lua", [[
+      local big = ("x"):rep(4 << 20)
+      peernet.expose("rep", function() while true do local s = ("x"):rep(1024) end end)
+      peernet.expose("utf8_char", function() while true do local s = utf8.char(0x10FFFF, 65, 66) end end)
+      peernet.expose("utf8_len", function() while true do utf8.len(big) end end)
+      peernet.expose("concat", function() while true do local s = big .. "y" end end)
+      peernet.expose("sort", function()
+        local t = {}
+        for i = 1, 100000 do t[i] = (i * 7919) % 100003 end
+        while true do table.sort(t) end
+      end)
+      peernet.expose("after", function() return "still here" end)
+    ]])
+    w.load()
+    for _, name in ipairs({ "rep", "utf8_char", "utf8_len", "concat", "sort" }) do
+      local ok, reason = w.attack(name, {})
+      assert.is_falsy(ok, name)
+      assert.equal("handler_crash", reason, name)
+      assert.same({ true, "still here" }, { w.call("after", {}) })
+    end
+    assert.truthy(logged("CPU slice exceeded: ran more than 100 ms"))
+  end)
+
+  it("refuses a string.rep past the memory cap without trying to allocate it", function()
+    w.script("rep.lua", [[
+      peernet.expose("huge", function() return { pcall(string.rep, "x", 64 << 20) } end)
+    ]])
+    w.load()
+    local ok, v = w.call("huge", {})
+    assert.is_true(ok)
+    assert.is_false(v[1])
+    assert.matches("not enough memory: string.rep", v[2])
+  end)
+end)
