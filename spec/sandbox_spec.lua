@@ -243,3 +243,68 @@ describe("the sandbox: time, not only instructions", function()
     assert.matches("not enough memory: string.rep", v[2])
   end)
 end)
+
+-- Fills the state to within a few bytes of its cap: long strings of
+-- halving sizes, then the smallest tables, until nothing fits.
+local FILL = [[
+  local keep, size
+  local function grow() while true do keep = { keep, ("x"):rep(size) } end end
+  local function node() while true do keep = { keep } end end
+  local function fill()
+    size = 1 << 20
+    while size >= 48 do pcall(grow); size = size // 2 end
+    pcall(node)
+    pcall(node)
+  end
+]]
+
+describe("the sandbox: at the memory cap", function()
+  local w
+  before_each(function() w = setup({ mem_cap = 4 * 1024 * 1024 }) end)
+  after_each(function() w.close() end)
+
+  it("survives coroutine.yield(), a closed call and a failed connect with the script at its cap", function()
+    local kd, kx = N.keys(), N.keys()
+    local d = N.host(kd)
+    d:trust(w.akey)
+    w.a:trust(kd:public_hex())
+    w.a:trust(kx:public_hex())
+    assert(N.connect(w.a, kd:public_hex(), N.addr(d)))
+    local asked = false
+    d:expose("never", function(_, _, req) asked = true; return req end) -- answers nothing
+    w.script("cap_yield.lua", FILL .. [[
+      peernet.expose("yield", function() fill(); coroutine.yield() end)
+    ]])
+    w.script("cap_call.lua", FILL .. ([[
+      peernet.expose("call", function()
+        local args, opts = {}, { timeout = 60000 } -- made before the state is full
+        fill()
+        local v, err = peernet.call(%q, "never", args, opts)
+        return err
+      end)
+    ]]):format(kd:public_hex()))
+    w.script("cap_connect.lua", FILL .. ([[
+      peernet.expose("connect", function()
+        fill()
+        local ok, err = peernet.connect(%q, "127.0.0.1:1")
+        return err
+      end)
+    ]]):format(kx:public_hex()))
+    w.load()
+
+    local ok, reason = w.attack("yield", {})
+    assert.is_falsy(ok)
+    assert.equal("handler_crash", reason)
+
+    local res
+    assert(w.b:call(w.akey, "call", {}, function(...) res = table.pack(...) end, { timeout = 60000 }))
+    assert(N.wait(function() return asked end))
+    N.close(d) -- the call in flight ends "closed"
+    assert(N.wait(function() return res end))
+    assert.is_true(res[1] == true or res[2] == "handler_crash", tostring(res[2]))
+
+    ok, reason = w.attack("connect", {})
+    assert.is_true(ok == true or reason == "handler_crash", tostring(reason))
+    assert.same({ true, "pong" }, { N.call(w.c, w.akey, "ping", {}) })
+  end)
+end)
