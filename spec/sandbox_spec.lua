@@ -244,6 +244,30 @@ describe("the sandbox: time, not only instructions", function()
   end)
 end)
 
+describe("the sandbox: host buffers", function()
+  local w
+  before_each(function() w = setup(SLOW) end)
+  after_each(function() w.close() end)
+
+  it("peernet.etf.encode stays within the script's memory, whatever max says", function()
+    w.script("enc.lua", [[
+      local s = ("x"):rep(1 << 20)
+      local refs = {}
+      for i = 1, 64 do refs[i] = s end -- 64 MiB encoded, 1 MiB held
+      peernet.expose("encode", function()
+        local ok, v, err = pcall(peernet.etf.encode, refs, { max = math.maxinteger })
+        local small = peernet.etf.encode({ 1, 2 }, { max = math.maxinteger })
+        return { ok, v == nil, tostring(err), type(small) }
+      end)
+    ]])
+    w.load()
+    local ok, v = w.call("encode", {})
+    assert.is_true(ok)
+    assert.same({ true, true, "string" }, { v[1], v[2], v[4] })
+    assert.matches("would not fit in the script's memory", v[3])
+  end)
+end)
+
 -- Fills the state to within a few bytes of its cap: long strings of
 -- halving sizes, then the smallest tables, until nothing fits.
 local FILL = [[
