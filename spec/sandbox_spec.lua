@@ -332,3 +332,36 @@ describe("the sandbox: at the memory cap", function()
     assert.same({ true, "pong" }, { N.call(w.c, w.akey, "ping", {}) })
   end)
 end)
+
+describe("the sandbox: timers", function()
+  local w
+  before_each(function() w = setup() end)
+  after_each(function() w.close() end)
+
+  it("bounds the timers of one script and the every() interval", function()
+    w.script("timers.lua", [[
+      local made = {}
+      peernet.expose("timers", function()
+        local n, err = 0, nil
+        while n <= 20000 do
+          local ok, t = pcall(peernet.every, 60000, function() end)
+          if not ok then err = t; break end
+          n = n + 1
+          made[n] = t
+        end
+        local fast_ok, fast_err = pcall(peernet.every, 1, function() end)
+        made[1]:cancel()
+        local again = pcall(peernet.after, 60000, function() end)
+        return { n, tostring(err), fast_ok, tostring(fast_err), again }
+      end)
+    ]])
+    w.load()
+    local ok, v = w.call("timers", {})
+    assert.is_true(ok)
+    assert.equal(64, v[1])
+    assert.matches("at most 64 timers", v[2])
+    assert.is_false(v[3])
+    assert.matches("between 10 and 86400000 ms", v[4])
+    assert.is_true(v[5])
+  end)
+end)

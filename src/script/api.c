@@ -29,6 +29,11 @@
 
 #define TIMER_MT "peernet.timer"
 #define PN_API_EVENT_FNS_MAX 64 /* peernet.on functions per event and script */
+/* A handler script's pending after()/every() timers, and the shortest
+ * every() interval: each tick is a resume, so without these one script
+ * could keep a core busy with thousands of 1 ms timers. */
+#define PN_API_TIMERS_MAX 64
+#define PN_API_EVERY_MIN_MS 10
 
 /* Every API function has the script's handle as its first upvalue: one
  * trusted state may serve several runtimes (a spec runs two hosts). */
@@ -461,10 +466,20 @@ static void on_timer(uv_timer_t *tm) {
 static int add_timer(lua_State *L, int repeat) {
     pn_script *s = script(L);
     lua_Integer ms = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, ms >= (repeat ? 1 : 0) && ms <= 86400000, 1,
-                  repeat ? "must be between 1 and 86400000 ms"
-                         : "must be between 0 and 86400000 ms");
+    lua_Integer min = repeat ? (s->sandboxed ? PN_API_EVERY_MIN_MS : 1) : 0;
+    luaL_argcheck(L, ms >= min && ms <= 86400000, 1,
+                  lua_pushfstring(L, "must be between %I and 86400000 ms", min));
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (s->sandboxed) {
+        int n = 0;
+        for (const pn_timer *t = s->timers; t; t = t->next)
+            n++;
+        if (n >= PN_API_TIMERS_MAX)
+            return luaL_error(L,
+                              "peernet.%s: a handler script may have at most %d timers pending; "
+                              "cancel one first",
+                              repeat ? "every" : "after", PN_API_TIMERS_MAX);
+    }
     void **handle = lua_newuserdatauv(L, sizeof(void *), 0);
     *handle = NULL;
     luaL_setmetatable(L, TIMER_MT);
