@@ -365,3 +365,28 @@ describe("the sandbox: timers", function()
     assert.is_true(v[5])
   end)
 end)
+
+describe("the sandbox: a script at its cap", function()
+  local w
+  before_each(function() w = setup({ mem_cap = 4 * 1024 * 1024 }) end)
+  after_each(function() w.close() end)
+
+  it("refuses its calls from C (overloaded) while other scripts answer", function()
+    w.script("full.lua", FILL .. [[
+      peernet.expose("hog", function() fill(); return 1 end)
+      peernet.expose("echo", function(_, x) return x end)
+    ]])
+    w.load()
+    assert.same({ true, "x" }, { w.call("echo", "x") })
+    w.call("hog", {}) -- the state stays full: keep holds it
+    local answers, pongs, n = {}, 0, 200
+    for i = 1, n do
+      assert(w.b:call(w.akey, "echo", i, function(ok, v) answers[#answers + 1] = ok and v or v end))
+      assert(w.c:call(w.akey, "ping", {}, function(ok, v) if v == "pong" then pongs = pongs + 1 end end))
+    end
+    assert(N.wait(function() return #answers == n and pongs == n end, 60000))
+    for i = 1, n do assert.equal("overloaded", answers[i]) end
+    assert.truthy(logged("full%.lua: at its memory cap"))
+    assert.falsy(logged("full%.lua: handler echo: cannot pass the arguments"))
+  end)
+end)

@@ -129,9 +129,31 @@ static int push_protected(lua_State *L) {
     return a->n;
 }
 
+/* Is the script too full to start a task with args_len bytes of arguments?
+ * Answered from the counters, without touching the state: a refusal costs
+ * nothing, except one full collection per PN_RT_CAP_GC_MS in case the
+ * script holds garbage. */
+static int script_full(pn_script *s, size_t args_len) {
+    if (!s->sandboxed) return 0;
+    size_t need = PN_RT_TASK_HEADROOM + args_len;
+    if (pn_sandbox_mem_left(s->L) >= need) return 0;
+    uint64_t now = uv_now(s->rt->loop);
+    if (s->cap_gc_ms && now - s->cap_gc_ms < PN_RT_CAP_GC_MS) return 1;
+    s->cap_gc_ms = now;
+    lua_gc(s->L, LUA_GCCOLLECT);
+    if (pn_sandbox_mem_left(s->L) >= need) return 0;
+    pn_rt_log(s->rt, PN_LOG_WARN,
+              "%s: at its memory cap (%zu of %zu bytes): calls are refused (overloaded) until it "
+              "frees memory",
+              s->path, pn_sandbox_mem_used(s->L), pn_sandbox_mem_cap(s->L));
+    return 1;
+}
+
 pn_task *pn_rt_task_start(pn_script *s, int kind, int fn_ref, const char *what,
                           int (*push)(lua_State *co, void *ud), void *ud) {
     if (s->closed || (s->retired && kind != PN_TASK_HANDLER && kind != PN_TASK_ADMIN)) return NULL;
+    /* Handlers were checked with their arguments' size by the caller. */
+    if (kind != PN_TASK_HANDLER && kind != PN_TASK_ADMIN && script_full(s, 0)) return NULL;
     pn_task *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     lua_State *L = s->L;
@@ -438,6 +460,12 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
         if (pn_request_is_call(req)) pn_request_reply_error(req, "no_such_handle", &e);
         return;
     }
+    size_t alen;
+    pn_request_args(req, &alen);
+    if (script_full(b->s, alen)) {
+        if (pn_request_is_call(req)) pn_request_reply_error(req, "overloaded", &e);
+        return;
+    }
     char what[96];
     snprintf(what, sizeof what, "handler %.80s", b->name);
     pn_task *t = pn_rt_task_start(b->s, PN_TASK_HANDLER, b->fn_ref, what, push_request, req);
@@ -674,6 +702,11 @@ static void admin_dispatch(pn_rt *rt, pn_request *req) {
     if (!o) {
         pn_rt_log(rt, PN_LOG_WARN, "beam_admin: no admin function %s.%s", m, fn);
         if (is_call) pn_request_reply_error(req, "undef", &e);
+        return;
+    }
+    if (script_full(o, a.len)) {
+        lua_pop(o->L, 1);
+        if (is_call) pn_request_reply_error(req, "overloaded", &e);
         return;
     }
     /* The function is on o's main thread: anchor it for the task. */

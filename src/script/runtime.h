@@ -27,6 +27,11 @@
 #define PN_RT_SCRIPT_MAX (1u << 20) /* bytes of one script file */
 #define PN_RT_SCRIPTS_MAX 256       /* files in a handler directory */
 #define PN_RT_RETIRE_GRACE_MS 30000 /* a replaced script's calls may run this long */
+/* A task is not started in a script with less than this (plus the size of
+ * its arguments) left under its cap: it would fail anyway, after an
+ * emergency collection of the whole state. */
+#define PN_RT_TASK_HEADROOM (16u << 10)
+#define PN_RT_CAP_GC_MS 1000 /* at the cap, one full collection per script at most this often */
 #define PN_RT_PATH_MAX 1024
 #define PN_RT_ADMIN "beam_admin"
 
@@ -117,6 +122,7 @@ struct pn_script {
     pn_caps *caps;
     uv_timer_t *grace; /* retired with tasks still running */
     unsigned char hash[32];
+    uint64_t cap_gc_ms; /* uv_now() of the last collection made because the script was full */
     char error[512];    /* the last load error */
     pn_script **handle; /* the API closures' pointer to us: NULLed on close */
     pn_script *next;
