@@ -439,10 +439,45 @@ static int push_request(lua_State *co, void *ud) {
     return 2;
 }
 
+/* Cancels the tasks serving calls whose connection closed: they may wait
+ * forever (a handler that never answers), and their answers go nowhere.
+ * From the loop, never inside a connection's close or a script's resume. */
+static void on_reap(uv_timer_t *tm) {
+    pn_rt *rt = tm->data;
+    rt->reap_pending = 0;
+    int n = 0;
+    pn_script *trusted[1] = {rt->trusted};
+    for (int k = 0; k < 2; k++) {
+        for (pn_script *s = k ? trusted[0] : rt->scripts, *sn; s; s = sn) {
+            sn = k ? NULL : s->next;
+            for (pn_task *t = s->tasks, *tn; t; t = tn) {
+                tn = t->next;
+                if (!t->req_gone) continue;
+                int last = s->ntasks == 1; /* a retired script closes with it */
+                task_cancel(t);
+                n++;
+                if (last) break;
+            }
+        }
+    }
+    if (n) pn_rt_log(rt, PN_LOG_INFO, "%d call(s) cancelled: their connection closed", n);
+}
+
+static void on_req_gone(void *ud) {
+    pn_task *t = ud;
+    pn_rt *rt = t->s->rt;
+    t->req_gone = 1;
+    if (!rt->reap_pending && !rt->closing && !rt->close_pending) {
+        rt->reap_pending = 1;
+        uv_timer_start(&rt->reap_timer, on_reap, 0, 0);
+    }
+}
+
 static void serve(pn_task *t, pn_request *req) {
     if (pn_request_is_call(req)) {
         t->req = req;
         t->s->rt->serving++;
+        pn_request_on_gone(req, on_req_gone, t);
     }
     pn_rt_task_resume(t, lua_gettop(t->co) - 1);
 }
@@ -1086,6 +1121,9 @@ pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e) {
     uv_timer_init(loop, &rt->drain_timer);
     rt->drain_timer.data = rt;
     uv_unref((uv_handle_t *)&rt->drain_timer);
+    uv_timer_init(loop, &rt->reap_timer);
+    rt->reap_timer.data = rt;
+    uv_unref((uv_handle_t *)&rt->reap_timer);
     return rt;
 }
 
@@ -1118,7 +1156,7 @@ static void on_host_closing(void *ud) {
 
 static void rt_handle_closed(uv_handle_t *hd) {
     pn_rt *rt = hd->data;
-    if (++rt->closing == 3) free(rt);
+    if (++rt->closing == 4) free(rt); /* 1 + keepalive, drain_timer, reap_timer */
 }
 
 static void rt_do_close(pn_rt *rt);
@@ -1167,6 +1205,7 @@ static void rt_do_close(pn_rt *rt) {
     rt->keepalive.data = rt;
     uv_close((uv_handle_t *)&rt->keepalive, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->drain_timer, rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->reap_timer, rt_handle_closed);
 }
 
 /* ---- reports -------------------------------------------------------------------------- */

@@ -157,6 +157,7 @@ struct pn_task {
     pn_request *req; /* the call being served */
     pn_timer *timer; /* the every() that started it */
     pn_wait *wait;   /* what it is waiting for; NULL while running */
+    int req_gone;    /* the call's connection closed: cancelled by the next reap */
     pn_task *prev, *next;
     char what[96]; /* for logs: "handler lights.on" */
 };
@@ -185,6 +186,8 @@ struct pn_rt {
     void (*drain_cb)(void *ud);
     void *drain_ud;
     uv_timer_t drain_timer;
+    uv_timer_t reap_timer; /* cancels tasks whose call's connection closed, from the loop */
+    int reap_pending;
     int draining, closing;
     int host_gone; /* the host was closed first: nothing more to revoke */
     int resuming;  /* script coroutines running on the C stack now */
