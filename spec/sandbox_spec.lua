@@ -203,6 +203,41 @@ describe("the sandbox: finalizers and code after a kill", function()
   end)
 end)
 
+describe("the sandbox: task coroutines", function()
+  local w
+  before_each(function() w = setup() end)
+  after_each(function() w.close() end)
+
+  it("lets no script resume or close a handler's coroutine while it waits", function()
+    w.script("steal.lua", [[
+      local saved
+      peernet.expose("wait", function()
+        saved = coroutine.running()
+        peernet.sleep(20)
+        peernet.sleep(50)
+        return "woke"
+      end)
+      peernet.expose("steal", function()
+        local ok, err = coroutine.resume(saved)
+        local cok, cerr = pcall(coroutine.close, saved)
+        return { ok, tostring(err), cok, tostring(cerr) }
+      end)
+    ]])
+    w.load()
+    local res
+    assert(w.b:call(w.akey, "wait", {}, function(...) res = table.pack(...) end))
+    assert(N.wait(function() return w.tasks("steal.lua") == 1 end))
+    local ok, v = w.call("steal", {})
+    assert.is_true(ok)
+    assert.is_false(v[1])
+    assert.matches("belongs to the host", v[2])
+    assert.is_false(v[3])
+    assert.matches("belongs to the host", v[4])
+    assert(N.wait(function() return res end))
+    assert.same({ true, "woke" }, { res[1], res[2] })
+  end)
+end)
+
 describe("the sandbox: time, not only instructions", function()
   local w
   before_each(function() w = setup(SLOW) end)

@@ -289,6 +289,15 @@ static int is_dead_by_kill(lua_State *co) {
            lua_status(co) != LUA_YIELD;
 }
 
+/* The runtime keeps its task in the extra space of the threads it owns
+ * (runtime.h), and the script's own coroutines copy the main thread's,
+ * which is NULL. A task's thread is the host's to resume: resumed or
+ * closed by the script while it waits, the host would later resume it for
+ * a wait it no longer has, or after it was freed. */
+static int host_owned(lua_State *co) {
+    return *(void **)lua_getextraspace(co) != NULL;
+}
+
 /* Resumes co with the n values on top of L; leaves on L either the results
  * (returns their count + 1, success) or the error (returns -1). */
 static int resume_co(lua_State *L, lua_State *co, int n) {
@@ -331,6 +340,11 @@ static int resume_co(lua_State *L, lua_State *co, int n) {
 static int co_resume(lua_State *L) {
     lua_State *co = lua_tothread(L, 1);
     luaL_argexpected(L, co, 1, "coroutine");
+    if (host_owned(co) && co != L) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "cannot resume a handler's own coroutine: it belongs to the host");
+        return 2;
+    }
     int r = resume_co(L, co, lua_gettop(L) - 1);
     if (r < 0) {
         lua_pushboolean(L, 0);
@@ -397,6 +411,8 @@ static int co_close(lua_State *L) {
         lua_pushliteral(L, "the coroutine was stopped for CPU: its __close handlers do not run");
         return 2;
     }
+    if (host_owned(co))
+        return luaL_error(L, "cannot close a handler's own coroutine: it belongs to the host");
     st = close_co(L, co);
     if (st == LUA_OK) {
         lua_pushboolean(L, 1);
@@ -565,6 +581,9 @@ lua_State *pn_sandbox_new(const pn_sandbox_limits *lim, pn_err *e) {
         pn_err_set(e, PN_ENOMEM, "out of memory");
         return NULL;
     }
+    /* Threads copy the main thread's extra space: it must say "not the
+     * host's" (host_owned). Lua leaves it uninitialised. */
+    *(void **)lua_getextraspace(L) = NULL;
     lua_pushcfunction(L, open_safe);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
         pn_err_set(e, PN_ENOMEM, "cannot open the sandbox: %s", lua_tostring(L, -1));
