@@ -61,7 +61,8 @@ typedef struct pn_host_config {
     uint32_t backoff_max_ms;         /* ... doubling to 30 s, with jitter */
     uint32_t max_pending_handshakes; /* connections not yet authenticated: 64 */
     uint32_t max_connections;        /* all TCP connections: 1024 */
-    uint32_t max_calls_in_flight;    /* per peer, each direction: 4096 */
+    uint32_t max_calls_in_flight;    /* per peer, each direction: 4096 (incoming: across its
+                                        connections, closed ones included until answered) */
     size_t max_outbuf;               /* bytes queued to one peer not yet written: 8 MiB */
 
     /* LAN discovery (PROTOCOL.md "LAN discovery announce"): a listening host
@@ -175,6 +176,11 @@ const uint8_t *pn_request_from(const pn_request *req); /* PN_KEY_LEN bytes */
 const char *pn_request_name(const pn_request *req);
 /* Args, valid until the request is freed. */
 const uint8_t *pn_request_args(const pn_request *req, size_t *len);
+/* cb(ud) runs once if the call's connection closes while it is being
+ * served (its answer would go nowhere): stop the work. cb must not free
+ * the request or call into the host; answering it later is allowed (the
+ * answer is dropped) and still frees it. */
+void pn_request_on_gone(pn_request *req, void (*cb)(void *ud), void *ud);
 /* {ok, Value}: value is a term without the version byte. */
 int pn_request_reply(pn_request *req, const uint8_t *value, size_t len, pn_err *e);
 /* {error, Reason} with Reason the atom named reason. */

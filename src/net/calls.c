@@ -156,6 +156,8 @@ pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e) {
     }
     memset(r, 0, sizeof *r);
     r->conn = c;
+    r->peer = c->peer;
+    c->peer->nreqs++;
     r->is_call = env->kind == PN_ENV_CALL;
     r->id = env->id;
     memcpy(r->from, c->peer->key, PN_KEY_LEN);
@@ -173,26 +175,65 @@ pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e) {
 
 void pn_request_free(pn_request *r) {
     pn_conn *c = r->conn;
-    if (c) {
+    pn_request **head = c ? &c->reqs : r->host ? &r->host->orphans : NULL;
+    if (head) {
         if (r->prev)
             r->prev->next = r->next;
         else
-            c->reqs = r->next;
+            *head = r->next;
         if (r->next) r->next->prev = r->prev;
-        c->nreqs--;
     }
+    if (c) c->nreqs--;
+    if (r->peer) r->peer->nreqs--;
     free(r);
 }
 
+void pn_request_on_gone(pn_request *req, void (*cb)(void *ud), void *ud) {
+    req->gone = cb;
+    req->gone_ud = ud;
+}
+
+/* The connection closes: its calls being served become orphans. They
+ * still count against their peer (max_calls_in_flight is per peer, so
+ * reconnecting frees nothing), and whoever serves them is told, to stop
+ * work whose answer goes nowhere. */
 void pn_requests_detach(pn_conn *c) {
+    pn_host *h = c->host;
     for (pn_request *r = c->reqs; r;) {
         pn_request *next = r->next;
         r->conn = NULL;
-        r->prev = r->next = NULL;
+        r->host = h;
+        r->prev = NULL;
+        r->next = h->orphans;
+        if (h->orphans) h->orphans->prev = r;
+        h->orphans = r;
         r = next;
     }
     c->reqs = NULL;
     c->nreqs = 0;
+    /* The callbacks only take note (they must not free requests): walking
+     * the list again is safe. */
+    for (pn_request *r = h->orphans; r; r = r->next) {
+        void (*cb)(void *) = r->gone;
+        r->gone = NULL;
+        if (cb) cb(r->gone_ud);
+    }
+}
+
+void pn_requests_forget_peer(pn_host *h, pn_peer *p) {
+    for (pn_request *r = h->orphans; r; r = r->next)
+        if (r->peer == p) r->peer = NULL;
+}
+
+void pn_requests_orphan_all(pn_host *h) {
+    for (pn_request *r = h->orphans; r;) {
+        pn_request *next = r->next;
+        r->host = NULL;
+        r->peer = NULL;
+        r->prev = r->next = NULL;
+        r = next;
+    }
+    h->orphans = NULL;
 }
 
 int pn_request_is_call(const pn_request *req) {

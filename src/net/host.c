@@ -359,6 +359,7 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     run_resolved(h);
     h->dirty = NULL;
     release_handlers(h);
+    pn_requests_orphan_all(h);
     pn_registry_close_all(h);
     h->strangers = h->strangers_tail = NULL;
     h->ndiscovered = 0;
@@ -889,7 +890,9 @@ static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handl
 void pn_host_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
     int is_call = env->kind == PN_ENV_CALL;
     char k[17];
-    if (is_call && c->nreqs >= h->cfg.max_calls_in_flight) {
+    /* Per peer, not per connection: calls of its closed connections still
+     * being served count too. */
+    if (is_call && c->peer->nreqs >= h->cfg.max_calls_in_flight) {
         pn_host_log(h, PN_LOG_WARN, "peer %s…: over %u calls in flight, '%s' refused",
                     short_key(c->peer->key, k), h->cfg.max_calls_in_flight, env->name);
         reply_error(c, env->id, "overloaded");

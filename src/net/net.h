@@ -59,6 +59,7 @@ typedef struct pn_peer {
     char addr[PN_ADDR_MAX]; /* where to dial, "" when unknown */
     uint64_t last_seen_ms;  /* uv_now() of the last frame received, 0 = never */
     pn_conn *live;          /* the one authenticated connection */
+    uint32_t nreqs;         /* its calls being served, on any connection (closed ones too) */
     pn_conn *dialing;       /* our dial in progress, at most one */
     pn_waiter *waiters;
     uv_timer_t redial;
@@ -141,8 +142,12 @@ struct pn_pending { /* one outgoing call */
 };
 
 struct pn_request {
-    pn_conn *conn; /* NULL once the connection has gone: the answer is dropped */
-    pn_request *prev, *next;
+    pn_conn *conn;          /* NULL once the connection has gone: the answer is dropped */
+    pn_host *host;          /* set while on host->orphans (conn gone, still being served) */
+    pn_peer *peer;          /* counted in peer->nreqs; NULL once the peer entry is gone */
+    void (*gone)(void *ud); /* told once when the connection goes (pn_request_on_gone) */
+    void *gone_ud;
+    pn_request *prev, *next; /* conn->reqs, or host->orphans */
     int is_call;
     uint64_t id;
     uint8_t from[PN_KEY_LEN];
@@ -172,6 +177,7 @@ struct pn_host {
     pn_waiter *resolved;   /* connect callbacks to run from the loop */
 
     pn_conn *conns;
+    pn_request *orphans; /* calls still being served whose connection has gone */
     pn_peer *peers[PN_REGISTRY_BUCKETS];
     uint32_t npeers;
     uint32_t hash_seed;
@@ -254,6 +260,10 @@ void pn_calls_run_completed(pn_host *h);
 pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e);
 void pn_request_free(pn_request *r);
 void pn_requests_detach(pn_conn *c);
+/* The peer entry p is about to be freed: its orphaned calls forget it. */
+void pn_requests_forget_peer(pn_host *h, pn_peer *p);
+/* The host is closing: orphaned calls forget it and their peers. */
+void pn_requests_orphan_all(pn_host *h);
 
 int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e);
 

@@ -78,6 +78,7 @@ static void on_peer_closed(uv_handle_t *t) {
 /* Drops an entry nothing refers to (no connection, dial or waiter): an
  * untrusted peer known only from its announces. */
 void pn_registry_forget(pn_host *h, pn_peer *p) {
+    pn_requests_forget_peer(h, p);
     for (pn_peer **pp = &h->peers[bucket_of(h, p->key)]; *pp; pp = &(*pp)->next)
         if (*pp == p) {
             *pp = p->next;

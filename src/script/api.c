@@ -29,6 +29,11 @@
 
 #define TIMER_MT "peernet.timer"
 #define PN_API_EVENT_FNS_MAX 64 /* peernet.on functions per event and script */
+/* A handler script's pending after()/every() timers, and the shortest
+ * every() interval: each tick is a resume, so without these one script
+ * could keep a core busy with thousands of 1 ms timers. */
+#define PN_API_TIMERS_MAX 64
+#define PN_API_EVERY_MIN_MS 10
 
 /* Every API function has the script's handle as its first upvalue: one
  * trusted state may serve several runtimes (a spec runs two hosts). */
@@ -184,6 +189,10 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
     lua_State *co = t->co;
     pn_script *s = cw->s;
     int n;
+    /* co is suspended: nothing pushed on it here is protected, so the
+     * host's own values go in with the cap lifted (a failed allocation
+     * would abort the process). The reply itself is decoded under the cap,
+     * protected, by push_term. */
     pn_sandbox_unlimited(s->L, 1);
     lua_checkstack(co, 3);
     pn_sandbox_unlimited(s->L, 0);
@@ -203,7 +212,9 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
         }
     } else {
         lua_pushnil(co);
+        pn_sandbox_unlimited(s->L, 1);
         lua_pushstring(co, st == PN_CALL_TIMEOUT ? "timeout" : "closed");
+        pn_sandbox_unlimited(s->L, 0);
         n = 2;
     }
     free(cw);
@@ -346,14 +357,18 @@ static void on_connect_done(pn_host *h, int status, const char *msg, void *ud) {
     pn_task *t = cw->w.task;
     free(cw);
     if (!t) return;
-    if (status == 0) {
+    /* Unprotected pushes on a suspended coroutine: with the cap lifted,
+     * as in on_call_done. */
+    pn_sandbox_unlimited(t->s->L, 1);
+    int ok = lua_checkstack(t->co, 2);
+    if (status == 0 && ok) {
         lua_pushboolean(t->co, 1);
-        pn_rt_task_resume(t, 1);
     } else {
         lua_pushnil(t->co);
-        lua_pushstring(t->co, msg ? msg : "connect failed");
-        pn_rt_task_resume(t, 2);
+        lua_pushstring(t->co, !ok ? "out of memory" : msg ? msg : "connect failed");
     }
+    pn_sandbox_unlimited(t->s->L, 0);
+    pn_rt_task_resume(t, status == 0 && ok ? 1 : 2);
 }
 
 static int l_connect(lua_State *L) {
@@ -451,10 +466,20 @@ static void on_timer(uv_timer_t *tm) {
 static int add_timer(lua_State *L, int repeat) {
     pn_script *s = script(L);
     lua_Integer ms = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, ms >= (repeat ? 1 : 0) && ms <= 86400000, 1,
-                  repeat ? "must be between 1 and 86400000 ms"
-                         : "must be between 0 and 86400000 ms");
+    lua_Integer min = repeat ? (s->sandboxed ? PN_API_EVERY_MIN_MS : 1) : 0;
+    luaL_argcheck(L, ms >= min && ms <= 86400000, 1,
+                  lua_pushfstring(L, "must be between %I and 86400000 ms", min));
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (s->sandboxed) {
+        int n = 0;
+        for (const pn_timer *t = s->timers; t; t = t->next)
+            n++;
+        if (n >= PN_API_TIMERS_MAX)
+            return luaL_error(L,
+                              "peernet.%s: a handler script may have at most %d timers pending; "
+                              "cancel one first",
+                              repeat ? "every" : "after", PN_API_TIMERS_MAX);
+    }
     void **handle = lua_newuserdatauv(L, sizeof(void *), 0);
     *handle = NULL;
     luaL_setmetatable(L, TIMER_MT);

@@ -4,7 +4,8 @@
  *
  *   local rt = peernet.runtime.new(host, {config = path, trust = trust_list_path,
  *                                          log = fn(level, msg),
- *                                          on_error = fn(msg), mem_cap = bytes, budget = n})
+ *                                          on_error = fn(msg), mem_cap = bytes, budget = n,
+ *                                          slice_ms = ms})
  *   rt:api()             --> the `peernet` table of a run script (same table every time)
  *   rt:spawn(fn, ...)    -- fn(...) as a task: peernet.call and friends may wait in it
  *   rt:busy()            --> true while a run script has work (handles, timers, tasks)
@@ -88,7 +89,11 @@ static void read_limits(lua_State *L, int t, pn_sandbox_limits *lim) {
     lua_Integer b = luaL_optinteger(L, -1, 0);
     luaL_argcheck(L, b >= 0, t, "budget must be positive");
     lim->budget = (uint64_t)b;
-    lua_pop(L, 2);
+    lua_getfield(L, t, "slice_ms");
+    lua_Integer ms = luaL_optinteger(L, -1, 0);
+    luaL_argcheck(L, ms >= 0 && ms <= PN_SANDBOX_SLICE_MS_MAX, t, "slice_ms out of range");
+    lim->slice_ms = (uint32_t)ms;
+    lua_pop(L, 3);
 }
 
 static int l_rt_new(lua_State *L) {

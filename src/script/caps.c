@@ -117,7 +117,7 @@ int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e) {
     size_t len = 0;
     int rc = read_config(path, &text, &len, e);
     if (rc != 0) return rc > 0 ? 0 : rc;
-    pn_sandbox_limits lim = {8u << 20, 10000000};
+    pn_sandbox_limits lim = {8u << 20, 10000000, 0};
     lua_State *L = pn_sandbox_new(&lim, e);
     if (!L) {
         free(text);

@@ -130,9 +130,31 @@ static int push_protected(lua_State *L) {
     return a->n;
 }
 
+/* Is the script too full to start a task with args_len bytes of arguments?
+ * Answered from the counters, without touching the state: a refusal costs
+ * nothing, except one full collection per PN_RT_CAP_GC_MS in case the
+ * script holds garbage. */
+static int script_full(pn_script *s, size_t args_len) {
+    if (!s->sandboxed) return 0;
+    size_t need = PN_RT_TASK_HEADROOM + args_len;
+    if (pn_sandbox_mem_left(s->L) >= need) return 0;
+    uint64_t now = uv_now(s->rt->loop);
+    if (s->cap_gc_ms && now - s->cap_gc_ms < PN_RT_CAP_GC_MS) return 1;
+    s->cap_gc_ms = now;
+    lua_gc(s->L, LUA_GCCOLLECT);
+    if (pn_sandbox_mem_left(s->L) >= need) return 0;
+    pn_rt_log(s->rt, PN_LOG_WARN,
+              "%s: at its memory cap (%zu of %zu bytes): calls are refused (overloaded) until it "
+              "frees memory",
+              s->path, pn_sandbox_mem_used(s->L), pn_sandbox_mem_cap(s->L));
+    return 1;
+}
+
 pn_task *pn_rt_task_start(pn_script *s, int kind, int fn_ref, const char *what,
                           int (*push)(lua_State *co, void *ud), void *ud) {
     if (s->closed || (s->retired && kind != PN_TASK_HANDLER && kind != PN_TASK_ADMIN)) return NULL;
+    /* Handlers were checked with their arguments' size by the caller. */
+    if (kind != PN_TASK_HANDLER && kind != PN_TASK_ADMIN && script_full(s, 0)) return NULL;
     pn_task *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     lua_State *L = s->L;
@@ -236,20 +258,41 @@ void pn_rt_task_resume(pn_task *t, int nargs) {
     lua_State *co = t->co;
     pn_rt *rt = t->s->rt;
     t->wait = NULL;
-    pn_sandbox_begin(t->s->L);
+    lua_State *prev = pn_sandbox_begin(co);
     int nres = 0;
     rt->resuming++;
     int rc = lua_resume(co, NULL, nargs, &nres);
     rt->resuming--;
+    pn_sandbox_end(co, prev);
+    if ((rc == LUA_OK || rc == LUA_YIELD) && pn_sandbox_over_budget(co)) {
+        /* Killed, the script still reached its end (a tail call returning
+         * the kill's error) or a wait: a killed task stays dead. */
+        if (t->wait) {
+            pn_wait *w = t->wait;
+            t->wait = NULL;
+            w->task = NULL;
+            w->cancel(w);
+        }
+        lua_pop(co, nres);
+        nres = 0;
+        pn_sandbox_unlimited(t->s->L, 1);
+        lua_pushliteral(co, "stopped for CPU: the budget or slice ran out (the error was caught)");
+        pn_sandbox_unlimited(t->s->L, 0);
+        rc = LUA_ERRRUN;
+    }
     if (rc == LUA_YIELD) {
         if (t->wait) {
             lua_pop(co, nres);
             rt_after_resume(rt);
             return;
         }
-        /* coroutine.yield() outside any coroutine of the script's own. */
+        /* coroutine.yield() outside any coroutine of the script's own. The
+         * message is the host's, pushed outside any protected call: it must
+         * not fail at the cap (Lua would abort). */
         lua_pop(co, nres);
+        pn_sandbox_unlimited(t->s->L, 1);
         lua_pushliteral(co, "coroutine.yield() outside a coroutine: use peernet.sleep to wait");
+        pn_sandbox_unlimited(t->s->L, 0);
         rc = LUA_ERRRUN;
     }
     task_done(t, rc, nres);
@@ -397,10 +440,45 @@ static int push_request(lua_State *co, void *ud) {
     return 2;
 }
 
+/* Cancels the tasks serving calls whose connection closed: they may wait
+ * forever (a handler that never answers), and their answers go nowhere.
+ * From the loop, never inside a connection's close or a script's resume. */
+static void on_reap(uv_timer_t *tm) {
+    pn_rt *rt = tm->data;
+    rt->reap_pending = 0;
+    int n = 0;
+    pn_script *trusted[1] = {rt->trusted};
+    for (int k = 0; k < 2; k++) {
+        for (pn_script *s = k ? trusted[0] : rt->scripts, *sn; s; s = sn) {
+            sn = k ? NULL : s->next;
+            for (pn_task *t = s->tasks, *tn; t; t = tn) {
+                tn = t->next;
+                if (!t->req_gone) continue;
+                int last = s->ntasks == 1; /* a retired script closes with it */
+                task_cancel(t);
+                n++;
+                if (last) break;
+            }
+        }
+    }
+    if (n) pn_rt_log(rt, PN_LOG_INFO, "%d call(s) cancelled: their connection closed", n);
+}
+
+static void on_req_gone(void *ud) {
+    pn_task *t = ud;
+    pn_rt *rt = t->s->rt;
+    t->req_gone = 1;
+    if (!rt->reap_pending && !rt->closing && !rt->close_pending) {
+        rt->reap_pending = 1;
+        uv_timer_start(&rt->reap_timer, on_reap, 0, 0);
+    }
+}
+
 static void serve(pn_task *t, pn_request *req) {
     if (pn_request_is_call(req)) {
         t->req = req;
         t->s->rt->serving++;
+        pn_request_on_gone(req, on_req_gone, t);
     }
     pn_rt_task_resume(t, lua_gettop(t->co) - 1);
 }
@@ -416,6 +494,12 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
     }
     if (!b->s) {
         if (pn_request_is_call(req)) pn_request_reply_error(req, "no_such_handle", &e);
+        return;
+    }
+    size_t alen;
+    pn_request_args(req, &alen);
+    if (script_full(b->s, alen)) {
+        if (pn_request_is_call(req)) pn_request_reply_error(req, "overloaded", &e);
         return;
     }
     char what[96];
@@ -436,7 +520,6 @@ static int on_authorize(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *
     lua_State *L = s->L;
     char hex[PN_KEY_HEX_LEN + 1];
     pn_key_hex(hex, from);
-    pn_sandbox_begin(L);
     pn_sandbox_unlimited(L, 1);
     int ok = lua_checkstack(L, 4);
     lua_rawgeti(L, LUA_REGISTRYINDEX, b->auth_ref);
@@ -446,7 +529,10 @@ static int on_authorize(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *
     if (!ok) return 0;
     /* A predicate answers at once: it runs on the main thread, where
      * peernet.call cannot wait. */
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    lua_State *prev = pn_sandbox_begin(L);
+    int rc = lua_pcall(L, 2, 1, 0);
+    pn_sandbox_end(L, prev);
+    if (rc != LUA_OK) {
         pn_rt_log(s->rt, PN_LOG_ERROR, "%s: authorize predicate of %s failed (refused): %s",
                   s->path, name,
                   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(non-string error)");
@@ -654,6 +740,11 @@ static void admin_dispatch(pn_rt *rt, pn_request *req) {
         if (is_call) pn_request_reply_error(req, "undef", &e);
         return;
     }
+    if (script_full(o, a.len)) {
+        lua_pop(o->L, 1);
+        if (is_call) pn_request_reply_error(req, "overloaded", &e);
+        return;
+    }
     /* The function is on o's main thread: anchor it for the task. */
     pn_sandbox_unlimited(o->L, 1);
     int ref = luaL_ref(o->L, LUA_REGISTRYINDEX);
@@ -780,13 +871,14 @@ static int run_chunk(pn_script *s, pn_err *e) {
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
     if (!t) return pn_err_set(e, PN_ENOMEM, "%s: out of memory", s->path);
     lua_State *co = t->co;
-    pn_sandbox_begin(L);
+    lua_State *prev = pn_sandbox_begin(co);
     int nres = 0;
     /* No deferred close can be due here: loading runs from the directory
      * watcher or a trusted call, never inside a script's own resume. */
     s->rt->resuming++;
     int rc = lua_resume(co, NULL, 0, &nres);
     s->rt->resuming--;
+    pn_sandbox_end(co, prev);
     if (rc == LUA_YIELD && t->wait) {
         if (s->admin) {
             pn_err_set(e, PN_EINVAL, "%s: an admin module must return its table without waiting",
@@ -798,7 +890,9 @@ static int run_chunk(pn_script *s, pn_err *e) {
         return 0;
     }
     if (rc == LUA_YIELD) {
+        pn_sandbox_unlimited(L, 1);
         lua_pushliteral(co, "coroutine.yield() outside a coroutine");
+        pn_sandbox_unlimited(L, 0);
         rc = LUA_ERRRUN;
     }
     if (rc != LUA_OK) {
@@ -1014,6 +1108,9 @@ pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e) {
     uv_timer_init(loop, &rt->drain_timer);
     rt->drain_timer.data = rt;
     uv_unref((uv_handle_t *)&rt->drain_timer);
+    uv_timer_init(loop, &rt->reap_timer);
+    rt->reap_timer.data = rt;
+    uv_unref((uv_handle_t *)&rt->reap_timer);
     return rt;
 }
 
@@ -1046,7 +1143,7 @@ static void on_host_closing(void *ud) {
 
 static void rt_handle_closed(uv_handle_t *hd) {
     pn_rt *rt = hd->data;
-    if (++rt->closing == 3) free(rt);
+    if (++rt->closing == 4) free(rt); /* 1 + keepalive, drain_timer, reap_timer */
 }
 
 static void rt_do_close(pn_rt *rt);
@@ -1095,6 +1192,7 @@ static void rt_do_close(pn_rt *rt) {
     rt->keepalive.data = rt;
     uv_close((uv_handle_t *)&rt->keepalive, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->drain_timer, rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->reap_timer, rt_handle_closed);
 }
 
 /* ---- reports -------------------------------------------------------------------------- */

@@ -27,6 +27,11 @@
 #define PN_RT_SCRIPT_MAX (1u << 20) /* bytes of one script file */
 #define PN_RT_SCRIPTS_MAX 256       /* files in a handler directory */
 #define PN_RT_RETIRE_GRACE_MS 30000 /* a replaced script's calls may run this long */
+/* A task is not started in a script with less than this (plus the size of
+ * its arguments) left under its cap: it would fail anyway, after an
+ * emergency collection of the whole state. */
+#define PN_RT_TASK_HEADROOM (16u << 10)
+#define PN_RT_CAP_GC_MS 1000 /* at the cap, one full collection per script at most this often */
 #define PN_RT_PATH_MAX 1024
 #define PN_RT_ADMIN "beam_admin"
 
@@ -117,6 +122,7 @@ struct pn_script {
     pn_caps *caps;
     uv_timer_t *grace; /* retired with tasks still running */
     unsigned char hash[32];
+    uint64_t cap_gc_ms; /* uv_now() of the last collection made because the script was full */
     char error[512];    /* the last load error */
     pn_script **handle; /* the API closures' pointer to us: NULLed on close */
     pn_script *next;
@@ -151,6 +157,7 @@ struct pn_task {
     pn_request *req; /* the call being served */
     pn_timer *timer; /* the every() that started it */
     pn_wait *wait;   /* what it is waiting for; NULL while running */
+    int req_gone;    /* the call's connection closed: cancelled by the next reap */
     pn_task *prev, *next;
     char what[96]; /* for logs: "handler lights.on" */
 };
@@ -179,6 +186,8 @@ struct pn_rt {
     void (*drain_cb)(void *ud);
     void *drain_ud;
     uv_timer_t drain_timer;
+    uv_timer_t reap_timer; /* cancels tasks whose call's connection closed, from the loop */
+    int reap_pending;
     int draining, closing;
     int host_gone; /* the host was closed first: nothing more to revoke */
     int resuming;  /* script coroutines running on the C stack now */

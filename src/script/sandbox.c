@@ -5,8 +5,10 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "sandbox.h"
 
@@ -14,8 +16,15 @@ typedef struct sandbox {
     size_t mem, cap;
     int unlimited;         /* > 0: the host is doing its own bookkeeping */
     uint64_t budget, used; /* instructions in this resume */
+    uint64_t slice_ns;     /* wall-clock time per resume */
+    uint64_t deadline;     /* uv_hrtime() at which this resume's slice ends */
+    size_t since_clock;    /* bytes allocated since the clock was last read */
+    lua_State *running;    /* the thread running script code: the main thread between resumes */
     int killed;            /* the budget ran out: stop at every instruction */
+    int late;              /* it was the clock that ran out */
 } sandbox;
+
+static void force_hook(sandbox *sb);
 
 static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     sandbox *sb = ud;
@@ -25,7 +34,17 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         sb->mem -= old;
         return NULL;
     }
-    if (nsize > old && !sb->unlimited && sb->mem + (nsize - old) > sb->cap) return NULL;
+    if (nsize > old && !sb->unlimited) {
+        if (sb->mem + (nsize - old) > sb->cap) return NULL;
+        /* One instruction can allocate megabytes (a concatenation, a
+         * table constructor): read the clock as bytes go by, and have the
+         * hook stop the script at its next instruction once time is up. */
+        sb->since_clock += nsize - old;
+        if (sb->since_clock >= PN_SANDBOX_CLOCK_BYTES) {
+            sb->since_clock = 0;
+            if (uv_hrtime() > sb->deadline) force_hook(sb);
+        }
+    }
     void *p = realloc(ptr, nsize);
     if (!p) return NULL;
     sb->mem = sb->mem - old + nsize;
@@ -41,32 +60,84 @@ int pn_sandbox_is(lua_State *L) {
     return get(L) != NULL;
 }
 
-/* Runs every PN_SANDBOX_HOOK_STEP instructions; once the budget is gone,
- * at every instruction, so a script that catches the error with pcall is
- * stopped again at its next instruction outside the pcall. */
-static void sb_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
+static void sb_hook(lua_State *L, lua_Debug *ar);
+static void sb_hook_dead(lua_State *L, lua_Debug *ar);
+
+static void force_hook(sandbox *sb) {
+    /* lua_sethook only sets fields and traps: safe inside the allocator. */
+    lua_State *L = sb->running;
+    lua_sethook(L, lua_gethook(L) == sb_hook_dead ? sb_hook_dead : sb_hook, LUA_MASKCOUNT, 1);
+}
+
+/* Raises the kill in L and marks L: from now on its hook runs at every
+ * instruction, and a killed coroutine is never closed (see co_close). */
+static int kill_thread(lua_State *L, sandbox *sb) {
+    sb->killed = 1;
+    lua_sethook(L, sb_hook_dead, LUA_MASKCOUNT, 1);
+    if (sb->late)
+        return luaL_error(L, "CPU slice exceeded: ran more than %I ms without waiting",
+                          (lua_Integer)(sb->slice_ns / 1000000u));
+    return luaL_error(L, "CPU budget exceeded: more than %I instructions without waiting",
+                      (lua_Integer)sb->budget);
+}
+
+/* Runs every PN_SANDBOX_HOOK_STEP instructions (or at the next one, when
+ * forced); once the budget is gone, at every instruction, so a script that
+ * catches the error with pcall is stopped again at its next instruction. */
+static void hook(lua_State *L) {
     sandbox *sb = get(L);
     if (!sb->killed) {
         int step = lua_gethookcount(L);
-        /* A coroutine killed in an earlier resume still steps by 1. */
-        if (step != PN_SANDBOX_HOOK_STEP)
+        /* A thread forced or killed earlier still steps by 1. */
+        if (step != PN_SANDBOX_HOOK_STEP || lua_gethook(L) != sb_hook)
             lua_sethook(L, sb_hook, LUA_MASKCOUNT, PN_SANDBOX_HOOK_STEP);
         sb->used += (uint64_t)step;
-        if (sb->used < sb->budget) return;
-        sb->killed = 1;
+        if (sb->used < sb->budget && uv_hrtime() <= sb->deadline) return;
+        sb->late = sb->used < sb->budget;
     }
-    lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "CPU budget exceeded: more than %I instructions without waiting",
-               (lua_Integer)sb->budget);
+    kill_thread(L, sb);
 }
 
-void pn_sandbox_begin(lua_State *L) {
+static void sb_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    hook(L);
+}
+
+/* The same hook; only its address differs, and marks a killed thread. */
+static void sb_hook_dead(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    hook(L);
+}
+
+/* After a C library call: the time it took counts too. */
+static void check_clock(lua_State *L) {
     sandbox *sb = get(L);
-    if (!sb) return;
+    if (!sb || sb->unlimited) return;
+    if (sb->killed) {
+        kill_thread(L, sb);
+    } else if (uv_hrtime() > sb->deadline) {
+        sb->late = 1;
+        kill_thread(L, sb);
+    }
+}
+
+lua_State *pn_sandbox_begin(lua_State *co) {
+    sandbox *sb = get(co);
+    if (!sb) return NULL;
+    lua_State *prev = sb->running;
     sb->used = 0;
     sb->killed = 0;
-    lua_sethook(L, sb_hook, LUA_MASKCOUNT, PN_SANDBOX_HOOK_STEP);
+    sb->late = 0;
+    sb->since_clock = 0;
+    sb->deadline = uv_hrtime() + sb->slice_ns;
+    sb->running = co;
+    lua_sethook(co, sb_hook, LUA_MASKCOUNT, PN_SANDBOX_HOOK_STEP);
+    return prev;
+}
+
+void pn_sandbox_end(lua_State *co, lua_State *prev) {
+    sandbox *sb = get(co);
+    if (sb && prev) sb->running = prev;
 }
 
 int pn_sandbox_over_budget(lua_State *L) {
@@ -89,16 +160,333 @@ size_t pn_sandbox_mem_cap(lua_State *L) {
     return sb ? sb->cap : 0;
 }
 
-/* load(chunk [, name [, mode [, env]]]) with the mode forced to text. */
+size_t pn_sandbox_mem_left(lua_State *L) {
+    sandbox *sb = get(L);
+    if (!sb) return SIZE_MAX;
+    return sb->mem < sb->cap ? sb->cap - sb->mem : 0;
+}
+
+/* ---- load: text only, bounded ------------------------------------------------- */
+
+/* load(chunk [, chunkname [, mode [, env]]]): the chunk (a string, or the
+ * pieces a reader function returns, gathered here) is at most
+ * PN_SANDBOX_CHUNK_MAX bytes, so the parser, which runs in C, stays short;
+ * and it is compiled as text whatever mode says. */
 static int sb_load(lua_State *L) {
-    int n = lua_gettop(L);
-    if (n < 3) lua_settop(L, 3);
-    lua_pushliteral(L, "t");
-    lua_replace(L, 3);
+    int has_env = !lua_isnone(L, 4);
+    const char *mode = luaL_optstring(L, 3, "bt");
+    lua_settop(L, 4);
+    size_t len;
+    const char *text;
+    const char *name;
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        text = lua_tolstring(L, 1, &len);
+        name = luaL_optstring(L, 2, text);
+    } else {
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+        name = luaL_optstring(L, 2, "=(load)");
+        luaL_Buffer b;
+        luaL_buffinit(L, &b); /* at index 5 while it grows */
+        size_t total = 0;
+        for (;;) {
+            lua_pushvalue(L, 1);
+            lua_call(L, 0, 1);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                break;
+            }
+            if (!lua_isstring(L, -1)) {
+                lua_pushnil(L);
+                lua_pushliteral(L, "reader function must return a string");
+                return 2;
+            }
+            size_t n;
+            lua_tolstring(L, -1, &n);
+            if (n == 0) {
+                lua_pop(L, 1);
+                break;
+            }
+            if (n > PN_SANDBOX_CHUNK_MAX - total) {
+                lua_pushnil(L);
+                lua_pushfstring(L, "chunk larger than %d bytes", (int)PN_SANDBOX_CHUNK_MAX);
+                return 2;
+            }
+            total += n;
+            luaL_addvalue(&b);
+        }
+        luaL_pushresult(&b);
+        text = lua_tolstring(L, -1, &len);
+    }
+    if (len > PN_SANDBOX_CHUNK_MAX) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "chunk larger than %d bytes", (int)PN_SANDBOX_CHUNK_MAX);
+        return 2;
+    }
+    if (!strchr(mode, 't')) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "attempt to load a text chunk (mode is '%s')", mode);
+        return 2;
+    }
+    if (luaL_loadbufferx(L, text, len, name, "t") != LUA_OK) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (has_env) {
+        lua_pushvalue(L, 4);
+        if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* ---- metatables: no finalizers -------------------------------------------------- */
+
+/* Lua runs __gc with hooks off, so a finalizer could loop forever. Lua only
+ * marks an object for finalization when its metatable has __gc (a raw
+ * field) at the moment it is set, so refusing such metatables here is
+ * enough: debug.setmetatable is gone, and the host's own metatables are
+ * protected by __metatable. */
+static int sb_setmetatable(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        int gc = lua_rawget(L, 2) != LUA_TNIL;
+        lua_pop(L, 1);
+        if (gc)
+            return luaL_error(L, "setmetatable: __gc finalizers are not allowed in handler "
+                                 "scripts; use <close> variables or explicit cleanup");
+    }
+    lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(1));
+    return f(L);
+}
+
+/* ---- xpcall: no message handler after a kill ------------------------------------ */
+
+static int sb_msgh(lua_State *L) {
+    sandbox *sb = get(L);
+    /* Raised from the hook, the error runs its handler with hooks off. */
+    if (sb && sb->killed) return 1;
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
-    lua_call(L, n < 4 ? 3 : 4, LUA_MULTRET);
-    return lua_gettop(L);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static int sb_xpcall(lua_State *L) {
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, sb_msgh, 1);
+    lua_replace(L, 2);
+    /* The library's xpcall, in this frame: it keeps its continuation, so
+     * the protected function may still yield. */
+    lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(1));
+    return f(L);
+}
+
+/* ---- coroutines: the running thread is known, a killed one stays dead ----------- */
+
+static int is_dead_by_kill(lua_State *co) {
+    return lua_gethook(co) == sb_hook_dead && lua_status(co) != LUA_OK &&
+           lua_status(co) != LUA_YIELD;
+}
+
+/* The runtime keeps its task in the extra space of the threads it owns
+ * (runtime.h), and the script's own coroutines copy the main thread's,
+ * which is NULL. A task's thread is the host's to resume: resumed or
+ * closed by the script while it waits, the host would later resume it for
+ * a wait it no longer has, or after it was freed. */
+static int host_owned(lua_State *co) {
+    return *(void **)lua_getextraspace(co) != NULL;
+}
+
+/* Resumes co with the n values on top of L; leaves on L either the results
+ * (returns their count + 1, success) or the error (returns -1). */
+static int resume_co(lua_State *L, lua_State *co, int n) {
+    if (!lua_checkstack(co, n)) {
+        lua_pushliteral(L, "too many arguments to resume");
+        return -1;
+    }
+    int st = lua_status(co);
+    lua_Debug ar;
+    if (co == L || (st == LUA_OK && lua_getstack(co, 0, &ar))) {
+        lua_pushliteral(L, "cannot resume non-suspended coroutine");
+        return -1;
+    }
+    if ((st == LUA_OK && lua_gettop(co) == 0) || (st != LUA_OK && st != LUA_YIELD)) {
+        lua_pushliteral(L, "cannot resume dead coroutine");
+        return -1;
+    }
+    lua_xmove(L, co, n);
+    sandbox *sb = get(L);
+    lua_State *prev = sb->running;
+    sb->running = co;
+    int nres = 0;
+    st = lua_resume(co, L, n, &nres);
+    sb->running = prev;
+    /* A kill inside co also ends the resumer: at its next instruction. */
+    if (sb->killed) lua_sethook(L, sb_hook_dead, LUA_MASKCOUNT, 1);
+    if (st == LUA_OK || st == LUA_YIELD) {
+        if (!lua_checkstack(L, nres + 1)) {
+            lua_pop(co, nres);
+            lua_pushliteral(L, "too many results to resume");
+            return -1;
+        }
+        lua_xmove(co, L, nres);
+        return nres + 1;
+    }
+    lua_xmove(co, L, 1);
+    return -1;
+}
+
+static int co_resume(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "coroutine");
+    if (host_owned(co) && co != L) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "cannot resume a handler's own coroutine: it belongs to the host");
+        return 2;
+    }
+    int r = resume_co(L, co, lua_gettop(L) - 1);
+    if (r < 0) {
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, -r);
+    return r;
+}
+
+/* Runs co's pending __close handlers, except for a coroutine the budget
+ * killed: its hooks are off for good, so they would run unbounded. */
+static int close_co(lua_State *L, lua_State *co) {
+    if (is_dead_by_kill(co)) return LUA_ERRRUN;
+    sandbox *sb = get(L);
+    lua_State *prev = sb->running;
+    sb->running = co;
+    int st = lua_resetthread(co);
+    sb->running = prev;
+    return st;
+}
+
+static int co_wrapped(lua_State *L) {
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int r = resume_co(L, co, lua_gettop(L));
+    if (r >= 0) return r - 1;
+    if (lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD && !is_dead_by_kill(co)) {
+        /* An error ends the coroutine: its pending __close handlers run
+         * now, and one of their errors replaces the first. */
+        lua_pushvalue(L, -1);
+        lua_xmove(L, co, 1);
+        if (close_co(L, co) != LUA_OK) {
+            lua_pop(L, 1);
+            lua_xmove(co, L, 1);
+        }
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) { /* where it happened, as coroutine.wrap says */
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+static int co_wrap(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushcclosure(L, co_wrapped, 1);
+    return 1;
+}
+
+static int co_close(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "coroutine");
+    int st = lua_status(co);
+    lua_Debug ar;
+    if (co == L || (st == LUA_OK && lua_getstack(co, 0, &ar)))
+        return luaL_error(L, "cannot close a %s coroutine", co == L ? "running" : "normal");
+    if (is_dead_by_kill(co)) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "the coroutine was stopped for CPU: its __close handlers do not run");
+        return 2;
+    }
+    if (host_owned(co))
+        return luaL_error(L, "cannot close a handler's own coroutine: it belongs to the host");
+    st = close_co(L, co);
+    if (st == LUA_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_xmove(co, L, 1);
+    return 2;
+}
+
+/* ---- library calls: their time counts -------------------------------------------- */
+
+/* A library function called in this frame, then the clock: a call on
+ * megabytes (utf8.len, table.sort, string.rep) is one VM instruction. */
+static int sb_timed(lua_State *L) {
+    lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(1));
+    int n = f(L);
+    check_clock(L);
+    return n;
+}
+
+/* string.rep: refused before it allocates past the cap (a refused
+ * allocation costs the state an emergency collection). */
+static int sb_rep(lua_State *L) {
+    size_t l;
+    luaL_checklstring(L, 1, &l);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    size_t sl = 0;
+    if (lua_type(L, 3) == LUA_TSTRING) lua_tolstring(L, 3, &sl);
+    if (n > 0) {
+        sandbox *sb = get(L);
+        size_t left = sb->mem < sb->cap ? sb->cap - sb->mem : 0;
+        size_t unit = l + sl;
+        if (unit > 0 && (uint64_t)n > (uint64_t)(left / unit))
+            return luaL_error(L,
+                              "not enough memory: string.rep wants more than the %I bytes "
+                              "the script has left",
+                              (lua_Integer)left);
+    }
+    return sb_timed(L);
+}
+
+/* Pattern functions are bounded by their own step counter, elsewhere. */
+static int untimed(const char *lib, const char *name) {
+    if (strcmp(lib, LUA_STRLIBNAME) != 0) return 0;
+    static const char *const skip[] = {"find", "match", "gmatch", "gsub", NULL};
+    for (int i = 0; skip[i]; i++)
+        if (strcmp(name, skip[i]) == 0) return 1;
+    return 0;
+}
+
+static void time_library(lua_State *L, const char *lib) {
+    lua_getglobal(L, lib);
+    int t = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (name && lua_iscfunction(L, -1) && !untimed(lib, name)) {
+            int rep = strcmp(lib, LUA_STRLIBNAME) == 0 && strcmp(name, "rep") == 0;
+            lua_pushcclosure(L, rep ? sb_rep : sb_timed, 1);
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, t); /* an existing key: next() stays valid */
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+static void wrap_global(lua_State *L, const char *name, lua_CFunction f) {
+    lua_getglobal(L, name);
+    lua_pushcclosure(L, f, 1);
+    lua_setglobal(L, name);
 }
 
 static int sb_collectgarbage(lua_State *L) {
@@ -135,9 +523,18 @@ static int open_safe(lua_State *L) {
         lua_pushnil(L);
         lua_setglobal(L, gone[i]);
     }
-    lua_getglobal(L, "load");
-    lua_pushcclosure(L, sb_load, 1);
+    lua_pushcfunction(L, sb_load);
     lua_setglobal(L, "load");
+    wrap_global(L, "setmetatable", sb_setmetatable);
+    wrap_global(L, "xpcall", sb_xpcall);
+    static const luaL_Reg co_fns[] = {
+        {"resume", co_resume}, {"wrap", co_wrap}, {"close", co_close}, {NULL, NULL}};
+    lua_getglobal(L, LUA_COLIBNAME);
+    luaL_setfuncs(L, co_fns, 0);
+    lua_pop(L, 1);
+    time_library(L, LUA_STRLIBNAME);
+    time_library(L, LUA_TABLIBNAME);
+    time_library(L, LUA_UTF8LIBNAME);
     lua_pushcfunction(L, sb_collectgarbage);
     lua_setglobal(L, "collectgarbage");
     drop(L, LUA_STRLIBNAME, "dump");
@@ -173,13 +570,20 @@ lua_State *pn_sandbox_new(const pn_sandbox_limits *lim, pn_err *e) {
     }
     sb->cap = lim && lim->mem_cap ? lim->mem_cap : PN_SANDBOX_MEM_DEFAULT;
     sb->budget = lim && lim->budget ? lim->budget : PN_SANDBOX_BUDGET_DEFAULT;
-    sb->unlimited = 1; /* while the libraries open */
+    uint32_t ms = lim && lim->slice_ms ? lim->slice_ms : PN_SANDBOX_SLICE_MS_DEFAULT;
+    if (ms > PN_SANDBOX_SLICE_MS_MAX) ms = PN_SANDBOX_SLICE_MS_MAX;
+    sb->slice_ns = (uint64_t)ms * 1000000u;
+    sb->unlimited = 1;         /* while the libraries open */
+    sb->deadline = UINT64_MAX; /* no slice while the libraries open */
     lua_State *L = lua_newstate(sb_alloc, sb);
     if (!L) {
         free(sb);
         pn_err_set(e, PN_ENOMEM, "out of memory");
         return NULL;
     }
+    /* Threads copy the main thread's extra space: it must say "not the
+     * host's" (host_owned). Lua leaves it uninitialised. */
+    *(void **)lua_getextraspace(L) = NULL;
     lua_pushcfunction(L, open_safe);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
         pn_err_set(e, PN_ENOMEM, "cannot open the sandbox: %s", lua_tostring(L, -1));
@@ -187,6 +591,7 @@ lua_State *pn_sandbox_new(const pn_sandbox_limits *lim, pn_err *e) {
         return NULL;
     }
     sb->unlimited = 0;
+    sb->running = L; /* between resumes: the main thread, which lives as long as the state */
     pn_sandbox_begin(L);
     return L;
 }

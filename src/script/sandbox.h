@@ -2,11 +2,25 @@
  * A sandboxed lua_State for one handler script (DESIGN.md "The sandbox").
  *
  * What it bounds: memory (a counting lua_Alloc that refuses past the cap),
- * CPU (a count hook that ends a resume after a budget of VM instructions,
- * and keeps ending it at every instruction if the script catches the
- * error), and reach (only the base functions that touch nothing outside the
- * state, string/table/math/utf8/coroutine, os.time/clock/date; `load` takes
- * text chunks only; the string metatable is read-only).
+ * CPU (a count hook that ends a resume after a budget of VM instructions or
+ * a slice of wall-clock time, whichever comes first, and keeps ending it at
+ * every instruction if the script catches the error), and reach (only the
+ * base functions that touch nothing outside the state,
+ * string/table/math/utf8/coroutine, os.time/clock/date; `load` takes text
+ * chunks of at most PN_SANDBOX_CHUNK_MAX bytes; the string metatable is
+ * read-only; metatables with __gc are refused).
+ *
+ * Time, not only instructions: one VM instruction may be a C library call
+ * that works on megabytes, so the clock is also read after every call of a
+ * string/table/utf8 function and every PN_SANDBOX_CLOCK_BYTES of
+ * allocation (which then makes the hook run at the next instruction).
+ *
+ * A killed thread stays dead: Lua runs hooks with hooks off, so code that
+ * runs because of the kill (an xpcall message handler, a __close of the
+ * killed coroutine, a finalizer) would run unbounded. The message handler
+ * is skipped once the budget is spent, killed coroutines are never closed
+ * (their __close handlers do not run), and __gc is refused outright
+ * (finalizers run with hooks off even without a kill).
  *
  * The cap holds while script code runs. The host's own bookkeeping in the
  * state (creating a coroutine, building a traceback) runs with the cap
@@ -25,11 +39,16 @@
 
 #define PN_SANDBOX_MEM_DEFAULT (64u << 20)   /* bytes per script */
 #define PN_SANDBOX_BUDGET_DEFAULT 200000000u /* VM instructions per resume, ~1 s */
+#define PN_SANDBOX_SLICE_MS_DEFAULT 1000u    /* wall-clock ms per resume */
+#define PN_SANDBOX_SLICE_MS_MAX 60000u       /* the largest slice an operator may set */
 #define PN_SANDBOX_HOOK_STEP 1000            /* instructions between budget checks */
+#define PN_SANDBOX_CLOCK_BYTES (256u << 10)  /* bytes allocated between clock checks */
+#define PN_SANDBOX_CHUNK_MAX (1u << 20)      /* bytes of one chunk given to load */
 
 typedef struct pn_sandbox_limits {
-    size_t mem_cap;  /* 0: PN_SANDBOX_MEM_DEFAULT */
-    uint64_t budget; /* 0: PN_SANDBOX_BUDGET_DEFAULT */
+    size_t mem_cap;    /* 0: PN_SANDBOX_MEM_DEFAULT */
+    uint64_t budget;   /* 0: PN_SANDBOX_BUDGET_DEFAULT */
+    uint32_t slice_ms; /* 0: PN_SANDBOX_SLICE_MS_DEFAULT */
 } pn_sandbox_limits;
 
 /* A new sandboxed state with its safe libraries open and `_G` ready for
@@ -41,8 +60,11 @@ void pn_sandbox_close(lua_State *L);
 /* Is L (any thread) a sandboxed state? */
 int pn_sandbox_is(lua_State *L);
 
-/* Starts a new budget: call before each resume of script code. */
-void pn_sandbox_begin(lua_State *L);
+/* Starts a new budget (instructions and time) for running co, a thread of
+ * the state (its main thread for a predicate): call before each resume of
+ * script code, and pn_sandbox_end(co, returned value) after it. */
+lua_State *pn_sandbox_begin(lua_State *co);
+void pn_sandbox_end(lua_State *co, lua_State *prev);
 /* Did the current budget run out (the script was stopped for CPU)? */
 int pn_sandbox_over_budget(lua_State *L);
 
@@ -52,6 +74,10 @@ void pn_sandbox_unlimited(lua_State *L, int on);
 /* Bytes the state holds now, and its cap. */
 size_t pn_sandbox_mem_used(lua_State *L);
 size_t pn_sandbox_mem_cap(lua_State *L);
+/* Bytes script code may still allocate (SIZE_MAX for a state that is not
+ * sandboxed): what a host function building something for the script (an
+ * encoding, a reply) may spend. */
+size_t pn_sandbox_mem_left(lua_State *L);
 
 /* Loads text (never a binary chunk) as a function in L's globals; on
  * failure pushes the message ("name:line: ...") and returns the load status. */

@@ -28,6 +28,7 @@
 #include <lua.h>
 
 #include "bind.h"
+#include "sandbox.h"
 #include "value.h"
 
 #define ATOMS_KEY "peernet.atoms"     /* registry: name -> atom, weak values */
@@ -783,6 +784,12 @@ static int buf_gc(lua_State *L) {
 static int l_encode(lua_State *L) {
     luaL_checkany(L, 1);
     size_t max = opt_max(L, 2);
+    /* The buffer is the host's memory, outside the cap, and its bytes then
+     * become a string in the state: in a sandbox no more than the script
+     * has left (64 references to one big string are 64 copies). */
+    size_t left = pn_sandbox_mem_left(L);
+    int capped = left < max;
+    if (capped) max = left;
     pn_etf_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
     pn_etf_buf_init(b, max);
     if (luaL_newmetatable(L, BUF_MT)) {
@@ -796,6 +803,10 @@ static int l_encode(lua_State *L) {
     if (rc == 0) rc = pn_value_encode(L, 1, b, &e);
     if (rc < 0) {
         pn_etf_buf_free(b);
+        if (capped && rc == PN_ETOOBIG)
+            pn_err_set(&e, PN_ETOOBIG,
+                       "etf: the encoding would not fit in the script's memory (%zu bytes left)",
+                       max);
         return pn_lua_fail(L, &e);
     }
     lua_pushlstring(L, (const char *)b->data, b->len);

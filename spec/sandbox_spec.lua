@@ -1,0 +1,487 @@
+-- The sandbox promise (issue 11, items 1-9): whatever a handler script
+-- does, it costs the host at most its slice per resume and its memory cap,
+-- other scripts and peers keep being answered, and the host never crashes.
+-- Real hosts on 127.0.0.1, real sandboxed states. No timings: each attack
+-- must end with an answer while another peer's call is answered too.
+local peernet = require "peernet"
+local N = require "support.net"
+
+local function write(path, text)
+  local tmp = path .. ".tmp"
+  H.write_file(tmp, text)
+  assert(os.rename(tmp, path))
+end
+
+local function logged(pattern)
+  for _, l in ipairs(N.logs) do
+    if l:find(pattern) then return l end
+  end
+  return nil
+end
+
+-- a serves a handler directory; b calls it; c is another peer that must
+-- keep being answered (by good.lua's ping) while b's attack runs.
+local function setup(limits, host_opts)
+  local w = {}
+  w.a, w.b, w.ka, w.kb = N.pair(host_opts)
+  w.akey = w.ka:public_hex()
+  w.kc = N.keys()
+  w.c = N.host(w.kc)
+  w.c:trust(w.akey)
+  w.a:trust(w.kc:public_hex())
+  assert(N.connect(w.c, w.akey, N.addr(w.a)))
+  w.dir = H.tmpdir()
+  local o = { log = function(level, msg) N.logs[#N.logs + 1] = level .. " " .. msg end }
+  for k, v in pairs(limits or {}) do o[k] = v end
+  w.rt = assert(peernet.runtime.new(w.a, o))
+  function w.script(name, text) write(w.dir .. "/" .. name, text) end
+  function w.load()
+    w.script("good.lua", [[peernet.expose("ping", function() return "pong" end)]])
+    local report = w.rt:load_dir(w.dir)
+    for _, r in ipairs(report) do assert(r.ok, r.err) end
+    return report
+  end
+  function w.call(name, args, copts) return N.call(w.b, w.akey, name, args, copts) end
+  -- b's call and c's ping, both in flight at once: both must be answered.
+  function w.attack(name, args)
+    local res, pong
+    assert(w.b:call(w.akey, name, args, function(...) res = table.pack(...) end, { timeout = 60000 }))
+    assert(w.c:call(w.akey, "ping", {}, function(...) pong = table.pack(...) end, { timeout = 60000 }))
+    assert(N.wait(function() return res and pong end, 120000), name .. ": no answer")
+    assert.same({ true, "pong" }, { pong[1], pong[2] }, name)
+    return res[1], res[2]
+  end
+  function w.tasks(file)
+    for _, s in ipairs(w.rt:scripts()) do
+      if s.file:find(file, 1, true) then return s.tasks end
+    end
+  end
+  function w.close()
+    w.rt:close()
+    N.close(w.a, w.b, w.c)
+    H.rmdir(w.dir)
+  end
+  return w
+end
+
+-- Time is what must stop these: the instruction budget is out of reach.
+local SLOW = { budget = 1 << 50, slice_ms = 250, mem_cap = 16 * 1024 * 1024 }
+
+describe("the sandbox: escapes", function()
+  local w
+  before_each(function() w = setup(SLOW) end)
+  after_each(function() w.close() end)
+
+  it("load with five or more arguments is still the text-only load", function()
+    w.script("load.lua", [[
+      peernet.expose("five", function(_, bin)
+        local r = load("return x", "n", "t", { x = 7 }, "extra", "more")
+        local got = load(function() end, nil, nil, nil, nil)
+        local escaped = got and select(2, pcall(got, bin, "x", "b"))
+        return { type(r) == "function" and r() or tostring(r), tostring(escaped) }
+      end)
+    ]])
+    w.load()
+    local bin = string.dump(function() return "escaped" end)
+    local ok, v = w.call("five", bin)
+    assert.is_true(ok)
+    assert.equal(7, v[1])
+    assert.not_equal("escaped", v[2])
+  end)
+
+  it("load compiles at most 1 MiB, from a string or a reader", function()
+    w.script("load.lua", [[
+      peernet.expose("reader", function()
+        local f, err = load(function() return ("x = 1\n"):rep(1000) end)
+        return { f == nil, tostring(err) }
+      end)
+      peernet.expose("string", function()
+        local f, err = load(("x = 1\n"):rep(200000))
+        return { f == nil, tostring(err) }
+      end)
+      peernet.expose("pieces", function()
+        local parts, i = { "return ", "4", "2" }, 0
+        return load(function() i = i + 1; return parts[i] end)()
+      end)
+    ]])
+    w.load()
+    for _, name in ipairs({ "reader", "string" }) do
+      local ok, v = w.call(name, {})
+      assert.is_true(ok, name)
+      assert.is_true(v[1], name)
+      assert.matches("chunk larger than 1048576 bytes", v[2], 1, false, name)
+    end
+    assert.same({ true, 42 }, { w.call("pieces", {}) })
+  end)
+end)
+
+describe("the sandbox: finalizers and code after a kill", function()
+  local w
+  before_each(function() w = setup(SLOW) end)
+  after_each(function() w.close() end)
+
+  it("refuses __gc, so no finalizer can run without a budget", function()
+    w.script("gc.lua", [[
+      local loop = function() while true do end end
+      local callable = setmetatable({}, { __call = loop })
+      peernet.expose("gc", function()
+        local ok1, err1 = pcall(setmetatable, {}, { __gc = loop })
+        local ok2 = pcall(setmetatable, {}, { __gc = callable })
+        local ok3 = pcall(setmetatable, {}, { __gc = false })
+        -- __gc added after setmetatable never marks the object (Lua's rule)
+        local mt = {}
+        local t = setmetatable({}, mt)
+        rawset(mt, "__gc", loop)
+        t = nil
+        for i = 1, 50000 do local g = { i } end -- garbage: collection cycles run
+        return { ok1, tostring(err1), ok2, ok3 }
+      end)
+    ]])
+    w.load()
+    local ok, v = w.call("gc", {}, { timeout = 60000 })
+    assert.is_true(ok)
+    assert.is_false(v[1])
+    assert.matches("__gc finalizers are not allowed", v[2])
+    assert.is_false(v[3])
+    assert.is_false(v[4])
+    assert.same({ true, "pong" }, { N.call(w.c, w.akey, "ping", {}) })
+  end)
+
+  it("runs no xpcall message handler and no __close of a killed coroutine unbudgeted", function()
+    w.script("after.lua", [[
+      local loop = function() while true do end end
+      local function closing() return setmetatable({}, { __close = loop }) end
+      local saved, saved_task
+      peernet.expose("msgh", function() return xpcall(loop, loop) end)
+      peernet.expose("msgh_catch", function()
+        while true do xpcall(loop, function(m) while true do end end) end
+      end)
+      peernet.expose("pcall_close", function()
+        return pcall(function() local x <close> = closing(); loop() end)
+      end)
+      peernet.expose("kill_co", function()
+        saved = coroutine.create(function() local x <close> = closing(); loop() end)
+        return coroutine.resume(saved)
+      end)
+      peernet.expose("close_co", function() return { coroutine.close(saved) } end)
+      peernet.expose("kill_task", function()
+        saved_task = coroutine.running()
+        local x <close> = closing()
+        loop()
+      end)
+      peernet.expose("close_task", function() return { coroutine.close(saved_task) } end)
+      peernet.expose("wrap", function()
+        return coroutine.wrap(function() local x <close> = closing(); loop() end)()
+      end)
+      peernet.expose("wrap_error", function()
+        -- an ordinary error still closes the wrapped coroutine (budgeted)
+        local closed = false
+        local ok, err = pcall(coroutine.wrap(function()
+          local x <close> = setmetatable({}, { __close = function() closed = true end })
+          error("plain")
+        end))
+        return { ok, tostring(err), closed }
+      end)
+    ]])
+    w.load()
+    for _, name in ipairs({ "msgh", "msgh_catch", "pcall_close", "kill_co", "kill_task", "wrap" }) do
+      local ok, reason = w.attack(name, {})
+      assert.is_falsy(ok, name)
+      assert.equal("handler_crash", reason, name)
+    end
+    for _, name in ipairs({ "close_co", "close_task" }) do
+      local ok, v = w.attack(name, {})
+      assert.is_true(ok, name)
+      assert.is_false(v[1], name)
+      assert.matches("stopped for CPU", v[2], 1, false, name)
+    end
+    local ok, v = w.call("wrap_error", {})
+    assert.is_true(ok)
+    assert.same({ false, true }, { v[1], v[3] })
+    assert.matches("plain", v[2])
+    assert.truthy(logged("CPU slice exceeded"))
+  end)
+end)
+
+describe("the sandbox: task coroutines", function()
+  local w
+  before_each(function() w = setup() end)
+  after_each(function() w.close() end)
+
+  it("lets no script resume or close a handler's coroutine while it waits", function()
+    w.script("steal.lua", [[
+      local saved
+      peernet.expose("wait", function()
+        saved = coroutine.running()
+        peernet.sleep(20)
+        peernet.sleep(50)
+        return "woke"
+      end)
+      peernet.expose("steal", function()
+        local ok, err = coroutine.resume(saved)
+        local cok, cerr = pcall(coroutine.close, saved)
+        return { ok, tostring(err), cok, tostring(cerr) }
+      end)
+    ]])
+    w.load()
+    local res
+    assert(w.b:call(w.akey, "wait", {}, function(...) res = table.pack(...) end))
+    assert(N.wait(function() return w.tasks("steal.lua") == 1 end))
+    local ok, v = w.call("steal", {})
+    assert.is_true(ok)
+    assert.is_false(v[1])
+    assert.matches("belongs to the host", v[2])
+    assert.is_false(v[3])
+    assert.matches("belongs to the host", v[4])
+    assert(N.wait(function() return res end))
+    assert.same({ true, "woke" }, { res[1], res[2] })
+  end)
+end)
+
+describe("the sandbox: time, not only instructions", function()
+  local w
+  before_each(function() w = setup(SLOW) end)
+  after_each(function() w.close() end)
+
+  it("stops C-heavy loops by the clock while another peer is answered", function()
+    w.script("slow.lua", [[
+      local big
+      peernet.expose("rep", function() while true do local s = ("x"):rep(1024) end end)
+      peernet.expose("utf8_char", function() while true do local s = utf8.char(0x10FFFF, 65, 66) end end)
+      peernet.expose("utf8_len", function()
+        big = big or ("x"):rep(2 << 20)
+        while true do utf8.len(big) end
+      end)
+      peernet.expose("concat", function()
+        big = big or ("x"):rep(2 << 20)
+        while true do local s = big .. "y" end
+      end)
+      peernet.expose("sort", function()
+        local t = {}
+        for i = 1, 100000 do t[i] = (i * 7919) % 100003 end
+        while true do table.sort(t) end
+      end)
+      peernet.expose("after", function() return "still here" end)
+    ]])
+    w.load()
+    for _, name in ipairs({ "rep", "utf8_char", "utf8_len", "concat", "sort" }) do
+      local ok, reason = w.attack(name, {})
+      assert.is_falsy(ok, name)
+      assert.equal("handler_crash", reason, name)
+      assert.same({ true, "still here" }, { w.call("after", {}) })
+    end
+    assert.truthy(logged("CPU slice exceeded: ran more than 250 ms"))
+  end)
+
+  it("refuses a string.rep past the memory cap without trying to allocate it", function()
+    w.script("rep.lua", [[
+      peernet.expose("huge", function() return { pcall(string.rep, "x", 64 << 20) } end)
+    ]])
+    w.load()
+    local ok, v = w.call("huge", {})
+    assert.is_true(ok)
+    assert.is_false(v[1])
+    assert.matches("not enough memory: string.rep", v[2])
+  end)
+end)
+
+describe("the sandbox: host buffers", function()
+  local w
+  before_each(function() w = setup(SLOW) end)
+  after_each(function() w.close() end)
+
+  it("peernet.etf.encode stays within the script's memory, whatever max says", function()
+    w.script("enc.lua", [[
+      local s = ("x"):rep(1 << 20)
+      local refs = {}
+      for i = 1, 64 do refs[i] = s end -- 64 MiB encoded, 1 MiB held
+      peernet.expose("encode", function()
+        local ok, v, err = pcall(peernet.etf.encode, refs, { max = math.maxinteger })
+        local small = peernet.etf.encode({ 1, 2 }, { max = math.maxinteger })
+        return { ok, v == nil, tostring(err), type(small) }
+      end)
+    ]])
+    w.load()
+    local ok, v = w.call("encode", {})
+    assert.is_true(ok)
+    assert.same({ true, true, "string" }, { v[1], v[2], v[4] })
+    assert.matches("would not fit in the script's memory", v[3])
+  end)
+end)
+
+-- Fills the state to within a few bytes of its cap: long strings of
+-- halving sizes, then the smallest tables, until nothing fits.
+local FILL = [[
+  local keep, size
+  local function grow() while true do keep = { keep, ("x"):rep(size) } end end
+  local function node() while true do keep = { keep } end end
+  local function fill()
+    size = 1 << 20
+    while size >= 48 do pcall(grow); size = size // 2 end
+    pcall(node)
+    pcall(node)
+  end
+]]
+
+describe("the sandbox: at the memory cap", function()
+  local w
+  before_each(function() w = setup({ mem_cap = 4 * 1024 * 1024 }) end)
+  after_each(function() w.close() end)
+
+  it("survives coroutine.yield(), a closed call and a failed connect with the script at its cap", function()
+    local kd, kx = N.keys(), N.keys()
+    local d = N.host(kd)
+    d:trust(w.akey)
+    w.a:trust(kd:public_hex())
+    w.a:trust(kx:public_hex())
+    assert(N.connect(w.a, kd:public_hex(), N.addr(d)))
+    local asked = false
+    d:expose("never", function(_, _, req) asked = true; return req end) -- answers nothing
+    w.script("cap_yield.lua", FILL .. [[
+      peernet.expose("yield", function() fill(); coroutine.yield() end)
+    ]])
+    w.script("cap_call.lua", FILL .. ([[
+      peernet.expose("call", function()
+        local args, opts = {}, { timeout = 60000 } -- made before the state is full
+        fill()
+        local v, err = peernet.call(%q, "never", args, opts)
+        return err
+      end)
+    ]]):format(kd:public_hex()))
+    w.script("cap_connect.lua", FILL .. ([[
+      peernet.expose("connect", function()
+        fill()
+        local ok, err = peernet.connect(%q, "127.0.0.1:1")
+        return err
+      end)
+    ]]):format(kx:public_hex()))
+    w.load()
+
+    local ok, reason = w.attack("yield", {})
+    assert.is_falsy(ok)
+    assert.equal("handler_crash", reason)
+
+    local res
+    assert(w.b:call(w.akey, "call", {}, function(...) res = table.pack(...) end, { timeout = 60000 }))
+    assert(N.wait(function() return asked end))
+    N.close(d) -- the call in flight ends "closed"
+    assert(N.wait(function() return res end))
+    assert.is_true(res[1] == true or res[2] == "handler_crash", tostring(res[2]))
+
+    ok, reason = w.attack("connect", {})
+    assert.is_true(ok == true or reason == "handler_crash", tostring(reason))
+    assert.same({ true, "pong" }, { N.call(w.c, w.akey, "ping", {}) })
+  end)
+end)
+
+describe("the sandbox: timers", function()
+  local w
+  before_each(function() w = setup() end)
+  after_each(function() w.close() end)
+
+  it("bounds the timers of one script and the every() interval", function()
+    w.script("timers.lua", [[
+      local made = {}
+      peernet.expose("timers", function()
+        local n, err = 0, nil
+        while n <= 20000 do
+          local ok, t = pcall(peernet.every, 60000, function() end)
+          if not ok then err = t; break end
+          n = n + 1
+          made[n] = t
+        end
+        local fast_ok, fast_err = pcall(peernet.every, 1, function() end)
+        made[1]:cancel()
+        local again = pcall(peernet.after, 60000, function() end)
+        return { n, tostring(err), fast_ok, tostring(fast_err), again }
+      end)
+    ]])
+    w.load()
+    local ok, v = w.call("timers", {})
+    assert.is_true(ok)
+    assert.equal(64, v[1])
+    assert.matches("at most 64 timers", v[2])
+    assert.is_false(v[3])
+    assert.matches("between 10 and 86400000 ms", v[4])
+    assert.is_true(v[5])
+  end)
+end)
+
+describe("the sandbox: a script at its cap", function()
+  local w
+  before_each(function() w = setup({ mem_cap = 4 * 1024 * 1024 }) end)
+  after_each(function() w.close() end)
+
+  it("refuses its calls from C (overloaded) while other scripts answer", function()
+    w.script("full.lua", FILL .. [[
+      peernet.expose("hog", function() fill(); return 1 end)
+      peernet.expose("echo", function(_, x) return x end)
+    ]])
+    w.load()
+    assert.same({ true, "x" }, { w.call("echo", "x") })
+    w.call("hog", {}) -- the state stays full: keep holds it
+    local answers, pongs, n = {}, 0, 200
+    for i = 1, n do
+      assert(w.b:call(w.akey, "echo", i, function(ok, v) answers[#answers + 1] = ok and v or v end))
+      assert(w.c:call(w.akey, "ping", {}, function(ok, v) if v == "pong" then pongs = pongs + 1 end end))
+    end
+    assert(N.wait(function() return #answers == n and pongs == n end, 60000))
+    for i = 1, n do assert.equal("overloaded", answers[i]) end
+    assert.truthy(logged("full%.lua: at its memory cap"))
+    assert.falsy(logged("full%.lua: handler echo: cannot pass the arguments"))
+  end)
+end)
+
+describe("calls in flight", function()
+  local etf, env = peernet.etf, peernet.envelope
+  local w, kr
+  before_each(function()
+    w = setup({}, { max_calls_in_flight = 8 })
+    kr = N.keys()
+    w.a:trust(kr:public_hex())
+  end)
+  after_each(function() w.close() end)
+
+  local function connect_raw()
+    local raw = N.raw(w.a:port())
+    raw:handshake(kr:secret())
+    return raw
+  end
+  local function flood(raw, name, first, n)
+    for id = first, first + n - 1 do raw:send_env(env.call(id, name, etf.encode({}):sub(2))) end
+  end
+  local function refused(raw)
+    local r = raw:recv_env()
+    return r.id, r.ok, tostring(etf.decode("\131" .. r.term))
+  end
+
+  it("are counted per peer, and a handler's tasks end when the call's connection closes", function()
+    w.script("hang.lua", [[peernet.expose("hang", function() peernet.sleep(86400000) end)]])
+    w.load()
+    local raw = connect_raw()
+    flood(raw, "hang", 1, 9)
+    assert.same({ 9, false, "overloaded" }, { refused(raw) })
+    assert.equal(8, w.tasks("hang.lua"))
+    raw:close()
+    assert.is_true(N.wait(function() return w.tasks("hang.lua") == 0 end))
+    assert.truthy(logged("8 call%(s%) cancelled: their connection closed"))
+    raw = connect_raw()
+    flood(raw, "hang", 10, 9)
+    assert.same({ 18, false, "overloaded" }, { refused(raw) })
+    assert.equal(8, w.tasks("hang.lua"))
+    raw:close()
+  end)
+
+  it("count a peer's calls of closed connections until they are answered", function()
+    local held = {}
+    w.a:expose("hold", function(_, _, req) held[#held + 1] = req; return req end) -- never answered
+    local raw = connect_raw()
+    flood(raw, "hold", 1, 8)
+    assert(N.wait(function() return #held == 8 end))
+    raw:close()
+    raw = connect_raw() -- reconnecting frees nothing: the 8 are still being served
+    flood(raw, "hold", 9, 1)
+    assert.same({ 9, false, "overloaded" }, { refused(raw) })
+    raw:close()
+  end)
+end)
