@@ -14,7 +14,8 @@
  *       -- return req              -> answer later: req:reply(v) / req:error(reason)
  *   h:revoke(name)
  *   h:call(key, name, args, function(ok, value_or_err, kind) end [, {timeout = ms, raw = bool}])
- *       -- kind on failure: "remote" ({error, R}), "timeout", "closed"
+ *       -- kind on failure: "remote" ({error, R}), "timeout", "closed", "undecodable"
+ *       -- ({ok, X} with an X outside the ETF subset: a pid, a ref; the link stays)
  *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, code
  *   h:connect(key, "host:port" | nil, function(ok, err) end)
  *   h:on("connected" | "disconnected" | "discovered", function(key) end)
@@ -619,16 +620,19 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
     if (st == PN_CALL_OK) {
         lua_pushboolean(L, 1);
         if (push_term(L, term, len, raw, &e) != 0) {
+            /* The peer answered {ok, X} with an X this side cannot map (a
+             * pid, a ref...): this call fails, the link stays. */
             lua_pop(L, 1);
             lua_pushboolean(L, 0);
             lua_pushfstring(L, "undecodable reply: %s", e.msg);
-            lua_pushstring(L, "remote");
+            lua_pushstring(L, "undecodable");
             nargs = 3;
         }
     } else {
         lua_pushboolean(L, 0);
         if (st == PN_CALL_ERROR) {
-            if (push_term(L, term, len, raw, &e) != 0) lua_pushstring(L, "undecodable reason");
+            if (push_term(L, term, len, raw, &e) != 0)
+                lua_pushfstring(L, "undecodable reason: %s", e.msg);
         } else {
             lua_pushstring(L, st == PN_CALL_TIMEOUT ? "timeout" : "closed");
         }
