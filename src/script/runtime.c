@@ -598,8 +598,8 @@ static int push_admin_args(lua_State *co, void *ud) {
     return n;
 }
 
-/* {rpc|cast, Module, Function, Args}: Module and Function atoms (binaries
- * are taken too), Args a proper list. */
+/* {rpc|cast, Module, Function, Args}: Module and Function atoms (a binary
+ * is refused, as PROTOCOL.md and the Elixir side do), Args a proper list. */
 static int admin_parse(const pn_request *req, int *cast, char *module, char *fn, admin_args *a) {
     size_t len;
     const uint8_t *p = pn_request_args(req, &len);
@@ -618,13 +618,8 @@ static int admin_parse(const pn_request *req, int *cast, char *module, char *fn,
     char *names[2] = {module, fn};
     for (int i = 0; i < 2; i++) {
         if (pn_etf_next(&r, &it, &e) != 1) return -1;
-        size_t n;
-        if (it.type == PN_ETF_ATOM)
-            n = pn_etf_atom_utf8(&it, names[i]);
-        else if (it.type == PN_ETF_BINARY && it.len <= PN_ETF_ATOM_MAX_UTF8 && it.len > 0)
-            memcpy(names[i], it.ptr, n = it.len);
-        else
-            return -1;
+        if (it.type != PN_ETF_ATOM) return -1;
+        size_t n = pn_etf_atom_utf8(&it, names[i]);
         names[i][n] = '\0';
         if (strlen(names[i]) != n) return -1;
     }

@@ -696,9 +696,15 @@ static int encode_protected(lua_State *L) {
 int pn_value_encode_protected(lua_State *L, int idx, int raw, pn_etf_buf *b, pn_err *e) {
     encoding a = {raw, 0, b, e};
     idx = lua_absindex(L, idx);
+    /* An argument left out is nil: a pushvalue of a slot past the top
+     * would take whatever gets pushed there next (the function below). */
+    int none = idx > lua_gettop(L);
     pn_etf_buf_init(b, PN_VALUE_DEFAULT_MAX);
     lua_pushcfunction(L, encode_protected);
-    lua_pushvalue(L, idx);
+    if (none)
+        lua_pushnil(L);
+    else
+        lua_pushvalue(L, idx);
     lua_pushlightuserdata(L, &a);
     if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
         pn_err_set(e, PN_ENOMEM, "cannot encode: %s", lua_tostring(L, -1));
