@@ -477,9 +477,12 @@ local function print_answer(o, answer)
     return EXIT.ok
   end
   if answer.kind == "remote" then
-    local r = peernet.etf.decode(answer.reason, { exact = true })
+    local r, re = peernet.etf.decode(answer.reason, { exact = true })
+    -- A reason this side cannot map (an Elixir exit reason with a pid in
+    -- it): still the peer's {error, _}, so exit 3, with why it is not shown.
+    if r == nil and re then r = "(undecodable reason: " .. re .. ")" end
     if o.json then out(format.json { error = r, kind = "remote" }) end
-    return fail("remote", "error: " .. format.pretty(r))
+    return fail("remote", "error: " .. (re and r or format.pretty(r)))
   end
   if o.json then out(format.json { error = answer.message, kind = answer.kind }) end
   return fail(ANSWER_EXIT[answer.kind] or EXIT.failure, tostring(answer.message))
