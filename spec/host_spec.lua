@@ -169,6 +169,17 @@ describe("peernet.host calls", function()
     assert.same({ true, "fits" }, { N.call(a, kb:public_hex(), "echo", "fits") })
   end)
 
+  it("answers badarg for args with no Lua value (map keys that collide in Lua), and keeps serving", function()
+    local ran = false
+    b:expose("look", function() ran = true return 1 end)
+    -- %{:a => 1, "a" => 2}: one key in Lua
+    local clash = "t\0\0\0\2w\1aa\1m\0\0\0\1aa\2"
+    -- raw: the reason comes back as ETF bytes too
+    assert.same({ false, "w\6badarg", "remote" }, { N.call(a, kb:public_hex(), "look", clash, { raw = true }) })
+    assert.is_false(ran)
+    assert.same({ true, 1 }, { N.call(a, kb:public_hex(), "look", {}) })
+  end)
+
   it("round-trips ids and values through raw ETF when asked", function()
     b:expose("raw", function(_, args) return args end, { raw = true })
     local term = etf.encode({ 1, 2 }):sub(2)

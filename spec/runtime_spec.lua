@@ -96,6 +96,17 @@ describe("handler scripts", function()
     assert.same({ true, false, true, true }, { t[1], t[2], t[3], t[4] })
   end)
 
+  it("answers badarg for args with no Lua value, without running the handler", function()
+    w.script("look.lua", [[
+      local n = 0
+      peernet.expose("look", function() n = n + 1 return n end)
+    ]])
+    w.load()
+    local clash = "t\0\0\0\2w\1aa\1m\0\0\0\1aa\2" -- %{:a => 1, "a" => 2}
+    assert.same({ false, "w\6badarg", "remote" }, { w.call("look", clash, { raw = true }) }) -- raw reason
+    assert.same({ true, 1 }, { w.call("look", {}) })
+  end)
+
   it("lets a handler wait: sleep, and a call to a third peer while serving", function()
     local kc = N.keys()
     local c = N.host(kc)

@@ -416,6 +416,7 @@ typedef struct {
     pn_request *req;
     lreq *ud;   /* the request object handed to Lua (calls only) */
     int ud_ref; /* keeps it from being collected until on_request is done */
+    int badarg; /* the args have no Lua value (map keys that collide in Lua) */
 } dispatch;
 
 static void on_log(void *ud, int level, const char *msg);
@@ -453,8 +454,11 @@ static int dispatch_protected(lua_State *L) {
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, hd->fn_ref);
     push_key(L, pn_request_from(d->req));
-    if (push_term(L, args, alen, hd->raw, &e) != 0)
+    if (push_term(L, args, alen, hd->raw, &e) != 0) {
+        /* The caller's fault, not the handler's: {error, badarg}. */
+        d->badarg = 1;
         return luaL_error(L, "cannot decode the arguments: %s", e.msg);
+    }
     if (is_call) {
         lreq *r = lua_newuserdatauv(L, sizeof *r, 0);
         r->req = NULL;
@@ -486,7 +490,7 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
     lhandler *hd = ud; /* the host keeps it alive until this returns */
     lua_State *L = hd->lh->L;
     int is_call = pn_request_is_call(req);
-    dispatch d = {hd, req, NULL, LUA_NOREF};
+    dispatch d = {hd, req, NULL, LUA_NOREF, 0};
     char name[80]; /* req may be gone when the handler fails after answering */
     snprintf(name, sizeof name, "%s", pn_request_name(req));
     int top = lua_gettop(L);
@@ -500,7 +504,7 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
         pn_request *r = d.ud ? d.ud->req : (is_call ? req : NULL);
         if (d.ud) d.ud->req = NULL;
         pn_err e;
-        if (r) pn_request_reply_error(r, "handler_crash", &e);
+        if (r) pn_request_reply_error(r, d.badarg ? "badarg" : "handler_crash", &e);
     }
     luaL_unref(L, LUA_REGISTRYINDEX, d.ud_ref);
     lua_settop(L, top);

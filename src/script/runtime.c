@@ -384,15 +384,23 @@ static void release_binding(pn_binding *b) {
         free(b);
 }
 
+typedef struct {
+    pn_request *req;
+    int badarg; /* the args have no Lua value (map keys that collide in Lua) */
+} request_args;
+
 static int push_request(lua_State *co, void *ud) {
-    pn_request *req = ud;
+    request_args *ra = ud;
     char hex[PN_KEY_HEX_LEN + 1];
-    pn_key_hex(hex, pn_request_from(req));
+    pn_key_hex(hex, pn_request_from(ra->req));
     lua_pushstring(co, hex);
     size_t alen;
-    const uint8_t *args = pn_request_args(req, &alen);
+    const uint8_t *args = pn_request_args(ra->req, &alen);
     pn_err e;
-    if (pn_value_push(co, args, alen, 0, &e) != 0) return luaL_error(co, "%s", e.msg);
+    if (pn_value_push(co, args, alen, 0, &e) != 0) {
+        ra->badarg = 1;
+        return luaL_error(co, "%s", e.msg);
+    }
     return 2;
 }
 
@@ -419,9 +427,12 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
     }
     char what[96];
     snprintf(what, sizeof what, "handler %.80s", b->name);
-    pn_task *t = pn_rt_task_start(b->s, PN_TASK_HANDLER, b->fn_ref, what, push_request, req);
+    request_args ra = {req, 0};
+    pn_task *t = pn_rt_task_start(b->s, PN_TASK_HANDLER, b->fn_ref, what, push_request, &ra);
     if (!t) {
-        if (pn_request_is_call(req)) pn_request_reply_error(req, "handler_crash", &e);
+        /* Args without a Lua value are the caller's fault: badarg. */
+        if (pn_request_is_call(req))
+            pn_request_reply_error(req, ra.badarg ? "badarg" : "handler_crash", &e);
         return;
     }
     serve(t, req);
