@@ -4,7 +4,9 @@
  *  - an accepted term transcodes (reader -> canonical encoder) into a term
  *    that is accepted too, equal to the original in term order, and whose
  *    own transcoding is byte for byte the same (the encoder is canonical);
- *  - pn_etf_skip finds the same end as the reader;
+ *  - pn_etf_skip finds the same end as the reader, and so does
+ *    pn_etf_skip_any, which on any input never reads out of bounds;
+ *  - a big integer's decimal spelling parses back to itself;
  *  - pn_etf_compare is a total order on sibling sub-terms (reflexive,
  *    antisymmetric, transitive), and never crashes on arbitrary bytes.
  */
@@ -21,6 +23,18 @@ typedef struct {
     uint64_t left;
     int list;
 } open_container;
+
+/* A big integer's decimal spelling reads back to the same sign and
+ * magnitude. */
+static void check_decimal(const pn_etf_item *it) {
+    static char dec[PN_BIGINT_DECIMAL_MAX];
+    static uint8_t mag[PN_BIGINT_MAX_BYTES];
+    size_t n, len;
+    int neg;
+    if (pn_bigint_to_decimal(it->neg, it->ptr, it->len, dec, sizeof dec, &n, NULL) < 0) abort();
+    if (pn_bigint_from_decimal(dec, n, &neg, mag, &len, NULL) < 0) abort();
+    if (neg != it->neg || len != it->len || memcmp(mag, it->ptr, len) != 0) abort();
+}
 
 /* term: no version byte. Appends version + canonical re-encoding to out. */
 static int transcode(const uint8_t *term, size_t len, pn_etf_buf *out) {
@@ -39,7 +53,8 @@ static int transcode(const uint8_t *term, size_t len, pn_etf_buf *out) {
                 rc = pn_etf_put_int(out, it.i, NULL);
                 break;
             case PN_ETF_BIG:
-                rc = pn_etf_put_bigint(out, it.neg, it.mag, NULL);
+                check_decimal(&it);
+                rc = pn_etf_put_bigint(out, it.neg, it.ptr, it.len, NULL);
                 break;
             case PN_ETF_FLOAT:
                 rc = pn_etf_put_double(out, it.f, NULL);
@@ -126,6 +141,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* Arbitrary bytes through compare: any answer, no crash. */
     (void)pn_etf_compare(data, size / 2, data + size / 2, size - size / 2);
 
+    /* Arbitrary bytes through the foreign-term skipper: a term in the
+     * subset is reported as one, and agrees with the checker. */
+    if (size > 0) {
+        pn_etf_reader ra;
+        const uint8_t *as;
+        size_t al;
+        pn_etf_reader_init(&ra, data + 1, size - 1);
+        int k = pn_etf_skip_any(&ra, &as, &al, NULL);
+        if (k >= 0 && (as != data + 1 || al > size - 1)) abort();
+        if (k >= 0 && (pn_etf_check_term(as, al, NULL) == 0) != (k == 1)) abort();
+    }
+
     int rc = pn_etf_validate(data, size, FUZZ_MAX, NULL);
     if (rc < 0) return 0;
     const uint8_t *term = data + 1;
@@ -137,6 +164,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pn_etf_reader_init(&r, term, len);
     if (pn_etf_skip(&r, &s, &sl, NULL) < 0 || s != term || sl != len) abort();
     if (pn_etf_finish(&r, NULL) < 0) abort();
+    pn_etf_reader_init(&r, term, len);
+    if (pn_etf_skip_any(&r, &s, &sl, NULL) != 1 || s != term || sl != len) abort();
 
     pn_etf_buf a, b;
     pn_etf_buf_init(&a, FUZZ_MAX * 4);

@@ -93,6 +93,12 @@ local seeds = {
   b_over_cap = mode(B, chunk(PUMP, call(1, "echo", bin(("x"):rep(5000))))),
   b_stranger = mode(B | STRANGER, chunk(PUMP, call(1, "echo", int(1)))),
   b_legacy_host = mode(B | LEGACY, chunk(PUMP, call(1, "echo", int(1))), chunk(PUMP, call(2, "nope", int(1)))),
+  -- Args outside the subset: {error, badarg} or dropped, the link stays
+  b_foreign_args = mode(B, chunk(PUMP, call(1, "echo", "X" .. atom "n@h" .. ("\0"):rep(12))),
+    chunk(PUMP, send("echo", "l\0\0\0\1" .. int(1) .. int(2))),
+    chunk(PUMP, call(2, "nope", "qw\1mw\1fa\1")), chunk(PUMP, call(3, "echo", int(3)))),
+  b_big_args = mode(B, chunk(PUMP, call(1, "echo", "n\9\0" .. ("\0"):rep(8) .. "\64")),
+    chunk(PUMP, call(2, "echo", "o\0\0\1\1\1" .. ("\7"):rep(257)))),
 
   -- C: chunks built into valid envelopes
   c_every_handle = (function()

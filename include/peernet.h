@@ -191,6 +191,9 @@ int pn_request_reply_error_term(pn_request *req, const uint8_t *reason, size_t l
 /* ---- calling (the client side) ---------------------------------------- */
 
 typedef enum {
+    /* term is Value or Reason as received: well-formed ETF, but it may lie
+     * outside the subset (a pid, a ref: pn_etf_check_term tells), which
+     * fails that one call for the caller; the link stays. */
     PN_CALL_OK = 0,  /* {ok, Value}: term is Value */
     PN_CALL_ERROR,   /* {error, Reason}: term is Reason */
     PN_CALL_TIMEOUT, /* no reply in time; a late reply is dropped */

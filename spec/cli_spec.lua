@@ -153,6 +153,7 @@ describe("two peernet-host processes", function()
   -- The spec's own peer, exposing handles to call (handler scripts need
   -- peernet.runtime, not in this branch).
   local kp, me, sent
+  local kr = N.keys() -- a raw peer (support/net.lua) that dials serve A
 
   setup(function()
     dirA, keyA = C.init(tmpdir())
@@ -168,6 +169,7 @@ describe("two peernet-host processes", function()
     me:expose("note", function(from, args) sent[#sent + 1] = { from = from, args = args } end)
     assert.equal(0, (C.run(dd(dirA, "trust", "add", keyB, "--label", "bee"))))
     assert.equal(0, (C.run(dd(dirB, "trust", "add", keyA, "--label", "ay"))))
+    assert.equal(0, (C.run(dd(dirA, "trust", "add", kr:public_hex(), "--label", "raw"))))
     for _, d in ipairs { dirA, dirB } do
       assert.equal(0, (C.run(dd(d, "trust", "add", kp:public_hex(), "--label", "spec", "--addr", N.addr(me)))))
     end
@@ -301,6 +303,31 @@ describe("two peernet-host processes", function()
     assert.equal(2, code)
   end)
 
+  it("call: a reply holding a pid fails that call (exit 1, or 3 for an error reply), never the link", function()
+    local raw = N.raw(tonumber(portA))
+    raw:handshake(kr:secret())
+    local pid = H.unhex("5864000d6e6f6e6f6465406e6f686f7374000000600000000000000000")
+    local function answer_with(ok, term)
+      local p = C.spawn(dd(dirA, "call", "raw", "give", "1"))
+      local c = raw:recv_env()
+      assert.equal("give", c.name)
+      local id = peernet.etf.encode(peernet.etf.bigint(c.id_str)):sub(2)
+      raw:send_env("\131h\3w\5reply" .. id .. "h\2" .. (ok and "w\2ok" or "w\5error") .. term)
+      return C.wait(p)
+    end
+    local p = answer_with(true, pid)
+    assert.equal(1, p.code)
+    assert.matches("undecodable reply: etf: pid %(tag 88%)", p.err)
+    p = answer_with(false, "h\2w\7timeoutl\0\0\0\1" .. pid .. "j")
+    assert.equal(3, p.code)
+    assert.matches("error: %(undecodable reason: etf: pid %(tag 88%)", p.err)
+    p = answer_with(true, "n\9\0" .. ("\0"):rep(8) .. "\64")
+    assert.equal(0, p.code, p.err)
+    assert.equal("bigint\"1180591620717411303424\"\n", p.out)
+    assert.is_false(raw.eof)
+    raw:close()
+  end)
+
   it("send through the control socket arrives at the peer", function()
     local code, _, err = C.run(dd(dirB, "send", "spec", "note", "{x = 1}"))
     assert.equal(0, code, err)
@@ -364,7 +391,7 @@ describe("two peernet-host processes", function()
     assert.equal("connected", status.spec)
     assert.equal("connected", status.bee)
     local s = decode_json(select(2, C.run(dd(dirA, "status", "--json"))))
-    assert.same({ running = false, key = keyA, data_dir = dirA, trusted = 2 }, s)
+    assert.same({ running = false, key = keyA, data_dir = dirA, trusted = 3 }, s) -- spec, bee, raw
   end)
 
   it("a stale control socket is replaced; an unreachable peer exits 5", function()

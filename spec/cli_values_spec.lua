@@ -63,7 +63,8 @@ describe("pretty printing", function()
       '{1, 2, "x"}', 'tuple(atom"ok", {by = "ab", on = true})', '"\\x00\\xff"', "map{}",
       "map{[1] = 2}", "{[1] = 2, [3] = 4}", "1.0", "-0.5", "1e+300", "nil", "null", "true",
       'bigint"18446744073709551615"', "{a = {b = {}}}", '"héllo\\n\\"q\\""', '{["not ident"] = 1, ["end"] = 2}',
-      "tuple()", '{[tuple(1)] = "k"}',
+      "tuple()", '{[tuple(1)] = "k"}', 'bigint"1180591620717411303424"', 'bigint"-18446744073709551616"',
+      'bigint"' .. ("9"):rep(700) .. '"', '{[bigint"1180591620717411303424"] = 1, [2] = bigint"-1180591620717411303424"}',
     } do
       local v = roundtrip(text)
       local printed = format.pretty(v)
@@ -87,6 +88,9 @@ describe("JSON output", function()
     assert.is_table(json.decode(text))
     assert.equal('"tab\\tq\\"\\u0001"', format.json('tab\tq"\1'))
     assert.equal("null", format.json(nil))
+    -- integers of any size print all their digits, as JSON numbers
+    assert.equal('[1180591620717411303424,-1180591620717411303424]',
+      format.json(roundtrip('{bigint"1180591620717411303424", bigint"-1180591620717411303424"}')))
   end)
 end)
 

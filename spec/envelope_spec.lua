@@ -249,12 +249,83 @@ describe("envelope decoding rejects", function()
       "truncated")
   end)
 
-  it("Args that are not valid ETF, or nest too deep", function()
+  it("Args that are not well-formed ETF at all", function()
     rejects(call(small(1), atom("x"), "\255"), "unknown tag")
-    rejects(call(small(1), atom("x"), "l\0\0\0\1" .. small(1) .. small(2)), "improper list")
+    rejects(call(small(1), atom("x"), "P\0\0\0\1x"), "compressed term")
+    rejects(call(small(1), atom("x"), "X" .. atom("n@h") .. "\0\0\0\1"), "truncated")
+    rejects(call(small(1), atom("x"), "X" .. small(1) .. ("\0"):rep(12)), "node name at byte 1 is not an atom")
+    rejects(call(small(1), atom("x"), "l\0\0\0\2" .. small(1) .. small(2)), "truncated")
+    rejects(call(small(1), atom("x"), "p\0\0\0\5" .. ("\0"):rep(40)), "fun at byte 0 has a size of 5")
+    rejects(call(small(1), atom("x"), "o\255\255\255\255\0\1"), "truncated")
+    rejects(call(small(1), atom("x"), "h\255" .. small(1)), "count 255 at byte 0 is more than the remaining")
+    -- an id is an envelope field: past 2^64-1 it is no envelope
+    rejects(call("n\9\0" .. ("\0"):rep(8) .. "\64"), "call id must be an integer 1%.%.2%^64%-1")
+  end)
+end)
+
+describe("envelope decoding of terms outside the ETF subset", function()
+  -- pn_envelope_decode accepts them as a call's Args, a send's Args or a
+  -- reply's Value or Reason, flagged foreign: the host fails that call only.
+  local foreign_vectors = { "pid", "reference", "port", "local_fun", "external_fun", "bitstring_3_bits" }
+  local function reject_vector(name)
+    for _, v in ipairs(etf_vectors.must_reject) do
+      if v.name == name then return H.unhex(v.hex):sub(2) end
+    end
+    error("no must_reject vector " .. name)
+  end
+  local others = {
+    improper_list = "l\0\0\0\1" .. small(1) .. small(2),
+    nested_64_deep = ("h\1"):rep(64) .. "j", -- 65 open containers with the envelope's
+    old_float = "c" .. ("1.50000000000000000000e+00"):rep(1) .. ("\0"):rep(5),
+    small_atom_latin1 = "s\2ok",
+    bad_utf8_atom = "w\1\255",
+    nan = "F\127\248\0\0\0\0\0\0",
+    big_past_limit = "o\0\0\16\1\0" .. ("\1"):rep(4097),
+    old_pid = "g" .. atom("n@h") .. ("\0"):rep(9),
+    new_reference = "r\0\2" .. "d\0\3n@h" .. "\0" .. ("\0"):rep(8),
+    v4_port = "x" .. atom("n@h") .. ("\0"):rep(12),
+    old_fun = "u\0\0\0\1" .. "g" .. atom("n@h") .. ("\0"):rep(9) .. atom("m") .. small(1) .. small(2) .. small(3),
+  }
+
+  local function check(bytes, term)
+    local d = assert(env.decode(bytes))
+    assert.is_true(d.foreign)
+    assert.are.equal(term, d.term)
+    return d
+  end
+
+  it("are envelopes with a foreign term, for call, send and reply", function()
+    local terms = {}
+    for _, n in ipairs(foreign_vectors) do terms[n] = reject_vector(n) end
+    for n, t in pairs(others) do terms[n] = t end
+    for n, t in pairs(terms) do
+      local c = check(V .. tup(atom("call"), small(7), atom("echo"), t), t)
+      assert.are.same({ "call", 7, "echo" }, { c.kind, c.id, c.name }, n)
+      check(V .. tup(atom("send"), atom("chat"), t), t)
+      local r = check(V .. tup(atom("reply"), small(9), tup(atom("ok"), t)), t)
+      assert.is_true(r.ok)
+      r = check(V .. tup(atom("reply"), small(9), tup(atom("error"), t)), t)
+      assert.is_false(r.ok)
+      -- inside containers too, and nothing may follow the envelope
+      local inside = "l\0\0\0\2" .. small(1) .. t .. "j"
+      check(V .. tup(atom("call"), small(7), atom("echo"), inside), inside)
+      local m = "t\0\0\0\1" .. t .. t
+      check(V .. tup(atom("send"), atom("chat"), m), m)
+      rejects(V .. tup(atom("send"), atom("chat"), t) .. "\0", "trailing")
+      -- and no encoder puts such a term on the wire
+      assert.is_nil((env.call(1, "echo", t)), n)
+      assert.is_nil((env.send("echo", t)), n)
+      assert.is_nil((env.reply(1, true, t)), n)
+    end
+  end)
+
+  it("leaves terms of the subset unflagged, big integers included", function()
+    local p70 = "n\9\0" .. ("\0"):rep(8) .. "\64"
+    local d = assert(env.decode(V .. tup(atom("call"), small(7), atom("echo"), p70)))
+    assert.is_nil(d.foreign)
+    assert.are.equal(p70, d.term)
     -- 63 tuples inside the envelope's own make 64 open containers: allowed.
-    assert.is_table(env.decode(V .. tup(atom("send"), atom("x"), ("h\1"):rep(63) .. "j")))
-    rejects(V .. tup(atom("send"), atom("x"), ("h\1"):rep(64) .. "j"), "nested deeper")
+    assert.is_nil(assert(env.decode(V .. tup(atom("send"), atom("x"), ("h\1"):rep(63) .. "j"))).foreign)
   end)
 end)
 

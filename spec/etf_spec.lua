@@ -71,7 +71,7 @@ local expected = {
   big_2p31 = 2147483648,
   big_2p63_minus1 = math.maxinteger,
   big_neg_2p63 = math.mininteger,
-  big_2p64_minus1 = 18446744073709551615.0, -- beyond int64: a float
+  big_2p64_minus1 = etf.bigint("18446744073709551615"), -- beyond int64: a bigint, exact
   float_0 = 0.0,
   float_1_5 = 1.5,
   float_neg_2_25e10 = -2.25e10,
@@ -100,7 +100,7 @@ local expected = {
   map_mixed_keys = M { k = 1, [2] = { 3 } },
   map_nested_3 = M { a = M { b = M { c = 1 } } },
   env_call = T("call", 123456789012345, "echo", M { text = "hi" }),
-  env_reply_ok_max_id = T("reply", 18446744073709551615.0, T("ok", M { text = "hi" })),
+  env_reply_ok_max_id = T("reply", etf.bigint("18446744073709551615"), T("ok", M { text = "hi" })),
   env_reply_no_such_handle = T("reply", 7, T("error", "no_such_handle")),
   env_send = T("send", "chat", M { text = "yo" }),
   env_ping = T("ping", string.rep("\0", 16)),
@@ -221,6 +221,61 @@ describe("etf golden vectors", function()
     assert.matches("empty", err_of(""))
     assert.matches("remaining", err_of("836cffffffff61016102"))
     assert.matches("truncated", err_of("836d000000056869"))
+  end)
+end)
+
+describe("etf big integers", function()
+  -- SMALL_BIG / LARGE_BIG of n magnitude bytes, little-endian.
+  local function big(neg, mag)
+    if #mag <= 255 then return "\131n" .. string.char(#mag, neg and 1 or 0) .. mag end
+    return "\131o" .. string.pack(">I4", #mag) .. string.char(neg and 1 or 0) .. mag
+  end
+  local P70 = big(false, ("\0"):rep(8) .. "\64") -- 2^70
+
+  it("decodes integers of any size up to the limit exactly, and re-encodes them byte for byte", function()
+    local v = assert(etf.decode(P70))
+    assert.is_true(pn.is_bigint(v))
+    assert.are.equal("1180591620717411303424", tostring(v))
+    assert.are.equal(P70, etf.encode(v))
+    local neg = assert(etf.decode(big(true, ("\0"):rep(8) .. "\64")))
+    assert.are.equal("-1180591620717411303424", tostring(neg))
+    -- 2^2048 needs 257 bytes: LARGE_BIG, as term_to_binary writes it.
+    local p2048 = big(false, ("\0"):rep(256) .. "\1")
+    assert.are.equal(111, p2048:byte(2))
+    local v2048 = assert(etf.decode(p2048))
+    assert.are.equal(p2048, etf.encode(v2048))
+    assert.matches("^3231700607131100730071487668866995196044%d+9596230656$", tostring(v2048)) -- 2^2048
+    assert.are.equal(617, #tostring(v2048))
+    -- the largest magnitude accepted, and one byte more
+    local max = big(false, ("\255"):rep(4096))
+    local vmax = assert(etf.decode(max))
+    assert.are.equal(max, etf.encode(vmax))
+    assert.are.equal(9865, #tostring(vmax))
+    local v2, err, code = etf.decode(big(false, ("\255"):rep(4097)))
+    assert.is_nil(v2)
+    assert.are.equal("einval", code)
+    assert.matches("integer of 4097 bytes at byte 0 is beyond the limit of 4096 bytes", err, 1, true)
+  end)
+
+  it("reads non-minimal spellings as the integer they stand for", function()
+    -- high zero bytes, LARGE_BIG for a small value, negative zero
+    assert.are.equal(5, etf.decode(big(false, "\5\0\0")))
+    assert.are.equal(-5, etf.decode("\131o\0\0\0\1\1\5"))
+    assert.are.equal(0, etf.decode(big(true, "")))
+    local v = assert(etf.decode(big(false, ("\0"):rep(8) .. "\64" .. ("\0"):rep(300))))
+    assert.are.equal(P70, etf.encode(v))
+    assert.are.equal(etf.decode(P70), v)
+  end)
+
+  it("orders big integers among the others as map keys", function()
+    local b70, b64 = etf.decode(P70), etf.bigint("18446744073709551616")
+    local bin = assert(etf.encode(M { [b70] = 1, [b64] = 2, [-1] = 3, [etf.bigint("-" .. tostring(b70))] = 4 }))
+    -- keys in Erlang's order: -2^70, -1, 2^64, 2^70
+    local back = assert(etf.decode(bin))
+    assert.are.equal(H.hex(bin), H.hex(assert(etf.encode(back))))
+    local _, k1 = bin:find("t\0\0\0\4", 1, true)
+    assert.are.equal(110, bin:byte(k1 + 1)) -- the first key is the negative bigint
+    assert.are.equal(1, bin:byte(k1 + 3))
   end)
 end)
 
@@ -373,10 +428,12 @@ describe("etf decoder bounds", function()
     if pattern then assert.matches(pattern, r[2]) end
   end
 
-  it("refuses integers wider than 8 bytes and odd sign bytes", function()
-    refused("\131\110\9\0" .. string.rep("\1", 9), "2^64")
-    refused("\131\111\0\0\0\9\0" .. string.rep("\1", 9), "LARGE_BIG")
+  it("refuses integers wider than 4096 bytes, truncated ones and odd sign bytes", function()
+    refused("\131\110\255\0" .. string.rep("\1", 254), "truncated")
+    refused("\131\111\0\0\16\1\0" .. string.rep("\1", 4097), "beyond the limit of 4096 bytes")
+    refused("\131\111\255\255\255\255\0\1", "truncated")
     refused("\131\110\1\2\1", "sign")
+    refused("\131\111\0\0\0\1\2\1", "sign")
   end)
 
   it("refuses NaN and infinite floats on input", function()

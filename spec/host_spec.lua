@@ -169,6 +169,17 @@ describe("peernet.host calls", function()
     assert.same({ true, "fits" }, { N.call(a, kb:public_hex(), "echo", "fits") })
   end)
 
+  it("answers badarg for args with no Lua value (map keys that collide in Lua), and keeps serving", function()
+    local ran = false
+    b:expose("look", function() ran = true return 1 end)
+    -- %{:a => 1, "a" => 2}: one key in Lua
+    local clash = "t\0\0\0\2w\1aa\1m\0\0\0\1aa\2"
+    -- raw: the reason comes back as ETF bytes too
+    assert.same({ false, "w\6badarg", "remote" }, { N.call(a, kb:public_hex(), "look", clash, { raw = true }) })
+    assert.is_false(ran)
+    assert.same({ true, 1 }, { N.call(a, kb:public_hex(), "look", {}) })
+  end)
+
   it("round-trips ids and values through raw ETF when asked", function()
     b:expose("raw", function(_, args) return args end, { raw = true })
     local term = etf.encode({ 1, 2 }):sub(2)
@@ -339,6 +350,111 @@ describe("peernet.host stranger's bytes", function()
     local p = raw:recv_env()
     assert.same({ "pong", string.rep("\7", 16) }, { p.kind, p.nonce })
     raw:close()
+  end)
+
+  -- Hand-made envelopes (version byte first) around terms peernet.envelope
+  -- would refuse to write.
+  local function atom(s) return "w" .. string.char(#s) .. s end
+  local function id_term(id) return etf.encode(etf.bigint(id)):sub(2) end
+  local function raw_call(id, name, args) return "\131h\4" .. atom("call") .. id_term(id) .. atom(name) .. args end
+  local function raw_send(name, args) return "\131h\3" .. atom("send") .. atom(name) .. args end
+  local function raw_reply(id, ok, term)
+    return "\131h\3" .. atom("reply") .. id_term(id) .. "h\2" .. atom(ok and "ok" or "error") .. term
+  end
+  local vectors = H.vector_file("etf_vectors.json")
+  local function foreign(name)
+    for _, v in ipairs(vectors.must_reject) do
+      if v.name == name then return unhex(v.hex):sub(2) end
+    end
+    error("no vector " .. name)
+  end
+  local P70 = "n\9\0" .. ("\0"):rep(8) .. "\64" -- 2^70
+
+  it("echoes integers beyond int64 exactly, 2^70 byte for byte", function()
+    local raw = N.raw(b:port())
+    raw:handshake(kr:secret())
+    local cases = {
+      P70,
+      "n\9\1" .. ("\0"):rep(8) .. "\1", -- -(2^64)
+      "n\8\0" .. ("\0"):rep(7) .. "\128", -- 2^63
+      "n\8\0" .. ("\255"):rep(8), -- 2^64-1
+      "o\0\0\1\0\0" .. ("\0"):rep(255) .. "\1", -- 2^2040: LARGE_BIG
+    }
+    for i, term in ipairs(cases) do
+      raw:send_env(raw_call(tostring(i), "echo", term))
+      local r = raw:recv_env()
+      assert.same({ "reply", tostring(i), true }, { r.kind, r.id_str, r.ok })
+      assert.equal(hex(term), hex(r.term))
+    end
+    raw:close()
+  end)
+
+  it("answers a call whose args hold a pid, ref, port or fun with badarg, and keeps the link", function()
+    local raw = N.raw(b:port())
+    raw:handshake(kr:secret())
+    local ran = 0
+    b:expose("count", function() ran = ran + 1 return ran end)
+    local terms = { foreign("pid"), foreign("reference"), foreign("port"), foreign("local_fun"),
+      foreign("external_fun"), foreign("bitstring_3_bits"), "l\0\0\0\1a\1a\2" --[[ [1 | 2] ]],
+      "l\0\0\0\2a\1" .. foreign("pid") .. "j", "F\127\248\0\0\0\0\0\0" --[[ NaN ]] }
+    for i, t in ipairs(terms) do
+      raw:send_env(raw_call(tostring(1000 + i), "count", t))
+      local r = raw:recv_env()
+      assert.same({ "reply", tostring(1000 + i), false }, { r.kind, r.id_str, r.ok }, "term " .. i)
+      assert.equal(hex(etf.encode(peernet.atom("badarg")):sub(2)), hex(r.term))
+      -- a send with such args is dropped, and the link stays
+      raw:send_env(raw_send("count", t))
+    end
+    assert.equal(0, ran)
+    raw:send_env(raw_call("18446744073709551615", "echo", P70))
+    local r = raw:recv_env()
+    assert.same({ "18446744073709551615", true, hex(P70) }, { r.id_str, r.ok, hex(r.term) })
+    assert.is_false(raw.eof)
+    assert.equal(0, stats(b).closed_protocol)
+    assert.equal("connected", b:peer(kr:public_hex()).status)
+    assert.matches("args outside the ETF subset %(etf: pid", table.concat(N.logs, "\n"))
+    -- an unexposed name still says so first
+    raw:send_env(raw_call("5", "nothing", foreign("pid")))
+    assert.equal(hex(etf.encode(peernet.atom("no_such_handle")):sub(2)), hex(raw:recv_env().term))
+    raw:close()
+    still_serving()
+  end)
+
+  it("fails one call locally when its reply cannot be decoded, and keeps the link", function()
+    local raw = N.raw(b:port())
+    raw:handshake(kr:secret())
+    assert(N.wait(function() return (b:peer(kr:public_hex()) or {}).status == "connected" end))
+    local function call_raw_peer(opts, answer)
+      local res
+      local args = opts and opts.raw and "a\1" or 1
+      assert(b:call(kr:public_hex(), "give", args, function(...) res = table.pack(...) end, opts))
+      local c = raw:recv_env()
+      assert.equal("call", c.kind)
+      raw:send_env(answer(c.id_str))
+      assert(N.wait(function() return res end))
+      return res
+    end
+    -- {ok, Pid}: the caller learns why; not closed
+    local res = call_raw_peer(nil, function(id) return raw_reply(id, true, foreign("pid")) end)
+    assert.same({ false, "undecodable" }, { res[1], res[3] })
+    assert.matches("^undecodable reply: etf: pid %(tag 88%) at byte 0 is not accepted", res[2])
+    -- {error, {timeout, {GenServer, call, [Pid]}}}, as an Elixir exit reason looks
+    local reason = "h\2" .. atom("timeout") .. "h\3" .. atom("Elixir.GenServer") .. atom("call")
+      .. "l\0\0\0\1" .. foreign("pid") .. "j"
+    res = call_raw_peer(nil, function(id) return raw_reply(id, false, reason) end)
+    assert.same({ false, "remote" }, { res[1], res[3] })
+    assert.matches("^undecodable reason: etf: pid", res[2])
+    -- raw = true hands the bytes over as they came
+    res = call_raw_peer({ raw = true }, function(id) return raw_reply(id, true, foreign("reference")) end)
+    assert.same({ true, hex(foreign("reference")) }, { res[1], hex(res[2]) })
+    -- the link is still there: a normal reply arrives
+    res = call_raw_peer(nil, function(id) return raw_reply(id, true, P70) end)
+    assert.is_true(res[1])
+    assert.equal("1180591620717411303424", tostring(res[2]))
+    assert.is_false(raw.eof)
+    assert.equal(0, stats(b).closed_protocol)
+    raw:close()
+    still_serving()
   end)
 
   it("drops a peer that stops reading instead of buffering without end", function()

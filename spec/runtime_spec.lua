@@ -67,6 +67,46 @@ describe("handler scripts", function()
     assert.truthy(logged("math.lua:4: kaboom"))
   end)
 
+  it("echoes integers beyond int64 exactly: handlers see bigints, never floats", function()
+    w.script("echo.lua", [[
+      peernet.expose("echo", function(_, v) return v end)
+      peernet.expose("kind", function(_, v)
+        if peernet.is_bigint(v) then return "bigint " .. tostring(v) end
+        return math.type(v) .. " " .. tostring(v)
+      end)
+      peernet.expose("cmp", function(_, v)
+        local limit = peernet.bigint("1180591620717411303424")
+        return peernet.tuple(v == limit, v < limit, v <= limit, math.maxinteger < v)
+      end)
+    ]])
+    w.load()
+    local etf = peernet.etf
+    local p70 = "\131n\9\0" .. ("\0"):rep(8) .. "\64"
+    for _, bin in ipairs({ p70, "\131n\8\0" .. ("\0"):rep(7) .. "\128", "\131n\8\0" .. ("\255"):rep(8),
+      "\131n\9\1" .. ("\0"):rep(8) .. "\1" }) do
+      local ok, v = w.call("echo", bin:sub(2), { raw = true })
+      assert.is_true(ok)
+      assert.equal(H.hex(bin), H.hex("\131" .. v))
+    end
+    assert.same({ true, "bigint 9223372036854775808" }, { w.call("kind", etf.bigint("9223372036854775808")) })
+    assert.same({ true, "bigint 18446744073709551615" }, { w.call("kind", etf.bigint("18446744073709551615")) })
+    assert.same({ true, "integer 9223372036854775807" }, { w.call("kind", math.maxinteger) })
+    local ok, t = w.call("cmp", etf.decode(p70))
+    assert.is_true(ok)
+    assert.same({ true, false, true, true }, { t[1], t[2], t[3], t[4] })
+  end)
+
+  it("answers badarg for args with no Lua value, without running the handler", function()
+    w.script("look.lua", [[
+      local n = 0
+      peernet.expose("look", function() n = n + 1 return n end)
+    ]])
+    w.load()
+    local clash = "t\0\0\0\2w\1aa\1m\0\0\0\1aa\2" -- %{:a => 1, "a" => 2}
+    assert.same({ false, "w\6badarg", "remote" }, { w.call("look", clash, { raw = true }) }) -- raw reason
+    assert.same({ true, 1 }, { w.call("look", {}) })
+  end)
+
   it("lets a handler wait: sleep, and a call to a third peer while serving", function()
     local kc = N.keys()
     local c = N.host(kc)
@@ -344,7 +384,8 @@ describe("admin operations", function()
     assert.equal("ok", v)
     assert.is_true(N.wait(function() return select(2, w.call("beam_admin", T(A "rpc", A "Lights", A "get", {}))) == "on" end))
     for _, bad in ipairs({ T(A "exec", A "Lights", A "get", {}), { "rpc" }, T(A "rpc", A "Lights", A "get"),
-                           T(A "rpc", A "Lights", A "get", 5) }) do
+                           T(A "rpc", A "Lights", A "get", 5), T(A "rpc", "Lights", A "add", { 1, 2 }),
+                           T(A "rpc", A "Lights", "add", { 1, 2 }), T(A "cast", "Elixir.Lights", "set", { "x" }) }) do
       ok, v = w.call("beam_admin", bad)
       assert.is_falsy(ok)
       assert.equal("unknown_beam_dist_op", v)
@@ -411,6 +452,59 @@ describe("the trusted API (run scripts)", function()
     assert.is_false(rt:busy())
     assert.has_error(function() pb.call(ka:public_hex(), "hello", "x") end)
     rt:close()
+    rtb:close()
+    N.close(a, b)
+  end)
+
+  it("call and send with the args left out send nil", function()
+    local a, b, ka = N.pair()
+    local seen = {}
+    a:expose("what", function(_, args) seen[#seen + 1] = { args } return args == nil end)
+    local rtb = peernet.runtime.new(b, {})
+    local pb = rtb:api()
+    local out
+    rtb:spawn(function()
+      local r1 = table.pack(pb.call(ka:public_hex(), "what"))
+      local r2 = table.pack(pb.send(ka:public_hex(), "what"))
+      out = { r1, r2 }
+    end)
+    assert.is_true(N.wait(function() return out and #seen == 2 end))
+    assert.same({ n = 1, true }, out[1])
+    assert.is_true(out[2][1])
+    assert.same({ {}, {} }, seen) -- nil both times
+    rtb:close()
+    N.close(a, b)
+  end)
+
+  it("a reply holding a pid fails that call with its own reason; the link stays", function()
+    local a, b, ka, kb = N.pair()
+    local kr = N.keys()
+    b:trust(kr:public_hex())
+    local raw = N.raw(b:port())
+    raw:handshake(kr:secret())
+    assert(N.wait(function() return (b:peer(kr:public_hex()) or {}).status == "connected" end))
+    local rtb = peernet.runtime.new(b, {})
+    local pb = rtb:api()
+    local out
+    rtb:spawn(function()
+      local r1 = table.pack(pb.call(kr:public_hex(), "give", 1))
+      local r2 = table.pack(pb.call(kr:public_hex(), "give", 2))
+      out = { r1, r2 }
+    end)
+    local pid = H.unhex("5864000d6e6f6e6f6465406e6f686f7374000000600000000000000000")
+    local function reply(c, term)
+      local id = peernet.etf.encode(peernet.etf.bigint(c.id_str)):sub(2)
+      raw:send_env("\131h\3w\5reply" .. id .. "h\2w\2ok" .. term)
+    end
+    reply(raw:recv_env(), pid)
+    reply(raw:recv_env(), "a\42")
+    assert.is_true(N.wait(function() return out end))
+    assert.is_nil(out[1][1])
+    assert.matches("^cannot decode the reply: etf: pid %(tag 88%)", out[1][2])
+    assert.same({ n = 1, 42 }, out[2])
+    assert.is_false(raw.eof)
+    assert.equal("connected", b:peer(kr:public_hex()).status)
+    raw:close()
     rtb:close()
     N.close(a, b)
   end)

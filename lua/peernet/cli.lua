@@ -506,9 +506,12 @@ local function print_answer(o, answer)
     return EXIT.ok
   end
   if answer.kind == "remote" then
-    local r = peernet.etf.decode(answer.reason, { exact = true })
+    local r, re = peernet.etf.decode(answer.reason, { exact = true })
+    -- A reason this side cannot map (an Elixir exit reason with a pid in
+    -- it): still the peer's {error, _}, so exit 3, with why it is not shown.
+    if r == nil and re then r = "(undecodable reason: " .. re .. ")" end
     if o.json then out(format.json { error = r, kind = "remote" }) end
-    return fail("remote", "error: " .. format.pretty(r))
+    return fail("remote", "error: " .. (re and r or format.pretty(r)))
   end
   if o.json then out(format.json { error = answer.message, kind = answer.kind }) end
   return fail(ANSWER_EXIT[answer.kind] or EXIT.failure, tostring(answer.message))
@@ -963,7 +966,8 @@ local function help_text()
     "exit codes:",
     "  0  success",
     "  1  failure (data dir, identity, files, a script that does not load or run,",
-    "     is not yours alone, or stdout closed)",
+    "     is not yours alone, stdout closed, or a reply that cannot be decoded",
+    "     here: it holds a pid, a ref, a fun)",
     "  2  usage error (unknown command or option, bad ARGS or key)",
     "  3  the peer answered {error, Reason} (Reason is printed)",
     "  4  timeout: no reply or no connection within --timeout",

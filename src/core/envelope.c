@@ -70,7 +70,7 @@ static int read_id(pn_etf_reader *r, pn_envelope *env, pn_err *e) {
         env->id = (uint64_t)it.i;
         return 0;
     }
-    if (it.type == PN_ETF_BIG && !it.neg) {
+    if (it.type == PN_ETF_BIG && !it.neg && it.len <= 8) {
         env->id = it.mag;
         return 0;
     }
@@ -90,9 +90,14 @@ static int read_name(pn_etf_reader *r, pn_envelope *env, pn_err *e) {
     return 0;
 }
 
+/* Args, Value or Reason: any well-formed term. One outside the subset
+ * still makes an envelope, so that the host can fail that one call and
+ * keep the link (PROTOCOL.md "Transport frames"). */
 static int read_term(pn_etf_reader *r, pn_envelope *env, pn_err *e) {
-    int rc = pn_etf_skip(r, &env->term, &env->term_len, e);
-    return rc < 0 ? etf_fail(rc, e) : 0;
+    int rc = pn_etf_skip_any(r, &env->term, &env->term_len, e);
+    if (rc < 0) return etf_fail(rc, e);
+    env->foreign = rc == 0;
+    return 0;
 }
 
 static int read_nonce(pn_etf_reader *r, pn_envelope *env, pn_err *e) {
@@ -254,12 +259,7 @@ static int check_id(uint64_t id, const char *kind, pn_err *e) {
 /* The term is copied as is, so it must be exactly one term of the subset
  * already: a peer would close the connection over anything else. */
 static int check_term(const uint8_t *term, size_t len, const char *what, pn_err *e) {
-    pn_etf_reader r;
-    const uint8_t *s;
-    size_t n;
-    pn_etf_reader_init(&r, term, len);
-    int rc = pn_etf_skip(&r, &s, &n, e);
-    if (rc == 0) rc = pn_etf_finish(&r, e);
+    int rc = pn_etf_check_term(term, len, e);
     if (rc < 0) {
         char inner[PN_ERR_MSG_MAX] = "";
         if (e) memcpy(inner, e->msg, sizeof inner);
@@ -276,6 +276,11 @@ static int finish(pn_etf_buf *b, size_t mark, int rc, pn_err *e) {
     if (rc == 0) {
         pn_envelope env;
         rc = pn_envelope_decode(b->data + mark, b->len - mark, &env, e);
+        if (rc == 0 && env.foreign)
+            rc =
+                pn_err_set(e, PN_EINVAL,
+                           "envelope: its term is nested deeper than %d levels inside the envelope",
+                           PN_ETF_MAX_DEPTH);
     }
     if (rc < 0) b->len = mark;
     return rc;

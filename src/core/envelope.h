@@ -7,7 +7,10 @@
  *   {send, Name, Args}          {ping, Nonce}              {pong, Nonce}
  *
  * Id is an integer 1..2^64-1, Name an atom, Nonce a 16-byte binary. Anything
- * else is not an envelope: the caller closes the connection.
+ * else is not an envelope: the caller closes the connection. Args, Value
+ * and Reason may be any well-formed term; one outside the ETF subset (a
+ * pid, a ref, a fun...) is flagged as foreign, and the caller fails just
+ * that call.
  */
 #ifndef PN_ENVELOPE_H
 #define PN_ENVELOPE_H
@@ -40,6 +43,9 @@ typedef struct pn_envelope {
      * version byte, pointing into the decoded buffer. */
     const uint8_t *term;
     size_t term_len;
+    /* CALL, SEND, REPLY: 1 when term is well-formed ETF outside the subset
+     * (pn_etf_check_term on it says why). Encoders never write such terms. */
+    int foreign;
     uint8_t nonce[PN_ENVELOPE_NONCE]; /* PING, PONG */
 } pn_envelope;
 

@@ -186,8 +186,6 @@ static const char *unsupported_tag_name(uint8_t tag) {
             return "reference";
         case 99:
             return "old float (FLOAT_EXT)";
-        case 111:
-            return "integer larger than 2^64-1 (LARGE_BIG)";
         case 112:
         case 117:
             return "fun";
@@ -240,31 +238,38 @@ int pn_etf_next(pn_etf_reader *r, pn_etf_item *it, pn_err *e) {
             it->i = (int32_t)be32(q);
             r->pos += 4;
             break;
-        case PN_ETF_TAG_SMALL_BIG: {
-            NEED(2);
-            unsigned n = q[0], sign = q[1];
-            if (n > PN_ETF_BIG_MAX_BYTES)
-                return READER_FAIL(r, e,
-                                   "etf: integer of %u bytes at byte %zu is beyond 2^64-1, which "
-                                   "is the largest supported",
-                                   n, at);
+        case PN_ETF_TAG_SMALL_BIG:
+        case PN_ETF_TAG_LARGE_BIG: {
+            size_t hl = tag == PN_ETF_TAG_SMALL_BIG ? 1 : 4;
+            NEED(hl + 1);
+            size_t n = hl == 1 ? q[0] : be32(q);
+            unsigned sign = q[hl];
             if (sign > 1)
                 return READER_FAIL(r, e, "etf: bad integer sign byte %u at byte %zu", sign, at);
-            NEED(2 + (size_t)n);
+            NEED(hl + 1 + n);
+            const uint8_t *m = q + hl + 1;
+            size_t mn = pn_bigint_trim(m, n);
+            if (mn > PN_ETF_BIG_MAX_BYTES)
+                return READER_FAIL(r, e,
+                                   "etf: integer of %zu bytes at byte %zu is beyond the limit of "
+                                   "%d bytes (%d bits)",
+                                   mn, at, PN_ETF_BIG_MAX_BYTES, PN_ETF_BIG_MAX_BYTES * 8);
+            r->pos += hl + 1 + n;
             uint64_t mag = 0;
-            for (unsigned k = n; k > 0; k--)
-                mag = mag << 8 | q[1 + k];
-            r->pos += 2 + (size_t)n;
-            if (!sign && mag <= (uint64_t)INT64_MAX) {
+            for (size_t k = mn; k > 0 && mn <= 8; k--)
+                mag = mag << 8 | m[k - 1];
+            if (mn <= 8 && !sign && mag <= (uint64_t)INT64_MAX) {
                 it->type = PN_ETF_INT;
                 it->i = (int64_t)mag;
-            } else if (sign && mag <= (uint64_t)INT64_MAX + 1) {
+            } else if (mn <= 8 && sign && mag <= (uint64_t)INT64_MAX + 1) {
                 it->type = PN_ETF_INT;
                 it->i = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
             } else {
                 it->type = PN_ETF_BIG;
                 it->neg = (int)sign;
-                it->mag = mag;
+                it->mag = mn <= 8 ? mag : 0;
+                it->ptr = m;
+                it->len = mn;
             }
             break;
         }
@@ -391,6 +396,214 @@ int pn_etf_skip(pn_etf_reader *r, const uint8_t **start, size_t *len, pn_err *e)
     return 0;
 }
 
+/* Steps over the atom a pid, port or reference names its node with (the
+ * only place where a term sits inside fixed fields, so it is read here
+ * rather than counted as a child). */
+static int foreign_atom(const uint8_t *p, size_t len, size_t *pos, pn_err *e) {
+    size_t at = *pos;
+    if (at >= len)
+        return pn_err_set(e, PN_EINVAL, "etf: truncated term (input ends at byte %zu)", len);
+    uint8_t tag = p[at];
+    size_t hl = tag == PN_ETF_TAG_SMALL_ATOM_UTF8 || tag == 115 ? 1 : 2;
+    if (tag != PN_ETF_TAG_ATOM && tag != PN_ETF_TAG_ATOM_UTF8 && hl != 1)
+        return pn_err_set(e, PN_EINVAL, "etf: node name at byte %zu is not an atom", at);
+    if (len - at - 1 < hl)
+        return pn_err_set(e, PN_EINVAL, "etf: truncated term (input ends at byte %zu)", len);
+    size_t n = hl == 1 ? p[at + 1] : be16(p + at + 1);
+    if (len - at - 1 - hl < n)
+        return pn_err_set(e, PN_EINVAL, "etf: truncated term (input ends at byte %zu)", len);
+    *pos = at + 1 + hl + n;
+    return 0;
+}
+
+/*
+ * The length of the one well-formed term at p, in the full external format
+ * minus what only the distribution protocol uses (atom cache references,
+ * distribution headers) and what cannot be measured without inflating it
+ * (compressed terms). One counter of terms still owed replaces a stack:
+ * a container adds its children to it, so nesting costs nothing and every
+ * count is checked against the bytes left (each term takes one at least).
+ */
+static int foreign_len(const uint8_t *p, size_t len, size_t *out, pn_err *e) {
+    size_t pos = 0;
+    uint64_t owed = 1;
+    while (owed > 0) {
+        if (pos >= len)
+            return pn_err_set(e, PN_EINVAL, "etf: truncated term (input ends at byte %zu)", len);
+        size_t at = pos, left = len - pos - 1, fixed = 0, hl = 0, n = 0;
+        uint64_t children = 0;
+        uint8_t tag = p[pos++];
+        owed--;
+        switch (tag) {
+            case PN_ETF_TAG_NIL:
+                break;
+            case PN_ETF_TAG_SMALL_INTEGER:
+                fixed = 1;
+                break;
+            case PN_ETF_TAG_INTEGER:
+                fixed = 4;
+                break;
+            case PN_ETF_TAG_NEW_FLOAT:
+                fixed = 8;
+                break;
+            case 99: /* FLOAT_EXT: 31 bytes of text */
+                fixed = 31;
+                break;
+            case PN_ETF_TAG_SMALL_ATOM_UTF8:
+            case 115: /* SMALL_ATOM_EXT */
+                hl = 1;
+                break;
+            case PN_ETF_TAG_ATOM:
+            case PN_ETF_TAG_ATOM_UTF8:
+            case PN_ETF_TAG_STRING:
+                hl = 2;
+                break;
+            case PN_ETF_TAG_BINARY:
+                hl = 4;
+                break;
+            case 77: /* BIT_BINARY_EXT: length, bits in the last byte, bytes */
+                hl = 4;
+                fixed = 1;
+                break;
+            case PN_ETF_TAG_SMALL_BIG:
+                hl = 1;
+                fixed = 1;
+                break;
+            case PN_ETF_TAG_LARGE_BIG:
+                hl = 4;
+                fixed = 1;
+                break;
+            case PN_ETF_TAG_SMALL_TUPLE:
+                fixed = 1;
+                if (left >= 1) children = p[pos];
+                break;
+            case PN_ETF_TAG_LARGE_TUPLE:
+            case PN_ETF_TAG_LIST:
+            case PN_ETF_TAG_MAP:
+                fixed = 4;
+                if (left < 4) break;
+                children = be32(p + pos);
+                if (tag == PN_ETF_TAG_LIST) children += 1; /* the tail, any term */
+                if (tag == PN_ETF_TAG_MAP) children *= 2;
+                break;
+            case 113: /* EXPORT_EXT: module, function, arity */
+                children = 3;
+                break;
+            case 117: /* FUN_EXT: free count, then pid, module, index, uniq, free vars */
+                fixed = 4;
+                if (left >= 4) children = 4 + (uint64_t)be32(p + pos);
+                break;
+            case 112: { /* NEW_FUN_EXT: its size field counts every byte but the tag */
+                fixed = 4;
+                if (left < 4) break;
+                size_t size = be32(p + pos);
+                if (size < 29) /* size, arity, uniq, index, free count */
+                    return pn_err_set(e, PN_EINVAL, "etf: fun at byte %zu has a size of %zu", at,
+                                      size);
+                fixed = size;
+                break;
+            }
+            case 103: /* PID_EXT, NEW_PID_EXT, PORT_EXT, NEW_PORT_EXT, V4_PORT_EXT, */
+            case 88:  /* REFERENCE_EXT: a node atom, then fixed fields */
+            case 102:
+            case 89:
+            case 120:
+            case 101: {
+                size_t after = tag == 103   ? 9
+                               : tag == 88  ? 12
+                               : tag == 102 ? 5
+                               : tag == 89  ? 8
+                               : tag == 120 ? 12
+                                            : 5;
+                int rc = foreign_atom(p, len, &pos, e);
+                if (rc < 0) return rc;
+                left = len - pos;
+                fixed = after;
+                break;
+            }
+            case 114:  /* NEW_REFERENCE_EXT, NEWER_REFERENCE_EXT: */
+            case 90: { /* id count, node atom, creation, ids */
+                fixed = 2;
+                if (left < 2) break;
+                size_t ids = be16(p + pos);
+                pos += 2;
+                int rc = foreign_atom(p, len, &pos, e);
+                if (rc < 0) return rc;
+                left = len - pos;
+                fixed = (tag == 114 ? 1 : 4) + 4 * ids;
+                break;
+            }
+            default: {
+                const char *what = unsupported_tag_name(tag);
+                if (what)
+                    return pn_err_set(e, PN_EINVAL, "etf: %s (tag %u) at byte %zu is not accepted",
+                                      what, tag, at);
+                return pn_err_set(e, PN_EINVAL, "etf: unknown tag %u at byte %zu", tag, at);
+            }
+        }
+        /* A length field (hl bytes) counts bytes that follow the fixed part. */
+        if (left < hl + fixed)
+            return pn_err_set(e, PN_EINVAL, "etf: truncated term (input ends at byte %zu)", len);
+        if (hl == 1)
+            n = p[pos];
+        else if (hl == 2)
+            n = be16(p + pos);
+        else if (hl == 4)
+            n = be32(p + pos);
+        if (left - hl - fixed < n)
+            return pn_err_set(e, PN_EINVAL, "etf: truncated term (input ends at byte %zu)", len);
+        pos += hl + fixed + n;
+        owed += children;
+        if (owed > len - pos && children > 0)
+            return pn_err_set(e, PN_EINVAL,
+                              "etf: count %llu at byte %zu is more than the remaining %zu bytes "
+                              "can hold",
+                              (unsigned long long)children, at, len - pos);
+        if (owed > len - pos)
+            return pn_err_set(e, PN_EINVAL, "etf: truncated term (input ends at byte %zu)", len);
+    }
+    *out = pos;
+    return 0;
+}
+
+int pn_etf_skip_any(pn_etf_reader *r, const uint8_t **start, size_t *len, pn_err *e) {
+    if (r->failed) return pn_err_set(e, PN_EINVAL, "etf: reader used after an error");
+    int rc = settle(r, e);
+    if (rc < 0) return rc;
+    if (r->depth == 0 && r->done) return pn_err_set(e, PN_EINVAL, "etf: no sub-term left to skip");
+    pn_etf_reader sub = *r;
+    if (pn_etf_skip(&sub, start, len, NULL) == 0) {
+        *r = sub;
+        return 1;
+    }
+    size_t n = 0;
+    rc = foreign_len(r->p + r->pos, r->len - r->pos, &n, e);
+    if (rc < 0) {
+        r->failed = 1;
+        return rc;
+    }
+    *start = r->p + r->pos;
+    *len = n;
+    r->pos += n;
+    r->pending--;
+    if (r->depth > 0)
+        r->left[r->depth - 1]--;
+    else
+        r->done = 1;
+    if (r->pending > remaining(r)) return truncated(r, e);
+    return 0;
+}
+
+int pn_etf_check_term(const uint8_t *p, size_t len, pn_err *e) {
+    pn_etf_reader r;
+    const uint8_t *s;
+    size_t n;
+    pn_etf_reader_init(&r, p, len);
+    int rc = pn_etf_skip(&r, &s, &n, e);
+    if (rc == 0) rc = pn_etf_finish(&r, e);
+    return rc;
+}
+
 int pn_etf_finish(pn_etf_reader *r, pn_err *e) {
     if (r->failed) return pn_err_set(e, PN_EINVAL, "etf: reader used after an error");
     int rc = settle(r, e);
@@ -512,12 +725,13 @@ static int cmp_numbers(const pn_etf_item *x, const pn_etf_item *y) {
         if (x->f > y->f) return 1;
         return (int)!signbit(x->f) - (int)!signbit(y->f); /* -0.0 before 0.0 */
     }
-    int xn = x->type == PN_ETF_BIG ? x->neg : x->i < 0;
-    int yn = y->type == PN_ETF_BIG ? y->neg : y->i < 0;
-    uint64_t xm = x->type == PN_ETF_BIG ? x->mag : xn ? 0 - (uint64_t)x->i : (uint64_t)x->i;
-    uint64_t ym = y->type == PN_ETF_BIG ? y->mag : yn ? 0 - (uint64_t)y->i : (uint64_t)y->i;
-    if (xn != yn) return xn ? -1 : 1;
-    return xn ? cmp_u64(ym, xm) : cmp_u64(xm, ym);
+    uint8_t xb[8], yb[8];
+    int xn = x->neg, yn = y->neg;
+    const uint8_t *xm = x->ptr, *ym = y->ptr;
+    size_t xl = x->len, yl = y->len;
+    if (x->type == PN_ETF_INT) xl = pn_bigint_from_i64(x->i, xb, &xn), xm = xb;
+    if (y->type == PN_ETF_INT) yl = pn_bigint_from_i64(y->i, yb, &yn), ym = yb;
+    return pn_bigint_compare(xn, xm, xl, yn, ym, yl);
 }
 
 static int cmp_atoms(const pn_etf_item *x, const pn_etf_item *y) {
@@ -731,32 +945,57 @@ int pn_etf_put_version(pn_etf_buf *b, pn_err *e) {
     return pn_etf_put_raw(b, &v, 1, e);
 }
 
-static int put_small_big(pn_etf_buf *b, int neg, uint64_t mag, pn_err *e) {
-    uint8_t h[3 + 8];
-    unsigned n = 0;
-    for (uint64_t m = mag; m; m >>= 8)
-        h[3 + n++] = (uint8_t)m;
-    h[0] = PN_ETF_TAG_SMALL_BIG;
-    h[1] = (uint8_t)n;
-    h[2] = neg ? 1 : 0;
-    return pn_etf_put_raw(b, h, 3 + n, e);
+/* SMALL_BIG or LARGE_BIG of a trimmed magnitude. */
+static int put_big(pn_etf_buf *b, int neg, const uint8_t *mag, size_t n, pn_err *e) {
+    uint8_t h[6];
+    size_t hl;
+    if (n <= 255) {
+        h[0] = PN_ETF_TAG_SMALL_BIG;
+        h[1] = (uint8_t)n;
+        hl = 2;
+    } else {
+        h[0] = PN_ETF_TAG_LARGE_BIG;
+        put_be32(h + 1, (uint32_t)n);
+        hl = 5;
+    }
+    h[hl++] = neg ? 1 : 0;
+    int rc = reserve(b, hl + n, e);
+    if (rc < 0) return rc;
+    pn_etf_put_raw(b, h, hl, e);
+    return pn_etf_put_raw(b, mag, n, e);
 }
 
 int pn_etf_put_int(pn_etf_buf *b, int64_t v, pn_err *e) {
     if (v >= 0 && v <= 255) return put_header(b, PN_ETF_TAG_SMALL_INTEGER, (uint32_t)v, 1, e);
     if (v >= INT32_MIN && v <= INT32_MAX)
         return put_header(b, PN_ETF_TAG_INTEGER, (uint32_t)(int32_t)v, 4, e);
-    return v < 0 ? put_small_big(b, 1, 0 - (uint64_t)v, e) : put_small_big(b, 0, (uint64_t)v, e);
+    uint8_t m[8];
+    int neg;
+    size_t n = pn_bigint_from_i64(v, m, &neg);
+    return put_big(b, neg, m, n, e);
 }
 
-int pn_etf_put_bigint(pn_etf_buf *b, int neg, uint64_t mag, pn_err *e) {
-    if (!neg && mag <= (uint64_t)INT64_MAX) return pn_etf_put_int(b, (int64_t)mag, e);
-    if (neg && mag <= (uint64_t)INT64_MAX) return pn_etf_put_int(b, -(int64_t)mag, e);
-    return put_small_big(b, neg, mag, e);
+int pn_etf_put_bigint(pn_etf_buf *b, int neg, const uint8_t *mag, size_t len, pn_err *e) {
+    len = pn_bigint_trim(mag, len);
+    if (len > PN_ETF_BIG_MAX_BYTES)
+        return pn_err_set(e, PN_EINVAL, "etf: integer of %zu bytes is beyond the limit of %d bytes",
+                          len, PN_ETF_BIG_MAX_BYTES);
+    if (len <= 8) {
+        uint64_t m = 0;
+        for (size_t k = len; k > 0; k--)
+            m = m << 8 | mag[k - 1];
+        if (!neg && m <= (uint64_t)INT64_MAX) return pn_etf_put_int(b, (int64_t)m, e);
+        if (neg && m <= (uint64_t)INT64_MAX) return pn_etf_put_int(b, -(int64_t)m, e);
+        if (neg && m == (uint64_t)INT64_MAX + 1) return pn_etf_put_int(b, INT64_MIN, e);
+    }
+    return put_big(b, neg, mag, len, e);
 }
 
 int pn_etf_put_u64(pn_etf_buf *b, uint64_t v, pn_err *e) {
-    return pn_etf_put_bigint(b, 0, v, e);
+    uint8_t m[8];
+    for (int i = 0; i < 8; i++)
+        m[i] = (uint8_t)(v >> (8 * i));
+    return pn_etf_put_bigint(b, 0, m, 8, e);
 }
 
 int pn_etf_put_double(pn_etf_buf *b, double v, pn_err *e) {

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bigint.h"
 #include "err.h"
 
 #define PN_ETF_VERSION 131
@@ -28,7 +29,9 @@
 #define PN_ETF_ATOM_MAX_CHARS 255 /* Erlang's limit, in characters */
 #define PN_ETF_ATOM_MAX_UTF8 (PN_ETF_ATOM_MAX_CHARS * 4)
 #define PN_ETF_STRING_MAX 65535u /* STRING_EXT has a 16-bit length */
-#define PN_ETF_BIG_MAX_BYTES 8   /* SMALL_BIG magnitudes we accept: up to 2^64-1 */
+/* Integer magnitudes (SMALL_BIG, LARGE_BIG) the subset maps: see bigint.h.
+ * A well-formed larger one is outside the subset (pn_etf_skip_any). */
+#define PN_ETF_BIG_MAX_BYTES PN_BIGINT_MAX_BYTES
 
 enum {
     PN_ETF_TAG_NEW_FLOAT = 70,
@@ -42,6 +45,7 @@ enum {
     PN_ETF_TAG_LIST = 108,
     PN_ETF_TAG_BINARY = 109,
     PN_ETF_TAG_SMALL_BIG = 110,
+    PN_ETF_TAG_LARGE_BIG = 111,
     PN_ETF_TAG_MAP = 116,
     PN_ETF_TAG_ATOM_UTF8 = 118,
     PN_ETF_TAG_SMALL_ATOM_UTF8 = 119
@@ -49,7 +53,7 @@ enum {
 
 typedef enum {
     PN_ETF_INT,    /* i: any integer in int64 range, whatever its encoding */
-    PN_ETF_BIG,    /* neg, mag: an integer outside int64 (|v| < 2^64) */
+    PN_ETF_BIG,    /* neg, ptr, len: an integer outside int64; mag too if len <= 8 */
     PN_ETF_FLOAT,  /* f: finite */
     PN_ETF_ATOM,   /* ptr, len: name bytes; latin1 says how to read them */
     PN_ETF_BINARY, /* ptr, len */
@@ -64,9 +68,11 @@ typedef struct pn_etf_item {
     pn_etf_type type;
     int64_t i;
     int neg;      /* BIG only */
-    uint64_t mag; /* BIG only */
+    uint64_t mag; /* BIG only, when len <= 8: the magnitude as a number */
     double f;
-    const uint8_t *ptr; /* points into the input */
+    /* Points into the input. BIG: the magnitude, little-endian, without
+     * high zero bytes (len 8..PN_ETF_BIG_MAX_BYTES). */
+    const uint8_t *ptr;
     size_t len;
     int latin1; /* ATOM only: 1 for ATOM_EXT (Latin-1), 0 for UTF-8 */
     uint32_t arity;
@@ -102,6 +108,20 @@ int pn_etf_next(pn_etf_reader *r, pn_etf_item *it, pn_err *e);
 /* Reads the whole next sub-term (item and descendants) and gives its bytes,
  * e.g. to hand the Args of a call on as a term of its own. */
 int pn_etf_skip(pn_etf_reader *r, const uint8_t **start, size_t *len, pn_err *e);
+
+/* Like pn_etf_skip, but also steps over a sub-term that is well-formed ETF
+ * outside the subset: pids, ports, references, funs, exports, bit
+ * binaries, FLOAT_EXT, SMALL_ATOM, improper lists, integers past
+ * PN_ETF_BIG_MAX_BYTES, atoms that are not valid UTF-8, NaN, nesting past
+ * PN_ETF_MAX_DEPTH. Returns 1 for a sub-term of the subset, 0 for such a
+ * foreign one (pn_etf_check_term on its bytes says why), PN_EINVAL for
+ * bytes that are no term at all (truncated, unknown or compressed tags,
+ * counts the input cannot hold). Iterative, allocation-free, one pass. */
+int pn_etf_skip_any(pn_etf_reader *r, const uint8_t **start, size_t *len, pn_err *e);
+
+/* 0 if p (len bytes, no version byte) is exactly one term of the subset,
+ * else PN_EINVAL saying what is wrong. */
+int pn_etf_check_term(const uint8_t *p, size_t len, pn_err *e);
 
 /* After the last item: checks the term is complete and no byte follows. */
 int pn_etf_finish(pn_etf_reader *r, pn_err *e);
@@ -145,8 +165,12 @@ int pn_etf_put_raw(pn_etf_buf *b, const void *p, size_t n, pn_err *e);
 int pn_etf_put_version(pn_etf_buf *b, pn_err *e);
 int pn_etf_put_int(pn_etf_buf *b, int64_t v, pn_err *e);
 int pn_etf_put_u64(pn_etf_buf *b, uint64_t v, pn_err *e);
-int pn_etf_put_bigint(pn_etf_buf *b, int neg, uint64_t mag, pn_err *e); /* any sign/mag */
-int pn_etf_put_double(pn_etf_buf *b, double v, pn_err *e);              /* PN_EINVAL for NaN, inf */
+/* Any sign and little-endian magnitude of at most PN_ETF_BIG_MAX_BYTES
+ * (high zero bytes allowed): the canonical form of that integer, which is
+ * SMALL_INTEGER or INTEGER when it fits, SMALL_BIG up to 255 bytes and
+ * LARGE_BIG beyond. */
+int pn_etf_put_bigint(pn_etf_buf *b, int neg, const uint8_t *mag, size_t len, pn_err *e);
+int pn_etf_put_double(pn_etf_buf *b, double v, pn_err *e); /* PN_EINVAL for NaN, inf */
 int pn_etf_put_atom(pn_etf_buf *b, const char *utf8, size_t len, pn_err *e);
 int pn_etf_put_binary(pn_etf_buf *b, const void *p, size_t len, pn_err *e);
 int pn_etf_put_tuple(pn_etf_buf *b, uint32_t arity, pn_err *e);

@@ -878,6 +878,17 @@ static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handl
         return;
     }
     pn_err e;
+    if (env->foreign) {
+        /* A pid, a ref, a fun...: no handler can be given these args, but
+         * the envelope is sound, so only this call fails. */
+        char k[17];
+        pn_etf_check_term(env->term, env->term_len, &e);
+        pn_host_log(h, PN_LOG_WARN, "peer %s…: %s '%s' has args outside the ETF subset (%s)%s",
+                    short_key(c->peer->key, k), is_call ? "call" : "send", env->name, e.msg,
+                    is_call ? ": answered badarg" : ": dropped");
+        if (is_call) reply_error(c, env->id, "badarg");
+        return;
+    }
     pn_request *req = pn_request_new(c, env, &e);
     if (!req) {
         if (is_call) reply_error(c, env->id, "handler_crash");

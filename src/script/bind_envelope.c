@@ -5,7 +5,8 @@
  *
  *   peernet.envelope.decode(bytes) --> { kind = "call" | "reply" | "send" | "ping" | "pong",
  *       id = integer (when < 2^63), id_str = "decimal", name = string, ok = boolean,
- *       term = bytes, nonce = bytes }  |  nil, err, code
+ *       term = bytes, foreign = true (term is well-formed ETF outside the subset),
+ *       nonce = bytes }  |  nil, err, code
  *   peernet.envelope.call(id, name, args [, legacy])      --> bytes  |  nil, err, code
  *   peernet.envelope.reply(id, ok, term [, legacy])
  *   peernet.envelope.reply_error(id, reason [, legacy])
@@ -107,6 +108,10 @@ static int l_decode(lua_State *L) {
     if (env.term) {
         lua_pushlstring(L, (const char *)env.term, env.term_len);
         lua_setfield(L, -2, "term");
+    }
+    if (env.foreign) { /* the term is well-formed ETF outside the subset */
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "foreign");
     }
     if (env.kind == PN_ENV_PING || env.kind == PN_ENV_PONG) {
         lua_pushlstring(L, (const char *)env.nonce, sizeof env.nonce);

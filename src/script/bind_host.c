@@ -14,7 +14,8 @@
  *       -- return req              -> answer later: req:reply(v) / req:error(reason)
  *   h:revoke(name)
  *   h:call(key, name, args, function(ok, value_or_err, kind) end [, {timeout = ms, raw = bool}])
- *       -- kind on failure: "remote" ({error, R}), "timeout", "closed"
+ *       -- kind on failure: "remote" ({error, R}), "timeout", "closed", "undecodable"
+ *       -- ({ok, X} with an X outside the ETF subset: a pid, a ref; the link stays)
  *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, code
  *   h:connect(key, "host:port" | nil, function(ok, err) end)
  *   h:on("connected" | "disconnected" | "discovered", function(key) end)
@@ -415,6 +416,7 @@ typedef struct {
     pn_request *req;
     lreq *ud;   /* the request object handed to Lua (calls only) */
     int ud_ref; /* keeps it from being collected until on_request is done */
+    int badarg; /* the args have no Lua value (map keys that collide in Lua) */
 } dispatch;
 
 static void on_log(void *ud, int level, const char *msg);
@@ -452,8 +454,11 @@ static int dispatch_protected(lua_State *L) {
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, hd->fn_ref);
     push_key(L, pn_request_from(d->req));
-    if (push_term(L, args, alen, hd->raw, &e) != 0)
+    if (push_term(L, args, alen, hd->raw, &e) != 0) {
+        /* The caller's fault, not the handler's: {error, badarg}. */
+        d->badarg = 1;
         return luaL_error(L, "cannot decode the arguments: %s", e.msg);
+    }
     if (is_call) {
         lreq *r = lua_newuserdatauv(L, sizeof *r, 0);
         r->req = NULL;
@@ -485,7 +490,7 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
     lhandler *hd = ud; /* the host keeps it alive until this returns */
     lua_State *L = hd->lh->L;
     int is_call = pn_request_is_call(req);
-    dispatch d = {hd, req, NULL, LUA_NOREF};
+    dispatch d = {hd, req, NULL, LUA_NOREF, 0};
     char name[80]; /* req may be gone when the handler fails after answering */
     snprintf(name, sizeof name, "%s", pn_request_name(req));
     int top = lua_gettop(L);
@@ -499,7 +504,7 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
         pn_request *r = d.ud ? d.ud->req : (is_call ? req : NULL);
         if (d.ud) d.ud->req = NULL;
         pn_err e;
-        if (r) pn_request_reply_error(r, "handler_crash", &e);
+        if (r) pn_request_reply_error(r, d.badarg ? "badarg" : "handler_crash", &e);
     }
     luaL_unref(L, LUA_REGISTRYINDEX, d.ud_ref);
     lua_settop(L, top);
@@ -619,16 +624,19 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
     if (st == PN_CALL_OK) {
         lua_pushboolean(L, 1);
         if (push_term(L, term, len, raw, &e) != 0) {
+            /* The peer answered {ok, X} with an X this side cannot map (a
+             * pid, a ref...): this call fails, the link stays. */
             lua_pop(L, 1);
             lua_pushboolean(L, 0);
             lua_pushfstring(L, "undecodable reply: %s", e.msg);
-            lua_pushstring(L, "remote");
+            lua_pushstring(L, "undecodable");
             nargs = 3;
         }
     } else {
         lua_pushboolean(L, 0);
         if (st == PN_CALL_ERROR) {
-            if (push_term(L, term, len, raw, &e) != 0) lua_pushstring(L, "undecodable reason");
+            if (push_term(L, term, len, raw, &e) != 0)
+                lua_pushfstring(L, "undecodable reason: %s", e.msg);
         } else {
             lua_pushstring(L, st == PN_CALL_TIMEOUT ? "timeout" : "closed");
         }

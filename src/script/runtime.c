@@ -428,15 +428,23 @@ static void release_binding(pn_binding *b) {
         free(b);
 }
 
+typedef struct {
+    pn_request *req;
+    int badarg; /* the args have no Lua value (map keys that collide in Lua) */
+} request_args;
+
 static int push_request(lua_State *co, void *ud) {
-    pn_request *req = ud;
+    request_args *ra = ud;
     char hex[PN_KEY_HEX_LEN + 1];
-    pn_key_hex(hex, pn_request_from(req));
+    pn_key_hex(hex, pn_request_from(ra->req));
     lua_pushstring(co, hex);
     size_t alen;
-    const uint8_t *args = pn_request_args(req, &alen);
+    const uint8_t *args = pn_request_args(ra->req, &alen);
     pn_err e;
-    if (pn_value_push(co, args, alen, 0, &e) != 0) return luaL_error(co, "%s", e.msg);
+    if (pn_value_push(co, args, alen, 0, &e) != 0) {
+        ra->badarg = 1;
+        return luaL_error(co, "%s", e.msg);
+    }
     return 2;
 }
 
@@ -504,9 +512,12 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
     }
     char what[96];
     snprintf(what, sizeof what, "handler %.80s", b->name);
-    pn_task *t = pn_rt_task_start(b->s, PN_TASK_HANDLER, b->fn_ref, what, push_request, req);
+    request_args ra = {req, 0};
+    pn_task *t = pn_rt_task_start(b->s, PN_TASK_HANDLER, b->fn_ref, what, push_request, &ra);
     if (!t) {
-        if (pn_request_is_call(req)) pn_request_reply_error(req, "handler_crash", &e);
+        /* Args without a Lua value are the caller's fault: badarg. */
+        if (pn_request_is_call(req))
+            pn_request_reply_error(req, ra.badarg ? "badarg" : "handler_crash", &e);
         return;
     }
     serve(t, req);
@@ -685,8 +696,8 @@ static int push_admin_args(lua_State *co, void *ud) {
     return n;
 }
 
-/* {rpc|cast, Module, Function, Args}: Module and Function atoms (binaries
- * are taken too), Args a proper list. */
+/* {rpc|cast, Module, Function, Args}: Module and Function atoms (a binary
+ * is refused, as PROTOCOL.md and the Elixir side do), Args a proper list. */
 static int admin_parse(const pn_request *req, int *cast, char *module, char *fn, admin_args *a) {
     size_t len;
     const uint8_t *p = pn_request_args(req, &len);
@@ -705,13 +716,8 @@ static int admin_parse(const pn_request *req, int *cast, char *module, char *fn,
     char *names[2] = {module, fn};
     for (int i = 0; i < 2; i++) {
         if (pn_etf_next(&r, &it, &e) != 1) return -1;
-        size_t n;
-        if (it.type == PN_ETF_ATOM)
-            n = pn_etf_atom_utf8(&it, names[i]);
-        else if (it.type == PN_ETF_BINARY && it.len <= PN_ETF_ATOM_MAX_UTF8 && it.len > 0)
-            memcpy(names[i], it.ptr, n = it.len);
-        else
-            return -1;
+        if (it.type != PN_ETF_ATOM) return -1;
+        size_t n = pn_etf_atom_utf8(&it, names[i]);
         names[i][n] = '\0';
         if (strlen(names[i]) != n) return -1;
     }

@@ -7,7 +7,8 @@
  *   peernet.is_atom(v), peernet.is_tuple(v) --> boolean
  *   peernet.etf.encode(v [, {max = bytes}])              --> bytes | nil, err
  *   peernet.etf.decode(bytes [, {exact = bool, max = bytes, terms = n}]) --> value | nil, err
- *   peernet.etf.bigint("18446744073709551615")           --> integer or bigint value
+ *   peernet.bigint("18446744073709551615") (also peernet.etf.bigint) --> integer or bigint
+ *   peernet.is_bigint(v)     --> boolean; bigints have tostring, ==, <, <= and nothing else
  *   peernet.etf.map([t]), peernet.etf.is_map(v)  --> t marked: always a map, even empty
  *
  * decode returns exactly one value on success (nil for the atom nil, false
@@ -41,9 +42,12 @@ typedef struct {
     char name[]; /* NUL-terminated for convenience; may hold no NUL otherwise */
 } latom;
 
+/* An integer outside int64 (push_bigint keeps the ones inside as Lua
+ * integers): so len >= 8, and the magnitude has no high zero byte. */
 typedef struct {
     int neg;
-    uint64_t mag; /* always outside int64 when neg says so: see push_bigint */
+    size_t len;
+    uint8_t mag[]; /* little-endian, len <= PN_BIGINT_MAX_BYTES */
 } lbigint;
 
 /* ---- registry objects ------------------------------------------------- */
@@ -61,47 +65,58 @@ static int null_tostring(lua_State *L) {
 
 static int bigint_tostring(lua_State *L) {
     lbigint *b = luaL_checkudata(L, 1, PN_VALUE_BIGINT_MT);
-    char buf[32];
-    snprintf(buf, sizeof buf, "%s%" PRIu64, b->neg ? "-" : "", b->mag);
-    lua_pushstring(L, buf);
+    char buf[PN_BIGINT_DECIMAL_MAX];
+    size_t n;
+    pn_err e;
+    if (pn_bigint_to_decimal(b->neg, b->mag, b->len, buf, sizeof buf, &n, &e) < 0)
+        return luaL_error(L, "%s", e.msg); /* cannot happen: bigints are bounded */
+    lua_pushlstring(L, buf, n);
     return 1;
 }
 
-/* A bigint or an integer as sign and magnitude; 0 if it is neither. */
-static int to_signmag(lua_State *L, int idx, int *neg, uint64_t *mag) {
+/* A bigint or an integer as sign and magnitude (an integer's is written to
+ * tmp); 0 if it is neither. */
+static int to_signmag(lua_State *L, int idx, int *neg, const uint8_t **mag, size_t *len,
+                      uint8_t tmp[8]) {
     lbigint *b = luaL_testudata(L, idx, PN_VALUE_BIGINT_MT);
     if (b) {
         *neg = b->neg;
         *mag = b->mag;
+        *len = b->len;
         return 1;
     }
     if (lua_isinteger(L, idx)) {
-        lua_Integer v = lua_tointeger(L, idx);
-        *neg = v < 0;
-        *mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+        *len = pn_bigint_from_i64((int64_t)lua_tointeger(L, idx), tmp, neg);
+        *mag = tmp;
         return 1;
     }
     return 0;
 }
 
-static int bigint_cmp(lua_State *L) {
+/* Sets *c to the order of the values at 1 and 2; 0 if either is neither a
+ * bigint nor an integer. */
+static int bigint_order(lua_State *L, int *c) {
     int an, bn;
-    uint64_t am, bm;
-    if (!to_signmag(L, 1, &an, &am) || !to_signmag(L, 2, &bn, &bm))
-        return luaL_error(L, "a bigint compares only with integers and bigints");
-    if (am == 0) an = 0;
-    if (bm == 0) bn = 0;
-    if (an != bn) return an ? -1 : 1;
-    int c = am < bm ? -1 : am > bm;
-    return an ? -c : c;
+    const uint8_t *am, *bm;
+    size_t al, bl;
+    uint8_t at[8], bt[8];
+    if (!to_signmag(L, 1, &an, &am, &al, at) || !to_signmag(L, 2, &bn, &bm, &bl, bt)) return 0;
+    *c = pn_bigint_compare(an, am, al, bn, bm, bl);
+    return 1;
+}
+
+static int bigint_cmp(lua_State *L) {
+    int c;
+    if (!bigint_order(L, &c))
+        return luaL_error(L, "a bigint compares only with integers and bigints (not %s)",
+                          luaL_typename(L, luaL_testudata(L, 1, PN_VALUE_BIGINT_MT) ? 2 : 1));
+    return c;
 }
 
 static int bigint_eq(lua_State *L) {
-    int an, bn;
-    uint64_t am, bm;
+    int c;
     /* == never raises: a bigint is simply unequal to anything else. */
-    int same = to_signmag(L, 1, &an, &am) && to_signmag(L, 2, &bn, &bm) && bigint_cmp(L) == 0;
-    lua_pushboolean(L, same);
+    lua_pushboolean(L, bigint_order(L, &c) && c == 0);
     return 1;
 }
 
@@ -208,16 +223,22 @@ const char *pn_value_atom_name(lua_State *L, int idx, size_t *len) {
     return a->name;
 }
 
-/* Values outside int64 only: inside it an integer is the one spelling. */
-static void push_bigint(lua_State *L, int neg, uint64_t mag) {
-    if (!neg && mag <= (uint64_t)INT64_MAX) {
-        lua_pushinteger(L, (lua_Integer)mag);
-    } else if (neg && mag <= (uint64_t)INT64_MAX + 1) {
-        lua_pushinteger(L, mag == (uint64_t)INT64_MAX + 1 ? LUA_MININTEGER : -(lua_Integer)mag);
+/* Values outside int64 only: inside it an integer is the one spelling.
+ * len <= PN_BIGINT_MAX_BYTES (the reader and the parser bound it). */
+static void push_bigint(lua_State *L, int neg, const uint8_t *mag, size_t len) {
+    len = pn_bigint_trim(mag, len);
+    uint64_t m = 0;
+    for (size_t k = len; k > 0 && len <= 8; k--)
+        m = m << 8 | mag[k - 1];
+    if (len <= 8 && !neg && m <= (uint64_t)INT64_MAX) {
+        lua_pushinteger(L, (lua_Integer)m);
+    } else if (len <= 8 && neg && m <= (uint64_t)INT64_MAX + 1) {
+        lua_pushinteger(L, m == (uint64_t)INT64_MAX + 1 ? LUA_MININTEGER : -(lua_Integer)m);
     } else {
-        lbigint *b = lua_newuserdatauv(L, sizeof *b, 0);
+        lbigint *b = lua_newuserdatauv(L, offsetof(lbigint, mag) + len, 0);
         b->neg = neg;
-        b->mag = mag;
+        b->len = len;
+        memcpy(b->mag, mag, len);
         luaL_setmetatable(L, PN_VALUE_BIGINT_MT);
     }
 }
@@ -304,11 +325,8 @@ int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_e
             case PN_ETF_INT:
                 lua_pushinteger(L, (lua_Integer)it.i);
                 break;
-            case PN_ETF_BIG:
-                if (exact)
-                    push_bigint(L, it.neg, it.mag);
-                else
-                    lua_pushnumber(L, it.neg ? -(lua_Number)it.mag : (lua_Number)it.mag);
+            case PN_ETF_BIG: /* exact in either mode: a float would lose digits */
+                push_bigint(L, it.neg, it.ptr, it.len);
                 break;
             case PN_ETF_FLOAT:
                 lua_pushnumber(L, (lua_Number)it.f);
@@ -625,7 +643,7 @@ static int enc_value(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
             if (mt_is(L, idx, c->null_mt)) return pn_etf_put_atom(c->out, "nil", 3, c->e);
             if (mt_is(L, idx, c->bigint_mt)) {
                 lbigint *bi = lua_touserdata(L, idx);
-                return pn_etf_put_bigint(c->out, bi->neg, bi->mag, c->e);
+                return pn_etf_put_bigint(c->out, bi->neg, bi->mag, bi->len, c->e);
             }
             return pn_err_set(c->e, PN_EINVAL,
                               "etf: cannot encode a userdata value (only peernet.atom, "
@@ -679,9 +697,15 @@ static int encode_protected(lua_State *L) {
 int pn_value_encode_protected(lua_State *L, int idx, int raw, pn_etf_buf *b, pn_err *e) {
     encoding a = {raw, 0, b, e};
     idx = lua_absindex(L, idx);
+    /* An argument left out is nil: a pushvalue of a slot past the top
+     * would take whatever gets pushed there next (the function below). */
+    int none = idx > lua_gettop(L);
     pn_etf_buf_init(b, PN_VALUE_DEFAULT_MAX);
     lua_pushcfunction(L, encode_protected);
-    lua_pushvalue(L, idx);
+    if (none)
+        lua_pushnil(L);
+    else
+        lua_pushvalue(L, idx);
     lua_pushlightuserdata(L, &a);
     if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
         pn_err_set(e, PN_ENOMEM, "cannot encode: %s", lua_tostring(L, -1));
@@ -882,21 +906,21 @@ static int l_bigint(lua_State *L) {
         lua_settop(L, 1);
         return 1;
     }
-    size_t n;
+    size_t n, len;
     const char *s = luaL_checklstring(L, 1, &n);
-    size_t i = 0;
-    int neg = 0;
-    uint64_t mag = 0;
-    if (i < n && s[i] == '-') neg = 1, i++;
-    luaL_argcheck(L, i < n, 1, "expected a decimal integer such as \"18446744073709551615\"");
-    for (; i < n; i++) {
-        unsigned d = (unsigned char)s[i] - '0';
-        luaL_argcheck(L, d <= 9, 1, "expected a decimal integer such as \"18446744073709551615\"");
-        luaL_argcheck(L, mag <= (UINT64_MAX - d) / 10, 1,
-                      "out of range: ETF integers here stay below 2^64 in magnitude");
-        mag = mag * 10 + d;
+    uint8_t mag[PN_BIGINT_MAX_BYTES];
+    int neg;
+    pn_err e;
+    if (pn_bigint_from_decimal(s, n, &neg, mag, &len, &e) < 0) {
+        lua_pushfstring(L, "%s (a decimal integer such as \"18446744073709551616\")", e.msg);
+        return luaL_argerror(L, 1, lua_tostring(L, -1));
     }
-    push_bigint(L, neg && mag != 0, mag);
+    push_bigint(L, neg, mag, len);
+    return 1;
+}
+
+static int l_is_bigint(lua_State *L) {
+    lua_pushboolean(L, luaL_testudata(L, 1, PN_VALUE_BIGINT_MT) != NULL);
     return 1;
 }
 
@@ -905,6 +929,8 @@ void pn_lua_open_value(lua_State *L) {
                                    {"tuple", l_tuple},
                                    {"is_atom", l_is_atom},
                                    {"is_tuple", l_is_tuple},
+                                   {"bigint", l_bigint},
+                                   {"is_bigint", l_is_bigint},
                                    {NULL, NULL}};
     static const luaL_Reg etf[] = {{"encode", l_encode}, {"decode", l_decode}, {"bigint", l_bigint},
                                    {"map", l_map},       {"is_map", l_is_map}, {NULL, NULL}};

@@ -35,8 +35,9 @@ void pn_value_init(lua_State *L);
  * Pushes the Lua value of the term (len bytes, no version byte) and returns
  * 0; on malformed input, trailing bytes or colliding map keys it pushes
  * nothing and returns PN_EINVAL with e filled. exact = 0 is the default
- * mapping; exact = 1 keeps atoms as peernet.atom values and integers
- * outside int64 as peernet.bigint values, so the term re-encodes to itself.
+ * mapping; exact = 1 keeps atoms as peernet.atom values, so the term
+ * re-encodes to itself. Integers outside int64 are peernet.bigint values
+ * in both modes (never floats).
  * A top-level atom nil pushes nil (peernet.null inside containers). Maps
  * come back marked with PN_VALUE_MAP_MT so that %{} stays %{} when the
  * value is encoded again.
