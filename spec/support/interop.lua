@@ -50,11 +50,11 @@ end
 
 -- `serve` on 127.0.0.1:port with the interop handler scripts; waits until it
 -- serves and, with want_handles, until the scripts are loaded.
-function I.serve(h, port, extra)
+function I.serve(h, port, extra, env)
   local args = I.cli(h, "serve", "--listen", "127.0.0.1:" .. port, "--no-discovery",
     "--handlers", I.handlers)
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  local p = C.spawn(args)
+  local p = C.spawn(args, { env = env })
   C.expect(p, "serving ")
   C.expect(p, "interop%.lua")
   h.serve, h.port = p, port
