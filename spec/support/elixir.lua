@@ -27,7 +27,9 @@ end
 -- An Elixir expression for a hex key as the 32 raw bytes PeerNet wants.
 function E.key(hex) return string.format('PNI.unhex("%s")', hex) end
 
-function E.start()
+-- opts.netns: the node runs inside that network namespace.
+function E.start(opts)
+  opts = opts or {}
   assert(io.open(E.lib .. "/.pn-source"), "no compiled reference library in " .. E.lib
     .. ": run the interop specs through ctest (the interop_prepare fixture makes it)")
   local home = H.build_dir .. "/peer_net-home"
@@ -35,8 +37,12 @@ function E.start()
   node.stdin, node.stdout, node.stderr = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   local env = { "HOME=" .. home, "MIX_HOME=" .. home .. "/mix", "MIX_ENV=test",
                 "PATH=" .. (os.getenv("PATH") or "/usr/bin:/bin"), "LANG=C.UTF-8" }
-  local handle, pid = uv.spawn("mix", {
-    args = { "run", "--no-compile", "--no-start", SCRIPT },
+  local file, args = "mix", { "run", "--no-compile", "--no-start", SCRIPT }
+  if opts.netns then
+    file, args = "ip", { "netns", "exec", opts.netns, "mix", table.unpack(args) }
+  end
+  local handle, pid = uv.spawn(file, {
+    args = args,
     cwd = E.lib, env = env, stdio = { node.stdin, node.stdout, node.stderr },
   }, function(code, signal) node.code, node.signal = code, signal end)
   assert(handle, pid)
