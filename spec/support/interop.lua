@@ -93,6 +93,20 @@ function I.wait_linked(node, name, key)
   return node:evalf('PNI.wait(fn -> PNI.connected?(:%s, "%s") end)', name, key) == "true"
 end
 
+-- Instance name calls the echo handler of host key with the Elixir
+-- expression expr and compares the reply with want (default: expr's value)
+-- exactly; "equal", or what came back instead.
+function I.roundtrip(node, name, key, expr, want)
+  return node:evalf([[
+    v = (%s)
+    want = (%s)
+    case PeerNet.call(:%s, %s, :echo, v, 10_000) do
+      {:ok, got} ->
+        if PNI.same?(got, want), do: "equal", else: "came back as " <> inspect(got, limit: 20)
+      other -> "failed: " <> inspect(other)
+    end]], expr, want or "v", name, E.key(key))
+end
+
 function I.cleanup()
   C.reap()
   for _ = 1, 10 do uv.run("nowait") end
