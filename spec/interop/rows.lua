@@ -43,6 +43,10 @@ local ROWS = {
     '%{"a" => 1, "b" => "x"}' },
   { "a map with integer keys", '%{1 => "one", 2 => "two"}' },
   { "%{}", "%{}" },
+  { "a keyword list (its atoms map to binaries)", '[a: 1, b: "x"]', '[{"a", 1}, {"b", "x"}]' },
+  { "a struct (a map: its keys and module name map to binaries)", 'Version.parse!("1.2.3")',
+    '%{"__struct__" => "Elixir.Version", "major" => 1, "minor" => 2, "patch" => 3, "pre" => [], '
+    .. '"build" => nil}' },
   { "a charlist", "'abc'" },
   { "a 100 KiB binary", ":binary.copy(<<7, 0, 255>>, 34_134)" },
   { "a 5,000-element list", "Enum.to_list(1..5000)" },
