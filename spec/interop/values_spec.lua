@@ -5,6 +5,7 @@
 -- 0.0). Each row either comes back equal, or mapped as docs/values.md says
 -- (the row names the Elixir term it must come back as). Every row also
 -- checks that the link it used is still the same connection afterwards.
+local C = require "support.cli"
 local E = require "support.elixir"
 local I = require "support.interop"
 
@@ -80,4 +81,31 @@ describe("errors as the reference sees them; the link survives each", function()
       assert.are.equal(before, link(), "the link changed")
     end)
   end
+end)
+
+-- Not peernet-host's behaviour but the library's, which docs/elixir.md tells
+-- Elixir users about: its safe decode refuses an atom its VM never saw, and
+-- it closes the link (shared/reference/README.md). Pinned so the guide stays
+-- true to the library.
+describe("the reference and atoms it has never seen (docs/elixir.md)", function()
+  it("a reply holding one closes the link: the caller gets not_connected, then it redials", function()
+    local before = link()
+    assert.are.equal("{:error, :not_connected}", call("unseen_atom", "nil"))
+    local after = link()
+    assert.are_not.equal(before, after)
+    assert.are.equal("{:ok, 1}", call("echo", "1"))
+  end)
+
+  it("a handle name it never saw closes the link too: the CLI exits 5", function()
+    local before = link()
+    local code, _, err = I.run(h, "call", ekey, "pn_interop_no_such_name_7f3a", "--timeout", "5000")
+    assert.are.equal(5, code)
+    assert.matches("closed before the reply", err)
+    assert.are_not.equal(before, link())
+    assert(I.wait_host_linked(h, ekey))
+    local out
+    code, out, err = I.run(h, "call", ekey, "ok") -- an atom it knows: a plain answer
+    assert.are.equal(3, code, out .. err)
+    assert.matches('atom"no_such_handle"', err)
+  end)
 end)

@@ -93,6 +93,19 @@ function I.wait_linked(node, name, key)
   return node:evalf('PNI.wait(fn -> PNI.connected?(:%s, "%s") end)', name, key) == "true"
 end
 
+-- Waits until host h (serving) reports a link to key.
+function I.wait_host_linked(h, key)
+  local dkjson = require "dkjson"
+  return N.wait(function()
+    local code, out = I.run(h, "peers", "--json")
+    if code ~= 0 then return false end
+    for _, p in ipairs(dkjson.decode(out).peers) do
+      if p.key == key and p.status == "connected" then return true end
+    end
+    return false
+  end)
+end
+
 -- Instance name calls the echo handler of host key with the Elixir
 -- expression expr and compares the reply with want (default: expr's value)
 -- exactly; "equal", or what came back instead.

@@ -16,6 +16,9 @@ peernet.expose("spin", function()
   while true do n = n + 1 end
 end)
 
+-- An atom no Elixir code mentions: the reference cannot decode the reply.
+peernet.expose("unseen_atom", function() return peernet.atom("pn_interop_unseen_7f3a") end)
+
 -- Sends the Elixir side makes land here; "notes" hands them back.
 local notes = {}
 peernet.expose("note", function(from, args) notes[#notes + 1] = args end)
