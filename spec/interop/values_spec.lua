@@ -5,7 +5,6 @@
 -- 0.0). Each row either comes back equal, or mapped as docs/values.md says
 -- (the row names the Elixir term it must come back as). Every row also
 -- checks that the link it used is still the same connection afterwards.
-local C = require "support.cli"
 local E = require "support.elixir"
 local I = require "support.interop"
 
