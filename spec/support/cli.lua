@@ -34,8 +34,14 @@ function C.spawn(args, opts)
     fds = assert(uv.pipe({ nonblock = false }, { nonblock = false }))
     stdin, p.stdin = fds.read, fds.write
   end
+  -- opts.netns: run it inside that network namespace (ip netns exec)
+  local file, argv = C.bin, args
+  if opts.netns then
+    file, argv = "ip", { "netns", "exec", opts.netns, C.bin }
+    for _, a in ipairs(args) do argv[#argv + 1] = a end
+  end
   local handle, pid
-  handle, pid = uv.spawn(C.bin, { args = args, stdio = { stdin, stdout, stderr }, env = environ(opts.env) },
+  handle, pid = uv.spawn(file, { args = argv, stdio = { stdin, stdout, stderr }, env = environ(opts.env) },
     function(code, signal)
       p.code, p.signal = code, signal
       handle:close()
