@@ -3,6 +3,7 @@
  * Entries live as long as the host (a peer that goes away keeps its last
  * address and last-seen time), bounded by PN_REGISTRY_MAX.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,9 +56,9 @@ void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out) {
     memcpy(out->key, p->key, PN_KEY_LEN);
     out->status = p->status;
     out->trusted = p->trusted;
-    memcpy(out->addr, p->addr,
-           sizeof out->addr < sizeof p->addr ? sizeof out->addr : sizeof p->addr);
-    out->addr[sizeof out->addr - 1] = '\0';
+    /* The configured address, else the one heard of last. */
+    snprintf(out->addr, sizeof out->addr, "%s",
+             p->addr[0] || !p->nfound ? p->addr : p->found[0].addr);
     if (p->last_seen_ms) { /* loop time to wall time */
         uint64_t now = uv_now(h->loop);
         /* last_seen_ms may be now | 1, a millisecond ahead */
