@@ -9,7 +9,8 @@
  *   send garbage) cost a socket and a few hundred bytes, no crypto. At most
  *   max_pending_per_source of them per source and max_pending_handshakes in
  *   all; a newcomer over either makes room by closing the oldest (of its
- *   source first). They also have first_message_timeout.
+ *   source first), one that has said nothing before one whose message 1
+ *   was already waiting at accept. They also have first_message_timeout.
  * - Heard connections (message 1 passed its size and header checks) are
  *   where the X25519 work is. Message 2 is written only with a token of
  *   the handshake budget (handshake_rate per second, bursts of
@@ -68,25 +69,55 @@ static void evict(pn_host *h, pn_conn *victim, const char *pool, uint32_t limit)
     pn_conn_close(victim, why);
 }
 
-void pn_admit_accepted(pn_host *h, pn_conn *c) {
+/* Of two unheard connections, which goes first: one that has said nothing
+ * before one whose message 1 was already waiting, then the older. b is
+ * older than a (the walk goes newest first). */
+static pn_conn *pick(pn_conn *a, pn_conn *b) {
+    if (!a) return b;
+    return a->spoke && !b->spoke ? b : !a->spoke && b->spoke ? a : b;
+}
+
+/* The unheard connection to close for newcomer c: the one pick() prefers,
+ * of c's source when it is over its share, else of all; NULL when there is
+ * no need. h->conns is newest first, so a later match is older (at most
+ * max_connections to walk). */
+static pn_conn *unheard_victim(pn_host *h, pn_conn *c) {
     pn_conn *oldest = NULL, *oldest_same = NULL;
     uint32_t same = 0;
-    c->seq = ++h->conn_seq;
-    pn_admit_stage(h, c, PN_STAGE_UNHEARD);
-    /* h->conns is newest first: the last match is the oldest (at most
-     * max_connections to walk, once per accept). */
     for (pn_conn *x = h->conns; x; x = x->next) {
         if (x == c || x->stage != PN_STAGE_UNHEARD) continue;
-        oldest = x;
+        oldest = pick(oldest, x);
         if (same_source(x, c)) {
             same++;
-            oldest_same = x;
+            oldest_same = pick(oldest_same, x);
         }
     }
-    if (same >= h->cfg.max_pending_per_source && oldest_same)
-        evict(h, oldest_same, "unheard (one source)", h->cfg.max_pending_per_source);
-    else if (h->stats.unheard > h->cfg.max_pending_handshakes && oldest)
-        evict(h, oldest, "unheard", h->cfg.max_pending_handshakes);
+    if (same >= h->cfg.max_pending_per_source) return oldest_same;
+    if (h->stats.unheard > h->cfg.max_pending_handshakes) return oldest;
+    return NULL;
+}
+
+void pn_admit_accepted(pn_host *h, pn_conn *c) {
+    c->seq = ++h->conn_seq;
+    pn_admit_stage(h, c, PN_STAGE_UNHEARD);
+}
+
+void pn_admit_make_room(pn_host *h, pn_conn *c) {
+    /* A silent candidate is looked at once more: its message 1 may have
+     * arrived since its accept (then another goes). Each look marks one
+     * more as spoken, so this ends within the pool's size. */
+    for (uint32_t tries = 0; tries <= h->cfg.max_pending_handshakes; tries++) {
+        pn_conn *v = unheard_victim(h, c);
+        if (!v) return;
+        if (!v->spoke && pn_conn_m1_waiting(v)) {
+            v->spoke = 1;
+            continue;
+        }
+        int per_source = same_source(v, c) && h->stats.unheard <= h->cfg.max_pending_handshakes;
+        evict(h, v, per_source ? "unheard (one source)" : "unheard",
+              per_source ? h->cfg.max_pending_per_source : h->cfg.max_pending_handshakes);
+        return;
+    }
 }
 
 static void refill(pn_host *h) {

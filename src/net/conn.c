@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "net.h"
 
@@ -468,6 +469,27 @@ static void src_of(pn_conn *c) {
     }
 }
 
+int pn_conn_m1_waiting(pn_conn *c) {
+    uv_os_fd_t fd;
+    uint8_t peek[PN_FRAME_HEADER + PN_HANDSHAKE_M1_BODY];
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return 0;
+    return recv(fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT) == (ssize_t)sizeof peek;
+}
+
+/* A message 1 that is already there is read at once, not on a later loop
+ * turn: a connection storm accepts dozens in one go, and a peer that spoke
+ * at once must be heard before idle newcomers can push it out. Reads at
+ * most one message 1; libuv reads the rest as usual. */
+static void read_now(pn_conn *c) {
+    uv_os_fd_t fd;
+    uint8_t *buf = c->host->rbuf;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
+    ssize_t n = recv(fd, buf, PN_FRAME_HEADER + PN_HANDSHAKE_M1_BODY, MSG_DONTWAIT);
+    if (n <= 0) return; /* nothing yet, or an end libuv's own read reports */
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
+    on_read((uv_stream_t *)&c->tcp, n, &b);
+}
+
 static void start_reading(pn_conn *c) {
     uv_tcp_nodelay(&c->tcp, 1); /* small request/reply traffic must not wait for Nagle */
     name_remote(c);
@@ -497,7 +519,9 @@ pn_conn *pn_conn_accept(pn_host *h, pn_err *e) {
         uv_timer_start(&c->timer, on_first_deadline, first, 0);
     src_of(c);
     pn_admit_accepted(h, c);
-    return c;
+    read_now(c);
+    if (c->stage == PN_STAGE_UNHEARD) pn_admit_make_room(h, c);
+    return c; /* accepted, even if what it sent closed it already */
 }
 
 /* ---- dialling ---------------------------------------------------------- */

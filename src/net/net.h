@@ -125,6 +125,7 @@ struct pn_conn {
     uint64_t accepted_ms; /* uv_now() at accept: the handshake deadline counts from it */
     uint8_t src[16];      /* the source for per-source limits: IPv4 address or IPv6 /64 */
     uint8_t src_len;
+    int spoke; /* a whole message 1 was already there at accept: evicted after the silent */
     uint8_t m1[PN_HANDSHAKE_M1_BODY]; /* message 1 while it waits (checked, not yet read) */
     pn_conn *wprev, *wnext;           /* host->waiting_head: oldest first */
 
@@ -288,15 +289,21 @@ void pn_conn_close(pn_conn *c, const char *why);
 int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
 void pn_conn_ping(pn_conn *c, const uint8_t *nonce);
+/* Whether a whole message 1 already waits in c's socket (a look, not a
+ * read): under a connection storm a peer that spoke at once must not be
+ * evicted by idle newcomers before its first read comes round. */
+int pn_conn_m1_waiting(pn_conn *c);
 /* Reads the held message 1 of a waiting responder and answers message 2. */
 void pn_conn_serve_m1(pn_conn *c);
 
 /* admit.c: the pending-handshake pools and the handshake budget. */
 int pn_admit_open(pn_host *h);
 void pn_admit_close(pn_host *h);
-/* c was just accepted (stage UNHEARD): room is made in its pools by
- * closing the oldest unheard connection of its source, or of all. */
+/* c was just accepted: it is counted as unheard. */
 void pn_admit_accepted(pn_host *h, pn_conn *c);
+/* c is still unheard once what it had sent is read: room is made by
+ * closing the oldest unheard connection of its source, or of all. */
+void pn_admit_make_room(pn_host *h, pn_conn *c);
 /* c's message 1 passed the cheap checks (in c->m1): room is made among
  * the heard, then 1 = serve it now (a budget token was taken), 0 = it
  * waits (stage WAITING) and pn_conn_serve_m1 runs when its turn comes. */
