@@ -199,7 +199,6 @@ describe("a forged announce for a trusted key", function()
     local bport = b0:port()
     N.close(b0)
     local forger = trap()
-    -- backoff_max is also how long a failed discovered address is skipped.
     local a = N.host(ka, { discovery = true, announce_port = aport, broadcast = "127.255.255.255",
       announce_v6 = false, announce_interval = 60000, backoff_min = 20, backoff_max = 3000 })
     a:trust(kb:public_hex(), "127.0.0.1:" .. bport)
@@ -225,9 +224,10 @@ describe("a forged announce for a trusted key", function()
     end
     assert.equal("127.0.0.1:" .. bport, a:peer(kb:public_hex()).addr)
     assert.equal("connected", a:peer(kb:public_hex()).status)
-    -- The forger was dialled once and then skipped (twenty announces, not
-    -- twenty dials), and that was logged.
-    assert.equal(1, forger.dials)
+    -- Twenty announces, not twenty dials: the forger's address is skipped
+    -- after each failure, twice as long each time (from backoff_min), and
+    -- that was logged (one line: the rest are counted).
+    assert.is_true(forger.dials <= 3, "dials to the forger: " .. forger.dials)
     assert.equal(1, #log_lines("discovered address 127.0.0.1:" .. forger.port .. " skipped"))
     forger.tcp:close()
     N.close(a, b)

@@ -518,18 +518,27 @@ static const char *next_candidate(const pn_host *h, pn_peer *p) {
 
 /* A dial to a discovered address failed or met another key: anyone on the
  * LAN can announce any key at any address, so that address is skipped (and
- * its announces ignored) for backoff_max; the configured one is untouched. */
+ * its announces ignored) for backoff_min, doubling with each failure in a
+ * row up to backoff_max; the configured one is untouched. */
 static void dial_failed(pn_host *h, pn_peer *p, const char *why) {
     char k[17], key[48];
     if (p->addr[0] && strcmp(p->dialled, p->addr) == 0) return;
     int i = found_index(p, p->dialled);
     if (i < 0) return;
-    p->found[i].bad_until = uv_now(h->loop) + h->cfg.backoff_max_ms;
+    uint32_t fails = p->found[i].fails++, skip = h->cfg.backoff_min_ms;
+    while (fails-- > 0 && skip < h->cfg.backoff_max_ms)
+        skip = skip > h->cfg.backoff_max_ms / 2 ? h->cfg.backoff_max_ms : skip * 2;
+    p->found[i].bad_until = uv_now(h->loop) + skip;
     snprintf(key, sizeof key, "bad address %s", short_key(p->key, k));
     pn_host_log_limited(h, PN_LOG_WARN, key,
                         "peer %s…: discovered address %s skipped for %u ms (%s)%s", k, p->dialled,
-                        h->cfg.backoff_max_ms, why,
-                        p->addr[0] ? "; its configured address stays first" : "");
+                        skip, why, p->addr[0] ? "; its configured address stays first" : "");
+}
+
+/* A dial reached the peer: an address that works is a good one again. */
+static void dial_worked(pn_peer *p) {
+    int i = found_index(p, p->dialled);
+    if (i >= 0) p->found[i].fails = 0;
 }
 
 static void start_dial(pn_host *h, pn_peer *p) {
@@ -631,6 +640,7 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
     p->live = c;
     if (p->dialing == c) p->dialing = NULL;
     p->cand = 0; /* the next dial, after this link, starts from the configured address */
+    if (c->initiator) dial_worked(p);
     int was = p->status == PN_PEER_CONNECTED;
     p->status = PN_PEER_CONNECTED;
     p->backoff_ms = h->cfg.backoff_min_ms;
@@ -824,14 +834,18 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     int i = found_index(p, addr);
     if (i >= 0 && !found_good(h, p, i)) return 0; /* it failed or lied lately: ignored */
     int fresh = i < 0 || p->found[i].bad_until != 0;
-    if (i < 0) {
+    uint32_t fails = 0;
+    if (i >= 0) {
+        fails = p->found[i].fails; /* a skip that ran out ends; its count stays */
+    } else {
         if (p->nfound == PN_FOUND_MAX) p->nfound--; /* the stalest goes */
         i = p->nfound++;
     }
-    /* Newest first, and a bad mark that ran out is forgotten. */
+    /* Newest first. */
     memmove(&p->found[1], &p->found[0], (size_t)i * sizeof p->found[0]);
     snprintf(p->found[0].addr, sizeof p->found[0].addr, "%s", addr);
     p->found[0].bad_until = 0;
+    p->found[0].fails = fails;
     if (fresh) {
         char lkey[48];
         snprintf(lkey, sizeof lkey, "found %s", k);

@@ -62,11 +62,13 @@ typedef struct pn_peer {
      * pn_host_connect) is tried first and nothing heard on the LAN
      * replaces it; addresses from announces and mDNS are candidates after
      * it, newest first. One that fails or answers with another key is
-     * skipped (and its announces ignored) until bad_until. */
+     * skipped (and its announces ignored) until bad_until, for longer each
+     * time it fails again. */
     char addr[PN_ADDR_MAX]; /* configured, "" when none */
     struct {
         char addr[PN_ADDR_MAX];
         uint64_t bad_until; /* uv_now() ms; 0 = good */
+        uint32_t fails;     /* in a row: each doubles the skip, from backoff_min to backoff_max */
     } found[PN_FOUND_MAX];
     int nfound;
     int cand;                  /* the next candidate to dial: 0 = configured, i + 1 = found[i] */
