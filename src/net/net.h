@@ -1,7 +1,8 @@
 /*
  * Internals shared by the files of src/net: the host (host.c), its
- * connections (conn.c), the peer registry (registry.c), outgoing calls and
- * incoming requests (calls.c) and the watched trust file (trustfile.c).
+ * connections (conn.c), the admission of inbound handshakes (admit.c), the
+ * peer registry (registry.c), outgoing calls and incoming requests
+ * (calls.c) and the watched trust file (trustfile.c).
  * Addresses are parsed by pn_trust_split_addr (core/trust.h). The public face
  * is include/peernet.h.
  *
