@@ -60,7 +60,7 @@ typedef struct pn_host_config {
      * finds the door shut: the oldest of its pool is closed to make room. */
     uint32_t max_pending_handshakes;
     uint32_t max_pending_per_source; /* unheard connections from one IPv4 address or IPv6 /64: 16 */
-    uint32_t first_message_timeout_ms; /* accept to a complete handshake message 1: 2 s */
+    uint32_t first_message_timeout_ms; /* accept to a whole message 1: 2 s (0: handshake_timeout) */
     /* Responder handshakes (message 2 costs three X25519 operations) per
      * second, in bursts of up to PN_HANDSHAKE_BURST; a first message over
      * the budget waits its turn (oldest first) instead of costing CPU now.
