@@ -37,6 +37,7 @@
 #define PN_NONCE_LEN 16
 #define PN_DEFAULT_PORT 4040
 #define PN_ADDR_TEXT_MAX 260 /* "HOST:PORT" with a 253-byte DNS name, and its NUL */
+#define PN_HANDSHAKE_BURST 8 /* responder handshakes served back to back: about 2 ms of X25519 */
 
 typedef struct pn_host pn_host;
 typedef struct pn_request pn_request;
@@ -52,18 +53,34 @@ typedef struct pn_host_config {
      * one: pn_host_port() reports it. */
     const char *listen;
 
-    uint32_t frame_cap;              /* largest frame body accepted: 1 MiB */
-    uint32_t handshake_timeout_ms;   /* TCP accept/connect to handshake done: 10 s */
-    uint32_t call_timeout_ms;        /* default per call: 5 s */
-    uint32_t ping_interval_ms;       /* liveness ping every 30 s ... */
-    uint32_t ping_timeout_ms;        /* ... peer dead when a pong is 60 s late */
-    uint32_t backoff_min_ms;         /* reconnect backoff: 0.5 s ... */
-    uint32_t backoff_max_ms;         /* ... doubling to 30 s, with jitter */
-    uint32_t max_pending_handshakes; /* connections not yet authenticated: 64 */
-    uint32_t max_connections;        /* all TCP connections: 1024 */
-    uint32_t max_calls_in_flight;    /* per peer, each direction: 4096 (incoming: across its
-                                        connections, closed ones included until answered) */
-    size_t max_outbuf;               /* bytes queued to one peer not yet written: 8 MiB */
+    uint32_t frame_cap;            /* largest frame body accepted: 1 MiB */
+    uint32_t handshake_timeout_ms; /* TCP accept/connect to handshake done: 10 s */
+    uint32_t call_timeout_ms;      /* default per call: 5 s */
+    uint32_t ping_interval_ms;     /* liveness ping every 30 s ... */
+    uint32_t ping_timeout_ms;      /* ... peer dead when a pong is 60 s late */
+    uint32_t backoff_min_ms;       /* reconnect backoff: 0.5 s ... */
+    uint32_t backoff_max_ms;       /* ... doubling to 30 s, with jitter */
+    /* Inbound connections not yet authenticated, in two pools of this size
+     * each: "unheard" (no complete first message yet) and "heard" (waiting
+     * for the handshake budget or for message 3): 64. A newcomer never
+     * finds the door shut: the oldest of its pool is closed to make room. */
+    uint32_t max_pending_handshakes;
+    uint32_t max_pending_per_source; /* unheard connections from one IPv4 address or IPv6 /64: 16 */
+    uint32_t first_message_timeout_ms; /* accept to a whole message 1: 2 s (0: handshake_timeout) */
+    /* Responder handshakes (message 2 costs three X25519 operations) per
+     * second, in bursts of up to PN_HANDSHAKE_BURST; a first message over
+     * the budget waits its turn (oldest first) instead of costing CPU now.
+     * 0 = no budget. Our own dials are never held back: 1000. */
+    uint32_t handshake_rate;
+    /* Log lines a stranger can cause (refused and evicted connections,
+     * refused calls) are rate-limited per kind and source: the first of
+     * each in this window is logged, the rest are counted and summed up in
+     * one line at its end: 10 s. */
+    uint32_t log_window_ms;
+    uint32_t max_connections;     /* all TCP connections: 1024 */
+    uint32_t max_calls_in_flight; /* per peer, each direction: 4096 (incoming: across its
+                                     connections, closed ones included until answered) */
+    size_t max_outbuf;            /* bytes queued to one peer not yet written: 8 MiB */
 
     /* LAN discovery (PROTOCOL.md "LAN discovery announce"): a listening host
      * broadcasts its key and TCP port every announce_interval_ms, at start and
@@ -279,6 +296,11 @@ typedef struct pn_host_stats {
     uint64_t announces_sent, announces_in, announces_ignored; /* ignored: own or malformed */
     uint64_t network_changes, probes_failed;
     uint64_t mdns_in, mdns_rejected, mdns_out; /* mDNS datagrams; rejected: malformed */
+    /* evicted: pending handshakes closed to make room for a newcomer;
+     * handshake_waits: first messages that waited for the handshake budget;
+     * log_suppressed: rate-limited log lines counted instead of written. */
+    uint64_t evicted, handshake_waits, log_suppressed;
+    uint32_t unheard, heard; /* the two inbound pending pools, now */
 } pn_host_stats;
 void pn_host_get_stats(const pn_host *h, pn_host_stats *out);
 

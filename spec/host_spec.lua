@@ -485,14 +485,17 @@ describe("peernet.host stranger's bytes", function()
     raw:close()
   end)
 
-  it("refuses connections beyond max_pending_handshakes", function()
+  it("evicts the oldest unheard connection beyond max_pending_handshakes, not the newcomer", function()
     N.close(b)
     b = N.host(kb, { max_pending_handshakes = 3 })
     local raws = {}
     for i = 1, 4 do raws[i] = N.raw(b:port()) end
-    assert.is_true(raws[4]:wait_closed())
-    assert(N.wait(function() return stats(b).refused == 1 end))
+    assert.is_true(raws[1]:wait_closed())
+    assert(N.wait(function() return stats(b).evicted == 1 end))
+    assert.equal(0, stats(b).refused)
     assert.equal(3, stats(b).handshaking)
+    assert.equal(3, stats(b).unheard)
+    assert.is_false(raws[4].eof)
     for _, r in ipairs(raws) do r:close() end
   end)
 end)

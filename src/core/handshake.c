@@ -111,9 +111,26 @@ int pn_handshake_write(pn_handshake *hs, uint8_t *body, size_t cap, size_t *len,
     return advance(hs, e);
 }
 
+int pn_handshake_check_body(int msg, const uint8_t *body, size_t len, pn_err *e) {
+    if (msg < 0 || msg > 2) return pn_err_set(e, PN_EINVAL, "handshake: no message %d", msg + 1);
+    size_t raw = raw_size[msg], want = PN_HANDSHAKE_ETF_HEADER + raw;
+    if (len != want)
+        return pn_err_set(e, PN_EINVAL,
+                          "handshake: frame %d body is %zu bytes, PeerNet sends exactly %zu",
+                          msg + 1, len, want);
+    if (body[0] != 0x83 || body[1] != 0x6d || body[2] != (uint8_t)(raw >> 24) ||
+        body[3] != (uint8_t)(raw >> 16) || body[4] != (uint8_t)(raw >> 8) ||
+        body[5] != (uint8_t)raw)
+        return pn_err_set(e, PN_EINVAL,
+                          "handshake: frame %d is not an ETF binary of %zu bytes "
+                          "(header %02x %02x %02x%02x%02x%02x)",
+                          msg + 1, raw, body[0], body[1], body[2], body[3], body[4], body[5]);
+    return 0;
+}
+
 int pn_handshake_read(pn_handshake *hs, const uint8_t *body, size_t len, pn_err *e) {
     uint8_t payload[1]; /* PeerNet payloads are empty; never written */
-    size_t plen = 0, raw, want;
+    size_t plen = 0, raw;
     int rc = check_live(hs, e);
 
     if (rc) return rc;
@@ -121,21 +138,8 @@ int pn_handshake_read(pn_handshake *hs, const uint8_t *body, size_t len, pn_err 
         return pn_err_set(e, PN_ESTATE, "handshake: no frame expected from the peer now (%s)",
                           hs->msg == 3 ? "handshake finished" : "our turn to write");
     raw = raw_size[hs->msg];
-    want = PN_HANDSHAKE_ETF_HEADER + raw;
-    if (len != want)
-        return fail_hs(hs,
-                       pn_err_set(e, PN_EINVAL,
-                                  "handshake: frame %d body is %zu bytes, PeerNet sends exactly "
-                                  "%zu",
-                                  hs->msg + 1, len, want));
-    if (body[0] != 0x83 || body[1] != 0x6d || body[2] != (uint8_t)(raw >> 24) ||
-        body[3] != (uint8_t)(raw >> 16) || body[4] != (uint8_t)(raw >> 8) ||
-        body[5] != (uint8_t)raw)
-        return fail_hs(hs, pn_err_set(e, PN_EINVAL,
-                                      "handshake: frame %d is not an ETF binary of %zu bytes "
-                                      "(header %02x %02x %02x%02x%02x%02x)",
-                                      hs->msg + 1, raw, body[0], body[1], body[2], body[3], body[4],
-                                      body[5]));
+    rc = pn_handshake_check_body(hs->msg, body, len, e);
+    if (rc) return fail_hs(hs, rc);
     rc = pn_noise_read_message(hs->noise, body + PN_HANDSHAKE_ETF_HEADER, raw, payload,
                                sizeof payload, &plen, e);
     if (rc) return fail_hs(hs, rc);

@@ -60,6 +60,10 @@ pn_handshake_status pn_handshake_next(const pn_handshake *hs);
  * initiator, M2 for the responder) into body (cap >= PN_HANDSHAKE_BODY_MAX
  * always suffices). */
 int pn_handshake_write(pn_handshake *hs, uint8_t *body, size_t cap, size_t *len, pn_err *e);
+/* The size and ETF header check pn_handshake_read makes on frame msg (0 =
+ * M1), with no state and no crypto: a host refuses a malformed first
+ * message before it spends anything on the connection. */
+int pn_handshake_check_body(int msg, const uint8_t *body, size_t len, pn_err *e);
 /* Consumes the peer's next handshake frame body (untrusted). */
 int pn_handshake_read(pn_handshake *hs, const uint8_t *body, size_t len, pn_err *e);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "net.h"
 
@@ -33,6 +34,15 @@ static int on_verify(void *ud, const uint8_t key[PN_NOISE_KEYLEN]) {
     return pn_host_verify(c->host, c, key);
 }
 
+static void on_first_deadline(uv_timer_t *t) {
+    pn_conn *c = t->data;
+    char why[96];
+    snprintf(why, sizeof why, "no complete handshake message 1 within %u ms",
+             c->host->cfg.first_message_timeout_ms);
+    c->host->stats.handshakes_failed++;
+    pn_conn_close(c, why);
+}
+
 static void on_deadline(uv_timer_t *t) {
     pn_conn *c = t->data;
     char why[96];
@@ -40,6 +50,17 @@ static void on_deadline(uv_timer_t *t) {
              c->host->cfg.handshake_timeout_ms);
     c->host->stats.handshakes_failed++;
     pn_conn_close(c, why);
+}
+
+static int conn_make_hs(pn_conn *c, pn_err *e) {
+    pn_host *h = c->host;
+    c->hs = pn_handshake_create(c->initiator ? PN_NOISE_INITIATOR : PN_NOISE_RESPONDER, h->priv,
+                                on_verify, c, e);
+    if (c->hs && h->has_test_eph && pn_handshake_set_ephemeral(c->hs, h->test_eph, e) != 0) {
+        pn_handshake_free(c->hs);
+        c->hs = NULL;
+    }
+    return c->hs ? 0 : e->code;
 }
 
 static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
@@ -53,12 +74,11 @@ static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
     /* Until the peer is authenticated only handshake-sized frames are read:
      * a stranger cannot make the host buffer a megabyte per connection. */
     c->fr = pn_frame_reader_new(PN_HANDSHAKE_BODY_MAX);
-    c->hs = pn_handshake_create(initiator ? PN_NOISE_INITIATOR : PN_NOISE_RESPONDER, h->priv,
-                                on_verify, c, e);
-    if (!c->fr || !c->hs ||
-        (h->has_test_eph && pn_handshake_set_ephemeral(c->hs, h->test_eph, e) != 0)) {
-        if (!c->fr) pn_err_set(e, PN_ENOMEM, "out of memory");
-        pn_handshake_free(c->hs);
+    if (!c->fr) pn_err_set(e, PN_ENOMEM, "out of memory");
+    /* A responder's handshake state (one X25519 operation to set up) is
+     * made only once a well-formed message 1 is served: an idle or garbage
+     * connection costs no crypto. */
+    if (!c->fr || (initiator && conn_make_hs(c, e) != 0)) {
         pn_frame_reader_free(c->fr);
         free(c);
         return NULL;
@@ -273,6 +293,7 @@ static void established(pn_conn *c) {
     pn_host *h = c->host;
     c->state = PN_CONN_LIVE;
     h->stats.handshaking--;
+    pn_admit_stage(h, c, PN_STAGE_NONE);
     pn_frame_reader_set_cap(c->fr, h->cfg.frame_cap);
     uv_timer_stop(&c->timer);
     pn_host_on_established(h, c);
@@ -326,9 +347,36 @@ static void on_transport(pn_conn *c, const pn_frame *f) {
     }
 }
 
+/* A responder's message 1: checked for size and header (no crypto), then
+ * served now or queued for the handshake budget (admit.c). */
+static void on_first_message(pn_conn *c, const pn_frame *f) {
+    pn_host *h = c->host;
+    pn_err e;
+    if (pn_handshake_check_body(0, f->data, f->len, &e) != 0) {
+        h->stats.handshakes_failed++;
+        pn_conn_close(c, e.msg);
+        return;
+    }
+    memcpy(c->m1, f->data, PN_HANDSHAKE_M1_BODY);
+    /* From here the whole-handshake deadline, counted from the accept. */
+    uint64_t spent = uv_now(h->loop) - c->accepted_ms;
+    uint64_t left = spent < h->cfg.handshake_timeout_ms ? h->cfg.handshake_timeout_ms - spent : 0;
+    uv_timer_start(&c->timer, on_deadline, left ? left : 1, 0);
+    if (pn_admit_heard(h, c)) {
+        pn_admit_stage(h, c, PN_STAGE_HEARD);
+        pn_conn_serve_m1(c);
+    } else {
+        uv_read_stop((uv_stream_t *)&c->tcp); /* nothing more is due from it before message 2 */
+    }
+}
+
 static void on_frame(pn_conn *c, const pn_frame *f) {
     if (c->state == PN_CONN_LIVE) {
         on_transport(c, f);
+        return;
+    }
+    if (c->stage == PN_STAGE_UNHEARD) {
+        on_first_message(c, f);
         return;
     }
     pn_err e;
@@ -382,7 +430,64 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         c->host->stats.frames_in++;
         on_frame(c, &f);
         if (c->state == PN_CONN_CLOSING) return;
+        if (c->stage == PN_STAGE_WAITING) {
+            /* An initiator says nothing more until it has message 2. */
+            if (n > 0 || pn_frame_buffered(c->fr))
+                pn_conn_close(c, "handshake: bytes after message 1 before message 2");
+            return;
+        }
     }
+}
+
+void pn_conn_serve_m1(pn_conn *c) {
+    pn_err e;
+    int reading = uv_is_active((uv_handle_t *)&c->tcp);
+    if (c->state != PN_CONN_HANDSHAKE) return;
+    if (conn_make_hs(c, &e) != 0 || pn_handshake_read(c->hs, c->m1, sizeof c->m1, &e) != 0) {
+        c->host->stats.handshakes_failed++;
+        pn_conn_close(c, c->fail[0] ? c->fail : e.msg);
+        return;
+    }
+    if (handshake_write(c) != 0) return; /* M2 */
+    if (!reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        pn_conn_close(c, "read failed after message 2");
+}
+
+static void src_of(pn_conn *c) {
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return;
+    if (ss.ss_family == AF_INET) {
+        memcpy(c->src, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        c->src_len = 4;
+    } else if (ss.ss_family == AF_INET6) {
+        const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+        int mapped = IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+        /* An IPv6 host picks any address in its /64: the prefix is the source. */
+        memcpy(c->src, mapped ? a + 12 : a, mapped ? 4 : 8);
+        c->src_len = mapped ? 4 : 8;
+    }
+}
+
+int pn_conn_m1_waiting(pn_conn *c) {
+    uv_os_fd_t fd;
+    uint8_t peek[PN_FRAME_HEADER + PN_HANDSHAKE_M1_BODY];
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return 0;
+    return recv(fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT) == (ssize_t)sizeof peek;
+}
+
+/* A message 1 that is already there is read at once, not on a later loop
+ * turn: a connection storm accepts dozens in one go, and a peer that spoke
+ * at once must be heard before idle newcomers can push it out. Reads at
+ * most one message 1; libuv reads the rest as usual. */
+static void read_now(pn_conn *c) {
+    uv_os_fd_t fd;
+    uint8_t *buf = c->host->rbuf;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
+    ssize_t n = recv(fd, buf, PN_FRAME_HEADER + PN_HANDSHAKE_M1_BODY, MSG_DONTWAIT);
+    if (n <= 0) return; /* nothing yet, or an end libuv's own read reports */
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
+    on_read((uv_stream_t *)&c->tcp, n, &b);
 }
 
 static void start_reading(pn_conn *c) {
@@ -407,7 +512,16 @@ pn_conn *pn_conn_accept(pn_host *h, pn_err *e) {
         return NULL;
     }
     start_reading(c);
-    return c;
+    if (c->state != PN_CONN_HANDSHAKE) return NULL;
+    c->accepted_ms = uv_now(h->loop);
+    uint32_t first = h->cfg.first_message_timeout_ms;
+    if (first && first < h->cfg.handshake_timeout_ms)
+        uv_timer_start(&c->timer, on_first_deadline, first, 0);
+    src_of(c);
+    pn_admit_accepted(h, c);
+    read_now(c);
+    if (c->stage == PN_STAGE_UNHEARD) pn_admit_make_room(h, c);
+    return c; /* accepted, even if what it sent closed it already */
 }
 
 /* ---- dialling ---------------------------------------------------------- */
@@ -503,6 +617,7 @@ void pn_conn_close(pn_conn *c, const char *why) {
     pn_host *h = c->host;
     if (c->state != PN_CONN_LIVE) h->stats.handshaking--;
     c->state = PN_CONN_CLOSING;
+    pn_admit_stage(h, c, PN_STAGE_NONE);
     if (c->prev)
         c->prev->next = c->next;
     else

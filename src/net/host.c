@@ -21,6 +21,10 @@ void pn_host_config_init(pn_host_config *c) {
     c->backoff_min_ms = 500;
     c->backoff_max_ms = 30000;
     c->max_pending_handshakes = 64;
+    c->max_pending_per_source = 16;
+    c->first_message_timeout_ms = 2000;
+    c->handshake_rate = 1000;
+    c->log_window_ms = 10000;
     c->max_connections = 1024;
     c->max_calls_in_flight = 4096;
     c->max_outbuf = 8u << 20;
@@ -51,14 +55,54 @@ uint64_t pn_host_random_u64(pn_host *h) {
     return v;
 }
 
+/* Every line is escaped: names, reasons and addresses in it may come from
+ * the wire, and one event must stay one line. */
+static void log_escaped(pn_host *h, int level, const char *raw) {
+    char msg[PN_LOGLINE_MSG_MAX + 128];
+    pn_logline_escape(msg, sizeof msg, raw);
+    h->cfg.log(h->cfg.log_ud, level, msg);
+}
+
 void pn_host_log(pn_host *h, int level, const char *fmt, ...) {
     if (!h->cfg.log) return;
-    char msg[512];
+    char msg[PN_LOGLINE_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    h->cfg.log(h->cfg.log_ud, level, msg);
+    log_escaped(h, level, msg);
+}
+
+static void emit_summary(void *ud, int level, const char *msg) {
+    pn_host *h = ud;
+    if (h->cfg.log) h->cfg.log(h->cfg.log_ud, level, msg); /* made of escaped lines */
+}
+
+static void on_log_timer(uv_timer_t *t) {
+    pn_host *h = t->data;
+    uint64_t now = uv_now(h->loop);
+    uint64_t next = pn_logline_limit_flush(&h->loglimit, now, emit_summary, h);
+    if (next && !h->closing) uv_timer_start(&h->log_timer, on_log_timer, next - now, 0);
+}
+
+void pn_host_log_limited(pn_host *h, int level, const char *key, const char *fmt, ...) {
+    if (!h->cfg.log) return;
+    char raw[PN_LOGLINE_MSG_MAX], msg[PN_LOGLINE_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    pn_logline_escape(msg, sizeof msg, raw);
+    uint64_t now = uv_now(h->loop);
+    /* Ended windows are summed up first, so their summary precedes this line. */
+    pn_logline_limit_flush(&h->loglimit, now, emit_summary, h);
+    if (pn_logline_limit_hit(&h->loglimit, key, level, msg, now)) {
+        h->cfg.log(h->cfg.log_ud, level, msg);
+    } else {
+        h->stats.log_suppressed++;
+    }
+    if (!uv_is_active((uv_handle_t *)&h->log_timer) && !h->closing)
+        uv_timer_start(&h->log_timer, on_log_timer, h->cfg.log_window_ms, 0);
 }
 
 /* Short form of a key for log lines: the first 8 bytes in hex. */
@@ -144,11 +188,12 @@ static void on_connection(uv_stream_t *server, int status) {
     pn_host *h = server->data;
     pn_err e;
     if (status < 0) {
-        pn_host_log(h, PN_LOG_WARN, "accept: %s", uv_strerror(status));
+        pn_host_log_limited(h, PN_LOG_WARN, "accept", "accept: %s", uv_strerror(status));
         return;
     }
-    if (h->stats.connections >= h->cfg.max_connections ||
-        h->stats.handshaking >= h->cfg.max_pending_handshakes) {
+    /* The pending pools never refuse (admit.c closes their oldest); only
+     * the bound on all connections does. */
+    if (h->stats.connections >= h->cfg.max_connections) {
         /* Accept and close at once: leaving it in the backlog would make the
          * listener report it again on every turn. */
         uv_tcp_t *t = malloc(sizeof *t);
@@ -160,10 +205,9 @@ static void on_connection(uv_stream_t *server, int status) {
         uv_accept(server, (uv_stream_t *)t);
         uv_close((uv_handle_t *)t, on_refused_closed);
         h->stats.refused++;
-        pn_host_log(h, PN_LOG_WARN,
-                    "connection refused: %u connections, %u handshaking (limits %u, %u)",
-                    h->stats.connections, h->stats.handshaking, h->cfg.max_connections,
-                    h->cfg.max_pending_handshakes);
+        pn_host_log_limited(h, PN_LOG_WARN, "refused",
+                            "connection refused: %u connections open (max_connections %u)",
+                            h->stats.connections, h->cfg.max_connections);
         return;
     }
     if (pn_conn_accept(h, &e)) h->stats.accepted++;
@@ -231,6 +275,7 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
         cfg->call_timeout_ms == 0 || (cfg->ping_interval_ms && cfg->ping_timeout_ms == 0) ||
         cfg->backoff_min_ms == 0 || cfg->backoff_max_ms < cfg->backoff_min_ms ||
         cfg->max_connections == 0 || cfg->max_pending_handshakes == 0 ||
+        cfg->max_pending_per_source == 0 || cfg->log_window_ms == 0 ||
         cfg->max_calls_in_flight == 0 || cfg->probe_timeout_ms == 0 ||
         (cfg->discovery && (cfg->announce_port == 0 || cfg->announce_interval_ms == 0)) ||
         (cfg->broadcast && strlen(cfg->broadcast) >= PN_ADDR_MAX)) {
@@ -272,6 +317,12 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
      * so the encoders' PN_ETOOBIG is the frame cap's check. */
     pn_etf_buf_init(&h->scratch, cfg->frame_cap - PN_TRANSPORT_TAG);
     h->refs = 1; /* the host's own, dropped by pn_host_close */
+    pn_logline_limit_init(&h->loglimit, cfg->log_window_ms);
+    uv_timer_init(loop, &h->log_timer);
+    h->log_timer.data = h;
+    uv_unref((uv_handle_t *)&h->log_timer); /* a summary due must not keep a loop alive */
+    h->refs++;
+    pn_admit_open(h);
     uv_check_init(loop, &h->flush_check);
     uv_idle_init(loop, &h->flush_idle);
     h->flush_check.data = h->flush_idle.data = h;
@@ -363,6 +414,10 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     pn_registry_close_all(h);
     h->strangers = h->strangers_tail = NULL;
     h->ndiscovered = 0;
+    /* What was held back is summed up now: nobody will be there later. */
+    pn_logline_limit_flush(&h->loglimit, UINT64_MAX / 2, emit_summary, h);
+    uv_close((uv_handle_t *)&h->log_timer, on_handle_closed);
+    pn_admit_close(h);
     uv_close((uv_handle_t *)&h->flush_check, on_handle_closed);
     uv_close((uv_handle_t *)&h->flush_idle, on_handle_closed);
     pn_host_unref(h);
@@ -430,10 +485,74 @@ void pn_host_resolve_waiters(pn_host *h, pn_peer *p, int status, const char *msg
     if (h->resolved) pn_host_mark_dirty(h, NULL);
 }
 
+/* ---- where a peer is dialled: its configured address first ----------- */
+
+static int found_index(const pn_peer *p, const char *addr) {
+    for (int i = 0; i < p->nfound; i++)
+        if (strcmp(p->found[i].addr, addr) == 0) return i;
+    return -1;
+}
+
+static int found_good(const pn_host *h, const pn_peer *p, int i) {
+    return p->found[i].bad_until == 0 || uv_now(h->loop) >= p->found[i].bad_until;
+}
+
+static int has_address(const pn_host *h, const pn_peer *p) {
+    if (p->addr[0]) return 1;
+    for (int i = 0; i < p->nfound; i++)
+        if (found_good(h, p, i)) return 1;
+    return 0;
+}
+
+/* The next address to dial, in turn: the configured one, then the usable
+ * discovered ones. NULL when there is none. */
+static const char *next_candidate(const pn_host *h, pn_peer *p) {
+    int n = 1 + p->nfound;
+    for (int k = 0; k < n; k++) {
+        int i = (p->cand + k) % n;
+        if (i == 0 ? !p->addr[0] : !found_good(h, p, i - 1)) continue;
+        p->cand = (i + 1) % n;
+        return i == 0 ? p->addr : p->found[i - 1].addr;
+    }
+    return NULL;
+}
+
+/* A dial to a discovered address failed or met another key: anyone on the
+ * LAN can announce any key at any address, so that address is skipped (and
+ * its announces ignored) for backoff_min, doubling with each failure in a
+ * row up to backoff_max; the configured one is untouched. */
+static void dial_failed(pn_host *h, pn_peer *p, const char *why) {
+    char k[17], key[48];
+    if (p->addr[0] && strcmp(p->dialled, p->addr) == 0) return;
+    int i = found_index(p, p->dialled);
+    if (i < 0) return;
+    uint32_t fails = p->found[i].fails++, skip = h->cfg.backoff_min_ms;
+    while (fails-- > 0 && skip < h->cfg.backoff_max_ms)
+        skip = skip > h->cfg.backoff_max_ms / 2 ? h->cfg.backoff_max_ms : skip * 2;
+    p->found[i].bad_until = uv_now(h->loop) + skip;
+    snprintf(key, sizeof key, "bad address %s", short_key(p->key, k));
+    pn_host_log_limited(h, PN_LOG_WARN, key,
+                        "peer %s…: discovered address %s skipped for %u ms (%s)%s", k, p->dialled,
+                        skip, why, p->addr[0] ? "; its configured address stays first" : "");
+}
+
+/* A dial reached the peer: an address that works is a good one again. */
+static void dial_worked(pn_peer *p) {
+    int i = found_index(p, p->dialled);
+    if (i >= 0) p->found[i].fails = 0;
+}
+
 static void start_dial(pn_host *h, pn_peer *p) {
     pn_err e;
+    const char *addr = next_candidate(h, p);
     p->status = PN_PEER_CONNECTING;
-    if (pn_conn_dial(h, p, p->addr, &e) != 0) { /* bad address or no memory: nothing started */
+    if (!addr) {
+        p->status = PN_PEER_DISCONNECTED;
+        pn_host_resolve_waiters(h, p, PN_EINVAL, "no address to dial");
+        return;
+    }
+    snprintf(p->dialled, sizeof p->dialled, "%s", addr);
+    if (pn_conn_dial(h, p, p->dialled, &e) != 0) { /* bad address or no memory: nothing started */
         p->status = PN_PEER_DISCONNECTED;
         pn_host_resolve_waiters(h, p, e.code, e.msg);
     }
@@ -442,12 +561,12 @@ static void start_dial(pn_host *h, pn_peer *p) {
 static void on_redial(uv_timer_t *t) {
     pn_peer *p = t->data;
     pn_host *h = p->host;
-    if (h->closing || !p->trusted || p->live || p->dialing || !p->addr[0]) return;
+    if (h->closing || !p->trusted || p->live || p->dialing || !has_address(h, p)) return;
     start_dial(h, p);
 }
 
 void pn_host_schedule_redial(pn_host *h, pn_peer *p) {
-    if (h->closing || !p->trusted || p->live || p->dialing || !p->addr[0]) return;
+    if (h->closing || !p->trusted || p->live || p->dialing || !has_address(h, p)) return;
     if (uv_is_active((uv_handle_t *)&p->redial)) return;
     uint32_t delay = p->backoff_ms + randombytes_uniform(p->backoff_ms / 4 + 1); /* jitter */
     p->backoff_ms =
@@ -521,6 +640,8 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
     }
     p->live = c;
     if (p->dialing == c) p->dialing = NULL;
+    p->cand = 0; /* the next dial, after this link, starts from the configured address */
+    if (c->initiator) dial_worked(p);
     int was = p->status == PN_PEER_CONNECTED;
     p->status = PN_PEER_CONNECTED;
     p->backoff_ms = h->cfg.backoff_min_ms;
@@ -543,6 +664,7 @@ void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
         p->dialing = NULL;
         if (!p->live) {
             p->status = PN_PEER_DISCONNECTED;
+            dial_failed(h, p, why);
             pn_host_resolve_waiters(h, p, c->fail[0] ? PN_ETRUST : PN_EIO, why);
             pn_host_schedule_redial(h, p);
         }
@@ -552,7 +674,8 @@ void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
         p->status = PN_PEER_DISCONNECTED;
         if (c->redial_now) p->backoff_ms = h->cfg.backoff_min_ms;
         emit(h, PN_EVENT_DISCONNECTED, p);
-        if (c->redial_now && p->trusted && !p->live && !p->dialing && p->addr[0] && !h->closing)
+        if (c->redial_now && p->trusted && !p->live && !p->dialing && has_address(h, p) &&
+            !h->closing)
             uv_timer_start(&p->redial, on_redial, 0, 0);
         else
             pn_host_schedule_redial(h, p);
@@ -609,9 +732,12 @@ int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *ad
     pn_peer *p = pn_registry_get(h, key, e);
     if (!p) return e->code;
     stranger_unlink(h, p);
-    int discovered = !p->trusted && p->status == PN_PEER_DISCOVERED && p->addr[0];
+    int discovered = !p->trusted && p->status == PN_PEER_DISCOVERED && p->nfound > 0;
     p->trusted = 1;
-    if (addr) snprintf(p->addr, sizeof p->addr, "%s", addr);
+    if (addr) {
+        snprintf(p->addr, sizeof p->addr, "%s", addr);
+        p->cand = 0;
+    }
     /* A trusted peer with an address is one we keep connected; one we had
      * only heard announce itself is dialled at the address it announced. */
     if ((addr || discovered) && !p->live && !p->dialing)
@@ -660,9 +786,12 @@ void pn_host_note_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *ad
                        const char *source) {
     char k[17];
     pn_peer *p = h->closing ? NULL : pn_registry_find(h, key);
-    if (!p || strcmp(p->addr, addr) != 0) return; /* another source knows better */
-    p->addr[0] = '\0';
-    if (!p->live && !p->dialing) {
+    if (!p || found_index(p, addr) < 0) return; /* another source knows better */
+    /* The peer left, whatever else was heard of it; a configured address
+     * is never forgotten here. */
+    p->nfound = 0;
+    p->cand = 0;
+    if (!p->live && !p->dialing && !has_address(h, p)) {
         uv_timer_stop(&p->redial);
         if (p->status == PN_PEER_DISCOVERED) p->status = PN_PEER_UNKNOWN;
     }
@@ -699,27 +828,52 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
                     e.msg);
         return -1;
     }
-    int fresh = !p->announced || strcmp(p->addr, addr) != 0;
+    short_key(key, k);
     p->announced = 1;
     if (!p->trusted) stranger_push(h, p);
     p->last_seen_ms = uv_now(h->loop) | 1;
+    int i = found_index(p, addr);
+    if (i >= 0 && !found_good(h, p, i)) return 0; /* it failed or lied lately: ignored */
+    int fresh = i < 0 || p->found[i].bad_until != 0;
+    uint32_t fails = 0;
+    if (i >= 0) {
+        fails = p->found[i].fails; /* a skip that ran out ends; its count stays */
+    } else {
+        if (p->nfound == PN_FOUND_MAX) p->nfound--; /* the stalest goes */
+        i = p->nfound++;
+    }
+    /* Newest first. */
+    memmove(&p->found[1], &p->found[0], (size_t)i * sizeof p->found[0]);
+    snprintf(p->found[0].addr, sizeof p->found[0].addr, "%s", addr);
+    p->found[0].bad_until = 0;
+    p->found[0].fails = fails;
     if (fresh) {
-        int moved = p->addr[0] && strcmp(p->addr, addr) != 0;
-        snprintf(p->addr, sizeof p->addr, "%s", addr);
-        pn_host_log(h, PN_LOG_INFO, "%s peer %s… %s %s", p->trusted ? "trusted" : "untrusted",
-                    short_key(key, k), moved ? "announces a new address" : "discovered at", addr);
+        char lkey[48];
+        snprintf(lkey, sizeof lkey, "found %s", k);
+        pn_host_log_limited(h, PN_LOG_INFO, lkey, "%s peer %s… discovered at %s%s",
+                            p->trusted ? "trusted" : "untrusted", short_key(key, k), addr,
+                            p->addr[0] && p->trusted ? " (its configured address is tried first)"
+                                                     : "");
         /* The announce came from somewhere else while a link is up: that
-         * link may be left over from the old address. */
-        if (moved && p->live) pn_conn_probe(p->live, h->cfg.probe_timeout_ms);
+         * link may be left over from an old address. */
+        if (p->live) pn_conn_probe(p->live, h->cfg.probe_timeout_ms);
     }
     if (!p->trusted) {
         if (!p->live && !p->dialing) p->status = PN_PEER_DISCOVERED;
-    } else if (!p->live && !p->dialing) {
-        /* It has just said where it is: no reason to wait for the backoff.
-         * At most one dial per peer runs, whatever the announce rate. */
-        uv_timer_stop(&p->redial);
-        p->backoff_ms = h->cfg.backoff_min_ms;
-        start_dial(h, p);
+    } else if (fresh && !p->live && !p->dialing) {
+        /* A new place to look: no reason to wait for the backoff, but a
+         * stream of announces (true or forged) starts at most one dial per
+         * backoff_min, and the configured address is tried first. */
+        uint64_t now = uv_now(h->loop);
+        if (!p->announce_dial_ms || now - p->announce_dial_ms >= h->cfg.backoff_min_ms) {
+            p->announce_dial_ms = now;
+            uv_timer_stop(&p->redial);
+            p->backoff_ms = h->cfg.backoff_min_ms;
+            p->cand = 0;
+            start_dial(h, p);
+        } else {
+            pn_host_schedule_redial(h, p);
+        }
     }
     if (fresh) emit(h, PN_EVENT_DISCOVERED, p);
     return 0;
@@ -801,7 +955,7 @@ void pn_host_network_changed(pn_host *h) {
     /* Peers we were waiting to redial may be reachable now. */
     for (unsigned b = 0; b < PN_REGISTRY_BUCKETS; b++)
         for (pn_peer *p = h->peers[b]; p; p = p->next)
-            if (p->trusted && !p->live && !p->dialing && p->addr[0]) {
+            if (p->trusted && !p->live && !p->dialing && has_address(h, p)) {
                 p->backoff_ms = h->cfg.backoff_min_ms;
                 uv_timer_start(&p->redial, on_redial, 0, 0);
             }
@@ -904,8 +1058,10 @@ void pn_host_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
     /* Per peer, not per connection: calls of its closed connections still
      * being served count too. */
     if (is_call && c->peer->nreqs >= h->cfg.max_calls_in_flight) {
-        pn_host_log(h, PN_LOG_WARN, "peer %s…: over %u calls in flight, '%s' refused",
-                    short_key(c->peer->key, k), h->cfg.max_calls_in_flight, env->name);
+        char key[40];
+        snprintf(key, sizeof key, "overloaded %s", short_key(c->peer->key, k));
+        pn_host_log_limited(h, PN_LOG_WARN, key, "peer %s…: over %u calls in flight, '%s' refused",
+                            k, h->cfg.max_calls_in_flight, env->name);
         reply_error(c, env->id, "overloaded");
         return;
     }
@@ -993,7 +1149,7 @@ int pn_host_connect(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
                           short_key(key, k));
     if (addr && pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return e->code;
     /* Already connected (the peer dialled us) or dialling: no address needed. */
-    if (!addr && !p->addr[0] && !p->live && !p->dialing)
+    if (!addr && !has_address(h, p) && !p->live && !p->dialing)
         return pn_err_set(e, PN_EINVAL, "no address known for %s…", short_key(key, k));
     pn_waiter *w = calloc(1, sizeof *w);
     if (!w) return pn_err_set(e, PN_ENOMEM, "out of memory");
@@ -1001,7 +1157,10 @@ int pn_host_connect(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
     w->ud = ud;
     w->next = p->waiters;
     p->waiters = w;
-    if (addr) snprintf(p->addr, sizeof p->addr, "%s", addr);
+    if (addr) {
+        snprintf(p->addr, sizeof p->addr, "%s", addr);
+        p->cand = 0;
+    }
     if (p->live) {
         pn_host_resolve_waiters(h, p, 0, NULL);
     } else if (!p->dialing) {

@@ -1,7 +1,8 @@
 /*
  * Internals shared by the files of src/net: the host (host.c), its
- * connections (conn.c), the peer registry (registry.c), outgoing calls and
- * incoming requests (calls.c) and the watched trust file (trustfile.c).
+ * connections (conn.c), the admission of inbound handshakes (admit.c), the
+ * peer registry (registry.c), outgoing calls and incoming requests
+ * (calls.c) and the watched trust file (trustfile.c).
  * Addresses are parsed by pn_trust_split_addr (core/trust.h). The public face
  * is include/peernet.h.
  *
@@ -20,6 +21,7 @@
 #include "core/etf.h"
 #include "core/frame.h"
 #include "core/handshake.h"
+#include "core/logline.h"
 #include "core/trust.h"
 #include "peernet.h"
 
@@ -32,6 +34,7 @@
 #define PN_ADDR_MAX 64        /* "HOST:PORT" as stored in the registry */
 #define PN_OUTBUF_KEEP 262144 /* write buffers larger than this are freed when drained */
 #define PN_DISCOVERED_MAX 256 /* untrusted peers remembered from announces: strangers pick keys */
+#define PN_FOUND_MAX 4        /* discovered addresses kept per peer, beside its configured one */
 
 typedef struct pn_conn pn_conn;
 typedef struct pn_pending pn_pending;
@@ -54,13 +57,28 @@ typedef struct pn_peer {
     uint8_t key[PN_KEY_LEN];
     pn_peer_status status;
     int trusted;
-    int in_file;            /* listed in the watched trust file */
-    int api_trusted;        /* trusted through pn_host_trust: the file does not untrust it */
-    char addr[PN_ADDR_MAX]; /* where to dial, "" when unknown */
-    uint64_t last_seen_ms;  /* uv_now() of the last frame received, 0 = never */
-    pn_conn *live;          /* the one authenticated connection */
-    uint32_t nreqs;         /* its calls being served, on any connection (closed ones too) */
-    pn_conn *dialing;       /* our dial in progress, at most one */
+    int in_file;     /* listed in the watched trust file */
+    int api_trusted; /* trusted through pn_host_trust: the file does not untrust it */
+    /* Where to dial: the configured address (trust list, pn_host_trust,
+     * pn_host_connect) is tried first and nothing heard on the LAN
+     * replaces it; addresses from announces and mDNS are candidates after
+     * it, newest first. One that fails or answers with another key is
+     * skipped (and its announces ignored) until bad_until, for longer each
+     * time it fails again. */
+    char addr[PN_ADDR_MAX]; /* configured, "" when none */
+    struct {
+        char addr[PN_ADDR_MAX];
+        uint64_t bad_until; /* uv_now() ms; 0 = good */
+        uint32_t fails;     /* in a row: each doubles the skip, from backoff_min to backoff_max */
+    } found[PN_FOUND_MAX];
+    int nfound;
+    int cand;                  /* the next candidate to dial: 0 = configured, i + 1 = found[i] */
+    char dialled[PN_ADDR_MAX]; /* the address of the dial in flight */
+    uint64_t announce_dial_ms; /* last dial an announce started: at most one per backoff_min */
+    uint64_t last_seen_ms;     /* uv_now() of the last frame received, 0 = never */
+    pn_conn *live;             /* the one authenticated connection */
+    uint32_t nreqs;            /* its calls being served, on any connection (closed ones too) */
+    pn_conn *dialing;          /* our dial in progress, at most one */
     pn_waiter *waiters;
     uv_timer_t redial;
     uint32_t backoff_ms; /* the next redial delay before jitter */
@@ -76,6 +94,15 @@ typedef struct pn_handler {
     int revoked; /* revoked while a dispatch was running: released after it */
     struct pn_handler *next;
 } pn_handler;
+
+/* Where an inbound connection stands before it is authenticated; the
+ * pools of admit.c are counted by it. Dials and live links are NONE. */
+typedef enum {
+    PN_STAGE_NONE,
+    PN_STAGE_UNHEARD, /* accepted, no complete message 1 yet */
+    PN_STAGE_WAITING, /* message 1 held until the handshake budget allows message 2 */
+    PN_STAGE_HEARD,   /* message 2 sent, message 3 awaited */
+} pn_conn_stage;
 
 typedef enum {
     PN_CONN_RESOLVING,
@@ -95,6 +122,16 @@ struct pn_conn {
     pn_peer *peer;              /* initiator: from the start; responder: once authenticated */
     char remote[PN_ADDR_MAX];   /* for log lines */
     char fail[160];             /* why verify refused the peer, for the close reason */
+
+    /* Inbound, until authenticated (admit.c). */
+    pn_conn_stage stage;
+    uint64_t seq;         /* accept order: a pool's oldest is evicted first */
+    uint64_t accepted_ms; /* uv_now() at accept: the handshake deadline counts from it */
+    uint8_t src[16];      /* the source for per-source limits: IPv4 address or IPv6 /64 */
+    uint8_t src_len;
+    int spoke; /* a whole message 1 was already there at accept: evicted after the silent */
+    uint8_t m1[PN_HANDSHAKE_M1_BODY]; /* message 1 while it waits (checked, not yet read) */
+    pn_conn *wprev, *wnext;           /* host->waiting_head: oldest first */
 
     uv_tcp_t tcp;
     uv_timer_t timer; /* handshake deadline, then the ping interval */
@@ -212,6 +249,19 @@ struct pn_host {
     uint8_t random_pool[512];
     size_t random_left;
 
+    /* Inbound handshakes (admit.c): accept order, the first messages
+     * waiting for the budget (oldest first) and the budget itself. */
+    uint64_t conn_seq;
+    pn_conn *waiting_head, *waiting_tail;
+    double hs_tokens;
+    uint64_t hs_refill_ms;
+    uv_timer_t hs_timer;
+
+    /* Rate-limited log lines (core/logline.h) and the timer that writes
+     * their summaries when a window ends. */
+    pn_logline_limit loglimit;
+    uv_timer_t log_timer;
+
     pn_host_stats stats;
     int closing;
     int refs; /* open handles and the host's own reference */
@@ -221,6 +271,11 @@ struct pn_host {
 
 /* host.c */
 void pn_host_log(pn_host *h, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* For lines a stranger (or any peer) can cause at will: limited per key
+ * (the kind of event and its source, e.g. "evicted 10.0.0.7") to one line
+ * a window plus a summary with the count. Every line is escaped. */
+void pn_host_log_limited(pn_host *h, int level, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void pn_host_unref(pn_host *h);
 /* Every uv handle the host opens goes through here after its init: it is
  * unref'd when the host is weak (cfg.weak). */
@@ -243,6 +298,26 @@ void pn_conn_close(pn_conn *c, const char *why);
 int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
 void pn_conn_ping(pn_conn *c, const uint8_t *nonce);
+/* Whether a whole message 1 already waits in c's socket (a look, not a
+ * read): under a connection storm a peer that spoke at once must not be
+ * evicted by idle newcomers before its first read comes round. */
+int pn_conn_m1_waiting(pn_conn *c);
+/* Reads the held message 1 of a waiting responder and answers message 2. */
+void pn_conn_serve_m1(pn_conn *c);
+
+/* admit.c: the pending-handshake pools and the handshake budget. */
+int pn_admit_open(pn_host *h);
+void pn_admit_close(pn_host *h);
+/* c was just accepted: it is counted as unheard. */
+void pn_admit_accepted(pn_host *h, pn_conn *c);
+/* c is still unheard once what it had sent is read: room is made by
+ * closing the oldest unheard connection of its source, or of all. */
+void pn_admit_make_room(pn_host *h, pn_conn *c);
+/* c's message 1 passed the cheap checks (in c->m1): room is made among
+ * the heard, then 1 = serve it now (a budget token was taken), 0 = it
+ * waits (stage WAITING) and pn_conn_serve_m1 runs when its turn comes. */
+int pn_admit_heard(pn_host *h, pn_conn *c);
+void pn_admit_stage(pn_host *h, pn_conn *c, pn_conn_stage stage); /* keeps the counts */
 
 /* registry.c */
 pn_peer *pn_registry_find(const pn_host *h, const uint8_t key[PN_KEY_LEN]);

@@ -3,6 +3,7 @@
  * Entries live as long as the host (a peer that goes away keeps its last
  * address and last-seen time), bounded by PN_REGISTRY_MAX.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,9 +56,20 @@ void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out) {
     memcpy(out->key, p->key, PN_KEY_LEN);
     out->status = p->status;
     out->trusted = p->trusted;
-    memcpy(out->addr, p->addr,
-           sizeof out->addr < sizeof p->addr ? sizeof out->addr : sizeof p->addr);
-    out->addr[sizeof out->addr - 1] = '\0';
+    /* The configured address, else the discovered one our live link was
+     * dialled at (while it is still known), else the newest discovered one
+     * not being skipped, else the newest. */
+    const char *a = p->addr;
+    for (int i = p->nfound - 1; !a[0] && i >= 0; i--)
+        if (p->live && p->live->initiator && strcmp(p->found[i].addr, p->dialled) == 0)
+            a = p->found[i].addr;
+    if (!a[0] && p->nfound) {
+        a = p->found[0].addr;
+        for (int i = p->nfound - 1; i >= 0; i--)
+            if (!p->found[i].bad_until || uv_now(h->loop) >= p->found[i].bad_until)
+                a = p->found[i].addr;
+    }
+    snprintf(out->addr, sizeof out->addr, "%s", a);
     if (p->last_seen_ms) { /* loop time to wall time */
         uint64_t now = uv_now(h->loop);
         /* last_seen_ms may be now | 1, a millisecond ahead */

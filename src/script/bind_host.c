@@ -46,6 +46,7 @@
 
 #include "bind.h"
 #include "core/keys.h"
+#include "core/logline.h"
 #include "peernet.h"
 #include "value.h"
 
@@ -216,6 +217,11 @@ static int l_host_new(lua_State *L) {
     cfg.backoff_min_ms = opt_ms(L, 1, "backoff_min", cfg.backoff_min_ms);
     cfg.backoff_max_ms = opt_ms(L, 1, "backoff_max", cfg.backoff_max_ms);
     cfg.max_pending_handshakes = opt_ms(L, 1, "max_pending_handshakes", cfg.max_pending_handshakes);
+    cfg.max_pending_per_source = opt_ms(L, 1, "max_pending_per_source", cfg.max_pending_per_source);
+    cfg.first_message_timeout_ms =
+        opt_ms(L, 1, "first_message_timeout", cfg.first_message_timeout_ms);
+    cfg.handshake_rate = opt_ms(L, 1, "handshake_rate", cfg.handshake_rate);
+    cfg.log_window_ms = opt_ms(L, 1, "log_window", cfg.log_window_ms);
     cfg.max_connections = opt_ms(L, 1, "max_connections", cfg.max_connections);
     cfg.max_calls_in_flight = opt_ms(L, 1, "max_calls_in_flight", cfg.max_calls_in_flight);
     cfg.max_outbuf = opt_ms(L, 1, "max_outbuf", (uint32_t)cfg.max_outbuf);
@@ -421,6 +427,14 @@ typedef struct {
 
 static void on_log(void *ud, int level, const char *msg);
 
+/* The binding's own lines carry call names and error messages from
+ * handlers: escaped like the host's (core/logline.h). */
+static void log_own(lhost *lh, int level, const char *raw) {
+    char msg[PN_LOGLINE_MSG_MAX * 2];
+    pn_logline_escape(msg, sizeof msg, raw);
+    on_log(lh, level, msg);
+}
+
 /* Answers req with the value at idx ({ok, V} or {error, V}); always frees
  * req. lh may be NULL (a deferred answer after the host closed). */
 static void answer_value(lhost *lh, lua_State *L, pn_request *req, int ok, int idx, int raw) {
@@ -431,7 +445,7 @@ static void answer_value(lhost *lh, lua_State *L, pn_request *req, int ok, int i
         snprintf(msg, sizeof msg, "handler %s: cannot encode its result: %s", pn_request_name(req),
                  e.msg);
         if (lh)
-            on_log(lh, PN_LOG_ERROR, msg);
+            log_own(lh, PN_LOG_ERROR, msg);
         else
             fprintf(stderr, "peernet [error] %s\n", msg);
         pn_request_reply_error(req, "handler_crash", &e);
@@ -500,7 +514,7 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
     if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
         /* Details stay here: the caller gets a bare handler_crash. */
         lua_pushfstring(L, "handler %s failed: %s", name, lua_tostring(L, -1));
-        on_log(hd->lh, PN_LOG_ERROR, lua_tostring(L, -1));
+        log_own(hd->lh, PN_LOG_ERROR, lua_tostring(L, -1));
         pn_request *r = d.ud ? d.ud->req : (is_call ? req : NULL);
         if (d.ud) d.ud->req = NULL;
         pn_err e;
@@ -831,7 +845,7 @@ static int l_host_network_changed(lua_State *L) {
 static int l_host_stats(lua_State *L) {
     pn_host_stats s;
     pn_host_get_stats(check_host(L)->h, &s);
-    lua_createtable(L, 0, 10);
+    lua_createtable(L, 0, 24);
 #define FIELD(name)                                                                                \
     lua_pushinteger(L, (lua_Integer)s.name);                                                       \
     lua_setfield(L, -2, #name)
@@ -852,6 +866,11 @@ static int l_host_stats(lua_State *L) {
     FIELD(mdns_in);
     FIELD(mdns_rejected);
     FIELD(mdns_out);
+    FIELD(evicted);
+    FIELD(handshake_waits);
+    FIELD(log_suppressed);
+    FIELD(unheard);
+    FIELD(heard);
 #undef FIELD
     return 1;
 }

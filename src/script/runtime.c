@@ -14,6 +14,7 @@
 
 #include "core/file.h"
 #include "core/keys.h"
+#include "core/logline.h"
 #include "core/trust.h"
 #include "runtime.h"
 #include "value.h"
@@ -21,11 +22,13 @@
 /* ---- logging --------------------------------------------------------------- */
 
 void pn_rt_log(pn_rt *rt, int level, const char *fmt, ...) {
-    char msg[2048];
+    char raw[2048], msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    /* Call names and script errors may hold newlines: one event, one line. */
+    pn_logline_escape(msg, sizeof msg, raw);
     if (rt->o.log) {
         rt->o.log(rt->o.log_ud, level, msg);
     } else if (level >= PN_LOG_WARN) {

@@ -1,0 +1,259 @@
+-- Strangers and forged packets: what a host does when someone it does not
+-- trust holds connections open, talks slowly, floods it with first
+-- messages or forges announces, and what reaches its log meanwhile. Real
+-- hosts and raw TCP/UDP on 127.0.0.1; every wait is on a condition.
+local peernet = require "peernet"
+local uv = require "luv"
+local N = require "support.net"
+
+local function stats(h) return h:stats() end
+
+-- A valid-looking message 1 from a fresh key: the bytes an attacker sends
+-- for free (the host has to do the X25519 work of message 2).
+local function m1_frame()
+  local hs = assert(peernet.handshake.new { role = "initiator", static = N.keys():secret(),
+    verify = function() return true end })
+  return string.pack(">s4", assert(hs:write())), hs
+end
+
+local function log_lines(pattern)
+  local out = {}
+  for _, l in ipairs(N.logs) do
+    if l:find(pattern) then out[#out + 1] = l end
+  end
+  return out
+end
+
+describe("pending handshakes under a flood", function()
+  it("lets a trusted peer connect while 70 idle connections from one source hold the pool", function()
+    local ka, kb = N.keys(), N.keys()
+    local b = N.host(kb, { trust = { ka:public_hex() } })
+    b:expose("echo", function(_, v) return v end)
+    local idle = {}
+    for i = 1, 70 do idle[i] = N.raw(b:port()) end
+    assert(N.wait(function() return stats(b).accepted + stats(b).refused >= 70 end))
+    local a = N.host(ka, { trust = { kb:public_hex() } })
+    assert.same({ true }, { (N.connect(a, kb:public_hex(), N.addr(b))) })
+    assert.same({ true, "through" }, { N.call(a, kb:public_hex(), "echo", "through") })
+    -- One source holds at most max_pending_per_source unheard slots; the
+    -- newcomers pushed out the oldest instead of being refused.
+    local s = stats(b)
+    assert.equal(0, s.refused)
+    assert.is_true(s.unheard <= 16, "unheard: " .. s.unheard)
+    assert.is_true(s.evicted >= 70 - 16, "evicted: " .. s.evicted)
+    -- The oldest idle connections are the ones that went.
+    assert.is_true(idle[1]:wait_closed())
+    assert.is_false(idle[70].eof)
+    for _, r in ipairs(idle) do r:close() end
+    N.close(a, b)
+  end)
+
+  it("keeps a peer that has sent message 1 while idle connections churn", function()
+    local kb, kr = N.keys(), N.keys()
+    local b = N.host(kb, { max_pending_handshakes = 4, max_pending_per_source = 4,
+      trust = { kr:public_hex() } })
+    local raw = N.raw(b:port())
+    local hs = assert(peernet.handshake.new { role = "initiator", static = kr:secret(),
+      verify = function() return true end })
+    raw:write(string.pack(">s4", assert(hs:write())))
+    local _, m2 = raw:frame()
+    -- Twenty idle newcomers: each evicts an older idle one, never the
+    -- connection that has spoken.
+    local idle = {}
+    for i = 1, 20 do idle[i] = N.raw(b:port()) end
+    assert(N.wait(function() return stats(b).accepted >= 21 end))
+    assert(N.wait(function() return stats(b).evicted >= 16 end))
+    assert(hs:read(m2))
+    raw:write(string.pack(">s4", assert(hs:write())))
+    assert(N.wait(function() return (b:peer(kr:public_hex()) or {}).status == "connected" end))
+    assert.is_false(raw.eof)
+    for _, r in ipairs(idle) do r:close() end
+    raw:close()
+    N.close(b)
+  end)
+
+  it("cuts a slowloris at the first-message deadline, however often it sends a byte", function()
+    local kb = N.keys()
+    local b = N.host(kb, { first_message_timeout = 100, handshake_timeout = 60000 })
+    local raw = N.raw(b:port())
+    local m1 = m1_frame()
+    -- One byte of a real message 1 every 10 ms: the whole takes 420 ms.
+    local i = 0
+    local drip = uv.new_timer()
+    drip:start(0, 10, function()
+      i = i + 1
+      if i <= #m1 and not raw.eof then raw:write(m1:sub(i, i)) end
+    end)
+    assert.is_true(raw:wait_closed())
+    drip:close()
+    assert.is_true(i < #m1, "the whole message 1 went out before the cut")
+    assert.equal(1, #log_lines("no complete handshake message 1 within 100 ms"))
+    assert.equal(1, stats(b).handshakes_failed)
+    raw:close()
+    N.close(b)
+  end)
+
+  it("makes message 1 over the handshake budget wait its turn instead of costing CPU now", function()
+    local kb = N.keys()
+    -- One token a second after the first burst: within this spec, the
+    -- burst (and a token or two) is all the host spends.
+    local b = N.host(kb, { handshake_rate = 1, max_pending_per_source = 64 })
+    local raws, got = {}, 0
+    for i = 1, 40 do
+      raws[i] = N.raw(b:port())
+      raws[i]:write((m1_frame()))
+    end
+    assert(N.wait(function() return stats(b).heard == 40 end))
+    local s = stats(b)
+    -- A burst of 8 (PN_HANDSHAKE_BURST), then one a second.
+    assert.is_true(s.handshake_waits >= 40 - 8 - 1, "waits: " .. s.handshake_waits)
+    -- The first ones in got their message 2; the last ones wait.
+    assert.is_true(#raws[1]:frame() > 0)
+    for _, r in ipairs(raws) do
+      if #r.inbox > 0 then got = got + 1 end
+    end
+    assert.is_true(got <= 9, "answered at once: " .. got)
+    assert.equal(0, #raws[40].inbox)
+    assert.is_false(raws[40].eof)
+    for _, r in ipairs(raws) do r:close() end
+    N.close(b)
+  end)
+end)
+
+describe("log lines a stranger or a peer can cause", function()
+  it("are rate-limited per kind, with a count of what was held back", function()
+    local kb = N.keys()
+    local b = N.host(kb, { max_connections = 2, log_window = 200 })
+    local raws = {}
+    for i = 1, 22 do raws[i] = N.raw(b:port()) end
+    assert(N.wait(function() return stats(b).refused == 20 end))
+    -- The summary comes when the window ends.
+    assert(N.wait(function() return #log_lines("more in the last 200 ms") >= 1 end))
+    local lines, held = log_lines("connection refused"), 0
+    for _, l in ipairs(lines) do
+      held = held + tonumber(l:match("%((%d+) more in the last") or 0)
+    end
+    local written = #lines - #log_lines("more in the last 200 ms")
+    assert.equal(20, written + held)
+    assert.is_true(written <= 2, "written: " .. written)
+    assert.equal(held, stats(b).log_suppressed)
+    for _, r in ipairs(raws) do r:close() end
+    N.close(b)
+  end)
+
+  it("escape a newline in a call name, so a peer cannot forge a log line", function()
+    local a, b, _, kb = N.pair(nil, { max_calls_in_flight = 1 })
+    b:expose("hold", function(_, _, req) return req end)
+    a:call(kb:public_hex(), "hold", 1, function() end)
+    local ok, err = N.call(a, kb:public_hex(), "x\nerror FORGED by a peer\27[2J", 1)
+    assert.same({ false, "overloaded" }, { ok, err })
+    local line = log_lines("calls in flight")[1]
+    assert.is_string(line)
+    assert.matches("'x\\nerror FORGED by a peer\\x1b[2J' refused", line, 1, true)
+    for _, l in ipairs(N.logs) do
+      assert.is_nil(l:find("[%c]"), "a control character reached the log: " .. l)
+    end
+    N.close(a, b)
+  end)
+end)
+
+-- Discovery on a UDP port picked for the spec, as in discovery_spec.lua.
+local function free_udp_port()
+  local u = uv.new_udp()
+  assert(u:bind("0.0.0.0", 0))
+  local port = u:getsockname().port
+  u:close()
+  return port
+end
+
+local function udp_send(port, dgrams)
+  local u = uv.new_udp()
+  assert(u:bind("0.0.0.0", 0))
+  local sent = 0
+  for _, d in ipairs(dgrams) do
+    assert(u:send(d, "127.0.0.1", port, function(err) assert(not err, err); sent = sent + 1 end))
+  end
+  assert(N.wait(function() return sent == #dgrams end))
+  u:close()
+end
+
+-- A TCP listener that counts who dials it and hangs up on them.
+local function trap()
+  local t = { dials = 0, tcp = uv.new_tcp() }
+  assert(t.tcp:bind("127.0.0.1", 0))
+  t.tcp:listen(64, function()
+    local c = uv.new_tcp()
+    t.tcp:accept(c)
+    t.dials = t.dials + 1
+    c:close()
+  end)
+  t.port = t.tcp:getsockname().port
+  return t
+end
+
+describe("a forged announce for a trusted key", function()
+  it("does not displace the trust list's address: the host still reaches the real peer", function()
+    local aport = free_udp_port()
+    local ka, kb = N.keys(), N.keys()
+    -- b's port, free again until b comes back on it.
+    local b0 = N.host(kb)
+    local bport = b0:port()
+    N.close(b0)
+    local forger = trap()
+    local a = N.host(ka, { discovery = true, announce_port = aport, broadcast = "127.255.255.255",
+      announce_v6 = false, announce_interval = 60000, backoff_min = 20, backoff_max = 3000 })
+    a:trust(kb:public_hex(), "127.0.0.1:" .. bport)
+    local forged = peernet.announce.encode(forger.port, kb:public())
+    -- Forge while the real peer is down: the forger gets a dial once.
+    for _ = 1, 10 do
+      local before = stats(a).announces_in
+      udp_send(aport, { forged })
+      assert(N.wait(function() return stats(a).announces_in > before end))
+    end
+    assert(N.wait(function() return forger.dials >= 1 end))
+    local b = N.host(kb, { listen = "127.0.0.1:" .. bport, trust = { ka:public_hex() } })
+    b:expose("echo", function(_, v) return v end)
+    assert(N.wait(function() return a:peer(kb:public_hex()).status == "connected" end),
+      "never reached the real peer at its configured address")
+    assert.same({ true, "real" }, { N.call(a, kb:public_hex(), "echo", "real") })
+    assert.equal("127.0.0.1:" .. bport, a:peer(kb:public_hex()).addr)
+    -- More forging while connected changes nothing.
+    for _ = 1, 10 do
+      local before = stats(a).announces_in
+      udp_send(aport, { forged })
+      assert(N.wait(function() return stats(a).announces_in > before end))
+    end
+    assert.equal("127.0.0.1:" .. bport, a:peer(kb:public_hex()).addr)
+    assert.equal("connected", a:peer(kb:public_hex()).status)
+    -- Twenty announces, not twenty dials: the forger's address is skipped
+    -- after each failure, twice as long each time (from backoff_min), and
+    -- that was logged (one line: the rest are counted).
+    assert.is_true(forger.dials <= 3, "dials to the forger: " .. forger.dials)
+    assert.equal(1, #log_lines("discovered address 127.0.0.1:" .. forger.port .. " skipped"))
+    forger.tcp:close()
+    N.close(a, b)
+  end)
+
+  it("skips a discovered address that answers with another key, and keeps the configured one", function()
+    local aport = free_udp_port()
+    local ka, kb, kx = N.keys(), N.keys(), N.keys()
+    local b = N.host(kb, { trust = { ka:public_hex() } })
+    local x = N.host(kx, { trust = { ka:public_hex() } }) -- a real host, another key
+    local a = N.host(ka, { discovery = true, announce_port = aport, broadcast = "127.255.255.255",
+      announce_v6 = false, announce_interval = 60000, backoff_min = 20, backoff_max = 200 })
+    a:trust(kb:public_hex()) -- no configured address: discovery is all a has
+    udp_send(aport, { peernet.announce.encode(x:port(), kb:public()) })
+    assert(N.wait(function() return #log_lines("discovered address " .. N.addr(x) .. " skipped") == 1 end))
+    assert.matches("wrong key", log_lines("discovered address " .. N.addr(x) .. " skipped")[1])
+    -- The true announce is then dialled, and the link holds.
+    udp_send(aport, { peernet.announce.encode(b:port(), kb:public()) })
+    assert(N.wait(function() return a:peer(kb:public_hex()).status == "connected" end))
+    assert.equal(N.addr(b), a:peer(kb:public_hex()).addr)
+    local xa, before = stats(x).accepted, stats(a).announces_in
+    udp_send(aport, { peernet.announce.encode(x:port(), kb:public()) })
+    assert(N.wait(function() return stats(a).announces_in > before end))
+    assert.equal(xa, stats(x).accepted)
+    assert.equal(N.addr(b), a:peer(kb:public_hex()).addr)
+    N.close(a, b, x)
+  end)
+end)

@@ -1,0 +1,199 @@
+/*
+ * Admission of inbound connections before they are authenticated.
+ *
+ * A responder cannot tell a stranger from a trusted peer before message 3,
+ * so nothing here refuses a newcomer: what is bounded is what a stranger
+ * can hold and what it can make the host spend.
+ *
+ * - Unheard connections (no complete message 1 yet: idle, slow or about to
+ *   send garbage) cost a socket and a few hundred bytes, no crypto. At most
+ *   max_pending_per_source of them per source and max_pending_handshakes in
+ *   all; a newcomer over either makes room by closing the oldest (of its
+ *   source first), one that has said nothing before one whose message 1
+ *   was already waiting at accept. They also have first_message_timeout.
+ * - Heard connections (message 1 passed its size and header checks) are
+ *   where the X25519 work is. Message 2 is written only with a token of
+ *   the handshake budget (handshake_rate per second, bursts of
+ *   PN_HANDSHAKE_BURST); without one, message 1 waits in arrival order. At
+ *   most max_pending_handshakes are heard; a newcomer closes the oldest one
+ *   owing message 3 (a real peer sends it within a round trip), else the
+ *   one that has waited longest for the budget.
+ * So an idle flood only ever displaces idle connections, and a first-message
+ * flood costs at most the budget's CPU, while a peer that speaks at once is
+ * served in turn. Our own dials are not counted here.
+ */
+#include <string.h>
+
+#include "net.h"
+
+static uint32_t *stage_counter(pn_host *h, pn_conn_stage s) {
+    if (s == PN_STAGE_UNHEARD) return &h->stats.unheard;
+    if (s == PN_STAGE_WAITING || s == PN_STAGE_HEARD) return &h->stats.heard;
+    return NULL;
+}
+
+static void waiting_unlink(pn_host *h, pn_conn *c) {
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else if (h->waiting_head == c)
+        h->waiting_head = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    else if (h->waiting_tail == c)
+        h->waiting_tail = c->wprev;
+    c->wprev = c->wnext = NULL;
+}
+
+void pn_admit_stage(pn_host *h, pn_conn *c, pn_conn_stage stage) {
+    uint32_t *from = stage_counter(h, c->stage), *to = stage_counter(h, stage);
+    if (c->stage == PN_STAGE_WAITING) waiting_unlink(h, c);
+    if (from) (*from)--;
+    if (to) (*to)++;
+    c->stage = stage;
+}
+
+static int same_source(const pn_conn *a, const pn_conn *b) {
+    return a->src_len == b->src_len && memcmp(a->src, b->src, a->src_len) == 0;
+}
+
+static void evict(pn_host *h, pn_conn *victim, const char *pool, uint32_t limit) {
+    char why[128], key[PN_ADDR_MAX + 16];
+    h->stats.evicted++;
+    snprintf(why, sizeof why, "evicted: %s pending handshakes over %u, this one the oldest", pool,
+             limit);
+    /* One line per source and window: a flood must not flood the log. */
+    snprintf(key, sizeof key, "evicted %s", victim->remote);
+    char *colon = strrchr(key, ':'); /* the port changes with every connection */
+    if (colon && colon > key + 8) *colon = '\0';
+    pn_host_log_limited(h, PN_LOG_WARN, key, "connection %s %s", victim->remote, why);
+    pn_conn_close(victim, why);
+}
+
+/* Of two unheard connections, which goes first: one that has said nothing
+ * before one whose message 1 was already waiting, then the older. b is
+ * older than a (the walk goes newest first). */
+static pn_conn *pick(pn_conn *a, pn_conn *b) {
+    if (!a) return b;
+    return a->spoke && !b->spoke ? b : !a->spoke && b->spoke ? a : b;
+}
+
+/* The unheard connection to close for newcomer c: the one pick() prefers,
+ * of c's source when it is over its share, else of all; NULL when there is
+ * no need. h->conns is newest first, so a later match is older (at most
+ * max_connections to walk). */
+static pn_conn *unheard_victim(pn_host *h, pn_conn *c) {
+    pn_conn *oldest = NULL, *oldest_same = NULL;
+    uint32_t same = 0;
+    for (pn_conn *x = h->conns; x; x = x->next) {
+        if (x == c || x->stage != PN_STAGE_UNHEARD) continue;
+        oldest = pick(oldest, x);
+        if (same_source(x, c)) {
+            same++;
+            oldest_same = pick(oldest_same, x);
+        }
+    }
+    if (same >= h->cfg.max_pending_per_source) return oldest_same;
+    if (h->stats.unheard > h->cfg.max_pending_handshakes) return oldest;
+    return NULL;
+}
+
+void pn_admit_accepted(pn_host *h, pn_conn *c) {
+    c->seq = ++h->conn_seq;
+    pn_admit_stage(h, c, PN_STAGE_UNHEARD);
+}
+
+void pn_admit_make_room(pn_host *h, pn_conn *c) {
+    /* A silent candidate is looked at once more: its message 1 may have
+     * arrived since its accept (then another goes). Each look marks one
+     * more as spoken, so this ends within the pool's size. */
+    for (uint32_t tries = 0; tries <= h->cfg.max_pending_handshakes; tries++) {
+        pn_conn *v = unheard_victim(h, c);
+        if (!v) return;
+        if (!v->spoke && pn_conn_m1_waiting(v)) {
+            v->spoke = 1;
+            continue;
+        }
+        int per_source = same_source(v, c) && h->stats.unheard <= h->cfg.max_pending_handshakes;
+        evict(h, v, per_source ? "unheard (one source)" : "unheard",
+              per_source ? h->cfg.max_pending_per_source : h->cfg.max_pending_handshakes);
+        return;
+    }
+}
+
+static void refill(pn_host *h) {
+    uint64_t now = uv_now(h->loop);
+    if (now > h->hs_refill_ms) {
+        h->hs_tokens += (double)(now - h->hs_refill_ms) * h->cfg.handshake_rate / 1000.0;
+        if (h->hs_tokens > PN_HANDSHAKE_BURST) h->hs_tokens = PN_HANDSHAKE_BURST;
+    }
+    h->hs_refill_ms = now;
+}
+
+static void on_hs_timer(uv_timer_t *t);
+
+static void arm(pn_host *h) {
+    if (!h->waiting_head || h->closing) return;
+    double need = 1.0 - h->hs_tokens;
+    uint64_t ms = need > 0 ? (uint64_t)(need * 1000.0 / h->cfg.handshake_rate) + 1 : 0;
+    uv_timer_start(&h->hs_timer, on_hs_timer, ms, 0);
+}
+
+/* The oldest waiting first message gets each token as it comes. */
+static void on_hs_timer(uv_timer_t *t) {
+    pn_host *h = t->data;
+    refill(h);
+    while (h->waiting_head && h->hs_tokens >= 1.0 && !h->closing) {
+        pn_conn *c = h->waiting_head;
+        h->hs_tokens -= 1.0;
+        pn_admit_stage(h, c, PN_STAGE_HEARD); /* off the queue before anything can close it */
+        pn_conn_serve_m1(c);
+    }
+    arm(h);
+}
+
+int pn_admit_heard(pn_host *h, pn_conn *c) {
+    pn_admit_stage(h, c, PN_STAGE_WAITING);
+    if (h->stats.heard > h->cfg.max_pending_handshakes) {
+        /* A peer answers message 2 within a round trip: the oldest one
+         * still owing message 3 is the likeliest to be dead weight. */
+        pn_conn *victim = NULL;
+        for (pn_conn *x = h->conns; x; x = x->next)
+            if (x != c && x->stage == PN_STAGE_HEARD) victim = x;
+        if (!victim) victim = h->waiting_head; /* c is not queued yet */
+        if (victim) evict(h, victim, "heard", h->cfg.max_pending_handshakes);
+    }
+    if (h->cfg.handshake_rate == 0) return 1;
+    refill(h);
+    /* In turn: nobody jumps the queue while others wait. */
+    if (!h->waiting_head && h->hs_tokens >= 1.0) {
+        h->hs_tokens -= 1.0;
+        return 1;
+    }
+    c->wprev = h->waiting_tail;
+    if (h->waiting_tail)
+        h->waiting_tail->wnext = c;
+    else
+        h->waiting_head = c;
+    h->waiting_tail = c;
+    h->stats.handshake_waits++;
+    if (!uv_is_active((uv_handle_t *)&h->hs_timer)) arm(h);
+    return 0;
+}
+
+static void on_timer_closed(uv_handle_t *hd) {
+    pn_host_unref(hd->data);
+}
+
+int pn_admit_open(pn_host *h) {
+    uv_timer_init(h->loop, &h->hs_timer);
+    h->hs_timer.data = h;
+    uv_unref((uv_handle_t *)&h->hs_timer); /* the waiting connections keep the loop alive */
+    h->refs++;
+    h->hs_tokens = PN_HANDSHAKE_BURST;
+    h->hs_refill_ms = uv_now(h->loop);
+    return 0;
+}
+
+void pn_admit_close(pn_host *h) {
+    uv_close((uv_handle_t *)&h->hs_timer, on_timer_closed);
+}
