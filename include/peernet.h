@@ -227,6 +227,10 @@ typedef struct pn_peer_info {
     char addr[PN_ADDR_TEXT_MAX]; /* last dialable address, "" when none */
     double last_seen;            /* Unix time (s) of the last frame received, 0 = never */
     uint32_t connections;        /* live + handshaking TCP connections to this peer */
+    /* The live link is one this host dialled and the peer has not yet
+     * answered its settle ping: what was sent may still sit unread in the
+     * peer's buffer (docs/host.md, "First messages on a dialled link"). */
+    int settling;
 } pn_peer_info;
 
 /* Calls fn for every known peer; stops early when fn returns non-zero. */

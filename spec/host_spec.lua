@@ -453,6 +453,66 @@ describe("peernet.host liveness and reconnect", function()
   end)
 end)
 
+describe("peernet.host first messages on a dialled link", function()
+  -- The peer imitates the Elixir reference: what came in the same read as
+  -- M3 is read only when a later segment arrives (support/net.lua).
+  local a, ka, kr, peer
+  before_each(function()
+    ka, kr = N.keys(), N.keys()
+    a = N.host(ka, { trust = { kr:public_hex() } })
+    peer = N.m3_buffering_peer(kr:secret())
+  end)
+  after_each(function()
+    peer.close()
+    N.close(a)
+  end)
+
+  it("gets the answer to a call made as soon as the link is up", function()
+    for i = 1, 5 do
+      local res
+      a:connect(kr:public_hex(), "127.0.0.1:" .. peer.port, function(ok, err)
+        assert(ok, err)
+        assert(a:call(kr:public_hex(), "echo", "first " .. i, function(...) res = { ... } end,
+          { timeout = 3000 }))
+      end)
+      assert(N.wait(function() return res end))
+      assert.same({ true, "first " .. i }, res)
+      N.close(a)
+      a = N.host(ka, { trust = { kr:public_hex() } })
+    end
+  end)
+
+  it("delivers a send made as soon as the link is up before a short-lived host closes", function()
+    local sent
+    a:connect(kr:public_hex(), "127.0.0.1:" .. peer.port, function(ok, err)
+      assert(ok, err)
+      sent = assert(a:send(kr:public_hex(), "note", "hello"))
+    end)
+    -- What peernet-host send does before it exits: wait for the link to settle.
+    assert(N.wait(function() return sent and not a:peer(kr:public_hex()).settling end))
+    N.close(a)
+    a = N.host(ka)
+    assert(N.wait(function() return #peer.sends == 1 or peer.stuck > 0 end))
+    assert.same({ "hello" }, peer.sends)
+    assert.equal(0, peer.stuck)
+  end)
+
+  it("adds no settle ping on a link the peer dialled", function()
+    local kb = N.keys()
+    local b = N.host(kb, { trust = { ka:public_hex() } })
+    a:trust(kb:public_hex())
+    assert(N.connect(b, ka:public_hex(), N.addr(a)))
+    assert(N.wait(function() return (a:peer(kb:public_hex()) or {}).status == "connected" end))
+    assert.is_false(a:peer(kb:public_hex()).settling)
+    assert(N.wait(function() return not b:peer(ka:public_hex()).settling end))
+    N.spin(30)
+    -- a sent M2 and the pong to b's settle ping, no ping of its own.
+    assert.equal(2, stats(a).frames_out)
+    assert.equal(2, stats(b).frames_in)
+    N.close(b)
+  end)
+end)
+
 describe("peernet.host listening and trust file", function()
   it("listens on IPv6 and on both families at once, reporting the port it picked", function()
     local ka, kb = N.keys(), N.keys()

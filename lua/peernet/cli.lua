@@ -292,10 +292,14 @@ function ops.send(h, req, reply, opts)
     if not (opts and opts.flush) then return reply { ok = true } end
     -- The host counts socket writes when it issues them; a few ms of
     -- polling against a deadline is enough for a process about to exit.
+    -- On a link this host just dialled the message may still sit unread in
+    -- the peer's buffer (the Elixir reference's M3 read) until the link
+    -- has settled (docs/host.md): closing before that would lose it.
     local t = uv.new_timer()
     local deadline = uv.now() + req.timeout
     t:start(5, 5, function()
-      if h:stats().writes > before or uv.now() >= deadline then
+      local written = h:stats().writes > before and not (h:peer(req.peer) or {}).settling
+      if written or uv.now() >= deadline then
         t:close()
         reply { ok = true }
       end

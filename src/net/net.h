@@ -32,6 +32,11 @@
 #define PN_ADDR_MAX 64        /* "HOST:PORT" as stored in the registry */
 #define PN_OUTBUF_KEEP 262144 /* write buffers larger than this are freed when drained */
 #define PN_DISCOVERED_MAX 256 /* untrusted peers remembered from announces: strangers pick keys */
+/* A dialled link is pinged until the peer shows it has read past M3
+ * (conn.c, "settling"): the first retry after PN_SETTLE_FIRST_MS, each
+ * next one twice as late, at most PN_SETTLE_TRIES pings (about 5 s). */
+#define PN_SETTLE_FIRST_MS 5
+#define PN_SETTLE_TRIES 10
 
 typedef struct pn_conn pn_conn;
 typedef struct pn_pending pn_pending;
@@ -96,8 +101,9 @@ struct pn_conn {
     char fail[160];             /* why verify refused the peer, for the close reason */
 
     uv_tcp_t tcp;
-    uv_timer_t timer; /* handshake deadline, then the ping interval */
-    uv_timer_t dead;  /* a pong is overdue */
+    uv_timer_t timer;  /* handshake deadline, then the ping interval */
+    uv_timer_t dead;   /* a pong is overdue */
+    uv_timer_t settle; /* the next settle ping of a dialled link */
     uv_connect_t connect_req;
     uv_getaddrinfo_t gai;
     int gai_active;
@@ -107,6 +113,7 @@ struct pn_conn {
     pn_frame_reader *fr;
 
     pn_bytes out;  /* frames queued in this loop turn */
+    size_t hold;   /* bytes at the head of out that leave in a write of their own (M3) */
     pn_bytes wout; /* the write in flight */
     int writing;
     uv_write_t wreq;
@@ -128,6 +135,12 @@ struct pn_conn {
     uint64_t probe_due; /* uv_now() by which the probe's pong is due, 0 = no probe out */
     int redial_now;     /* closed because its path is gone, not the peer: redial at once */
     uint8_t probe_nonce[PN_NONCE_LEN];
+    int settling;          /* dialled: no pong yet to a settle ping (conn.c) */
+    uint32_t settle_tries; /* settle pings sent */
+    uint32_t settle_ms;    /* the wait before the next one */
+    uint8_t settle_nonce[PN_NONCE_LEN];
+    uint64_t live_seq; /* h->seq when it became live */
+    uint64_t born_seq; /* h->seq when it was made */
 };
 
 struct pn_pending { /* one outgoing call */
@@ -207,6 +220,7 @@ struct pn_host {
     size_t random_left;
 
     pn_host_stats stats;
+    uint64_t seq; /* orders connections made and made live (the duplicate rule, host.c) */
     int closing;
     int refs; /* open handles and the host's own reference */
     void (*on_closed)(void *ud);

@@ -776,7 +776,7 @@ static int l_host_on(lua_State *L) {
 /* ---- registry ---------------------------------------------------------- */
 
 void pn_lua_push_peer(lua_State *L, const pn_peer_info *p) {
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     push_key(L, p->key);
     lua_setfield(L, -2, "key");
     lua_pushstring(L, pn_peer_status_name(p->status));
@@ -789,6 +789,8 @@ void pn_lua_push_peer(lua_State *L, const pn_peer_info *p) {
     lua_setfield(L, -2, "last_seen");
     lua_pushinteger(L, p->connections);
     lua_setfield(L, -2, "connections");
+    lua_pushboolean(L, p->settling);
+    lua_setfield(L, -2, "settling");
 }
 
 static int add_peer(const pn_peer_info *p, void *ud) {
