@@ -218,7 +218,9 @@ static void on_connect_done(pn_host *h, int status, const char *msg, void *ud) {
 
 /* With F_EVENTS the listener does what programs do there: greet a peer
  * that connects, close the host when it leaves. */
-static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], void *ud) {
+static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], const char *detail,
+                     void *ud) {
+    (void)detail;
     static const uint8_t hello[] = {PN_ETF_TAG_NIL};
     if (sodium_memcmp(key, S.key, PN_KEY_LEN) != 0) fail("event for an unknown key");
     if (ev == PN_EVENT_CONNECTED) S.ev_up++;

@@ -782,8 +782,9 @@ commands.serve = {
       if o.json then out(format.json(t)) else out(text) end
     end
     h:on("connected", function(key) event({ event = "connected", key = key }, "connected " .. key) end)
-    h:on("disconnected", function(key)
-      event({ event = "disconnected", key = key }, "disconnected " .. key)
+    h:on("disconnected", function(key, reason)
+      event({ event = "disconnected", key = key, reason = reason },
+        "disconnected " .. key .. " (" .. tostring(reason) .. ")")
     end)
 
     local stop_signals
@@ -852,6 +853,11 @@ commands.run = {
       h:close()
       return fail("failure", "script runtime: " .. tostring(rte))
     end
+    -- Why a link closed is worth a line even here: the script's output is
+    -- stdout, so it goes to stderr, as the host's own log lines do.
+    h:on("disconnected", function(key, reason)
+      io.stderr:write("peernet [info] disconnected ", key, " (", tostring(reason), ")\n")
+    end)
     local info = { mode = "run", started = uv.now(), rt = rt,
       listen = o.listen and (o.listen:gsub(":%d+$", "") .. ":" .. h:port()) or nil }
     local server = control.serve(p.control, control_handler(h, p, info), { weak = true })

@@ -470,11 +470,11 @@ int pn_host_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]) {
     return 0;
 }
 
-static void emit(pn_host *h, pn_event ev, const pn_peer *p) {
+static void emit(pn_host *h, pn_event ev, const pn_peer *p, const char *detail) {
     uint8_t key[PN_KEY_LEN]; /* a listener may free the peer (untrust) */
     memcpy(key, p->key, PN_KEY_LEN);
     for (int i = 0; i < PN_EVENT_LISTENERS; i++)
-        if (h->listeners[i].fn) h->listeners[i].fn(h, ev, key, h->listeners[i].ud);
+        if (h->listeners[i].fn) h->listeners[i].fn(h, ev, key, detail, h->listeners[i].ud);
 }
 
 void pn_host_on_established(pn_host *h, pn_conn *c) {
@@ -528,7 +528,7 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
     pn_host_log(h, PN_LOG_INFO, "peer %s… connected (%s, %s)", short_key(p->key, k), c->remote,
                 c->initiator ? "dialled" : "accepted");
     pn_host_resolve_waiters(h, p, 0, NULL);
-    if (!was) emit(h, PN_EVENT_CONNECTED, p);
+    if (!was) emit(h, PN_EVENT_CONNECTED, p, NULL);
 }
 
 void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
@@ -550,7 +550,7 @@ void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
         p->live = NULL;
         p->status = PN_PEER_DISCONNECTED;
         if (c->redial_now) p->backoff_ms = h->cfg.backoff_min_ms;
-        emit(h, PN_EVENT_DISCONNECTED, p);
+        emit(h, PN_EVENT_DISCONNECTED, p, why);
         if (c->redial_now && p->trusted && !p->live && !p->dialing && p->addr[0] && !h->closing)
             uv_timer_start(&p->redial, on_redial, 0, 0);
         else
@@ -720,7 +720,7 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
         p->backoff_ms = h->cfg.backoff_min_ms;
         start_dial(h, p);
     }
-    if (fresh) emit(h, PN_EVENT_DISCOVERED, p);
+    if (fresh) emit(h, PN_EVENT_DISCOVERED, p, NULL);
     return 0;
 }
 
