@@ -513,6 +513,72 @@ describe("peernet.host first messages on a dialled link", function()
   end)
 end)
 
+describe("peernet.host duplicate connections", function()
+  -- Keys in a given order: true when a's key is the lower one.
+  local function keys_ordered(a_lower)
+    while true do
+      local ka, kr = N.keys(), N.keys()
+      if (ka:public_hex() < kr:public_hex()) == a_lower then return ka, kr end
+    end
+  end
+
+  for _, a_lower in ipairs { true, false } do
+    local order = a_lower and "lower" or "higher"
+    it("keeps the peer's new dial while a link it dialled is up, as the reference does (its key "
+      .. order .. ")", function()
+      local ka, kr = keys_ordered(a_lower)
+      local a = N.host(ka, { trust = { kr:public_hex() } })
+      local peer = N.m3_buffering_peer(kr:secret())
+      a:expose("echo", function(_, v) return v end)
+      local ev = {}
+      a:on("connected", function() ev[#ev + 1] = "up" end)
+      a:on("disconnected", function(_, why) ev[#ev + 1] = "down: " .. why end)
+      assert(N.connect(a, kr:public_hex(), "127.0.0.1:" .. peer.port))
+      assert.same({ true, "on the first" }, { N.call(a, kr:public_hex(), "echo", "on the first") })
+      -- The peer dials while the link a dialled is up (the reference keeps
+      -- the newest connection and closes the old one itself).
+      local raw = N.raw(a:port())
+      raw:handshake(kr:secret())
+      raw:send_env(env.call(7, "echo", etf.encode("on the second"):sub(2)))
+      local r = raw:recv_env()
+      assert.same({ "reply", 7, true }, { r.kind, r.id, r.ok })
+      -- a closed the link it had dialled and calls on the new one.
+      assert(N.wait(function() return peer.closed == 1 end))
+      local res
+      assert(a:call(kr:public_hex(), "echo", "back", function(...) res = { ... } end))
+      local c = raw:recv_env()
+      assert.equal("call", c.kind)
+      raw:send_env(env.reply(c.id_str or c.id, true, c.term))
+      assert(N.wait(function() return res end))
+      assert.same({ true, "back" }, res)
+      assert.equal(1, stats(a).connections)
+      assert.same({ "up" }, ev) -- no outage: never disconnected
+      assert.matches("replaced by a newer connection", table.concat(N.logs, "\n"))
+      raw:close()
+      peer.close()
+      N.close(a)
+    end)
+  end
+
+  it("lets a peer that restarted replace its old link, in both key orders", function()
+    for _, a_lower in ipairs { true, false } do
+      local ka, kr = keys_ordered(a_lower)
+      local a = N.host(ka, { trust = { kr:public_hex() } })
+      local old = N.raw(a:port())
+      old:handshake(kr:secret())
+      assert(N.wait(function() return (a:peer(kr:public_hex()) or {}).status == "connected" end))
+      local new = N.raw(a:port())
+      new:handshake(kr:secret())
+      assert.is_true(old:wait_closed())
+      new:send_env(env.ping(string.rep("\1", 16)))
+      assert.equal("pong", new:recv_env().kind)
+      old:close()
+      new:close()
+      N.close(a)
+    end
+  end)
+end)
+
 describe("peernet.host listening and trust file", function()
   it("listens on IPv6 and on both families at once, reporting the port it picked", function()
     local ka, kb = N.keys(), N.keys()

@@ -63,7 +63,12 @@ function N.pair(opts_a, opts_b)
   assert(N.connect(a, kb:public_hex(), N.addr(b)))
   assert(N.wait(function() return (b:peer(ka:public_hex()) or {}).status == "connected" end))
   -- a dialled: its settle ping is answered before a spec counts frames.
+  -- On a busy machine it may have pinged again before the pong came; a
+  -- round trip behind those pings lets their pongs arrive first.
   assert(N.wait(function() return not a:peer(kb:public_hex()).settling end))
+  local synced
+  assert(a:call(kb:public_hex(), "spec_sync", nil, function() synced = true end))
+  assert(N.wait(function() return synced end))
   return a, b, ka, kb
 end
 
@@ -159,9 +164,10 @@ end
 -- bytes that came in the same read as M3 stay in its buffer, unread, until
 -- another read delivers more; when the dialler closes, whatever is still
 -- buffered is dropped. Calls are echoed, sends recorded in self.sends,
--- pings answered. self.port is where it listens.
+-- pings answered. self.port is where it listens; self.closed counts the
+-- connections the dialler closed.
 function N.m3_buffering_peer(secret)
-  local self = { sends = {}, calls = {}, stuck = 0, server = uv.new_tcp() }
+  local self = { sends = {}, calls = {}, stuck = 0, closed = 0, server = uv.new_tcp() }
   local function take_frame(st)
     if #st.buf < 4 then return nil end
     local n = string.unpack(">I4", st.buf)
@@ -186,6 +192,7 @@ function N.m3_buffering_peer(secret)
     c:read_start(function(err, data)
       if err or not data then
         if #st.buf > 0 then self.stuck = self.stuck + 1 end -- dropped unread, as the reference does
+        self.closed = self.closed + 1
         c:close()
         return
       end

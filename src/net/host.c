@@ -492,13 +492,19 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
     }
     c->peer = p;
     if (p->live) {
-        /* Two connections to one peer. When one side dialled both, the newer
-         * replaces the older (the peer restarted). When each side dialled
-         * one, both sides keep the one dialled by the lower key, so they
-         * agree without a word and nothing flaps. */
+        /* Two connections to one peer. The Elixir reference keeps the newest
+         * whoever dialled it (Registry drop_existing_conn), so we do too
+         * whenever the new one began after the old one was up here: the
+         * peer dialled again while we had a link (it restarted, or lost the
+         * link on its side), or we did; both sides then saw the old one
+         * complete first, and agree. Only when the two handshakes overlapped
+         * here (each side dialled the other at once) may the two sides see
+         * them complete in opposite orders; then both keep the one dialled
+         * by the lower key, which two hosts agree on without a word, so
+         * nothing flaps (docs/host.md, "One connection per peer"). */
         pn_conn *old = p->live;
         int keep_new;
-        if (old->initiator == c->initiator)
+        if (old->initiator == c->initiator || c->born_seq > old->live_seq)
             keep_new = 1;
         else
             keep_new = c->initiator == (memcmp(h->pub, p->key, PN_KEY_LEN) < 0);
