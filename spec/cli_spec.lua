@@ -457,6 +457,35 @@ describe("peernet-host run and check", function()
     assert.matches("traceback", err)
   end)
 
+  it("first calls and sends reach a peer that reads what came with M3 only later (the reference)", function()
+    local kr = N.keys()
+    local peer = N.m3_buffering_peer(kr:secret())
+    local d = C.init(tmpdir())
+    assert.equal(0, (C.run(dd(d, "trust", "add", kr:public_hex(), "--label", "ref", "--addr",
+      "127.0.0.1:" .. peer.port))))
+    for i = 1, 3 do -- short-lived hosts
+      local code, out, err = C.run(dd(d, "call", "ref", "echo", tostring(i), "--timeout", "3000"))
+      assert.equal(0, code, err)
+      assert.equal(i .. "\n", out)
+      code, _, err = C.run(dd(d, "send", "ref", "note", tostring(i)))
+      assert.equal(0, code, err)
+    end
+    H.write_file(d .. "/first.lua", table.concat({
+      'assert(peernet.connect("ref"))',
+      'print(peernet.call("ref", "echo", "first", { timeout = 3000 }))',
+    }, "\n"))
+    H.write_file(d .. "/send.lua", 'assert(peernet.connect("ref"))\nassert(peernet.send("ref", "note", "only"))')
+    local code, out, err = C.run(dd(d, "run", d .. "/first.lua"))
+    assert.equal(0, code, err)
+    assert.equal("first\n", out)
+    code, _, err = C.run(dd(d, "run", d .. "/send.lua"))
+    assert.equal(0, code, err)
+    assert(N.wait(function() return peer.closed == 8 end))
+    assert.same({ 1, 2, 3, "only" }, peer.sends)
+    assert.equal(0, peer.stuck)
+    peer.close()
+  end)
+
   it("run prints why a link closed on stderr, and scripts get the reason", function()
     local kx = N.keys()
     local x = N.host(kx, { trust = { (select(2, C.run(dd(dir, "id")))):match("%x+") } })
