@@ -560,6 +560,42 @@ describe("peernet.host duplicate connections", function()
     end)
   end
 
+  it("drains the replaced link: calls in flight on it get their answers both ways, then it closes", function()
+    local ka, kr = N.keys(), N.keys()
+    local a = N.host(ka, { trust = { kr:public_hex() } })
+    local held, ev = nil, {}
+    a:expose("later", function(_, _, req) held = req return req end)
+    a:on("connected", function() ev[#ev + 1] = "up" end)
+    a:on("disconnected", function() ev[#ev + 1] = "down" end)
+    local old = N.raw(a:port())
+    old:handshake(kr:secret())
+    old:send_env(env.call(3, "later", etf.encode(1):sub(2))) -- the peer's call, being served
+    assert(N.wait(function() return held end))
+    local res
+    assert(a:call(kr:public_hex(), "echo", "x", function(...) res = { ... } end)) -- ours, on old
+    local c = old:recv_env()
+    assert.equal("call", c.kind)
+    local new = N.raw(a:port())
+    new:handshake(kr:secret())
+    -- New traffic goes on the new link once it is up (both count) ...
+    assert(N.wait(function() return a:peer(kr:public_hex()).connections == 2 end))
+    assert(a:send(kr:public_hex(), "note", "on new"))
+    assert.equal("send", new:recv_env().kind)
+    -- ... while what was under way on the old one finishes there.
+    old:send_env(env.reply(c.id_str or c.id, true, c.term))
+    assert(N.wait(function() return res end))
+    assert.same({ true, "x" }, res)
+    held:reply("done")
+    local r = old:recv_env()
+    assert.same({ "reply", 3, true }, { r.kind, r.id, r.ok })
+    assert.is_true(old:wait_closed())
+    assert.same({ "up" }, ev)
+    assert.equal(1, stats(a).connections)
+    old:close()
+    new:close()
+    N.close(a)
+  end)
+
   it("lets a peer that restarted replace its old link, in both key orders", function()
     for _, a_lower in ipairs { true, false } do
       local ka, kr = keys_ordered(a_lower)

@@ -39,6 +39,7 @@ static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
             p->next = NULL;
             due_unlink(c, p);
             c->ncalls--;
+            if (c->retiring) pn_host_mark_dirty(c->host, c); /* may be idle now */
             return p;
         }
     }
@@ -180,6 +181,7 @@ void pn_request_free(pn_request *r) {
             c->reqs = r->next;
         if (r->next) r->next->prev = r->prev;
         c->nreqs--;
+        if (c->retiring && c->state != PN_CONN_CLOSING) pn_host_mark_dirty(c->host, c);
     }
     free(r);
 }

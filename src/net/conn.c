@@ -181,7 +181,14 @@ static void on_written(uv_write_t *req, int status) {
     pn_conn_flush(c); /* what queued up meanwhile leaves in one write */
 }
 
+#define RETIRED_WHY "replaced by a newer connection to the same peer"
+
 void pn_conn_flush(pn_conn *c) {
+    if (c->retiring && c->state == PN_CONN_LIVE && c->ncalls == 0 && c->nreqs == 0 &&
+        c->out.len == 0 && !c->writing) {
+        pn_conn_close(c, RETIRED_WHY);
+        return;
+    }
     if (c->writing || c->out.len == 0 || c->state == PN_CONN_CLOSING) return;
     if (c->state == PN_CONN_RESOLVING || c->state == PN_CONN_CONNECTING) return;
     if (c->hold && c->hold < c->out.len) {
@@ -218,6 +225,27 @@ void pn_conn_flush(pn_conn *c) {
     }
     c->writing = 1;
     c->host->stats.writes++;
+}
+
+static void on_retire_deadline(uv_timer_t *t) {
+    pn_conn *c = t->data;
+    pn_conn_close(c, RETIRED_WHY " (its calls did not finish in time)");
+}
+
+/* Closing the replaced link at once would fail the calls still in flight
+ * on it and drop the answers it carries to the peer's calls, which a
+ * steady stream of calls would see at every swap. So it drains: nothing
+ * new is sent on it (the peer has the new link), what is under way
+ * finishes, and it closes when idle, when the peer closes it (the Elixir
+ * reference closes its old one at once: a call of ours it had not read by
+ * then fails with closed), or after call_timeout. */
+void pn_conn_retire(pn_conn *c) {
+    if (c->state != PN_CONN_LIVE || c->retiring) return;
+    c->retiring = 1;
+    c->settling = 0;
+    uv_timer_stop(&c->settle);
+    uv_timer_start(&c->timer, on_retire_deadline, c->host->cfg.call_timeout_ms, 0);
+    pn_host_mark_dirty(c->host, c); /* idle already: it closes this turn */
 }
 
 /* ---- liveness ---------------------------------------------------------- */

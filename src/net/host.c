@@ -522,7 +522,7 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
         /* c's last handshake message first, so the peer does not see the old
          * link end before the new one is complete. */
         pn_conn_flush(c);
-        pn_conn_close(old, "replaced by a newer connection to the same peer");
+        pn_conn_retire(old);
     }
     p->live = c;
     if (p->dialing == c) p->dialing = NULL;

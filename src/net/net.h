@@ -135,6 +135,7 @@ struct pn_conn {
     uint64_t probe_due; /* uv_now() by which the probe's pong is due, 0 = no probe out */
     int redial_now;     /* closed because its path is gone, not the peer: redial at once */
     uint8_t probe_nonce[PN_NONCE_LEN];
+    int retiring;          /* replaced by a newer link: closes once idle (conn.c) */
     int settling;          /* dialled: no pong yet to a settle ping (conn.c) */
     uint32_t settle_tries; /* settle pings sent */
     uint32_t settle_ms;    /* the wait before the next one */
@@ -248,6 +249,10 @@ pn_conn *pn_conn_accept(pn_host *h, pn_err *e);
 /* Starts a dial and sets p->dialing; PN_E* only when nothing was started. */
 int pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e);
 void pn_conn_close(pn_conn *c, const char *why);
+/* c was replaced by a newer link to its peer: it takes no new calls, and
+ * closes once its calls in flight and the requests it serves are done and
+ * written (at most call_timeout later), or when the peer closes it. */
+void pn_conn_retire(pn_conn *c);
 int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
 void pn_conn_ping(pn_conn *c, const uint8_t *nonce);
