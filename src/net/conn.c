@@ -184,7 +184,7 @@ static void on_written(uv_write_t *req, int status) {
 #define RETIRED_WHY "replaced by a newer connection to the same peer"
 
 void pn_conn_flush(pn_conn *c) {
-    if (c->retiring && c->state == PN_CONN_LIVE && c->ncalls == 0 && c->nreqs == 0 &&
+    if (c->retiring == 2 && c->state == PN_CONN_LIVE && c->ncalls == 0 && c->nreqs == 0 &&
         c->out.len == 0 && !c->writing) {
         pn_conn_close(c, RETIRED_WHY);
         return;
@@ -227,25 +227,38 @@ void pn_conn_flush(pn_conn *c) {
     c->host->stats.writes++;
 }
 
-static void on_retire_deadline(uv_timer_t *t) {
+/* First the grace, then the deadline (c->retire_due). */
+static void on_retire_tick(uv_timer_t *t) {
     pn_conn *c = t->data;
-    pn_conn_close(c, RETIRED_WHY " (its calls did not finish in time)");
+    uint64_t now = uv_now(c->host->loop);
+    if (now >= c->retire_due) {
+        pn_conn_close(c, RETIRED_WHY " (what was under way did not finish in time)");
+        return;
+    }
+    c->retiring = 2;
+    uv_timer_start(&c->timer, on_retire_tick, c->retire_due - now, 0);
+    pn_host_mark_dirty(c->host, c); /* idle already: it closes this turn */
 }
 
 /* Closing the replaced link at once would fail the calls still in flight
  * on it and drop the answers it carries to the peer's calls, which a
  * steady stream of calls would see at every swap. So it drains: nothing
  * new is sent on it (the peer has the new link), what is under way
- * finishes, and it closes when idle, when the peer closes it (the Elixir
- * reference closes its old one at once: a call of ours it had not read by
- * then fails with closed), or after call_timeout. */
+ * finishes, and it closes when the peer closes it, or once idle after
+ * PN_RETIRE_GRACE_MS, or at the latest after call_timeout. The grace is
+ * for the Elixir reference: it closes its old link itself once it has
+ * registered the new one, and a close from us before that would fail
+ * its call in flight on it with connection_closed. */
 void pn_conn_retire(pn_conn *c) {
     if (c->state != PN_CONN_LIVE || c->retiring) return;
+    uint32_t grace = PN_RETIRE_GRACE_MS < c->host->cfg.call_timeout_ms
+                         ? PN_RETIRE_GRACE_MS
+                         : c->host->cfg.call_timeout_ms;
     c->retiring = 1;
+    c->retire_due = uv_now(c->host->loop) + c->host->cfg.call_timeout_ms;
     c->settling = 0;
     uv_timer_stop(&c->settle);
-    uv_timer_start(&c->timer, on_retire_deadline, c->host->cfg.call_timeout_ms, 0);
-    pn_host_mark_dirty(c->host, c); /* idle already: it closes this turn */
+    uv_timer_start(&c->timer, on_retire_tick, grace, 0);
 }
 
 /* ---- liveness ---------------------------------------------------------- */

@@ -37,6 +37,9 @@
  * next one twice as late, at most PN_SETTLE_TRIES pings (about 5 s). */
 #define PN_SETTLE_FIRST_MS 5
 #define PN_SETTLE_TRIES 10
+/* A replaced link stays open this long at least, unless the peer closes it
+ * (conn.c, pn_conn_retire). */
+#define PN_RETIRE_GRACE_MS 250
 
 typedef struct pn_conn pn_conn;
 typedef struct pn_pending pn_pending;
@@ -135,7 +138,8 @@ struct pn_conn {
     uint64_t probe_due; /* uv_now() by which the probe's pong is due, 0 = no probe out */
     int redial_now;     /* closed because its path is gone, not the peer: redial at once */
     uint8_t probe_nonce[PN_NONCE_LEN];
-    int retiring;          /* replaced by a newer link: closes once idle (conn.c) */
+    int retiring;          /* replaced by a newer link: 1 in its grace, 2 closes once idle */
+    uint64_t retire_due;   /* uv_now() by which it closes, idle or not */
     int settling;          /* dialled: no pong yet to a settle ping (conn.c) */
     uint32_t settle_tries; /* settle pings sent */
     uint32_t settle_ms;    /* the wait before the next one */
@@ -251,7 +255,8 @@ int pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e);
 void pn_conn_close(pn_conn *c, const char *why);
 /* c was replaced by a newer link to its peer: it takes no new calls, and
  * closes once its calls in flight and the requests it serves are done and
- * written (at most call_timeout later), or when the peer closes it. */
+ * written, after a grace (at most call_timeout later), or when the peer
+ * closes it. */
 void pn_conn_retire(pn_conn *c);
 int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
