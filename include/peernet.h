@@ -259,6 +259,10 @@ typedef struct pn_peer_info {
     char addr[PN_ADDR_TEXT_MAX]; /* last dialable address, "" when none */
     double last_seen;            /* Unix time (s) of the last frame received, 0 = never */
     uint32_t connections;        /* live + handshaking TCP connections to this peer */
+    /* The live link is one this host dialled and the peer has not yet
+     * answered its settle ping: what was sent may still sit unread in the
+     * peer's buffer (docs/host.md, "First messages on a dialled link"). */
+    int settling;
 } pn_peer_info;
 
 /* Calls fn for every known peer; stops early when fn returns non-zero. */
@@ -266,9 +270,13 @@ void pn_host_peers(const pn_host *h, int (*fn)(const pn_peer_info *p, void *ud),
 int pn_host_peer(const pn_host *h, const uint8_t key[PN_KEY_LEN], pn_peer_info *out);
 
 /* DISCOVERED: a key was first heard announcing itself on the LAN, or
- * announced a new address (pn_host_peer gives it; trusted or not). */
+ * announced a new address (pn_host_peer gives it; trusted or not).
+ * detail: for DISCONNECTED why the link closed ("peer closed the
+ * connection", "frame of 1048625 bytes exceeds the cap", ...), valid during
+ * the call; NULL for the other events. */
 typedef enum { PN_EVENT_CONNECTED, PN_EVENT_DISCONNECTED, PN_EVENT_DISCOVERED } pn_event;
-typedef void (*pn_event_fn)(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], void *ud);
+typedef void (*pn_event_fn)(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN],
+                            const char *detail, void *ud);
 /* Adds a listener (at most PN_EVENT_LISTENERS; PN_ELIMIT past that); the
  * Lua binding and a script runtime each hold one. Listeners run in the
  * order added; one may remove itself or another while running. */

@@ -212,6 +212,28 @@ describe("two peernet-host processes", function()
     assert.same({ event = "stopping", signal = "sigint" }, decode_json(p.out:match("\n(.-)\n$")))
   end)
 
+  it("serve --json says why a link closed: a peer announcing a frame over the cap", function()
+    local dir, key = C.init(tmpdir())
+    local kr = N.keys()
+    assert.equal(0, (C.run(dd(dir, "trust", "add", kr:public_hex()))))
+    local p = C.spawn(dd(dir, "serve", "--no-discovery", "--listen", "127.0.0.1:0", "--json"))
+    local ev = decode_json(C.expect(p, "^(.-)\n"))
+    assert.equal(key, ev.key)
+    local raw = N.raw(tonumber(ev.listen:match(":(%d+)$")))
+    raw:handshake(kr:secret())
+    assert.same({ event = "connected", key = kr:public_hex() },
+      decode_json(C.expect(p, '\n({[^\n]*"connected"[^\n]*})\n')))
+    raw:write(string.pack(">I4", 1048625))
+    assert.is_true(raw:wait_closed())
+    raw:close()
+    ev = decode_json(C.expect(p, '\n({[^\n]*"disconnected"[^\n]*})\n'))
+    assert.equal(kr:public_hex(), ev.key)
+    assert.matches("^frame of 1048625 bytes exceeds the cap", ev.reason)
+    C.kill(p, "sigint")
+    C.wait(p)
+    assert.same({ 0, 0 }, { p.code, p.signal })
+  end)
+
   it("a second serve on the same data dir is refused", function()
     local code, _, err = C.run(dd(dirA, "serve", "--no-discovery", "--listen", "127.0.0.1:0"))
     assert.equal(1, code)
@@ -364,7 +386,7 @@ describe("two peernet-host processes", function()
     assert.same({ 0, 0 }, { a.code, a.signal })
     assert.matches("stopping %(sigterm%)", a.out)
     assert.is_nil(uv.fs_stat(dirA .. "/control.sock"))
-    C.expect(b, "disconnected " .. keyA)
+    C.expect(b, "disconnected " .. keyA .. " %(peer closed the connection%)\n")
   end)
 
   it("without a running host, call and send start a short-lived one", function()
@@ -460,6 +482,55 @@ describe("peernet-host run and check", function()
     assert.equal(1, code)
     assert.matches("bad%.lua:2: boom", err)
     assert.matches("traceback", err)
+  end)
+
+  it("first calls and sends reach a peer that reads what came with M3 only later (the reference)", function()
+    local kr = N.keys()
+    local peer = N.m3_buffering_peer(kr:secret())
+    local d = C.init(tmpdir())
+    assert.equal(0, (C.run(dd(d, "trust", "add", kr:public_hex(), "--label", "ref", "--addr",
+      "127.0.0.1:" .. peer.port))))
+    for i = 1, 3 do -- short-lived hosts
+      local code, out, err = C.run(dd(d, "call", "ref", "echo", tostring(i), "--timeout", "3000"))
+      assert.equal(0, code, err)
+      assert.equal(i .. "\n", out)
+      code, _, err = C.run(dd(d, "send", "ref", "note", tostring(i)))
+      assert.equal(0, code, err)
+    end
+    H.write_file(d .. "/first.lua", table.concat({
+      'assert(peernet.connect("ref"))',
+      'print(peernet.call("ref", "echo", "first", { timeout = 3000 }))',
+    }, "\n"))
+    H.write_file(d .. "/send.lua", 'assert(peernet.connect("ref"))\nassert(peernet.send("ref", "note", "only"))')
+    local code, out, err = C.run(dd(d, "run", d .. "/first.lua"))
+    assert.equal(0, code, err)
+    assert.equal("first\n", out)
+    code, _, err = C.run(dd(d, "run", d .. "/send.lua"))
+    assert.equal(0, code, err)
+    assert(N.wait(function() return peer.closed == 8 end))
+    assert.same({ 1, 2, 3, "only" }, peer.sends)
+    assert.equal(0, peer.stuck)
+    peer.close()
+  end)
+
+  it("run prints why a link closed on stderr, and scripts get the reason", function()
+    local kx = N.keys()
+    local x = N.host(kx, { trust = { (select(2, C.run(dd(dir, "id")))):match("%x+") } })
+    assert.equal(0, (C.run(dd(dir, "trust", "add", kx:public_hex(), "--label", "x", "--addr", N.addr(x)))))
+    H.write_file(dir .. "/down.lua", table.concat({
+      'assert(peernet.connect("x"))',
+      'peernet.on("disconnected", function(key, why) print("down", key, why) end)',
+      'print("up")',
+      'peernet.sleep(10000)',
+    }, "\n"))
+    local p = C.spawn(dd(dir, "run", dir .. "/down.lua"))
+    C.expect(p, "up\n")
+    N.close(x) -- the peer goes away
+    C.expect(p, "down\t" .. kx:public_hex() .. "\tpeer closed the connection\n")
+    assert(N.wait(function() return p.err:match("disconnected") end))
+    assert.matches("peernet %[info%] disconnected " .. kx:public_hex() .. " %(peer closed the connection%)\n", p.err)
+    C.kill(p, "sigterm")
+    C.wait(p)
   end)
 
   it("run keeps serving while it exposes a handle, until SIGTERM, then exits 0", function()

@@ -572,6 +572,168 @@ describe("peernet.host liveness and reconnect", function()
   end)
 end)
 
+describe("peernet.host first messages on a dialled link", function()
+  -- The peer imitates the Elixir reference: what came in the same read as
+  -- M3 is read only when a later segment arrives (support/net.lua).
+  local a, ka, kr, peer
+  before_each(function()
+    ka, kr = N.keys(), N.keys()
+    a = N.host(ka, { trust = { kr:public_hex() } })
+    peer = N.m3_buffering_peer(kr:secret())
+  end)
+  after_each(function()
+    peer.close()
+    N.close(a)
+  end)
+
+  it("gets the answer to a call made as soon as the link is up", function()
+    for i = 1, 5 do
+      local res
+      a:connect(kr:public_hex(), "127.0.0.1:" .. peer.port, function(ok, err)
+        assert(ok, err)
+        assert(a:call(kr:public_hex(), "echo", "first " .. i, function(...) res = { ... } end,
+          { timeout = 3000 }))
+      end)
+      assert(N.wait(function() return res end))
+      assert.same({ true, "first " .. i }, res)
+      N.close(a)
+      a = N.host(ka, { trust = { kr:public_hex() } })
+    end
+  end)
+
+  it("delivers a send made as soon as the link is up before a short-lived host closes", function()
+    local sent
+    a:connect(kr:public_hex(), "127.0.0.1:" .. peer.port, function(ok, err)
+      assert(ok, err)
+      sent = assert(a:send(kr:public_hex(), "note", "hello"))
+    end)
+    -- What peernet-host send does before it exits: wait for the link to settle.
+    assert(N.wait(function() return sent and not a:peer(kr:public_hex()).settling end))
+    N.close(a)
+    a = N.host(ka)
+    assert(N.wait(function() return #peer.sends == 1 or peer.stuck > 0 end))
+    assert.same({ "hello" }, peer.sends)
+    assert.equal(0, peer.stuck)
+  end)
+
+  it("adds no settle ping on a link the peer dialled", function()
+    local kb = N.keys()
+    local b = N.host(kb, { trust = { ka:public_hex() } })
+    a:trust(kb:public_hex())
+    assert(N.connect(b, ka:public_hex(), N.addr(a)))
+    assert(N.wait(function() return (a:peer(kb:public_hex()) or {}).status == "connected" end))
+    assert.is_false(a:peer(kb:public_hex()).settling)
+    assert(N.wait(function() return not b:peer(ka:public_hex()).settling end))
+    N.spin(30)
+    -- a sent M2 and the pong to b's settle ping, no ping of its own.
+    assert.equal(2, stats(a).frames_out)
+    assert.equal(2, stats(b).frames_in)
+    N.close(b)
+  end)
+end)
+
+describe("peernet.host duplicate connections", function()
+  -- Keys in a given order: true when a's key is the lower one.
+  local function keys_ordered(a_lower)
+    while true do
+      local ka, kr = N.keys(), N.keys()
+      if (ka:public_hex() < kr:public_hex()) == a_lower then return ka, kr end
+    end
+  end
+
+  for _, a_lower in ipairs { true, false } do
+    local order = a_lower and "lower" or "higher"
+    it("keeps the peer's new dial while a link it dialled is up, as the reference does (its key "
+      .. order .. ")", function()
+      local ka, kr = keys_ordered(a_lower)
+      local a = N.host(ka, { trust = { kr:public_hex() } })
+      local peer = N.m3_buffering_peer(kr:secret())
+      a:expose("echo", function(_, v) return v end)
+      local ev = {}
+      a:on("connected", function() ev[#ev + 1] = "up" end)
+      a:on("disconnected", function(_, why) ev[#ev + 1] = "down: " .. why end)
+      assert(N.connect(a, kr:public_hex(), "127.0.0.1:" .. peer.port))
+      assert.same({ true, "on the first" }, { N.call(a, kr:public_hex(), "echo", "on the first") })
+      -- The peer dials while the link a dialled is up (the reference keeps
+      -- the newest connection and closes the old one itself).
+      local raw = N.raw(a:port())
+      raw:handshake(kr:secret())
+      raw:send_env(env.call(7, "echo", etf.encode("on the second"):sub(2)))
+      local r = raw:recv_env()
+      assert.same({ "reply", 7, true }, { r.kind, r.id, r.ok })
+      -- a closed the link it had dialled and calls on the new one.
+      assert(N.wait(function() return peer.closed == 1 end))
+      local res
+      assert(a:call(kr:public_hex(), "echo", "back", function(...) res = { ... } end))
+      local c = raw:recv_env()
+      assert.equal("call", c.kind)
+      raw:send_env(env.reply(c.id_str or c.id, true, c.term))
+      assert(N.wait(function() return res end))
+      assert.same({ true, "back" }, res)
+      assert.equal(1, stats(a).connections)
+      assert.same({ "up" }, ev) -- no outage: never disconnected
+      assert.matches("replaced by a newer connection", table.concat(N.logs, "\n"))
+      raw:close()
+      peer.close()
+      N.close(a)
+    end)
+  end
+
+  it("drains the replaced link: calls in flight on it get their answers both ways, then it closes", function()
+    local ka, kr = N.keys(), N.keys()
+    local a = N.host(ka, { trust = { kr:public_hex() } })
+    local held, ev = nil, {}
+    a:expose("later", function(_, _, req) held = req return req end)
+    a:on("connected", function() ev[#ev + 1] = "up" end)
+    a:on("disconnected", function() ev[#ev + 1] = "down" end)
+    local old = N.raw(a:port())
+    old:handshake(kr:secret())
+    old:send_env(env.call(3, "later", etf.encode(1):sub(2))) -- the peer's call, being served
+    assert(N.wait(function() return held end))
+    local res
+    assert(a:call(kr:public_hex(), "echo", "x", function(...) res = { ... } end)) -- ours, on old
+    local c = old:recv_env()
+    assert.equal("call", c.kind)
+    local new = N.raw(a:port())
+    new:handshake(kr:secret())
+    -- New traffic goes on the new link once it is up (both count) ...
+    assert(N.wait(function() return a:peer(kr:public_hex()).connections == 2 end))
+    assert(a:send(kr:public_hex(), "note", "on new"))
+    assert.equal("send", new:recv_env().kind)
+    -- ... while what was under way on the old one finishes there.
+    old:send_env(env.reply(c.id_str or c.id, true, c.term))
+    assert(N.wait(function() return res end))
+    assert.same({ true, "x" }, res)
+    held:reply("done")
+    local r = old:recv_env()
+    assert.same({ "reply", 3, true }, { r.kind, r.id, r.ok })
+    assert.is_true(old:wait_closed())
+    assert.same({ "up" }, ev)
+    assert.equal(1, stats(a).connections)
+    old:close()
+    new:close()
+    N.close(a)
+  end)
+
+  it("lets a peer that restarted replace its old link, in both key orders", function()
+    for _, a_lower in ipairs { true, false } do
+      local ka, kr = keys_ordered(a_lower)
+      local a = N.host(ka, { trust = { kr:public_hex() } })
+      local old = N.raw(a:port())
+      old:handshake(kr:secret())
+      assert(N.wait(function() return (a:peer(kr:public_hex()) or {}).status == "connected" end))
+      local new = N.raw(a:port())
+      new:handshake(kr:secret())
+      assert.is_true(old:wait_closed())
+      new:send_env(env.ping(string.rep("\1", 16)))
+      assert.equal("pong", new:recv_env().kind)
+      old:close()
+      new:close()
+      N.close(a)
+    end
+  end)
+end)
+
 describe("peernet.host listening and trust file", function()
   it("listens on IPv6 and on both families at once, reporting the port it picked", function()
     local ka, kb = N.keys(), N.keys()

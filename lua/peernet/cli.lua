@@ -313,10 +313,14 @@ function ops.send(h, req, reply, opts)
     if not (opts and opts.flush) then return reply { ok = true } end
     -- The host counts socket writes when it issues them; a few ms of
     -- polling against a deadline is enough for a process about to exit.
+    -- On a link this host just dialled the message may still sit unread in
+    -- the peer's buffer (the Elixir reference's M3 read) until the link
+    -- has settled (docs/host.md): closing before that would lose it.
     local t = uv.new_timer()
     local deadline = uv.now() + req.timeout
     t:start(5, 5, function()
-      if h:stats().writes > before or uv.now() >= deadline then
+      local written = h:stats().writes > before and not (h:peer(req.peer) or {}).settling
+      if written or uv.now() >= deadline then
         t:close()
         reply { ok = true }
       end
@@ -810,8 +814,9 @@ commands.serve = {
       if o.json then out(format.json(t)) else out(text) end
     end
     h:on("connected", function(key) event({ event = "connected", key = key }, "connected " .. key) end)
-    h:on("disconnected", function(key)
-      event({ event = "disconnected", key = key }, "disconnected " .. key)
+    h:on("disconnected", function(key, reason)
+      event({ event = "disconnected", key = key, reason = reason },
+        "disconnected " .. key .. " (" .. tostring(reason) .. ")")
     end)
 
     local stop_signals
@@ -880,6 +885,11 @@ commands.run = {
       h:close()
       return fail("failure", "script runtime: " .. tostring(rte))
     end
+    -- Why a link closed is worth a line even here: the script's output is
+    -- stdout, so it goes to stderr, as the host's own log lines do.
+    h:on("disconnected", function(key, reason)
+      io.stderr:write("peernet [info] disconnected ", key, " (", tostring(reason), ")\n")
+    end)
     local info = { mode = "run", started = uv.now(), rt = rt,
       listen = o.listen and (o.listen:gsub(":%d+$", "") .. ":" .. h:port()) or nil }
     local server = control.serve(p.control, control_handler(h, p, info), { weak = true })
@@ -962,6 +972,9 @@ local function help_text()
     "",
     "trust add/rm and init take turns on the trust list: each waits up to",
     "$PEERNET_LOCK_WAIT_MS (default 10000) for another writer, then exits 1.",
+    "",
+    "The host logs warnings and errors on stderr; with PEERNET_DEBUG set in the",
+    "environment, its info and debug lines too (every connection and why it closed).",
     "",
     "exit codes:",
     "  0  success",

@@ -62,6 +62,13 @@ function N.pair(opts_a, opts_b)
   b:trust(ka:public_hex())
   assert(N.connect(a, kb:public_hex(), N.addr(b)))
   assert(N.wait(function() return (b:peer(ka:public_hex()) or {}).status == "connected" end))
+  -- a dialled: its settle ping is answered before a spec counts frames.
+  -- On a busy machine it may have pinged again before the pong came; a
+  -- round trip behind those pings lets their pongs arrive first.
+  assert(N.wait(function() return not a:peer(kb:public_hex()).settling end))
+  local synced
+  assert(a:call(kb:public_hex(), "spec_sync", nil, function() synced = true end))
+  assert(N.wait(function() return synced end))
   return a, b, ka, kb
 end
 
@@ -149,6 +156,75 @@ end
 function Raw:recv_env()
   local _, body = self:frame()
   return assert(peernet.envelope.decode(assert(self.hs:open(body))))
+end
+
+-- ---- a listening peer that buffers like the Elixir reference ------------------
+
+-- Answers dials as a responder the way shared/reference's Connection does:
+-- bytes that came in the same read as M3 stay in its buffer, unread, until
+-- another read delivers more; when the dialler closes, whatever is still
+-- buffered is dropped. Calls are echoed, sends recorded in self.sends,
+-- pings answered. self.port is where it listens; self.closed counts the
+-- connections the dialler closed.
+local sigpipe -- answering a dialler that has gone must not kill the spec
+function N.m3_buffering_peer(secret)
+  if not sigpipe then
+    sigpipe = uv.new_signal()
+    sigpipe:start("sigpipe", function() end)
+    sigpipe:unref()
+  end
+  local self = { sends = {}, calls = {}, stuck = 0, closed = 0, server = uv.new_tcp() }
+  local function take_frame(st)
+    if #st.buf < 4 then return nil end
+    local n = string.unpack(">I4", st.buf)
+    if #st.buf < 4 + n then return nil end
+    local body = st.buf:sub(5, 4 + n)
+    st.buf = st.buf:sub(5 + n)
+    return body
+  end
+  local function on_env(c, st, e)
+    if e.kind == "call" then
+      self.calls[#self.calls + 1] = e.term
+      c:write(string.pack(">s4", assert(st.hs:seal(peernet.envelope.reply(e.id_str or e.id, true, e.term)))))
+    elseif e.kind == "send" then
+      self.sends[#self.sends + 1] = peernet.etf.decode("\131" .. e.term)
+    elseif e.kind == "ping" then
+      c:write(string.pack(">s4", assert(st.hs:seal(peernet.envelope.pong(e.nonce)))))
+    end
+  end
+  local function serve(c)
+    local st = { buf = "", hs = assert(peernet.handshake.new { role = "responder", static = secret,
+      verify = function() return true end }) }
+    c:read_start(function(err, data)
+      if err or not data then
+        if #st.buf > 0 then self.stuck = self.stuck + 1 end -- dropped unread, as the reference does
+        self.closed = self.closed + 1
+        c:close()
+        return
+      end
+      st.buf = st.buf .. data
+      if not st.hs:is_done() then
+        for body in take_frame, st do
+          assert(st.hs:read(body))
+          if st.hs:next() == "write" then c:write(string.pack(">s4", assert(st.hs:write()))) end
+          if st.hs:is_done() then return end -- the rest waits for the next read
+        end
+        return
+      end
+      for body in take_frame, st do
+        on_env(c, st, assert(peernet.envelope.decode(assert(st.hs:open(body)))))
+      end
+    end)
+  end
+  assert(self.server:bind("127.0.0.1", 0))
+  assert(self.server:listen(16, function()
+    local c = uv.new_tcp()
+    self.server:accept(c)
+    serve(c)
+  end))
+  self.port = self.server:getsockname().port
+  function self.close() if not self.server:is_closing() then self.server:close() end end
+  return self
 end
 
 return N

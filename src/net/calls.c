@@ -39,6 +39,7 @@ static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
             p->next = NULL;
             due_unlink(c, p);
             c->ncalls--;
+            if (c->retiring) pn_host_mark_dirty(c->host, c); /* may be idle now */
             return p;
         }
     }
@@ -183,7 +184,10 @@ void pn_request_free(pn_request *r) {
             *head = r->next;
         if (r->next) r->next->prev = r->prev;
     }
-    if (c) c->nreqs--;
+    if (c) {
+        c->nreqs--;
+        if (c->retiring && c->state != PN_CONN_CLOSING) pn_host_mark_dirty(c->host, c);
+    }
     if (r->peer) r->peer->nreqs--;
     free(r);
 }

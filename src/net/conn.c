@@ -87,12 +87,16 @@ static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
     uv_timer_init(h->loop, &c->timer);
     uv_timer_init(h->loop, &c->dead);
     uv_timer_init(h->loop, &c->call_timer);
-    c->tcp.data = c->timer.data = c->dead.data = c->call_timer.data = c;
+    uv_timer_init(h->loop, &c->settle);
+    c->tcp.data = c->timer.data = c->dead.data = c->call_timer.data = c->settle.data = c;
     pn_host_adopt(h, (uv_handle_t *)&c->tcp);
     pn_host_adopt(h, (uv_handle_t *)&c->timer);
     pn_host_adopt(h, (uv_handle_t *)&c->dead);
     pn_host_adopt(h, (uv_handle_t *)&c->call_timer);
-    c->handles = 4;
+    /* Not adopted: even a weak host (a run script) waits for its settle
+     * pong before its loop ends, so a send made last has been read. */
+    c->handles = 5;
+    c->born_seq = ++h->seq;
     h->refs++;
     c->next = h->conns;
     if (h->conns) h->conns->prev = c;
@@ -175,6 +179,8 @@ int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e) {
     return 0;
 }
 
+static void settle_ping(pn_conn *c);
+
 static void on_written(uv_write_t *req, int status) {
     pn_conn *c = req->data;
     c->writing = 0;
@@ -191,15 +197,42 @@ static void on_written(uv_write_t *req, int status) {
         pn_conn_close(c, why);
         return;
     }
+    if (c->settling && c->settle_tries == 0) settle_ping(c); /* M3 has left */
     pn_conn_flush(c); /* what queued up meanwhile leaves in one write */
 }
 
+#define RETIRED_WHY "replaced by a newer connection to the same peer"
+
 void pn_conn_flush(pn_conn *c) {
+    if (c->retiring == 2 && c->state == PN_CONN_LIVE && c->ncalls == 0 && c->nreqs == 0 &&
+        c->out.len == 0 && !c->writing) {
+        pn_conn_close(c, RETIRED_WHY);
+        return;
+    }
     if (c->writing || c->out.len == 0 || c->state == PN_CONN_CLOSING) return;
     if (c->state == PN_CONN_RESOLVING || c->state == PN_CONN_CONNECTING) return;
-    pn_bytes t = c->wout;
-    c->wout = c->out;
-    c->out = t;
+    if (c->hold && c->hold < c->out.len) {
+        /* M3 leaves alone; what was queued behind it follows in the next
+         * write, a segment of its own (see "settling" below). */
+        if (c->wout.cap < c->hold) {
+            uint8_t *p = realloc(c->wout.data, c->hold); /* a handshake frame: bounded */
+            if (!p) {
+                pn_conn_close(c, "out of memory");
+                return;
+            }
+            c->wout.data = p;
+            c->wout.cap = c->hold;
+        }
+        memcpy(c->wout.data, c->out.data, c->hold);
+        memmove(c->out.data, c->out.data + c->hold, c->out.len - c->hold);
+        c->out.len -= c->hold;
+        c->wout.len = c->hold;
+    } else {
+        pn_bytes t = c->wout;
+        c->wout = c->out;
+        c->out = t;
+    }
+    c->hold = 0;
     uv_buf_t b = uv_buf_init((char *)c->wout.data, (unsigned)c->wout.len);
     c->wreq.data = c;
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written);
@@ -212,6 +245,40 @@ void pn_conn_flush(pn_conn *c) {
     }
     c->writing = 1;
     c->host->stats.writes++;
+}
+
+/* First the grace, then the deadline (c->retire_due). */
+static void on_retire_tick(uv_timer_t *t) {
+    pn_conn *c = t->data;
+    uint64_t now = uv_now(c->host->loop);
+    if (now >= c->retire_due) {
+        pn_conn_close(c, RETIRED_WHY " (what was under way did not finish in time)");
+        return;
+    }
+    c->retiring = 2;
+    uv_timer_start(&c->timer, on_retire_tick, c->retire_due - now, 0);
+    pn_host_mark_dirty(c->host, c); /* idle already: it closes this turn */
+}
+
+/* Closing the replaced link at once would fail the calls still in flight
+ * on it and drop the answers it carries to the peer's calls, which a
+ * steady stream of calls would see at every swap. So it drains: nothing
+ * new is sent on it (the peer has the new link), what is under way
+ * finishes, and it closes when the peer closes it, or once idle after
+ * PN_RETIRE_GRACE_MS, or at the latest after call_timeout. The grace is
+ * for the Elixir reference: it closes its old link itself once it has
+ * registered the new one, and a close from us before that would fail
+ * its call in flight on it with connection_closed. */
+void pn_conn_retire(pn_conn *c) {
+    if (c->state != PN_CONN_LIVE || c->retiring) return;
+    uint32_t grace = PN_RETIRE_GRACE_MS < c->host->cfg.call_timeout_ms
+                         ? PN_RETIRE_GRACE_MS
+                         : c->host->cfg.call_timeout_ms;
+    c->retiring = 1;
+    c->retire_due = uv_now(c->host->loop) + c->host->cfg.call_timeout_ms;
+    c->settling = 0;
+    uv_timer_stop(&c->settle);
+    uv_timer_start(&c->timer, on_retire_tick, grace, 0);
 }
 
 /* ---- liveness ---------------------------------------------------------- */
@@ -287,6 +354,53 @@ void pn_conn_probe(pn_conn *c, uint32_t deadline_ms) {
     arm_dead(c);
 }
 
+/* ---- settling a dialled link ------------------------------------------ *
+ *
+ * The Elixir reference leaves whatever arrives in the same read as M3 in
+ * its buffer, unread, until another segment comes (shared/reference/
+ * README.md). On a link this host dialled, the first call or send would sit
+ * there, and a short-lived host would close the link with it unread. So M3
+ * leaves in a write of its own (c->hold), and once it has left the link is
+ * pinged until a pong comes back: each ping is a later segment, which makes
+ * the peer read what it had buffered, and the pong shows it has read past
+ * M3, after which every segment is read as it comes. The retries back off
+ * from PN_SETTLE_FIRST_MS; a peer that never answers is given up on after
+ * PN_SETTLE_TRIES. Links the peer dialled need none of this: we receive
+ * M3, the peer sends nothing behind it. */
+
+static void on_settle(uv_timer_t *t) {
+    pn_conn *c = t->data;
+    if (!c->settling || c->state != PN_CONN_LIVE) return;
+    if (c->settle_tries >= PN_SETTLE_TRIES) {
+        c->settling = 0;
+        pn_host_log(c->host, PN_LOG_DEBUG, "%s: no pong to %u settle pings; giving up on them",
+                    c->remote, c->settle_tries);
+        return;
+    }
+    settle_ping(c);
+}
+
+static void settle_ping(pn_conn *c) {
+    pn_host *h = c->host;
+    pn_err e;
+    if (c->settle_tries == 0) randombytes_buf(c->settle_nonce, PN_NONCE_LEN);
+    h->scratch.len = 0;
+    if (pn_envelope_put_ping(&h->scratch, c->settle_nonce, h->env_flags, &e) != 0 ||
+        pn_conn_queue_envelope(c, &h->scratch, &e) != 0)
+        return; /* a queueing failure has closed the link */
+    c->settle_tries++;
+    uv_timer_start(&c->settle, on_settle, c->settle_ms, 0);
+    c->settle_ms *= 2;
+}
+
+/* A pong to the settle ping: true when it was one (nonce repeated on each try). */
+static int settle_pong(pn_conn *c, const uint8_t *nonce) {
+    if (!c->settling || sodium_memcmp(nonce, c->settle_nonce, PN_NONCE_LEN) != 0) return 0;
+    c->settling = 0;
+    uv_timer_stop(&c->settle);
+    return 1;
+}
+
 /* ---- reading ---------------------------------------------------------- */
 
 static void established(pn_conn *c) {
@@ -296,8 +410,13 @@ static void established(pn_conn *c) {
     pn_admit_stage(h, c, PN_STAGE_NONE);
     pn_frame_reader_set_cap(c->fr, h->cfg.frame_cap);
     uv_timer_stop(&c->timer);
+    c->live_seq = ++h->seq;
     pn_host_on_established(h, c);
     if (c->state != PN_CONN_LIVE) return; /* lost the tie-break */
+    if (c->initiator) {
+        c->settling = 1;
+        c->settle_ms = PN_SETTLE_FIRST_MS;
+    }
     if (h->cfg.ping_interval_ms)
         uv_timer_start(&c->timer, on_ping_tick, h->cfg.ping_interval_ms, h->cfg.ping_interval_ms);
 }
@@ -312,7 +431,10 @@ static int handshake_write(pn_conn *c) {
         return -1;
     }
     if (queue_frame(c, body, n, &e) != 0) return -1;
-    if (pn_handshake_next(c->hs) == PN_HANDSHAKE_DONE) established(c);
+    if (pn_handshake_next(c->hs) == PN_HANDSHAKE_DONE) {
+        c->hold = c->out.len; /* M3: see "settling" */
+        established(c);
+    }
     return 0;
 }
 
@@ -335,7 +457,7 @@ static void on_transport(pn_conn *c, const pn_frame *f) {
                 pn_conn_queue_envelope(c, &h->scratch, &e);
             break;
         case PN_ENV_PONG:
-            on_pong(c, env.nonce);
+            if (!settle_pong(c, env.nonce)) on_pong(c, env.nonce);
             break;
         case PN_ENV_REPLY:
             pn_calls_complete(c, &env);
@@ -640,4 +762,5 @@ void pn_conn_close(pn_conn *c, const char *why) {
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->dead, on_handle_closed);
     uv_close((uv_handle_t *)&c->call_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->settle, on_handle_closed);
 }

@@ -590,11 +590,11 @@ int pn_host_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]) {
     return 0;
 }
 
-static void emit(pn_host *h, pn_event ev, const pn_peer *p) {
+static void emit(pn_host *h, pn_event ev, const pn_peer *p, const char *detail) {
     uint8_t key[PN_KEY_LEN]; /* a listener may free the peer (untrust) */
     memcpy(key, p->key, PN_KEY_LEN);
     for (int i = 0; i < PN_EVENT_LISTENERS; i++)
-        if (h->listeners[i].fn) h->listeners[i].fn(h, ev, key, h->listeners[i].ud);
+        if (h->listeners[i].fn) h->listeners[i].fn(h, ev, key, detail, h->listeners[i].ud);
 }
 
 void pn_host_on_established(pn_host *h, pn_conn *c) {
@@ -612,13 +612,19 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
     }
     c->peer = p;
     if (p->live) {
-        /* Two connections to one peer. When one side dialled both, the newer
-         * replaces the older (the peer restarted). When each side dialled
-         * one, both sides keep the one dialled by the lower key, so they
-         * agree without a word and nothing flaps. */
+        /* Two connections to one peer. The Elixir reference keeps the newest
+         * whoever dialled it (Registry drop_existing_conn), so we do too
+         * whenever the new one began after the old one was up here: the
+         * peer dialled again while we had a link (it restarted, or lost the
+         * link on its side), or we did; both sides then saw the old one
+         * complete first, and agree. Only when the two handshakes overlapped
+         * here (each side dialled the other at once) may the two sides see
+         * them complete in opposite orders; then both keep the one dialled
+         * by the lower key, which two hosts agree on without a word, so
+         * nothing flaps (docs/host.md, "One connection per peer"). */
         pn_conn *old = p->live;
         int keep_new;
-        if (old->initiator == c->initiator)
+        if (old->initiator == c->initiator || c->born_seq > old->live_seq)
             keep_new = 1;
         else
             keep_new = c->initiator == (memcmp(h->pub, p->key, PN_KEY_LEN) < 0);
@@ -636,7 +642,7 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
         /* c's last handshake message first, so the peer does not see the old
          * link end before the new one is complete. */
         pn_conn_flush(c);
-        pn_conn_close(old, "replaced by a newer connection to the same peer");
+        pn_conn_retire(old);
     }
     p->live = c;
     if (p->dialing == c) p->dialing = NULL;
@@ -650,7 +656,7 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
     pn_host_log(h, PN_LOG_INFO, "peer %s… connected (%s, %s)", short_key(p->key, k), c->remote,
                 c->initiator ? "dialled" : "accepted");
     pn_host_resolve_waiters(h, p, 0, NULL);
-    if (!was) emit(h, PN_EVENT_CONNECTED, p);
+    if (!was) emit(h, PN_EVENT_CONNECTED, p, NULL);
 }
 
 void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
@@ -673,7 +679,7 @@ void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
         p->live = NULL;
         p->status = PN_PEER_DISCONNECTED;
         if (c->redial_now) p->backoff_ms = h->cfg.backoff_min_ms;
-        emit(h, PN_EVENT_DISCONNECTED, p);
+        emit(h, PN_EVENT_DISCONNECTED, p, why);
         if (c->redial_now && p->trusted && !p->live && !p->dialing && has_address(h, p) &&
             !h->closing)
             uv_timer_start(&p->redial, on_redial, 0, 0);
@@ -875,7 +881,7 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
             pn_host_schedule_redial(h, p);
         }
     }
-    if (fresh) emit(h, PN_EVENT_DISCOVERED, p);
+    if (fresh) emit(h, PN_EVENT_DISCOVERED, p, NULL);
     return 0;
 }
 

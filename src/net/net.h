@@ -35,6 +35,14 @@
 #define PN_OUTBUF_KEEP 262144 /* write buffers larger than this are freed when drained */
 #define PN_DISCOVERED_MAX 256 /* untrusted peers remembered from announces: strangers pick keys */
 #define PN_FOUND_MAX 4        /* discovered addresses kept per peer, beside its configured one */
+/* A dialled link is pinged until the peer shows it has read past M3
+ * (conn.c, "settling"): the first retry after PN_SETTLE_FIRST_MS, each
+ * next one twice as late, at most PN_SETTLE_TRIES pings (about 5 s). */
+#define PN_SETTLE_FIRST_MS 5
+#define PN_SETTLE_TRIES 10
+/* A replaced link stays open this long at least, unless the peer closes it
+ * (conn.c, pn_conn_retire). */
+#define PN_RETIRE_GRACE_MS 250
 
 typedef struct pn_conn pn_conn;
 typedef struct pn_pending pn_pending;
@@ -134,8 +142,9 @@ struct pn_conn {
     pn_conn *wprev, *wnext;           /* host->waiting_head: oldest first */
 
     uv_tcp_t tcp;
-    uv_timer_t timer; /* handshake deadline, then the ping interval */
-    uv_timer_t dead;  /* a pong is overdue */
+    uv_timer_t timer;  /* handshake deadline, then the ping interval */
+    uv_timer_t dead;   /* a pong is overdue */
+    uv_timer_t settle; /* the next settle ping of a dialled link */
     uv_connect_t connect_req;
     uv_getaddrinfo_t gai;
     int gai_active;
@@ -145,6 +154,7 @@ struct pn_conn {
     pn_frame_reader *fr;
 
     pn_bytes out;  /* frames queued in this loop turn */
+    size_t hold;   /* bytes at the head of out that leave in a write of their own (M3) */
     pn_bytes wout; /* the write in flight */
     int writing;
     uv_write_t wreq;
@@ -166,6 +176,14 @@ struct pn_conn {
     uint64_t probe_due; /* uv_now() by which the probe's pong is due, 0 = no probe out */
     int redial_now;     /* closed because its path is gone, not the peer: redial at once */
     uint8_t probe_nonce[PN_NONCE_LEN];
+    int retiring;          /* replaced by a newer link: 1 in its grace, 2 closes once idle */
+    uint64_t retire_due;   /* uv_now() by which it closes, idle or not */
+    int settling;          /* dialled: no pong yet to a settle ping (conn.c) */
+    uint32_t settle_tries; /* settle pings sent */
+    uint32_t settle_ms;    /* the wait before the next one */
+    uint8_t settle_nonce[PN_NONCE_LEN];
+    uint64_t live_seq; /* h->seq when it became live */
+    uint64_t born_seq; /* h->seq when it was made */
 };
 
 struct pn_pending { /* one outgoing call */
@@ -263,6 +281,7 @@ struct pn_host {
     uv_timer_t log_timer;
 
     pn_host_stats stats;
+    uint64_t seq; /* orders connections made and made live (the duplicate rule, host.c) */
     int closing;
     int refs; /* open handles and the host's own reference */
     void (*on_closed)(void *ud);
@@ -295,6 +314,11 @@ pn_conn *pn_conn_accept(pn_host *h, pn_err *e);
 /* Starts a dial and sets p->dialing; PN_E* only when nothing was started. */
 int pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e);
 void pn_conn_close(pn_conn *c, const char *why);
+/* c was replaced by a newer link to its peer: it takes no new calls, and
+ * closes once its calls in flight and the requests it serves are done and
+ * written, after a grace (at most call_timeout later), or when the peer
+ * closes it. */
+void pn_conn_retire(pn_conn *c);
 int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
 void pn_conn_ping(pn_conn *c, const uint8_t *nonce);

@@ -78,6 +78,7 @@ void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out) {
     }
     for (const pn_conn *c = h->conns; c; c = c->next)
         if (c->peer == p && c->state != PN_CONN_CLOSING) out->connections++;
+    out->settling = p->live && p->live->settling;
 }
 
 static void on_peer_closed(uv_handle_t *t) {

@@ -18,7 +18,8 @@
  *       -- ({ok, X} with an X outside the ETF subset: a pid, a ref; the link stays)
  *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, code
  *   h:connect(key, "host:port" | nil, function(ok, err) end)
- *   h:on("connected" | "disconnected" | "discovered", function(key) end)
+ *   h:on("connected" | "disconnected" | "discovered", function(key, reason) end)
+ *       -- reason: why the link closed (disconnected only)
  *   h:peers() h:peer(key) h:stats() h:ping(key [, nonce])   -- ping: TEST ONLY
  *   h:network_changed()   -- announce again and probe every link, as netmon does
  *
@@ -169,13 +170,18 @@ static void on_log(void *ud, int level, const char *msg) {
     if (pcall_tb(L, 2, 0) != LUA_OK) report(L, "log function");
 }
 
-static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], void *ud) {
+static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], const char *detail,
+                     void *ud) {
     lhost *lh = ud;
     if (lh->event_ref[ev] == LUA_NOREF) return;
     lua_State *L = lh->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lh->event_ref[ev]);
     push_key(L, key);
-    if (pcall_tb(L, 1, 0) != LUA_OK) report(L, "event handler");
+    if (detail)
+        lua_pushstring(L, detail); /* disconnected: why */
+    else
+        lua_pushnil(L);
+    if (pcall_tb(L, 2, 0) != LUA_OK) report(L, "event handler");
 }
 
 /* ---- new / close ------------------------------------------------------- */
@@ -798,7 +804,7 @@ static int l_host_on(lua_State *L) {
 /* ---- registry ---------------------------------------------------------- */
 
 void pn_lua_push_peer(lua_State *L, const pn_peer_info *p) {
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     push_key(L, p->key);
     lua_setfield(L, -2, "key");
     lua_pushstring(L, pn_peer_status_name(p->status));
@@ -811,6 +817,8 @@ void pn_lua_push_peer(lua_State *L, const pn_peer_info *p) {
     lua_setfield(L, -2, "last_seen");
     lua_pushinteger(L, p->connections);
     lua_setfield(L, -2, "connections");
+    lua_pushboolean(L, p->settling);
+    lua_setfield(L, -2, "settling");
 }
 
 static int add_peer(const pn_peer_info *p, void *ud) {

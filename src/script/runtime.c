@@ -783,12 +783,20 @@ static const char *event_name(pn_event ev) {
                                          : "discovered";
 }
 
-static int push_key_arg(lua_State *co, void *ud) {
-    lua_pushstring(co, ud);
-    return 1;
+typedef struct event_args {
+    const char *hex;
+    const char *detail; /* disconnected: why; NULL otherwise */
+} event_args;
+
+static int push_event_args(lua_State *co, void *ud) {
+    const event_args *a = ud;
+    lua_pushstring(co, a->hex);
+    if (!a->detail) return 1;
+    lua_pushstring(co, a->detail);
+    return 2;
 }
 
-static void events_to(pn_script *s, const char *name, const char *hex) {
+static void events_to(pn_script *s, const char *name, const event_args *args) {
     if (s->retired || s->closed || s->events_ref == LUA_NOREF) return;
     lua_State *L = s->L;
     pn_sandbox_unlimited(L, 1);
@@ -801,12 +809,12 @@ static void events_to(pn_script *s, const char *name, const char *hex) {
         char what[64];
         snprintf(what, sizeof what, "on %s", name);
         pn_sandbox_unlimited(L, 0);
-        pn_task *t = pn_rt_task_start(s, PN_TASK_EVENT, ref, what, push_key_arg, (void *)hex);
+        pn_task *t = pn_rt_task_start(s, PN_TASK_EVENT, ref, what, push_event_args, (void *)args);
         pn_sandbox_unlimited(L, 1);
         luaL_unref(L, LUA_REGISTRYINDEX, ref);
         if (t) {
             pn_sandbox_unlimited(L, 0);
-            pn_rt_task_resume(t, 1);
+            pn_rt_task_resume(t, args->detail ? 2 : 1);
             pn_sandbox_unlimited(L, 1);
         }
         if (s->closed) return; /* its state is gone; the caller unpins it */
@@ -819,10 +827,12 @@ static void script_unpin(pn_script *s) {
     if (--s->pins == 0 && s->closed) script_free(s);
 }
 
-static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], void *ud) {
+static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], const char *detail,
+                     void *ud) {
     pn_rt *rt = ud;
     char hex[PN_KEY_HEX_LEN + 1];
     pn_key_hex(hex, key);
+    event_args args = {hex, detail};
     const char *name = event_name(ev);
     /* A handler may reload or close scripts: walk a snapshot of the list. */
     pn_script *snap[PN_RT_SCRIPTS_MAX + 1];
@@ -839,7 +849,7 @@ static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], voi
         /* A handler may close its own script (rt:close in a run script):
          * pinned, the struct outlives the call. */
         snap[i]->pins++;
-        events_to(snap[i], name, hex);
+        events_to(snap[i], name, &args);
         script_unpin(snap[i]);
     }
 }
