@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lpattern.h"
 #include "sandbox.h"
 
 typedef struct sandbox {
@@ -141,6 +142,7 @@ static int open_safe(lua_State *L) {
     lua_pushcfunction(L, sb_collectgarbage);
     lua_setglobal(L, "collectgarbage");
     drop(L, LUA_STRLIBNAME, "dump");
+    pn_lpattern_install(L); /* patterns with a step budget: Lua's cannot be stopped */
 
     /* os: only the clock and the calendar. */
     luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
