@@ -161,6 +161,7 @@ static int single(pn_pattern *m, size_t s, size_t p, size_t ep) {
 static int push(pn_pattern *m, int kind, size_t s, size_t n, size_t p, size_t ep, pn_err *e) {
     if (m->nframes >= PN_PATTERN_DEPTH_MAX - 1)
         return pn_err_set(e, PN_EINVAL, "pattern too complex");
+    m->steps++; /* a frame costs about a step to make and a step to undo */
     pn_pattern_frame *f = &m->frame[m->nframes++];
     f->kind = (unsigned char)kind;
     f->s = s;
@@ -196,7 +197,7 @@ static int back_ref(pn_pattern *m, size_t s, int digit, size_t *to, pn_err *e) {
     *to = SIZE_MAX;
     /* A position capture has no text: it never matches, as in Lua. */
     if (len < 0 || m->srclen - s < (size_t)len) return 0;
-    m->steps += (size_t)len;
+    m->steps += 1 + (size_t)len / 16; /* memcmp: many bytes a step */
     if (memcmp(m->src + m->cap[l].init, m->src + s, (size_t)len) == 0) *to = s + (size_t)len;
     return 0;
 }
@@ -206,6 +207,7 @@ static int back_ref(pn_pattern *m, size_t s, int digit, size_t *to, pn_err *e) {
 static int backtrack(pn_pattern *m, size_t *s, size_t *p) {
     while (m->nframes > 0) {
         pn_pattern_frame *f = &m->frame[m->nframes - 1];
+        m->steps++;
         switch (f->kind) {
             case F_CAPSTART:
                 m->level--;

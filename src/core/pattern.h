@@ -33,7 +33,7 @@
 #define PN_PATTERN_DEPTH_MAX 200   /* nested matches, as Lua's MAXCCALLS */
 /* Steps of one call of string.find/match/gsub or of one gmatch iteration in
  * a sandbox: about 25 ms on the machine this was sized on (docs/scripts.md). */
-#define PN_PATTERN_STEPS_DEFAULT 20000000u
+#define PN_PATTERN_STEPS_DEFAULT 10000000u
 
 #define PN_PATTERN_CAP_UNFINISHED (-1) /* capture open: '(' seen, ')' not yet */
 #define PN_PATTERN_CAP_POSITION (-2)   /* a position capture `()` */

@@ -13,6 +13,7 @@
  */
 #include <lauxlib.h>
 #include <lua.h>
+#include <string.h>
 
 #include "bind.h"
 #include "core/pattern.h"
@@ -157,13 +158,10 @@ static int l_gmatch(lua_State *L) {
 /* A replacement string: %0-%9 are captures, %% is '%'. */
 static void add_string(lua_State *L, const pn_pattern *m, luaL_Buffer *b, size_t s, size_t e) {
     size_t len;
-    const char *r = lua_tolstring(L, 3, &len);
-    for (size_t i = 0; i < len; i++) {
-        if (r[i] != '%') {
-            luaL_addchar(b, r[i]);
-            continue;
-        }
-        char c = ++i < len ? r[i] : '\0';
+    const char *r = lua_tolstring(L, 3, &len), *end = r + len, *esc;
+    while ((esc = memchr(r, '%', (size_t)(end - r))) != NULL) {
+        luaL_addlstring(b, r, (size_t)(esc - r));
+        char c = esc + 1 < end ? esc[1] : '\0';
         if (c == '%') {
             luaL_addchar(b, '%');
         } else if (c >= '0' && c <= '9') {
@@ -176,7 +174,9 @@ static void add_string(lua_State *L, const pn_pattern *m, luaL_Buffer *b, size_t
         } else {
             luaL_error(L, "invalid use of '%%' in replacement string");
         }
+        r = esc + 2;
     }
+    luaL_addlstring(b, r, (size_t)(end - r));
 }
 
 /* Appends the replacement of the match [s, e); 0 when the table or function
@@ -216,9 +216,11 @@ static int l_gsub(lua_State *L) {
         "string/function/table");
     lua_settop(L, 4);
     int anchor = lp > 0 && p[0] == '^';
-    /* A userdata, not the C stack: replacements run Lua code, which may
-     * call gsub again. */
-    pn_pattern *m = lua_newuserdatauv(L, sizeof *m, 0);
+    /* A function or table replacement runs Lua code, which may call gsub
+     * again, as deep as it likes: then the state is a userdata. A string
+     * replacement runs none, and nests only as find does. */
+    pn_pattern on_stack, *m = &on_stack;
+    if (tr == LUA_TFUNCTION || tr == LUA_TTABLE) m = lua_newuserdatauv(L, sizeof *m, 0);
     pn_pattern_init(m, src, ls, p + anchor, lp - (size_t)anchor, PN_PATTERN_STEPS_DEFAULT);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
