@@ -107,6 +107,11 @@ static ptrdiff_t class_end(pn_pattern *m, size_t p, pn_err *e) {
         return (ptrdiff_t)(p + 1);
     }
     if (c != '[') return (ptrdiff_t)p;
+    pn_pattern_set *k = &m->set[start % PN_PATTERN_SETS_MAX];
+    if (k->key == start + 1) {
+        m->steps++;
+        return (ptrdiff_t)k->ep;
+    }
     if (p < n && pat[p] == '^') p++;
     /* The first byte of a set is always a member, so "[]]" holds ']'. */
     do {
@@ -114,6 +119,12 @@ static ptrdiff_t class_end(pn_pattern *m, size_t p, pn_err *e) {
         if (pat[p++] == L_ESC && p < n) p++;
     } while (p == n || pat[p] != ']');
     m->steps += p - start;
+    if (k->key == 0) { /* a free slot: remember where this set ends */
+        k->key = start + 1;
+        k->ep = p + 1;
+        k->uses = 0;
+        k->compiled = 0;
+    }
     return (ptrdiff_t)(p + 1);
 }
 
@@ -140,6 +151,50 @@ static int match_set(pn_pattern *m, int c, size_t p, size_t ec) {
     return !yes;
 }
 
+static void set_add(pn_pattern_set *k, int c) {
+    k->bits[c >> 3] |= (unsigned char)(1u << (c & 7));
+}
+
+/* The map of the set [p, ec]: the bytes some item of it matches (the
+ * items of match_set), or the others after a '^'. */
+static void set_compile(pn_pattern *m, pn_pattern_set *k, size_t p, size_t ec) {
+    const unsigned char *pat = m->pat;
+    int neg = pat[p + 1] == '^';
+    size_t ops = ec - p;
+    if (neg) p++;
+    memset(k->bits, 0, sizeof k->bits);
+    while (++p < ec) {
+        if (pat[p] == L_ESC) {
+            p++;
+            for (int c = 0; c < 256; c++)
+                if (match_class(c, pat[p])) set_add(k, c);
+            ops += 256 / 2; /* a cheap test a byte: about half a step */
+        } else if (pat[p + 1] == '-' && p + 2 < ec) {
+            p += 2;
+            for (int c = pat[p - 2]; c <= pat[p]; c++)
+                set_add(k, c);
+            ops += 256 / 8;
+        } else {
+            set_add(k, pat[p]);
+        }
+    }
+    if (neg)
+        for (size_t i = 0; i < sizeof k->bits; i++)
+            k->bits[i] = (unsigned char)~k->bits[i];
+    k->compiled = 1;
+    m->steps += ops;
+}
+
+/* Is c in the set [p, ep)? A map once it has been asked often enough. */
+static int set_has(pn_pattern *m, int c, size_t p, size_t ep) {
+    pn_pattern_set *k = &m->set[p % PN_PATTERN_SETS_MAX];
+    if (k->key != p + 1) return match_set(m, c, p, ep - 1);
+    if (!k->compiled && ++k->uses >= PN_PATTERN_SET_COMPILE_AFTER) set_compile(m, k, p, ep - 1);
+    if (!k->compiled) return match_set(m, c, p, ep - 1);
+    m->steps++;
+    return (k->bits[c >> 3] >> (c & 7)) & 1;
+}
+
 /* Does the class [p, ep) match the subject byte at s? */
 static int single(pn_pattern *m, size_t s, size_t p, size_t ep) {
     m->steps++;
@@ -151,7 +206,7 @@ static int single(pn_pattern *m, size_t s, size_t p, size_t ep) {
         case L_ESC:
             return match_class(c, m->pat[p + 1]);
         case '[':
-            return match_set(m, c, p, ep - 1);
+            return set_has(m, c, p, ep);
         default:
             return m->pat[p] == c;
     }
@@ -248,6 +303,8 @@ void pn_pattern_init(pn_pattern *m, const void *src, size_t srclen, const void *
     m->steps_max = steps_max ? steps_max : PN_PATTERN_STEPS_DEFAULT;
     m->level = 0;
     m->nframes = 0;
+    for (int i = 0; i < PN_PATTERN_SETS_MAX; i++)
+        m->set[i].key = 0;
 }
 
 int pn_pattern_match(pn_pattern *m, size_t s, size_t *end, pn_err *e) {
@@ -311,8 +368,7 @@ int pn_pattern_match(pn_pattern *m, size_t s, size_t *end, pn_err *e) {
                         if (ep < 0) return (int)ep;
                         int prev = s == 0 ? 0 : m->src[s - 1];
                         int cur = s < m->srclen ? m->src[s] : 0; /* the end reads as '\0' */
-                        if (match_set(m, prev, p, (size_t)ep - 1) ||
-                            !match_set(m, cur, p, (size_t)ep - 1))
+                        if (set_has(m, prev, p, (size_t)ep) || !set_has(m, cur, p, (size_t)ep))
                             goto fail;
                         p = (size_t)ep;
                         continue;

@@ -35,6 +35,11 @@
  * a sandbox: about 25 ms on the machine this was sized on (docs/scripts.md). */
 #define PN_PATTERN_STEPS_DEFAULT 10000000u
 
+/* Sets [...] tested often in one search become 256-bit maps, so a long
+ * run of [%w_] costs a step a byte, not the set's length. */
+#define PN_PATTERN_SETS_MAX 16         /* sets of one pattern that may become maps */
+#define PN_PATTERN_SET_COMPILE_AFTER 8 /* tests of a set before it becomes one */
+
 #define PN_PATTERN_CAP_UNFINISHED (-1) /* capture open: '(' seen, ')' not yet */
 #define PN_PATTERN_CAP_POSITION (-2)   /* a position capture `()` */
 
@@ -51,8 +56,17 @@ typedef struct pn_pattern_frame {
     size_t p, ep; /* the pattern item and its end (where its quantifier is) */
 } pn_pattern_frame;
 
+typedef struct pn_pattern_set {
+    size_t key;             /* offset of its '[' plus 1; 0: the slot is free */
+    size_t ep;              /* where it ends (after its ']') */
+    uint32_t uses;          /* tests so far, until it is a map */
+    unsigned char compiled; /* bits is the set */
+    unsigned char bits[32];
+} pn_pattern_set;
+
 /* Caller-owned; no field points into itself, so it may be copied. Read
- * `level` and `cap` after a match; `steps` is what the search cost so far. */
+ * `level` and `cap` after a match; `steps` is what the search cost so far
+ * (a caller may set it back to 0 to give a new call a new budget). */
 typedef struct pn_pattern {
     const unsigned char *src, *pat;
     size_t srclen, patlen;
@@ -61,6 +75,7 @@ typedef struct pn_pattern {
     int nframes; /* backtracking points in use */
     pn_pattern_cap cap[PN_PATTERN_CAPTURES_MAX];
     pn_pattern_frame frame[PN_PATTERN_DEPTH_MAX - 1]; /* the first match is not a frame */
+    pn_pattern_set set[PN_PATTERN_SETS_MAX];          /* by offset modulo the size; never evicted */
 } pn_pattern;
 
 /* Prepares m for subject src and pattern pat (after any leading '^' the

@@ -20,9 +20,9 @@
 #include "lpattern.h"
 #include "sandbox.h"
 
-/* A call that spent this many steps (about 1 ms) has the hook look at the
- * budget right after it. */
-#define LPATTERN_HOOK_AFTER_STEPS 1000000u
+/* A call that spent this many steps (about 25 us, a hundred times what
+ * the hook costs) has the hook look at the budget right after it. */
+#define LPATTERN_HOOK_AFTER_STEPS 10000u
 
 typedef struct gmatch_state {
     size_t src;       /* where the next search starts */
@@ -117,13 +117,12 @@ static int l_match(lua_State *L) {
 }
 
 static int gmatch_next(lua_State *L) {
-    size_t ls, lp;
-    const char *s = lua_tolstring(L, lua_upvalueindex(1), &ls);
-    const char *p = lua_tolstring(L, lua_upvalueindex(2), &lp);
     gmatch_state *g = lua_touserdata(L, lua_upvalueindex(3));
+    size_t ls = g->m.srclen;
     pn_err e;
-    /* Each call of the iterator is one call with its own budget. */
-    pn_pattern_init(&g->m, s, ls, p, lp, PN_PATTERN_STEPS_DEFAULT);
+    /* Each call of the iterator is one call with its own budget; the sets
+     * already made maps stay. */
+    g->m.steps = 0;
     for (size_t at = g->src; at <= ls; at++) {
         size_t end;
         int rc = pn_pattern_match(&g->m, at, &end, &e);
@@ -143,12 +142,13 @@ static int gmatch_next(lua_State *L) {
 }
 
 static int l_gmatch(lua_State *L) {
-    size_t ls;
-    luaL_checklstring(L, 1, &ls);
-    luaL_checkstring(L, 2);
+    size_t ls, lp;
+    const char *s = luaL_checklstring(L, 1, &ls);
+    const char *p = luaL_checklstring(L, 2, &lp);
     size_t init = start_offset(luaL_optinteger(L, 3, 1), ls);
-    lua_settop(L, 2); /* the strings stay alive as upvalues */
+    lua_settop(L, 2); /* the strings stay alive (and in place) as upvalues */
     gmatch_state *g = lua_newuserdatauv(L, sizeof *g, 0);
+    pn_pattern_init(&g->m, s, ls, p, lp, PN_PATTERN_STEPS_DEFAULT);
     g->src = init > ls ? ls + 1 : init;
     g->lastmatch = NO_MATCH;
     lua_pushcclosure(L, gmatch_next, 3);
