@@ -189,7 +189,11 @@ static void set_compile(pn_pattern *m, pn_pattern_set *k, size_t p, size_t ec) {
 static int set_has(pn_pattern *m, int c, size_t p, size_t ep) {
     pn_pattern_set *k = &m->set[p % PN_PATTERN_SETS_MAX];
     if (k->key != p + 1) return match_set(m, c, p, ep - 1);
-    if (!k->compiled && ++k->uses >= PN_PATTERN_SET_COMPILE_AFTER) set_compile(m, k, p, ep - 1);
+    /* Making the map costs at most 65 steps a byte of the set (256 tests
+     * for a two-byte class): only when the budget has room for it. */
+    if (!k->compiled && ++k->uses >= PN_PATTERN_SET_COMPILE_AFTER && m->steps <= m->steps_max &&
+        (ep - p) * 65 <= m->steps_max - m->steps)
+        set_compile(m, k, p, ep - 1);
     if (!k->compiled) return match_set(m, c, p, ep - 1);
     m->steps++;
     return (k->bits[c >> 3] >> (c & 7)) & 1;
