@@ -26,6 +26,7 @@ void pn_lua_open_host(lua_State *L);     /* host.new: a host on luv's loop */
 void pn_lua_open_envelope(lua_State *L); /* envelope.decode, envelope.call, ... */
 void pn_lua_open_runtime(lua_State *L);  /* runtime.new, runtime.check: the script runtime */
 void pn_lua_open_qr(lua_State *L);       /* qr: a QR code as rows of booleans */
+void pn_lua_open_pattern(lua_State *L);  /* pattern.find/match/gmatch/gsub: bounded Lua patterns */
 
 /* require "peernet": the module table (peernet.so, or linked into peernet-host). */
 LUAMOD_API int luaopen_peernet(lua_State *L);

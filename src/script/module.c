@@ -66,5 +66,6 @@ int luaopen_peernet(lua_State *L) {
     pn_lua_open_runtime(L);
     pn_lua_open_qr(L);
     pn_lua_open_mdns(L);
+    pn_lua_open_pattern(L);
     return 1;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "lpattern.h"
 #include "sandbox.h"
 
 typedef struct sandbox {
@@ -538,6 +539,7 @@ static int open_safe(lua_State *L) {
     lua_pushcfunction(L, sb_collectgarbage);
     lua_setglobal(L, "collectgarbage");
     drop(L, LUA_STRLIBNAME, "dump");
+    pn_lpattern_install(L); /* patterns with a step budget: Lua's cannot be stopped */
 
     /* os: only the clock and the calendar. */
     luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
