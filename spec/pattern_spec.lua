@@ -539,4 +539,26 @@ describe("patterns in a sandboxed handler", function()
       { N.call(b, akey, "caught", {}) })
     assert.same({ true, { "key", "value", "a;b;c", false } }, { N.call(b, akey, "fine", {}) })
   end)
+
+  it("ends a loop of caught heavy patterns by the time slice", function()
+    -- Each call stays under the step bound (300^3/6 steps), so no error
+    -- stops the loop: only the sandbox's clock can. (How soon after the
+    -- slice it stops is the pattern binding's hook nudge; that is a time
+    -- and not asserted here.)
+    H.write_file(dir .. "/loop.lua", [[
+      local long = string.rep("a", 300)
+      peernet.expose("loop", function()
+        while true do pcall(string.find, long, ".-.-.-b") end
+      end)
+    ]])
+    rt:load_dir(dir)
+    local ok, err = N.call(b, ka:public_hex(), "loop", {}, { timeout = 60000 })
+    assert.is_falsy(ok)
+    assert.equal("handler_crash", err)
+    local sliced
+    for _, l in ipairs(N.logs) do
+      if l:find("CPU slice exceeded", 1, true) then sliced = true end
+    end
+    assert.is_true(sliced)
+  end)
 end)
