@@ -20,16 +20,41 @@
 
 /* ---- logging --------------------------------------------------------------- */
 
+/* Bytes below 0x20, 0x7f and the backslash as \n \t \\ or \xHH: a
+ * script's message (an error, peernet.log) or a caller's handle name must
+ * not forge log lines. out holds PN_RT_LOG_MAX * 4 + 1 bytes. */
+static void log_escape(char *out, const char *in) {
+    static const char hex[] = "0123456789abcdef";
+    size_t w = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        unsigned char c = *p;
+        if (c == '\\') {
+            out[w++] = '\\', out[w++] = '\\';
+        } else if (c == '\n') {
+            out[w++] = '\\', out[w++] = 'n';
+        } else if (c == '\t') {
+            out[w++] = '\\', out[w++] = 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            out[w++] = '\\', out[w++] = 'x', out[w++] = hex[c >> 4], out[w++] = hex[c & 15];
+        } else {
+            out[w++] = (char)c;
+        }
+    }
+    out[w] = '\0';
+}
+
 void pn_rt_log(pn_rt *rt, int level, const char *fmt, ...) {
-    char msg[2048];
+    char msg[PN_RT_LOG_MAX];
+    char line[PN_RT_LOG_MAX * 4 + 1];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    log_escape(line, msg);
     if (rt->o.log) {
-        rt->o.log(rt->o.log_ud, level, msg);
+        rt->o.log(rt->o.log_ud, level, line);
     } else if (level >= PN_LOG_WARN) {
-        fprintf(stderr, "peernet [%s] %s\n", level == PN_LOG_WARN ? "warn" : "error", msg);
+        fprintf(stderr, "peernet [%s] %s\n", level == PN_LOG_WARN ? "warn" : "error", line);
     }
 }
 
@@ -74,8 +99,11 @@ void pn_rt_update_keepalive(pn_rt *rt) {
 static void script_maybe_close(pn_script *s);
 static void rt_after_resume(pn_rt *rt);
 
+static void runq_remove(pn_task *t);
+
 static void task_unlink(pn_task *t) {
     pn_script *s = t->s;
+    if (t->queued) runq_remove(t);
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -194,13 +222,21 @@ int pn_rt_task_wait(lua_State *L, pn_task *t, pn_wait *w) {
     return lua_yield(L, 0);
 }
 
-/* The error value at the top of co as text with a traceback, pushed on s->L. */
+/* The error value at the top of co as text with a traceback, pushed on s->L.
+ * The traceback is built with the cap lifted (a full state must still be
+ * told it failed), so only the first PN_RT_ERRMSG_MAX bytes of the
+ * script's message go into it: the rest would be host memory the script
+ * chose the size of (and the log line is cut shorter anyway). */
 static const char *error_text(pn_script *s, lua_State *co) {
-    const char *msg = lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : NULL;
-    char other[64];
-    if (!msg) {
-        snprintf(other, sizeof other, "(error object is a %s value)", luaL_typename(co, -1));
-        msg = other;
+    char msg[PN_RT_ERRMSG_MAX + 1];
+    size_t len = 0;
+    const char *text = lua_type(co, -1) == LUA_TSTRING ? lua_tolstring(co, -1, &len) : NULL;
+    if (text) {
+        if (len > PN_RT_ERRMSG_MAX) len = PN_RT_ERRMSG_MAX;
+        memcpy(msg, text, len);
+        msg[len] = '\0';
+    } else {
+        snprintf(msg, sizeof msg, "(error object is a %s value)", luaL_typename(co, -1));
     }
     pn_sandbox_unlimited(s->L, 1);
     luaL_traceback(s->L, co, msg, 0);
@@ -216,7 +252,13 @@ static void answer(pn_task *t, int idx, int ok) {
     lua_State *co = t->co;
     pn_etf_buf b;
     pn_err e;
-    if (pn_value_encode_protected(co, idx, 0, &b, &e) != 0) {
+    /* The encoding is work the script chose the size of (table slots, not
+     * output bytes): it gets one slice of its own, and a reply that takes
+     * longer fails the call. */
+    lua_State *prev = pn_sandbox_begin(co);
+    int rc = pn_value_encode_protected(co, idx, 0, &b, &e);
+    pn_sandbox_end(co, prev);
+    if (rc != 0) {
         pn_rt_log(t->s->rt, PN_LOG_ERROR, "%s: %s: cannot encode its result: %s", t->s->path,
                   t->what, e.msg);
         pn_request_reply_error(req, "handler_crash", &e);
@@ -254,7 +296,7 @@ static void task_done(pn_task *t, int rc, int nres) {
     task_free(t);
 }
 
-void pn_rt_task_resume(pn_task *t, int nargs) {
+static void task_run(pn_task *t, int nargs) {
     lua_State *co = t->co;
     pn_rt *rt = t->s->rt;
     t->wait = NULL;
@@ -264,6 +306,13 @@ void pn_rt_task_resume(pn_task *t, int nargs) {
     int rc = lua_resume(co, NULL, nargs, &nres);
     rt->resuming--;
     pn_sandbox_end(co, prev);
+    if (t->timer && t->s->sandboxed && pn_sandbox_over_budget(co)) {
+        /* A tick that needs more than a slice would need it again at the
+         * next tick, for good: the timer goes. */
+        pn_rt_log(rt, PN_LOG_WARN, "%s: every() timer cancelled: its tick was stopped for CPU",
+                  t->s->path);
+        pn_rt_timer_free(t->timer);
+    }
     if ((rc == LUA_OK || rc == LUA_YIELD) && pn_sandbox_over_budget(co)) {
         /* Killed, the script still reached its end (a tail call returning
          * the kill's error) or a wait: a killed task stays dead. */
@@ -299,6 +348,97 @@ void pn_rt_task_resume(pn_task *t, int nargs) {
     rt_after_resume(rt);
 }
 
+/* ---- the run queue: handler scripts take turns -------------------------------- */
+
+/* A handler script's resumes are not run where they become due (a timer
+ * pass, a burst of events, a read callback with many calls): libuv would
+ * run every due one back to back, one slice each, with no I/O polled in
+ * between. They wait here, one queue per script, and the loop serves the
+ * scripts round-robin (one resume each in turn) for PN_RT_TURN_MS per turn
+ * at most, then polls I/O again. So another script's resume waits at most
+ * one resume of each script with work ready, and a new connection or call
+ * at most one turn (PN_RT_TURN_MS, or one slice if a resume takes that). */
+
+static void rr_drop(pn_rt *rt, pn_script *s) {
+    if (!s->in_rr) return;
+    pn_script *prev = NULL;
+    for (pn_script *o = rt->rr; o; prev = o, o = o->rr_next) {
+        if (o != s) continue;
+        if (prev)
+            prev->rr_next = o->rr_next;
+        else
+            rt->rr = o->rr_next;
+        if (rt->rr_tail == o) rt->rr_tail = prev;
+        break;
+    }
+    s->rr_next = NULL;
+    s->in_rr = 0;
+}
+
+static void rr_push(pn_rt *rt, pn_script *s) {
+    if (s->in_rr) return;
+    s->in_rr = 1;
+    s->rr_next = NULL;
+    if (rt->rr_tail)
+        rt->rr_tail->rr_next = s;
+    else
+        rt->rr = s;
+    rt->rr_tail = s;
+}
+
+static void runq_remove(pn_task *t) {
+    pn_script *s = t->s;
+    if (t->ready_prev)
+        t->ready_prev->ready_next = t->ready_next;
+    else
+        s->ready = t->ready_next;
+    if (t->ready_next)
+        t->ready_next->ready_prev = t->ready_prev;
+    else
+        s->ready_tail = t->ready_prev;
+    t->ready_prev = t->ready_next = NULL;
+    t->queued = 0;
+    if (!s->ready) rr_drop(s->rt, s);
+}
+
+static void on_runq(uv_idle_t *idle) {
+    pn_rt *rt = idle->data;
+    uint64_t end = uv_hrtime() + (uint64_t)PN_RT_TURN_MS * 1000000u;
+    do {
+        pn_script *s = rt->rr;
+        if (!s) break;
+        /* The script goes to the back of the round before it runs. */
+        rr_drop(rt, s);
+        pn_task *t = s->ready;
+        int nargs = t->nargs;
+        runq_remove(t);
+        if (s->ready) rr_push(rt, s);
+        task_run(t, nargs);
+    } while (rt->rr && uv_hrtime() < end);
+    if (!rt->rr) uv_idle_stop(&rt->runq);
+}
+
+void pn_rt_task_resume(pn_task *t, int nargs) {
+    pn_script *s = t->s;
+    pn_rt *rt = s->rt;
+    if (!s->sandboxed || rt->closing) {
+        task_run(t, nargs);
+        return;
+    }
+    t->wait = NULL;
+    t->queued = 1;
+    t->nargs = nargs;
+    t->ready_next = NULL;
+    t->ready_prev = s->ready_tail;
+    if (s->ready_tail)
+        s->ready_tail->ready_next = t;
+    else
+        s->ready = t;
+    s->ready_tail = t;
+    rr_push(rt, s);
+    if (!uv_is_active((uv_handle_t *)&rt->runq)) uv_idle_start(&rt->runq, on_runq);
+}
+
 /* ---- scripts ------------------------------------------------------------------- */
 
 static void release_binding(pn_binding *b);
@@ -318,6 +458,7 @@ static void script_close(pn_script *s) {
     pn_rt *rt = s->rt;
     while (s->tasks)
         task_cancel(s->tasks);
+    rr_drop(rt, s);
     while (s->timers)
         pn_rt_timer_free(s->timers);
     while (s->bindings) {
@@ -788,28 +929,33 @@ static int push_key_arg(lua_State *co, void *ud) {
 static void events_to(pn_script *s, const char *name, const char *hex) {
     if (s->retired || s->closed || s->events_ref == LUA_NOREF) return;
     lua_State *L = s->L;
+    /* The functions are anchored first and the table popped: nothing of
+     * the host's stays on the main thread while handlers run. */
+    int refs[PN_RT_EVENT_FNS_MAX];
+    int n = 0;
     pn_sandbox_unlimited(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->events_ref);
-    int n = 0;
-    if (lua_getfield(L, -1, name) == LUA_TTABLE) n = (int)lua_rawlen(L, -1);
-    for (int i = 1; i <= n && !s->retired; i++) {
-        lua_rawgeti(L, -1, i);
-        int ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        char what[64];
-        snprintf(what, sizeof what, "on %s", name);
-        pn_sandbox_unlimited(L, 0);
-        pn_task *t = pn_rt_task_start(s, PN_TASK_EVENT, ref, what, push_key_arg, (void *)hex);
-        pn_sandbox_unlimited(L, 1);
-        luaL_unref(L, LUA_REGISTRYINDEX, ref);
-        if (t) {
-            pn_sandbox_unlimited(L, 0);
-            pn_rt_task_resume(t, 1);
-            pn_sandbox_unlimited(L, 1);
+    if (lua_getfield(L, -1, name) == LUA_TTABLE) {
+        n = (int)lua_rawlen(L, -1);
+        if (n > PN_RT_EVENT_FNS_MAX) n = PN_RT_EVENT_FNS_MAX;
+        for (int i = 0; i < n; i++) {
+            lua_rawgeti(L, -1, i + 1);
+            refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
         }
-        if (s->closed) return; /* its state is gone; the caller unpins it */
     }
     lua_pop(L, 2);
     pn_sandbox_unlimited(L, 0);
+    char what[64];
+    snprintf(what, sizeof what, "on %s", name);
+    int i = 0;
+    for (; i < n && !s->retired && !s->closed; i++) {
+        pn_task *t = pn_rt_task_start(s, PN_TASK_EVENT, refs[i], what, push_key_arg, (void *)hex);
+        luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
+        if (t) pn_rt_task_resume(t, 1);
+    }
+    /* Its state is gone when a handler closed it (the caller unpins it). */
+    for (; i < n && !s->closed; i++)
+        luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
 }
 
 static void script_unpin(pn_script *s) {
@@ -1117,6 +1263,8 @@ pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e) {
     uv_timer_init(loop, &rt->reap_timer);
     rt->reap_timer.data = rt;
     uv_unref((uv_handle_t *)&rt->reap_timer);
+    uv_idle_init(loop, &rt->runq);
+    rt->runq.data = rt;
     return rt;
 }
 
@@ -1149,7 +1297,7 @@ static void on_host_closing(void *ud) {
 
 static void rt_handle_closed(uv_handle_t *hd) {
     pn_rt *rt = hd->data;
-    if (++rt->closing == 4) free(rt); /* 1 + keepalive, drain_timer, reap_timer */
+    if (++rt->closing == 5) free(rt); /* 1 + keepalive, drain_timer, reap_timer, runq */
 }
 
 static void rt_do_close(pn_rt *rt);
@@ -1199,6 +1347,7 @@ static void rt_do_close(pn_rt *rt) {
     uv_close((uv_handle_t *)&rt->keepalive, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->drain_timer, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->reap_timer, rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->runq, rt_handle_closed);
 }
 
 /* ---- reports -------------------------------------------------------------------------- */
