@@ -401,11 +401,32 @@ static void runq_remove(pn_task *t) {
     if (!s->ready) rr_drop(s->rt, s);
 }
 
+static void script_unpin(pn_script *s);
+static void on_runq(uv_idle_t *idle);
+
+/* The first script of the round that is not benched, or NULL (then
+ * *wake is the uv_hrtime() at which the first benched one may run). */
+static pn_script *rr_pick(pn_rt *rt, uint64_t now, uint64_t *wake) {
+    *wake = UINT64_MAX;
+    for (pn_script *s = rt->rr; s; s = s->rr_next) {
+        if (s->bench_until <= now) return s;
+        if (s->bench_until < *wake) *wake = s->bench_until;
+    }
+    return NULL;
+}
+
+static void on_bench(uv_timer_t *tm) {
+    pn_rt *rt = tm->data;
+    if (rt->rr && !uv_is_active((uv_handle_t *)&rt->runq)) uv_idle_start(&rt->runq, on_runq);
+}
+
 static void on_runq(uv_idle_t *idle) {
     pn_rt *rt = idle->data;
-    uint64_t end = uv_hrtime() + (uint64_t)PN_RT_TURN_MS * 1000000u;
+    uint64_t now = uv_hrtime();
+    uint64_t end = now + (uint64_t)PN_RT_TURN_MS * 1000000u;
+    uint64_t wake = UINT64_MAX;
     do {
-        pn_script *s = rt->rr;
+        pn_script *s = rr_pick(rt, now, &wake);
         if (!s) break;
         /* The script goes to the back of the round before it runs. */
         rr_drop(rt, s);
@@ -413,9 +434,24 @@ static void on_runq(uv_idle_t *idle) {
         int nargs = t->nargs;
         runq_remove(t);
         if (s->ready) rr_push(rt, s);
+        s->pins++; /* the resume may close the script */
         task_run(t, nargs);
-    } while (rt->rr && uv_hrtime() < end);
-    if (!rt->rr) uv_idle_stop(&rt->runq);
+        uint64_t after = uv_hrtime();
+        /* A resume longer than a turn benches its script as long again:
+         * the loop then polls I/O freely (a handshake takes several
+         * messages) and serves the other scripts, so a script that keeps
+         * running to its slice gets about half the loop, not all of it. */
+        if (after - now > (uint64_t)PN_RT_TURN_MS * 1000000u)
+            s->bench_until = after + (after - now);
+        script_unpin(s);
+        now = after;
+    } while (rt->rr && now < end);
+    if (!rt->rr) {
+        uv_idle_stop(&rt->runq);
+    } else if (!rr_pick(rt, now, &wake)) {
+        uv_idle_stop(&rt->runq);
+        uv_timer_start(&rt->bench, on_bench, (wake - now) / 1000000u + 1, 0);
+    }
 }
 
 void pn_rt_task_resume(pn_task *t, int nargs) {
@@ -1265,6 +1301,8 @@ pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e) {
     uv_unref((uv_handle_t *)&rt->reap_timer);
     uv_idle_init(loop, &rt->runq);
     rt->runq.data = rt;
+    uv_timer_init(loop, &rt->bench);
+    rt->bench.data = rt;
     return rt;
 }
 
@@ -1297,7 +1335,7 @@ static void on_host_closing(void *ud) {
 
 static void rt_handle_closed(uv_handle_t *hd) {
     pn_rt *rt = hd->data;
-    if (++rt->closing == 5) free(rt); /* 1 + keepalive, drain_timer, reap_timer, runq */
+    if (++rt->closing == 6) free(rt); /* 1 + keepalive, drain_timer, reap_timer, runq, bench */
 }
 
 static void rt_do_close(pn_rt *rt);
@@ -1348,6 +1386,7 @@ static void rt_do_close(pn_rt *rt) {
     uv_close((uv_handle_t *)&rt->drain_timer, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->reap_timer, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->runq, rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->bench, rt_handle_closed);
 }
 
 /* ---- reports -------------------------------------------------------------------------- */

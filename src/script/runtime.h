@@ -135,6 +135,7 @@ struct pn_script {
     pn_task *ready, *ready_tail; /* tasks waiting in the run queue, oldest first */
     pn_script *rr_next;          /* the next script in rt's round-robin of ready scripts */
     int in_rr;
+    uint64_t bench_until; /* uv_hrtime() before which the run queue skips it (on_runq) */
     pn_script *next;
 };
 
@@ -202,6 +203,7 @@ struct pn_rt {
     uv_timer_t reap_timer;   /* cancels tasks whose call's connection closed, from the loop */
     uv_idle_t runq;          /* active while a handler script has a resume waiting */
     pn_script *rr, *rr_tail; /* scripts with ready tasks, served in turn */
+    uv_timer_t bench;        /* restarts runq when every ready script is benched */
     int reap_pending;
     int draining, closing;
     int host_gone; /* the host was closed first: nothing more to revoke */
