@@ -583,7 +583,7 @@ describe("the sandbox: C library loops", function()
   before_each(function() w = setup(SLOW) end)
   after_each(function() w.close() end)
 
-  it("stops table.move/insert/remove over huge ranges by the clock, and string.rep of nothing is instant", function()
+  it("stops table.move/insert/remove over huge ranges by the clock, bounds a sort's fake length, and string.rep of nothing is instant", function()
     w.script("loops.lua", [[
       local function long(n) return setmetatable({}, { __len = function() return n end }) end
       peernet.expose("move", function() table.move({}, 1, 1e9, 1, {}) end)
@@ -591,6 +591,14 @@ describe("the sandbox: C library loops", function()
       peernet.expose("insert", function() table.insert(long(math.maxinteger - 1), 1, true) end)
       peernet.expose("remove", function() table.remove(long(math.maxinteger), 1) end)
       peernet.expose("rep", function() return #string.rep("", math.maxinteger) + #("").rep("", 1e15, "") end)
+      peernet.expose("sort", function()
+        local fake = setmetatable({}, { __len = function() return (1 << 31) - 2 end,
+          __index = rawlen, __newindex = rawequal })
+        local ok, err = pcall(table.sort, fake)
+        local small = setmetatable({ 3, 1, 2 }, { __index = rawget })
+        table.sort(small)
+        return { ok, tostring(err), small }
+      end)
       peernet.expose("same", function()
         local t = { 1, 2, 3, 4, 5 }
         table.move(t, 1, 4, 2)
@@ -609,6 +617,11 @@ describe("the sandbox: C library loops", function()
       assert.equal("handler_crash", reason, name)
     end
     assert.same({ true, 0 }, { w.call("rep", {}) })
+    local ok, v = w.call("sort", {})
+    assert.is_true(ok)
+    assert.is_false(v[1])
+    assert.matches("table.sort: a table with a metatable may have at most 65536 elements", v[2], 1, true)
+    assert.same({ 1, 2, 3 }, v[3])
     assert.same({ true, { { 0, 1, 2, 3, 4 }, 1, 9, { 1, 2, 7, 8 }, true, 1 } }, { w.call("same", {}) })
   end)
 end)

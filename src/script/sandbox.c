@@ -566,12 +566,31 @@ static int sb_remove(lua_State *L) {
     return 1;
 }
 
+/* table.sort of a table with a metatable: __len can claim 2^31 elements
+ * and C functions as __index/__newindex (rawlen, rawequal) answer without
+ * running an instruction, so the sort would never return. A plain table's
+ * length is what it really holds, bounded by the memory cap. (#t is read
+ * here and again by the library: a __len function runs twice.) */
+static int sb_sort(lua_State *L) {
+    if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+        lua_pop(L, 1);
+        lua_Integer n = luaL_len(L, 1);
+        if (n > PN_SANDBOX_SORT_META_MAX)
+            return luaL_error(L,
+                              "table.sort: a table with a metatable may have at most %d "
+                              "elements (this one says %I)",
+                              (int)PN_SANDBOX_SORT_META_MAX, n);
+    }
+    return sb_timed(L);
+}
+
 static lua_CFunction wrapper_for(const char *lib, const char *name) {
     if (strcmp(lib, LUA_STRLIBNAME) == 0 && strcmp(name, "rep") == 0) return sb_rep;
     if (strcmp(lib, LUA_TABLIBNAME) == 0) {
         if (strcmp(name, "move") == 0) return sb_move;
         if (strcmp(name, "insert") == 0) return sb_insert;
         if (strcmp(name, "remove") == 0) return sb_remove;
+        if (strcmp(name, "sort") == 0) return sb_sort;
     }
     return sb_timed;
 }

@@ -50,6 +50,8 @@
 #define PN_SANDBOX_HOOK_STEP 1000            /* instructions between budget checks */
 #define PN_SANDBOX_CLOCK_BYTES (256u << 10)  /* bytes allocated between clock checks */
 #define PN_SANDBOX_CHUNK_MAX (1u << 20)      /* bytes of one chunk given to load */
+#define PN_SANDBOX_SORT_META_MAX                                                                   \
+    (1 << 16)                     /* elements table.sort takes from a table with a metatable */
 #define PN_SANDBOX_LOOP_STEP 1024 /* elements table.move/insert/remove move between clock reads */
 
 typedef struct pn_sandbox_limits {
