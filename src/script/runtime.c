@@ -989,8 +989,9 @@ static void events_to(pn_script *s, const char *name, const char *hex) {
         luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
         if (t) pn_rt_task_resume(t, 1);
     }
-    /* Its state is gone when a handler closed it (the caller unpins it). */
-    for (; i < n && !s->closed; i++)
+    /* A closed handler script's state is gone with its refs (the caller
+     * unpins the struct); the trusted state lives on. */
+    for (; i < n && (!s->closed || !s->sandboxed); i++)
         luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
 }
 

@@ -7,7 +7,10 @@
  * the host starts (a handler serving a call, a timer, an event, the main
  * chunk) runs as a task: a coroutine the runtime owns, so peernet.call,
  * peernet.connect, peernet.sleep and host.exec yield it and the loop
- * resumes it when the answer arrives.
+ * resumes it when the answer arrives. A handler script's resumes go
+ * through its run queue, served round-robin across scripts from a uv_idle
+ * (PN_RT_TURN_MS per loop turn), so one script's backlog of slices never
+ * holds the loop's I/O or another script for more than one resume.
  *
  * Files: runtime.c (scripts, tasks, dispatch, admin), api.c (the `peernet`
  * table a script sees), scriptdir.c (the watched directory), caps.c (the
