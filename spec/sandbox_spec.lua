@@ -485,3 +485,234 @@ describe("calls in flight", function()
     raw:close()
   end)
 end)
+
+-- The second round: what an independent tester found on the first one.
+describe("the sandbox: the host's own threads", function()
+  local w
+  before_each(function() w = setup(SLOW) end)
+  after_each(function() w.close() end)
+
+  it("gives no script the main thread to close or resume, even from a predicate", function()
+    w.script("grab.lua", [[
+      local main
+      peernet.expose("grab", function() return coroutine.status(main) ~= nil end,
+        { authorize = function() main = main or coroutine.running(); return true end })
+      peernet.on("connected", function()
+        if main then
+          local cok, cerr = pcall(coroutine.close, main)
+          local rok, rerr = coroutine.resume(main)
+          peernet.log.warn("close(main): %s %s; resume(main): %s %s", tostring(cok),
+            tostring(cerr), tostring(rok), tostring(rerr))
+        end
+      end)
+      peernet.on("connected", function() peernet.log.warn("second handler ran") end)
+    ]])
+    w.load()
+    for round = 1, 2 do
+      assert.same({ true, true }, { w.call("grab", {}) }, "grab " .. round)
+      local kd = N.keys()
+      local d = N.host(kd)
+      d:trust(w.akey)
+      w.a:trust(kd:public_hex())
+      local before = #N.logs
+      assert(N.connect(d, w.akey, N.addr(w.a)))
+      assert(N.wait(function()
+        for i = before + 1, #N.logs do
+          if N.logs[i]:find("second handler ran", 1, true) then return true end
+        end
+      end), "the second connected handler never ran")
+      N.close(d)
+    end
+    local l = assert(logged("close%(main%)"))
+    assert.matches("close%(main%): false .*belongs to the host; resume%(main%): false .*belongs to the host", l)
+    assert.same({ true, "pong" }, { N.call(w.c, w.akey, "ping", {}) })
+  end)
+end)
+
+describe("the sandbox: encoding is bounded by the slice", function()
+  local w
+  before_each(function() w = setup({ budget = 1 << 50, slice_ms = 250, mem_cap = 64 * 1024 * 1024 }) end)
+  after_each(function() w.close() end)
+
+  it("fails a reply, an etf.encode and a call's args that walk too many table slots", function()
+    -- T holds no entry but keeps 500,000 empty slots: each encoding of it
+    -- walks them all to write the one byte of [].
+    w.script("slots.lua", [[
+      local T = {}
+      for i = 1, 500000 do T[i] = true end
+      for i = 1, 500000 do T[i] = nil end
+      local function many(n) local R = {}; for i = 1, n do R[i] = T end; return R end
+      peernet.expose("reply", function(_, n) return many(n) end)
+      peernet.expose("encode", function(_, n)
+        peernet.etf.encode(many(n))
+        return "not reached"
+      end)
+      peernet.expose("args", function(from, n)
+        peernet.send(from, "nowhere", many(n))
+        return "not reached"
+      end)
+      peernet.expose("caught", function(_, n)
+        pcall(peernet.etf.encode, many(n))
+        return "not reached"
+      end)
+      peernet.expose("small", function() return many(3) end)
+    ]])
+    w.load()
+    local ok, reason = w.attack("reply", 20000)
+    assert.is_falsy(ok)
+    assert.equal("handler_crash", reason)
+    assert.truthy(logged("handler reply: cannot encode its result: etf: encoding ran past the script's CPU slice"))
+    ok, reason = w.attack("encode", 20000)
+    assert.is_falsy(ok)
+    assert.equal("handler_crash", reason)
+    assert.truthy(logged("handler encode failed: .*etf: encoding ran past the script's CPU slice"))
+    ok, reason = w.attack("args", 20000)
+    assert.is_falsy(ok)
+    assert.equal("handler_crash", reason)
+    assert.truthy(logged("handler args failed: .*cannot send these args: etf: encoding ran past the script's CPU slice"))
+    ok, reason = w.attack("caught", 20000)
+    assert.is_falsy(ok)
+    assert.equal("handler_crash", reason)
+    assert.truthy(logged("handler caught failed: CPU slice exceeded: ran more than 250 ms"))
+    assert.same({ true, { {}, {}, {} } }, { w.call("small", {}) })
+  end)
+end)
+
+describe("the sandbox: C library loops", function()
+  local w
+  before_each(function() w = setup(SLOW) end)
+  after_each(function() w.close() end)
+
+  it("stops table.move/insert/remove over huge ranges by the clock, bounds a sort's fake length, and string.rep of nothing is instant", function()
+    w.script("loops.lua", [[
+      local function long(n) return setmetatable({}, { __len = function() return n end }) end
+      peernet.expose("move", function() table.move({}, 1, 1e9, 1, {}) end)
+      peernet.expose("move_back", function() local t = {}; table.move(t, 1, math.maxinteger - 1, 2) end)
+      peernet.expose("insert", function() table.insert(long(math.maxinteger - 1), 1, true) end)
+      peernet.expose("remove", function() table.remove(long(math.maxinteger), 1) end)
+      peernet.expose("rep", function() return #string.rep("", math.maxinteger) + #("").rep("", 1e15, "") end)
+      peernet.expose("sort", function()
+        local fake = setmetatable({}, { __len = function() return (1 << 31) - 2 end,
+          __index = rawlen, __newindex = rawequal })
+        local ok, err = pcall(table.sort, fake)
+        local small = setmetatable({ 3, 1, 2 }, { __index = rawget })
+        table.sort(small)
+        return { ok, tostring(err), small }
+      end)
+      peernet.expose("same", function()
+        local t = { 1, 2, 3, 4, 5 }
+        table.move(t, 1, 4, 2)
+        table.insert(t, 1, 0)
+        table.insert(t, 9)
+        local r = table.remove(t, 2)
+        local last = table.remove(t)
+        local m = table.move({ 7, 8 }, 1, 2, 3, { 1, 2 })
+        return { t, r, last, m, table.remove({}) == nil, select("#", table.remove({})) }
+      end)
+    ]])
+    w.load()
+    for _, name in ipairs({ "move", "move_back", "insert", "remove" }) do
+      local ok, reason = w.attack(name, {})
+      assert.is_falsy(ok, name)
+      assert.equal("handler_crash", reason, name)
+    end
+    assert.same({ true, 0 }, { w.call("rep", {}) })
+    local ok, v = w.call("sort", {})
+    assert.is_true(ok)
+    assert.is_false(v[1])
+    assert.matches("table.sort: a table with a metatable may have at most 65536 elements", v[2], 1, true)
+    assert.same({ 1, 2, 3 }, v[3])
+    assert.same({ true, { { 0, 1, 2, 3, 4 }, 1, 9, { 1, 2, 7, 8 }, true, 1 } }, { w.call("same", {}) })
+  end)
+end)
+
+describe("the sandbox: error messages", function()
+  local w
+  before_each(function() w = setup(SLOW) end)
+  after_each(function() w.close() end)
+
+  it("logs at most the start of a huge error message, with its control characters escaped", function()
+    w.script("err.lua", [[
+      peernet.expose("err", function()
+        error("boom\nFAKE connected deadbeef\r\27[2J" .. string.rep("x", 4 << 20))
+      end)
+      peernet.expose("log", function() peernet.log.warn("a\nFAKE line") return true end)
+    ]])
+    w.load()
+    local ok, reason = w.attack("err", {})
+    assert.is_falsy(ok)
+    assert.equal("handler_crash", reason)
+    assert.same({ true, true }, { w.call("log", {}) })
+    local l = assert(logged("handler err failed"))
+    assert.matches("boom\\nFAKE connected deadbeef\\r\\x1b[2J", l, 1, true)
+    assert.truthy(logged("a\\nFAKE line"))
+    for _, line in ipairs(N.logs) do
+      assert.is_nil(line:find("[\n\r\27]"), line)
+    end
+  end)
+end)
+
+-- Resumes wait in a run queue served round-robin across scripts, with I/O
+-- polled between turns: another script's caller is answered while one
+-- script's backlog of slices runs, not after it.
+describe("the sandbox: scheduling", function()
+  local w
+  before_each(function() w = setup({ budget = 1 << 50, slice_ms = 50 }) end)
+  after_each(function() w.close() end)
+
+  local function count(pattern)
+    local n = 0
+    for _, l in ipairs(N.logs) do
+      if l:find(pattern, 1, true) then n = n + 1 end
+    end
+    return n
+  end
+
+  -- c's ping, sent once the attack has started: how many of the attack's
+  -- resumes had started when the pong came back.
+  local function ping_during(started)
+    assert(N.wait(function() return count(started) >= 1 end, 60000), "the attack never started")
+    local pong
+    assert(w.c:call(w.akey, "ping", {}, function(...) pong = table.pack(...) end, { timeout = 60000 }))
+    assert(N.wait(function() return pong end, 60000), "no pong")
+    assert.same({ true, "pong" }, { pong[1], pong[2] })
+    return count(started)
+  end
+
+  it("answers other scripts between the ticks of one script's timers, and cancels a tick that runs out", function()
+    w.script("ticks.lua", [[
+      peernet.expose("start", function()
+        for i = 1, 20 do
+          peernet.every(10, function() peernet.log.warn("tick started") while true do end end)
+        end
+        return true
+      end)
+      peernet.expose("still", function() return "here" end)
+    ]])
+    w.load()
+    assert.same({ true, true }, { w.call("start", {}) })
+    local during = ping_during("tick started")
+    assert.is_true(during < 20, during .. " ticks ran before the pong")
+    assert(N.wait(function() return count("every() timer cancelled") == 20 end, 60000))
+    assert.same({ true, "here" }, { w.call("still", {}) })
+    assert.equal(20, count("tick started"))
+  end)
+
+  it("answers other scripts between one script's event handlers", function()
+    w.script("events.lua", [[
+      for i = 1, 30 do
+        peernet.on("connected", function() peernet.log.warn("handler started") while true do end end)
+      end
+    ]])
+    w.load()
+    local kd = N.keys()
+    local d = N.host(kd)
+    d:trust(w.akey)
+    w.a:trust(kd:public_hex())
+    assert(d:connect(w.akey, N.addr(w.a), function() end))
+    local during = ping_during("handler started")
+    assert.is_true(during < 30, during .. " handlers ran before the pong")
+    assert(N.wait(function() return count("handler started") == 30 end, 60000))
+    N.close(d)
+  end)
+end)

@@ -28,7 +28,6 @@
 #include "value.h"
 
 #define TIMER_MT "peernet.timer"
-#define PN_API_EVENT_FNS_MAX 64 /* peernet.on functions per event and script */
 /* A handler script's pending after()/every() timers, and the shortest
  * every() interval: each tick is a resume, so without these one script
  * could keep a core busy with thousands of 1 ms timers. */
@@ -253,8 +252,14 @@ static int start_call(lua_State *L, pn_script *s, pn_task *t, const uint8_t key[
  * Protected, so a memory error cannot leak b on its way out. */
 static void encode(lua_State *L, int idx, pn_etf_buf *b) {
     pn_err e;
-    if (pn_value_encode_protected(L, idx, 0, b, &e) != 0) {
+    int rc = pn_value_encode_protected(L, idx, 0, b, &e);
+    if (rc != 0) {
         pn_etf_buf_free(b);
+        if (rc == PN_ELIMIT && pn_sandbox_late(L)) {
+            char msg[PN_ERR_MSG_MAX + 32];
+            snprintf(msg, sizeof msg, "cannot send these args: %s", e.msg);
+            pn_sandbox_kill(L, msg);
+        }
         luaL_error(L, "cannot send these args: %s", e.msg);
     }
 }
@@ -578,8 +583,8 @@ static int l_on(lua_State *L) {
         lua_setfield(L, -3, events[ev]);
     }
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-    if (n >= PN_API_EVENT_FNS_MAX)
-        return luaL_error(L, "peernet.on: at most %d functions per event", PN_API_EVENT_FNS_MAX);
+    if (n >= PN_RT_EVENT_FNS_MAX)
+        return luaL_error(L, "peernet.on: at most %d functions per event", PN_RT_EVENT_FNS_MAX);
     lua_pushvalue(L, 2);
     lua_rawseti(L, -2, n + 1);
     return 0;

@@ -22,17 +22,19 @@
 /* ---- logging --------------------------------------------------------------- */
 
 void pn_rt_log(pn_rt *rt, int level, const char *fmt, ...) {
-    char raw[2048], msg[2048];
+    char raw[PN_RT_LOG_MAX];
+    char line[PN_RT_LOG_MAX * 4 + 1];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    /* Call names and script errors may hold newlines: one event, one line. */
-    pn_logline_escape(msg, sizeof msg, raw);
+    /* A script's message (an error, peernet.log) or a caller's handle name
+     * may hold newlines: one event, one line. */
+    pn_logline_escape(line, sizeof line, raw);
     if (rt->o.log) {
-        rt->o.log(rt->o.log_ud, level, msg);
+        rt->o.log(rt->o.log_ud, level, line);
     } else if (level >= PN_LOG_WARN) {
-        fprintf(stderr, "peernet [%s] %s\n", level == PN_LOG_WARN ? "warn" : "error", msg);
+        fprintf(stderr, "peernet [%s] %s\n", level == PN_LOG_WARN ? "warn" : "error", line);
     }
 }
 
@@ -77,8 +79,11 @@ void pn_rt_update_keepalive(pn_rt *rt) {
 static void script_maybe_close(pn_script *s);
 static void rt_after_resume(pn_rt *rt);
 
+static void runq_remove(pn_task *t);
+
 static void task_unlink(pn_task *t) {
     pn_script *s = t->s;
+    if (t->queued) runq_remove(t);
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -197,13 +202,21 @@ int pn_rt_task_wait(lua_State *L, pn_task *t, pn_wait *w) {
     return lua_yield(L, 0);
 }
 
-/* The error value at the top of co as text with a traceback, pushed on s->L. */
+/* The error value at the top of co as text with a traceback, pushed on s->L.
+ * The traceback is built with the cap lifted (a full state must still be
+ * told it failed), so only the first PN_RT_ERRMSG_MAX bytes of the
+ * script's message go into it: the rest would be host memory the script
+ * chose the size of (and the log line is cut shorter anyway). */
 static const char *error_text(pn_script *s, lua_State *co) {
-    const char *msg = lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : NULL;
-    char other[64];
-    if (!msg) {
-        snprintf(other, sizeof other, "(error object is a %s value)", luaL_typename(co, -1));
-        msg = other;
+    char msg[PN_RT_ERRMSG_MAX + 1];
+    size_t len = 0;
+    const char *text = lua_type(co, -1) == LUA_TSTRING ? lua_tolstring(co, -1, &len) : NULL;
+    if (text) {
+        if (len > PN_RT_ERRMSG_MAX) len = PN_RT_ERRMSG_MAX;
+        memcpy(msg, text, len);
+        msg[len] = '\0';
+    } else {
+        snprintf(msg, sizeof msg, "(error object is a %s value)", luaL_typename(co, -1));
     }
     pn_sandbox_unlimited(s->L, 1);
     luaL_traceback(s->L, co, msg, 0);
@@ -219,7 +232,13 @@ static void answer(pn_task *t, int idx, int ok) {
     lua_State *co = t->co;
     pn_etf_buf b;
     pn_err e;
-    if (pn_value_encode_protected(co, idx, 0, &b, &e) != 0) {
+    /* The encoding is work the script chose the size of (table slots, not
+     * output bytes): it gets one slice of its own, and a reply that takes
+     * longer fails the call. */
+    lua_State *prev = pn_sandbox_begin(co);
+    int rc = pn_value_encode_protected(co, idx, 0, &b, &e);
+    pn_sandbox_end(co, prev);
+    if (rc != 0) {
         pn_rt_log(t->s->rt, PN_LOG_ERROR, "%s: %s: cannot encode its result: %s", t->s->path,
                   t->what, e.msg);
         pn_request_reply_error(req, "handler_crash", &e);
@@ -257,7 +276,7 @@ static void task_done(pn_task *t, int rc, int nres) {
     task_free(t);
 }
 
-void pn_rt_task_resume(pn_task *t, int nargs) {
+static void task_run(pn_task *t, int nargs) {
     lua_State *co = t->co;
     pn_rt *rt = t->s->rt;
     t->wait = NULL;
@@ -267,6 +286,13 @@ void pn_rt_task_resume(pn_task *t, int nargs) {
     int rc = lua_resume(co, NULL, nargs, &nres);
     rt->resuming--;
     pn_sandbox_end(co, prev);
+    if (t->timer && t->s->sandboxed && pn_sandbox_over_budget(co)) {
+        /* A tick that needs more than a slice would need it again at the
+         * next tick, for good: the timer goes. */
+        pn_rt_log(rt, PN_LOG_WARN, "%s: every() timer cancelled: its tick was stopped for CPU",
+                  t->s->path);
+        pn_rt_timer_free(t->timer);
+    }
     if ((rc == LUA_OK || rc == LUA_YIELD) && pn_sandbox_over_budget(co)) {
         /* Killed, the script still reached its end (a tail call returning
          * the kill's error) or a wait: a killed task stays dead. */
@@ -302,6 +328,133 @@ void pn_rt_task_resume(pn_task *t, int nargs) {
     rt_after_resume(rt);
 }
 
+/* ---- the run queue: handler scripts take turns -------------------------------- */
+
+/* A handler script's resumes are not run where they become due (a timer
+ * pass, a burst of events, a read callback with many calls): libuv would
+ * run every due one back to back, one slice each, with no I/O polled in
+ * between. They wait here, one queue per script, and the loop serves the
+ * scripts round-robin (one resume each in turn) for PN_RT_TURN_MS per turn
+ * at most, then polls I/O again. So another script's resume waits at most
+ * one resume of each script with work ready, and a new connection or call
+ * at most one turn (PN_RT_TURN_MS, or one slice if a resume takes that). */
+
+static void rr_drop(pn_rt *rt, pn_script *s) {
+    if (!s->in_rr) return;
+    pn_script *prev = NULL;
+    for (pn_script *o = rt->rr; o; prev = o, o = o->rr_next) {
+        if (o != s) continue;
+        if (prev)
+            prev->rr_next = o->rr_next;
+        else
+            rt->rr = o->rr_next;
+        if (rt->rr_tail == o) rt->rr_tail = prev;
+        break;
+    }
+    s->rr_next = NULL;
+    s->in_rr = 0;
+}
+
+static void rr_push(pn_rt *rt, pn_script *s) {
+    if (s->in_rr) return;
+    s->in_rr = 1;
+    s->rr_next = NULL;
+    if (rt->rr_tail)
+        rt->rr_tail->rr_next = s;
+    else
+        rt->rr = s;
+    rt->rr_tail = s;
+}
+
+static void runq_remove(pn_task *t) {
+    pn_script *s = t->s;
+    if (t->ready_prev)
+        t->ready_prev->ready_next = t->ready_next;
+    else
+        s->ready = t->ready_next;
+    if (t->ready_next)
+        t->ready_next->ready_prev = t->ready_prev;
+    else
+        s->ready_tail = t->ready_prev;
+    t->ready_prev = t->ready_next = NULL;
+    t->queued = 0;
+    if (!s->ready) rr_drop(s->rt, s);
+}
+
+static void script_unpin(pn_script *s);
+static void on_runq(uv_idle_t *idle);
+
+/* The first script of the round that is not benched, or NULL (then
+ * *wake is the uv_hrtime() at which the first benched one may run). */
+static pn_script *rr_pick(pn_rt *rt, uint64_t now, uint64_t *wake) {
+    *wake = UINT64_MAX;
+    for (pn_script *s = rt->rr; s; s = s->rr_next) {
+        if (s->bench_until <= now) return s;
+        if (s->bench_until < *wake) *wake = s->bench_until;
+    }
+    return NULL;
+}
+
+static void on_bench(uv_timer_t *tm) {
+    pn_rt *rt = tm->data;
+    if (rt->rr && !uv_is_active((uv_handle_t *)&rt->runq)) uv_idle_start(&rt->runq, on_runq);
+}
+
+static void on_runq(uv_idle_t *idle) {
+    pn_rt *rt = idle->data;
+    uint64_t now = uv_hrtime();
+    uint64_t end = now + (uint64_t)PN_RT_TURN_MS * 1000000u;
+    uint64_t wake = UINT64_MAX;
+    do {
+        pn_script *s = rr_pick(rt, now, &wake);
+        if (!s) break;
+        /* The script goes to the back of the round before it runs. */
+        rr_drop(rt, s);
+        pn_task *t = s->ready;
+        int nargs = t->nargs;
+        runq_remove(t);
+        if (s->ready) rr_push(rt, s);
+        s->pins++; /* the resume may close the script */
+        task_run(t, nargs);
+        uint64_t after = uv_hrtime();
+        /* A resume longer than a turn benches its script as long again:
+         * the loop then polls I/O freely (a handshake takes several
+         * messages) and serves the other scripts, so a script that keeps
+         * running to its slice gets about half the loop, not all of it. */
+        if (after - now > (uint64_t)PN_RT_TURN_MS * 1000000u)
+            s->bench_until = after + (after - now);
+        script_unpin(s);
+        now = after;
+    } while (rt->rr && now < end);
+    if (!rt->rr) {
+        uv_idle_stop(&rt->runq);
+    } else if (!rr_pick(rt, now, &wake)) {
+        uv_idle_stop(&rt->runq);
+        uv_timer_start(&rt->bench, on_bench, (wake - now) / 1000000u + 1, 0);
+    }
+}
+
+void pn_rt_task_resume(pn_task *t, int nargs) {
+    pn_script *s = t->s;
+    pn_rt *rt = s->rt;
+    if (!s->sandboxed || rt->closing) {
+        task_run(t, nargs);
+        return;
+    }
+    t->wait = NULL;
+    t->queued = 1;
+    t->nargs = nargs;
+    t->ready_next = NULL;
+    t->ready_prev = s->ready_tail;
+    if (s->ready_tail)
+        s->ready_tail->ready_next = t;
+    else
+        s->ready = t;
+    s->ready_tail = t;
+    rr_push(rt, s);
+    if (!uv_is_active((uv_handle_t *)&rt->runq)) uv_idle_start(&rt->runq, on_runq);
+}
+
 /* ---- scripts ------------------------------------------------------------------- */
 
 static void release_binding(pn_binding *b);
@@ -321,6 +474,7 @@ static void script_close(pn_script *s) {
     pn_rt *rt = s->rt;
     while (s->tasks)
         task_cancel(s->tasks);
+    rr_drop(rt, s);
     while (s->timers)
         pn_rt_timer_free(s->timers);
     while (s->bindings) {
@@ -799,28 +953,35 @@ static int push_event_args(lua_State *co, void *ud) {
 static void events_to(pn_script *s, const char *name, const event_args *args) {
     if (s->retired || s->closed || s->events_ref == LUA_NOREF) return;
     lua_State *L = s->L;
+    /* The functions are anchored first and the table popped: nothing of
+     * the host's stays on the main thread while handlers run. */
+    int refs[PN_RT_EVENT_FNS_MAX];
+    int n = 0;
     pn_sandbox_unlimited(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->events_ref);
-    int n = 0;
-    if (lua_getfield(L, -1, name) == LUA_TTABLE) n = (int)lua_rawlen(L, -1);
-    for (int i = 1; i <= n && !s->retired; i++) {
-        lua_rawgeti(L, -1, i);
-        int ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        char what[64];
-        snprintf(what, sizeof what, "on %s", name);
-        pn_sandbox_unlimited(L, 0);
-        pn_task *t = pn_rt_task_start(s, PN_TASK_EVENT, ref, what, push_event_args, (void *)args);
-        pn_sandbox_unlimited(L, 1);
-        luaL_unref(L, LUA_REGISTRYINDEX, ref);
-        if (t) {
-            pn_sandbox_unlimited(L, 0);
-            pn_rt_task_resume(t, args->detail ? 2 : 1);
-            pn_sandbox_unlimited(L, 1);
+    if (lua_getfield(L, -1, name) == LUA_TTABLE) {
+        n = (int)lua_rawlen(L, -1);
+        if (n > PN_RT_EVENT_FNS_MAX) n = PN_RT_EVENT_FNS_MAX;
+        for (int i = 0; i < n; i++) {
+            lua_rawgeti(L, -1, i + 1);
+            refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
         }
-        if (s->closed) return; /* its state is gone; the caller unpins it */
     }
     lua_pop(L, 2);
     pn_sandbox_unlimited(L, 0);
+    char what[64];
+    snprintf(what, sizeof what, "on %s", name);
+    int i = 0;
+    for (; i < n && !s->retired && !s->closed; i++) {
+        pn_task *t =
+            pn_rt_task_start(s, PN_TASK_EVENT, refs[i], what, push_event_args, (void *)args);
+        luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
+        if (t) pn_rt_task_resume(t, args->detail ? 2 : 1);
+    }
+    /* A closed handler script's state is gone with its refs (the caller
+     * unpins the struct); the trusted state lives on. */
+    for (; i < n && (!s->closed || !s->sandboxed); i++)
+        luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
 }
 
 static void script_unpin(pn_script *s) {
@@ -1130,6 +1291,10 @@ pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e) {
     uv_timer_init(loop, &rt->reap_timer);
     rt->reap_timer.data = rt;
     uv_unref((uv_handle_t *)&rt->reap_timer);
+    uv_idle_init(loop, &rt->runq);
+    rt->runq.data = rt;
+    uv_timer_init(loop, &rt->bench);
+    rt->bench.data = rt;
     return rt;
 }
 
@@ -1162,7 +1327,7 @@ static void on_host_closing(void *ud) {
 
 static void rt_handle_closed(uv_handle_t *hd) {
     pn_rt *rt = hd->data;
-    if (++rt->closing == 4) free(rt); /* 1 + keepalive, drain_timer, reap_timer */
+    if (++rt->closing == 6) free(rt); /* 1 + keepalive, drain_timer, reap_timer, runq, bench */
 }
 
 static void rt_do_close(pn_rt *rt);
@@ -1212,6 +1377,8 @@ static void rt_do_close(pn_rt *rt) {
     uv_close((uv_handle_t *)&rt->keepalive, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->drain_timer, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->reap_timer, rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->runq, rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->bench, rt_handle_closed);
 }
 
 /* ---- reports -------------------------------------------------------------------------- */

@@ -7,7 +7,10 @@
  * the host starts (a handler serving a call, a timer, an event, the main
  * chunk) runs as a task: a coroutine the runtime owns, so peernet.call,
  * peernet.connect, peernet.sleep and host.exec yield it and the loop
- * resumes it when the answer arrives.
+ * resumes it when the answer arrives. A handler script's resumes go
+ * through its run queue, served round-robin across scripts from a uv_idle
+ * (PN_RT_TURN_MS per loop turn), so one script's backlog of slices never
+ * holds the loop's I/O or another script for more than one resume.
  *
  * Files: runtime.c (scripts, tasks, dispatch, admin), api.c (the `peernet`
  * table a script sees), scriptdir.c (the watched directory), caps.c (the
@@ -33,7 +36,14 @@
 #define PN_RT_TASK_HEADROOM (16u << 10)
 #define PN_RT_CAP_GC_MS 1000 /* at the cap, one full collection per script at most this often */
 #define PN_RT_PATH_MAX 1024
+#define PN_RT_LOG_MAX 2048    /* bytes of one log line before escaping */
+#define PN_RT_ERRMSG_MAX 1024 /* bytes of a script's error message kept for the log */
 #define PN_RT_ADMIN "beam_admin"
+#define PN_RT_EVENT_FNS_MAX 64 /* peernet.on functions per event and script */
+/* Resumes of handler scripts wait in a run queue served round-robin across
+ * scripts; one loop turn serves resumes for at most this long (and at
+ * least one) before the loop polls I/O again. */
+#define PN_RT_TURN_MS 5
 
 typedef struct pn_rt pn_rt;
 typedef struct pn_script pn_script;
@@ -125,6 +135,10 @@ struct pn_script {
     uint64_t cap_gc_ms; /* uv_now() of the last collection made because the script was full */
     char error[512];    /* the last load error */
     pn_script **handle; /* the API closures' pointer to us: NULLed on close */
+    pn_task *ready, *ready_tail; /* tasks waiting in the run queue, oldest first */
+    pn_script *rr_next;          /* the next script in rt's round-robin of ready scripts */
+    int in_rr;
+    uint64_t bench_until; /* uv_hrtime() before which the run queue skips it (on_runq) */
     pn_script *next;
 };
 
@@ -158,6 +172,9 @@ struct pn_task {
     pn_timer *timer; /* the every() that started it */
     pn_wait *wait;   /* what it is waiting for; NULL while running */
     int req_gone;    /* the call's connection closed: cancelled by the next reap */
+    int queued;      /* in its script's run queue, with nargs values on co */
+    int nargs;
+    pn_task *ready_prev, *ready_next;
     pn_task *prev, *next;
     char what[96]; /* for logs: "handler lights.on" */
 };
@@ -186,7 +203,10 @@ struct pn_rt {
     void (*drain_cb)(void *ud);
     void *drain_ud;
     uv_timer_t drain_timer;
-    uv_timer_t reap_timer; /* cancels tasks whose call's connection closed, from the loop */
+    uv_timer_t reap_timer;   /* cancels tasks whose call's connection closed, from the loop */
+    uv_idle_t runq;          /* active while a handler script has a resume waiting */
+    pn_script *rr, *rr_tail; /* scripts with ready tasks, served in turn */
+    uv_timer_t bench;        /* restarts runq when every ready script is benched */
     int reap_pending;
     int draining, closing;
     int host_gone; /* the host was closed first: nothing more to revoke */
@@ -200,7 +220,8 @@ void pn_rt_log(pn_rt *rt, int level, const char *fmt, ...) __attribute__((format
 pn_task *pn_rt_task_of(lua_State *L);
 /* Suspends the task until w completes: returns lua_yield's value. */
 int pn_rt_task_wait(lua_State *L, pn_task *t, pn_wait *w);
-/* Resumes a waiting task with the nres values pushed on its coroutine. */
+/* Resumes a waiting task with the nres values pushed on its coroutine: at
+ * once for the trusted state, from the run queue for a handler script. */
 void pn_rt_task_resume(pn_task *t, int nres);
 /* Starts fn_ref (a registry ref in s->L) as a task with nargs values that
  * push(ud) pushes; NULL when the script is retired or out of memory. */

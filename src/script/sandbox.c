@@ -21,6 +21,7 @@ typedef struct sandbox {
     uint64_t deadline;     /* uv_hrtime() at which this resume's slice ends */
     size_t since_clock;    /* bytes allocated since the clock was last read */
     lua_State *running;    /* the thread running script code: the main thread between resumes */
+    lua_State *main;       /* the state's main thread: the host's stack (see host_owned) */
     int killed;            /* the budget ran out: stop at every instruction */
     int late;              /* it was the clock that ran out */
 } sandbox;
@@ -139,6 +140,21 @@ lua_State *pn_sandbox_begin(lua_State *co) {
 void pn_sandbox_end(lua_State *co, lua_State *prev) {
     sandbox *sb = get(co);
     if (sb && prev) sb->running = prev;
+}
+
+int pn_sandbox_late(lua_State *L) {
+    sandbox *sb = get(L);
+    return sb && !sb->unlimited && uv_hrtime() > sb->deadline;
+}
+
+int pn_sandbox_kill(lua_State *L, const char *msg) {
+    sandbox *sb = get(L);
+    if (sb) {
+        sb->killed = 1;
+        sb->late = 1; /* what the hook says if the script catches msg */
+        lua_sethook(L, sb_hook_dead, LUA_MASKCOUNT, 1);
+    }
+    return luaL_error(L, "%s", msg);
 }
 
 int pn_sandbox_over_budget(lua_State *L) {
@@ -294,9 +310,13 @@ static int is_dead_by_kill(lua_State *co) {
  * (runtime.h), and the script's own coroutines copy the main thread's,
  * which is NULL. A task's thread is the host's to resume: resumed or
  * closed by the script while it waits, the host would later resume it for
- * a wait it no longer has, or after it was freed. */
+ * a wait it no longer has, or after it was freed. The main thread is the
+ * host's too (an authorize predicate runs there, so coroutine.running()
+ * hands it out): the host keeps its own values on its stack, and a reset
+ * or a resume of it would pull them from under the host. */
 static int host_owned(lua_State *co) {
-    return *(void **)lua_getextraspace(co) != NULL;
+    sandbox *sb = get(co);
+    return co == sb->main || *(void **)lua_getextraspace(co) != NULL;
 }
 
 /* Resumes co with the n values on top of L; leaves on L either the results
@@ -343,7 +363,8 @@ static int co_resume(lua_State *L) {
     luaL_argexpected(L, co, 1, "coroutine");
     if (host_owned(co) && co != L) {
         lua_pushboolean(L, 0);
-        lua_pushliteral(L, "cannot resume a handler's own coroutine: it belongs to the host");
+        lua_pushliteral(
+            L, "cannot resume the host's or a handler's own coroutine: it belongs to the host");
         return 2;
     }
     int r = resume_co(L, co, lua_gettop(L) - 1);
@@ -413,7 +434,8 @@ static int co_close(lua_State *L) {
         return 2;
     }
     if (host_owned(co))
-        return luaL_error(L, "cannot close a handler's own coroutine: it belongs to the host");
+        return luaL_error(
+            L, "cannot close the host's or a handler's own coroutine: it belongs to the host");
     st = close_co(L, co);
     if (st == LUA_OK) {
         lua_pushboolean(L, 1);
@@ -443,6 +465,11 @@ static int sb_rep(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 2);
     size_t sl = 0;
     if (lua_type(L, 3) == LUA_TSTRING) lua_tolstring(L, 3, &sl);
+    /* Lua would copy nothing n times: ("").rep(1e18) never returns. */
+    if (n > 0 && l + sl == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
     if (n > 0) {
         sandbox *sb = get(L);
         size_t left = sb->mem < sb->cap ? sb->cap - sb->mem : 0;
@@ -454,6 +481,119 @@ static int sb_rep(lua_State *L) {
                               (lua_Integer)left);
     }
     return sb_timed(L);
+}
+
+/* ---- table functions that loop without allocating ------------------------------ */
+
+/* table.move, table.insert and table.remove loop over a range the script
+ * names (or that its __len answers): moving nils allocates nothing and
+ * calls nothing back, so neither the allocator nor the hook would ever see
+ * table.move({}, 1, 1e18, 1, {}). These do the same moves themselves and
+ * read the clock every PN_SANDBOX_LOOP_STEP elements. */
+static void loop_tick(lua_State *L, lua_Unsigned *steps) {
+    if (++*steps % PN_SANDBOX_LOOP_STEP == 0) check_clock(L);
+}
+
+/* Not a table (a value with metamethods, or an error): the library's own. */
+static int not_table(lua_State *L) {
+    return lua_type(L, 1) != LUA_TTABLE;
+}
+
+static int sb_move(lua_State *L) {
+    if (not_table(L) || (!lua_isnoneornil(L, 5) && lua_type(L, 5) != LUA_TTABLE))
+        return sb_timed(L);
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+    lua_Integer t = luaL_checkinteger(L, 4);
+    int dst = lua_isnoneornil(L, 5) ? 1 : 5;
+    if (e >= f) {
+        luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
+        lua_Integer n = e - f;
+        luaL_argcheck(L, t <= LUA_MAXINTEGER - n, 4, "destination wrap around");
+        lua_Unsigned steps = 0;
+        /* Overlapping ranges in one table move from the end. */
+        int backward = t > f && t <= e && (dst == 1 || lua_rawequal(L, 1, dst));
+        for (lua_Integer i = 0; i <= n; i++) {
+            lua_Integer k = backward ? n - i : i;
+            lua_geti(L, 1, f + k);
+            lua_seti(L, dst, t + k);
+            loop_tick(L, &steps);
+        }
+    }
+    lua_pushvalue(L, dst);
+    check_clock(L);
+    return 1;
+}
+
+static int sb_insert(lua_State *L) {
+    if (not_table(L)) return sb_timed(L);
+    lua_Integer end = luaL_len(L, 1) + 1; /* the first free slot */
+    lua_Integer pos = end;
+    int n = lua_gettop(L);
+    if (n == 3) {
+        pos = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)end, 2, "position out of bounds");
+    } else if (n != 2) {
+        return luaL_error(L, "wrong number of arguments to 'insert'");
+    }
+    lua_Unsigned steps = 0;
+    for (lua_Integer i = end; i > pos; i--) {
+        lua_geti(L, 1, i - 1);
+        lua_seti(L, 1, i);
+        loop_tick(L, &steps);
+    }
+    lua_pushvalue(L, n);
+    lua_seti(L, 1, pos);
+    check_clock(L);
+    return 0;
+}
+
+static int sb_remove(lua_State *L) {
+    if (not_table(L)) return sb_timed(L);
+    lua_Integer size = luaL_len(L, 1);
+    lua_Integer pos = luaL_optinteger(L, 2, size);
+    if (pos != size)
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2, "position out of bounds");
+    lua_geti(L, 1, pos); /* the value removed */
+    lua_Unsigned steps = 0;
+    for (; pos < size; pos++) {
+        lua_geti(L, 1, pos + 1);
+        lua_seti(L, 1, pos);
+        loop_tick(L, &steps);
+    }
+    lua_pushnil(L);
+    lua_seti(L, 1, pos);
+    check_clock(L);
+    return 1;
+}
+
+/* table.sort of a table with a metatable: __len can claim 2^31 elements
+ * and C functions as __index/__newindex (rawlen, rawequal) answer without
+ * running an instruction, so the sort would never return. A plain table's
+ * length is what it really holds, bounded by the memory cap. (#t is read
+ * here and again by the library: a __len function runs twice.) */
+static int sb_sort(lua_State *L) {
+    if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+        lua_pop(L, 1);
+        lua_Integer n = luaL_len(L, 1);
+        if (n > PN_SANDBOX_SORT_META_MAX)
+            return luaL_error(L,
+                              "table.sort: a table with a metatable may have at most %d "
+                              "elements (this one says %I)",
+                              (int)PN_SANDBOX_SORT_META_MAX, n);
+    }
+    return sb_timed(L);
+}
+
+static lua_CFunction wrapper_for(const char *lib, const char *name) {
+    if (strcmp(lib, LUA_STRLIBNAME) == 0 && strcmp(name, "rep") == 0) return sb_rep;
+    if (strcmp(lib, LUA_TABLIBNAME) == 0) {
+        if (strcmp(name, "move") == 0) return sb_move;
+        if (strcmp(name, "insert") == 0) return sb_insert;
+        if (strcmp(name, "remove") == 0) return sb_remove;
+        if (strcmp(name, "sort") == 0) return sb_sort;
+    }
+    return sb_timed;
 }
 
 /* Pattern functions are bounded by their own step counter, elsewhere. */
@@ -472,8 +612,7 @@ static void time_library(lua_State *L, const char *lib) {
     while (lua_next(L, t)) {
         const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
         if (name && lua_iscfunction(L, -1) && !untimed(lib, name)) {
-            int rep = strcmp(lib, LUA_STRLIBNAME) == 0 && strcmp(name, "rep") == 0;
-            lua_pushcclosure(L, rep ? sb_rep : sb_timed, 1);
+            lua_pushcclosure(L, wrapper_for(lib, name), 1);
             lua_pushvalue(L, -2);
             lua_insert(L, -2);
             lua_rawset(L, t); /* an existing key: next() stays valid */
@@ -593,6 +732,7 @@ lua_State *pn_sandbox_new(const pn_sandbox_limits *lim, pn_err *e) {
         return NULL;
     }
     sb->unlimited = 0;
+    sb->main = L;
     sb->running = L; /* between resumes: the main thread, which lives as long as the state */
     pn_sandbox_begin(L);
     return L;

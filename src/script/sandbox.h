@@ -13,7 +13,13 @@
  * Time, not only instructions: one VM instruction may be a C library call
  * that works on megabytes, so the clock is also read after every call of a
  * string/table/utf8 function and every PN_SANDBOX_CLOCK_BYTES of
- * allocation (which then makes the hook run at the next instruction).
+ * allocation (which then makes the hook run at the next instruction);
+ * table.move/insert/remove, which can loop without allocating, read it
+ * every PN_SANDBOX_LOOP_STEP elements, and host code working for the
+ * script (the encoder) asks pn_sandbox_late().
+ *
+ * The host's threads (task coroutines, the main thread) cannot be resumed
+ * or closed by the script.
  *
  * A killed thread stays dead: Lua runs hooks with hooks off, so code that
  * runs because of the kill (an xpcall message handler, a __close of the
@@ -44,6 +50,9 @@
 #define PN_SANDBOX_HOOK_STEP 1000            /* instructions between budget checks */
 #define PN_SANDBOX_CLOCK_BYTES (256u << 10)  /* bytes allocated between clock checks */
 #define PN_SANDBOX_CHUNK_MAX (1u << 20)      /* bytes of one chunk given to load */
+#define PN_SANDBOX_SORT_META_MAX                                                                   \
+    (1 << 16)                     /* elements table.sort takes from a table with a metatable */
+#define PN_SANDBOX_LOOP_STEP 1024 /* elements table.move/insert/remove move between clock reads */
 
 typedef struct pn_sandbox_limits {
     size_t mem_cap;    /* 0: PN_SANDBOX_MEM_DEFAULT */
@@ -65,6 +74,14 @@ int pn_sandbox_is(lua_State *L);
  * script code, and pn_sandbox_end(co, returned value) after it. */
 lua_State *pn_sandbox_begin(lua_State *co);
 void pn_sandbox_end(lua_State *co, lua_State *prev);
+/* Has the current slice's time run out? Host code working for the script
+ * in C (an encoding) asks every so many steps and fails what it is doing;
+ * then pn_sandbox_kill. 0 outside a sandbox and while the host does its
+ * own bookkeeping. */
+int pn_sandbox_late(lua_State *L);
+/* Raises msg in L as a budget kill: L is stopped again at every
+ * instruction, as when the hook ends a slice (the message says why). */
+int pn_sandbox_kill(lua_State *L, const char *msg);
 /* Did the current budget run out (the script was stopped for CPU)? */
 int pn_sandbox_over_budget(lua_State *L);
 

@@ -416,6 +416,7 @@ typedef struct {
     pn_etf_buf *out;
     pn_err *e;
     int atom_mt, tuple_mt, null_mt, bigint_mt, map_mt; /* absolute stack indices */
+    uint32_t steps; /* slots visited since the clock was last read */
 } enc_ctx;
 
 typedef struct {
@@ -429,6 +430,23 @@ typedef struct {
 } pair_ref;
 
 static int enc_value(lua_State *L, int idx, unsigned depth, enc_ctx *c);
+
+/* The work is per slot visited, not per byte written: a table emptied of a
+ * million entries still has a million slots for lua_next to walk, and
+ * encodes as the one byte of []. So the encoder charges the script's
+ * slice, reading the clock every PN_VALUE_CLOCK_STEPS slots and at every
+ * table (one lua_next may walk all of an emptied table's slots). */
+static int out_of_time(lua_State *L, enc_ctx *c) {
+    if (!pn_sandbox_late(L)) return 0;
+    return pn_err_set(c->e, PN_ELIMIT,
+                      "etf: encoding ran past the script's CPU slice (too many table slots)");
+}
+
+static int enc_step(lua_State *L, enc_ctx *c) {
+    if (++c->steps < PN_VALUE_CLOCK_STEPS) return 0;
+    c->steps = 0;
+    return out_of_time(L, c);
+}
 
 static int too_deep(enc_ctx *c) {
     return pn_err_set(c->e, PN_EINVAL,
@@ -470,6 +488,7 @@ static int enc_tuple(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
     if (rc < 0) return rc;
     rc = pn_etf_put_tuple(c->out, (uint32_t)n, c->e);
     for (lua_Integer i = 1; rc == 0 && i <= n; i++) {
+        if ((rc = enc_step(L, c)) < 0) break;
         lua_rawgeti(L, idx, i); /* a hole is nil: atom nil */
         rc = enc_value(L, lua_gettop(L), depth + 1, c);
         lua_pop(L, 1);
@@ -481,6 +500,7 @@ static int enc_list(lua_State *L, int idx, lua_Integer n, unsigned depth, enc_ct
     int rc;
     int bytes = n <= (lua_Integer)PN_ETF_STRING_MAX;
     for (lua_Integer i = 1; bytes && i <= n; i++) {
+        if ((rc = enc_step(L, c)) < 0) return rc;
         lua_rawgeti(L, idx, i);
         bytes = lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 && lua_tointeger(L, -1) <= 255;
         lua_pop(L, 1);
@@ -502,6 +522,7 @@ static int enc_list(lua_State *L, int idx, lua_Integer n, unsigned depth, enc_ct
     if ((rc = room_for(c, (uint64_t)n + 1)) < 0) return rc;
     rc = pn_etf_put_list_header(c->out, (uint32_t)n, c->e);
     for (lua_Integer i = 1; rc == 0 && i <= n; i++) {
+        if ((rc = enc_step(L, c)) < 0) break;
         lua_rawgeti(L, idx, i);
         rc = enc_value(L, lua_gettop(L), depth + 1, c);
         lua_pop(L, 1);
@@ -543,7 +564,8 @@ static int enc_map(lua_State *L, int idx, size_t count, unsigned depth, enc_ctx 
             break;
         }
         po[i].koff = b->len;
-        rc = enc_value(L, lua_gettop(L) - 1, depth + 1, c);
+        rc = enc_step(L, c);
+        if (rc == 0) rc = enc_value(L, lua_gettop(L) - 1, depth + 1, c);
         po[i].voff = b->len;
         if (rc == 0) rc = enc_value(L, lua_gettop(L), depth + 1, c);
         po[i].end = b->len;
@@ -600,9 +622,15 @@ static int enc_table(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
     size_t count = 0;
     lua_Integer maxk = 0;
     int seq = 1;
+    int rc = out_of_time(L, c);
+    if (rc < 0) return rc;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
+        if ((rc = enc_step(L, c)) < 0) {
+            lua_pop(L, 1);
+            return rc;
+        }
         count++;
         if (seq && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
             lua_Integer k = lua_tointeger(L, -1);
@@ -659,7 +687,7 @@ int pn_value_encode(lua_State *L, int idx, pn_etf_buf *out, pn_err *e) {
     ensure_init(L);
     int base = lua_gettop(L);
     luaL_checkstack(L, 8, "peernet: encoding");
-    enc_ctx c = {out, e, base + 1, base + 2, base + 3, base + 4, base + 5};
+    enc_ctx c = {out, e, base + 1, base + 2, base + 3, base + 4, base + 5, 0};
     luaL_getmetatable(L, PN_VALUE_ATOM_MT);
     luaL_getmetatable(L, PN_VALUE_TUPLE_MT);
     luaL_getmetatable(L, PN_VALUE_NULL_MT);
@@ -827,6 +855,7 @@ static int l_encode(lua_State *L) {
     if (rc == 0) rc = pn_value_encode(L, 1, b, &e);
     if (rc < 0) {
         pn_etf_buf_free(b);
+        if (rc == PN_ELIMIT && pn_sandbox_late(L)) return pn_sandbox_kill(L, e.msg);
         if (capped && rc == PN_ETOOBIG)
             pn_err_set(&e, PN_ETOOBIG,
                        "etf: the encoding would not fit in the script's memory (%zu bytes left)",

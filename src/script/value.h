@@ -19,6 +19,7 @@
 #include "core/etf.h"
 
 #define PN_VALUE_DEFAULT_MAX 1048576u /* bytes; the frame cap, 1 MiB */
+#define PN_VALUE_CLOCK_STEPS 4096     /* table slots the encoder visits between clock reads */
 
 /* Metatable names; the userdata behind them are created here only. */
 #define PN_VALUE_ATOM_MT "peernet.atom"
