@@ -62,6 +62,14 @@ function H.write_file(path, data, mode)
   assert(os.execute("chmod " .. (mode or "600") .. " " .. H.q(path)))
 end
 
+-- Writes a temp file and renames it over path, as an editor saving a
+-- script does: a watcher sees the old file or the new one, never half.
+function H.replace_file(path, data)
+  local tmp = path .. ".tmp"
+  H.write_file(tmp, data)
+  assert(os.rename(tmp, path))
+end
+
 function H.read_file(path)
   local f = assert(io.open(path, "rb"))
   local s = f:read("a")

@@ -5,18 +5,7 @@ local peernet = require "peernet"
 local uv = require "luv"
 local N = require "support.net"
 
-local function write(path, text)
-  local tmp = path .. ".tmp"
-  H.write_file(tmp, text)
-  assert(os.rename(tmp, path))
-end
-
-local function logged(pattern)
-  for _, l in ipairs(N.logs) do
-    if l:find(pattern) then return l end
-  end
-  return nil
-end
+local write, logged = H.replace_file, N.logged
 
 -- a runs the runtime on a handler directory; b calls it.
 local function setup(opts)

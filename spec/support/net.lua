@@ -36,6 +36,14 @@ local function capture(level, msg)
   if #N.logs > 2000 then table.remove(N.logs, 1) end
 end
 
+-- The first captured log line that matches pattern, or nil.
+function N.logged(pattern)
+  for _, l in ipairs(N.logs) do
+    if l:find(pattern) then return l end
+  end
+  return nil
+end
+
 -- A host on 127.0.0.1 with a free port; opts are host.new settings.
 function N.host(kp, opts)
   local cfg = { secret = kp:secret(), listen = "127.0.0.1:0", log = capture }
