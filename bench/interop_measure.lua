@@ -76,7 +76,7 @@ tally("short-lived send", function(i)
   local code = I.run(h, "send", ekey, "note", tostring(i))
   if code ~= 0 then return "exit " .. code end
   -- a lost send never arrives: the bound is only how long to look
-  local got = node:evalf("PNI.wait(fn -> length(PNI.notes()) >= 1 end, 1_000); inspect(PNI.notes())")
+  local got = node:evalf("PNI.wait(fn -> length(PNI.notes()) >= 1 end, 1_000); inspect(PNI.notes(), charlists: :as_lists)")
   return got == "[" .. i .. "]" and "delivered" or "lost"
 end)
 

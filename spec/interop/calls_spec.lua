@@ -47,7 +47,7 @@ end)
 
 -- Waits (bounded) until the instance has noted n values; their inspect.
 local function notes(n)
-  return node:evalf("PNI.wait(fn -> length(PNI.notes()) >= %d end, 5_000); inspect(PNI.notes())", n)
+  return node:evalf("PNI.wait(fn -> length(PNI.notes()) >= %d end, 5_000); inspect(PNI.notes(), charlists: :as_lists)", n)
 end
 
 local function run_script(x, body, ...)
