@@ -98,7 +98,6 @@ static pn_conn *unheard_victim(pn_host *h, pn_conn *c) {
 }
 
 void pn_admit_accepted(pn_host *h, pn_conn *c) {
-    c->seq = ++h->conn_seq;
     pn_admit_stage(h, c, PN_STAGE_UNHEARD);
 }
 

@@ -133,7 +133,6 @@ struct pn_conn {
 
     /* Inbound, until authenticated (admit.c). */
     pn_conn_stage stage;
-    uint64_t seq;         /* accept order: a pool's oldest is evicted first */
     uint64_t accepted_ms; /* uv_now() at accept: the handshake deadline counts from it */
     uint8_t src[16];      /* the source for per-source limits: IPv4 address or IPv6 /64 */
     uint8_t src_len;
@@ -267,9 +266,8 @@ struct pn_host {
     uint8_t random_pool[512];
     size_t random_left;
 
-    /* Inbound handshakes (admit.c): accept order, the first messages
-     * waiting for the budget (oldest first) and the budget itself. */
-    uint64_t conn_seq;
+    /* Inbound handshakes (admit.c): the first messages waiting for the
+     * budget (oldest first) and the budget itself. */
     pn_conn *waiting_head, *waiting_tail;
     double hs_tokens;
     uint64_t hs_refill_ms;
