@@ -279,6 +279,13 @@ describe("hot reload", function()
     local sent, done, bad = 0, 0, {}
     local versions = 0
     local stop = false
+    local function reloads()
+      local n = 0
+      for _, l in ipairs(N.logs) do
+        if l:find("s%.lua: reloaded") then n = n + 1 end
+      end
+      return n
+    end
     local function fire()
       if stop then return end
       sent = sent + 1
@@ -291,12 +298,15 @@ describe("hot reload", function()
     end
     for _ = 1, 20 do fire() end
     for v = 1, 5 do
-      N.spin(60)
+      -- each version serves calls before the next replaces it: a count of
+      -- answers, not a time
+      assert.is_true(N.wait(function() return done >= v * 30 end))
       versions = versions + 1
       w.script("s.lua", ("-- version %d\n"):format(v)
         .. [[peernet.expose("n", function(_, x) peernet.sleep(1); return x end)]])
+      assert.is_true(N.wait(function() return reloads() >= v end))
     end
-    N.spin(100)
+    assert.is_true(N.wait(function() return done >= 6 * 30 end))
     stop = true
     assert.is_true(N.wait(function() return done == sent end))
     assert.equal(5, versions)
