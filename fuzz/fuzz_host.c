@@ -262,7 +262,9 @@ static void answer_held(int error) {
         pn_request *r = S.held[error ? i : n - 1 - i];
         size_t len;
         const uint8_t *a = pn_request_args(r, &len);
+        int call = pn_request_is_call(r);
         answer(r, error ? 1 : 0, a, len);
+        if (!call) pn_request_done(r); /* a kept send: its peer may send again */
     }
 }
 
@@ -285,7 +287,15 @@ static void handle(pn_host *h, pn_request *req, void *ud) {
     if (strncmp(what, "gate_", 5) == 0) fail("a handler ran after its predicate stopped it");
     if (sodium_memcmp(from, S.key, PN_KEY_LEN) != 0) fail("request from an unexpected key");
     if (strcmp(what, "hold") == 0) {
-        if (!pn_request_is_call(req)) return;
+        /* Sends are kept too, as the script runtime keeps them while they
+         * wait in a run queue: the host must free them whatever the link
+         * or the host does meanwhile. */
+        int call = pn_request_is_call(req);
+        if (pn_request_keep(req) != (call ? PN_ESTATE : 0)) fail("pn_request_keep misbehaved");
+        if (!call && S.nheld >= HOLD_MAX) {
+            pn_request_done(req);
+            return;
+        }
         if (S.nheld < HOLD_MAX) {
             S.held[S.nheld++] = req;
             return;

@@ -170,6 +170,15 @@ local seeds = {
   c_events_untrust = mode(C | EVENTS, ccall("hold"), ccall("untrust"), ccall("echo")),
   c_call_too_big = mode(C, caction(1, "echo", ("z"):rep(5000)), caction(2, "echo", ("z"):rep(5000)),
     ccall("echo")),
+  -- Sends kept by "hold" (as a script keeps them in its run queue): nine
+  -- against a bound of 8 drop one, then across a reconnect and a host close.
+  c_hold_sends = mode(C, csend("hold", "1"), csend("hold", "2"), csend("hold", "3"), csend("hold", "4"),
+    csend("hold", "5"), csend("hold", "6"), csend("hold", "7"), csend("hold", "8"), csend("hold", "9"),
+    chunk(PUMP | ANSWER_OK, ""), csend("hold", "10"), ccall("hold", "c", 1), chunk(PUMP | ANSWER_ERR, "")),
+  c_hold_sends_reconnect = mode(C | HELD_ERROR, csend("hold", "1"), csend("hold", "2"), caction(8),
+    csend("hold", "3"), ccall("echo", "on the new link")),
+  c_hold_sends_close_host = mode(C, csend("hold", "1"), ccall("hold", "c", 1), csend("hold", "2"),
+    ccall("close_host", "x")),
 }
 
 local out_dir = "fuzz/corpus/host"

@@ -77,10 +77,13 @@ typedef struct pn_host_config {
      * each in this window is logged, the rest are counted and summed up in
      * one line at its end: 10 s. */
     uint32_t log_window_ms;
-    uint32_t max_connections;     /* all TCP connections: 1024 */
-    uint32_t max_calls_in_flight; /* per peer, each direction: 4096 (incoming: across its
-                                     connections, closed ones included until answered) */
-    size_t max_outbuf;            /* bytes queued to one peer not yet written: 8 MiB */
+    uint32_t max_connections; /* all TCP connections: 1024 */
+    /* Per peer, each direction: 4096 (incoming: across its connections,
+     * closed ones included until answered). Incoming sends kept by their
+     * handler (pn_request_keep) have a bound of this size of their own:
+     * past it a send is dropped, counted (sends_dropped) and logged. */
+    uint32_t max_calls_in_flight;
+    size_t max_outbuf; /* bytes queued to one peer not yet written: 8 MiB */
 
     /* LAN discovery (PROTOCOL.md "LAN discovery announce"): a listening host
      * broadcasts its key and TCP port every announce_interval_ms, at start and
@@ -169,9 +172,14 @@ int pn_host_trust_file(pn_host *h, const char *path, pn_err *e);
 /* A call or send being served. For a call the handler must answer exactly
  * once, now or later, with pn_request_reply / pn_request_reply_error (which
  * free the request); when the connection is gone by then, the answer is
- * dropped. A send's request is freed when the handler returns. */
+ * dropped. A send's request is freed when the handler returns, unless the
+ * handler keeps it (pn_request_keep). */
 typedef void (*pn_handler_fn)(pn_host *h, pn_request *req, void *ud);
-/* Returns 1 to let this peer in, 0 for `forbidden`. */
+/* Returns 1 to let this peer in, 0 for `forbidden`. It runs on the
+ * connection's read path, before the handler, for every call and send of
+ * the read back to back: it must answer at once. A check that may take
+ * long belongs in the handler, scheduled like the rest of its work (the
+ * script runtime runs Lua predicates so, as tasks of its run queue). */
 typedef int (*pn_authorize_fn)(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *name,
                                void *ud);
 
@@ -198,6 +206,14 @@ const uint8_t *pn_request_args(const pn_request *req, size_t *len);
  * the request or call into the host; answering it later is allowed (the
  * answer is dropped) and still frees it. */
 void pn_request_on_gone(pn_request *req, void (*cb)(void *ud), void *ud);
+/* A send whose work goes on after the handler returns (queued, say): the
+ * handler keeps the request, which counts against the peer's bound on
+ * kept sends until pn_request_done frees it (the connection may close
+ * meanwhile; nothing is lost, a send has no answer). PN_ESTATE for a
+ * call (answering frees a call's request). */
+int pn_request_keep(pn_request *req);
+/* Frees a kept send's request; a request not kept is left alone. */
+void pn_request_done(pn_request *req);
 /* {ok, Value}: value is a term without the version byte. */
 int pn_request_reply(pn_request *req, const uint8_t *value, size_t len, pn_err *e);
 /* {error, Reason} with Reason the atom named reason. */
@@ -306,8 +322,9 @@ typedef struct pn_host_stats {
     uint64_t mdns_in, mdns_rejected, mdns_out; /* mDNS datagrams; rejected: malformed */
     /* evicted: pending handshakes closed to make room for a newcomer;
      * handshake_waits: first messages that waited for the handshake budget;
-     * log_suppressed: rate-limited log lines counted instead of written. */
-    uint64_t evicted, handshake_waits, log_suppressed;
+     * log_suppressed: rate-limited log lines counted instead of written;
+     * sends_dropped: sends past max_calls_in_flight kept by their handlers. */
+    uint64_t evicted, handshake_waits, log_suppressed, sends_dropped;
     uint32_t unheard, heard; /* the two inbound pending pools, now */
 } pn_host_stats;
 void pn_host_get_stats(const pn_host *h, pn_host_stats *out);

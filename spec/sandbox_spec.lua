@@ -475,22 +475,72 @@ describe("calls in flight", function()
   end)
 end)
 
+describe("sends awaiting their handler", function()
+  local etf, env = peernet.etf, peernet.envelope
+  local w, kr
+  before_each(function()
+    w = setup({}, { max_calls_in_flight = 8 })
+    kr = N.keys()
+    w.a:trust(kr:public_hex())
+  end)
+  after_each(function() w.close() end)
+
+  local function connect_raw()
+    local raw = N.raw(w.a:port())
+    raw:handshake(kr:secret())
+    return raw
+  end
+  local function sends(raw, name, n)
+    for _ = 1, n do raw:send_env(env.send(name, etf.encode({}):sub(2))) end
+  end
+
+  it("are bounded per peer like calls: the excess is dropped, counted and logged, across reconnects", function()
+    w.script("hang.lua", [[peernet.expose("hang", function() peernet.sleep(86400000) end)]])
+    w.load()
+    local raw = connect_raw()
+    sends(raw, "hang", 9)
+    assert(N.wait(function() return logged("over 8 sends awaiting their handler, 'hang' dropped") end))
+    assert.equal(8, w.tasks("hang.lua"))
+    assert.equal(1, w.a:stats().sends_dropped)
+    raw:close()
+    -- A send's handler outlives its connection (nothing is lost by
+    -- answering nowhere), so a reconnected peer finds its 8 still held.
+    raw = connect_raw()
+    sends(raw, "hang", 1)
+    assert(N.wait(function() return w.a:stats().sends_dropped == 2 end))
+    assert.equal(8, w.tasks("hang.lua"))
+    -- Calls have their own bound: still answered.
+    raw:send_env(env.call(1, "ping", etf.encode({}):sub(2)))
+    local r = raw:recv_env()
+    assert.same({ 1, true, "pong" }, { r.id, r.ok, etf.decode("\131" .. r.term) })
+    raw:close()
+  end)
+end)
+
 -- The second round: what an independent tester found on the first one.
 describe("the sandbox: the host's own threads", function()
   local w
   before_each(function() w = setup(SLOW) end)
   after_each(function() w.close() end)
 
-  it("gives no script the main thread to close or resume, even from a predicate", function()
+  -- A predicate runs as the first resume of the call's own task (once it
+  -- ran on the main thread, and coroutine.running() handed that out).
+  it("gives no script the main thread, even from a predicate, and a predicate cannot wait", function()
     w.script("grab.lua", [[
-      local main
-      peernet.expose("grab", function() return coroutine.status(main) ~= nil end,
-        { authorize = function() main = main or coroutine.running(); return true end })
+      local seen
+      peernet.expose("grab", function() return { seen.ismain, seen.co == coroutine.running() } end,
+        { authorize = function()
+          local co, ismain = coroutine.running()
+          seen = { co = co, ismain = ismain }
+          return true
+        end })
+      peernet.expose("waits", function() return "ran" end,
+        { authorize = function() peernet.sleep(1) return true end })
       peernet.on("connected", function()
-        if main then
-          local cok, cerr = pcall(coroutine.close, main)
-          local rok, rerr = coroutine.resume(main)
-          peernet.log.warn("close(main): %s %s; resume(main): %s %s", tostring(cok),
+        if seen then
+          local cok, cerr = pcall(coroutine.close, seen.co)
+          local rok, rerr = coroutine.resume(seen.co)
+          peernet.log.warn("close(grabbed): %s %s; resume(grabbed): %s %s", tostring(cok),
             tostring(cerr), tostring(rok), tostring(rerr))
         end
       end)
@@ -498,7 +548,7 @@ describe("the sandbox: the host's own threads", function()
     ]])
     w.load()
     for round = 1, 2 do
-      assert.same({ true, true }, { w.call("grab", {}) }, "grab " .. round)
+      assert.same({ true, { false, true } }, { w.call("grab", {}) }, "grab " .. round)
       local kd = N.keys()
       local d = N.host(kd)
       d:trust(w.akey)
@@ -512,8 +562,9 @@ describe("the sandbox: the host's own threads", function()
       end), "the second connected handler never ran")
       N.close(d)
     end
-    local l = assert(logged("close%(main%)"))
-    assert.matches("close%(main%): false .*belongs to the host; resume%(main%): false .*belongs to the host", l)
+    assert.truthy(logged("close%(grabbed%)"))
+    assert.same({ false, "forbidden", "remote" }, { w.call("waits", {}) })
+    assert.truthy(logged("authorize predicate of waits failed %(forbidden%): .*peernet%.sleep waits"))
     assert.same({ true, "pong" }, { N.call(w.c, w.akey, "ping", {}) })
   end)
 end)
@@ -685,6 +736,23 @@ describe("the sandbox: scheduling", function()
     assert(N.wait(function() return count("every() timer cancelled") == 20 end, 60000))
     assert.same({ true, "here" }, { w.call("still", {}) })
     assert.equal(20, count("tick started"))
+  end)
+
+  -- issue 11 retest: predicates ran on the connection's read path, one
+  -- slice each, back to back for every frame of a read.
+  it("runs authorize predicates in the run queue: another peer is answered during a burst of sends to a predicate that never ends", function()
+    w.script("slowauth.lua", [[
+      peernet.expose("slowauth", function() return "ok" end,
+        { authorize = function() peernet.log.warn("predicate started") while true do end end })
+    ]])
+    w.load()
+    for i = 1, 10 do assert(w.b:send(w.akey, "slowauth", i)) end
+    local during = ping_during("predicate started")
+    assert.is_true(during < 10, during .. " predicates ran before the pong")
+    assert(N.wait(function() return count("authorize predicate of slowauth failed") == 10 end, 60000))
+    -- A predicate stopped for CPU refuses: a call gets forbidden.
+    assert.same({ false, "forbidden", "remote" }, { w.call("slowauth", {}) })
+    assert.equal(11, count("authorize predicate of slowauth failed (forbidden)"))
   end)
 
   it("answers other scripts between one script's event handlers", function()

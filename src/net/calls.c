@@ -158,8 +158,11 @@ pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e) {
     memset(r, 0, sizeof *r);
     r->conn = c;
     r->peer = c->peer;
-    c->peer->nreqs++;
     r->is_call = env->kind == PN_ENV_CALL;
+    if (r->is_call)
+        c->peer->nreqs++;
+    else
+        c->peer->nsends++;
     r->id = env->id;
     memcpy(r->from, c->peer->key, PN_KEY_LEN);
     r->name = (char *)(r + 1);
@@ -174,7 +177,8 @@ pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e) {
     return r;
 }
 
-void pn_request_free(pn_request *r) {
+/* Takes r off its connection's list or the host's orphans. */
+static void request_unlink(pn_request *r) {
     pn_conn *c = r->conn;
     pn_request **head = c ? &c->reqs : r->host ? &r->host->orphans : NULL;
     if (head) {
@@ -184,12 +188,45 @@ void pn_request_free(pn_request *r) {
             *head = r->next;
         if (r->next) r->next->prev = r->prev;
     }
+    r->prev = r->next = NULL;
     if (c) {
         c->nreqs--;
         if (c->retiring && c->state != PN_CONN_CLOSING) pn_host_mark_dirty(c->host, c);
     }
-    if (r->peer) r->peer->nreqs--;
+    r->conn = NULL;
+}
+
+void pn_request_free(pn_request *r) {
+    request_unlink(r);
+    if (r->peer) {
+        if (r->is_call)
+            r->peer->nreqs--;
+        else
+            r->peer->nsends--;
+    }
     free(r);
+}
+
+/* A kept send goes on the host's orphans at once: it has no answer to
+ * wait for, so it holds no connection open (a retiring link closes when
+ * idle), and it still counts against its peer until its handler is done,
+ * whatever happens to the links. */
+int pn_request_keep(pn_request *r) {
+    if (r->is_call || r->kept) return r->is_call ? PN_ESTATE : 0;
+    pn_host *h = r->conn ? r->conn->host : r->host;
+    request_unlink(r);
+    r->kept = 1;
+    r->host = h;
+    if (h) {
+        r->next = h->orphans;
+        if (h->orphans) h->orphans->prev = r;
+        h->orphans = r;
+    }
+    return 0;
+}
+
+void pn_request_done(pn_request *r) {
+    if (r && r->kept) pn_request_free(r);
 }
 
 void pn_request_on_gone(pn_request *req, void (*cb)(void *ud), void *ud) {

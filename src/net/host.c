@@ -1055,7 +1055,7 @@ static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handl
         return;
     }
     hd->def.handler(h, req, hd->def.ud);
-    if (!is_call) pn_request_free(req);
+    if (!is_call && !req->kept) pn_request_free(req);
 }
 
 void pn_host_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
@@ -1069,6 +1069,18 @@ void pn_host_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
         pn_host_log_limited(h, PN_LOG_WARN, key, "peer %s…: over %u calls in flight, '%s' refused",
                             k, h->cfg.max_calls_in_flight, env->name);
         reply_error(c, env->id, "overloaded");
+        return;
+    }
+    /* Sends kept by their handler (waiting in a script's run queue) have a
+     * bound of their own: a send has no answer to refuse with, so the
+     * excess is dropped and counted. */
+    if (!is_call && c->peer->nsends >= h->cfg.max_calls_in_flight) {
+        char key[40];
+        h->stats.sends_dropped++;
+        snprintf(key, sizeof key, "sends %s", short_key(c->peer->key, k));
+        pn_host_log_limited(h, PN_LOG_WARN, key,
+                            "peer %s…: over %u sends awaiting their handler, '%s' dropped", k,
+                            h->cfg.max_calls_in_flight, env->name);
         return;
     }
     /* An atom may hold NUL; no exposed name does, so such a name matches nothing. */

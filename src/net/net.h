@@ -86,6 +86,7 @@ typedef struct pn_peer {
     uint64_t last_seen_ms;     /* uv_now() of the last frame received, 0 = never */
     pn_conn *live;             /* the one authenticated connection */
     uint32_t nreqs;            /* its calls being served, on any connection (closed ones too) */
+    uint32_t nsends;           /* its sends kept by their handler (pn_request_keep), likewise */
     pn_conn *dialing;          /* our dial in progress, at most one */
     pn_waiter *waiters;
     uv_timer_t redial;
@@ -198,11 +199,12 @@ struct pn_pending { /* one outgoing call */
 struct pn_request {
     pn_conn *conn;          /* NULL once the connection has gone: the answer is dropped */
     pn_host *host;          /* set while on host->orphans (conn gone, still being served) */
-    pn_peer *peer;          /* counted in peer->nreqs; NULL once the peer entry is gone */
+    pn_peer *peer;          /* counted in peer->nreqs (nsends); NULL once the entry is gone */
     void (*gone)(void *ud); /* told once when the connection goes (pn_request_on_gone) */
     void *gone_ud;
     pn_request *prev, *next; /* conn->reqs, or host->orphans */
     int is_call;
+    int kept; /* a send its handler keeps past its return (pn_request_keep) */
     uint64_t id;
     uint8_t from[PN_KEY_LEN];
     char *name;
@@ -231,7 +233,9 @@ struct pn_host {
     pn_waiter *resolved;   /* connect callbacks to run from the loop */
 
     pn_conn *conns;
-    pn_request *orphans; /* calls still being served whose connection has gone */
+    /* Calls still being served whose connection has gone, and sends kept
+     * by their handler (a send needs no connection once read). */
+    pn_request *orphans;
     pn_peer *peers[PN_REGISTRY_BUCKETS];
     uint32_t npeers;
     uint32_t hash_seed;

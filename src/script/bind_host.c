@@ -877,6 +877,7 @@ static int l_host_stats(lua_State *L) {
     FIELD(evicted);
     FIELD(handshake_waits);
     FIELD(log_suppressed);
+    FIELD(sends_dropped);
     FIELD(unheard);
     FIELD(heard);
 #undef FIELD

@@ -52,7 +52,7 @@ pn_script *pn_rt_script_of(lua_State *L) {
 
 pn_task *pn_rt_task_of(lua_State *L) {
     pn_task *t = *(pn_task **)lua_getextraspace(L);
-    return t && t->co == L ? t : NULL;
+    return t && t->co == L && !t->authorizing ? t : NULL;
 }
 
 /* ---- keepalive: a run script's loop lives while it has work ------------------- */
@@ -91,6 +91,8 @@ static void task_unlink(pn_task *t) {
     if (t->next) t->next->prev = t->prev;
     s->ntasks--;
     if (t->req) s->rt->serving--;
+    if (t->send) pn_request_done(t->send); /* its peer may send one more */
+    t->send = NULL;
     if (t->timer && t->timer->running == t) t->timer->running = NULL;
     *(pn_task **)lua_getextraspace(t->co) = NULL;
     pn_sandbox_unlimited(s->L, 1);
@@ -250,9 +252,15 @@ static void answer(pn_task *t, int idx, int ok) {
     pn_etf_buf_free(&b);
 }
 
+static void gate_done(pn_task *t, int rc, int nres);
+
 static void task_done(pn_task *t, int rc, int nres) {
     pn_script *s = t->s;
     lua_State *co = t->co;
+    if (t->authorizing) {
+        gate_done(t, rc, nres);
+        return;
+    }
     if (rc == LUA_OK) {
         if (t->req) {
             int base = lua_gettop(co) - nres;
@@ -639,21 +647,106 @@ static void on_req_gone(void *ud) {
     }
 }
 
-static void serve(pn_task *t, pn_request *req) {
+/* The task answers the call, or keeps the send until it ends (a peer's
+ * sends being served are bounded like its calls). */
+static void serve_hold(pn_task *t, pn_request *req) {
     if (pn_request_is_call(req)) {
         t->req = req;
         t->s->rt->serving++;
         pn_request_on_gone(req, on_req_gone, t);
+    } else if (pn_request_keep(req) == 0) {
+        t->send = req;
     }
-    pn_rt_task_resume(t, lua_gettop(t->co) - 1);
+}
+
+static void serve(pn_task *t, pn_request *req) {
+    serve_hold(t, req);
+    pn_rt_task_resume(t, t->authorizing ? 2 : lua_gettop(t->co) - 1);
 }
 
 static void admin_dispatch(pn_rt *rt, pn_request *req);
+static pn_binding *find_binding(pn_script *s, const char *name);
+
+/* Puts the binding's authorize predicate and its arguments (from, name)
+ * on top of the task's coroutine, above the handler and its arguments:
+ * the task's first resume asks it, from the run queue like any resume,
+ * so a slow predicate costs one slice of its script's turn (never the
+ * connection's read path) and a burst of calls waits its turn there. */
+static void gate_push(pn_task *t, pn_binding *b, pn_request *req) {
+    lua_State *L = t->s->L;
+    char hex[PN_KEY_HEX_LEN + 1];
+    pn_key_hex(hex, pn_request_from(req));
+    /* Host bookkeeping, a few bytes: the cap was checked with headroom. */
+    pn_sandbox_unlimited(L, 1);
+    lua_checkstack(t->co, 3);
+    t->gate_base = lua_gettop(t->co);
+    lua_rawgeti(t->co, LUA_REGISTRYINDEX, b->auth_ref);
+    lua_pushstring(t->co, hex);
+    lua_pushstring(t->co, pn_request_name(req));
+    pn_sandbox_unlimited(L, 0);
+    t->authorizing = 1;
+}
+
+/* The predicate has answered, failed or run out of its slice. A yes
+ * sends the handler to the back of the run queue (or beam_admin's call to
+ * its admin function); anything else refuses: forbidden for a call, a
+ * send dropped. */
+static void gate_done(pn_task *t, int rc, int nres) {
+    pn_script *s = t->s;
+    pn_rt *rt = s->rt;
+    lua_State *co = t->co;
+    pn_request *req = t->req ? t->req : t->send;
+    const char *name = req ? pn_request_name(req) : t->what;
+    pn_err e;
+    int ok = 0;
+    (void)nres; /* on LUA_OK it counts the handler's values below too */
+    if (rc == LUA_OK) {
+        ok = lua_gettop(co) > t->gate_base && lua_toboolean(co, t->gate_base + 1);
+        lua_settop(co, t->gate_base);
+    } else {
+        const char *tb = error_text(s, co);
+        pn_rt_log(rt, PN_LOG_ERROR, "%s: authorize predicate of %s failed (forbidden): %s", s->path,
+                  name, tb);
+        lua_pop(s->L, 1);
+    }
+    t->authorizing = 0;
+    if (t->req_gone) {
+        task_free(t); /* the caller has gone: its answer would go nowhere */
+        return;
+    }
+    /* Revoked by its own script meanwhile (the host would not dispatch to
+     * it now); a replaced script's calls already accepted are served. */
+    int revoked = ok && !s->retired && !find_binding(s, name);
+    if (!ok || revoked) {
+        if (t->req) {
+            pn_request *r = t->req;
+            t->req = NULL;
+            rt->serving--;
+            pn_request_reply_error(r, revoked ? "no_such_handle" : "forbidden", &e);
+        }
+        task_free(t);
+        return;
+    }
+    if (t->admin_gate) {
+        /* The call is handed over whole: it goes on counting as served
+         * (a drain waits for it) until the admin task has it. */
+        int call = t->req != NULL;
+        if (call) pn_request_on_gone(req, NULL, NULL);
+        t->req = t->send = NULL;
+        task_free(t); /* t->req is NULL: the call still counts in rt->serving */
+        admin_dispatch(rt, req);
+        rt->serving -= call;
+        drain_check(rt);
+        return;
+    }
+    pn_rt_task_resume(t, lua_gettop(co) - 1);
+}
 
 static void on_request(pn_host *h, pn_request *req, void *ud) {
     pn_binding *b = ud;
     pn_err e;
-    if (b->builtin_admin) {
+    int gated = b->s && b->auth_ref != LUA_NOREF;
+    if (b->builtin_admin && !gated) {
         admin_dispatch(b->s ? b->s->rt : NULL, req);
         return;
     }
@@ -668,48 +761,27 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
         return;
     }
     char what[96];
-    snprintf(what, sizeof what, "handler %.80s", b->name);
+    snprintf(what, sizeof what, "%s %.80s", b->builtin_admin ? "authorize" : "handler", b->name);
     request_args ra = {req, 0};
-    pn_task *t = pn_rt_task_start(b->s, PN_TASK_HANDLER, b->fn_ref, what, push_request, &ra);
+    /* beam_admin's task only asks the predicate: its admin function may
+     * live in another script, found when the answer is yes. */
+    pn_task *t = b->builtin_admin
+                     ? pn_rt_task_start(b->s, PN_TASK_HANDLER, b->auth_ref, what, NULL, NULL)
+                     : pn_rt_task_start(b->s, PN_TASK_HANDLER, b->fn_ref, what, push_request, &ra);
     if (!t) {
         /* Args without a Lua value are the caller's fault: badarg. */
         if (pn_request_is_call(req))
             pn_request_reply_error(req, ra.badarg ? "badarg" : "handler_crash", &e);
         return;
     }
-    serve(t, req);
-}
-
-static int on_authorize(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *name, void *ud) {
-    pn_binding *b = ud;
-    if (b->auth_ref == LUA_NOREF) return 1;
-    if (!b->s) return 0;
-    pn_script *s = b->s;
-    lua_State *L = s->L;
-    char hex[PN_KEY_HEX_LEN + 1];
-    pn_key_hex(hex, from);
-    pn_sandbox_unlimited(L, 1);
-    int ok = lua_checkstack(L, 4);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, b->auth_ref);
-    lua_pushstring(L, hex);
-    lua_pushstring(L, name);
-    pn_sandbox_unlimited(L, 0);
-    if (!ok) return 0;
-    /* A predicate answers at once: it runs on the main thread, where
-     * peernet.call cannot wait. */
-    lua_State *prev = pn_sandbox_begin(L);
-    int rc = lua_pcall(L, 2, 1, 0);
-    pn_sandbox_end(L, prev);
-    if (rc != LUA_OK) {
-        pn_rt_log(s->rt, PN_LOG_ERROR, "%s: authorize predicate of %s failed (refused): %s",
-                  s->path, name,
-                  lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(non-string error)");
-        lua_pop(L, 1);
-        return 0;
+    if (gated) {
+        if (b->builtin_admin) {
+            lua_pop(t->co, 1); /* gate_push pushes the predicate again */
+            t->admin_gate = 1;
+        }
+        gate_push(t, b, req);
     }
-    ok = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return ok;
+    serve(t, req);
 }
 
 static pn_binding *find_binding(pn_script *s, const char *name) {
@@ -730,7 +802,10 @@ static pn_script *owner_of(pn_rt *rt, const char *name, const pn_script *except)
 }
 
 static int host_expose(pn_script *s, pn_binding *b, pn_err *e) {
-    pn_handler_def def = {on_request, on_authorize, on_release, b};
+    /* No authorize callback: the host would run it on the read path, one
+     * slice per frame back to back. on_request asks the predicate as the
+     * first resume of the call's own task (gate_push). */
+    pn_handler_def def = {on_request, NULL, on_release, b};
     if (pn_host_expose(s->rt->h, b->name, &def, e) != 0) return -1;
     b->exposed = 1;
     return 0;
@@ -886,6 +961,16 @@ static int admin_parse(const pn_request *req, int *cast, char *module, char *fn,
     return 0;
 }
 
+/* Turns a request away: a call gets the error, a send kept by a gate is
+ * let go. */
+static void refuse(pn_request *req, const char *reason) {
+    pn_err e;
+    if (pn_request_is_call(req))
+        pn_request_reply_error(req, reason, &e);
+    else
+        pn_request_done(req);
+}
+
 static void admin_dispatch(pn_rt *rt, pn_request *req) {
     pn_err e;
     int is_call = pn_request_is_call(req);
@@ -893,19 +978,19 @@ static void admin_dispatch(pn_rt *rt, pn_request *req) {
     int cast = 0;
     admin_args a;
     if (!rt || admin_parse(req, &cast, module, fn, &a) != 0) {
-        if (is_call) pn_request_reply_error(req, "unknown_beam_dist_op", &e);
+        refuse(req, "unknown_beam_dist_op");
         return;
     }
     const char *m = strncmp(module, "Elixir.", 7) == 0 ? module + 7 : module;
     pn_script *o = admin_find(rt, m, fn);
     if (!o) {
         pn_rt_log(rt, PN_LOG_WARN, "beam_admin: no admin function %s.%s", m, fn);
-        if (is_call) pn_request_reply_error(req, "undef", &e);
+        refuse(req, "undef");
         return;
     }
     if (script_full(o, a.len)) {
         lua_pop(o->L, 1);
-        if (is_call) pn_request_reply_error(req, "overloaded", &e);
+        refuse(req, "overloaded");
         return;
     }
     /* The function is on o's main thread: anchor it for the task. */
@@ -917,12 +1002,15 @@ static void admin_dispatch(pn_rt *rt, pn_request *req) {
     pn_task *t = pn_rt_task_start(o, PN_TASK_ADMIN, ref, what, push_admin_args, &a);
     luaL_unref(o->L, LUA_REGISTRYINDEX, ref);
     if (!t) {
-        if (is_call) pn_request_reply_error(req, "handler_crash", &e);
+        refuse(req, "handler_crash");
         return;
     }
     if (cast) {
         static const uint8_t ok_atom[] = {PN_ETF_TAG_SMALL_ATOM_UTF8, 2, 'o', 'k'};
-        if (is_call) pn_request_reply(req, ok_atom, sizeof ok_atom, &e);
+        if (is_call)
+            pn_request_reply(req, ok_atom, sizeof ok_atom, &e);
+        else
+            serve_hold(t, req);
         pn_rt_task_resume(t, lua_gettop(t->co) - 1);
     } else {
         serve(t, req);

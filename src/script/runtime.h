@@ -168,7 +168,14 @@ struct pn_task {
     lua_State *co;
     int ref;
     int kind;
-    pn_request *req; /* the call being served */
+    pn_request *req;  /* the call being served */
+    pn_request *send; /* the send being served, kept (pn_request_keep): freed with the task */
+    /* Its first resume runs the handle's authorize predicate (the
+     * handler's function and arguments wait below it on co); the
+     * handler runs next only if it says yes. */
+    int authorizing;
+    int gate_base;   /* values on co below the predicate (lua_resume counts them as results) */
+    int admin_gate;  /* the predicate guards beam_admin: the call goes to admin_dispatch */
     pn_timer *timer; /* the every() that started it */
     pn_wait *wait;   /* what it is waiting for; NULL while running */
     int req_gone;    /* the call's connection closed: cancelled by the next reap */
@@ -216,7 +223,8 @@ struct pn_rt {
 
 pn_script *pn_rt_script_of(lua_State *L); /* the script whose API L is calling */
 void pn_rt_log(pn_rt *rt, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* The running task of L, or NULL when L is not a task's coroutine. */
+/* The running task of L, or NULL when L is not a task's coroutine or runs
+ * an authorize predicate (which must answer at once: nothing may wait). */
 pn_task *pn_rt_task_of(lua_State *L);
 /* Suspends the task until w completes: returns lua_yield's value. */
 int pn_rt_task_wait(lua_State *L, pn_task *t, pn_wait *w);
