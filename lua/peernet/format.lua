@@ -59,14 +59,21 @@ local function is_sequence(t)
   return count == n, n
 end
 
+-- Keys by type, then value; other keys by their text. That text is made
+-- once per key before sorting: tostring of a 4,096-byte bigint takes about
+-- 2 ms, and a comparator calling it ran n log n times (250 such keys: 10 s).
 local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
+  local keys, text = {}, {}
+  for k in pairs(t) do
+    keys[#keys + 1] = k
+    local tk = type(k)
+    if tk ~= "number" and tk ~= "string" then text[k] = tostring(k) end
+  end
   table.sort(keys, function(a, b)
     local ta, tb = type(a), type(b)
     if ta ~= tb then return ta < tb end
     if ta == "number" or ta == "string" then return a < b end
-    return tostring(a) < tostring(b)
+    return text[a] < text[b]
   end)
   return keys
 end
