@@ -105,6 +105,10 @@ void pn_host_log_limited(pn_host *h, int level, const char *key, const char *fmt
         uv_timer_start(&h->log_timer, on_log_timer, h->cfg.log_window_ms, 0);
 }
 
+uint32_t pn_host_log_window(const pn_host *h) {
+    return h->cfg.log_window_ms;
+}
+
 /* Short form of a key for log lines: the first 8 bytes in hex. */
 static const char *short_key(const uint8_t key[PN_KEY_LEN], char out[17]) {
     sodium_bin2hex(out, 17, key, 8);
@@ -781,8 +785,9 @@ int pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const cha
     if (h->closing || sodium_memcmp(key, h->pub, PN_KEY_LEN) == 0) return -1;
     if (strlen(addr) >= PN_ADDR_MAX ||
         pn_trust_split_addr(addr, host, sizeof host, &port, &e) != 0 || port == 0) {
-        pn_host_log(h, PN_LOG_DEBUG, "%s: unusable address '%s' for %s… ignored", source, addr,
-                    short_key(key, k));
+        pn_host_log_limited(h, PN_LOG_DEBUG, "unusable address",
+                            "%s: unusable address '%s' for %s… ignored", source, addr,
+                            short_key(key, k));
         return -1;
     }
     return on_discovered(h, key, addr);
@@ -801,7 +806,9 @@ void pn_host_note_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *ad
         uv_timer_stop(&p->redial);
         if (p->status == PN_PEER_DISCOVERED) p->status = PN_PEER_UNKNOWN;
     }
-    pn_host_log(h, PN_LOG_INFO, "peer %s… left %s (%s goodbye)", short_key(key, k), addr, source);
+    char lkey[48]; /* anyone on the LAN can send goodbyes */
+    snprintf(lkey, sizeof lkey, "gone %s", short_key(key, k));
+    pn_host_log_limited(h, PN_LOG_INFO, lkey, "peer %s… left %s (%s goodbye)", k, addr, source);
 }
 
 int pn_host_is_trusted(const pn_host *h, const uint8_t key[PN_KEY_LEN]) {
@@ -1041,11 +1048,13 @@ static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handl
     if (env->foreign) {
         /* A pid, a ref, a fun...: no handler can be given these args, but
          * the envelope is sound, so only this call fails. */
-        char k[17];
+        char k[17], key[48];
         pn_etf_check_term(env->term, env->term_len, &e);
-        pn_host_log(h, PN_LOG_WARN, "peer %s…: %s '%s' has args outside the ETF subset (%s)%s",
-                    short_key(c->peer->key, k), is_call ? "call" : "send", env->name, e.msg,
-                    is_call ? ": answered badarg" : ": dropped");
+        snprintf(key, sizeof key, "foreign args %s", short_key(c->peer->key, k));
+        pn_host_log_limited(h, PN_LOG_WARN, key,
+                            "peer %s…: %s '%s' has args outside the ETF subset (%s)%s", k,
+                            is_call ? "call" : "send", env->name, e.msg,
+                            is_call ? ": answered badarg" : ": dropped");
         if (is_call) reply_error(c, env->id, "badarg");
         return;
     }
