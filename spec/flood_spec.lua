@@ -303,6 +303,52 @@ describe("a forged announce for a trusted key", function()
     N.close(a, b)
   end)
 
+  it("with a fresh port each does not push out the address a handshake proved", function()
+    local aport = free_udp_port()
+    local ka, kb = N.keys(), N.keys()
+    local b = N.host(kb, { trust = { ka:public_hex() } })
+    local bport = b:port()
+    local a = N.host(ka, { discovery = true, announce_port = aport, broadcast = "127.255.255.255",
+      announce_v6 = false, announce_interval = 60000, backoff_min = 20, backoff_max = 200 })
+    a:trust(kb:public_hex()) -- no configured address: discovery is all a has
+    udp_send(aport, { peernet.announce.encode(bport, kb:public()) })
+    assert(N.wait(function() return a:peer(kb:public_hex()).status == "connected" end))
+    -- The real peer goes away; a forger announces its key at a new port
+    -- with every datagram (traps that count the dials and hang up).
+    N.close(b)
+    assert(N.wait(function() return a:peer(kb:public_hex()).status ~= "connected" end))
+    local traps = {}
+    for i = 1, 40 do traps[i] = trap() end
+    local sent = 0
+    local function forge(n)
+      local batch = {}
+      for _ = 1, n do
+        sent = sent + 1
+        batch[#batch + 1] = peernet.announce.encode(traps[sent % #traps + 1].port, kb:public())
+      end
+      local before = stats(a).announces_in
+      udp_send(aport, batch)
+      assert(N.wait(function() return stats(a).announces_in >= before + n end))
+    end
+    local function trap_dials()
+      local n = 0
+      for _, t in ipairs(traps) do n = n + t.dials end
+      return n
+    end
+    forge(8) -- more than the host keeps of a peer's addresses
+    -- The real peer is back at its address, and announces nothing; the
+    -- forging goes on until a reaches it or has dialled the forger 60 times.
+    b = N.host(kb, { listen = "127.0.0.1:" .. bport, trust = { ka:public_hex() } })
+    b:expose("echo", function(_, v) return v end)
+    while a:peer(kb:public_hex()).status ~= "connected" and trap_dials() < 60 do forge(4) end
+    assert.equal("connected", a:peer(kb:public_hex()).status,
+      "dials to the forger: " .. trap_dials() .. ", forged announces: " .. sent)
+    assert.same({ true, "real" }, { N.call(a, kb:public_hex(), "echo", "real") })
+    assert.equal("127.0.0.1:" .. bport, a:peer(kb:public_hex()).addr)
+    for _, t in ipairs(traps) do t.tcp:close() end
+    N.close(a, b)
+  end)
+
   it("skips a discovered address that answers with another key, and keeps the configured one", function()
     local aport = free_udp_port()
     local ka, kb, kx = N.keys(), N.keys(), N.keys()
