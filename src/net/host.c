@@ -683,9 +683,16 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
 void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
     char k[17];
     pn_peer *p = c->peer;
-    pn_host_log(h, p && p->live == c ? PN_LOG_INFO : PN_LOG_DEBUG, "connection %s%s%s closed: %s",
-                c->remote[0] ? c->remote : "(unconnected)", p ? " to " : "",
-                p ? short_key(p->key, k) : "", why);
+    if (p && p->live == c) {
+        pn_host_log(h, PN_LOG_INFO, "connection %s to %s closed: %s", c->remote,
+                    short_key(p->key, k), why);
+    } else { /* strangers' connections and failed dials: one each, as many as they make */
+        char lkey[48];
+        snprintf(lkey, sizeof lkey, "closed %s", p ? short_key(p->key, k) : "stranger");
+        pn_host_log_limited(h, PN_LOG_DEBUG, lkey, "connection %s%s%s closed: %s",
+                            c->remote[0] ? c->remote : "(unconnected)", p ? " to " : "", p ? k : "",
+                            why);
+    }
     if (!p) return;
     if (p->dialing == c) {
         p->dialing = NULL;

@@ -661,7 +661,10 @@ static void on_reap(uv_timer_t *tm) {
             }
         }
     }
-    if (n) pn_rt_log(rt, PN_LOG_INFO, "%d call(s) cancelled: their connection closed", n);
+    /* A peer can call and hang up again and again. */
+    if (n)
+        pn_rt_log_limited(rt, PN_LOG_INFO, "cancelled",
+                          "%d call(s) cancelled: their connection closed", n);
 }
 
 static void on_req_gone(void *ud) {
