@@ -149,6 +149,8 @@ void pn_host_stop_listening(pn_host *h);
 
 /* The TCP port listened on (0 when not listening). */
 int pn_host_port(const pn_host *h);
+/* The log_window of its configuration (ms): scripts rate-limit their own lines by it. */
+uint32_t pn_host_log_window(const pn_host *h);
 void pn_host_public_key(const pn_host *h, uint8_t out[PN_KEY_LEN]);
 
 /* ---- trust ------------------------------------------------------------ */

@@ -77,6 +77,34 @@ describe("pretty printing", function()
   end)
 end)
 
+describe("map keys", function()
+  it("print in one order: by type, numbers and strings by value, others by their text", function()
+    local v = roundtrip('map{[bigint"' .. ("3"):rep(30) .. '"] = 1, b = 2, [2] = 3, [1.5] = 4, a = 5, '
+      .. '[true] = 6, [false] = 7, [bigint"' .. ("2"):rep(30) .. '"] = 8, [-7] = 9}')
+    assert.equal('{[false] = 7, [true] = 6, [-7] = 9, [1.5] = 4, [2] = 3, a = 5, b = 2, '
+      .. '[bigint"' .. ("2"):rep(30) .. '"] = 8, [bigint"' .. ("3"):rep(30) .. '"] = 1}', format.pretty(v))
+    assert.equal('{"false":7,"true":6,"-7":9,"1.5":4,"2":3,"a":5,"b":2,"'
+      .. ("2"):rep(30) .. '":8,"' .. ("3"):rep(30) .. '":1}', format.json(v))
+  end)
+
+  it("are turned into text once each, not once per comparison (a big key costs ms)", function()
+    local calls, t = 0, {}
+    for i = 1, 64 do
+      t[setmetatable({ i = i }, { __tostring = function(k)
+        calls = calls + 1
+        return string.format("k%03d", k.i)
+      end })] = i
+    end
+    local printed = format.pretty(t)
+    assert.equal(64, calls)
+    local last = 0
+    for n in printed:gmatch("%] = (%d+)") do -- values follow their keys' text order
+      assert.is_true(tonumber(n) > last, printed)
+      last = tonumber(n)
+    end
+  end)
+end)
+
 describe("JSON output", function()
   local json = require "dkjson"
   it("maps terms as docs/cli.md says", function()

@@ -141,6 +141,75 @@ describe("log lines a stranger or a peer can cause", function()
     N.close(b)
   end)
 
+  -- Hand-made call envelopes around terms a trusted peer may send at will.
+  local function atom(s) return "w" .. string.char(#s) .. s end
+  local function raw_call(id, name, args)
+    return "\131h\4" .. atom("call") .. peernet.etf.encode(id):sub(2) .. atom(name) .. args
+  end
+  local PID = "X" .. atom("nonode@nohost") .. "\0\0\0\1\0\0\0\0\0\0\0\0"
+  local ONE_AND_ONE_POINT_O = "t\0\0\0\2a\1a\1F" .. string.pack(">d", 1.0) .. "a\2" -- one Lua key
+
+  -- n calls of name with args from a raw trusted peer, all sent before
+  -- the replies are read; each is answered with an error.
+  local function flood_calls(b, name, args, n)
+    local kr = N.keys()
+    b:trust(kr:public_hex())
+    local raw = N.raw(b:port())
+    raw:handshake(kr:secret())
+    for i = 1, n do raw:send_env(raw_call(i, name, args)) end
+    for i = 1, n do
+      local r = raw:recv_env()
+      assert.same({ "reply", false, peernet.etf.encode(peernet.atom("badarg")):sub(2) },
+        { r.kind, r.ok, r.term }, "call " .. i)
+    end
+    raw:close()
+  end
+
+  -- Lines matching pattern written at once, and those a summary counted.
+  local function written_and_held(pattern, window)
+    local written, held = 0, 0
+    for _, l in ipairs(log_lines(pattern)) do
+      local more = l:match("%((%d+) more in the last " .. window .. "%)$")
+      if more then held = held + tonumber(more) else written = written + 1 end
+    end
+    return written, held
+  end
+
+  it("from a trusted peer's calls with args outside the subset are rate-limited per peer", function()
+    N.logs = {}
+    local b = N.host(N.keys(), { log_window = 200 })
+    b:expose("echo", function(_, args) return args end)
+    flood_calls(b, "echo", PID, 2000)
+    assert(N.wait(function()
+      local written, held = written_and_held("args outside the ETF subset", "200 ms")
+      return written + held == 2000
+    end), table.concat(log_lines("args outside"), "\n"):sub(1, 3000))
+    local written = written_and_held("args outside the ETF subset", "200 ms")
+    assert.is_true(written <= 3, "written: " .. written)
+    N.close(b)
+  end)
+
+  it("from a handler that cannot be given the arguments are rate-limited per handler", function()
+    N.logs = {}
+    local b = N.host(N.keys(), { log_window = 200 })
+    local dir = H.tmpdir()
+    H.replace_file(dir .. "/echo.lua", 'peernet.expose("echo", function(_, args) return args end)')
+    local rt = assert(peernet.runtime.new(b, { log = function(level, msg)
+      N.logs[#N.logs + 1] = level .. " " .. msg
+    end }))
+    rt:load_dir(dir)
+    flood_calls(b, "echo", ONE_AND_ONE_POINT_O, 2000)
+    assert(N.wait(function()
+      local written, held = written_and_held("cannot pass the arguments", "200 ms")
+      return written + held == 2000
+    end))
+    local written = written_and_held("cannot pass the arguments", "200 ms")
+    assert.is_true(written <= 3, "written: " .. written)
+    rt:close()
+    N.close(b)
+    H.rmdir(dir)
+  end)
+
   it("escape a newline in a call name, so a peer cannot forge a log line", function()
     local a, b, _, kb = N.pair(nil, { max_calls_in_flight = 1 })
     b:expose("hold", function(_, _, req) return req end)
@@ -231,6 +300,52 @@ describe("a forged announce for a trusted key", function()
     assert.is_true(forger.dials <= 3, "dials to the forger: " .. forger.dials)
     assert.equal(1, #log_lines("discovered address 127.0.0.1:" .. forger.port .. " skipped"))
     forger.tcp:close()
+    N.close(a, b)
+  end)
+
+  it("with a fresh port each does not push out the address a handshake proved", function()
+    local aport = free_udp_port()
+    local ka, kb = N.keys(), N.keys()
+    local b = N.host(kb, { trust = { ka:public_hex() } })
+    local bport = b:port()
+    local a = N.host(ka, { discovery = true, announce_port = aport, broadcast = "127.255.255.255",
+      announce_v6 = false, announce_interval = 60000, backoff_min = 20, backoff_max = 200 })
+    a:trust(kb:public_hex()) -- no configured address: discovery is all a has
+    udp_send(aport, { peernet.announce.encode(bport, kb:public()) })
+    assert(N.wait(function() return a:peer(kb:public_hex()).status == "connected" end))
+    -- The real peer goes away; a forger announces its key at a new port
+    -- with every datagram (traps that count the dials and hang up).
+    N.close(b)
+    assert(N.wait(function() return a:peer(kb:public_hex()).status ~= "connected" end))
+    local traps = {}
+    for i = 1, 40 do traps[i] = trap() end
+    local sent = 0
+    local function forge(n)
+      local batch = {}
+      for _ = 1, n do
+        sent = sent + 1
+        batch[#batch + 1] = peernet.announce.encode(traps[sent % #traps + 1].port, kb:public())
+      end
+      local before = stats(a).announces_in
+      udp_send(aport, batch)
+      assert(N.wait(function() return stats(a).announces_in >= before + n end))
+    end
+    local function trap_dials()
+      local n = 0
+      for _, t in ipairs(traps) do n = n + t.dials end
+      return n
+    end
+    forge(8) -- more than the host keeps of a peer's addresses
+    -- The real peer is back at its address, and announces nothing; the
+    -- forging goes on until a reaches it or has dialled the forger 60 times.
+    b = N.host(kb, { listen = "127.0.0.1:" .. bport, trust = { ka:public_hex() } })
+    b:expose("echo", function(_, v) return v end)
+    while a:peer(kb:public_hex()).status ~= "connected" and trap_dials() < 60 do forge(4) end
+    assert.equal("connected", a:peer(kb:public_hex()).status,
+      "dials to the forger: " .. trap_dials() .. ", forged announces: " .. sent)
+    assert.same({ true, "real" }, { N.call(a, kb:public_hex(), "echo", "real") })
+    assert.equal("127.0.0.1:" .. bport, a:peer(kb:public_hex()).addr)
+    for _, t in ipairs(traps) do t.tcp:close() end
     N.close(a, b)
   end)
 

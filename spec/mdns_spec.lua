@@ -366,8 +366,22 @@ describe("mDNS browsing, packet by packet", function()
     assert.is_true(N.wait(function() return asked("v2-" .. n .. "." .. SVC .. " ANY") end))
     assert.is_nil(h:peer(key5))
 
-    -- A goodbye for the PTR forgets what it gave.
+    -- The same key heard of at a second address, from another instance.
+    local inst2 = "box2-" .. n .. "." .. SVC
+    send(udp, {
+      { name = SVC, type = "PTR", ttl = 4500, target = inst2 },
+      { name = inst2, type = "SRV", port = 4044, target = "box2-" .. n .. ".local" },
+      { name = inst2, type = "TXT", txt = { "v=1", "key=" .. key } },
+      { name = "box2-" .. n .. ".local", type = "A", addr = "127.0.0.1" },
+    })
+    assert.is_true(N.wait(function() return h:peer(key).addr == "127.0.0.1:4044" end))
+
+    -- A goodbye for the PTR forgets what it gave, and only that: anyone
+    -- can send one, naming any address they heard.
     send(udp, { { name = SVC, type = "PTR", ttl = 0, target = inst } })
+    assert.is_true(N.wait(function() return N.logged("left 127.0.0.1:4040 %(mdns goodbye%)") end))
+    assert.same({ "discovered", "127.0.0.1:4044" }, { h:peer(key).status, h:peer(key).addr })
+    send(udp, { { name = SVC, type = "PTR", ttl = 0, target = inst2 } })
     assert.is_true(N.wait(function() return h:peer(key).addr == "" end))
     assert.equal("unknown", h:peer(key).status)
   end)

@@ -59,17 +59,27 @@ local function is_sequence(t)
   return count == n, n
 end
 
+-- Keys by type, then value; other keys by their text. That text is made
+-- once per key before sorting: tostring of a 4,096-byte bigint takes about
+-- 2 ms, and a comparator calling it ran n log n times (250 such keys: 10 s).
 local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
+  local keys, text = {}, {}
+  for k in pairs(t) do
+    keys[#keys + 1] = k
+    local tk = type(k)
+    if tk ~= "number" and tk ~= "string" then text[k] = tostring(k) end
+  end
   table.sort(keys, function(a, b)
     local ta, tb = type(a), type(b)
     if ta ~= tb then return ta < tb end
     if ta == "number" or ta == "string" then return a < b end
-    return tostring(a) < tostring(b)
+    return text[a] < text[b]
   end)
-  return keys
+  return keys, text
 end
+
+-- A big integer key's digits, made once by sorted_keys.
+local function is_bigint(k) return type(k) == "userdata" and not peernet.is_atom(k) end
 
 local pretty
 
@@ -87,8 +97,10 @@ local function pretty_table(t, depth)
     return "{" .. table.concat(parts, ", ") .. "}"
   end
   local parts = {}
-  for _, k in ipairs(sorted_keys(t)) do
-    local ks = is_ident(k) and k or ("[" .. pretty(k, depth + 1) .. "]")
+  local keys, text = sorted_keys(t)
+  for _, k in ipairs(keys) do
+    local kp = is_bigint(k) and "bigint" .. quote(text[k]) or pretty(k, depth + 1)
+    local ks = is_ident(k) and k or ("[" .. kp .. "]")
     parts[#parts + 1] = ks .. " = " .. pretty(t[k], depth + 1)
   end
   local body = "{" .. table.concat(parts, ", ") .. "}"
@@ -143,8 +155,9 @@ M.base64 = base64
 
 local json
 
-local function json_key(k, depth)
+local function json_key(k, depth, text)
   if type(k) == "string" and utf8.len(k) then return json_string(k) end
+  if is_bigint(k) then return json_string(text[k]) end
   if peernet.is_atom(k) then return json_string(tostring(k)) end
   return json_string(json(k, depth + 1))
 end
@@ -178,8 +191,9 @@ function json(v, depth)
       return "[" .. table.concat(parts, ",") .. "]"
     end
     local parts = {}
-    for _, k in ipairs(sorted_keys(v)) do
-      parts[#parts + 1] = json_key(k, depth) .. ":" .. json(v[k], depth + 1)
+    local keys, text = sorted_keys(v)
+    for _, k in ipairs(keys) do
+      parts[#parts + 1] = json_key(k, depth, text) .. ":" .. json(v[k], depth + 1)
     end
     return "{" .. table.concat(parts, ",") .. "}"
   end

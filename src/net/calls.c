@@ -111,8 +111,9 @@ void pn_calls_cancel(pn_conn *c, pn_pending *p) {
 void pn_calls_complete(pn_conn *c, const pn_envelope *env) {
     pn_pending *p = unlink_id(c, env->id);
     if (!p) {
-        pn_host_log(c->host, PN_LOG_DEBUG, "reply to unknown or expired call id %llu dropped",
-                    (unsigned long long)env->id);
+        pn_host_log_limited(c->host, PN_LOG_DEBUG, "stale reply",
+                            "reply to unknown or expired call id %llu dropped",
+                            (unsigned long long)env->id);
         return;
     }
     p->cb(c->host, env->ok ? PN_CALL_OK : PN_CALL_ERROR, env->term, env->term_len, p->ud);
@@ -308,8 +309,11 @@ static int answer(pn_request *req, int ok, const char *reason, const uint8_t *te
         h->scratch.len = 0;
         rc = reason ? pn_envelope_put_reply_error(&h->scratch, req->id, reason, h->env_flags, e)
                     : pn_envelope_put_reply(&h->scratch, req->id, ok, term, len, h->env_flags, e);
-        if (rc != 0) { /* the caller still gets an answer */
-            pn_host_log(h, PN_LOG_ERROR, "handler %s: reply not sent: %s", req->name, e->msg);
+        if (rc != 0) {                    /* the caller still gets an answer */
+            char key[PN_LOGLINE_KEY_MAX]; /* a peer's call can cause it each time */
+            snprintf(key, sizeof key, "reply %.40s", req->name);
+            pn_host_log_limited(h, PN_LOG_ERROR, key, "handler %s: reply not sent: %s", req->name,
+                                e->msg);
             h->scratch.len = 0;
             pn_err e2;
             if (pn_envelope_put_reply_error(&h->scratch, req->id, "handler_crash", h->env_flags,

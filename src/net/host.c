@@ -105,6 +105,10 @@ void pn_host_log_limited(pn_host *h, int level, const char *key, const char *fmt
         uv_timer_start(&h->log_timer, on_log_timer, h->cfg.log_window_ms, 0);
 }
 
+uint32_t pn_host_log_window(const pn_host *h) {
+    return h->cfg.log_window_ms;
+}
+
 /* Short form of a key for log lines: the first 8 bytes in hex. */
 static const char *short_key(const uint8_t key[PN_KEY_LEN], char out[17]) {
     sodium_bin2hex(out, 17, key, 8);
@@ -504,15 +508,27 @@ static int has_address(const pn_host *h, const pn_peer *p) {
     return 0;
 }
 
+/* The found[] index of the r-th discovered candidate in dialling order:
+ * the proven address first, then the rest as they are kept (newest
+ * first). */
+static int found_ranked(const pn_peer *p, int r) {
+    for (int pass = 1; pass >= 0; pass--)
+        for (int i = 0; i < p->nfound; i++)
+            if (!p->found[i].proven == !pass && r-- == 0) return i;
+    return -1;
+}
+
 /* The next address to dial, in turn: the configured one, then the usable
- * discovered ones. NULL when there is none. */
+ * discovered ones; a cycle of dials tries each once. NULL when there is
+ * none. */
 static const char *next_candidate(const pn_host *h, pn_peer *p) {
     int n = 1 + p->nfound;
     for (int k = 0; k < n; k++) {
-        int i = (p->cand + k) % n;
-        if (i == 0 ? !p->addr[0] : !found_good(h, p, i - 1)) continue;
-        p->cand = (i + 1) % n;
-        return i == 0 ? p->addr : p->found[i - 1].addr;
+        int r = (p->cand + k) % n;
+        int i = r == 0 ? -1 : found_ranked(p, r - 1);
+        if (r == 0 ? !p->addr[0] : !found_good(h, p, i)) continue;
+        p->cand = (r + 1) % n;
+        return r == 0 ? p->addr : p->found[i].addr;
     }
     return NULL;
 }
@@ -521,11 +537,12 @@ static const char *next_candidate(const pn_host *h, pn_peer *p) {
  * LAN can announce any key at any address, so that address is skipped (and
  * its announces ignored) for backoff_min, doubling with each failure in a
  * row up to backoff_max; the configured one is untouched. */
-static void dial_failed(pn_host *h, pn_peer *p, const char *why) {
+static void dial_failed(pn_host *h, pn_peer *p, const char *why, int wrong_key) {
     char k[17], key[48];
     if (p->addr[0] && strcmp(p->dialled, p->addr) == 0) return;
     int i = found_index(p, p->dialled);
     if (i < 0) return;
+    if (wrong_key) p->found[i].proven = 0; /* someone else listens there now */
     uint32_t fails = p->found[i].fails++, skip = h->cfg.backoff_min_ms;
     while (fails-- > 0 && skip < h->cfg.backoff_max_ms)
         skip = skip > h->cfg.backoff_max_ms / 2 ? h->cfg.backoff_max_ms : skip * 2;
@@ -536,10 +553,14 @@ static void dial_failed(pn_host *h, pn_peer *p, const char *why) {
                         skip, why, p->addr[0] ? "; its configured address stays first" : "");
 }
 
-/* A dial reached the peer: an address that works is a good one again. */
+/* A dial reached the peer: an address that works is a good one again, and
+ * the one the key was proven at (a peer is at one address at a time). */
 static void dial_worked(pn_peer *p) {
     int i = found_index(p, p->dialled);
-    if (i >= 0) p->found[i].fails = 0;
+    if (i < 0) return;
+    p->found[i].fails = 0;
+    for (int j = 0; j < p->nfound; j++)
+        p->found[j].proven = j == i;
 }
 
 static void start_dial(pn_host *h, pn_peer *p) {
@@ -662,15 +683,22 @@ void pn_host_on_established(pn_host *h, pn_conn *c) {
 void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why) {
     char k[17];
     pn_peer *p = c->peer;
-    pn_host_log(h, p && p->live == c ? PN_LOG_INFO : PN_LOG_DEBUG, "connection %s%s%s closed: %s",
-                c->remote[0] ? c->remote : "(unconnected)", p ? " to " : "",
-                p ? short_key(p->key, k) : "", why);
+    if (p && p->live == c) {
+        pn_host_log(h, PN_LOG_INFO, "connection %s to %s closed: %s", c->remote,
+                    short_key(p->key, k), why);
+    } else { /* strangers' connections and failed dials: one each, as many as they make */
+        char lkey[48];
+        snprintf(lkey, sizeof lkey, "closed %s", p ? short_key(p->key, k) : "stranger");
+        pn_host_log_limited(h, PN_LOG_DEBUG, lkey, "connection %s%s%s closed: %s",
+                            c->remote[0] ? c->remote : "(unconnected)", p ? " to " : "", p ? k : "",
+                            why);
+    }
     if (!p) return;
     if (p->dialing == c) {
         p->dialing = NULL;
         if (!p->live) {
             p->status = PN_PEER_DISCONNECTED;
-            dial_failed(h, p, why);
+            dial_failed(h, p, why, c->fail[0] != 0);
             pn_host_resolve_waiters(h, p, c->fail[0] ? PN_ETRUST : PN_EIO, why);
             pn_host_schedule_redial(h, p);
         }
@@ -781,8 +809,9 @@ int pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const cha
     if (h->closing || sodium_memcmp(key, h->pub, PN_KEY_LEN) == 0) return -1;
     if (strlen(addr) >= PN_ADDR_MAX ||
         pn_trust_split_addr(addr, host, sizeof host, &port, &e) != 0 || port == 0) {
-        pn_host_log(h, PN_LOG_DEBUG, "%s: unusable address '%s' for %s… ignored", source, addr,
-                    short_key(key, k));
+        pn_host_log_limited(h, PN_LOG_DEBUG, "unusable address",
+                            "%s: unusable address '%s' for %s… ignored", source, addr,
+                            short_key(key, k));
         return -1;
     }
     return on_discovered(h, key, addr);
@@ -792,16 +821,21 @@ void pn_host_note_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *ad
                        const char *source) {
     char k[17];
     pn_peer *p = h->closing ? NULL : pn_registry_find(h, key);
-    if (!p || found_index(p, addr) < 0) return; /* another source knows better */
-    /* The peer left, whatever else was heard of it; a configured address
-     * is never forgotten here. */
-    p->nfound = 0;
+    int i = p ? found_index(p, addr) : -1;
+    if (i < 0) return; /* another source knows better */
+    /* That address is gone; the others were heard of separately (and
+     * anyone can send a goodbye naming one), and a configured address is
+     * never forgotten here. */
+    memmove(&p->found[i], &p->found[i + 1], (size_t)(p->nfound - i - 1) * sizeof p->found[0]);
+    p->nfound--;
     p->cand = 0;
     if (!p->live && !p->dialing && !has_address(h, p)) {
         uv_timer_stop(&p->redial);
         if (p->status == PN_PEER_DISCOVERED) p->status = PN_PEER_UNKNOWN;
     }
-    pn_host_log(h, PN_LOG_INFO, "peer %s… left %s (%s goodbye)", short_key(key, k), addr, source);
+    char lkey[48]; /* anyone on the LAN can send goodbyes */
+    snprintf(lkey, sizeof lkey, "gone %s", short_key(key, k));
+    pn_host_log_limited(h, PN_LOG_INFO, lkey, "peer %s… left %s (%s goodbye)", k, addr, source);
 }
 
 int pn_host_is_trusted(const pn_host *h, const uint8_t key[PN_KEY_LEN]) {
@@ -842,10 +876,28 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     if (i >= 0 && !found_good(h, p, i)) return 0; /* it failed or lied lately: ignored */
     int fresh = i < 0 || p->found[i].bad_until != 0;
     uint32_t fails = 0;
+    int proven = 0;
     if (i >= 0) {
         fails = p->found[i].fails; /* a skip that ran out ends; its count stays */
+        proven = p->found[i].proven;
     } else {
-        if (p->nfound == PN_FOUND_MAX) p->nfound--; /* the stalest goes */
+        /* A new address. While there is room it comes in; then it replaces
+         * the stalest unproven one, at most once per backoff_min: forged
+         * announces with a fresh port each must not push out the address
+         * the key was proven at, nor churn the others faster than dials
+         * can try them. */
+        if (p->nfound == PN_FOUND_MAX) {
+            uint64_t now = uv_now(h->loop);
+            if (p->found_new_ms && now - p->found_new_ms < h->cfg.backoff_min_ms) return 0;
+            int j = p->nfound - 1;
+            while (j >= 0 && p->found[j].proven)
+                j--;
+            if (j < 0) return 0;
+            memmove(&p->found[j], &p->found[j + 1],
+                    (size_t)(p->nfound - j - 1) * sizeof p->found[0]);
+            p->nfound--;
+            p->found_new_ms = now;
+        }
         i = p->nfound++;
     }
     /* Newest first. */
@@ -853,6 +905,7 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     snprintf(p->found[0].addr, sizeof p->found[0].addr, "%s", addr);
     p->found[0].bad_until = 0;
     p->found[0].fails = fails;
+    p->found[0].proven = proven;
     if (fresh) {
         char lkey[48];
         snprintf(lkey, sizeof lkey, "found %s", k);
@@ -869,13 +922,14 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     } else if (fresh && !p->live && !p->dialing) {
         /* A new place to look: no reason to wait for the backoff, but a
          * stream of announces (true or forged) starts at most one dial per
-         * backoff_min, and the configured address is tried first. */
+         * backoff_min. It goes on with the cycle of candidates rather than
+         * starting it again (each announce would otherwise dial the newest
+         * address, the forger's, and never reach the others). */
         uint64_t now = uv_now(h->loop);
         if (!p->announce_dial_ms || now - p->announce_dial_ms >= h->cfg.backoff_min_ms) {
             p->announce_dial_ms = now;
             uv_timer_stop(&p->redial);
             p->backoff_ms = h->cfg.backoff_min_ms;
-            p->cand = 0;
             start_dial(h, p);
         } else {
             pn_host_schedule_redial(h, p);
@@ -1041,11 +1095,13 @@ static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handl
     if (env->foreign) {
         /* A pid, a ref, a fun...: no handler can be given these args, but
          * the envelope is sound, so only this call fails. */
-        char k[17];
+        char k[17], key[48];
         pn_etf_check_term(env->term, env->term_len, &e);
-        pn_host_log(h, PN_LOG_WARN, "peer %s…: %s '%s' has args outside the ETF subset (%s)%s",
-                    short_key(c->peer->key, k), is_call ? "call" : "send", env->name, e.msg,
-                    is_call ? ": answered badarg" : ": dropped");
+        snprintf(key, sizeof key, "foreign args %s", short_key(c->peer->key, k));
+        pn_host_log_limited(h, PN_LOG_WARN, key,
+                            "peer %s…: %s '%s' has args outside the ETF subset (%s)%s", k,
+                            is_call ? "call" : "send", env->name, e.msg,
+                            is_call ? ": answered badarg" : ": dropped");
         if (is_call) reply_error(c, env->id, "badarg");
         return;
     }

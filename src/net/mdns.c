@@ -41,6 +41,7 @@
 #define PN_MDNS_LEGACY_MS 100         /* direct answers to plain resolvers: one per 100 ms ... */
 #define PN_MDNS_LEGACY_BURST 8        /* ... after a burst of 8 */
 #define PN_MDNS_MULTICAST_GAP_MS 1000 /* answers to queries: at most one a second (RFC 6762 §6) */
+#define PN_MDNS_GAVE_MAX 4 /* addresses of one instance passed to the host, for its goodbye */
 
 typedef struct pn_mdns_known {
     int used;
@@ -54,6 +55,11 @@ typedef struct pn_mdns_known {
     int ip_rank;                                 /* 2 * addr_kind() + sender, of ip */
     char addr[PN_ADDR_MAX];                      /* what was passed to the host, "" when nothing */
     int asked;                                   /* ASK_* already sent for it */
+    /* Every address passed for it (a better one can follow the first):
+     * the host forgets only the address a goodbye names, so the goodbye
+     * names each of them. Oldest first. */
+    char gave[PN_MDNS_GAVE_MAX][PN_ADDR_MAX];
+    int ngave;
 } pn_mdns_known;
 
 enum { ASK_SRV_TXT = 1, ASK_ADDR = 2 };
@@ -428,8 +434,21 @@ static pn_mdns_known *known_get(pn_mdns *m, const uint8_t *instance) {
 static void known_gone(pn_mdns *m, const uint8_t *instance) {
     pn_mdns_known *k = known_find(m, instance);
     if (!k) return;
-    if (k->addr[0] && k->has_key) pn_host_note_gone(m->host, k->key, k->addr, "mdns");
+    for (int i = 0; k->has_key && i < k->ngave; i++)
+        pn_host_note_gone(m->host, k->key, k->gave[i], "mdns");
     memset(k, 0, sizeof *k);
+}
+
+/* Remembers k->addr among the addresses passed for k (the oldest goes
+ * when full: the host keeps no more of a peer's addresses either). */
+static void known_gave(pn_mdns_known *k) {
+    for (int i = 0; i < k->ngave; i++)
+        if (strcmp(k->gave[i], k->addr) == 0) return;
+    if (k->ngave == PN_MDNS_GAVE_MAX) {
+        memmove(k->gave[0], k->gave[1], sizeof k->gave[0] * (PN_MDNS_GAVE_MAX - 1));
+        k->ngave--;
+    }
+    snprintf(k->gave[k->ngave++], sizeof k->gave[0], "%s", k->addr);
 }
 
 static int is_ours(const pn_mdns *m, const pn_mdns_known *k) {
@@ -554,6 +573,7 @@ static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct soc
             int n = snprintf(addr, sizeof addr, "%s:%u", k->ip, k->port);
             if (n > 0 && (size_t)n < sizeof addr && strcmp(addr, k->addr) != 0) {
                 snprintf(k->addr, sizeof k->addr, "%s", addr);
+                known_gave(k);
                 pn_host_note_discovered(m->host, k->key, k->addr, "mdns");
             }
             continue;

@@ -70,19 +70,25 @@ typedef struct pn_peer {
     /* Where to dial: the configured address (trust list, pn_host_trust,
      * pn_host_connect) is tried first and nothing heard on the LAN
      * replaces it; addresses from announces and mDNS are candidates after
-     * it, newest first. One that fails or answers with another key is
-     * skipped (and its announces ignored) until bad_until, for longer each
-     * time it fails again. */
+     * it: the one where a handshake last proved the key (pinned: no
+     * announce pushes it out), then the others newest first. Anyone on
+     * the LAN can announce any key at any port, so once found[] is full a
+     * new address replaces only an unproven one, at most once per
+     * backoff_min. One that fails or answers with another key is skipped (and its
+     * announces ignored) until bad_until, for longer each time it fails
+     * again. */
     char addr[PN_ADDR_MAX]; /* configured, "" when none */
     struct {
         char addr[PN_ADDR_MAX];
         uint64_t bad_until; /* uv_now() ms; 0 = good */
         uint32_t fails;     /* in a row: each doubles the skip, from backoff_min to backoff_max */
+        int proven;         /* our dial there completed a handshake: pinned, tried first */
     } found[PN_FOUND_MAX];
     int nfound;
     int cand;                  /* the next candidate to dial: 0 = configured, i + 1 = found[i] */
     char dialled[PN_ADDR_MAX]; /* the address of the dial in flight */
     uint64_t announce_dial_ms; /* last dial an announce started: at most one per backoff_min */
+    uint64_t found_new_ms;     /* last address that replaced one: at most one per backoff_min */
     uint64_t last_seen_ms;     /* uv_now() of the last frame received, 0 = never */
     pn_conn *live;             /* the one authenticated connection */
     uint32_t nreqs;            /* its calls being served, on any connection (closed ones too) */

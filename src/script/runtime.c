@@ -21,6 +21,15 @@
 
 /* ---- logging --------------------------------------------------------------- */
 
+static void rt_emit(void *ud, int level, const char *line) {
+    pn_rt *rt = ud;
+    if (rt->o.log) {
+        rt->o.log(rt->o.log_ud, level, line);
+    } else if (level >= PN_LOG_WARN) {
+        fprintf(stderr, "peernet [%s] %s\n", level == PN_LOG_WARN ? "warn" : "error", line);
+    }
+}
+
 void pn_rt_log(pn_rt *rt, int level, const char *fmt, ...) {
     char raw[PN_RT_LOG_MAX];
     char line[PN_RT_LOG_MAX * 4 + 1];
@@ -31,11 +40,29 @@ void pn_rt_log(pn_rt *rt, int level, const char *fmt, ...) {
     /* A script's message (an error, peernet.log) or a caller's handle name
      * may hold newlines: one event, one line. */
     pn_logline_escape(line, sizeof line, raw);
-    if (rt->o.log) {
-        rt->o.log(rt->o.log_ud, level, line);
-    } else if (level >= PN_LOG_WARN) {
-        fprintf(stderr, "peernet [%s] %s\n", level == PN_LOG_WARN ? "warn" : "error", line);
-    }
+    rt_emit(rt, level, line);
+}
+
+static void on_log_timer(uv_timer_t *tm) {
+    pn_rt *rt = tm->data;
+    uint64_t now = uv_now(rt->loop);
+    uint64_t next = pn_logline_limit_flush(&rt->loglimit, now, rt_emit, rt);
+    if (next && !rt->closing) uv_timer_start(&rt->log_timer, on_log_timer, next - now, 0);
+}
+
+void pn_rt_log_limited(pn_rt *rt, int level, const char *key, const char *fmt, ...) {
+    char raw[PN_LOGLINE_MSG_MAX], line[PN_LOGLINE_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    pn_logline_escape(line, sizeof line, raw);
+    uint64_t now = uv_now(rt->loop);
+    /* Ended windows are summed up first, so their summary precedes this line. */
+    pn_logline_limit_flush(&rt->loglimit, now, rt_emit, rt);
+    if (pn_logline_limit_hit(&rt->loglimit, key, level, line, now)) rt_emit(rt, level, line);
+    if (!uv_is_active((uv_handle_t *)&rt->log_timer) && !rt->closing)
+        uv_timer_start(&rt->log_timer, on_log_timer, rt->loglimit.window_ms, 0);
 }
 
 /* ---- the script a state belongs to ------------------------------------------ */
@@ -189,8 +216,10 @@ pn_task *pn_rt_task_start(pn_script *s, int kind, int fn_ref, const char *what,
         lua_pushcfunction(t->co, push_protected);
         lua_pushlightuserdata(t->co, &a);
         if (lua_pcall(t->co, 1, LUA_MULTRET, 0) != LUA_OK) {
-            pn_rt_log(s->rt, PN_LOG_ERROR, "%s: %s: cannot pass the arguments: %s", s->path, what,
-                      lua_tostring(t->co, -1));
+            char key[PN_LOGLINE_KEY_MAX];
+            snprintf(key, sizeof key, "args %.50s", what);
+            pn_rt_log_limited(s->rt, PN_LOG_ERROR, key, "%s: %s: cannot pass the arguments: %s",
+                              s->path, what, lua_tostring(t->co, -1));
             task_free(t);
             return NULL;
         }
@@ -241,8 +270,10 @@ static void answer(pn_task *t, int idx, int ok) {
     int rc = pn_value_encode_protected(co, idx, 0, &b, &e);
     pn_sandbox_end(co, prev);
     if (rc != 0) {
-        pn_rt_log(t->s->rt, PN_LOG_ERROR, "%s: %s: cannot encode its result: %s", t->s->path,
-                  t->what, e.msg);
+        char key[PN_LOGLINE_KEY_MAX];
+        snprintf(key, sizeof key, "result %.50s", t->what);
+        pn_rt_log_limited(t->s->rt, PN_LOG_ERROR, key, "%s: %s: cannot encode its result: %s",
+                          t->s->path, t->what, e.msg);
         pn_request_reply_error(req, "handler_crash", &e);
     } else if (ok) {
         pn_request_reply(req, b.data, b.len, &e);
@@ -277,8 +308,12 @@ static void task_done(pn_task *t, int rc, int nres) {
          * once, then the process exits), the rest to the log. */
         if (!s->sandboxed && t->kind == PN_TASK_MAIN && s->rt->o.on_error)
             s->rt->o.on_error(s->rt->o.on_error_ud, tb);
-        else
-            pn_rt_log(s->rt, PN_LOG_ERROR, "%s: %s failed: %s", s->path, t->what, tb);
+        else {
+            /* A peer can make a handler fail on every call it sends. */
+            char key[PN_LOGLINE_KEY_MAX];
+            snprintf(key, sizeof key, "failed %.50s", t->what);
+            pn_rt_log_limited(s->rt, PN_LOG_ERROR, key, "%s: %s failed: %s", s->path, t->what, tb);
+        }
         lua_pop(s->L, 1);
     }
     task_free(t);
@@ -634,7 +669,10 @@ static void on_reap(uv_timer_t *tm) {
             }
         }
     }
-    if (n) pn_rt_log(rt, PN_LOG_INFO, "%d call(s) cancelled: their connection closed", n);
+    /* A peer can call and hang up again and again. */
+    if (n)
+        pn_rt_log_limited(rt, PN_LOG_INFO, "cancelled",
+                          "%d call(s) cancelled: their connection closed", n);
 }
 
 static void on_req_gone(void *ud) {
@@ -1383,6 +1421,10 @@ pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e) {
     rt->runq.data = rt;
     uv_timer_init(loop, &rt->bench);
     rt->bench.data = rt;
+    pn_logline_limit_init(&rt->loglimit, pn_host_log_window(h));
+    uv_timer_init(loop, &rt->log_timer);
+    rt->log_timer.data = rt;
+    uv_unref((uv_handle_t *)&rt->log_timer); /* a summary due must not keep a loop alive */
     return rt;
 }
 
@@ -1415,7 +1457,8 @@ static void on_host_closing(void *ud) {
 
 static void rt_handle_closed(uv_handle_t *hd) {
     pn_rt *rt = hd->data;
-    if (++rt->closing == 6) free(rt); /* 1 + keepalive, drain_timer, reap_timer, runq, bench */
+    /* 1 + keepalive, drain_timer, reap_timer, runq, bench, log_timer */
+    if (++rt->closing == 7) free(rt);
 }
 
 static void rt_do_close(pn_rt *rt);
@@ -1435,6 +1478,8 @@ static void rt_after_resume(pn_rt *rt) {
 
 void pn_rt_close(pn_rt *rt) {
     if (rt->closing || rt->close_pending) return;
+    /* Counts still held back reach the log while it is there. */
+    pn_logline_limit_flush(&rt->loglimit, UINT64_MAX / 2, rt_emit, rt);
     /* The callbacks' owner is going away now, even when the close waits. */
     rt->o.log = NULL;
     rt->o.on_error = NULL;
@@ -1467,6 +1512,7 @@ static void rt_do_close(pn_rt *rt) {
     uv_close((uv_handle_t *)&rt->reap_timer, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->runq, rt_handle_closed);
     uv_close((uv_handle_t *)&rt->bench, rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->log_timer, rt_handle_closed);
 }
 
 /* ---- reports -------------------------------------------------------------------------- */

@@ -25,6 +25,7 @@
 
 #include "peernet.h"
 #include "core/etf.h"
+#include "core/logline.h"
 #include "sandbox.h"
 
 #define PN_RT_SCRIPT_MAX (1u << 20) /* bytes of one script file */
@@ -214,6 +215,11 @@ struct pn_rt {
     uv_idle_t runq;          /* active while a handler script has a resume waiting */
     pn_script *rr, *rr_tail; /* scripts with ready tasks, served in turn */
     uv_timer_t bench;        /* restarts runq when every ready script is benched */
+    /* Lines a peer can cause at will (a handler failing on its arguments,
+     * a reply that cannot be encoded): one per kind and handler a window,
+     * then a count (core/logline.c, the host's log_window). */
+    pn_logline_limit loglimit;
+    uv_timer_t log_timer;
     int reap_pending;
     int draining, closing;
     int host_gone; /* the host was closed first: nothing more to revoke */
@@ -223,6 +229,10 @@ struct pn_rt {
 
 pn_script *pn_rt_script_of(lua_State *L); /* the script whose API L is calling */
 void pn_rt_log(pn_rt *rt, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* pn_rt_log for a line a remote peer can cause at will: the first of its
+ * key in a window is written, the rest counted in one summary line. */
+void pn_rt_log_limited(pn_rt *rt, int level, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* The running task of L, or NULL when L is not a task's coroutine or runs
  * an authorize predicate (which must answer at once: nothing may wait). */
 pn_task *pn_rt_task_of(lua_State *L);
