@@ -749,10 +749,12 @@ describe("the sandbox: scheduling", function()
     for i = 1, 10 do assert(w.b:send(w.akey, "slowauth", i)) end
     local during = ping_during("predicate started")
     assert.is_true(during < 10, during .. " predicates ran before the pong")
-    assert(N.wait(function() return count("authorize predicate of slowauth failed") == 10 end, 60000))
-    -- A predicate stopped for CPU refuses: a call gets forbidden.
+    assert(N.wait(function() return count("predicate started") == 10 end, 60000))
+    -- A predicate stopped for CPU refuses: a call gets forbidden. (Its log
+    -- line is rate-limited: a peer can cause it at will.)
     assert.same({ false, "forbidden", "remote" }, { w.call("slowauth", {}) })
-    assert.equal(11, count("authorize predicate of slowauth failed (forbidden)"))
+    assert.equal(11, count("predicate started"))
+    assert.is_true(count("authorize predicate of slowauth failed (forbidden)") >= 1)
   end)
 
   it("answers other scripts between one script's event handlers", function()

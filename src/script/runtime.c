@@ -743,8 +743,12 @@ static void gate_done(pn_task *t, int rc, int nres) {
         lua_settop(co, t->gate_base);
     } else {
         const char *tb = error_text(s, co);
-        pn_rt_log(rt, PN_LOG_ERROR, "%s: authorize predicate of %s failed (forbidden): %s", s->path,
-                  name, tb);
+        /* A peer can make a predicate fail on every call it sends. */
+        char key[PN_LOGLINE_KEY_MAX];
+        snprintf(key, sizeof key, "authorize %.50s", name);
+        pn_rt_log_limited(rt, PN_LOG_ERROR, key,
+                          "%s: authorize predicate of %s failed (forbidden): %s", s->path, name,
+                          tb);
         lua_pop(s->L, 1);
     }
     t->authorizing = 0;
