@@ -24,6 +24,7 @@ typedef struct sandbox {
     lua_State *main;       /* the state's main thread: the host's stack (see host_owned) */
     int killed;            /* the budget ran out: stop at every instruction */
     int late;              /* it was the clock that ran out */
+    size_t sort_cost;      /* table.sort comparisons since the clock was last read */
 } sandbox;
 
 static void force_hook(sandbox *sb);
@@ -123,6 +124,10 @@ static void check_clock(lua_State *L) {
     }
 }
 
+void pn_sandbox_check(lua_State *L) {
+    check_clock(L);
+}
+
 lua_State *pn_sandbox_begin(lua_State *co) {
     sandbox *sb = get(co);
     if (!sb) return NULL;
@@ -188,7 +193,9 @@ size_t pn_sandbox_mem_left(lua_State *L) {
 /* load(chunk [, chunkname [, mode [, env]]]): the chunk (a string, or the
  * pieces a reader function returns, gathered here) is at most
  * PN_SANDBOX_CHUNK_MAX bytes, so the parser, which runs in C, stays short;
- * and it is compiled as text whatever mode says. */
+ * and it is compiled as text whatever mode says. The clock is read after
+ * each piece: a reader that is a C function (a gmatch iterator doing heavy
+ * pattern work) runs back to back with no instruction for the hook. */
 static int sb_load(lua_State *L) {
     int has_env = !lua_isnone(L, 4);
     const char *mode = luaL_optstring(L, 3, "bt");
@@ -208,6 +215,7 @@ static int sb_load(lua_State *L) {
         for (;;) {
             lua_pushvalue(L, 1);
             lua_call(L, 0, 1);
+            check_clock(L);
             if (lua_isnil(L, -1)) {
                 lua_pop(L, 1);
                 break;
@@ -244,7 +252,9 @@ static int sb_load(lua_State *L) {
         lua_pushfstring(L, "attempt to load a text chunk (mode is '%s')", mode);
         return 2;
     }
-    if (luaL_loadbufferx(L, text, len, name, "t") != LUA_OK) {
+    int st = luaL_loadbufferx(L, text, len, name, "t");
+    check_clock(L); /* a megabyte of source takes a while to parse */
+    if (st != LUA_OK) {
         lua_pushnil(L);
         lua_insert(L, -2);
         return 2;
@@ -567,11 +577,60 @@ static int sb_remove(lua_State *L) {
     return 1;
 }
 
+/* Counts a comparison of table.sort and reads the clock every
+ * PN_SANDBOX_SORT_STEP of them; comparing long strings counts for more. */
+static void sort_tick(lua_State *L, size_t bytes) {
+    sandbox *sb = get(L);
+    sb->sort_cost += 1 + bytes / PN_SANDBOX_SORT_BYTES;
+    if (sb->sort_cost >= PN_SANDBOX_SORT_STEP) {
+        sb->sort_cost = 0;
+        check_clock(L);
+    }
+}
+
+/* The comparison of a sort without a comparator: a < b, as the library
+ * would (metamethods, errors), but one string is never compared with
+ * itself (Lua's strcoll would walk all of it: 2,000 references to one
+ * 8 MiB string took 20 s), and the clock is read as comparisons go by:
+ * the sort calls this from C, n log n times, with no VM instruction. */
+static int sort_less(lua_State *L) {
+    size_t la, lb;
+    if (lua_type(L, 1) == LUA_TSTRING && lua_type(L, 2) == LUA_TSTRING) {
+        const char *a = lua_tolstring(L, 1, &la), *b = lua_tolstring(L, 2, &lb);
+        if (a == b) { /* the same string object */
+            sort_tick(L, 0);
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+    } else {
+        la = lb = 0;
+    }
+    int lt = lua_compare(L, 1, 2, LUA_OPLT);
+    sort_tick(L, la + lb);
+    lua_pushboolean(L, lt);
+    return 1;
+}
+
+/* The script's comparator, called for the sort; a C function as
+ * comparator (rawequal, string.find) runs no instruction either. */
+static int sort_by(lua_State *L) {
+    size_t bytes = 0; /* what a < b in the comparator may walk */
+    for (int i = 1; i <= 2; i++)
+        if (lua_type(L, i) == LUA_TSTRING) bytes += lua_rawlen(L, i);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    sort_tick(L, bytes);
+    return 1;
+}
+
 /* table.sort of a table with a metatable: __len can claim 2^31 elements
  * and C functions as __index/__newindex (rawlen, rawequal) answer without
  * running an instruction, so the sort would never return. A plain table's
  * length is what it really holds, bounded by the memory cap. (#t is read
- * here and again by the library: a __len function runs twice.) */
+ * here and again by the library: a __len function runs twice.) The
+ * library's sort then runs with a comparator of ours around the script's
+ * (or around <), so its order and errors are the library's own. */
 static int sb_sort(lua_State *L) {
     if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
         lua_pop(L, 1);
@@ -581,6 +640,15 @@ static int sb_sort(lua_State *L) {
                               "table.sort: a table with a metatable may have at most %d "
                               "elements (this one says %I)",
                               (int)PN_SANDBOX_SORT_META_MAX, n);
+    }
+    /* Anything else as the comparator is the library's to refuse (it
+     * looks only when there are two elements or more). */
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_pushcfunction(L, sort_less);
+    } else if (lua_type(L, 2) == LUA_TFUNCTION) {
+        lua_settop(L, 2);
+        lua_pushcclosure(L, sort_by, 1);
     }
     return sb_timed(L);
 }
