@@ -742,6 +742,25 @@ describe("the sandbox: C calling C", function()
     assert.same({ true, { "bbb", 3 } }, { w.call("small", {}) })
   end)
 
+  it("stops table.concat of a table whose __index is a C function by the slice", function()
+    w.script("concat.lua", [[
+      local function by(f) return setmetatable({}, { __index = f }) end
+      peernet.expose("concat", function() return #table.concat(by(rawlen), "", 1, 1e12) end)
+      peernet.expose("same", function()
+        local ok, err = pcall(table.concat, by(function() return {} end), ",", 1, 2)
+        return { table.concat(by(function(_, i) return i end), ",", 2, 5),
+                 table.concat(by(rawlen), "-", 3, 2), table.concat(by(rawlen)), ok, err }
+      end)
+    ]])
+    w.load()
+    local ok, reason = w.attack("concat", 0)
+    assert.is_falsy(ok)
+    assert.equal("handler_crash", reason)
+    assert.truthy(logged("handler concat failed: .*CPU slice exceeded"))
+    assert.same({ true, { "2,3,4,5", "", "", false, "invalid value (table) at index 1 in table for 'concat'" } },
+      { w.call("same", 0) })
+  end)
+
   it("stops table.sort of long distinct equal strings by the slice", function()
     w.script("sort.lua", [[
       peernet.expose("sort", function(_, n)
