@@ -860,3 +860,45 @@ describe("the sandbox: table.sort", function()
     assert.same({ true, want }, { w.call("errs", {}) })
   end)
 end)
+
+-- Comparing two long strings is one instruction that walks both: with the
+-- hook every 1,000 instructions, a loop of them ran 1,000 comparisons past
+-- the slice (2.3 s for a 1 s slice). A script holding big blocks is
+-- hooked more often, so it is stopped within a few comparisons of the
+-- slice instead (issue 11 retest, item 3). The count is of comparisons
+-- the script made, not of time: the old host could not stop it before
+-- its hook's 1,000 instructions (about 140 turns of this loop).
+describe("the sandbox: long string comparisons", function()
+  local w
+  before_each(function() w = setup({ budget = 1 << 50, slice_ms = 50, mem_cap = 80 * 1024 * 1024 }) end)
+  after_each(function() w.close() end)
+
+  it("stops a loop comparing two 16 MiB strings within a few comparisons of the slice", function()
+    w.script("cmp.lua", [[
+      peernet.expose("make", function()
+        local k = string.rep("a", 4096) -- (4 KiB at a time: a byte at a time is slow)
+        s1, s2 = string.rep(k, 4096), string.rep(k, 4096)
+        return true
+      end)
+      peernet.expose("loop", function()
+        count = 0
+        while true do count = count + 1; local _ = s1 == s2 end
+      end)
+      peernet.expose("count", function() return count end)
+    ]])
+    w.load()
+    -- (made in a slice of their own, tried again if a loaded machine ran it out)
+    local made
+    for _ = 1, 10 do
+      made = w.call("make", 0)
+      if made then break end
+    end
+    assert.is_true(made, "the strings were never made")
+    local ok, reason = w.attack("loop", 0)
+    assert.is_falsy(ok)
+    assert.equal("handler_crash", reason)
+    assert.truthy(logged("handler loop failed: .*CPU slice exceeded"))
+    local _, n = w.call("count", 0)
+    assert.is_true(n > 0 and n < 100, tostring(n) .. " comparisons ran")
+  end)
+end)

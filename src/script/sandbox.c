@@ -25,9 +25,17 @@ typedef struct sandbox {
     int killed;            /* the budget ran out: stop at every instruction */
     int late;              /* it was the clock that ran out */
     size_t sort_cost;      /* table.sort comparisons since the clock was last read */
+    size_t big, huge;      /* live blocks of PN_SANDBOX_BIG_BYTES / _HUGE_BYTES or more */
 } sandbox;
 
 static void force_hook(sandbox *sb);
+static void rearm_hook(sandbox *sb);
+
+/* Counts the live blocks of each size class that shortens the hook step. */
+static void count_block(sandbox *sb, size_t size, int delta) {
+    if (size >= PN_SANDBOX_BIG_BYTES) sb->big += (size_t)delta;
+    if (size >= PN_SANDBOX_HUGE_BYTES) sb->huge += (size_t)delta;
+}
 
 static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     sandbox *sb = ud;
@@ -35,6 +43,7 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (nsize == 0) {
         free(ptr);
         sb->mem -= old;
+        count_block(sb, old, -1);
         return NULL;
     }
     if (nsize > old && !sb->unlimited) {
@@ -51,6 +60,11 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     void *p = realloc(ptr, nsize);
     if (!p) return NULL;
     sb->mem = sb->mem - old + nsize;
+    count_block(sb, old, -1);
+    count_block(sb, nsize, 1);
+    /* The first big block: the running code gets the shorter step now,
+     * not after up to 1,000 more instructions. */
+    if (nsize >= PN_SANDBOX_BIG_BYTES && old < nsize && !sb->unlimited) rearm_hook(sb);
     return p;
 }
 
@@ -65,6 +79,31 @@ int pn_sandbox_is(lua_State *L) {
 
 static void sb_hook(lua_State *L, lua_Debug *ar);
 static void sb_hook_dead(lua_State *L, lua_Debug *ar);
+
+/* Instructions between budget checks: fewer while the script holds big
+ * blocks, since an EQ or LT of two strings walks both of them (two 12 MiB
+ * strings: about 1 ms an instruction, so 1,000 of them overshot a 1 s
+ * slice by 1.3 s). The step bounds the overshoot to about 100 compares of
+ * strings under PN_SANDBOX_HUGE_BYTES, or 10 of the longest the cap
+ * allows, while small scripts keep the cheap step. */
+static int hook_step(const sandbox *sb) {
+    if (sb->huge) return PN_SANDBOX_HOOK_STEP_HUGE;
+    if (sb->big) return PN_SANDBOX_HOOK_STEP_BIG;
+    return PN_SANDBOX_HOOK_STEP;
+}
+
+/* Shortens co's count to the step the state's blocks call for (a killed
+ * or forced thread already stops sooner). */
+static void arm_thread(sandbox *sb, lua_State *co) {
+    int step = hook_step(sb);
+    if (lua_gethook(co) == sb_hook && lua_gethookcount(co) > step)
+        lua_sethook(co, sb_hook, LUA_MASKCOUNT, step);
+}
+
+static void rearm_hook(sandbox *sb) {
+    /* lua_sethook only sets fields and traps: safe inside the allocator. */
+    if (sb->running) arm_thread(sb, sb->running);
+}
 
 static void force_hook(sandbox *sb) {
     /* lua_sethook only sets fields and traps: safe inside the allocator. */
@@ -90,10 +129,9 @@ static int kill_thread(lua_State *L, sandbox *sb) {
 static void hook(lua_State *L) {
     sandbox *sb = get(L);
     if (!sb->killed) {
-        int step = lua_gethookcount(L);
+        int step = lua_gethookcount(L), want = hook_step(sb);
         /* A thread forced or killed earlier still steps by 1. */
-        if (step != PN_SANDBOX_HOOK_STEP || lua_gethook(L) != sb_hook)
-            lua_sethook(L, sb_hook, LUA_MASKCOUNT, PN_SANDBOX_HOOK_STEP);
+        if (step != want || lua_gethook(L) != sb_hook) lua_sethook(L, sb_hook, LUA_MASKCOUNT, want);
         sb->used += (uint64_t)step;
         if (sb->used < sb->budget && uv_hrtime() <= sb->deadline) return;
         sb->late = sb->used < sb->budget;
@@ -138,7 +176,7 @@ lua_State *pn_sandbox_begin(lua_State *co) {
     sb->since_clock = 0;
     sb->deadline = uv_hrtime() + sb->slice_ns;
     sb->running = co;
-    lua_sethook(co, sb_hook, LUA_MASKCOUNT, PN_SANDBOX_HOOK_STEP);
+    lua_sethook(co, sb_hook, LUA_MASKCOUNT, hook_step(sb));
     return prev;
 }
 
@@ -350,6 +388,7 @@ static int resume_co(lua_State *L, lua_State *co, int n) {
     sandbox *sb = get(L);
     lua_State *prev = sb->running;
     sb->running = co;
+    arm_thread(sb, co); /* it may have kept a longer count since it last ran */
     int nres = 0;
     st = lua_resume(co, L, n, &nres);
     sb->running = prev;

@@ -51,8 +51,14 @@
 #define PN_SANDBOX_SLICE_MS_DEFAULT 1000u    /* wall-clock ms per resume */
 #define PN_SANDBOX_SLICE_MS_MAX 60000u       /* the largest slice an operator may set */
 #define PN_SANDBOX_HOOK_STEP 1000            /* instructions between budget checks */
-#define PN_SANDBOX_CLOCK_BYTES (256u << 10)  /* bytes allocated between clock checks */
-#define PN_SANDBOX_CHUNK_MAX (1u << 20)      /* bytes of one chunk given to load */
+/* A state holding blocks this large is hooked more often: comparing two
+ * long strings is one instruction that walks them both. */
+#define PN_SANDBOX_BIG_BYTES (256u << 10)
+#define PN_SANDBOX_HOOK_STEP_BIG 100 /* instructions between checks with a big block */
+#define PN_SANDBOX_HUGE_BYTES (4u << 20)
+#define PN_SANDBOX_HOOK_STEP_HUGE 10        /* instructions between checks with a huge block */
+#define PN_SANDBOX_CLOCK_BYTES (256u << 10) /* bytes allocated between clock checks */
+#define PN_SANDBOX_CHUNK_MAX (1u << 20)     /* bytes of one chunk given to load */
 #define PN_SANDBOX_SORT_META_MAX                                                                   \
     (1 << 16)                     /* elements table.sort takes from a table with a metatable */
 #define PN_SANDBOX_LOOP_STEP 1024 /* elements table.move/insert/remove move between clock reads */
