@@ -10,12 +10,17 @@
  * chunks of at most PN_SANDBOX_CHUNK_MAX bytes; the string metatable is
  * read-only; metatables with __gc are refused).
  *
+ * Comparing two long strings is one instruction too: while the state
+ * holds a block of PN_SANDBOX_BIG_BYTES (PN_SANDBOX_HUGE_BYTES) or more,
+ * the hook runs every PN_SANDBOX_HOOK_STEP_BIG (_HUGE) instructions.
+ *
  * Time, not only instructions: one VM instruction may be a C library call
  * that works on megabytes, so the clock is also read after every call of a
  * string/table/utf8 function and every PN_SANDBOX_CLOCK_BYTES of
  * allocation (which then makes the hook run at the next instruction);
- * table.move/insert/remove, which can loop without allocating, read it
- * every PN_SANDBOX_LOOP_STEP elements, table.sort every
+ * table.move/insert/remove (and table.concat of a table with a
+ * metatable), which can loop without allocating, read it every
+ * PN_SANDBOX_LOOP_STEP elements, table.sort every
  * PN_SANDBOX_SORT_STEP comparisons (long strings count more), the pattern
  * functions after heavy work and between a gsub's replacements, load
  * between its reader's pieces, and host code working for the script (the
