@@ -6,10 +6,12 @@
  * peernet.pattern.*, which is how the conformance spec compares the two.
  *
  * A call that spends more than PN_PATTERN_STEPS_DEFAULT steps raises
- * "pattern too complex: more than N steps". A loop of many such calls is
- * the sandbox hook's to stop: after a call that spent a lot, the count hook
- * is made to fire at the next instruction so that its budget check is not
- * up to PN_SANDBOX_HOOK_STEP instructions (hundreds of calls) away.
+ * "pattern too complex: more than N steps". Many such calls in a row are
+ * the sandbox's CPU slice to stop, and the count hook cannot see them when
+ * C calls them back to back (gsub(s, p, string.gsub), a gmatch iterator as
+ * load's reader): so a call that spent a lot reads the sandbox's clock
+ * itself before it returns, and gsub reads it after every function or
+ * table replacement.
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -20,9 +22,9 @@
 #include "lpattern.h"
 #include "sandbox.h"
 
-/* A call that spent this many steps (about 25 us, a hundred times what
- * the hook costs) has the hook look at the budget right after it. */
-#define LPATTERN_HOOK_AFTER_STEPS 10000u
+/* A call that spent this many steps (about 25 us, a thousand times what
+ * reading the clock costs) reads the clock before it returns. */
+#define LPATTERN_CLOCK_AFTER_STEPS 10000u
 
 typedef struct gmatch_state {
     size_t src;       /* where the next search starts */
@@ -36,11 +38,9 @@ static int raise(lua_State *L, const pn_err *e) {
     return luaL_error(L, "%s", e->msg);
 }
 
-static void hook_soon(lua_State *L, const pn_pattern *m) {
-    if (m->steps < LPATTERN_HOOK_AFTER_STEPS || !pn_sandbox_is(L)) return;
-    lua_Hook hook = lua_gethook(L);
-    int mask = lua_gethookmask(L);
-    if (hook && (mask & LUA_MASKCOUNT)) lua_sethook(L, hook, mask, 1);
+/* Raises the sandbox's kill if a heavy call ran past the slice. */
+static void check_heavy(lua_State *L, const pn_pattern *m) {
+    if (m->steps >= LPATTERN_CLOCK_AFTER_STEPS) pn_sandbox_check(L);
 }
 
 /* Lua 5.4's reading of a start position: negative counts from the end,
@@ -96,7 +96,7 @@ static int find_aux(lua_State *L, int find) {
     pn_err e;
     pn_pattern_init(&m, s, ls, p + anchor, lp - (size_t)anchor, PN_PATTERN_STEPS_DEFAULT);
     int rc = pn_pattern_find(&m, init, anchor, &start, &end, &e);
-    hook_soon(L, &m);
+    check_heavy(L, &m);
     if (rc < 0) return raise(L, &e);
     if (rc == 0) {
         luaL_pushfail(L);
@@ -127,17 +127,17 @@ static int gmatch_next(lua_State *L) {
         size_t end;
         int rc = pn_pattern_match(&g->m, at, &end, &e);
         if (rc < 0) {
-            hook_soon(L, &g->m);
+            check_heavy(L, &g->m);
             return raise(L, &e);
         }
         if (rc == 1 && end != g->lastmatch) {
             g->src = g->lastmatch = end;
-            hook_soon(L, &g->m);
+            check_heavy(L, &g->m);
             return push_captures(L, &g->m, at, end, 1);
         }
     }
     g->src = ls + 1; /* nothing more: later calls find nothing at once */
-    hook_soon(L, &g->m);
+    check_heavy(L, &g->m);
     return 0;
 }
 
@@ -232,12 +232,15 @@ static int l_gsub(lua_State *L) {
         size_t end;
         int rc = pn_pattern_match(m, s, &end, &e);
         if (rc < 0) {
-            hook_soon(L, m);
+            check_heavy(L, m);
             return raise(L, &e);
         }
         if (rc == 1 && end != last) {
             n++;
             changed |= add_value(L, m, &b, s, end, tr);
+            /* A C function (string.gsub itself) or a C __index runs no
+             * instruction between the matches. */
+            if (tr == LUA_TFUNCTION || tr == LUA_TTABLE) pn_sandbox_check(L);
             s = last = end;
         } else if (s < ls) {
             luaL_addchar(&b, src[s++]);
@@ -246,7 +249,7 @@ static int l_gsub(lua_State *L) {
         }
         if (anchor) break;
     }
-    hook_soon(L, m);
+    check_heavy(L, m);
     if (!changed) {
         lua_pushvalue(L, 1);
     } else {

@@ -24,9 +24,18 @@ typedef struct sandbox {
     lua_State *main;       /* the state's main thread: the host's stack (see host_owned) */
     int killed;            /* the budget ran out: stop at every instruction */
     int late;              /* it was the clock that ran out */
+    size_t sort_cost;      /* table.sort comparisons since the clock was last read */
+    size_t big, huge;      /* live blocks of PN_SANDBOX_BIG_BYTES / _HUGE_BYTES or more */
 } sandbox;
 
 static void force_hook(sandbox *sb);
+static void rearm_hook(sandbox *sb);
+
+/* Counts the live blocks of each size class that shortens the hook step. */
+static void count_block(sandbox *sb, size_t size, int delta) {
+    if (size >= PN_SANDBOX_BIG_BYTES) sb->big += (size_t)delta;
+    if (size >= PN_SANDBOX_HUGE_BYTES) sb->huge += (size_t)delta;
+}
 
 static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     sandbox *sb = ud;
@@ -34,6 +43,7 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (nsize == 0) {
         free(ptr);
         sb->mem -= old;
+        count_block(sb, old, -1);
         return NULL;
     }
     if (nsize > old && !sb->unlimited) {
@@ -50,6 +60,11 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     void *p = realloc(ptr, nsize);
     if (!p) return NULL;
     sb->mem = sb->mem - old + nsize;
+    count_block(sb, old, -1);
+    count_block(sb, nsize, 1);
+    /* The first big block: the running code gets the shorter step now,
+     * not after up to 1,000 more instructions. */
+    if (nsize >= PN_SANDBOX_BIG_BYTES && old < nsize && !sb->unlimited) rearm_hook(sb);
     return p;
 }
 
@@ -64,6 +79,31 @@ int pn_sandbox_is(lua_State *L) {
 
 static void sb_hook(lua_State *L, lua_Debug *ar);
 static void sb_hook_dead(lua_State *L, lua_Debug *ar);
+
+/* Instructions between budget checks: fewer while the script holds big
+ * blocks, since an EQ or LT of two strings walks both of them (two 12 MiB
+ * strings: about 1 ms an instruction, so 1,000 of them overshot a 1 s
+ * slice by 1.3 s). The step bounds the overshoot to about 100 compares of
+ * strings under PN_SANDBOX_HUGE_BYTES, or 10 of the longest the cap
+ * allows, while small scripts keep the cheap step. */
+static int hook_step(const sandbox *sb) {
+    if (sb->huge) return PN_SANDBOX_HOOK_STEP_HUGE;
+    if (sb->big) return PN_SANDBOX_HOOK_STEP_BIG;
+    return PN_SANDBOX_HOOK_STEP;
+}
+
+/* Shortens co's count to the step the state's blocks call for (a killed
+ * or forced thread already stops sooner). */
+static void arm_thread(sandbox *sb, lua_State *co) {
+    int step = hook_step(sb);
+    if (lua_gethook(co) == sb_hook && lua_gethookcount(co) > step)
+        lua_sethook(co, sb_hook, LUA_MASKCOUNT, step);
+}
+
+static void rearm_hook(sandbox *sb) {
+    /* lua_sethook only sets fields and traps: safe inside the allocator. */
+    if (sb->running) arm_thread(sb, sb->running);
+}
 
 static void force_hook(sandbox *sb) {
     /* lua_sethook only sets fields and traps: safe inside the allocator. */
@@ -89,10 +129,9 @@ static int kill_thread(lua_State *L, sandbox *sb) {
 static void hook(lua_State *L) {
     sandbox *sb = get(L);
     if (!sb->killed) {
-        int step = lua_gethookcount(L);
+        int step = lua_gethookcount(L), want = hook_step(sb);
         /* A thread forced or killed earlier still steps by 1. */
-        if (step != PN_SANDBOX_HOOK_STEP || lua_gethook(L) != sb_hook)
-            lua_sethook(L, sb_hook, LUA_MASKCOUNT, PN_SANDBOX_HOOK_STEP);
+        if (step != want || lua_gethook(L) != sb_hook) lua_sethook(L, sb_hook, LUA_MASKCOUNT, want);
         sb->used += (uint64_t)step;
         if (sb->used < sb->budget && uv_hrtime() <= sb->deadline) return;
         sb->late = sb->used < sb->budget;
@@ -123,6 +162,10 @@ static void check_clock(lua_State *L) {
     }
 }
 
+void pn_sandbox_check(lua_State *L) {
+    check_clock(L);
+}
+
 lua_State *pn_sandbox_begin(lua_State *co) {
     sandbox *sb = get(co);
     if (!sb) return NULL;
@@ -133,7 +176,7 @@ lua_State *pn_sandbox_begin(lua_State *co) {
     sb->since_clock = 0;
     sb->deadline = uv_hrtime() + sb->slice_ns;
     sb->running = co;
-    lua_sethook(co, sb_hook, LUA_MASKCOUNT, PN_SANDBOX_HOOK_STEP);
+    lua_sethook(co, sb_hook, LUA_MASKCOUNT, hook_step(sb));
     return prev;
 }
 
@@ -188,7 +231,9 @@ size_t pn_sandbox_mem_left(lua_State *L) {
 /* load(chunk [, chunkname [, mode [, env]]]): the chunk (a string, or the
  * pieces a reader function returns, gathered here) is at most
  * PN_SANDBOX_CHUNK_MAX bytes, so the parser, which runs in C, stays short;
- * and it is compiled as text whatever mode says. */
+ * and it is compiled as text whatever mode says. The clock is read after
+ * each piece: a reader that is a C function (a gmatch iterator doing heavy
+ * pattern work) runs back to back with no instruction for the hook. */
 static int sb_load(lua_State *L) {
     int has_env = !lua_isnone(L, 4);
     const char *mode = luaL_optstring(L, 3, "bt");
@@ -208,6 +253,7 @@ static int sb_load(lua_State *L) {
         for (;;) {
             lua_pushvalue(L, 1);
             lua_call(L, 0, 1);
+            check_clock(L);
             if (lua_isnil(L, -1)) {
                 lua_pop(L, 1);
                 break;
@@ -244,7 +290,9 @@ static int sb_load(lua_State *L) {
         lua_pushfstring(L, "attempt to load a text chunk (mode is '%s')", mode);
         return 2;
     }
-    if (luaL_loadbufferx(L, text, len, name, "t") != LUA_OK) {
+    int st = luaL_loadbufferx(L, text, len, name, "t");
+    check_clock(L); /* a megabyte of source takes a while to parse */
+    if (st != LUA_OK) {
         lua_pushnil(L);
         lua_insert(L, -2);
         return 2;
@@ -340,6 +388,7 @@ static int resume_co(lua_State *L, lua_State *co, int n) {
     sandbox *sb = get(L);
     lua_State *prev = sb->running;
     sb->running = co;
+    arm_thread(sb, co); /* it may have kept a longer count since it last ran */
     int nres = 0;
     st = lua_resume(co, L, n, &nres);
     sb->running = prev;
@@ -567,11 +616,93 @@ static int sb_remove(lua_State *L) {
     return 1;
 }
 
+/* table.concat of a table with a metatable: a C function as __index
+ * (rawlen answers 0 for any index) hands the library a value per index
+ * with no instruction in between, so it filled the buffer up to the
+ * memory cap (5 s). This does the same concatenation and reads the clock
+ * every PN_SANDBOX_LOOP_STEP elements. A plain table stops at its first
+ * hole. */
+static int sb_concat(lua_State *L) {
+    if (not_table(L) || !lua_getmetatable(L, 1)) return sb_timed(L);
+    lua_pop(L, 1);
+    lua_Integer last = luaL_len(L, 1);
+    size_t lsep;
+    const char *sep = luaL_optlstring(L, 2, "", &lsep);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    last = luaL_optinteger(L, 4, last);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lua_Unsigned steps = 0;
+    /* Stops at i == last before i++: last may be math.maxinteger. */
+    for (; i <= last; i++) {
+        lua_geti(L, 1, i);
+        if (!lua_isstring(L, -1))
+            return luaL_error(L, "invalid value (%s) at index %I in table for 'concat'",
+                              luaL_typename(L, -1), i);
+        luaL_addvalue(&b);
+        if (i == last) break;
+        luaL_addlstring(&b, sep, lsep);
+        loop_tick(L, &steps);
+    }
+    luaL_pushresult(&b);
+    check_clock(L);
+    return 1;
+}
+
+/* Counts a comparison of table.sort and reads the clock every
+ * PN_SANDBOX_SORT_STEP of them; comparing long strings counts for more. */
+static void sort_tick(lua_State *L, size_t bytes) {
+    sandbox *sb = get(L);
+    sb->sort_cost += 1 + bytes / PN_SANDBOX_SORT_BYTES;
+    if (sb->sort_cost >= PN_SANDBOX_SORT_STEP) {
+        sb->sort_cost = 0;
+        check_clock(L);
+    }
+}
+
+/* The comparison of a sort without a comparator: a < b, as the library
+ * would (metamethods, errors), but one string is never compared with
+ * itself (Lua's strcoll would walk all of it: 2,000 references to one
+ * 8 MiB string took 20 s), and the clock is read as comparisons go by:
+ * the sort calls this from C, n log n times, with no VM instruction. */
+static int sort_less(lua_State *L) {
+    size_t la, lb;
+    if (lua_type(L, 1) == LUA_TSTRING && lua_type(L, 2) == LUA_TSTRING) {
+        const char *a = lua_tolstring(L, 1, &la), *b = lua_tolstring(L, 2, &lb);
+        if (a == b) { /* the same string object */
+            sort_tick(L, 0);
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+    } else {
+        la = lb = 0;
+    }
+    int lt = lua_compare(L, 1, 2, LUA_OPLT);
+    sort_tick(L, la + lb);
+    lua_pushboolean(L, lt);
+    return 1;
+}
+
+/* The script's comparator, called for the sort; a C function as
+ * comparator (rawequal, string.find) runs no instruction either. */
+static int sort_by(lua_State *L) {
+    size_t bytes = 0; /* what a < b in the comparator may walk */
+    for (int i = 1; i <= 2; i++)
+        if (lua_type(L, i) == LUA_TSTRING) bytes += lua_rawlen(L, i);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    sort_tick(L, bytes);
+    return 1;
+}
+
 /* table.sort of a table with a metatable: __len can claim 2^31 elements
  * and C functions as __index/__newindex (rawlen, rawequal) answer without
  * running an instruction, so the sort would never return. A plain table's
  * length is what it really holds, bounded by the memory cap. (#t is read
- * here and again by the library: a __len function runs twice.) */
+ * here and again by the library: a __len function runs twice.) The
+ * library's sort then runs with a comparator of ours around the script's
+ * (or around <), so its order and errors are the library's own. */
 static int sb_sort(lua_State *L) {
     if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
         lua_pop(L, 1);
@@ -581,6 +712,15 @@ static int sb_sort(lua_State *L) {
                               "table.sort: a table with a metatable may have at most %d "
                               "elements (this one says %I)",
                               (int)PN_SANDBOX_SORT_META_MAX, n);
+    }
+    /* Anything else as the comparator is the library's to refuse (it
+     * looks only when there are two elements or more). */
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_pushcfunction(L, sort_less);
+    } else if (lua_type(L, 2) == LUA_TFUNCTION) {
+        lua_settop(L, 2);
+        lua_pushcclosure(L, sort_by, 1);
     }
     return sb_timed(L);
 }
@@ -592,6 +732,7 @@ static lua_CFunction wrapper_for(const char *lib, const char *name) {
         if (strcmp(name, "insert") == 0) return sb_insert;
         if (strcmp(name, "remove") == 0) return sb_remove;
         if (strcmp(name, "sort") == 0) return sb_sort;
+        if (strcmp(name, "concat") == 0) return sb_concat;
     }
     return sb_timed;
 }

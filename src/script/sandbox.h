@@ -10,13 +10,21 @@
  * chunks of at most PN_SANDBOX_CHUNK_MAX bytes; the string metatable is
  * read-only; metatables with __gc are refused).
  *
+ * Comparing two long strings is one instruction too: while the state
+ * holds a block of PN_SANDBOX_BIG_BYTES (PN_SANDBOX_HUGE_BYTES) or more,
+ * the hook runs every PN_SANDBOX_HOOK_STEP_BIG (_HUGE) instructions.
+ *
  * Time, not only instructions: one VM instruction may be a C library call
  * that works on megabytes, so the clock is also read after every call of a
  * string/table/utf8 function and every PN_SANDBOX_CLOCK_BYTES of
  * allocation (which then makes the hook run at the next instruction);
- * table.move/insert/remove, which can loop without allocating, read it
- * every PN_SANDBOX_LOOP_STEP elements, and host code working for the
- * script (the encoder) asks pn_sandbox_late().
+ * table.move/insert/remove (and table.concat of a table with a
+ * metatable), which can loop without allocating, read it every
+ * PN_SANDBOX_LOOP_STEP elements, table.sort every
+ * PN_SANDBOX_SORT_STEP comparisons (long strings count more), the pattern
+ * functions after heavy work and between a gsub's replacements, load
+ * between its reader's pieces, and host code working for the script (the
+ * encoder) asks pn_sandbox_late().
  *
  * The host's threads (task coroutines, the main thread) cannot be resumed
  * or closed by the script.
@@ -48,11 +56,20 @@
 #define PN_SANDBOX_SLICE_MS_DEFAULT 1000u    /* wall-clock ms per resume */
 #define PN_SANDBOX_SLICE_MS_MAX 60000u       /* the largest slice an operator may set */
 #define PN_SANDBOX_HOOK_STEP 1000            /* instructions between budget checks */
-#define PN_SANDBOX_CLOCK_BYTES (256u << 10)  /* bytes allocated between clock checks */
-#define PN_SANDBOX_CHUNK_MAX (1u << 20)      /* bytes of one chunk given to load */
+/* A state holding blocks this large is hooked more often: comparing two
+ * long strings is one instruction that walks them both. */
+#define PN_SANDBOX_BIG_BYTES (256u << 10)
+#define PN_SANDBOX_HOOK_STEP_BIG 100 /* instructions between checks with a big block */
+#define PN_SANDBOX_HUGE_BYTES (4u << 20)
+#define PN_SANDBOX_HOOK_STEP_HUGE 10        /* instructions between checks with a huge block */
+#define PN_SANDBOX_CLOCK_BYTES (256u << 10) /* bytes allocated between clock checks */
+#define PN_SANDBOX_CHUNK_MAX (1u << 20)     /* bytes of one chunk given to load */
 #define PN_SANDBOX_SORT_META_MAX                                                                   \
     (1 << 16)                     /* elements table.sort takes from a table with a metatable */
 #define PN_SANDBOX_LOOP_STEP 1024 /* elements table.move/insert/remove move between clock reads */
+#define PN_SANDBOX_SORT_STEP 64   /* table.sort comparisons between clock reads */
+#define PN_SANDBOX_SORT_BYTES                                                                      \
+    (64u << 10) /* bytes of compared strings that count as one more comparison */
 
 typedef struct pn_sandbox_limits {
     size_t mem_cap;    /* 0: PN_SANDBOX_MEM_DEFAULT */
@@ -79,6 +96,13 @@ void pn_sandbox_end(lua_State *co, lua_State *prev);
  * then pn_sandbox_kill. 0 outside a sandbox and while the host does its
  * own bookkeeping. */
 int pn_sandbox_late(lua_State *L);
+/* Reads the clock and, once the slice has run out (or the budget is
+ * spent), raises the kill in L as the hook would. For C functions that
+ * call other functions from C (gsub's replacements, load's reader, a
+ * sort's comparator): no VM instruction runs between those calls, so the
+ * count hook never gets to look. Nothing outside a sandbox or while the
+ * host does its own bookkeeping. */
+void pn_sandbox_check(lua_State *L);
 /* Raises msg in L as a budget kill: L is stopped again at every
  * instruction, as when the hook ends a slice (the message says why). */
 int pn_sandbox_kill(lua_State *L, const char *msg);
