@@ -191,6 +191,7 @@ describe("admin operations", function()
     -- a second instance the host trusts but has not labelled "phone"
     local mkey = node:evalf('PNI.start(:m, %q, 0)', I.tmp() .. "/m")
     I.trust(h, mkey)
+    assert(I.wait_host_trusts(h, mkey))
     node:evalf("PeerNet.pair(:m, %s); PNI.announce(:m, %q, %d)", hk, h.key, h.port)
     assert(I.wait_linked(node, "m", h.key))
     assert.are.equal("{:error, :forbidden}",

@@ -104,6 +104,20 @@ function I.wait_linked(node, name, key)
 end
 
 -- Waits until host h (serving) reports a link to key.
+-- Waits until h's running serve lists key as trusted: trust add edits the
+-- file, and serve reads it when its watch fires.
+function I.wait_host_trusts(h, key)
+  local dkjson = require "dkjson"
+  return N.wait(function()
+    local code, out = I.run(h, "peers", "--json")
+    if code ~= 0 then return false end
+    for _, p in ipairs(dkjson.decode(out).peers) do
+      if p.key == key and p.trusted then return true end
+    end
+    return false
+  end)
+end
+
 function I.wait_host_linked(h, key)
   local dkjson = require "dkjson"
   return N.wait(function()
