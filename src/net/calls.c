@@ -227,7 +227,12 @@ int pn_request_keep(pn_request *r) {
 }
 
 void pn_request_done(pn_request *r) {
-    if (r && r->kept) pn_request_free(r);
+    if (!r || !r->kept) return;
+    if (r->host && r->host->dispatch_send == r) {
+        r->kept = 0; /* dispatch_to frees it when the handler returns */
+        return;
+    }
+    pn_request_free(r);
 }
 
 void pn_request_on_gone(pn_request *req, void (*cb)(void *ud), void *ud) {

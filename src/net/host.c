@@ -1110,8 +1110,15 @@ static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handl
         if (is_call) reply_error(c, env->id, "handler_crash");
         return;
     }
+    if (is_call) {
+        hd->def.handler(h, req, hd->def.ud); /* req may be answered and gone now */
+        return;
+    }
+    pn_request *outer = h->dispatch_send;
+    h->dispatch_send = req;
     hd->def.handler(h, req, hd->def.ud);
-    if (!is_call && !req->kept) pn_request_free(req);
+    h->dispatch_send = outer;
+    if (!req->kept) pn_request_free(req);
 }
 
 void pn_host_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {

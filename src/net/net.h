@@ -242,6 +242,10 @@ struct pn_host {
     /* Calls still being served whose connection has gone, and sends kept
      * by their handler (a send needs no connection once read). */
     pn_request *orphans;
+    /* The send whose handler is running inside dispatch_to: a handler that
+     * keeps it and is done before it returns (a trusted script's task runs
+     * at once) leaves the freeing to dispatch_to. */
+    pn_request *dispatch_send;
     pn_peer *peers[PN_REGISTRY_BUCKETS];
     uint32_t npeers;
     uint32_t hash_seed;
