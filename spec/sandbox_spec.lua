@@ -571,7 +571,9 @@ end)
 
 describe("the sandbox: encoding is bounded by the slice", function()
   local w
-  before_each(function() w = setup({ budget = 1 << 50, slice_ms = 250, mem_cap = 64 * 1024 * 1024 }) end)
+  -- (a slice the script's own set-up fits in under ASan too; the attacks
+  -- walk 10^10 slots, far past any slice)
+  before_each(function() w = setup({ budget = 1 << 50, slice_ms = 1000, mem_cap = 64 * 1024 * 1024 }) end)
   after_each(function() w.close() end)
 
   it("fails a reply, an etf.encode and a call's args that walk too many table slots", function()
@@ -613,7 +615,7 @@ describe("the sandbox: encoding is bounded by the slice", function()
     ok, reason = w.attack("caught", 20000)
     assert.is_falsy(ok)
     assert.equal("handler_crash", reason)
-    assert.truthy(logged("handler caught failed: CPU slice exceeded: ran more than 250 ms"))
+    assert.truthy(logged("handler caught failed: CPU slice exceeded: ran more than 1000 ms"))
     assert.same({ true, { {}, {}, {} } }, { w.call("small", {}) })
   end)
 end)
@@ -944,6 +946,14 @@ describe("the sandbox: long string comparisons", function()
   before_each(function() w = setup({ budget = 1 << 50, slice_ms = 200, mem_cap = 128 * 1024 * 1024 }) end)
   after_each(function() w.close() end)
 
+  -- The count of comparisons in a slice is what an uninstrumented build
+  -- does; under ASan (preloaded by the suite) making the strings alone can
+  -- take longer than the slice.
+  local asan = (os.getenv("LD_PRELOAD") or ""):find("asan") ~= nil
+  if asan then
+    pending("under ASan: comparisons per slice are not the build's own (run without --asan)")
+    return
+  end
   it("stops a loop comparing two 32 MiB strings within a few comparisons of the slice", function()
     w.script("cmp.lua", [[
       peernet.expose("make", function()
