@@ -484,10 +484,10 @@ static void on_first_message(pn_conn *c, const pn_frame *f) {
     uint64_t spent = uv_now(h->loop) - c->accepted_ms;
     uint64_t left = spent < h->cfg.handshake_timeout_ms ? h->cfg.handshake_timeout_ms - spent : 0;
     uv_timer_start(&c->timer, on_deadline, left ? left : 1, 0);
-    if (pn_admit_heard(h, c)) {
-        pn_admit_stage(h, c, PN_STAGE_HEARD);
+    int rc = pn_admit_heard(h, c);
+    if (rc > 0) {
         pn_conn_serve_m1(c);
-    } else {
+    } else if (rc == 0) {
         uv_read_stop((uv_stream_t *)&c->tcp); /* nothing more is due from it before message 2 */
     }
 }

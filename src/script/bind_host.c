@@ -878,6 +878,7 @@ static int l_host_stats(lua_State *L) {
     FIELD(handshake_waits);
     FIELD(log_suppressed);
     FIELD(unheard);
+    FIELD(waiting);
     FIELD(heard);
 #undef FIELD
     return 1;
