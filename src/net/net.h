@@ -88,6 +88,7 @@ typedef struct pn_peer {
     uint64_t announce_dial_ms; /* last dial an announce started: at most one per backoff_min */
     uint64_t last_seen_ms;     /* uv_now() of the last frame received, 0 = never */
     pn_conn *live;             /* the one authenticated connection */
+    pn_conn *retired;          /* the one replaced link still draining (conn.c, pn_conn_retire) */
     uint32_t nreqs;            /* its calls being served, on any connection (closed ones too) */
     pn_conn *dialing;          /* our dial in progress, at most one */
     pn_waiter *waiters;
