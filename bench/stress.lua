@@ -11,12 +11,14 @@ bench/stress.lua: the two sides of scripts/stress, on luv's loop.
       message 2 or the close and start over, and GARBAGE workers that send
       bytes that are no handshake and start over. Prints "ready" once the
       idle connections are up, then at the end one line of counters.
-  lua5.4 bench/stress.lua attack PORT SECONDS IDLE M1 GARBAGE RATE KEEP
+  lua5.4 bench/stress.lua attack PORT SECONDS IDLE M1 GARBAGE RATE KEEP SOURCES
       the same, and RATE new connections a second (open loop, whatever the
       host answers), each sending a 42-byte message 1 with 32 random bytes
       for its key (no crypto at all) and hanging up when message 2 comes,
       or with KEEP=1 keeping the socket until the host closes it. At most
-      RATE_OPEN_MAX of them are open at once.
+      RATE_OPEN_MAX of them are open at once. SOURCES > 1: they come from
+      127.0.0.2 .. 127.0.0.(SOURCES + 1) in turn (the trusted clients stay
+      on 127.0.0.1), else from 127.0.0.1.
   PN_STRESS_KEPT=HEX PN_STRESS_FRESH=HEX lua5.4 bench/stress.lua client PORT SERVERKEY N
       two trusted identities: KEPT holds one link and calls `echo` one call
       after the other; FRESH makes N new connections one after the other
@@ -71,7 +73,7 @@ end
 
 -- ---- attack ------------------------------------------------------------------
 
-local function attack(port, seconds, nidle, nm1, ngarbage, rate, keep)
+local function attack(port, seconds, nidle, nm1, ngarbage, rate, keep, sources)
   local c = { idle_reconnects = 0, m1_sent = 0, m2_got = 0, garbage_sent = 0, connect_errors = 0,
     rate_sent = 0, rate_m2 = 0, rate_skipped = 0 }
   local m1s = {}
@@ -89,8 +91,9 @@ local function attack(port, seconds, nidle, nm1, ngarbage, rate, keep)
   local open = 0
 
   -- One connection: on_connect(tcp) when up; on_end() once it is over.
-  local function dial(on_connect, on_data, on_end)
+  local function dial(on_connect, on_data, on_end, from)
     local tcp = uv.new_tcp()
+    if from then assert(tcp:bind(from, 0)) end
     open = open + 1
     local ended = false
     local function finish()
@@ -165,7 +168,8 @@ local function attack(port, seconds, nidle, nm1, ngarbage, rate, keep)
     end, function(_, _, finish)
       c.rate_m2 = c.rate_m2 + 1
       if keep == 0 then finish() end
-    end, function() rate_open = rate_open - 1 end)
+    end, function() rate_open = rate_open - 1 end,
+      sources > 1 and ("127.0.0." .. (2 + c.rate_sent % sources)) or nil)
   end
   if rate > 0 then
     local due, t0 = 0, uv.now()
@@ -331,12 +335,12 @@ if mode == "attack" then
   attack(int(arg[2], 1, 65535, "PORT"), int(arg[3], 1, SECONDS_MAX, "SECONDS"),
     int(arg[4], 0, IDLE_MAX, "IDLE"), int(arg[5], 0, WORKERS_MAX, "M1"),
     int(arg[6], 0, WORKERS_MAX, "GARBAGE"), int(arg[7] or "0", 0, RATE_MAX, "RATE"),
-    int(arg[8] or "0", 0, 1, "KEEP"))
+    int(arg[8] or "0", 0, 1, "KEEP"), int(arg[9] or "1", 1, 250, "SOURCES"))
 elseif mode == "client" then
   if not (arg[3] or ""):match("^%x+$") or #arg[3] ~= 64 then fail("SERVERKEY must be 64 hex digits") end
   client(int(arg[2], 1, 65535, "PORT"), arg[3], int(arg[4], 1, CONNECTS_MAX, "N"))
 else
-  io.stderr:write("usage: lua5.4 bench/stress.lua keygen | attack PORT SECONDS IDLE M1 GARBAGE [RATE KEEP]"
+  io.stderr:write("usage: lua5.4 bench/stress.lua keygen | attack PORT SECONDS IDLE M1 GARBAGE [RATE KEEP SOURCES]"
     .. " | client PORT SERVERKEY N\n")
   os.exit(2)
 end

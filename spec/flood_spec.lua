@@ -136,6 +136,53 @@ describe("pending handshakes under a flood", function()
     N.close(b)
   end)
 
+  it("keeps a waiting peer's message 1 while a flood from another source overfills the queue", function()
+    local kb, kr = N.keys(), N.keys()
+    -- The source's share (16) is above the pool's bound (4): what is
+    -- pinned is the choice over the pool's bound.
+    local b = N.host(kb, { handshake_rate = 1, max_pending_handshakes = 4,
+      trust = { kr:public_hex() } })
+    -- The burst spent, so what comes next waits for a token (one a second).
+    local raws = {}
+    for i = 1, 8 do
+      raws[i] = N.raw(b:port())
+      raws[i]:write((m1_frame()))
+    end
+    assert(N.wait(function() return stats(b).heard >= 8 end))
+    local raw = N.raw(b:port()) -- from 127.0.0.1
+    local hs = assert(peernet.handshake.new { role = "initiator", static = kr:secret(),
+      verify = function() return true end })
+    raw:write(string.pack(">s4", assert(hs:write())))
+    assert(N.wait(function() return stats(b).waiting == 1 end))
+    -- Thirty message 1s from 127.0.0.2: over the pool's bound each closes
+    -- one of the source holding most of the queue, which is theirs.
+    -- One at a time, each read before the next (the unheard pool is not
+    -- what this is about).
+    local flood = {}
+    local function seen() return stats(b).handshake_waits + stats(b).evicted end
+    for i = 1, 30 do
+      local t, before = uv.new_tcp(), seen()
+      assert(t:bind("127.0.0.2", 0))
+      t:connect("127.0.0.1", b:port(), function(err)
+        assert(not err, err)
+        t:write((m1_frame()))
+        t:read_start(function() end)
+      end)
+      flood[i] = t
+      assert(N.wait(function() return seen() > before end))
+    end
+    assert(stats(b).evicted >= 30 - 3, "evicted: " .. stats(b).evicted)
+    assert.is_false(raw.eof, "the trusted peer's waiting message 1 was closed")
+    local _, m2 = raw:frame() -- its token comes
+    assert(hs:read(m2))
+    raw:write(string.pack(">s4", assert(hs:write())))
+    assert(N.wait(function() return (b:peer(kr:public_hex()) or {}).status == "connected" end))
+    for _, t in ipairs(flood) do t:close() end
+    for _, r in ipairs(raws) do r:close() end
+    raw:close()
+    N.close(b)
+  end)
+
   it("makes message 1 over the handshake budget wait its turn instead of costing CPU now", function()
     local kb = N.keys()
     -- One token a second after the first burst: within this spec, the

@@ -16,11 +16,14 @@
  *   token of the handshake budget (handshake_rate per second, bursts of
  *   PN_HANDSHAKE_BURST); without one, message 1 waits in arrival order.
  *   At most max_pending_per_source per source and max_pending_handshakes in
- *   all wait; a newcomer over either closes one chosen at random among the
- *   waiters (of its source first) and itself. Closing the oldest would let
- *   every arrival over the budget kill the next in line; closing the
- *   newest would let a flood that sends right after each token keep every
- *   other peer out. At random, every arrival has the same chance.
+ *   all wait; a newcomer over its source's share closes one chosen at
+ *   random among that source's waiters and itself, over the pool's bound
+ *   one among those of the sources that hold most of the queue. Closing
+ *   the oldest would let every arrival over the budget kill the next in
+ *   line; closing the newest would let a flood that sends right after
+ *   each token keep every other peer out. At random, every arrival from
+ *   one source has the same chance, and a source with few waiters keeps
+ *   them while a flood from other sources pushes out its own.
  * - Heard connections (message 2 sent, message 3 owed): only a token makes
  *   one, and a waiting newcomer never closes one. Over
  *   max_pending_handshakes, the next token closes the one that has owed
@@ -161,20 +164,36 @@ static void heard_make_room(pn_host *h, pn_conn *c) {
         evict(h, victim, "heard", h->cfg.max_pending_handshakes, "the longest owing message 3");
 }
 
-/* A waiter to close for newcomer c when a bound is reached: one drawn at
- * random among the waiters of c's source (if over its share) or all, and
- * c itself; NULL when nobody need go. */
+/* A waiter to close for newcomer c when a bound is reached: over its
+ * source's share, one drawn at random among that source's waiters and c;
+ * over the pool's bound, one drawn at random among the waiters (and c) of
+ * the sources holding most of the queue. So a flood from other sources
+ * pushes out its own, and a source with few waiters keeps them; all from
+ * one source, every arrival has the same chance. NULL when nobody need
+ * go. At most max_pending_handshakes squared comparisons of addresses. */
 static pn_conn *waiting_victim(pn_host *h, pn_conn *c, int *per_source) {
-    uint32_t same = 0;
+    uint32_t same = 1, top, n = 0; /* c's source, c included */
     for (pn_conn *x = h->waiting_head; x; x = x->wnext)
         if (same_source(x, c)) same++;
-    *per_source = same >= h->cfg.max_pending_per_source;
+    *per_source = same > h->cfg.max_pending_per_source;
     if (!*per_source && h->stats.waiting < h->cfg.max_pending_handshakes) return NULL;
-    uint32_t n = *per_source ? same : h->stats.waiting;
-    uint32_t r = randombytes_uniform(n + 1);
+    top = same;
+    for (pn_conn *x = h->waiting_head; x; x = x->wnext) {
+        x->wsame = 0;
+        if (same_source(x, c)) {
+            x->wsame = same;
+            continue;
+        }
+        if (*per_source) continue; /* only c's source is drawn from */
+        for (pn_conn *y = h->waiting_head; y; y = y->wnext)
+            if (same_source(x, y)) x->wsame++;
+        if (x->wsame > top) top = x->wsame;
+    }
     for (pn_conn *x = h->waiting_head; x; x = x->wnext)
-        if (!*per_source || same_source(x, c))
-            if (r-- == 0) return x;
+        if (x->wsame == top) n++;
+    uint32_t r = randombytes_uniform(n + (same == top));
+    for (pn_conn *x = h->waiting_head; x; x = x->wnext)
+        if (x->wsame == top && r-- == 0) return x;
     return c;
 }
 

@@ -144,6 +144,7 @@ struct pn_conn {
     uint8_t m1[PN_HANDSHAKE_M1_BODY]; /* message 1 while it waits (checked, not yet read) */
     pn_conn *wprev, *wnext;           /* host->waiting_head: oldest first */
     uint64_t heard_ms;                /* uv_now() when it got its token for message 2 */
+    uint32_t wsame;                   /* scratch (admit.c): waiters from its source */
 
     uv_tcp_t tcp;
     uv_timer_t timer;  /* handshake deadline, then the ping interval */
