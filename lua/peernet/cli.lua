@@ -250,7 +250,7 @@ local ops = {}
 -- a host under a flood of first messages closes a waiting one drawn at
 -- random (docs/host.md, "Strangers"), and the next try has the same chance.
 -- A refused connection or a wrong key fails at once.
-local RETRY_FIRST_MS, RETRY_MAX_MS = 20, 320
+local RETRY_FIRST_MS, RETRY_MAX_MS = 20, 160
 local function cut_short(err)
   local e = tostring(err)
   return e:find("peer closed the connection", 1, true) or e:find("connection reset", 1, true)
