@@ -11,12 +11,22 @@ bench/stress.lua: the two sides of scripts/stress, on luv's loop.
       message 2 or the close and start over, and GARBAGE workers that send
       bytes that are no handshake and start over. Prints "ready" once the
       idle connections are up, then at the end one line of counters.
+  lua5.4 bench/stress.lua attack PORT SECONDS IDLE M1 GARBAGE RATE KEEP SOURCES
+      the same, and RATE new connections a second (open loop, whatever the
+      host answers), each sending a 42-byte message 1 with 32 random bytes
+      for its key (no crypto at all) and hanging up when message 2 comes,
+      or with KEEP=1 keeping the socket until the host closes it. At most
+      RATE_OPEN_MAX of them are open at once. SOURCES > 1: they come from
+      127.0.0.2 .. 127.0.0.(SOURCES + 1) in turn (the trusted clients stay
+      on 127.0.0.1), else from 127.0.0.1.
   PN_STRESS_KEPT=HEX PN_STRESS_FRESH=HEX lua5.4 bench/stress.lua client PORT SERVERKEY N
       two trusted identities: KEPT holds one link and calls `echo` one call
       after the other; FRESH makes N new connections one after the other
-      (a new host each time, given 5 s each, 100 ms apart), and goes on until the kept
-      link has made at least 2,000 calls. Prints one line:
-      "connects_ok=X/N calls=C p50_ms=.. p99_ms=.. max_ms=..".
+      (a new host each time, given 5 s each, 100 ms apart; a handshake the
+      host cuts short is tried again within the 5 s, as `peernet-host call`
+      does), and goes on until the kept link has made at least 2,000 calls.
+      Prints one line:
+      "connects_ok=X/N (in T tries, the kept link's included) calls=C p50_ms=.. max_ms=..".
 
 Everything is bounded: counts are given, the attack ends after SECONDS and
 the client after N connects. Only 127.0.0.1 is ever dialled.
@@ -34,7 +44,11 @@ local M1_POOL = 256 -- distinct first messages, made before the flood starts
 local RAMP_MS = 2000 -- the attack runs this long before the client is let in
 local CONNECT_GAP_MS = 100 -- between the client's new connections: they span the attack
 local CONNECT_TIMEOUT_MS = 5000
+local RETRY_MAX_MS = 160 -- the pause between tries of a handshake cut short, as lua/peernet/cli.lua
 local CALLS_MIN = 2000 -- on the kept link, however quickly the connects are done
+local RATE_MAX = 20000 -- connections a second for the open-loop flood
+local RATE_OPEN_MAX = 3000 -- of its connections open at once (file descriptors)
+local RATE_TICK_MS = 10
 
 local function fail(msg)
   io.stderr:write("stress: ", tostring(msg), "\n")
@@ -60,8 +74,9 @@ end
 
 -- ---- attack ------------------------------------------------------------------
 
-local function attack(port, seconds, nidle, nm1, ngarbage)
-  local c = { idle_reconnects = 0, m1_sent = 0, m2_got = 0, garbage_sent = 0, connect_errors = 0 }
+local function attack(port, seconds, nidle, nm1, ngarbage, rate, keep, sources)
+  local c = { idle_reconnects = 0, m1_sent = 0, m2_got = 0, garbage_sent = 0, connect_errors = 0,
+    rate_sent = 0, rate_m2 = 0, rate_skipped = 0 }
   local m1s = {}
   for i = 1, M1_POOL do
     local hs = assert(peernet.handshake.new { role = "initiator",
@@ -77,8 +92,9 @@ local function attack(port, seconds, nidle, nm1, ngarbage)
   local open = 0
 
   -- One connection: on_connect(tcp) when up; on_end() once it is over.
-  local function dial(on_connect, on_data, on_end)
+  local function dial(on_connect, on_data, on_end, from)
     local tcp = uv.new_tcp()
+    if from then assert(tcp:bind(from, 0)) end
     open = open + 1
     local ended = false
     local function finish()
@@ -136,6 +152,39 @@ local function attack(port, seconds, nidle, nm1, ngarbage)
     end)
   end
 
+  -- Open loop: RATE a second whatever the host does, each a fresh random
+  -- "key" (the host cannot tell it from a real one before its X25519 work).
+  local rate_open = 0
+  local raw_m1s = {}
+  for i = 1, M1_POOL do
+    local b = {}
+    for j = 1, 32 do b[j] = string.char(math.random(0, 255)) end
+    raw_m1s[i] = "\0\0\0\x26\x83\x6d\0\0\0\x20" .. table.concat(b)
+  end
+  local function rate_one()
+    rate_open = rate_open + 1
+    dial(function(tcp)
+      tcp:write(raw_m1s[c.rate_sent % M1_POOL + 1])
+      c.rate_sent = c.rate_sent + 1
+    end, function(_, _, finish)
+      c.rate_m2 = c.rate_m2 + 1
+      if keep == 0 then finish() end
+    end, function() rate_open = rate_open - 1 end,
+      sources > 1 and ("127.0.0." .. (2 + c.rate_sent % sources)) or nil)
+  end
+  if rate > 0 then
+    local due, t0 = 0, uv.now()
+    local tick = uv.new_timer()
+    tick:start(RATE_TICK_MS, RATE_TICK_MS, function()
+      if stopping then return end
+      local want = (uv.now() - t0) * rate // 1000
+      while due < want do
+        due = due + 1
+        if rate_open < RATE_OPEN_MAX then rate_one() else c.rate_skipped = c.rate_skipped + 1 end
+      end
+    end)
+  end
+
   for _ = 1, nidle do idle_one() end
   for _ = 1, nm1 do m1_one() end
   for _ = 1, ngarbage do garbage_one() end
@@ -145,6 +194,7 @@ local function attack(port, seconds, nidle, nm1, ngarbage)
   local t_start = uv.now()
   ready:start(10, 10, function()
     if idle_up + c.idle_reconnects >= nidle and c.m1_sent >= 4 * nm1 and
+        c.rate_sent >= rate // 2 and
         c.garbage_sent >= 4 * ngarbage and uv.now() - t_start >= RAMP_MS then
       ready:close()
       print("ready")
@@ -161,8 +211,10 @@ local function attack(port, seconds, nidle, nm1, ngarbage)
   local sig = uv.new_signal() -- the driver stops it early once the client is done
   sig:start("sigint", stop_all)
   uv.run()
-  print(("attack idle=%d idle_reconnects=%d m1_sent=%d m2_got=%d garbage_sent=%d connect_errors=%d%s")
+  print(("attack idle=%d idle_reconnects=%d m1_sent=%d m2_got=%d garbage_sent=%d connect_errors=%d%s%s")
     :format(nidle, c.idle_reconnects, c.m1_sent, c.m2_got, c.garbage_sent, c.connect_errors,
+      rate > 0 and (" rate=%d/s%s rate_sent=%d rate_m2=%d rate_skipped=%d"):format(rate,
+        keep == 1 and " (kept open)" or "", c.rate_sent, c.rate_m2, c.rate_skipped) or "",
       c.last_error and (" (" .. c.last_error .. ")") or ""))
 end
 
@@ -179,6 +231,29 @@ local function client(port, server_key, n)
     return h
   end
 
+  -- As `peernet-host call` does (lua/peernet/cli.lua): a handshake the
+  -- host cut short is tried again, after 20 ms doubling to RETRY_MAX_MS,
+  -- until finish is called (by the caller's deadline or the outcome).
+  local tries = 0
+  local function retrying_connect(h, over, finish)
+    local pause = 20
+    local function try()
+      tries = tries + 1
+      local ok, e = h:connect(server_key, addr, function(cok, cerr)
+        if cok or over() then return finish(cok, cerr) end
+        local s = tostring(cerr)
+        if not (s:find("peer closed the connection", 1, true) or s:find("connection reset", 1, true)) then
+          return finish(false, cerr)
+        end
+        local again = uv.new_timer()
+        again:start(pause, 0, function() again:close() if not over() then try() end end)
+        pause = math.min(pause * 2, RETRY_MAX_MS)
+      end)
+      if not ok then finish(false, e) end
+    end
+    try()
+  end
+
   local kept = new_host(kept_secret)
   -- A few tries: this link is what the latencies are measured on, not what
   -- the connect figure counts; when it never connects (a host whose pool a
@@ -186,8 +261,11 @@ local function client(port, server_key, n)
   local kept_up, kept_err = false, nil
   for try = 1, 3 do
     local up
-    kept:connect(server_key, addr, function(ok, err) up = { ok, err } end)
+    local deadline = uv.new_timer()
+    deadline:start(CONNECT_TIMEOUT_MS, 0, function() up = up or { false, "no answer within 5 s" } end)
+    retrying_connect(kept, function() return up ~= nil end, function(ok, err) up = up or { ok, err } end)
     while not up do uv.run("once") end
+    deadline:close()
     kept_up, kept_err = up[1], up[2]
     if kept_up then break end
     io.stderr:write("stress: kept link, try ", try, ": ", tostring(up[2]), "\n")
@@ -241,8 +319,7 @@ local function client(port, server_key, n)
       t:start(CONNECT_GAP_MS, 0, function() t:close() connect_next() end)
     end
     timer:start(CONNECT_TIMEOUT_MS, 0, function() finish(false) end)
-    local ok, e = h:connect(server_key, addr, function(cok, cerr) finish(cok, cerr) end)
-    if not ok then finish(false, e) end
+    retrying_connect(h, function() return over end, finish)
   end
   connect_next()
   while not done do uv.run("once") end
@@ -256,8 +333,8 @@ local function client(port, server_key, n)
   local rs = {}
   for k, v in pairs(reasons) do rs[#rs + 1] = v .. "x " .. k end
   table.sort(rs)
-  print(("connects_ok=%d/%d calls=%d failed=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f%s%s")
-    :format(okc, n, #lat, failed, pct(0.5), pct(0.99), pct(1),
+  print(("connects_ok=%d/%d (in %d tries) calls=%d failed=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f%s%s")
+    :format(okc, n, tries, #lat, failed, pct(0.5), pct(0.99), pct(1),
       why and (" (last call failure: " .. tostring(why) .. ")") or "",
       #rs > 0 and (" connect failures: " .. table.concat(rs, "; ")) or "")
       .. (kept_up and "" or (" (the kept link never connected: " .. tostring(kept_err) .. ")")))
@@ -266,12 +343,13 @@ end
 if mode == "attack" then
   attack(int(arg[2], 1, 65535, "PORT"), int(arg[3], 1, SECONDS_MAX, "SECONDS"),
     int(arg[4], 0, IDLE_MAX, "IDLE"), int(arg[5], 0, WORKERS_MAX, "M1"),
-    int(arg[6], 0, WORKERS_MAX, "GARBAGE"))
+    int(arg[6], 0, WORKERS_MAX, "GARBAGE"), int(arg[7] or "0", 0, RATE_MAX, "RATE"),
+    int(arg[8] or "0", 0, 1, "KEEP"), int(arg[9] or "1", 1, 250, "SOURCES"))
 elseif mode == "client" then
   if not (arg[3] or ""):match("^%x+$") or #arg[3] ~= 64 then fail("SERVERKEY must be 64 hex digits") end
   client(int(arg[2], 1, 65535, "PORT"), arg[3], int(arg[4], 1, CONNECTS_MAX, "N"))
 else
-  io.stderr:write("usage: lua5.4 bench/stress.lua keygen | attack PORT SECONDS IDLE M1 GARBAGE"
+  io.stderr:write("usage: lua5.4 bench/stress.lua keygen | attack PORT SECONDS IDLE M1 GARBAGE [RATE KEEP SOURCES]"
     .. " | client PORT SERVERKEY N\n")
   os.exit(2)
 end

@@ -60,12 +60,14 @@ typedef struct pn_host_config {
     uint32_t ping_timeout_ms;      /* ... peer dead when a pong is 60 s late */
     uint32_t backoff_min_ms;       /* reconnect backoff: 0.5 s ... */
     uint32_t backoff_max_ms;       /* ... doubling to 30 s, with jitter */
-    /* Inbound connections not yet authenticated, in two pools of this size
-     * each: "unheard" (no complete first message yet) and "heard" (waiting
-     * for the handshake budget or for message 3): 64. A newcomer never
-     * finds the door shut: the oldest of its pool is closed to make room. */
+    /* Inbound connections not yet authenticated, in three pools of this
+     * size each: "unheard" (no complete first message yet), "waiting"
+     * (message 1 waiting for the handshake budget) and "heard" (message 2
+     * sent, message 3 owed): 64. A newcomer never finds the door shut: one
+     * of its pool is closed to make room (docs/host.md, "Strangers"). */
     uint32_t max_pending_handshakes;
-    uint32_t max_pending_per_source; /* unheard connections from one IPv4 address or IPv6 /64: 16 */
+    /* unheard, and waiting, connections from one IPv4 address or IPv6 /64: 16 */
+    uint32_t max_pending_per_source;
     uint32_t first_message_timeout_ms; /* accept to a whole message 1: 2 s (0: handshake_timeout) */
     /* Responder handshakes (message 2 costs three X25519 operations) per
      * second, in bursts of up to PN_HANDSHAKE_BURST; a first message over
@@ -327,7 +329,9 @@ typedef struct pn_host_stats {
      * log_suppressed: rate-limited log lines counted instead of written;
      * sends_dropped: sends past max_calls_in_flight kept by their handlers. */
     uint64_t evicted, handshake_waits, log_suppressed, sends_dropped;
-    uint32_t unheard, heard; /* the two inbound pending pools, now */
+    /* the inbound pending pools, now: no message 1 yet, message 1 waiting
+     * for the handshake budget, message 2 sent */
+    uint32_t unheard, waiting, heard;
 } pn_host_stats;
 void pn_host_get_stats(const pn_host *h, pn_host_stats *out);
 

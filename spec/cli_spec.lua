@@ -513,6 +513,48 @@ describe("peernet-host run and check", function()
     peer.close()
   end)
 
+  it("call tries again, within --timeout, a handshake the host cut short (a host under a flood)", function()
+    local kb = N.keys()
+    local d = C.init(tmpdir())
+    local _, id = C.run(dd(d, "id"))
+    local b = N.host(kb, { trust = { (id:match("%x+")) } })
+    b:expose("echo", function(_, v) return v end)
+    -- In front of b: the first two connections are closed once their
+    -- message 1 is in, as a host does to a waiter drawn to make room; the
+    -- rest are relayed to b.
+    local front, cut = uv.new_tcp(), 0
+    assert(front:bind("127.0.0.1", 0))
+    front:listen(16, function()
+      local c = uv.new_tcp()
+      front:accept(c)
+      if cut < 2 then
+        c:read_start(function() cut = cut + 1; c:close() end)
+        return
+      end
+      local up = uv.new_tcp()
+      up:connect("127.0.0.1", b:port(), function(err)
+        assert(not err, err)
+        local function pipe(from, to)
+          from:read_start(function(_, data)
+            if data then return to:write(data) end
+            if not from:is_closing() then from:close() end
+            if not to:is_closing() then to:close() end
+          end)
+        end
+        pipe(c, up)
+        pipe(up, c)
+      end)
+    end)
+    assert.equal(0, (C.run(dd(d, "trust", "add", kb:public_hex(), "--label", "busy", "--addr",
+      "127.0.0.1:" .. front:getsockname().port))))
+    local code, out, err = C.run(dd(d, "call", "busy", "echo", "'through'", "--timeout", "5000"))
+    assert.equal(0, code, err)
+    assert.equal('"through"\n', out)
+    assert.equal(2, cut)
+    front:close()
+    N.close(b)
+  end)
+
   it("run prints why a link closed on stderr, and scripts get the reason", function()
     local kx = N.keys()
     local x = N.host(kx, { trust = { (select(2, C.run(dd(dir, "id")))):match("%x+") } })

@@ -93,6 +93,96 @@ describe("pending handshakes under a flood", function()
     N.close(b)
   end)
 
+  it("keeps a peer that has its message 2 while a flood of message 1s overfills the queue", function()
+    local kb, kr = N.keys(), N.keys()
+    -- About one token a second once the burst of 8 is spent.
+    local b = N.host(kb, { handshake_rate = 1, max_pending_handshakes = 4,
+      max_pending_per_source = 4, trust = { kr:public_hex() } })
+    -- Seven strangers spend most of the burst: they get message 2 and go silent.
+    local raws = {}
+    for i = 1, 7 do
+      raws[i] = N.raw(b:port())
+      raws[i]:write((m1_frame()))
+    end
+    assert(N.wait(function()
+      for _, r in ipairs(raws) do
+        if #r.inbox == 0 and not r.eof then return false end
+      end
+      return true
+    end))
+    local raw = N.raw(b:port())
+    local hs = assert(peernet.handshake.new { role = "initiator", static = kr:secret(),
+      verify = function() return true end })
+    raw:write(string.pack(">s4", assert(hs:write())))
+    local _, m2 = raw:frame()
+    -- Thirty more message 1s, no token for them: the queue is full after
+    -- four, and each newcomer over it closes a waiter, never a connection
+    -- that has its message 2.
+    for i = 8, 37 do
+      raws[i] = N.raw(b:port())
+      raws[i]:write((m1_frame()))
+    end
+    assert(N.wait(function() return stats(b).evicted >= 30 - 4 end))
+    assert.is_false(raw.eof, "the peer owing message 3 was evicted")
+    local s = stats(b)
+    assert.is_true(s.waiting <= 4, "waiting: " .. s.waiting)
+    assert(hs:read(m2))
+    raw:write(string.pack(">s4", assert(hs:write())))
+    assert(N.wait(function() return (b:peer(kr:public_hex()) or {}).status == "connected" end))
+    assert.is_false(raw.eof)
+    assert.equal(0, #log_lines("evicted: heard"))
+    for _, r in ipairs(raws) do r:close() end
+    raw:close()
+    N.close(b)
+  end)
+
+  it("keeps a waiting peer's message 1 while a flood from another source overfills the queue", function()
+    local kb, kr = N.keys(), N.keys()
+    -- The source's share (16) is above the pool's bound (4): what is
+    -- pinned is the choice over the pool's bound.
+    local b = N.host(kb, { handshake_rate = 1, max_pending_handshakes = 4,
+      trust = { kr:public_hex() } })
+    -- The burst spent, so what comes next waits for a token (one a second).
+    local raws = {}
+    for i = 1, 8 do
+      raws[i] = N.raw(b:port())
+      raws[i]:write((m1_frame()))
+    end
+    assert(N.wait(function() return stats(b).heard >= 8 end))
+    local raw = N.raw(b:port()) -- from 127.0.0.1
+    local hs = assert(peernet.handshake.new { role = "initiator", static = kr:secret(),
+      verify = function() return true end })
+    raw:write(string.pack(">s4", assert(hs:write())))
+    assert(N.wait(function() return stats(b).waiting == 1 end))
+    -- Thirty message 1s from 127.0.0.2: over the pool's bound each closes
+    -- one of the source holding most of the queue, which is theirs.
+    -- One at a time, each read before the next (the unheard pool is not
+    -- what this is about).
+    local flood = {}
+    local function seen() return stats(b).handshake_waits + stats(b).evicted end
+    for i = 1, 30 do
+      local t, before = uv.new_tcp(), seen()
+      assert(t:bind("127.0.0.2", 0))
+      t:connect("127.0.0.1", b:port(), function(err)
+        assert(not err, err)
+        t:write((m1_frame()))
+        t:read_start(function() end)
+      end)
+      flood[i] = t
+      assert(N.wait(function() return seen() > before end))
+    end
+    assert(stats(b).evicted >= 30 - 3, "evicted: " .. stats(b).evicted)
+    assert.is_false(raw.eof, "the trusted peer's waiting message 1 was closed")
+    local _, m2 = raw:frame() -- its token comes
+    assert(hs:read(m2))
+    raw:write(string.pack(">s4", assert(hs:write())))
+    assert(N.wait(function() return (b:peer(kr:public_hex()) or {}).status == "connected" end))
+    for _, t in ipairs(flood) do t:close() end
+    for _, r in ipairs(raws) do r:close() end
+    raw:close()
+    N.close(b)
+  end)
+
   it("makes message 1 over the handshake budget wait its turn instead of costing CPU now", function()
     local kb = N.keys()
     -- One token a second after the first burst: within this spec, the
@@ -103,7 +193,7 @@ describe("pending handshakes under a flood", function()
       raws[i] = N.raw(b:port())
       raws[i]:write((m1_frame()))
     end
-    assert(N.wait(function() return stats(b).heard == 40 end))
+    assert(N.wait(function() return stats(b).heard + stats(b).waiting == 40 end))
     local s = stats(b)
     -- A burst of 8 (PN_HANDSHAKE_BURST), then one a second.
     assert.is_true(s.handshake_waits >= 40 - 8 - 1, "waits: " .. s.handshake_waits)

@@ -727,6 +727,40 @@ describe("peernet.host duplicate connections", function()
     N.close(a)
   end)
 
+  it("keeps one replaced link per peer draining: the next replacement closes the older at once", function()
+    -- Each link a trusted peer opens holds a slow call; a long call_timeout
+    -- would keep every replaced link (and up to frame_cap of a frame on
+    -- it) open for a minute.
+    local ka, kr = N.keys(), N.keys()
+    local a = N.host(ka, { trust = { kr:public_hex() }, call_timeout = 60000 })
+    local held = {}
+    a:expose("slow", function(_, _, req) held[#held + 1] = req return req end)
+    local links = {}
+    local function link(i)
+      links[i] = N.raw(a:port())
+      links[i]:handshake(kr:secret())
+      links[i]:send_env(env.call(i, "slow", etf.encode(i):sub(2)))
+      assert(N.wait(function() return #held == i end))
+    end
+    for i = 1, 3 do link(i) end
+    assert.is_true(links[1]:wait_closed())
+    assert.is_false(links[2].eof)
+    assert.equal(2, stats(a).connections)
+    -- The one replaced link left still carries the answer to its call.
+    held[2]:reply("two")
+    local r = links[2]:recv_env()
+    assert.same({ "reply", 2, true }, { r.kind, r.id, r.ok })
+    -- However often it reconnects, the peer holds two links at most.
+    for i = 4, 20 do link(i) end
+    for i = 1, 18 do assert.is_true(links[i]:wait_closed(), "link " .. i .. " still open") end
+    assert.equal(2, stats(a).connections)
+    assert.is_false(links[19].eof) -- replaced by 20, its call still being served
+    assert.is_false(links[20].eof)
+    assert.equal("connected", a:peer(kr:public_hex()).status)
+    for _, l in ipairs(links) do l:close() end
+    N.close(a)
+  end)
+
   it("lets a peer that restarted replace its old link, in both key orders", function()
     for _, a_lower in ipairs { true, false } do
       local ka, kr = keys_ordered(a_lower)

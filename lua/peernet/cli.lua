@@ -246,6 +246,16 @@ end
 
 local ops = {}
 
+-- A handshake the other side cut short is tried again until the deadline:
+-- a host under a flood of first messages closes a waiting one drawn at
+-- random (docs/host.md, "Strangers"), and the next try has the same chance.
+-- A refused connection or a wrong key fails at once.
+local RETRY_FIRST_MS, RETRY_MAX_MS = 20, 160
+local function cut_short(err)
+  local e = tostring(err)
+  return e:find("peer closed the connection", 1, true) or e:find("connection reset", 1, true)
+end
+
 -- cb(true) once key is connected, else cb(false, kind, message).
 function ops.connect(h, key, addr, timeout_ms, cb)
   local p = h:peer(key)
@@ -262,10 +272,22 @@ function ops.connect(h, key, addr, timeout_ms, cb)
   timer:start(timeout_ms, 0, function()
     finish(false, "timeout", ("no connection to %s within %d ms"):format(key, timeout_ms))
   end)
-  local ok, e = h:connect(key, addr, function(cok, cerr)
-    if cok then finish(true) else finish(false, "unreachable", "cannot connect: " .. tostring(cerr)) end
-  end)
-  if not ok then finish(false, "unreachable", "cannot connect: " .. tostring(e)) end
+  local pause = RETRY_FIRST_MS
+  local function try()
+    local ok, e = h:connect(key, addr, function(cok, cerr)
+      if cok then return finish(true) end
+      if done then return end
+      if not cut_short(cerr) then return finish(false, "unreachable", "cannot connect: " .. tostring(cerr)) end
+      local again = uv.new_timer()
+      again:start(pause, 0, function()
+        again:close()
+        if not done then try() end
+      end)
+      pause = math.min(pause * 2, RETRY_MAX_MS)
+    end)
+    if not ok then finish(false, "unreachable", "cannot connect: " .. tostring(e)) end
+  end
+  try()
 end
 
 local function check_call_request(req)

@@ -268,9 +268,20 @@ static void on_retire_tick(uv_timer_t *t) {
  * PN_RETIRE_GRACE_MS, or at the latest after call_timeout. The grace is
  * for the Elixir reference: it closes its old link itself once it has
  * registered the new one, and a close from us before that would fail
- * its call in flight on it with connection_closed. */
+ * its call in flight on it with connection_closed.
+ *
+ * A peer has at most one link draining: replacing a second time closes
+ * the older replaced link at once. Otherwise a trusted peer reconnecting
+ * in a loop, with a slow call on each link, would hold a link, and up to
+ * frame_cap of a frame on it, per reconnect until call_timeout: all of
+ * max_connections within a second. A peer that restarts once has one old
+ * link, and the reference closes it itself. */
 void pn_conn_retire(pn_conn *c) {
     if (c->state != PN_CONN_LIVE || c->retiring) return;
+    pn_peer *p = c->peer;
+    if (p && p->retired && p->retired != c)
+        pn_conn_close(p->retired, RETIRED_WHY " twice: the older replaced link closes at once");
+    if (p) p->retired = c;
     uint32_t grace = PN_RETIRE_GRACE_MS < c->host->cfg.call_timeout_ms
                          ? PN_RETIRE_GRACE_MS
                          : c->host->cfg.call_timeout_ms;
@@ -484,10 +495,10 @@ static void on_first_message(pn_conn *c, const pn_frame *f) {
     uint64_t spent = uv_now(h->loop) - c->accepted_ms;
     uint64_t left = spent < h->cfg.handshake_timeout_ms ? h->cfg.handshake_timeout_ms - spent : 0;
     uv_timer_start(&c->timer, on_deadline, left ? left : 1, 0);
-    if (pn_admit_heard(h, c)) {
-        pn_admit_stage(h, c, PN_STAGE_HEARD);
+    int rc = pn_admit_heard(h, c);
+    if (rc > 0) {
         pn_conn_serve_m1(c);
-    } else {
+    } else if (rc == 0) {
         uv_read_stop((uv_stream_t *)&c->tcp); /* nothing more is due from it before message 2 */
     }
 }
@@ -740,6 +751,7 @@ void pn_conn_close(pn_conn *c, const char *why) {
     if (c->state != PN_CONN_LIVE) h->stats.handshaking--;
     c->state = PN_CONN_CLOSING;
     pn_admit_stage(h, c, PN_STAGE_NONE);
+    if (c->peer && c->peer->retired == c) c->peer->retired = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else

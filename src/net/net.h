@@ -43,6 +43,9 @@
 /* A replaced link stays open this long at least, unless the peer closes it
  * (conn.c, pn_conn_retire). */
 #define PN_RETIRE_GRACE_MS 250
+/* A connection that has just been sent message 2 is not evicted for this
+ * long: a real peer needs a round trip to send message 3 (admit.c). */
+#define PN_HEARD_GRACE_MS 250
 
 typedef struct pn_conn pn_conn;
 typedef struct pn_pending pn_pending;
@@ -91,6 +94,7 @@ typedef struct pn_peer {
     uint64_t found_new_ms;     /* last address that replaced one: at most one per backoff_min */
     uint64_t last_seen_ms;     /* uv_now() of the last frame received, 0 = never */
     pn_conn *live;             /* the one authenticated connection */
+    pn_conn *retired;          /* the one replaced link still draining (conn.c, pn_conn_retire) */
     uint32_t nreqs;            /* its calls being served, on any connection (closed ones too) */
     uint32_t nsends;           /* its sends kept by their handler (pn_request_keep), likewise */
     pn_conn *dialing;          /* our dial in progress, at most one */
@@ -146,6 +150,8 @@ struct pn_conn {
     int spoke; /* a whole message 1 was already there at accept: evicted after the silent */
     uint8_t m1[PN_HANDSHAKE_M1_BODY]; /* message 1 while it waits (checked, not yet read) */
     pn_conn *wprev, *wnext;           /* host->waiting_head: oldest first */
+    uint64_t heard_ms;                /* uv_now() when it got its token for message 2 */
+    uint32_t wsame;                   /* scratch (admit.c): waiters from its source */
 
     uv_tcp_t tcp;
     uv_timer_t timer;  /* handshake deadline, then the ping interval */
@@ -349,9 +355,10 @@ void pn_admit_accepted(pn_host *h, pn_conn *c);
 /* c is still unheard once what it had sent is read: room is made by
  * closing the oldest unheard connection of its source, or of all. */
 void pn_admit_make_room(pn_host *h, pn_conn *c);
-/* c's message 1 passed the cheap checks (in c->m1): room is made among
- * the heard, then 1 = serve it now (a budget token was taken), 0 = it
- * waits (stage WAITING) and pn_conn_serve_m1 runs when its turn comes. */
+/* c's message 1 passed the cheap checks (in c->m1): 1 = serve it now (a
+ * budget token was taken, c is HEARD), 0 = it waits (stage WAITING) and
+ * pn_conn_serve_m1 runs when its turn comes, -1 = c was closed to keep
+ * the waiting pool in bounds. */
 int pn_admit_heard(pn_host *h, pn_conn *c);
 void pn_admit_stage(pn_host *h, pn_conn *c, pn_conn_stage stage); /* keeps the counts */
 

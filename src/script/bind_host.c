@@ -879,6 +879,7 @@ static int l_host_stats(lua_State *L) {
     FIELD(log_suppressed);
     FIELD(sends_dropped);
     FIELD(unheard);
+    FIELD(waiting);
     FIELD(heard);
 #undef FIELD
     return 1;
