@@ -473,28 +473,12 @@ describe("calls in flight", function()
     assert.same({ 9, false, "overloaded" }, { refused(raw) })
     raw:close()
   end)
-end)
 
-describe("sends awaiting their handler", function()
-  local etf, env = peernet.etf, peernet.envelope
-  local w, kr
-  before_each(function()
-    w = setup({}, { max_calls_in_flight = 8 })
-    kr = N.keys()
-    w.a:trust(kr:public_hex())
-  end)
-  after_each(function() w.close() end)
-
-  local function connect_raw()
-    local raw = N.raw(w.a:port())
-    raw:handshake(kr:secret())
-    return raw
-  end
   local function sends(raw, name, n)
     for _ = 1, n do raw:send_env(env.send(name, etf.encode({}):sub(2))) end
   end
 
-  it("are bounded per peer like calls: the excess is dropped, counted and logged, across reconnects", function()
+  it("sends awaiting their handler are bounded per peer like calls: the excess is dropped, counted and logged, across reconnects", function()
     w.script("hang.lua", [[peernet.expose("hang", function() peernet.sleep(86400000) end)]])
     w.load()
     local raw = connect_raw()
@@ -516,6 +500,7 @@ describe("sends awaiting their handler", function()
     raw:close()
   end)
 end)
+
 
 -- The second round: what an independent tester found on the first one.
 describe("the sandbox: the host's own threads", function()
