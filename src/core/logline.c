@@ -122,3 +122,14 @@ uint64_t pn_logline_limit_flush(pn_logline_limit *l, uint64_t now,
     }
     return next;
 }
+
+int pn_logline_limit_write(pn_logline_limit *l, uint64_t now, const char *key, int level,
+                           const char *raw, void (*emit)(void *ud, int level, const char *msg),
+                           void *ud) {
+    char msg[PN_LOGLINE_MSG_MAX];
+    pn_logline_escape(msg, sizeof msg, raw);
+    pn_logline_limit_flush(l, now, emit, ud);
+    if (!pn_logline_limit_hit(l, key, level, msg, now)) return 0;
+    emit(ud, level, msg);
+    return 1;
+}

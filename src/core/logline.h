@@ -53,4 +53,12 @@ int pn_logline_limit_hit(pn_logline_limit *l, const char *key, int level, const 
 uint64_t pn_logline_limit_flush(pn_logline_limit *l, uint64_t now,
                                 void (*emit)(void *ud, int level, const char *msg), void *ud);
 
+/* One line a remote party can cause: escapes raw, sums up ended windows
+ * first (so a summary precedes the line it follows), then writes the line
+ * through emit when it is the first of its key in this window. Returns 1
+ * when written, 0 when counted for the summary. */
+int pn_logline_limit_write(pn_logline_limit *l, uint64_t now, const char *key, int level,
+                           const char *raw, void (*emit)(void *ud, int level, const char *msg),
+                           void *ud);
+
 #endif

@@ -73,34 +73,28 @@ void pn_host_log(pn_host *h, int level, const char *fmt, ...) {
     log_escaped(h, level, msg);
 }
 
-static void emit_summary(void *ud, int level, const char *msg) {
+/* Lines and summaries from the limiter, already escaped. */
+static void emit_line(void *ud, int level, const char *msg) {
     pn_host *h = ud;
-    if (h->cfg.log) h->cfg.log(h->cfg.log_ud, level, msg); /* made of escaped lines */
+    if (h->cfg.log) h->cfg.log(h->cfg.log_ud, level, msg);
 }
 
 static void on_log_timer(uv_timer_t *t) {
     pn_host *h = t->data;
     uint64_t now = uv_now(h->loop);
-    uint64_t next = pn_logline_limit_flush(&h->loglimit, now, emit_summary, h);
+    uint64_t next = pn_logline_limit_flush(&h->loglimit, now, emit_line, h);
     if (next && !h->closing) uv_timer_start(&h->log_timer, on_log_timer, next - now, 0);
 }
 
 void pn_host_log_limited(pn_host *h, int level, const char *key, const char *fmt, ...) {
     if (!h->cfg.log) return;
-    char raw[PN_LOGLINE_MSG_MAX], msg[PN_LOGLINE_MSG_MAX];
+    char raw[PN_LOGLINE_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    pn_logline_escape(msg, sizeof msg, raw);
-    uint64_t now = uv_now(h->loop);
-    /* Ended windows are summed up first, so their summary precedes this line. */
-    pn_logline_limit_flush(&h->loglimit, now, emit_summary, h);
-    if (pn_logline_limit_hit(&h->loglimit, key, level, msg, now)) {
-        h->cfg.log(h->cfg.log_ud, level, msg);
-    } else {
+    if (!pn_logline_limit_write(&h->loglimit, uv_now(h->loop), key, level, raw, emit_line, h))
         h->stats.log_suppressed++;
-    }
     if (!uv_is_active((uv_handle_t *)&h->log_timer) && !h->closing)
         uv_timer_start(&h->log_timer, on_log_timer, h->cfg.log_window_ms, 0);
 }
@@ -419,7 +413,7 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     h->strangers = h->strangers_tail = NULL;
     h->ndiscovered = 0;
     /* What was held back is summed up now: nobody will be there later. */
-    pn_logline_limit_flush(&h->loglimit, UINT64_MAX / 2, emit_summary, h);
+    pn_logline_limit_flush(&h->loglimit, UINT64_MAX / 2, emit_line, h);
     uv_close((uv_handle_t *)&h->log_timer, on_handle_closed);
     pn_admit_close(h);
     uv_close((uv_handle_t *)&h->flush_check, on_handle_closed);

@@ -51,16 +51,12 @@ static void on_log_timer(uv_timer_t *tm) {
 }
 
 void pn_rt_log_limited(pn_rt *rt, int level, const char *key, const char *fmt, ...) {
-    char raw[PN_LOGLINE_MSG_MAX], line[PN_LOGLINE_MSG_MAX];
+    char raw[PN_LOGLINE_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    pn_logline_escape(line, sizeof line, raw);
-    uint64_t now = uv_now(rt->loop);
-    /* Ended windows are summed up first, so their summary precedes this line. */
-    pn_logline_limit_flush(&rt->loglimit, now, rt_emit, rt);
-    if (pn_logline_limit_hit(&rt->loglimit, key, level, line, now)) rt_emit(rt, level, line);
+    pn_logline_limit_write(&rt->loglimit, uv_now(rt->loop), key, level, raw, rt_emit, rt);
     if (!uv_is_active((uv_handle_t *)&rt->log_timer) && !rt->closing)
         uv_timer_start(&rt->log_timer, on_log_timer, rt->loglimit.window_ms, 0);
 }
