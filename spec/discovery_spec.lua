@@ -6,14 +6,6 @@ local peernet = require "peernet"
 local uv = require "luv"
 local N = require "support.net"
 
-local function free_udp_port()
-  local u = uv.new_udp()
-  assert(u:bind("0.0.0.0", 0))
-  local port = u:getsockname().port
-  u:close()
-  return port
-end
-
 local function disc(port, extra)
   local o = { discovery = true, announce_port = port, broadcast = "127.255.255.255",
               announce_v6 = false, announce_interval = 200 }
@@ -22,23 +14,11 @@ local function disc(port, extra)
 end
 
 -- Sends datagrams as a stranger would, to the announce port.
-local function udp_send(port, dgrams, dest)
-  local u = uv.new_udp()
-  assert(u:bind("0.0.0.0", 0))
-  u:set_broadcast(true)
-  local sent = 0
-  for _, d in ipairs(dgrams) do
-    assert(u:send(d, dest or "127.0.0.1", port, function(err) assert(not err, err); sent = sent + 1 end))
-  end
-  assert(N.wait(function() return sent == #dgrams end))
-  u:close()
-end
-
 local function announce(port, key) return peernet.announce.encode(port, key) end
 
 describe("LAN discovery", function()
   it("dials a trusted peer at the address its announce gives, then calls work", function()
-    local port = free_udp_port()
+    local port = N.free_udp_port()
     local ka, kb = N.keys(), N.keys()
     local a = N.host(ka, disc(port, { trust = { kb:public_hex() } }))
     local seen = {}
@@ -57,7 +37,7 @@ describe("LAN discovery", function()
   end)
 
   it("records an untrusted peer as discovered, reports it, and does not dial it", function()
-    local port = free_udp_port()
+    local port = N.free_udp_port()
     local ka, kb = N.keys(), N.keys()
     local a = N.host(ka, disc(port))
     local seen
@@ -87,7 +67,7 @@ describe("LAN discovery", function()
   end)
 
   it("ignores its own announce", function()
-    local port = free_udp_port()
+    local port = N.free_udp_port()
     local a = N.host(N.keys(), disc(port))
     assert(N.wait(function() return a:stats().announces_in >= 2 end))
     local s = a:stats()
@@ -98,7 +78,7 @@ describe("LAN discovery", function()
   end)
 
   it("ignores malformed announces and keeps listening", function()
-    local port = free_udp_port()
+    local port = N.free_udp_port()
     local a = N.host(N.keys(), disc(port, { announce_interval = 60000 }))
     assert(N.wait(function() return a:stats().announces_in >= 1 end)) -- its own, at start
     local k = N.keys():public()
@@ -112,23 +92,23 @@ describe("LAN discovery", function()
       string.rep("\0", 1000),                 -- over the receive buffer
       "",
     }
-    udp_send(port, bad)
+    N.udp_send(port, bad)
     assert(N.wait(function() return a:stats().announces_in >= 1 + #bad end))
     local s = a:stats()
     assert.are.equal(s.announces_in, s.announces_ignored)
     assert.are.same({}, a:peers())
-    udp_send(port, { good })
+    N.udp_send(port, { good })
     assert(N.wait(function() return #a:peers() == 1 end))
     assert.are.equal("127.0.0.1:4040", a:peers()[1].addr)
     N.close(a)
   end)
 
   it("lets several hosts on one machine share the announce port", function()
-    local port = free_udp_port()
+    local port = N.free_udp_port()
     local a = N.host(N.keys(), disc(port, { announce_interval = 60000 }))
     local b = N.host(N.keys(), disc(port, { announce_interval = 60000 }))
     local k = N.keys()
-    udp_send(port, { announce(5555, k:public()) }, "127.255.255.255")
+    N.udp_send(port, { announce(5555, k:public()) }, "127.255.255.255")
     assert(N.wait(function() return a:peer(k:public_hex()) and b:peer(k:public_hex()) end))
     assert.are.equal("discovered", a:peer(k:public_hex()).status)
     assert.are.equal("discovered", b:peer(k:public_hex()).status)
@@ -137,7 +117,7 @@ describe("LAN discovery", function()
   end)
 
   it("remembers at most 256 untrusted keys from announces, forgetting the stalest", function()
-    local port = free_udp_port()
+    local port = N.free_udp_port()
     local a = N.host(N.keys(), disc(port, { announce_interval = 60000 }))
     assert(N.wait(function() return a:stats().announces_in >= 1 end))
     local keys = {}
@@ -146,7 +126,7 @@ describe("LAN discovery", function()
       local batch = {}
       for i = from, from + 49 do batch[#batch + 1] = announce(1000 + i, keys[i]:public()) end
       local before = a:stats().announces_in
-      udp_send(port, batch)
+      N.udp_send(port, batch)
       assert(N.wait(function() return a:stats().announces_in >= before + 50 end))
     end
     assert.are.equal(256, #a:peers())
@@ -157,7 +137,7 @@ describe("LAN discovery", function()
     -- a trusted key leaves the strangers (one slot free) and is never forgotten
     a:trust(keys[45]:public_hex())
     local before = a:stats().announces_in
-    udp_send(port, { announce(9, N.keys():public()), announce(9, N.keys():public()) })
+    N.udp_send(port, { announce(9, N.keys():public()), announce(9, N.keys():public()) })
     assert(N.wait(function() return a:stats().announces_in >= before + 2 end))
     assert.are.equal(257, #a:peers())
     assert.is_true(a:peer(keys[45]:public_hex()).trusted)

@@ -316,26 +316,6 @@ describe("log lines a stranger or a peer can cause", function()
   end)
 end)
 
--- Discovery on a UDP port picked for the spec, as in discovery_spec.lua.
-local function free_udp_port()
-  local u = uv.new_udp()
-  assert(u:bind("0.0.0.0", 0))
-  local port = u:getsockname().port
-  u:close()
-  return port
-end
-
-local function udp_send(port, dgrams)
-  local u = uv.new_udp()
-  assert(u:bind("0.0.0.0", 0))
-  local sent = 0
-  for _, d in ipairs(dgrams) do
-    assert(u:send(d, "127.0.0.1", port, function(err) assert(not err, err); sent = sent + 1 end))
-  end
-  assert(N.wait(function() return sent == #dgrams end))
-  u:close()
-end
-
 -- A TCP listener that counts who dials it and hangs up on them.
 local function trap()
   local t = { dials = 0, tcp = uv.new_tcp() }
@@ -352,7 +332,7 @@ end
 
 describe("a forged announce for a trusted key", function()
   it("does not displace the trust list's address: the host still reaches the real peer", function()
-    local aport = free_udp_port()
+    local aport = N.free_udp_port()
     local ka, kb = N.keys(), N.keys()
     -- b's port, free again until b comes back on it.
     local b0 = N.host(kb)
@@ -366,7 +346,7 @@ describe("a forged announce for a trusted key", function()
     -- Forge while the real peer is down: the forger gets a dial once.
     for _ = 1, 10 do
       local before = stats(a).announces_in
-      udp_send(aport, { forged })
+      N.udp_send(aport, { forged })
       assert(N.wait(function() return stats(a).announces_in > before end))
     end
     assert(N.wait(function() return forger.dials >= 1 end))
@@ -379,7 +359,7 @@ describe("a forged announce for a trusted key", function()
     -- More forging while connected changes nothing.
     for _ = 1, 10 do
       local before = stats(a).announces_in
-      udp_send(aport, { forged })
+      N.udp_send(aport, { forged })
       assert(N.wait(function() return stats(a).announces_in > before end))
     end
     assert.equal("127.0.0.1:" .. bport, a:peer(kb:public_hex()).addr)
@@ -394,14 +374,14 @@ describe("a forged announce for a trusted key", function()
   end)
 
   it("with a fresh port each does not push out the address a handshake proved", function()
-    local aport = free_udp_port()
+    local aport = N.free_udp_port()
     local ka, kb = N.keys(), N.keys()
     local b = N.host(kb, { trust = { ka:public_hex() } })
     local bport = b:port()
     local a = N.host(ka, { discovery = true, announce_port = aport, broadcast = "127.255.255.255",
       announce_v6 = false, announce_interval = 60000, backoff_min = 20, backoff_max = 200 })
     a:trust(kb:public_hex()) -- no configured address: discovery is all a has
-    udp_send(aport, { peernet.announce.encode(bport, kb:public()) })
+    N.udp_send(aport, { peernet.announce.encode(bport, kb:public()) })
     assert(N.wait(function() return a:peer(kb:public_hex()).status == "connected" end))
     -- The real peer goes away; a forger announces its key at a new port
     -- with every datagram (traps that count the dials and hang up).
@@ -417,7 +397,7 @@ describe("a forged announce for a trusted key", function()
         batch[#batch + 1] = peernet.announce.encode(traps[sent % #traps + 1].port, kb:public())
       end
       local before = stats(a).announces_in
-      udp_send(aport, batch)
+      N.udp_send(aport, batch)
       assert(N.wait(function() return stats(a).announces_in >= before + n end))
     end
     local function trap_dials()
@@ -440,22 +420,22 @@ describe("a forged announce for a trusted key", function()
   end)
 
   it("skips a discovered address that answers with another key, and keeps the configured one", function()
-    local aport = free_udp_port()
+    local aport = N.free_udp_port()
     local ka, kb, kx = N.keys(), N.keys(), N.keys()
     local b = N.host(kb, { trust = { ka:public_hex() } })
     local x = N.host(kx, { trust = { ka:public_hex() } }) -- a real host, another key
     local a = N.host(ka, { discovery = true, announce_port = aport, broadcast = "127.255.255.255",
       announce_v6 = false, announce_interval = 60000, backoff_min = 20, backoff_max = 200 })
     a:trust(kb:public_hex()) -- no configured address: discovery is all a has
-    udp_send(aport, { peernet.announce.encode(x:port(), kb:public()) })
+    N.udp_send(aport, { peernet.announce.encode(x:port(), kb:public()) })
     assert(N.wait(function() return #log_lines("discovered address " .. N.addr(x) .. " skipped") == 1 end))
     assert.matches("wrong key", log_lines("discovered address " .. N.addr(x) .. " skipped")[1])
     -- The true announce is then dialled, and the link holds.
-    udp_send(aport, { peernet.announce.encode(b:port(), kb:public()) })
+    N.udp_send(aport, { peernet.announce.encode(b:port(), kb:public()) })
     assert(N.wait(function() return a:peer(kb:public_hex()).status == "connected" end))
     assert.equal(N.addr(b), a:peer(kb:public_hex()).addr)
     local xa, before = stats(x).accepted, stats(a).announces_in
-    udp_send(aport, { peernet.announce.encode(x:port(), kb:public()) })
+    N.udp_send(aport, { peernet.announce.encode(x:port(), kb:public()) })
     assert(N.wait(function() return stats(a).announces_in > before end))
     assert.equal(xa, stats(x).accepted)
     assert.equal(N.addr(b), a:peer(kb:public_hex()).addr)

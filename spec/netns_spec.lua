@@ -16,32 +16,8 @@ local N = require "support.net"
 
 local SCRIPT = H.source_dir .. "/spec/support/nshost.lua"
 
--- Under ASan (build-asan) the spec's environment preloads the sanitizer
--- runtime: ip and sysctl must not get it (their own leaks would abort them),
--- the host processes must.
-local function run(cmd)
-  local p = io.popen("env -u LD_PRELOAD " .. cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
-
-local function must(cmd)
-  local ok, out = run(cmd)
-  assert(ok, cmd .. ": " .. out)
-end
-
--- Can this process make namespaces? Tried for real, once.
-local refused
-do
-  local probe = string.format("pnchk%d", math.random(1, 1e9))
-  local ok, out = run("ip netns add " .. probe)
-  if ok then
-    run("ip netns del " .. probe)
-  else
-    refused = "network namespaces refused here (need root and iproute2): " .. out:gsub("%s+$", "")
-  end
-end
+local NS = require "support.netns"
+local run, must, refused = NS.run, NS.must, NS.refused
 
 local function hex(s) return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end)) end
 

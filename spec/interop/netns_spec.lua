@@ -10,27 +10,8 @@ local C = require "support.cli"
 local E = require "support.elixir"
 local I = require "support.interop"
 
-local function sh(cmd)
-  local p = io.popen("env -u LD_PRELOAD " .. cmd .. " 2>&1")
-  local out = p:read("a")
-  return p:close(), out
-end
-
-local function must(cmd)
-  local ok, out = sh(cmd)
-  assert(ok, cmd .. ": " .. out)
-end
-
-local refused
-do
-  local probe = string.format("pnchk%d", math.random(1, 1e9))
-  local ok, out = sh("ip netns add " .. probe)
-  if ok then
-    sh("ip netns del " .. probe)
-  else
-    refused = "network namespaces refused here (need root and iproute2): " .. out:gsub("%s+$", "")
-  end
-end
+local NS = require "support.netns"
+local sh, must, refused = NS.run, NS.must, NS.refused
 
 describe("UDP discovery with the reference in another network namespace", function()
   if refused then

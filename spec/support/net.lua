@@ -235,4 +235,27 @@ function N.m3_buffering_peer(secret)
   return self
 end
 
+-- A UDP port free right now (for a spec's own announce port).
+function N.free_udp_port()
+  local u = uv.new_udp()
+  assert(u:bind("0.0.0.0", 0))
+  local port = u:getsockname().port
+  u:close()
+  return port
+end
+
+-- Sends each datagram to dest (default 127.0.0.1) on port, and waits until
+-- all have left.
+function N.udp_send(port, dgrams, dest)
+  local u = uv.new_udp()
+  assert(u:bind("0.0.0.0", 0))
+  u:set_broadcast(true)
+  local sent = 0
+  for _, d in ipairs(dgrams) do
+    assert(u:send(d, dest or "127.0.0.1", port, function(err) assert(not err, err); sent = sent + 1 end))
+  end
+  assert(N.wait(function() return sent == #dgrams end))
+  u:close()
+end
+
 return N
