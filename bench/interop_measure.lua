@@ -18,7 +18,6 @@ local N = require "support.net"
 local C = require "support.cli"
 local E = require "support.elixir"
 local I = require "support.interop"
-local dkjson = require "dkjson"
 
 local COUNT = tonumber(os.getenv("INTEROP_N") or "100")
 local RESTARTS = tonumber(os.getenv("INTEROP_RESTARTS") or "5")
@@ -151,13 +150,7 @@ end
 -- ---- duplicate connections -----------------------------------------------------
 
 say("\n## duplicate connections, 400 calls from the reference during each")
-local function host_peer(hh, key)
-  local code, out = I.run(hh, "peers", "--json")
-  if code ~= 0 then return nil end
-  for _, p in ipairs(dkjson.decode(out).peers) do
-    if p.key == key then return p end
-  end
-end
+local host_peer = I.host_peer
 
 local function dup(order, second)
   local port = E.free_port()

@@ -8,7 +8,6 @@ local N = require "support.net"
 local C = require "support.cli"
 local E = require "support.elixir"
 local I = require "support.interop"
-local dkjson = require "dkjson"
 
 local node
 
@@ -23,14 +22,7 @@ after_each(function() C.reap() end)
 
 local function ms_since(t0) return (uv.hrtime() - t0) / 1e6 end
 
--- The host's view of peer key through its control socket.
-local function host_peer(h, key)
-  local code, out = I.run(h, "peers", "--json")
-  if code ~= 0 then return nil end
-  for _, p in ipairs(dkjson.decode(out).peers) do
-    if p.key == key then return p end
-  end
-end
+local host_peer = I.host_peer
 
 local function expose_echo(name)
   node:evalf(":ok = PeerNet.expose(:%s, :echo, fn _from, args -> args end)", name)

@@ -104,30 +104,23 @@ function I.wait_linked(node, name, key)
 end
 
 -- Waits until host h (serving) reports a link to key.
+-- The running serve's view of peer key (its control socket), or nil.
+function I.host_peer(h, key)
+  local code, out = I.run(h, "peers", "--json")
+  if code ~= 0 then return nil end
+  for _, p in ipairs(require("dkjson").decode(out).peers) do
+    if p.key == key then return p end
+  end
+end
+
 -- Waits until h's running serve lists key as trusted: trust add edits the
 -- file, and serve reads it when its watch fires.
 function I.wait_host_trusts(h, key)
-  local dkjson = require "dkjson"
-  return N.wait(function()
-    local code, out = I.run(h, "peers", "--json")
-    if code ~= 0 then return false end
-    for _, p in ipairs(dkjson.decode(out).peers) do
-      if p.key == key and p.trusted then return true end
-    end
-    return false
-  end)
+  return N.wait(function() return (I.host_peer(h, key) or {}).trusted end)
 end
 
 function I.wait_host_linked(h, key)
-  local dkjson = require "dkjson"
-  return N.wait(function()
-    local code, out = I.run(h, "peers", "--json")
-    if code ~= 0 then return false end
-    for _, p in ipairs(dkjson.decode(out).peers) do
-      if p.key == key and p.status == "connected" then return true end
-    end
-    return false
-  end)
+  return N.wait(function() return (I.host_peer(h, key) or {}).status == "connected" end)
 end
 
 -- Instance name calls the echo handler of host key with the Elixir
