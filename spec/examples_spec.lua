@@ -118,17 +118,6 @@ describe("examples: chat.lua between two peernet-host processes", function()
     for _ = 1, 10 do uv.run("nowait") end
   end)
 
-  local function free_port()
-    local t = uv.new_tcp()
-    assert(t:bind("127.0.0.1", 0))
-    local port = t:getsockname().port
-    -- luv 1.44 must not collect a handle whose close is still pending
-    local closed = false
-    t:close(function() closed = true end)
-    N.wait(function() return closed end)
-    return port
-  end
-
   it("lines typed on one side arrive on the other; a line sent to an absent peer is not delivered", function()
     local function data_dir()
       local d = H.tmpdir()
@@ -137,7 +126,7 @@ describe("examples: chat.lua between two peernet-host processes", function()
     end
     local da, ka = data_dir()
     local db, kb = data_dir()
-    local port = free_port()
+    local port = N.free_tcp_port()
     assert.equal(0, (C.run { "--data-dir", da, "trust", "add", kb, "--label", "bob" }))
     assert.equal(0, (C.run { "--data-dir", db, "trust", "add", ka, "--label", "alice",
       "--addr", "127.0.0.1:" .. port }))

@@ -334,10 +334,8 @@ describe("a forged announce for a trusted key", function()
   it("does not displace the trust list's address: the host still reaches the real peer", function()
     local aport = N.free_udp_port()
     local ka, kb = N.keys(), N.keys()
-    -- b's port, free again until b comes back on it.
-    local b0 = N.host(kb)
-    local bport = b0:port()
-    N.close(b0)
+    -- b's port, free until b comes back on it.
+    local bport = N.free_tcp_port()
     local forger = trap()
     local a = N.host(ka, { discovery = true, announce_port = aport, broadcast = "127.255.255.255",
       announce_v6 = false, announce_interval = 60000, backoff_min = 20, backoff_max = 3000 })
@@ -376,8 +374,8 @@ describe("a forged announce for a trusted key", function()
   it("with a fresh port each does not push out the address a handshake proved", function()
     local aport = N.free_udp_port()
     local ka, kb = N.keys(), N.keys()
-    local b = N.host(kb, { trust = { ka:public_hex() } })
-    local bport = b:port()
+    local bport = N.free_tcp_port() -- b comes back on it
+    local b = N.host(kb, { listen = "127.0.0.1:" .. bport, trust = { ka:public_hex() } })
     local a = N.host(ka, { discovery = true, announce_port = aport, broadcast = "127.255.255.255",
       announce_v6 = false, announce_interval = 60000, backoff_min = 20, backoff_max = 200 })
     a:trust(kb:public_hex()) -- no configured address: discovery is all a has

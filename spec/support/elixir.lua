@@ -108,13 +108,7 @@ end
 
 -- A free TCP port on 127.0.0.1 (bound and released: the reference and
 -- `serve` want a fixed port so that a restart comes back where it was).
-function E.free_port()
-  local t = uv.new_tcp()
-  assert(t:bind("127.0.0.1", 0))
-  local port = t:getsockname().port
-  t:close()
-  uv.run("nowait")
-  return port
-end
+-- A port for an instance or a serve (see support.net).
+E.free_port = N.free_tcp_port
 
 return E

@@ -235,13 +235,67 @@ function N.m3_buffering_peer(secret)
   return self
 end
 
--- A UDP port free right now (for a spec's own announce port).
+-- The kernel's ephemeral port range: where port 0 binds and outgoing
+-- connects take their local port from.
+local function ephemeral_range()
+  local f = io.open("/proc/sys/net/ipv4/ip_local_port_range")
+  local lo, hi
+  if f then
+    lo, hi = f:read("l"):match("^(%d+)%s+(%d+)")
+    f:close()
+  end
+  return tonumber(lo) or 32768, tonumber(hi) or 60999
+end
+
+local function random_u16()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local b = f:read(2)
+  f:close()
+  return b:byte(1) * 256 + b:byte(2)
+end
+
+-- A port free right now that nobody else takes by chance: it lies outside
+-- the ephemeral range, where a port 0 bind or an outgoing connect anywhere
+-- on the machine (a spec running in parallel, the host's own redials)
+-- could take it before the spec binds it ("address in use").
+local function free_port(probe)
+  local lo, hi = ephemeral_range()
+  local first, last = 10000, lo - 1
+  if last - first < 1000 then first, last = hi + 1, 65535 end
+  for _ = 1, 100 do
+    local port = first + random_u16() % (last - first + 1)
+    if probe(port) then return port end
+  end
+  error("no free port in " .. first .. "-" .. last)
+end
+
+local function closed(handle)
+  -- luv must not collect a handle whose close is still pending.
+  local done = false
+  handle:close(function() done = true end)
+  N.wait(function() return done end)
+end
+
+-- A TCP port on 127.0.0.1 for a listener a spec starts later (a peer coming
+-- back on its own address).
+function N.free_tcp_port()
+  return free_port(function(port)
+    local t = uv.new_tcp()
+    -- libuv reports "address in use" at listen, not bind.
+    local ok = t:bind("127.0.0.1", port) and t:listen(1, function() end)
+    closed(t)
+    return ok
+  end)
+end
+
+-- A UDP port (for a spec's own announce port).
 function N.free_udp_port()
-  local u = uv.new_udp()
-  assert(u:bind("0.0.0.0", 0))
-  local port = u:getsockname().port
-  u:close()
-  return port
+  return free_port(function(port)
+    local u = uv.new_udp()
+    local ok = u:bind("0.0.0.0", port)
+    closed(u)
+    return ok
+  end)
 end
 
 -- Sends each datagram to dest (default 127.0.0.1) on port, and waits until
