@@ -58,7 +58,7 @@
 #include "core/etf.h"
 #include "core/frame.h"
 #include "core/handshake.h"
-#include "peernet.h"
+#include "peernet/peernet.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

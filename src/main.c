@@ -26,7 +26,7 @@
 
 #include "core/version.h"
 #include "embedded_lua.h"
-#include "script/bind.h"
+#include "luamod/bind.h"
 
 /* A package.searchers entry: require "peernet.cli" finds the embedded copy. */
 static int search_embedded(lua_State *L) {

@@ -23,7 +23,7 @@
 #include "core/handshake.h"
 #include "core/logline.h"
 #include "core/trust.h"
-#include "peernet.h"
+#include "peernet/peernet.h"
 
 #define PN_READ_CHUNK 65536    /* one host-wide read buffer: libuv reads one socket at a time */
 #define PN_REGISTRY_MAX 4096   /* peers the host remembers */

@@ -51,6 +51,7 @@
 #include <sodium.h>
 
 #include "bind.h"
+#include "lua/glue.h"
 #include "core/handshake.h"
 #include "core/noise.h"
 
@@ -87,7 +88,7 @@ static int fail_verify(lua_State *L, lverify *v, pn_err *e) {
     if (e->code == PN_ETRUST && v->err[0])
         pn_err_set(e, PN_ETRUST,
                    "the peer's static key was rejected: the verify function raised: %s", v->err);
-    return pn_lua_fail(L, e);
+    return pn_glue_fail(L, e);
 }
 
 /* ---- trust callback ----------------------------------------------------- */
@@ -204,12 +205,12 @@ static int l_cipher_encrypt(lua_State *L) {
     if (ptlen > CIPHER_PLAINTEXT_MAX) {
         pn_err_set(&e, PN_ETOOBIG, "cipher: plaintext of %zu bytes exceeds %d", ptlen,
                    CIPHER_PLAINTEXT_MAX);
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     out = (uint8_t *)luaL_buffinitsize(L, &b, ptlen + PN_NOISE_TAGLEN);
     if (pn_noise_cipher_encrypt(c, (const uint8_t *)ad, adlen, (const uint8_t *)pt, ptlen, out,
                                 ptlen + PN_NOISE_TAGLEN, &outlen, &e) != 0)
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     luaL_pushresultsize(&b, outlen);
     return 1;
 }
@@ -225,12 +226,12 @@ static int l_cipher_decrypt(lua_State *L) {
     if (ctlen > CIPHER_PLAINTEXT_MAX + PN_NOISE_TAGLEN) {
         pn_err_set(&e, PN_ETOOBIG, "cipher: ciphertext of %zu bytes exceeds %d", ctlen,
                    CIPHER_PLAINTEXT_MAX + PN_NOISE_TAGLEN);
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     out = (uint8_t *)luaL_buffinitsize(L, &b, ctlen);
     if (pn_noise_cipher_decrypt(c, (const uint8_t *)ad, adlen, (const uint8_t *)ct, ctlen, out,
                                 ctlen, &outlen, &e) != 0)
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     luaL_pushresultsize(&b, outlen);
     return 1;
 }
@@ -305,9 +306,9 @@ static int l_noise_new(lua_State *L) {
     lua_pushvalue(L, -2);
     lua_setiuservalue(L, -2, 1);
     u->n = pn_noise_create(role, profile, s, (const uint8_t *)prologue, prologue_len, &e);
-    if (!u->n) return pn_lua_fail(L, &e);
+    if (!u->n) return pn_glue_fail(L, &e);
     if (has_verify) pn_noise_set_verify(u->n, verify_cb, &u->v);
-    if (eph && pn_noise_set_ephemeral(u->n, eph, &e) != 0) return pn_lua_fail(L, &e);
+    if (eph && pn_noise_set_ephemeral(u->n, eph, &e) != 0) return pn_glue_fail(L, &e);
     return 1;
 }
 
@@ -325,7 +326,7 @@ static int l_noise_write(lua_State *L) {
     enter(L, &u->v);
     rc = pn_noise_write_message(u->n, (const uint8_t *)payload, plen, out, cap, &outlen, &e);
     u->v.busy = 0;
-    if (rc) return pn_lua_fail(L, &e);
+    if (rc) return pn_glue_fail(L, &e);
     luaL_pushresultsize(&b, outlen);
     return 1;
 }
@@ -363,7 +364,7 @@ static int l_noise_hash(lua_State *L) {
 static int l_noise_ck(lua_State *L) {
     uint8_t ck[PN_NOISE_HASHLEN];
     pn_err e = {0};
-    if (pn_noise_chaining_key(check_noise(L)->n, ck, &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_noise_chaining_key(check_noise(L)->n, ck, &e) != 0) return pn_glue_fail(L, &e);
     lua_pushlstring(L, (const char *)ck, sizeof ck);
     sodium_memzero(ck, sizeof ck);
     return 1;
@@ -372,7 +373,7 @@ static int l_noise_ck(lua_State *L) {
 static int l_noise_remote(lua_State *L) {
     uint8_t rs[PN_NOISE_KEYLEN];
     pn_err e = {0};
-    if (pn_noise_remote_static(check_noise(L)->n, rs, &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_noise_remote_static(check_noise(L)->n, rs, &e) != 0) return pn_glue_fail(L, &e);
     lua_pushlstring(L, (const char *)rs, sizeof rs);
     return 1;
 }
@@ -381,7 +382,7 @@ static int l_noise_split(lua_State *L) {
     lnoise *u = check_noise(L);
     pn_noise_cipher *tx = push_cipher(L), *rx = push_cipher(L);
     pn_err e = {0};
-    if (pn_noise_split(u->n, tx, rx, &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_noise_split(u->n, tx, rx, &e) != 0) return pn_glue_fail(L, &e);
     return 2;
 }
 
@@ -419,8 +420,8 @@ static int l_hs_new(lua_State *L) {
     lua_pushvalue(L, -2);
     lua_setiuservalue(L, -2, 1);
     u->hs = pn_handshake_create(role, s, verify_cb, &u->v, &e);
-    if (!u->hs) return pn_lua_fail(L, &e);
-    if (eph && pn_handshake_set_ephemeral(u->hs, eph, &e) != 0) return pn_lua_fail(L, &e);
+    if (!u->hs) return pn_glue_fail(L, &e);
+    if (eph && pn_handshake_set_ephemeral(u->hs, eph, &e) != 0) return pn_glue_fail(L, &e);
     return 1;
 }
 
@@ -439,7 +440,7 @@ static int l_hs_write(lua_State *L) {
     enter(L, &u->v);
     rc = pn_handshake_write(u->hs, body, sizeof body, &len, &e);
     u->v.busy = 0;
-    if (rc) return pn_lua_fail(L, &e);
+    if (rc) return pn_glue_fail(L, &e);
     lua_pushlstring(L, (const char *)body, len);
     return 1;
 }
@@ -473,7 +474,7 @@ static int l_hs_hash(lua_State *L) {
 static int l_hs_ck(lua_State *L) {
     uint8_t ck[PN_NOISE_HASHLEN];
     pn_err e = {0};
-    if (pn_handshake_chaining_key(check_hs(L)->hs, ck, &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_handshake_chaining_key(check_hs(L)->hs, ck, &e) != 0) return pn_glue_fail(L, &e);
     lua_pushlstring(L, (const char *)ck, sizeof ck);
     sodium_memzero(ck, sizeof ck);
     return 1;
@@ -482,7 +483,7 @@ static int l_hs_ck(lua_State *L) {
 static int l_hs_remote(lua_State *L) {
     uint8_t rs[PN_NOISE_KEYLEN];
     pn_err e = {0};
-    if (pn_handshake_remote_static(check_hs(L)->hs, rs, &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_handshake_remote_static(check_hs(L)->hs, rs, &e) != 0) return pn_glue_fail(L, &e);
     lua_pushlstring(L, (const char *)rs, sizeof rs);
     return 1;
 }
@@ -497,7 +498,7 @@ static int l_hs_seal(lua_State *L) {
     cap = len <= PN_TRANSPORT_PLAINTEXT_MAX ? len + PN_TRANSPORT_TAG : 0;
     out = (uint8_t *)luaL_buffinitsize(L, &b, cap);
     if (pn_handshake_seal(u->hs, (const uint8_t *)pt, len, out, cap, &outlen, &e) != 0)
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     luaL_pushresultsize(&b, outlen);
     return 1;
 }
@@ -512,7 +513,7 @@ static int l_hs_open(lua_State *L) {
     cap = len <= PN_TRANSPORT_BODY_MAX ? len : 0;
     out = (uint8_t *)luaL_buffinitsize(L, &b, cap);
     if (pn_handshake_open(u->hs, (const uint8_t *)body, len, out, cap, &outlen, &e) != 0)
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     luaL_pushresultsize(&b, outlen);
     return 1;
 }
@@ -583,14 +584,14 @@ void pn_lua_open_noise(lua_State *L) {
     new_class(L, NOISE_MT, noise_methods, l_noise_gc);
     new_class(L, HANDSHAKE_MT, hs_methods, l_hs_gc);
 
-    pn_lua_submodule(L, "noise", noise_fns);
+    pn_glue_submodule(L, "noise", noise_fns);
     lua_getfield(L, -1, "noise");
     lua_pushliteral(L, PN_NOISE_PROTOCOL_NAME);
     lua_setfield(L, -2, "PROTOCOL_NAME");
     lua_pop(L, 1);
     set_int(L, "noise", "MSG_MAX", PN_NOISE_MSG_MAX);
 
-    pn_lua_submodule(L, "handshake", hs_fns);
+    pn_glue_submodule(L, "handshake", hs_fns);
     set_int(L, "handshake", "M1_BODY", PN_HANDSHAKE_M1_BODY);
     set_int(L, "handshake", "M2_BODY", PN_HANDSHAKE_M2_BODY);
     set_int(L, "handshake", "M3_BODY", PN_HANDSHAKE_M3_BODY);

@@ -46,10 +46,11 @@
 #include <string.h>
 
 #include "bind.h"
+#include "lua/glue.h"
 #include "core/keys.h"
 #include "core/logline.h"
-#include "peernet.h"
-#include "value.h"
+#include "peernet/peernet.h"
+#include "lua/value.h"
 
 #define HOST_MT "peernet.host"
 #define REQ_MT "peernet.request"
@@ -98,12 +99,6 @@ static int pcall_tb(lua_State *L, int nargs, int nres) {
     int rc = lua_pcall(L, nargs, nres, base);
     lua_remove(L, base);
     return rc;
-}
-
-static void push_key(lua_State *L, const uint8_t key[PN_KEY_LEN]) {
-    char hex[PN_KEY_HEX_LEN + 1];
-    pn_key_hex(hex, key);
-    lua_pushstring(L, hex);
 }
 
 /* Keys arrive as text on every call; the last one parsed is remembered
@@ -176,7 +171,7 @@ static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], con
     if (lh->event_ref[ev] == LUA_NOREF) return;
     lua_State *L = lh->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lh->event_ref[ev]);
-    push_key(L, key);
+    pn_glue_push_key(L, key);
     if (detail)
         lua_pushstring(L, detail); /* disconnected: why */
     else
@@ -342,7 +337,7 @@ static int l_host_new(lua_State *L) {
         free(lh);
         if (!ok) return luaL_error(L, "host.new: secret (and test_ephemeral) must be 32 raw bytes");
         if (!lh) return luaL_error(L, "out of memory");
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     u->lh = lh;
     pn_host_on_event(lh->h, on_event, lh);
@@ -391,7 +386,7 @@ static int l_host_port(lua_State *L) {
 static int l_host_key(lua_State *L) {
     uint8_t key[PN_KEY_LEN];
     pn_host_public_key(check_host(L)->h, key);
-    push_key(L, key);
+    pn_glue_push_key(L, key);
     return 1;
 }
 
@@ -400,7 +395,7 @@ static int l_host_trust(lua_State *L) {
     uint8_t key[PN_KEY_LEN];
     check_key(L, 2, key);
     pn_err e;
-    if (pn_host_trust(lh->h, key, luaL_optstring(L, 3, NULL), &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_host_trust(lh->h, key, luaL_optstring(L, 3, NULL), &e) != 0) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -408,7 +403,7 @@ static int l_host_trust(lua_State *L) {
 static int l_host_trust_file(lua_State *L) {
     lhost *lh = check_host(L);
     pn_err e;
-    if (pn_host_trust_file(lh->h, luaL_checkstring(L, 2), &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_host_trust_file(lh->h, luaL_checkstring(L, 2), &e) != 0) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -473,7 +468,7 @@ static int dispatch_protected(lua_State *L) {
     pn_err e;
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, hd->fn_ref);
-    push_key(L, pn_request_from(d->req));
+    pn_glue_push_key(L, pn_request_from(d->req));
     if (push_term(L, args, alen, hd->raw, &e) != 0) {
         /* The caller's fault, not the handler's: {error, badarg}. */
         d->badarg = 1;
@@ -535,7 +530,7 @@ static int on_authorize(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *
     if (hd->auth_ref == LUA_NOREF) return 1;
     lua_State *L = hd->lh->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, hd->auth_ref);
-    push_key(L, from);
+    pn_glue_push_key(L, from);
     lua_pushstring(L, name);
     if (pcall_tb(L, 2, 1) != LUA_OK) {
         report(L, "authorize predicate (the call is refused)");
@@ -577,7 +572,7 @@ static int l_host_expose(lua_State *L) {
     pn_err e;
     if (pn_host_expose(lh->h, name, &def, &e) != 0) {
         on_release(hd);
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -706,7 +701,7 @@ static int l_host_call(lua_State *L) {
         }
     }
     pn_etf_buf_free(&b);
-    if (rc != 0) return pn_lua_fail(L, &e);
+    if (rc != 0) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -730,7 +725,7 @@ static int l_host_send(lua_State *L) {
     pn_etf_buf_free(&b);
     if (rc != 0) {
         if (rc == PN_ESTATE) snprintf(e.msg, sizeof e.msg, "not_connected");
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -771,7 +766,7 @@ static int l_host_connect(lua_State *L) {
     if (pn_host_connect(lh->h, key, addr, on_connect_done, cb, &e) != 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, cb->cb_ref);
         free(cb);
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -785,7 +780,7 @@ static int l_host_ping(lua_State *L) {
     const char *nonce = luaL_optlstring(L, 3, NULL, &len);
     if (nonce && len != PN_NONCE_LEN) return luaL_argerror(L, 3, "nonce must be 16 bytes");
     pn_err e;
-    if (pn_host_ping(lh->h, key, (const uint8_t *)nonce, &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_host_ping(lh->h, key, (const uint8_t *)nonce, &e) != 0) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -803,27 +798,9 @@ static int l_host_on(lua_State *L) {
 
 /* ---- registry ---------------------------------------------------------- */
 
-void pn_lua_push_peer(lua_State *L, const pn_peer_info *p) {
-    lua_createtable(L, 0, 7);
-    push_key(L, p->key);
-    lua_setfield(L, -2, "key");
-    lua_pushstring(L, pn_peer_status_name(p->status));
-    lua_setfield(L, -2, "status");
-    lua_pushboolean(L, p->trusted);
-    lua_setfield(L, -2, "trusted");
-    lua_pushstring(L, p->addr);
-    lua_setfield(L, -2, "addr");
-    lua_pushnumber(L, p->last_seen);
-    lua_setfield(L, -2, "last_seen");
-    lua_pushinteger(L, p->connections);
-    lua_setfield(L, -2, "connections");
-    lua_pushboolean(L, p->settling);
-    lua_setfield(L, -2, "settling");
-}
-
 static int add_peer(const pn_peer_info *p, void *ud) {
     lua_State *L = ud;
-    pn_lua_push_peer(L, p);
+    pn_glue_push_peer(L, p);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     return 0;
 }
@@ -841,7 +818,7 @@ static int l_host_peer(lua_State *L) {
     check_key(L, 2, key);
     pn_peer_info p;
     if (pn_host_peer(lh->h, key, &p) != 0) return 0;
-    pn_lua_push_peer(L, &p);
+    pn_glue_push_peer(L, &p);
     return 1;
 }
 
@@ -921,5 +898,5 @@ void pn_lua_open_host(lua_State *L) {
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     static const luaL_Reg fns[] = {{"new", l_host_new}, {NULL, NULL}};
-    pn_lua_submodule(L, "host", fns);
+    pn_glue_submodule(L, "host", fns);
 }

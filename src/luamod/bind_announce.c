@@ -8,6 +8,7 @@
 #include <lua.h>
 
 #include "bind.h"
+#include "lua/glue.h"
 #include "core/announce.h"
 
 static int announce_encode(lua_State *L) {
@@ -28,7 +29,7 @@ static int announce_decode(lua_State *L) {
     uint16_t port;
     uint8_t key[32];
     pn_err e;
-    if (pn_announce_decode(buf, len, &port, key, &e) < 0) return pn_lua_fail(L, &e);
+    if (pn_announce_decode(buf, len, &port, key, &e) < 0) return pn_glue_fail(L, &e);
     lua_pushinteger(L, port);
     lua_pushlstring(L, (const char *)key, sizeof key);
     return 2;
@@ -37,5 +38,5 @@ static int announce_decode(lua_State *L) {
 void pn_lua_open_announce(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"encode", announce_encode}, {"decode", announce_decode}, {NULL, NULL}};
-    pn_lua_submodule(L, "announce", fns);
+    pn_glue_submodule(L, "announce", fns);
 }

@@ -17,7 +17,7 @@
 #include "core/logline.h"
 #include "core/trust.h"
 #include "runtime.h"
-#include "value.h"
+#include "lua/value.h"
 
 /* ---- logging --------------------------------------------------------------- */
 

@@ -32,6 +32,10 @@
  * if missing. The module opener calls it; push/encode do so when needed. */
 void pn_value_init(lua_State *L);
 
+/* Adds atom, tuple, null, is_atom, is_tuple, bigint, is_bigint and etf.*
+ * to the table on top of the stack. */
+void pn_value_open(lua_State *L);
+
 /*
  * Pushes the Lua value of the term (len bytes, no version byte) and returns
  * 0; on malformed input, trailing bytes or colliding map keys it pushes

@@ -10,6 +10,7 @@
 #include <lua.h>
 
 #include "bind.h"
+#include "lua/glue.h"
 #include "core/frame.h"
 
 #define FRAME_MT "peernet.frame_reader"
@@ -50,7 +51,7 @@ static int frame_reader_feed(lua_State *L) {
     lua_Integer i = 0;
     for (;;) {
         int rc = pn_frame_feed(f->r, &p, &n, &fr, &e);
-        if (rc < 0) return pn_lua_fail(L, &e);
+        if (rc < 0) return pn_glue_fail(L, &e);
         if (rc == 0) break;
         lua_pushlstring(L, (const char *)fr.data, fr.len);
         lua_rawseti(L, -2, ++i);
@@ -77,7 +78,7 @@ static int frame_encode(lua_State *L) {
     lua_Integer cap = check_cap(L, 2);
     uint8_t hdr[PN_FRAME_HEADER];
     pn_err e;
-    if (pn_frame_header(hdr, len, (size_t)cap, &e) < 0) return pn_lua_fail(L, &e);
+    if (pn_frame_header(hdr, len, (size_t)cap, &e) < 0) return pn_glue_fail(L, &e);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     luaL_addlstring(&b, (const char *)hdr, sizeof hdr);
@@ -98,5 +99,5 @@ void pn_lua_open_frame(lua_State *L) {
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    pn_lua_submodule(L, "frame", fns);
+    pn_glue_submodule(L, "frame", fns);
 }

@@ -17,7 +17,7 @@
 #include <lua.h>
 #include <string.h>
 
-#include "bind.h"
+#include "glue.h"
 #include "core/pattern.h"
 #include "lpattern.h"
 #include "sandbox.h"
@@ -263,6 +263,10 @@ static int l_gsub(lua_State *L) {
 static const luaL_Reg fns[] = {
     {"find", l_find}, {"match", l_match}, {"gmatch", l_gmatch}, {"gsub", l_gsub}, {NULL, NULL}};
 
+const luaL_Reg *pn_lpattern_functions(void) {
+    return fns;
+}
+
 void pn_lpattern_install(lua_State *L) {
     /* Both the global table and the strings' __index (one table today), so
      * s:find() is bounded as string.find() is. */
@@ -274,13 +278,5 @@ void pn_lpattern_install(lua_State *L) {
         if (lua_getfield(L, -1, "__index") == LUA_TTABLE) luaL_setfuncs(L, fns, 0);
         lua_pop(L, 2);
     }
-    lua_pop(L, 1);
-}
-
-void pn_lua_open_pattern(lua_State *L) {
-    pn_lua_submodule(L, "pattern", fns);
-    lua_getfield(L, -1, "pattern");
-    lua_pushinteger(L, (lua_Integer)PN_PATTERN_STEPS_DEFAULT);
-    lua_setfield(L, -2, "steps_max");
     lua_pop(L, 1);
 }

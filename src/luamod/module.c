@@ -11,25 +11,8 @@
 
 #include "bind.h"
 #include "core/version.h"
-
-int pn_lua_fail(lua_State *L, const pn_err *e) {
-    lua_pushnil(L);
-    lua_pushstring(L, e->msg[0] ? e->msg : pn_err_name(e->code));
-    lua_pushstring(L, pn_err_name(e->code));
-    return 3;
-}
-
-void pn_lua_submodule(lua_State *L, const char *name, const luaL_Reg *fns) {
-    lua_getfield(L, -1, name);
-    if (!lua_istable(L, -1)) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -3, name);
-    }
-    luaL_setfuncs(L, fns, 0);
-    lua_pop(L, 1);
-}
+#include "lua/glue.h"
+#include "lua/value.h"
 
 /* libuv writes to sockets and pipes with write(2): under the default
  * disposition a peer that hangs up kills plain lua5.4 by SIGPIPE instead of
@@ -55,7 +38,7 @@ int luaopen_peernet(lua_State *L) {
     lua_setfield(L, -2, "protocol_version");
     lua_pushstring(L, sodium_version_string());
     lua_setfield(L, -2, "sodium_version");
-    pn_lua_open_value(L);
+    pn_value_open(L);
     pn_lua_open_frame(L);
     pn_lua_open_noise(L);
     pn_lua_open_keys(L);

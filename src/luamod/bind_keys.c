@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "bind.h"
+#include "lua/glue.h"
 #include "core/keys.h"
 
 #define KEYPAIR_MT "peernet.keypair"
@@ -53,7 +54,7 @@ static const uint8_t *check_raw_key(lua_State *L, int idx) {
 static int l_generate(lua_State *L) {
     pn_err e;
     pn_keypair *kp = push_keypair(L);
-    if (pn_keys_generate(kp, &e) != PN_OK) return pn_lua_fail(L, &e);
+    if (pn_keys_generate(kp, &e) != PN_OK) return pn_glue_fail(L, &e);
     return 1;
 }
 
@@ -63,10 +64,10 @@ static int l_from_secret(lua_State *L) {
     pn_err e;
     if (len != PN_KEY_LEN) {
         pn_err_set(&e, PN_EINVAL, "a private key is 32 bytes, got %zu", len);
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     pn_keypair *kp = push_keypair(L);
-    if (pn_keys_from_secret(kp, (const uint8_t *)s, &e) != PN_OK) return pn_lua_fail(L, &e);
+    if (pn_keys_from_secret(kp, (const uint8_t *)s, &e) != PN_OK) return pn_glue_fail(L, &e);
     return 1;
 }
 
@@ -74,7 +75,7 @@ static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     pn_err e;
     pn_keypair *kp = push_keypair(L);
-    if (pn_keys_load(kp, path, &e) != PN_OK) return pn_lua_fail(L, &e);
+    if (pn_keys_load(kp, path, &e) != PN_OK) return pn_glue_fail(L, &e);
     return 1;
 }
 
@@ -83,7 +84,7 @@ static int l_parse(lua_State *L) {
     const char *s = luaL_checklstring(L, 1, &len);
     uint8_t key[PN_KEY_LEN];
     pn_err e;
-    if (pn_key_parse(key, s, len, &e) != PN_OK) return pn_lua_fail(L, &e);
+    if (pn_key_parse(key, s, len, &e) != PN_OK) return pn_glue_fail(L, &e);
     lua_pushlstring(L, (const char *)key, sizeof key);
     return 1;
 }
@@ -148,7 +149,7 @@ static int kp_save(lua_State *L) {
     pn_keypair *kp = check_keypair(L, 1);
     const char *path = luaL_checkstring(L, 2);
     pn_err e;
-    if (pn_keys_save(kp, path, &e) != PN_OK) return pn_lua_fail(L, &e);
+    if (pn_keys_save(kp, path, &e) != PN_OK) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -201,5 +202,5 @@ void pn_lua_open_keys(lua_State *L) {
         lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
-    pn_lua_submodule(L, "keys", keys_fns);
+    pn_glue_submodule(L, "keys", keys_fns);
 }

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "bind.h"
+#include "lua/glue.h"
 #include "core/file.h"
 #include "core/trust.h"
 
@@ -99,7 +100,7 @@ static int l_open(lua_State *L) {
     u->t = NULL;
     luaL_setmetatable(L, STORE_MT);
     int rc = lock ? pn_trust_load_locked(&u->t, path, wait_ms, &e) : pn_trust_load(&u->t, path, &e);
-    if (rc != PN_OK) return pn_lua_fail(L, &e);
+    if (rc != PN_OK) return pn_glue_fail(L, &e);
     return 1;
 }
 
@@ -158,7 +159,7 @@ static int s_add(lua_State *L) {
     if (pn_key_parse(key, text, len, &e) != PN_OK || opt_text(L, 3, "label", &label, &e) != 0 ||
         opt_text(L, 3, "addr", &addr, &e) != 0 || opt_time(L, 3, &added, &e) != 0 ||
         pn_trust_add(t, key, label, addr, added, &e) < 0)
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -169,9 +170,9 @@ static int s_remove(lua_State *L) {
     pn_err e;
     if (!name) {
         pn_err_set(&e, PN_ENOTFOUND, "not in the trust list");
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
-    if (pn_trust_remove(t, name, &e) != PN_OK) return pn_lua_fail(L, &e);
+    if (pn_trust_remove(t, name, &e) != PN_OK) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -207,7 +208,7 @@ static int s_count(lua_State *L) {
 static int s_save(lua_State *L) {
     pn_trust *t = check_store(L, 1);
     pn_err e;
-    if (pn_trust_save(t, &e) != PN_OK) return pn_lua_fail(L, &e);
+    if (pn_trust_save(t, &e) != PN_OK) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -270,5 +271,5 @@ void pn_lua_open_trust(lua_State *L) {
         lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
-    pn_lua_submodule(L, "trust", trust_fns);
+    pn_glue_submodule(L, "trust", trust_fns);
 }

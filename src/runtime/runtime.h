@@ -23,10 +23,10 @@
 #include <lua.h>
 #include <uv.h>
 
-#include "peernet.h"
+#include "peernet/peernet.h"
 #include "core/etf.h"
 #include "core/logline.h"
-#include "sandbox.h"
+#include "lua/sandbox.h"
 
 #define PN_RT_SCRIPT_MAX (1u << 20) /* bytes of one script file */
 #define PN_RT_SCRIPTS_MAX 256       /* files in a handler directory */

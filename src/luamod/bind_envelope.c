@@ -23,8 +23,9 @@
 #include <lua.h>
 
 #include "bind.h"
+#include "lua/glue.h"
 #include "core/envelope.h"
-#include "script/value.h"
+#include "lua/value.h"
 
 #define ENVBUF_MT "peernet.envelope_buf"
 
@@ -45,7 +46,7 @@ static pn_etf_buf *new_buf(lua_State *L) {
 static int push_result(lua_State *L, pn_etf_buf *b, int rc, const pn_err *e) {
     if (rc < 0) {
         pn_etf_buf_free(b);
-        return pn_lua_fail(L, e);
+        return pn_glue_fail(L, e);
     }
     lua_pushlstring(L, (const char *)b->data, b->len);
     pn_etf_buf_free(b);
@@ -82,7 +83,7 @@ static int l_decode(lua_State *L) {
     const uint8_t *p = (const uint8_t *)luaL_checklstring(L, 1, &n);
     pn_envelope env;
     pn_err e;
-    if (pn_envelope_decode(p, n, &env, &e) < 0) return pn_lua_fail(L, &e);
+    if (pn_envelope_decode(p, n, &env, &e) < 0) return pn_glue_fail(L, &e);
     static const char *const kinds[] = {"", "call", "reply", "send", "ping", "pong"};
     lua_createtable(L, 0, 6);
     lua_pushstring(L, kinds[env.kind]);
@@ -197,5 +198,5 @@ void pn_lua_open_envelope(lua_State *L) {
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    pn_lua_submodule(L, "envelope", fns);
+    pn_glue_submodule(L, "envelope", fns);
 }

@@ -28,7 +28,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "bind.h"
+#include "glue.h"
 #include "sandbox.h"
 #include "value.h"
 
@@ -860,7 +860,7 @@ static int l_encode(lua_State *L) {
             pn_err_set(&e, PN_ETOOBIG,
                        "etf: the encoding would not fit in the script's memory (%zu bytes left)",
                        max);
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     lua_pushlstring(L, (const char *)b->data, b->len);
     pn_etf_buf_free(b);
@@ -921,12 +921,12 @@ static int l_decode(lua_State *L) {
     if (n > max) {
         pn_err_set(&e, PN_ETOOBIG, "etf: input of %zu bytes is larger than the limit of %zu", n,
                    max);
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
-    if (pn_etf_strip_version(s, n, &t, &tl, &e) < 0) return pn_lua_fail(L, &e);
-    if (max_terms && check_terms(t, tl, max_terms, &e) < 0) return pn_lua_fail(L, &e);
+    if (pn_etf_strip_version(s, n, &t, &tl, &e) < 0) return pn_glue_fail(L, &e);
+    if (max_terms && check_terms(t, tl, max_terms, &e) < 0) return pn_glue_fail(L, &e);
     lua_settop(L, 2);
-    if (pn_value_push(L, t, tl, exact, &e) < 0) return pn_lua_fail(L, &e);
+    if (pn_value_push(L, t, tl, exact, &e) < 0) return pn_glue_fail(L, &e);
     return 1;
 }
 
@@ -953,7 +953,7 @@ static int l_is_bigint(lua_State *L) {
     return 1;
 }
 
-void pn_lua_open_value(lua_State *L) {
+void pn_value_open(lua_State *L) {
     static const luaL_Reg top[] = {{"atom", l_atom},
                                    {"tuple", l_tuple},
                                    {"is_atom", l_is_atom},
@@ -967,5 +967,5 @@ void pn_lua_open_value(lua_State *L) {
     luaL_setfuncs(L, top, 0);
     lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY);
     lua_setfield(L, -2, "null");
-    pn_lua_submodule(L, "etf", etf);
+    pn_glue_submodule(L, "etf", etf);
 }

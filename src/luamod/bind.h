@@ -15,8 +15,8 @@
 #include <lauxlib.h>
 
 #include "core/err.h"
+#include "lua/glue.h"
 
-void pn_lua_open_value(lua_State *L);    /* atom, tuple, null, etf.encode/decode */
 void pn_lua_open_frame(lua_State *L);    /* frame.reader, frame.encode */
 void pn_lua_open_noise(lua_State *L);    /* noise.*, handshake.* */
 void pn_lua_open_keys(lua_State *L);     /* keys.* */
@@ -35,19 +35,5 @@ void pn_lua_open_mdns(lua_State *L); /* mdns.parse, mdns.build */
 /* The pn_host of the peernet.host object at idx; raises when it is not one
  * or is closed. (The object owns the host: keep it referenced.) */
 struct pn_host *pn_lua_checkhost(lua_State *L, int idx);
-
-/* Pushes a registry entry as a table: key, status, trusted, addr ("" when
- * none), last_seen (0: never), connections. One shape for h:peers() and
- * peernet.peers(). */
-struct pn_peer_info;
-void pn_lua_push_peer(lua_State *L, const struct pn_peer_info *p);
-
-/* Pushes nil, e's message and its code name; returns 3 so a C function can
- * `return` it. */
-int pn_lua_fail(lua_State *L, const pn_err *e);
-
-/* Sets t[name] = a new table of functions, for a sub-module like
- * `peernet.etf`. Leaves the module table on top as it was. */
-void pn_lua_submodule(lua_State *L, const char *name, const luaL_Reg *fns);
 
 #endif

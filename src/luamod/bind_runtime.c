@@ -27,7 +27,8 @@
 #include <string.h>
 
 #include "bind.h"
-#include "runtime.h"
+#include "lua/glue.h"
+#include "runtime/runtime.h"
 
 #define RT_MT "peernet.runtime"
 
@@ -133,7 +134,7 @@ static int l_rt_new(lua_State *L) {
         luaL_unref(L, LUA_REGISTRYINDEX, r->err_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, r->host_ref);
         free(r);
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     *u = r;
     return 1;
@@ -165,7 +166,7 @@ static int l_rt_api(lua_State *L) {
         return 1;
     }
     pn_err e;
-    if (pn_rt_trusted(r->rt, L, &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_rt_trusted(r->rt, L, &e) != 0) return pn_glue_fail(L, &e);
     lua_pushvalue(L, -1);
     r->api_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
@@ -180,7 +181,7 @@ static int l_rt_spawn(lua_State *L) {
         lua_call(L, 1, 0);
     }
     pn_err e;
-    if (pn_rt_spawn(r->rt, L, lua_gettop(L) - 2, &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_rt_spawn(r->rt, L, lua_gettop(L) - 2, &e) != 0) return pn_glue_fail(L, &e);
     return 0;
 }
 
@@ -221,7 +222,7 @@ static int l_rt_load_dir(lua_State *L) {
     lrt *r = check_rt(L);
     const char *dir = luaL_checkstring(L, 2);
     pn_err e;
-    if (pn_rt_watch_dir(r->rt, dir, &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_rt_watch_dir(r->rt, dir, &e) != 0) return pn_glue_fail(L, &e);
     lua_newtable(L);
     int by_path = lua_gettop(L);
     pn_rt_scripts(r->rt, add_handles, L);
@@ -245,7 +246,7 @@ static int l_rt_load_file(lua_State *L) {
     lrt *r = check_rt(L);
     const char *path = luaL_checkstring(L, 2);
     pn_err e;
-    if (pn_rt_load_file(r->rt, path, lua_toboolean(L, 3), &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_rt_load_file(r->rt, path, lua_toboolean(L, 3), &e) != 0) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -340,7 +341,7 @@ static int l_check(lua_State *L) {
     pn_err e;
     pn_host *h = pn_host_new(luv_loop(L), &hc, &e);
     sodium_memzero(secret, sizeof secret);
-    if (!h) return pn_lua_fail(L, &e);
+    if (!h) return pn_glue_fail(L, &e);
     pn_rt_opts o;
     memset(&o, 0, sizeof o);
     o.config_path = config;
@@ -348,7 +349,7 @@ static int l_check(lua_State *L) {
     pn_rt *rt = pn_rt_new(h, luv_loop(L), &o, &e);
     if (!rt) {
         pn_host_close(h, NULL, NULL);
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -396,5 +397,5 @@ void pn_lua_open_runtime(lua_State *L) {
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    pn_lua_submodule(L, "runtime", fns);
+    pn_glue_submodule(L, "runtime", fns);
 }

@@ -16,6 +16,7 @@
 #include <qrencode.h>
 
 #include "bind.h"
+#include "lua/glue.h"
 
 #define QR_QUIET 4
 #define QR_TEXT_MAX 1024 /* far beyond a key; well under QR's 2953-byte limit */
@@ -29,13 +30,13 @@ static int l_qr(lua_State *L) {
     pn_err e;
     if (len == 0 || len > QR_TEXT_MAX) {
         pn_err_set(&e, PN_EINVAL, "qr: text must be 1..%d bytes", QR_TEXT_MAX);
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     QRcode *qr = QRcode_encodeData((int)len, (const unsigned char *)text, 0, level);
     if (!qr) {
         pn_err_set(&e, errno == ENOMEM ? PN_ENOMEM : PN_EINVAL, "qr: cannot encode: %s",
                    strerror(errno));
-        return pn_lua_fail(L, &e);
+        return pn_glue_fail(L, &e);
     }
     int w = qr->width, side = w + 2 * QR_QUIET;
     lua_createtable(L, side, 2);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "bind.h"
+#include "lua/glue.h"
 #include "core/mdns.h"
 
 static const struct {
@@ -113,7 +114,7 @@ static int l_parse(lua_State *L) {
     const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
     pn_mdns_msg *m = lua_newuserdatauv(L, sizeof *m, 0); /* freed by the GC */
     pn_err e;
-    if (pn_mdns_parse(m, buf, len, &e) != 0) return pn_lua_fail(L, &e);
+    if (pn_mdns_parse(m, buf, len, &e) != 0) return pn_glue_fail(L, &e);
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, m->id);
     lua_setfield(L, -2, "id");
@@ -184,7 +185,7 @@ static int l_build(lua_State *L) {
         lua_getfield(L, -1, "unicast");
         q.unicast = lua_toboolean(L, -1);
         lua_pop(L, 2);
-        if (pn_mdns_out_question(&o, &q, &e) != 0) return pn_lua_fail(L, &e);
+        if (pn_mdns_out_question(&o, &q, &e) != 0) return pn_glue_fail(L, &e);
     }
     lua_pop(L, 2);
     if (lua_getfield(L, -1, "records") != LUA_TTABLE) {
@@ -244,7 +245,7 @@ static int l_build(lua_State *L) {
             r.rdlen = (uint16_t)n;
         }
         lua_pop(L, 1);
-        if (pn_mdns_out_record(&o, &r, &e) != 0) return pn_lua_fail(L, &e);
+        if (pn_mdns_out_record(&o, &r, &e) != 0) return pn_glue_fail(L, &e);
     }
     size_t n = pn_mdns_out_finish(&o);
     if (n == 0) return luaL_error(L, "mdns: message could not be built");
@@ -254,5 +255,5 @@ static int l_build(lua_State *L) {
 
 void pn_lua_open_mdns(lua_State *L) {
     static const luaL_Reg fns[] = {{"parse", l_parse}, {"build", l_build}, {NULL, NULL}};
-    pn_lua_submodule(L, "mdns", fns);
+    pn_glue_submodule(L, "mdns", fns);
 }

@@ -21,11 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bind.h"
+#include "lua/glue.h"
 #include "core/keys.h"
 #include "core/trust.h"
 #include "runtime.h"
-#include "value.h"
+#include "lua/value.h"
 
 #define TIMER_MT "peernet.timer"
 /* A handler script's pending after()/every() timers, and the shortest
@@ -81,12 +81,6 @@ static void check_key(lua_State *L, int idx, uint8_t out[PN_KEY_LEN]) {
     const char *text = luaL_checklstring(L, idx, &len);
     pn_err e;
     if (resolve(script(L), text, len, out, &e) != 0) luaL_argerror(L, idx, e.msg);
-}
-
-static void push_key(lua_State *L, const uint8_t key[PN_KEY_LEN]) {
-    char hex[PN_KEY_HEX_LEN + 1];
-    pn_key_hex(hex, key);
-    lua_pushstring(L, hex);
 }
 
 static uint32_t opt_uint(lua_State *L, int idx, const char *field, uint32_t dflt) {
@@ -532,7 +526,7 @@ static int l_timer_gc(lua_State *L) {
 
 static int add_peer(const pn_peer_info *p, void *ud) {
     lua_State *L = ud;
-    pn_lua_push_peer(L, p);
+    pn_glue_push_peer(L, p);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     return 0;
 }
@@ -554,7 +548,7 @@ static int l_resolve(lua_State *L) {
         lua_pushstring(L, e.msg);
         return 2;
     }
-    push_key(L, key);
+    pn_glue_push_key(L, key);
     return 1;
 }
 
@@ -562,7 +556,7 @@ static int l_self(lua_State *L) {
     pn_script *s = script(L);
     uint8_t key[PN_KEY_LEN];
     pn_host_public_key(s->rt->h, key);
-    push_key(L, key);
+    pn_glue_push_key(L, key);
     return 1;
 }
 
@@ -670,7 +664,7 @@ void pn_api_open(lua_State *L, pn_script *s) {
     lua_newtable(L);
     lua_pushvalue(L, hi);
     luaL_setfuncs(L, fns, 1);
-    pn_lua_open_value(L); /* atom, tuple, null, is_atom, is_tuple, etf.* */
+    pn_value_open(L); /* atom, tuple, null, is_atom, is_tuple, etf.* */
     lua_newtable(L);
     lua_pushvalue(L, hi);
     luaL_setfuncs(L, admin, 1);

@@ -1,0 +1,32 @@
+/*
+ * Small pieces both Lua fronts (the peernet module and the script runtime)
+ * share: the failure result and the shape of a peer.
+ */
+#ifndef PN_GLUE_H
+#define PN_GLUE_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "core/err.h"
+#include "core/keys.h"
+
+struct pn_peer_info;
+
+/* Pushes nil, e's message and its code name; returns 3 so a C function can
+ * `return` it. */
+int pn_glue_fail(lua_State *L, const pn_err *e);
+
+/* Pushes a key as lowercase hex. */
+void pn_glue_push_key(lua_State *L, const uint8_t key[PN_KEY_LEN]);
+
+/* Pushes a registry entry as a table: key, status, trusted, addr ("" when
+ * none), last_seen (0: never), connections, settling. One shape for
+ * h:peers() and peernet.peers(). */
+void pn_glue_push_peer(lua_State *L, const struct pn_peer_info *p);
+
+/* Sets t[name] = a new table of functions, for a sub-module like
+ * `peernet.etf`. Leaves the module table on top as it was. */
+void pn_glue_submodule(lua_State *L, const char *name, const luaL_Reg *fns);
+
+#endif
