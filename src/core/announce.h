@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "peernet/err.h"
 
 #define PN_ANNOUNCE_LEN 39
 #define PN_ANNOUNCE_VERSION 1

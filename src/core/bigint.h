@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "peernet/err.h"
 
 #define PN_BIGINT_MAX_BYTES 4096 /* 32768 bits: far beyond any id, hash or key */
 /* Decimal digits of the largest magnitude: ceil(8 * 4096 * log10(2)). */

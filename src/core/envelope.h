@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "peernet/err.h"
 #include "etf.h"
 
 #define PN_ENVELOPE_NONCE 16

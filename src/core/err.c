@@ -1,4 +1,4 @@
-#include "err.h"
+#include "peernet/err.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,31 +23,11 @@ void pn_err_clear(pn_err *e) {
 
 const char *pn_err_name(int code) {
     switch (code) {
-        case PN_OK:
-            return "ok";
-        case PN_EINVAL:
-            return "einval";
-        case PN_ENOMEM:
-            return "enomem";
-        case PN_EIO:
-            return "eio";
-        case PN_ETOOBIG:
-            return "etoobig";
-        case PN_EAUTH:
-            return "eauth";
-        case PN_ETRUST:
-            return "etrust";
-        case PN_ESTATE:
-            return "estate";
-        case PN_EPERM:
-            return "eperm";
-        case PN_ENOTFOUND:
-            return "enotfound";
-        case PN_EEXIST:
-            return "eexist";
-        case PN_ELIMIT:
-            return "elimit";
-        default:
-            return "unknown";
+#define PN_ERR_CASE_(e, v, name, meaning)                                                          \
+    case e:                                                                                        \
+        return name;
+        PN_ERRORS(PN_ERR_CASE_)
+#undef PN_ERR_CASE_
     }
+    return "unknown";
 }

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "bigint.h"
-#include "err.h"
+#include "peernet/err.h"
 
 #define PN_ETF_VERSION 131
 /* Most containers (with at least one element) open at once. The encoder

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "peernet/err.h"
 
 #define PN_FRAME_HEADER 4
 #define PN_FRAME_DEFAULT_CAP 1048576u /* 1 MiB, the Elixir side's limit */

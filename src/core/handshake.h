@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "peernet/err.h"
 #include "noise.h"
 
 #define PN_HANDSHAKE_ETF_HEADER 6 /* 0x83 0x6D u32-BE-length */

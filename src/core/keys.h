@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "peernet/err.h"
 
 #define PN_KEY_LEN 32
 #define PN_KEY_HEX_LEN 64         /* text length, without the NUL */

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "peernet/err.h"
 
 #define PN_MDNS_MSG_MAX 9000     /* RFC 6762 §17: the largest mDNS message */
 #define PN_MDNS_NAME_MAX 255     /* wire form, length bytes and final zero included */

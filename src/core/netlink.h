@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "peernet/err.h"
 
 #define PN_NL_ADDR 1    /* an address was added or removed */
 #define PN_NL_LINK 2    /* an interface went up or down, appeared or left */

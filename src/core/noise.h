@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "peernet/err.h"
 
 #define PN_NOISE_PROTOCOL_NAME "Noise_XX_25519_ChaChaPoly_SHA256"
 #define PN_NOISE_KEYLEN 32  /* X25519 keys, cipher keys */

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "peernet/err.h"
 
 #define PN_PATTERN_CAPTURES_MAX 32 /* captures in one pattern, as Lua's LUA_MAXCAPTURES */
 #define PN_PATTERN_DEPTH_MAX 200   /* nested matches, as Lua's MAXCCALLS */

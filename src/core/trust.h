@@ -36,7 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "peernet/err.h"
 #include "keys.h"
 
 #define PN_TRUST_FILE_MAX (1u << 20) /* bytes in a trust file */

@@ -8,7 +8,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "core/err.h"
+#include "peernet/err.h"
 #include "core/keys.h"
 
 struct pn_peer_info;

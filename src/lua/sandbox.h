@@ -49,7 +49,7 @@
 
 #include <lua.h>
 
-#include "core/err.h"
+#include "peernet/err.h"
 
 #define PN_SANDBOX_MEM_DEFAULT (64u << 20)   /* bytes per script */
 #define PN_SANDBOX_BUDGET_DEFAULT 200000000u /* VM instructions per resume, ~1 s */

@@ -15,7 +15,7 @@
 
 #include <lua.h>
 
-#include "core/err.h"
+#include "peernet/err.h"
 #include "core/etf.h"
 
 #define PN_VALUE_DEFAULT_MAX 1048576u /* bytes; the frame cap, 1 MiB */

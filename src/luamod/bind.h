@@ -14,7 +14,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-#include "core/err.h"
+#include "peernet/err.h"
 #include "lua/glue.h"
 
 void pn_lua_open_frame(lua_State *L);    /* frame.reader, frame.encode */

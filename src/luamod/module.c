@@ -13,6 +13,7 @@
 #include "core/version.h"
 #include "lua/glue.h"
 #include "lua/value.h"
+#include "peernet/peernet.h"
 
 /* libuv writes to sockets and pipes with write(2): under the default
  * disposition a peer that hangs up kills plain lua5.4 by SIGPIPE instead of
@@ -38,6 +39,8 @@ int luaopen_peernet(lua_State *L) {
     lua_setfield(L, -2, "protocol_version");
     lua_pushstring(L, sodium_version_string());
     lua_setfield(L, -2, "sodium_version");
+    lua_pushinteger(L, PN_MS_MAX);
+    lua_setfield(L, -2, "ms_max");
     pn_value_open(L);
     pn_lua_open_frame(L);
     pn_lua_open_noise(L);
