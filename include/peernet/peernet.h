@@ -36,7 +36,7 @@
 #endif
 #define PN_NONCE_LEN 16
 #define PN_DEFAULT_PORT 4040
-#define PN_MS_MAX 86400000u /* longest timeout, interval or sleep any setting takes: one day */
+#define PN_MS_MAX 86400000u  /* longest timeout, interval or sleep any setting takes: one day */
 #define PN_ADDR_TEXT_MAX 260 /* "HOST:PORT" with a 253-byte DNS name, and its NUL */
 #define PN_HANDSHAKE_BURST 8 /* responder handshakes served back to back: about 2 ms of X25519 */
 
