@@ -62,8 +62,10 @@ describe("peernet.host calls", function()
     assert.equal(ka:public_hex(), got[1])
     assert.equal("yo", got[2].text)
     assert.is_nil(got[3])
-    N.spin(50)
-    assert.equal(before, stats(a).frames_in)
+    -- Sentinel: a call's reply is sent after anything the send caused, on
+    -- the same link; it is the only frame a receives.
+    assert.same({ false, "no_such_handle", "remote" }, { N.call(a, kb:public_hex(), "spec_sync", nil) })
+    assert.equal(before + 1, stats(a).frames_in)
   end)
 
   it("is walkie-talkie: call and send to a peer that is not connected fail at once", function()
@@ -135,10 +137,11 @@ describe("peernet.host calls", function()
   end)
 
   it("fails the calls in flight with closed when the connection goes", function()
-    b:expose("hold", function(_, _, req) return req end)
+    local held
+    b:expose("hold", function(_, _, req) held = req return req end)
     local res
     a:call(kb:public_hex(), "hold", 1, function(...) res = { ... } end)
-    N.spin(20)
+    assert(N.wait(function() return held end)) -- the call is being served at b
     b:untrust(ka:public_hex())
     assert(N.wait(function() return res end))
     assert.same({ false, "closed", "closed" }, res)
@@ -149,7 +152,8 @@ describe("peernet.host calls", function()
     a, b, ka, kb = N.pair(nil, { max_calls_in_flight = 2 })
     b:expose("hold", function(_, _, req) return req end)
     local res = {}
-    for i = 1, 3 do a:call(kb:public_hex(), "hold", i, function(...) res[i] = { ... } end, { timeout = 200 }) end
+    -- held calls end when the hosts close; no deadline races the refusal
+    for i = 1, 3 do a:call(kb:public_hex(), "hold", i, function(...) res[i] = { ... } end, { timeout = 60000 }) end
     assert(N.wait(function() return res[3] end))
     assert.same({ false, "overloaded", "remote" }, res[3])
   end)
@@ -275,8 +279,12 @@ describe("peernet.host wire transcript", function()
     assert.equal(F[3].plaintext_etf_hex:sub(-38), hex(chat)) -- the map, as sent
     assert(b:ping(K.initiator_static_pub, string.rep("\0", 16)))
     assert.equal(F[4].wire_hex, hex(raw:frame()))
+    local frames = stats(b).frames_in
     raw:write(unhex(F[5].wire_hex)) -- {pong, <<0::128>>}
-    N.spin(20)
+    assert(N.wait(function() return stats(b).frames_in == frames + 1 end)) -- b has read the pong
+    -- Sentinel: a frame b queues after reading the pong reaches the raw peer.
+    assert(b:ping(K.initiator_static_pub, string.rep("\1", 16)))
+    raw:frame()
     assert.is_false(raw.eof)
     assert.equal("connected", b:peer(K.initiator_static_pub).status)
     assert.equal(0, stats(b).closed_protocol)
@@ -539,7 +547,16 @@ describe("peernet.host liveness and reconnect", function()
     assert(N.connect(a, kb:public_hex(), N.addr(b)))
     N.close(b)
     assert(N.wait(function() return a:peer(kb:public_hex()).status ~= "connected" end))
-    N.spin(150) -- a few redials meet a closed port
+    -- a few redials meet a closed port: each one's failure is logged or,
+    -- past the log's rate limit, counted as suppressed
+    local refused = "closed: connect to 127%.0%.0%.1:" .. port .. ": connection refused"
+    local function failed_dials()
+      local n = 0
+      for _, l in ipairs(N.logs) do n = n + (l:find(refused) and 1 or 0) end
+      return n + stats(a).log_suppressed
+    end
+    local failed = failed_dials()
+    assert(N.wait(function() return failed_dials() >= failed + 3 end))
     b = N.host(kb, { listen = "127.0.0.1:" .. port, trust = { ka:public_hex() } })
     b:expose("echo", function(_, v) return v end)
     assert(N.wait(function() return a:peer(kb:public_hex()).status == "connected" end))
@@ -564,7 +581,10 @@ describe("peernet.host liveness and reconnect", function()
         return stats(a).connections == 1 and stats(b).connections == 1
           and a:peer(kb:public_hex()).status == "connected" and b:peer(ka:public_hex()).status == "connected"
       end))
-      N.spin(40)
+      -- Sentinel: a round trip each way on the link that stayed, after any
+      -- close the tie-break could still send.
+      assert.equal("no_such_handle", select(2, N.call(a, kb:public_hex(), "spec_sync", nil)))
+      assert.equal("no_such_handle", select(2, N.call(b, ka:public_hex(), "spec_sync", nil)))
       assert.equal(1, stats(a).connections)
       assert.equal(1, stats(b).connections)
       assert.same({ "up" }, ev.a)

@@ -200,10 +200,9 @@ describe("the sandbox: task coroutines", function()
   it("lets no script resume or close a handler's coroutine while it waits", function()
     w.script("steal.lua", [[
       local saved
-      peernet.expose("wait", function()
+      peernet.expose("wait", function(from)
         saved = coroutine.running()
-        peernet.sleep(20)
-        peernet.sleep(50)
+        peernet.call(from, "hold") -- waits until the spec lets the caller answer
         return "woke"
       end)
       peernet.expose("steal", function()
@@ -212,16 +211,19 @@ describe("the sandbox: task coroutines", function()
         return { ok, tostring(err), cok, tostring(cerr) }
       end)
     ]])
+    local held
+    w.b:expose("hold", function(_, _, req) held = req return req end)
     w.load()
     local res
     assert(w.b:call(w.akey, "wait", {}, function(...) res = table.pack(...) end))
-    assert(N.wait(function() return w.tasks("steal.lua") == 1 end))
+    assert(N.wait(function() return w.tasks("steal.lua") == 1 and held end))
     local ok, v = w.call("steal", {})
     assert.is_true(ok)
     assert.is_false(v[1])
     assert.matches("belongs to the host", v[2])
     assert.is_false(v[3])
     assert.matches("belongs to the host", v[4])
+    held:reply(true)
     assert(N.wait(function() return res end))
     assert.same({ true, "woke" }, { res[1], res[2] })
   end)
