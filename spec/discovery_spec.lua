@@ -163,7 +163,7 @@ describe("network changes", function()
   it("keep a healthy link: same connection, no disconnected event", function()
     -- A probe deadline short enough to wait out, long enough for a pong on
     -- a busy machine.
-    local PROBE = 300
+    local PROBE = 1000
     local a, b, _, kb = N.pair({ probe_timeout = PROBE })
     b:expose("echo", function(_, x) return x end)
     local gone = 0
