@@ -47,7 +47,7 @@
 
 #include "bind.h"
 #include "lua/glue.h"
-#include "core/keys.h"
+#include "core/key.h"
 #include "core/logline.h"
 #include "peernet/peernet.h"
 #include "lua/value.h"
