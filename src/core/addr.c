@@ -15,6 +15,10 @@ static int is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 
+static int is_hex(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
 static int is_alnum(char c) {
     return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
@@ -98,6 +102,10 @@ static int split(const char *s, size_t len, size_t *host_off, size_t *host_len, 
         }
         if (ip_len == 0 || ip_len > IPV6_TEXT_MAX)
             return pn_err_set(e, PN_EINVAL, "bad address: not a valid IPv6 address");
+        /* inet_pton would stop at a NUL and accept what comes before it. */
+        for (size_t i = 0; i < ip_len; i++)
+            if (!is_hex(s[1 + i]) && s[1 + i] != ':' && s[1 + i] != '.')
+                return pn_err_set(e, PN_EINVAL, "bad address: not a valid IPv6 address");
         memcpy(buf, s + 1, ip_len);
         buf[ip_len] = '\0';
         if (inet_pton(AF_INET6, buf, &a6) != 1)
