@@ -1,6 +1,8 @@
 -- peernet.trust: the hand-editable trust list file.
 local peernet = require "peernet"
 local keys, trust = peernet.keys, peernet.trust
+local A = require "support.addr"
+local MAX = peernet.addr_max
 
 local sh, q, write_file, read_file = H.sh, H.q, H.write_file, H.read_file
 local mode_of, names_in = H.mode_of, H.names_in
@@ -149,6 +151,26 @@ describe("peernet.trust", function()
       assert(t:add(keys.hex(key(21)), {added = "-"}))
       assert.is_nil(t:get(keys.hex(key(21))).added)
     end)
+
+    it("keep addresses up to peernet.addr_max bytes whole, across a save, and refuse longer ones", function()
+      assert.are.equal(259, MAX) -- a 253-byte DNS name, ':' and a 5-digit port
+      assert.are.equal(67, #A.name(67))
+      assert.are.equal(MAX, #A.name(MAX))
+      assert.are.equal(69, #A.v6_zone)
+      local t = assert(trust.open(path))
+      local addrs = {A.name(67), A.name(MAX), A.v6_zone}
+      for i, a in ipairs(addrs) do
+        assert(t:add(keys.hex(key(i)), {addr = a}))
+        assert.are.equal(a, t:get(keys.hex(key(i))).addr)
+      end
+      assert(t:save())
+      local back = assert(trust.open(path))
+      for i, a in ipairs(addrs) do assert.are.equal(a, back:get(keys.hex(key(i))).addr) end
+      local ok, err = t:add(K4, {addr = A.name(MAX + 1)})
+      assert.is_nil(ok)
+      assert.truthy(err:find("address longer than " .. MAX .. " bytes", 1, true), err)
+      assert.is_nil(t:get(K4))
+    end)
   end)
 
   describe("the file a person edits", function()
@@ -216,6 +238,7 @@ describe("peernet.trust", function()
         {K2 .. " a b:1 2024-01-01T00:00:00Z extra", "too many fields"},
         {K2 .. " # " .. string.rep("x", 1100), "longer than 1024 bytes"},
         {K2 .. " a\1b", "control character"},
+        {K2 .. " - " .. A.name(MAX + 1), "address longer than " .. MAX .. " bytes"},
       }
       for i, c in ipairs(cases) do
         write_file(path, good .. c[1] .. "\n" .. K4 .. "\n")
@@ -224,6 +247,13 @@ describe("peernet.trust", function()
         assert.truthy(err:find(path .. ":3:", 1, true), "case " .. i .. ": " .. tostring(err))
         assert.truthy(err:find(c[2], 1, true), "case " .. i .. ": " .. tostring(err))
       end
+    end)
+
+    it("reads a line whose address is peernet.addr_max bytes whole", function()
+      write_file(path, K1 .. " phone " .. A.name(MAX) .. "\n" .. K2 .. " - " .. A.name(67) .. "\n")
+      local t = assert(trust.open(path))
+      assert.are.equal(A.name(MAX), t:get("phone").addr)
+      assert.are.equal(A.name(67), t:get(K2).addr)
     end)
 
     it("reports a key or label listed twice, naming both lines", function()

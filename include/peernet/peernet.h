@@ -29,15 +29,15 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "peernet/addr.h"
 #include "peernet/err.h"
 
 #ifndef PN_KEY_LEN
-#define PN_KEY_LEN 32 /* as in core/keys.h */
+#define PN_KEY_LEN 32 /* as in core/key.h */
 #endif
 #define PN_NONCE_LEN 16
 #define PN_DEFAULT_PORT 4040
 #define PN_MS_MAX 86400000u  /* longest timeout, interval or sleep any setting takes: one day */
-#define PN_ADDR_TEXT_MAX 260 /* "HOST:PORT" with a 253-byte DNS name, and its NUL */
 #define PN_HANDSHAKE_BURST 8 /* responder handshakes served back to back: about 2 ms of X25519 */
 
 typedef struct pn_host pn_host;
@@ -277,9 +277,9 @@ typedef struct pn_peer_info {
     uint8_t key[PN_KEY_LEN];
     pn_peer_status status;
     int trusted;
-    char addr[PN_ADDR_TEXT_MAX]; /* last dialable address, "" when none */
-    double last_seen;            /* Unix time (s) of the last frame received, 0 = never */
-    uint32_t connections;        /* live + handshaking TCP connections to this peer */
+    char addr[PN_ADDR_MAX + 1]; /* last dialable address, "" when none */
+    double last_seen;           /* Unix time (s) of the last frame received, 0 = never */
+    uint32_t connections;       /* live + handshaking TCP connections to this peer */
     /* The live link is one this host dialled and the peer has not yet
      * answered its settle ping: what was sent may still sit unread in the
      * peer's buffer (docs/host.md, "First messages on a dialled link"). */

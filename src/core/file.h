@@ -4,12 +4,16 @@
 #ifndef PN_FILE_H
 #define PN_FILE_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "peernet/err.h"
 
-#define PN_PATH_MAX 4096 /* longest path we build temp names and parents from */
+/* Bytes of every path buffer, NUL included: the longest path we build temp
+ * names and parents from, and room for what realpath(3) writes. */
+#define PN_PATH_MAX 4096
+_Static_assert(PN_PATH_MAX >= PATH_MAX, "a PN_PATH_MAX buffer must hold a realpath result");
 
 /* Crash-safe replacement of path by len bytes of data, shared by the key
  * file and the trust file: the parent directory is created (mode 0700, with

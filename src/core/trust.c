@@ -9,7 +9,6 @@
 #include "trust.h"
 #include "file.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +19,7 @@
 #include <sodium.h>
 
 #define SEGS_MAX (2 * PN_TRUST_ENTRIES_MAX + 2) /* entries with a verbatim run around each */
-#define ZONE_MAX 15                             /* IFNAMSIZ - 1 */
-#define IPV6_TEXT_MAX 45                        /* INET6_ADDRSTRLEN - 1 */
-#define RENDER_MAX (PN_KEY_HEX_LEN + PN_TRUST_LABEL_MAX + PN_TRUST_ADDR_MAX + PN_TRUST_TIME_LEN + 4)
+#define RENDER_MAX (PN_KEY_HEX_LEN + PN_TRUST_LABEL_MAX + PN_ADDR_MAX + PN_UTC_LEN + 4)
 #define QUOTE_MAX 24 /* bytes of an offending token repeated in a message */
 
 static const char header[] =
@@ -111,201 +108,6 @@ int pn_trust_check_label(const char *s, size_t len, pn_err *e) {
     return PN_OK;
 }
 
-static int check_port(const char *s, size_t len, uint16_t *port, pn_err *e) {
-    unsigned v = 0;
-    if (len == 0 || len > 5 || s[0] == '0')
-        return pn_err_set(e, PN_EINVAL, "bad address: the port must be 1..65535");
-    for (size_t i = 0; i < len; i++) {
-        if (!is_digit(s[i]))
-            return pn_err_set(e, PN_EINVAL, "bad address: the port must be 1..65535");
-        v = v * 10 + (unsigned)(s[i] - '0');
-    }
-    if (v > 65535) return pn_err_set(e, PN_EINVAL, "bad address: the port must be 1..65535");
-    if (port) *port = (uint16_t)v;
-    return PN_OK;
-}
-
-static int check_hostname(const char *s, size_t len, pn_err *e) {
-    size_t start = 0;
-    int numeric_last = 1;
-    if (len == 0 || len > PN_TRUST_HOST_MAX)
-        return pn_err_set(e, PN_EINVAL, "bad address: the host must be 1..%d characters",
-                          PN_TRUST_HOST_MAX);
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && s[i] != '.') continue;
-        size_t n = i - start;
-        if (n == 0 || n > 63 || s[start] == '-' || s[i - 1] == '-')
-            return pn_err_set(e, PN_EINVAL, "bad address: '%.*s' is not a valid host name",
-                              (int)(len < QUOTE_MAX ? len : QUOTE_MAX), s);
-        numeric_last = 1;
-        for (size_t j = start; j < i; j++) {
-            if (!is_alnum(s[j]) && s[j] != '-')
-                return pn_err_set(e, PN_EINVAL,
-                                  "bad address: host names use only letters, digits, '-' and "
-                                  "'.' (IPv6 goes in brackets: [::1]:4040)");
-            if (!is_digit(s[j])) numeric_last = 0;
-        }
-        start = i + 1;
-    }
-    /* A name whose last label is all digits can only be an IPv4 address. */
-    if (numeric_last) {
-        char buf[PN_TRUST_HOST_MAX + 1];
-        struct in_addr a4;
-        memcpy(buf, s, len);
-        buf[len] = '\0';
-        if (inet_pton(AF_INET, buf, &a4) != 1)
-            return pn_err_set(e, PN_EINVAL, "bad address: '%.*s' is not a valid IPv4 address",
-                              (int)(len < QUOTE_MAX ? len : QUOTE_MAX), s);
-    }
-    return PN_OK;
-}
-
-/* Parses "[IPv6%zone]" or a host name up to the port: host_off and
- * host_len locate the host without brackets, colon the ':' before the port. */
-static int split_addr(const char *s, size_t len, size_t *host_off, size_t *host_len, size_t *colon,
-                      pn_err *e) {
-    if (len == 0 || len > PN_TRUST_ADDR_MAX)
-        return pn_err_set(e, PN_EINVAL, "bad address: expected HOST:PORT of at most %d characters",
-                          PN_TRUST_ADDR_MAX);
-    if (s[0] == '[') {
-        const char *close = memchr(s, ']', len);
-        if (!close)
-            return pn_err_set(e, PN_EINVAL, "bad address: missing ']' after an IPv6 address");
-        size_t inner = (size_t)(close - s) - 1, ip_len = inner;
-        const char *pct = memchr(s + 1, '%', inner);
-        char buf[IPV6_TEXT_MAX + 1];
-        struct in6_addr a6;
-        if (pct) {
-            ip_len = (size_t)(pct - (s + 1));
-            size_t zlen = inner - ip_len - 1;
-            if (zlen == 0 || zlen > ZONE_MAX)
-                return pn_err_set(e, PN_EINVAL, "bad address: bad IPv6 zone");
-            for (size_t i = 0; i < zlen; i++) {
-                char c = pct[1 + i];
-                if (!is_alnum(c) && c != '.' && c != '_' && c != '-')
-                    return pn_err_set(e, PN_EINVAL, "bad address: bad IPv6 zone");
-            }
-        }
-        if (ip_len == 0 || ip_len > IPV6_TEXT_MAX)
-            return pn_err_set(e, PN_EINVAL, "bad address: not a valid IPv6 address");
-        memcpy(buf, s + 1, ip_len);
-        buf[ip_len] = '\0';
-        if (inet_pton(AF_INET6, buf, &a6) != 1)
-            return pn_err_set(e, PN_EINVAL, "bad address: not a valid IPv6 address");
-        *host_off = 1;
-        *host_len = inner;
-        *colon = (size_t)(close - s) + 1;
-        if (*colon >= len || s[*colon] != ':')
-            return pn_err_set(e, PN_EINVAL, "bad address: expected :PORT after ']'");
-        return PN_OK;
-    }
-    const char *c = memchr(s, ':', len);
-    if (!c) return pn_err_set(e, PN_EINVAL, "bad address: expected HOST:PORT (missing ':PORT')");
-    if (memchr(c + 1, ':', len - (size_t)(c - s) - 1))
-        return pn_err_set(e, PN_EINVAL, "bad address: IPv6 addresses go in brackets: [::1]:4040");
-    *host_off = 0;
-    *host_len = (size_t)(c - s);
-    *colon = (size_t)(c - s);
-    return check_hostname(s, *host_len, e);
-}
-
-int pn_trust_check_addr(const char *s, size_t len, pn_err *e) {
-    size_t off, hlen, colon;
-    int rc = split_addr(s, len, &off, &hlen, &colon, e);
-    if (rc != PN_OK) return rc;
-    return check_port(s + colon + 1, len - colon - 1, NULL, e);
-}
-
-int pn_trust_split_addr(const char *addr, char *host, size_t cap, uint16_t *port, pn_err *e) {
-    size_t len = strlen(addr), off, hlen, colon;
-    int rc = split_addr(addr, len, &off, &hlen, &colon, e);
-    if (rc == PN_OK) rc = check_port(addr + colon + 1, len - colon - 1, port, e);
-    if (rc != PN_OK) return rc;
-    if (hlen >= cap) return pn_err_set(e, PN_ETOOBIG, "host name does not fit the buffer");
-    memcpy(host, addr + off, hlen);
-    host[hlen] = '\0';
-    return PN_OK;
-}
-
-/* ---- time -------------------------------------------------------------- */
-
-/* Days since 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-static int days_in_month(int64_t y, int m) {
-    static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 ? 28 + leap : dm[m - 1];
-}
-
-static int num(const char *s, int n) {
-    int v = 0;
-    for (int i = 0; i < n; i++)
-        v = v * 10 + (s[i] - '0');
-    return v;
-}
-
-int pn_trust_time_parse(const char *s, size_t len, int64_t *out, pn_err *e) {
-    static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
-    if (len != PN_TRUST_TIME_LEN) goto bad;
-    for (size_t i = 0; i < len; i++) {
-        if (shape[i] == 'd' ? !is_digit(s[i]) : s[i] != shape[i]) goto bad;
-    }
-    int y = num(s, 4), mo = num(s + 5, 2), d = num(s + 8, 2);
-    int h = num(s + 11, 2), mi = num(s + 14, 2), sec = num(s + 17, 2);
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-        sec > 59)
-        goto bad;
-    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
-    return PN_OK;
-bad:
-    return pn_err_set(e, PN_EINVAL, "bad time: expected a UTC time like 2024-05-01T12:00:00Z");
-}
-
-#define TIME_MIN (-62135596800LL) /* 0001-01-01T00:00:00Z */
-#define TIME_MAX 253402300799LL   /* 9999-12-31T23:59:59Z */
-
-int pn_trust_time_format(int64_t t, char out[PN_TRUST_TIME_LEN + 1], pn_err *e) {
-    if (t < TIME_MIN || t > TIME_MAX)
-        return pn_err_set(e, PN_EINVAL, "bad time: outside the years 0001..9999");
-    int64_t days = t / 86400, secs = t % 86400, y;
-    int m, d;
-    if (secs < 0) {
-        secs += 86400;
-        days -= 1;
-    }
-    civil_from_days(days, &y, &m, &d);
-    /* Digits by hand: every value is in range, which snprintf cannot know. */
-    const int64_t v[6] = {y, m, d, secs / 3600, secs / 60 % 60, secs % 60};
-    const int pos[6] = {0, 5, 8, 11, 14, 17}, width[6] = {4, 2, 2, 2, 2, 2};
-    memcpy(out, "0000-00-00T00:00:00Z", PN_TRUST_TIME_LEN + 1);
-    for (int i = 0; i < 6; i++) {
-        int64_t x = v[i];
-        for (int j = width[i] - 1; j >= 0; j--, x /= 10)
-            out[pos[i] + j] = (char)('0' + x % 10);
-    }
-    return PN_OK;
-}
-
 /* ---- the store --------------------------------------------------------- */
 
 int pn_trust_new(pn_trust **out, const char *path, pn_err *e) {
@@ -315,7 +117,7 @@ int pn_trust_new(pn_trust **out, const char *path, pn_err *e) {
     t->lock_fd = -1;
     if (path) {
         size_t n = strlen(path);
-        if (n == 0 || n >= 4096) {
+        if (n == 0 || n >= PN_PATH_MAX) {
             free(t);
             return pn_err_set(e, PN_EINVAL, "bad trust file path");
         }
@@ -481,14 +283,14 @@ static int parse_fields(pn_trust_entry *en, const field *f, size_t nf, const cha
         en->label[f[1].len] = '\0';
     }
     if (nf > 2 && !is_dash(f[2])) {
-        if (pn_trust_check_addr(f[2].p, f[2].len, &fe) != PN_OK)
+        if (pn_addr_check(f[2].p, f[2].len, &fe) != PN_OK)
             return pn_err_set(e, PN_EINVAL, "%s:%zu: %s ('%s')", name, line, fe.msg,
                               quote(q, f[2].p, f[2].len));
         memcpy(en->addr, f[2].p, f[2].len);
         en->addr[f[2].len] = '\0';
     }
     if (nf > 3 && !is_dash(f[3])) {
-        if (pn_trust_time_parse(f[3].p, f[3].len, &en->added, &fe) != PN_OK)
+        if (pn_utc_parse(f[3].p, f[3].len, &en->added, &fe) != PN_OK)
             return pn_err_set(e, PN_EINVAL, "%s:%zu: %s ('%s')", name, line, fe.msg,
                               quote(q, f[3].p, f[3].len));
     }
@@ -688,11 +490,11 @@ int pn_trust_changed_on_disk(const pn_trust *t) {
 
 /* The fields of en as a line's content, with trailing absent fields left out. */
 static size_t render(char out[RENDER_MAX + 1], const pn_trust_entry *en) {
-    char hex[PN_KEY_HEX_LEN + 1], ts[PN_TRUST_TIME_LEN + 1] = "-";
+    char hex[PN_KEY_HEX_LEN + 1], ts[PN_UTC_LEN + 1] = "-";
     const char *f[3] = {en->label[0] ? en->label : "-", en->addr[0] ? en->addr : "-", ts};
     int last = 0, n;
     pn_key_hex(hex, en->key);
-    if (en->added != PN_TRUST_NO_TIME) pn_trust_time_format(en->added, ts, NULL);
+    if (en->added != PN_TRUST_NO_TIME) pn_utc_format(en->added, ts, NULL);
     if (en->label[0]) last = 1;
     if (en->addr[0]) last = 2;
     if (en->added != PN_TRUST_NO_TIME) last = 3;
@@ -765,11 +567,11 @@ static int check_opt(const char *s, int (*check)(const char *, size_t, pn_err *)
 
 int pn_trust_add(pn_trust *t, const uint8_t key[PN_KEY_LEN], const char *label, const char *addr,
                  int64_t added, pn_err *e) {
-    char ts[PN_TRUST_TIME_LEN + 1];
+    char ts[PN_UTC_LEN + 1];
     int rc;
     if ((rc = check_opt(label, pn_trust_check_label, e)) != PN_OK) return rc;
-    if ((rc = check_opt(addr, pn_trust_check_addr, e)) != PN_OK) return rc;
-    if (added != PN_TRUST_NO_TIME && (rc = pn_trust_time_format(added, ts, e)) != PN_OK) return rc;
+    if ((rc = check_opt(addr, pn_addr_check, e)) != PN_OK) return rc;
+    if (added != PN_TRUST_NO_TIME && (rc = pn_utc_format(added, ts, e)) != PN_OK) return rc;
 
     size_t idx = t->nents;
     for (size_t i = 0; i < t->nents; i++)

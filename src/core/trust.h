@@ -5,15 +5,16 @@
  *     KEY [LABEL [HOST:PORT [ADDED]]]
  *
  * Fields are separated by spaces or tabs; `-` stands for an absent field.
- *   KEY        the peer's public key in any text form of keys.h (64 hex
+ *   KEY        the peer's public key in any text form of key.h (64 hex
  *              digits, base64 or base64url); lines this module writes use
  *              lowercase hex.
  *   LABEL      1..64 of [A-Za-z0-9._-], a name for the peer, unique in the
  *              file (case-sensitive) and never itself a valid key, so that
  *              "key or label" lookups are unambiguous.
  *   HOST:PORT  where to dial it: a hostname, an IPv4 address or [IPv6]
- *              (an optional %zone inside the brackets), PORT 1..65535.
- *   ADDED      when it was trusted, UTC, exactly YYYY-MM-DDTHH:MM:SSZ.
+ *              (an optional %zone inside the brackets), PORT 1..65535, at
+ *              most PN_ADDR_MAX bytes (addr.h).
+ *   ADDED      when it was trusted, UTC, exactly YYYY-MM-DDTHH:MM:SSZ (utc.h).
  * `#` at the start of a line or after a space or tab starts a comment that
  * runs to the end of the line. Blank lines are fine; CRLF line ends too.
  *
@@ -37,22 +38,21 @@
 #include <stdint.h>
 
 #include "peernet/err.h"
-#include "keys.h"
+#include "addr.h"
+#include "key.h"
+#include "utc.h"
 
 #define PN_TRUST_FILE_MAX (1u << 20) /* bytes in a trust file */
 #define PN_TRUST_LINE_MAX 1024       /* bytes in one line, without its line end */
 #define PN_TRUST_ENTRIES_MAX 4096    /* peers in one store */
 #define PN_TRUST_LABEL_MAX 64
-#define PN_TRUST_HOST_MAX 253           /* a DNS name's text form */
-#define PN_TRUST_ADDR_MAX 259           /* host ":" 65535 with the longest host */
-#define PN_TRUST_TIME_LEN 20            /* YYYY-MM-DDTHH:MM:SSZ */
 #define PN_TRUST_NO_TIME INT64_MIN      /* `added` when the field is absent */
 #define PN_TRUST_FILE_NAME "trust.list" /* suggested name in the data directory */
 
 typedef struct pn_trust_entry {
     uint8_t key[PN_KEY_LEN];
     char label[PN_TRUST_LABEL_MAX + 1]; /* "" when absent */
-    char addr[PN_TRUST_ADDR_MAX + 1];   /* "" when absent; as written, e.g. "[::1]:4040" */
+    char addr[PN_ADDR_MAX + 1];         /* "" when absent; as written, e.g. "[::1]:4040" */
     int64_t added;                      /* Unix seconds, or PN_TRUST_NO_TIME */
 } pn_trust_entry;
 
@@ -132,13 +132,8 @@ const pn_trust_entry *pn_trust_find(const pn_trust *t, const char *key_or_label)
 size_t pn_trust_count(const pn_trust *t);
 const pn_trust_entry *pn_trust_at(const pn_trust *t, size_t i);
 
-/* Field checks and conversions, also for callers validating user input. */
+/* The LABEL check, also for callers validating user input (HOST:PORT is
+ * pn_addr_check, ADDED pn_utc_parse). */
 int pn_trust_check_label(const char *s, size_t len, pn_err *e);
-int pn_trust_check_addr(const char *s, size_t len, pn_err *e);
-/* Splits a checked HOST:PORT: host without brackets into host (cap bytes). */
-int pn_trust_split_addr(const char *addr, char *host, size_t cap, uint16_t *port, pn_err *e);
-int pn_trust_time_parse(const char *s, size_t len, int64_t *out, pn_err *e);
-/* Formats t (year 1..9999) as YYYY-MM-DDTHH:MM:SSZ; PN_EINVAL out of range. */
-int pn_trust_time_format(int64_t t, char out[PN_TRUST_TIME_LEN + 1], pn_err *e);
 
 #endif

@@ -9,7 +9,7 @@
 #include <lua.h>
 
 #include "peernet/err.h"
-#include "core/keys.h"
+#include "core/key.h"
 
 struct pn_peer_info;
 

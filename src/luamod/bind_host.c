@@ -47,7 +47,8 @@
 
 #include "bind.h"
 #include "lua/glue.h"
-#include "core/keys.h"
+#include "core/addr.h"
+#include "core/key.h"
 #include "core/logline.h"
 #include "peernet/peernet.h"
 #include "lua/value.h"
@@ -395,7 +396,11 @@ static int l_host_trust(lua_State *L) {
     uint8_t key[PN_KEY_LEN];
     check_key(L, 2, key);
     pn_err e;
-    if (pn_host_trust(lh->h, key, luaL_optstring(L, 3, NULL), &e) != 0) return pn_glue_fail(L, &e);
+    size_t len;
+    const char *addr = luaL_optlstring(L, 3, NULL, &len);
+    /* The whole Lua string: C would stop at a NUL inside it. */
+    if (addr && pn_addr_check(addr, len, &e) != 0) return pn_glue_fail(L, &e);
+    if (pn_host_trust(lh->h, key, addr, &e) != 0) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -20,7 +20,7 @@
 
 #include "bind.h"
 #include "lua/glue.h"
-#include "core/keys.h"
+#include "core/keypair.h"
 
 #define KEYPAIR_MT "peernet.keypair"
 
@@ -54,7 +54,7 @@ static const uint8_t *check_raw_key(lua_State *L, int idx) {
 static int l_generate(lua_State *L) {
     pn_err e;
     pn_keypair *kp = push_keypair(L);
-    if (pn_keys_generate(kp, &e) != PN_OK) return pn_glue_fail(L, &e);
+    if (pn_keypair_generate(kp, &e) != PN_OK) return pn_glue_fail(L, &e);
     return 1;
 }
 
@@ -67,7 +67,7 @@ static int l_from_secret(lua_State *L) {
         return pn_glue_fail(L, &e);
     }
     pn_keypair *kp = push_keypair(L);
-    if (pn_keys_from_secret(kp, (const uint8_t *)s, &e) != PN_OK) return pn_glue_fail(L, &e);
+    if (pn_keypair_from_secret(kp, (const uint8_t *)s, &e) != PN_OK) return pn_glue_fail(L, &e);
     return 1;
 }
 
@@ -75,7 +75,7 @@ static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     pn_err e;
     pn_keypair *kp = push_keypair(L);
-    if (pn_keys_load(kp, path, &e) != PN_OK) return pn_glue_fail(L, &e);
+    if (pn_keypair_load(kp, path, &e) != PN_OK) return pn_glue_fail(L, &e);
     return 1;
 }
 
@@ -149,7 +149,7 @@ static int kp_save(lua_State *L) {
     pn_keypair *kp = check_keypair(L, 1);
     const char *path = luaL_checkstring(L, 2);
     pn_err e;
-    if (pn_keys_save(kp, path, &e) != PN_OK) return pn_glue_fail(L, &e);
+    if (pn_keypair_save(kp, path, &e) != PN_OK) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }

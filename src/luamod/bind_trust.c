@@ -44,7 +44,7 @@ static pn_trust *check_store(lua_State *L, int idx) {
 }
 
 static void push_entry(lua_State *L, const pn_trust_entry *en) {
-    char hex[PN_KEY_HEX_LEN + 1], ts[PN_TRUST_TIME_LEN + 1];
+    char hex[PN_KEY_HEX_LEN + 1], ts[PN_UTC_LEN + 1];
     lua_createtable(L, 0, 4);
     pn_key_hex(hex, en->key);
     lua_pushstring(L, hex);
@@ -57,7 +57,7 @@ static void push_entry(lua_State *L, const pn_trust_entry *en) {
         lua_pushstring(L, en->addr);
         lua_setfield(L, -2, "addr");
     }
-    if (en->added != PN_TRUST_NO_TIME && pn_trust_time_format(en->added, ts, NULL) == PN_OK) {
+    if (en->added != PN_TRUST_NO_TIME && pn_utc_format(en->added, ts, NULL) == PN_OK) {
         lua_pushstring(L, ts);
         lua_setfield(L, -2, "added");
     }
@@ -138,7 +138,7 @@ static int opt_time(lua_State *L, int opts, int64_t *out, pn_err *e) {
         if (len == 1 && s[0] == '-')
             *out = PN_TRUST_NO_TIME;
         else
-            rc = pn_trust_time_parse(s, len, out, e);
+            rc = pn_utc_parse(s, len, out, e);
     } else if (ty != LUA_TNIL) {
         luaL_error(L, "bad option 'added' (integer or string expected, got %s)",
                    lua_typename(L, ty));

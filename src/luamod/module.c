@@ -41,6 +41,8 @@ int luaopen_peernet(lua_State *L) {
     lua_setfield(L, -2, "sodium_version");
     lua_pushinteger(L, PN_MS_MAX);
     lua_setfield(L, -2, "ms_max");
+    lua_pushinteger(L, PN_ADDR_MAX);
+    lua_setfield(L, -2, "addr_max");
     pn_value_open(L);
     pn_lua_open_frame(L);
     pn_lua_open_noise(L);

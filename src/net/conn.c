@@ -703,9 +703,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 }
 
 int pn_conn_dial(pn_host *h, pn_peer *p, const char *addr, pn_err *e) {
-    char host[PN_ADDR_MAX];
+    char host[PN_ADDR_MAX + 1];
     uint16_t port;
-    if (pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return e->code;
+    if (pn_addr_split(addr, host, sizeof host, &port, e) != 0) return e->code;
     pn_conn *c = conn_new(h, 1, e);
     if (!c) return e->code;
     /* Set before anything can fail: a failure closes c through the host,

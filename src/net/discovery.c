@@ -70,7 +70,7 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
     pn_host *h = d->host;
     uint8_t key[PN_KEY_LEN];
     uint16_t port;
-    char addr[PN_ADDR_MAX];
+    char addr[PN_ADDR_MAX + 1];
     pn_err e;
     if (nread == 0 && !from) return; /* nothing more to read */
     if (nread < 0) {

@@ -212,7 +212,7 @@ static void on_connection(uv_stream_t *server, int status) {
 }
 
 static int bind_listen(pn_host *h, const char *listen, pn_err *e) {
-    char host[PN_ADDR_MAX];
+    char host[PN_ADDR_MAX + 1];
     uint16_t port = PN_DEFAULT_PORT;
     int rc;
     union {
@@ -225,12 +225,12 @@ static int bind_listen(pn_host *h, const char *listen, pn_err *e) {
         uv_ip6_addr("::", port, &sa.in6); /* dual stack: IPv4 arrives mapped */
     } else {
         /* Port 0 (pick a free one) is fine here but never in a dial address. */
-        char tmp[PN_ADDR_MAX];
+        char tmp[PN_ADDR_MAX + 1];
         size_t n = strlen(listen);
         int zero = n >= 2 && n < sizeof tmp && strcmp(listen + n - 2, ":0") == 0;
         snprintf(tmp, sizeof tmp, "%s", listen);
         if (zero) tmp[n - 1] = '1';
-        if (pn_trust_split_addr(tmp, host, sizeof host, &port, e) != 0) return e->code;
+        if (pn_addr_split(tmp, host, sizeof host, &port, e) != 0) return e->code;
         if (zero) port = 0;
         if (uv_ip4_addr(host, port, &sa.in4) != 0 && uv_ip6_addr(host, port, &sa.in6) != 0)
             return pn_err_set(e, PN_EINVAL, "listen address '%s' must be a numeric IP", listen);
@@ -276,7 +276,7 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
         cfg->max_pending_per_source == 0 || cfg->log_window_ms == 0 ||
         cfg->max_calls_in_flight == 0 || cfg->probe_timeout_ms == 0 ||
         (cfg->discovery && (cfg->announce_port == 0 || cfg->announce_interval_ms == 0)) ||
-        (cfg->broadcast && strlen(cfg->broadcast) >= PN_ADDR_MAX)) {
+        (cfg->broadcast && strlen(cfg->broadcast) > PN_ADDR_MAX)) {
         pn_err_set(e, PN_EINVAL,
                    "host: bad setting (frame_cap 64..%d, max_outbuf >= frame_cap + 4, timeouts, "
                    "limits, backoff_min, probe_timeout, announce_port and announce_interval > 0, "
@@ -751,12 +751,12 @@ int pn_host_trust(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, p
 }
 
 int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e) {
-    char host[PN_ADDR_MAX];
+    char host[PN_ADDR_MAX + 1];
     uint16_t port;
     if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
     if (sodium_memcmp(key, h->pub, PN_KEY_LEN) == 0)
         return pn_err_set(e, PN_EINVAL, "that is this host's own key");
-    if (addr && pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return e->code;
+    if (addr && pn_addr_split(addr, host, sizeof host, &port, e) != 0) return e->code;
     pn_peer *p = pn_registry_get(h, key, e);
     if (!p) return e->code;
     stranger_unlink(h, p);
@@ -797,12 +797,12 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
 
 int pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
                             const char *source) {
-    char host[PN_ADDR_MAX], k[17];
+    char host[PN_ADDR_MAX + 1], k[17];
     uint16_t port;
     pn_err e;
     if (h->closing || sodium_memcmp(key, h->pub, PN_KEY_LEN) == 0) return -1;
-    if (strlen(addr) >= PN_ADDR_MAX ||
-        pn_trust_split_addr(addr, host, sizeof host, &port, &e) != 0 || port == 0) {
+    if (strlen(addr) > PN_ADDR_MAX || pn_addr_split(addr, host, sizeof host, &port, &e) != 0 ||
+        port == 0) {
         pn_host_log_limited(h, PN_LOG_DEBUG, "unusable address",
                             "%s: unusable address '%s' for %s… ignored", source, addr,
                             short_key(key, k));
@@ -1215,14 +1215,14 @@ int pn_host_connect(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
                     void *ud, pn_err *e) {
     pn_err local;
     if (!e) e = &local;
-    char host[PN_ADDR_MAX], k[17];
+    char host[PN_ADDR_MAX + 1], k[17];
     uint16_t port;
     if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
     pn_peer *p = pn_registry_find(h, key);
     if (!p || !p->trusted)
         return pn_err_set(e, PN_ETRUST, "key %s… is not trusted: trust it before connecting",
                           short_key(key, k));
-    if (addr && pn_trust_split_addr(addr, host, sizeof host, &port, e) != 0) return e->code;
+    if (addr && pn_addr_split(addr, host, sizeof host, &port, e) != 0) return e->code;
     /* Already connected (the peer dialled us) or dialling: no address needed. */
     if (!addr && !has_address(h, p) && !p->live && !p->dialing)
         return pn_err_set(e, PN_EINVAL, "no address known for %s…", short_key(key, k));

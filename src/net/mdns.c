@@ -53,12 +53,12 @@ typedef struct pn_mdns_known {
     uint8_t key[PN_KEY_LEN];
     char ip[INET6_ADDRSTRLEN + IF_NAMESIZE + 3]; /* "1.2.3.4", "[v6]" or "[fe80::x%if]" */
     int ip_rank;                                 /* 2 * addr_kind() + sender, of ip */
-    char addr[PN_ADDR_MAX];                      /* what was passed to the host, "" when nothing */
+    char addr[PN_ADDR_MAX + 1];                  /* what was passed to the host, "" when nothing */
     int asked;                                   /* ASK_* already sent for it */
     /* Every address passed for it (a better one can follow the first):
      * the host forgets only the address a goodbye names, so the goodbye
      * names each of them. Oldest first. */
-    char gave[PN_MDNS_GAVE_MAX][PN_ADDR_MAX];
+    char gave[PN_MDNS_GAVE_MAX][PN_ADDR_MAX + 1];
     int ngave;
 } pn_mdns_known;
 
@@ -569,7 +569,7 @@ static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct soc
         pn_mdns_known *k = touched[i];
         if (is_ours(m, k)) continue;
         if (k->port && k->has_key && k->ip[0]) {
-            char addr[PN_ADDR_MAX];
+            char addr[PN_ADDR_MAX + 1];
             int n = snprintf(addr, sizeof addr, "%s:%u", k->ip, k->port);
             if (n > 0 && (size_t)n < sizeof addr && strcmp(addr, k->addr) != 0) {
                 snprintf(k->addr, sizeof k->addr, "%s", addr);

@@ -3,7 +3,7 @@
  * connections (conn.c), the admission of inbound handshakes (admit.c), the
  * peer registry (registry.c), outgoing calls and incoming requests
  * (calls.c) and the watched trust file (trustfile.c).
- * Addresses are parsed by pn_trust_split_addr (core/trust.h). The public face
+ * Addresses are parsed by pn_addr_split (core/addr.h). The public face
  * is include/peernet.h.
  *
  * Lifetime: every libuv handle below is owned by an object that is freed
@@ -31,7 +31,6 @@
 #define PN_HANDLER_BUCKETS 64
 #define PN_CALL_BUCKETS 256   /* per connection: outgoing calls by id */
 #define PN_PINGS_MAX 4        /* pings awaiting a pong, per connection */
-#define PN_ADDR_MAX 64        /* "HOST:PORT" as stored in the registry */
 #define PN_OUTBUF_KEEP 262144 /* write buffers larger than this are freed when drained */
 #define PN_DISCOVERED_MAX 256 /* untrusted peers remembered from announces: strangers pick keys */
 #define PN_FOUND_MAX 4        /* discovered addresses kept per peer, beside its configured one */
@@ -80,24 +79,24 @@ typedef struct pn_peer {
      * backoff_min. One that fails or answers with another key is skipped (and its
      * announces ignored) until bad_until, for longer each time it fails
      * again. */
-    char addr[PN_ADDR_MAX]; /* configured, "" when none */
+    char addr[PN_ADDR_MAX + 1]; /* configured, "" when none */
     struct {
-        char addr[PN_ADDR_MAX];
+        char addr[PN_ADDR_MAX + 1];
         uint64_t bad_until; /* uv_now() ms; 0 = good */
         uint32_t fails;     /* in a row: each doubles the skip, from backoff_min to backoff_max */
         int proven;         /* our dial there completed a handshake: pinned, tried first */
     } found[PN_FOUND_MAX];
     int nfound;
-    int cand;                  /* the next candidate to dial: 0 = configured, i + 1 = found[i] */
-    char dialled[PN_ADDR_MAX]; /* the address of the dial in flight */
-    uint64_t announce_dial_ms; /* last dial an announce started: at most one per backoff_min */
-    uint64_t found_new_ms;     /* last address that replaced one: at most one per backoff_min */
-    uint64_t last_seen_ms;     /* uv_now() of the last frame received, 0 = never */
-    pn_conn *live;             /* the one authenticated connection */
-    pn_conn *retired;          /* the one replaced link still draining (conn.c, pn_conn_retire) */
-    uint32_t nreqs;            /* its calls being served, on any connection (closed ones too) */
-    uint32_t nsends;           /* its sends kept by their handler (pn_request_keep), likewise */
-    pn_conn *dialing;          /* our dial in progress, at most one */
+    int cand; /* the next candidate to dial: 0 = configured, i + 1 = found[i] */
+    char dialled[PN_ADDR_MAX + 1]; /* the address of the dial in flight */
+    uint64_t announce_dial_ms;     /* last dial an announce started: at most one per backoff_min */
+    uint64_t found_new_ms;         /* last address that replaced one: at most one per backoff_min */
+    uint64_t last_seen_ms;         /* uv_now() of the last frame received, 0 = never */
+    pn_conn *live;                 /* the one authenticated connection */
+    pn_conn *retired; /* the one replaced link still draining (conn.c, pn_conn_retire) */
+    uint32_t nreqs;   /* its calls being served, on any connection (closed ones too) */
+    uint32_t nsends;  /* its sends kept by their handler (pn_request_keep), likewise */
+    pn_conn *dialing; /* our dial in progress, at most one */
     pn_waiter *waiters;
     uv_timer_t redial;
     uint32_t backoff_ms; /* the next redial delay before jitter */
@@ -137,10 +136,10 @@ struct pn_conn {
     pn_conn_state state;
     int initiator;
     int has_expect;
-    uint8_t expect[PN_KEY_LEN]; /* initiator: the key we dialled */
-    pn_peer *peer;              /* initiator: from the start; responder: once authenticated */
-    char remote[PN_ADDR_MAX];   /* for log lines */
-    char fail[160];             /* why verify refused the peer, for the close reason */
+    uint8_t expect[PN_KEY_LEN];   /* initiator: the key we dialled */
+    pn_peer *peer;                /* initiator: from the start; responder: once authenticated */
+    char remote[PN_ADDR_MAX + 1]; /* for log lines */
+    char fail[160];               /* why verify refused the peer, for the close reason */
 
     /* Inbound, until authenticated (admit.c). */
     pn_conn_stage stage;
@@ -236,7 +235,7 @@ struct pn_host {
     uv_tcp_t listener;
     int listening;
     int port;
-    char listen_ip[PN_ADDR_MAX]; /* the address listened on; "" for every interface */
+    char listen_ip[PN_ADDR_MAX + 1]; /* the address listened on; "" for every interface */
 
     uv_check_t flush_check; /* writes queued in a loop turn leave together, after I/O */
     uv_idle_t flush_idle;   /* keeps poll from blocking while writes wait */
@@ -259,10 +258,10 @@ struct pn_host {
     int dispatching;       /* a handler or predicate is running */
     pn_handler *graveyard; /* revoked meanwhile: released when it returns */
 
-    struct pn_trustfile *trustfile; /* the watched trust list, if any */
-    struct pn_discovery *discovery; /* UDP announces, when cfg.discovery */
-    struct pn_netmon *netmon;       /* network change monitor, when cfg.netmon */
-    char broadcast[PN_ADDR_MAX];    /* cfg.broadcast, copied */
+    struct pn_trustfile *trustfile;  /* the watched trust list, if any */
+    struct pn_discovery *discovery;  /* UDP announces, when cfg.discovery */
+    struct pn_netmon *netmon;        /* network change monitor, when cfg.netmon */
+    char broadcast[PN_ADDR_MAX + 1]; /* cfg.broadcast, copied */
     /* Untrusted peers known from announces, the one heard from last first:
      * at most PN_DISCOVERED_MAX, the tail is forgotten to make room. */
     pn_peer *strangers, *strangers_tail;

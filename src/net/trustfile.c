@@ -11,15 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "net.h"
 
 #define PN_TRUSTFILE_SETTLE_MS 50 /* editors write in steps */
 #define PN_TRUSTFILE_POLL_MS 2000 /* fallback when the watch is not available */
-#define PN_TRUSTFILE_PATH_MAX 4096
 
 typedef struct pn_trustfile {
     pn_host *host;
-    char path[PN_TRUSTFILE_PATH_MAX];
+    char path[PN_PATH_MAX];
     const char *base; /* the file name within path */
     uv_fs_event_t watch;
     uv_fs_poll_t poll;
@@ -83,16 +83,15 @@ int pn_host_trust_file(pn_host *h, const char *path, pn_err *e) {
     if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
     if (h->trustfile) return pn_err_set(e, PN_EEXIST, "a trust file is already watched");
     size_t n = path ? strlen(path) : 0;
-    if (n == 0 || n >= PN_TRUSTFILE_PATH_MAX)
-        return pn_err_set(e, PN_EINVAL, "trust file path must be 1..%d bytes",
-                          PN_TRUSTFILE_PATH_MAX - 1);
+    if (n == 0 || n >= PN_PATH_MAX)
+        return pn_err_set(e, PN_EINVAL, "trust file path must be 1..%d bytes", PN_PATH_MAX - 1);
     int rc = apply(h, path, e);
     if (rc != 0) return rc;
     pn_trustfile *tf = calloc(1, sizeof *tf);
     if (!tf) return pn_err_set(e, PN_ENOMEM, "out of memory");
     tf->host = h;
     memcpy(tf->path, path, n + 1);
-    char dir[PN_TRUSTFILE_PATH_MAX];
+    char dir[PN_PATH_MAX];
     const char *slash = strrchr(tf->path, '/');
     tf->base = slash ? slash + 1 : tf->path;
     if (slash == tf->path)

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "lua/glue.h"
-#include "core/keys.h"
+#include "core/key.h"
 #include "core/trust.h"
 #include "runtime.h"
 #include "lua/value.h"

@@ -80,7 +80,7 @@ static int add_entries(lua_State *L, pn_caps *c, int kind, pn_err *e, const char
     for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
         size_t len;
         const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-        if (!v || len == 0 || len >= PN_RT_PATH_MAX || v[0] != '/' || strlen(v) != len)
+        if (!v || len == 0 || len >= PN_PATH_MAX || v[0] != '/' || strlen(v) != len)
             return pn_err_set(e, PN_EINVAL, "%s: %s[%lld] must be an absolute path", path,
                               cap_names[kind], (long long)i);
         if (c->n[kind] >= PN_CAPS_MAX)
@@ -123,7 +123,7 @@ int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e) {
         free(text);
         return -1;
     }
-    char chunk[PN_RT_PATH_MAX + 2];
+    char chunk[PN_PATH_MAX + 2];
     snprintf(chunk, sizeof chunk, "@%s", path);
     rc = 0;
     if (pn_sandbox_load(L, text, len, chunk) != LUA_OK) {
@@ -178,26 +178,26 @@ static int denied(lua_State *L, const pn_script *s, const char *fn, const char *
 
 /* The canonical path of p for a write: its directory resolved, the last
  * component kept as it is. */
-static int canon_for_write(const char *p, char out[PATH_MAX]) {
+static int canon_for_write(const char *p, char out[PN_PATH_MAX]) {
     const char *slash = strrchr(p, '/');
     if (!slash || slash[1] == '\0' || strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0)
         return -1;
-    char dir[PATH_MAX];
+    char dir[PN_PATH_MAX];
     size_t dl = (size_t)(slash - p);
     if (dl == 0) dl = 1;
     if (dl >= sizeof dir) return -1;
     memcpy(dir, p, dl);
     dir[dl] = '\0';
-    char real[PATH_MAX];
+    char real[PN_PATH_MAX];
     if (!realpath(dir, real)) return -1;
-    int n = snprintf(out, PATH_MAX, "%s/%s", strcmp(real, "/") == 0 ? "" : real, slash + 1);
-    return n > 0 && n < PATH_MAX ? 0 : -1;
+    int n = snprintf(out, PN_PATH_MAX, "%s/%s", strcmp(real, "/") == 0 ? "" : real, slash + 1);
+    return n > 0 && n < PN_PATH_MAX ? 0 : -1;
 }
 
 static int l_read(lua_State *L) {
     pn_script *s = pn_rt_script_of(L);
     const char *p = luaL_checkstring(L, 1);
-    char real[PATH_MAX];
+    char real[PN_PATH_MAX];
     if (!realpath(p, real)) {
         if (!granted(s->caps, CAP_READ, p)) return denied(L, s, "host.read", p);
         lua_pushnil(L);
@@ -236,7 +236,7 @@ static int l_write(lua_State *L) {
     const char *p = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
-    char real[PATH_MAX];
+    char real[PN_PATH_MAX];
     if (canon_for_write(p, real) != 0) {
         if (!granted(s->caps, CAP_WRITE, p)) return denied(L, s, "host.write", p);
         lua_pushnil(L);

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "core/file.h"
-#include "core/keys.h"
+#include "core/key.h"
 #include "core/logline.h"
 #include "core/trust.h"
 #include "runtime.h"
@@ -1261,7 +1261,7 @@ int pn_rt_load_file(pn_rt *rt, const char *path, int admin, pn_err *e) {
     rt->scripts = s;
     lua_pushlightuserdata(L, s);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &script_key);
-    char chunkname[PN_RT_PATH_MAX + 2];
+    char chunkname[PN_PATH_MAX + 2];
     snprintf(chunkname, sizeof chunkname, "@%s", path);
     int rc = pn_caps_for(rt, s, e);
     if (rc == 0) {

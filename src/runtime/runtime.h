@@ -25,6 +25,7 @@
 
 #include "peernet/peernet.h"
 #include "core/etf.h"
+#include "core/file.h"
 #include "core/logline.h"
 #include "lua/sandbox.h"
 
@@ -35,8 +36,7 @@
  * its arguments) left under its cap: it would fail anyway, after an
  * emergency collection of the whole state. */
 #define PN_RT_TASK_HEADROOM (16u << 10)
-#define PN_RT_CAP_GC_MS 1000 /* at the cap, one full collection per script at most this often */
-#define PN_RT_PATH_MAX 1024
+#define PN_RT_CAP_GC_MS 1000  /* at the cap, one full collection per script at most this often */
 #define PN_RT_LOG_MAX 2048    /* bytes of one log line before escaping */
 #define PN_RT_ERRMSG_MAX 1024 /* bytes of a script's error message kept for the log */
 #define PN_RT_ADMIN "beam_admin"

@@ -17,7 +17,7 @@
 #define PN_DIR_POLL_MS 2000
 
 typedef struct dir_file {
-    char path[PN_RT_PATH_MAX];
+    char path[PN_PATH_MAX];
     int admin;
     struct stat st;
     int seen; /* found in the current scan */
@@ -27,7 +27,7 @@ typedef struct dir_file {
 
 struct pn_dir {
     pn_rt *rt;
-    char path[PN_RT_PATH_MAX];
+    char path[PN_PATH_MAX];
     uv_fs_event_t ev[2]; /* the directory and its admin/ */
     int ev_on[2];
     uv_timer_t settle, poll;
@@ -77,7 +77,7 @@ static void scan_one(struct pn_dir *d, const char *dir, int admin) {
      * directory order is what every later rescan sees too. */
     while ((de = readdir(dh)) != NULL) {
         if (!wanted(de->d_name)) continue;
-        char path[PN_RT_PATH_MAX];
+        char path[PN_PATH_MAX];
         if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path) continue;
         struct stat st;
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
@@ -108,7 +108,7 @@ static void scan_one(struct pn_dir *d, const char *dir, int admin) {
 static void rescan(struct pn_dir *d) {
     for (int i = 0; i < d->nfiles; i++)
         d->files[i].seen = 0;
-    char admin[PN_RT_PATH_MAX + 8];
+    char admin[PN_PATH_MAX + 8];
     snprintf(admin, sizeof admin, "%s/admin", d->path);
     /* Admin modules first: handler scripts may use them as they load. */
     scan_one(d, admin, 1);
@@ -157,7 +157,7 @@ int pn_rt_watch_dir(pn_rt *rt, const char *dir, pn_err *e) {
     uv_timer_init(rt->loop, &d->poll);
     d->settle.data = d->poll.data = d;
     d->open = 2;
-    char admin[PN_RT_PATH_MAX + 8];
+    char admin[PN_PATH_MAX + 8];
     snprintf(admin, sizeof admin, "%s/admin", d->path);
     const char *dirs[2] = {d->path, admin};
     for (int i = 0; i < 2; i++) {
