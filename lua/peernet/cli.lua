@@ -8,7 +8,6 @@
 -- os.exit: main.c must get the chance to close the loop cleanly.
 local uv = require "luv"
 local peernet = require "peernet"
-local args_literal = require "peernet.args"
 local format = require "peernet.format"
 local control = require "peernet.control"
 
@@ -551,7 +550,7 @@ local function call_or_send(op)
     end
     local timeout, te = ms_option(o, "timeout", DEFAULT_TIMEOUT_MS)
     if not timeout then return fail("usage", te) end
-    local args, ae = args_literal.encode(o.pos[3] or "nil")
+    local args, ae = peernet.args.encode(o.pos[3] or "nil")
     if not args then return fail("usage", ae) end
     local entry, pe = resolve_peer(p, o.pos[1])
     if not entry then return fail("unreachable", pe) end
