@@ -12,6 +12,14 @@ local function entry_text(en)
   return ("%s  %s  %s  %s"):format(en.key, en.label or "-", en.addr or "-", en.added or "-")
 end
 
+-- Saves the changed list and shows the entry it was about.
+local function save(o, store, en, verb)
+  local saved, se = store:save()
+  if not saved then return fail("failure", se) end
+  output.json_or(o, en, verb .. " " .. entry_text(en))
+  return EXIT.ok
+end
+
 local sub = {}
 
 function sub.add(o, p, store, e)
@@ -24,11 +32,7 @@ function sub.add(o, p, store, e)
   end
   local ok, ae = store:add(o.pos[2], { label = o.label, addr = o.addr })
   if not ok then return fail("usage", ae) end
-  local saved, se = store:save()
-  if not saved then return fail("failure", se) end
-  local en = store:get(o.pos[2])
-  output.json_or(o, en, "trusted " .. entry_text(en))
-  return EXIT.ok
+  return save(o, store, store:get(o.pos[2]), "trusted")
 end
 
 function sub.rm(o, p, store, e)
@@ -38,10 +42,7 @@ function sub.rm(o, p, store, e)
   if not en then return fail("failure", "no peer with key or label '" .. o.pos[2] .. "' in " .. p.trust) end
   local ok, re = store:remove(o.pos[2])
   if not ok then return fail("failure", re) end
-  local saved, se = store:save()
-  if not saved then return fail("failure", se) end
-  output.json_or(o, en, "removed " .. entry_text(en))
-  return EXIT.ok
+  return save(o, store, en, "removed")
 end
 
 function sub.ls(o, _, store, e)
