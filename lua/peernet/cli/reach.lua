@@ -4,7 +4,6 @@
 local peernet = require "peernet"
 local control = require "peernet.control"
 local format = require "peernet.format"
-local datadir = require "peernet.cli.datadir"
 local output = require "peernet.cli.output"
 local task = require "peernet.cli.task"
 
@@ -30,15 +29,6 @@ function M.perform(p, req, short_lived)
   if answer then return answer end
   if kind ~= "no_host" then return nil, EXIT.failure, "control socket: " .. tostring(e) end
   return short_lived()
-end
-
--- A host with this data dir's identity that does not listen.
-function M.short_host(p)
-  local kp, e = datadir.load_identity(p)
-  if not kp then return nil, e end
-  local h, he = peernet.host.new { secret = kp:secret(), listen = false }
-  if not h then return nil, tostring(he) end
-  return h
 end
 
 -- Prints a call's answer (the reply, or why there is none); returns the exit code.

@@ -3,6 +3,7 @@
 local peernet = require "peernet"
 local format = require "peernet.format"
 local datadir = require "peernet.cli.datadir"
+local hosts = require "peernet.cli.hosts"
 local ops = require "peernet.cli.ops"
 local options = require "peernet.cli.options"
 local output = require "peernet.cli.output"
@@ -16,7 +17,7 @@ local M = {}
 -- No host runs on the data dir: a short-lived one dials the peer at
 -- --addr or its trust list address.
 local function short_lived(p, req, entry, peer_name)
-  local h, he = reach.short_host(p)
+  local h, he = hosts.short_lived(p)
   if not h then return nil, EXIT.failure, he end
   h:trust(entry.key)
   if not req.addr and not entry.addr then

@@ -2,6 +2,7 @@
 -- runs, what a short probe finds.
 local format = require "peernet.format"
 local datadir = require "peernet.cli.datadir"
+local hosts = require "peernet.cli.hosts"
 local ops = require "peernet.cli.ops"
 local options = require "peernet.cli.options"
 local output = require "peernet.cli.output"
@@ -39,7 +40,7 @@ end
 -- No host runs: dial every trusted peer that has an address, wait for the
 -- handshakes (each connect answers within timeout, success or not), report.
 local function probe(p, timeout)
-  local h, he = reach.short_host(p)
+  local h, he = hosts.short_lived(p)
   if not h then return nil, EXIT.failure, he end
   local store, se = datadir.open_trust(p)
   if not store then h:close() return nil, EXIT.failure, se end

@@ -4,6 +4,7 @@ local peernet = require "peernet"
 local control = require "peernet.control"
 local format = require "peernet.format"
 local datadir = require "peernet.cli.datadir"
+local hosts = require "peernet.cli.hosts"
 local ops = require "peernet.cli.ops"
 local output = require "peernet.cli.output"
 local signals = require "peernet.cli.signals"
@@ -29,19 +30,9 @@ M.run = {
     if not okr then return fail("failure", re) end
     local chunk, le = loadfile(script, "t")
     if not chunk then return fail("failure", le) end
-    local kp, e = datadir.load_identity(p)
-    if not kp then return fail("failure", e) end
-    if control.probe(p.control) == "alive" then
-      return fail("failure", "a host is already running on " .. p.dir
-        .. " (use `peernet-host call`, or another --data-dir)")
-    end
-    local h, he = peernet.host.new { secret = kp:secret(), listen = o.listen or false, weak = true }
-    if not h then return fail("failure", "cannot start the host: " .. tostring(he)) end
-    local tok, tfe = h:trust_file(p.trust)
-    if not tok then
-      h:close()
-      return fail("failure", "trust list: " .. tostring(tfe))
-    end
+    local h, he = hosts.resident(p, { listen = o.listen or false, weak = true },
+      " (use `peernet-host call`, or another --data-dir)")
+    if not h then return fail("failure", he) end
     local code = EXIT.ok
     local rt, rte = peernet.runtime.new(h, {
       config = datadir.config(p),

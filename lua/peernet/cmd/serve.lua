@@ -4,6 +4,7 @@ local peernet = require "peernet"
 local control = require "peernet.control"
 local format = require "peernet.format"
 local datadir = require "peernet.cli.datadir"
+local hosts = require "peernet.cli.hosts"
 local ops = require "peernet.cli.ops"
 local output = require "peernet.cli.output"
 local signals = require "peernet.cli.signals"
@@ -68,21 +69,11 @@ M.serve = {
   opts = { handlers = "value", listen = "value", ["no-discovery"] = "flag" },
   run = function(o, p)
     if #o.pos > 0 then return fail("usage", "serve takes no arguments") end
-    local kp, e = datadir.load_identity(p)
-    if not kp then return fail("failure", e) end
-    if control.probe(p.control) == "alive" then
-      return fail("failure", "a host is already running on " .. p.dir)
-    end
     -- LAN discovery (UDP announce, mDNS) and the network monitor, unless asked not to.
     local discover = not o["no-discovery"]
-    local h, he = peernet.host.new { secret = kp:secret(), listen = o.listen, discovery = discover,
-      mdns = discover, netmon = discover }
-    if not h then return fail("failure", "cannot start the host: " .. tostring(he)) end
-    local tok, tfe = h:trust_file(p.trust)
-    if not tok then
-      h:close()
-      return fail("failure", "trust list: " .. tostring(tfe))
-    end
+    local h, he = hosts.resident(p, { listen = o.listen, discovery = discover, mdns = discover,
+      netmon = discover })
+    if not h then return fail("failure", he) end
     local listen = (o.listen or DEFAULT_LISTEN):gsub(":%d+$", "") .. ":" .. h:port()
     local info = { mode = "serve", started = uv.now(), listen = listen }
 
