@@ -39,7 +39,8 @@ M.IDLE_MS = 10000
 function M.path(data_dir) return data_dir .. "/control.sock" end
 
 -- Frames are those of the host's links (peernet.frame, src/core/frame.c):
--- the reader refuses a header over its cap before any body byte is kept.
+-- the reader refuses a header over its cap before any body byte is kept,
+-- and with it the whole chunk that holds it.
 local function frame(t)
   local bytes, err = peernet.etf.encode(t, { max = M.MAX_FRAME })
   if not bytes then return nil, err end
