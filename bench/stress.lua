@@ -37,6 +37,7 @@ local build_dir = os.getenv("PN_BUILD_DIR") or (script_dir .. "/../build")
 package.cpath = build_dir .. "/?.so;" .. package.cpath
 
 local peernet = require "peernet"
+peernet.handshake = require("peernet_wire").handshake -- the wire codecs are a module of their own
 local uv = require "luv"
 
 local IDLE_MAX, WORKERS_MAX, SECONDS_MAX, CONNECTS_MAX = 5000, 1000, 600, 10000

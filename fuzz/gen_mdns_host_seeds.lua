@@ -9,6 +9,7 @@
 package.path = "spec/support/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local peernet = require "peernet"
+peernet.mdns = require("peernet_wire").mdns -- the wire codecs are a module of their own
 local D = require "dns_nasty"
 
 local function read(name)

@@ -1,15 +1,16 @@
-# Writes OUT, a C file holding every Lua source of SRC/peernet/ as a
-# byte array, and the table pn_embedded_lua[] that src/main.c searches for
-# require "peernet.NAME". Run by the build (cmake -P), not by hand.
-file(GLOB FILES ${SRC}/peernet/*.lua)
+# Writes OUT, a C file holding every Lua source under SRC/peernet/ (its
+# subfolders too) as a byte array, and the table pn_embedded_lua[] that
+# src/main.c searches for require "peernet.NAME" (peernet/cmd/keys.lua is
+# "peernet.cmd.keys"). Run by the build (cmake -P), not by hand.
+file(GLOB_RECURSE FILES ${SRC}/peernet/*.lua)
 list(SORT FILES)
 set(body "")
 set(table "")
 set(i 0)
 foreach(f ${FILES})
-  file(RELATIVE_PATH rel ${SRC} ${f})            # peernet/cli.lua
+  file(RELATIVE_PATH rel ${SRC} ${f})            # peernet/cmd/keys.lua
   string(REGEX REPLACE "\\.lua$" "" mod ${rel})
-  string(REPLACE "/" "." mod ${mod})             # peernet.cli
+  string(REPLACE "/" "." mod ${mod})             # peernet.cmd.keys
   file(READ ${f} hex HEX)
   string(LENGTH "${hex}" n)
   math(EXPR len "${n} / 2")

@@ -476,6 +476,33 @@ describe("peernet-host run and check", function()
     assert.matches("self\t%x+", out)
   end)
 
+  it("user programs see no wire codec test hooks: not in run scripts, not in peernet.so", function()
+    H.write_file(dir .. "/wire.lua", 'local m = require("peernet")\n'
+      .. 'for _, k in ipairs { "noise", "handshake", "envelope", "announce", "mdns" } do print(k, m[k]) end\n'
+      .. 'print("args", type(m.args), type(peernet.atom))')
+    local code, out, err = C.run(dd(dir, "run", dir .. "/wire.lua"))
+    assert.equal(0, code, err)
+    for _, k in ipairs { "noise", "handshake", "envelope", "announce", "mdns" } do
+      assert.truthy(out:find(k .. "\tnil\n", 1, true), out)
+    end
+    assert.truthy(out:find("args\ttable\tfunction", 1, true), out)
+    local lua = H.sh("command -v lua5.4")
+    assert.equal("nil nil", H.sh(H.q(lua) .. " -e " .. H.q("package.cpath = " .. ("%q"):format(H.build_dir
+      .. "/?.so;" .. package.cpath) .. " local m = require 'peernet' io.write(tostring(m.noise), ' ', "
+      .. "tostring(m.envelope))")))
+  end)
+
+  it("run closes the hosts and runtimes a script leaves open before it exits", function()
+    H.write_file(dir .. "/leave.lua", 'local m = require("peernet")\n'
+      .. 'local h = assert(m.host.new { secret = m.keys.generate():secret(), listen = "127.0.0.1:0", weak = true })\n'
+      .. 'assert(m.runtime.new(h))\n'
+      .. 'print("port", h:port())')
+    local code, out, err = C.run(dd(dir, "run", dir .. "/leave.lua"))
+    assert.equal(0, code, err)
+    assert.matches("port\t%d+", out)
+    assert.equal("", err)
+  end)
+
   it("run prints file:line and a traceback and exits 1 on a script error", function()
     H.write_file(dir .. "/bad.lua", "local x = 1\nerror('boom')\n")
     local code, _, err = C.run(dd(dir, "run", dir .. "/bad.lua"))

@@ -1,7 +1,7 @@
--- The CLI's value plumbing, in process: ARGS literals (lua/peernet/args.lua),
+-- The CLI's value plumbing, in process: ARGS literals (peernet.args, src/luamod/bind_args.c),
 -- the pretty and JSON printers (lua/peernet/format.lua) and peernet.qr.
 local peernet = require "peernet"
-local args = require "peernet.args"
+local args = peernet.args
 local format = require "peernet.format"
 
 local function roundtrip(text)

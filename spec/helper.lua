@@ -12,6 +12,14 @@ package.path = src .. "/lua/?.lua;" .. src .. "/lua/?/init.lua;" .. src .. "/spe
 
 local H = { source_dir = src, build_dir = build }
 
+-- The wire codecs' test bindings (noise, handshake, envelope, announce,
+-- mdns) are a module of their own, build/peernet_wire.so, that user
+-- programs never see; specs find them in `peernet` as before.
+do
+  local peernet = require "peernet"
+  for name, sub in pairs(require "peernet_wire") do peernet[name] = sub end
+end
+
 local vectors_dir = os.getenv("PN_VECTORS") or (src .. "/../shared/vectors")
 
 function H.vector_file(name)

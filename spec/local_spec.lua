@@ -149,6 +149,44 @@ describe("control socket decode bound", function()
     assert.is_nil(a.code)
   end)
 
+  it("requests sent together are answered in order; a bad frame header is answered and closes", function()
+    -- Connects, writes data, reads until the host closes (or n answers
+    -- came); returns the decoded answers.
+    local function exchange(data, n)
+      local pipe = uv.new_pipe(false)
+      local r = peernet.frame.reader(16 * 1024 * 1024)
+      local answers, closed = {}, false
+      pipe:connect(dir .. "/control.sock", function(e)
+        assert.is_nil(e)
+        pipe:write(data)
+        pipe:read_start(function(_, d)
+          if not d then closed = true return end
+          for _, body in ipairs(assert(r:feed(d))) do answers[#answers + 1] = assert(peernet.etf.decode(body)) end
+        end)
+      end)
+      assert.is_true(N.wait(function() return closed or (n and #answers >= n) end))
+      pipe:close()
+      return answers, closed
+    end
+    local answers = exchange(control_frame { op = "status" } .. control_frame { op = "nope" }
+      .. control_frame { op = "peers" }, 3)
+    assert.equal(3, #answers)
+    assert.is_true(answers[1].ok)
+    assert.is_table(answers[1].status)
+    assert.same({ false, "bad_request", "unknown op nope" }, { answers[2].ok, answers[2].kind, answers[2].message })
+    assert.is_true(answers[3].ok)
+    assert.is_table(answers[3].peers)
+    -- A chunk with a header over the cap is refused whole, as the host's
+    -- links refuse it (peernet.frame): one answer, then the close.
+    local closed
+    answers, closed = exchange(control_frame { op = "status" } .. string.pack(">I4", 0xffffffff))
+    assert.is_true(closed)
+    assert.equal(1, #answers)
+    assert.same({ false, "bad_request" }, { answers[1].ok, answers[1].kind })
+    assert.matches("exceeds the cap", answers[1].message)
+    assert.is_nil(a.code)
+  end)
+
   it("peernet.etf.decode takes a terms bound and names it when refusing", function()
     local bytes = assert(peernet.etf.encode { 1, 2, { 3, 4 } })
     assert.same({ 1, 2, { 3, 4 } }, peernet.etf.decode(bytes, { terms = 6 }))

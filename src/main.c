@@ -27,6 +27,7 @@
 #include "core/version.h"
 #include "embedded_lua.h"
 #include "luamod/bind.h"
+#include "luamod/live.h"
 
 /* A package.searchers entry: require "peernet.cli" finds the embedded copy. */
 static int search_embedded(lua_State *L) {
@@ -127,16 +128,27 @@ static void settle(uv_loop_t *loop, int *open) {
     uv_run(loop, UV_RUN_NOWAIT);
 }
 
-static void shutdown_lua(lua_State *L, const char *fn) {
-    lua_pushcfunction(L, traceback);
+static int close_live(lua_State *L) {
+    pn_live_close_all(L);
+    return 0;
+}
+
+/* luv's handles are closed from Lua, so that luv's close callbacks free
+ * their data (cli.close_handles walks the loop). */
+static int close_luv_handles(lua_State *L) {
     lua_getglobal(L, "require");
     lua_pushliteral(L, "peernet.cli");
-    if (lua_pcall(L, 1, 1, -3) != LUA_OK) {
-        lua_pop(L, 2);
-        return;
-    }
-    lua_getfield(L, -1, fn);
-    if (lua_pcall(L, 0, 0, -3) != LUA_OK)
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "close_handles");
+    lua_call(L, 0, 0);
+    return 0;
+}
+
+/* Runs one shutdown step protected: a failure is reported, exit goes on. */
+static void shutdown_step(lua_State *L, lua_CFunction step) {
+    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, step);
+    if (lua_pcall(L, 0, 0, -2) != LUA_OK)
         fprintf(stderr, "peernet-host: while shutting down: %s\n", lua_tostring(L, -1));
     lua_settop(L, 0);
 }
@@ -174,14 +186,15 @@ int main(int argc, char **argv) {
         code = (int)lua_tointeger(L, -1);
     lua_settop(L, 0);
 
-    /* Hosts first (their handles are not luv's: uv.walk must not see them
-     * open), then whatever luv handles a script left behind. */
+    /* Hosts and runtimes first, through the registry their constructors
+     * fill (luamod/live.h): their handles are not luv's, and uv.walk must
+     * not see them open. Then whatever luv handles a script left behind. */
     int open;
     lua_gc(L, LUA_GCCOLLECT);
-    shutdown_lua(L, "close_hosts");
+    shutdown_step(L, close_live);
     settle(&loop, &open);
     if (open > 0) {
-        shutdown_lua(L, "close_handles");
+        shutdown_step(L, close_luv_handles);
         settle(&loop, &open);
     }
     lua_close(L);

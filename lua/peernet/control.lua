@@ -38,36 +38,13 @@ M.IDLE_MS = 10000
 
 function M.path(data_dir) return data_dir .. "/control.sock" end
 
--- Accumulates stream bytes and hands out whole frames. Chunks are joined
--- only once a whole frame is there, so a big frame costs linear time.
-local function reader(max)
-  local chunks, size = {}, 0
-  local r = {}
-  function r.push(data)
-    chunks[#chunks + 1] = data
-    size = size + #data
-  end
-  -- Returns a frame body, or nil (need more), or false, err (bad length).
-  function r.next()
-    if size < 4 then return nil end
-    if #chunks[1] < 4 then chunks = { table.concat(chunks) } end
-    local len = string.unpack(">I4", chunks[1])
-    if len > max then return false, ("frame of %d bytes is over the limit of %d"):format(len, max) end
-    if size < 4 + len then return nil end
-    local buf = table.concat(chunks)
-    local rest = buf:sub(5 + len)
-    chunks, size = { rest }, #rest
-    if rest == "" then chunks = {} end
-    return buf:sub(5, 4 + len)
-  end
-  function r.size() return size end
-  return r
-end
-
+-- Frames are those of the host's links (peernet.frame, src/core/frame.c):
+-- the reader refuses a header over its cap before any body byte is kept,
+-- and with it the whole chunk that holds it.
 local function frame(t)
   local bytes, err = peernet.etf.encode(t, { max = M.MAX_FRAME })
   if not bytes then return nil, err end
-  return string.pack(">s4", bytes)
+  return peernet.frame.encode(bytes, M.MAX_FRAME)
 end
 
 local function safe_close(h)
@@ -124,11 +101,16 @@ function M.serve(path, handle, opts)
     end
   end
 
+  -- Requests are answered in the order they came, one at a time; a bad
+  -- frame after them is answered (and the connection closed) in its turn.
   function process(c)
     if c.busy or c.pipe:is_closing() then return end
-    local body, ferr = c.reader.next()
-    if body == false then return answer(c, { ok = false, kind = "bad_request", message = ferr }, true) end
-    if not body then return end
+    local body = table.remove(c.queue, 1)
+    if not body then
+      if c.bad then answer(c, { ok = false, kind = "bad_request", message = c.bad }, true) end
+      return
+    end
+    c.queued = c.queued - 4 - #body
     c.timer:stop()
     local req, derr = peernet.etf.decode(body, { max = M.MAX_FRAME, terms = M.MAX_REQUEST_TERMS })
     if type(req) ~= "table" or type(req.op) ~= "string" then
@@ -153,18 +135,30 @@ function M.serve(path, handle, opts)
     local cp = uv.new_pipe(false)
     if not pipe:accept(cp) then cp:close() return end
     if nclients >= M.MAX_CLIENTS then cp:close() return end
-    local c = { pipe = cp, timer = uv.new_timer(), reader = reader(M.MAX_REQUEST) }
+    local c = { pipe = cp, timer = uv.new_timer(), reader = peernet.frame.reader(M.MAX_REQUEST),
+      queue = {}, queued = 0 }
     if opts.weak then cp:unref() c.timer:unref() end
     clients[c] = true
     nclients = nclients + 1
     arm(c)
     cp:read_start(function(rerr, data)
       if rerr or not data then return drop(c) end
-      if c.reader.size() + #data > M.MAX_REQUEST + 4 then
+      if c.bad then return end
+      -- Bytes held, whole requests waiting their turn included.
+      if c.reader:buffered() + c.queued + #data > M.MAX_REQUEST + 4 then
         cp:read_stop() -- one answer, then the connection closes
         return answer(c, { ok = false, kind = "bad_request", message = "request too large" }, true)
       end
-      c.reader.push(data)
+      local bodies, ferr = c.reader:feed(data)
+      if bodies then
+        for _, body in ipairs(bodies) do
+          c.queue[#c.queue + 1] = body
+          c.queued = c.queued + 4 + #body
+        end
+      else
+        cp:read_stop()
+        c.bad = ferr
+      end
       process(c)
     end)
   end)
@@ -210,7 +204,7 @@ function M.request(path, req, timeout_ms, cb)
   if not data then return cb(nil, ferr, "bad_request") end
   local p = uv.new_pipe(false)
   local timer = uv.new_timer()
-  local r = reader(M.MAX_FRAME)
+  local r = peernet.frame.reader(M.MAX_FRAME)
   local finished = false
   local function finish(...)
     if finished then return end
@@ -225,9 +219,9 @@ function M.request(path, req, timeout_ms, cb)
     p:write(data)
     p:read_start(function(rerr, chunk)
       if rerr or not chunk then return finish(nil, "the running host closed the control connection", "closed") end
-      r.push(chunk)
-      local body, berr = r.next()
-      if body == false then return finish(nil, berr, "closed") end
+      local bodies, berr = r:feed(chunk)
+      if not bodies then return finish(nil, berr, "closed") end
+      local body = bodies[1]
       if not body then return end
       local t, derr = peernet.etf.decode(body, { max = M.MAX_FRAME, terms = M.MAX_ANSWER_TERMS })
       if type(t) ~= "table" then return finish(nil, "bad answer: " .. tostring(derr), "closed") end

@@ -1,6 +1,6 @@
 -- How the CLI prints values, for people (pretty) and for programs (JSON).
 --
--- pretty(v): a Lua literal in ARGS syntax (lua/peernet/args.lua), so what a
+-- pretty(v): a Lua literal in ARGS syntax (peernet.args), so what a
 -- call prints can be pasted back as ARGS: atom"ok", tuple(...), null,
 -- map{} for an empty map, bigint"..." beyond int64, strings with escapes
 -- for bytes that are not printable UTF-8. Keys are sorted.

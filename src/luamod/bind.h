@@ -17,20 +17,18 @@
 #include "peernet/err.h"
 #include "lua/glue.h"
 
-void pn_lua_open_frame(lua_State *L);    /* frame.reader, frame.encode */
-void pn_lua_open_noise(lua_State *L);    /* noise.*, handshake.* */
-void pn_lua_open_keys(lua_State *L);     /* keys.* */
-void pn_lua_open_trust(lua_State *L);    /* trust.* */
-void pn_lua_open_announce(lua_State *L); /* announce.* */
-void pn_lua_open_host(lua_State *L);     /* host.new: a host on luv's loop */
-void pn_lua_open_envelope(lua_State *L); /* envelope.decode, envelope.call, ... */
-void pn_lua_open_runtime(lua_State *L);  /* runtime.new, runtime.check: the script runtime */
-void pn_lua_open_qr(lua_State *L);       /* qr: a QR code as rows of booleans */
-void pn_lua_open_pattern(lua_State *L);  /* pattern.find/match/gmatch/gsub: bounded Lua patterns */
+void pn_lua_open_frame(lua_State *L);   /* frame.reader, frame.encode */
+void pn_lua_open_keys(lua_State *L);    /* keys.* */
+void pn_lua_open_trust(lua_State *L);   /* trust.* */
+void pn_lua_open_host(lua_State *L);    /* host.new: a host on luv's loop */
+void pn_lua_open_runtime(lua_State *L); /* runtime.new, runtime.check: the script runtime */
+void pn_lua_open_qr(lua_State *L);      /* qr: a QR code as rows of booleans */
+void pn_lua_open_pattern(lua_State *L); /* pattern.find/match/gmatch/gsub: bounded Lua patterns */
+void pn_lua_open_args(lua_State *L);    /* args.parse, args.encode: ARGS in the C sandbox */
 
-/* require "peernet": the module table (peernet.so, or linked into peernet-host). */
+/* require "peernet": the module table (peernet.so, or linked into peernet-host).
+ * The wire codecs' test bindings are a module of their own (wire/wire.h). */
 LUAMOD_API int luaopen_peernet(lua_State *L);
-void pn_lua_open_mdns(lua_State *L); /* mdns.parse, mdns.build */
 
 /* The pn_host of the peernet.host object at idx; raises when it is not one
  * or is closed. (The object owns the host: keep it referenced.) */

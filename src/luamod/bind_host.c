@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "bind.h"
+#include "live.h"
 #include "lua/glue.h"
 #include "core/addr.h"
 #include "core/key.h"
@@ -354,6 +355,7 @@ static int l_host_new(lua_State *L) {
         }
         lua_pop(L, 1);
     }
+    pn_live_add(L, -1, PN_LIVE_HOST);
     return 1;
 }
 

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "bind.h"
+#include "live.h"
 #include "lua/glue.h"
 #include "runtime/runtime.h"
 
@@ -137,6 +138,7 @@ static int l_rt_new(lua_State *L) {
         return pn_glue_fail(L, &e);
     }
     *u = r;
+    pn_live_add(L, -1, PN_LIVE_RUNTIME);
     return 1;
 }
 

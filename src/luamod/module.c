@@ -45,15 +45,12 @@ int luaopen_peernet(lua_State *L) {
     lua_setfield(L, -2, "addr_max");
     pn_value_open(L);
     pn_lua_open_frame(L);
-    pn_lua_open_noise(L);
     pn_lua_open_keys(L);
     pn_lua_open_trust(L);
-    pn_lua_open_announce(L);
     pn_lua_open_host(L);
-    pn_lua_open_envelope(L);
     pn_lua_open_runtime(L);
     pn_lua_open_qr(L);
-    pn_lua_open_mdns(L);
     pn_lua_open_pattern(L);
+    pn_lua_open_args(L);
     return 1;
 }

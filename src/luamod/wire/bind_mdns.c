@@ -19,7 +19,7 @@
 #include <lua.h>
 #include <string.h>
 
-#include "bind.h"
+#include "wire.h"
 #include "lua/glue.h"
 #include "core/mdns.h"
 

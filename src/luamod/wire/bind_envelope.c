@@ -22,7 +22,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "bind.h"
+#include "wire.h"
 #include "lua/glue.h"
 #include "core/envelope.h"
 #include "lua/value.h"

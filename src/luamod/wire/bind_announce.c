@@ -7,7 +7,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "bind.h"
+#include "wire.h"
 #include "lua/glue.h"
 #include "core/announce.h"
 

@@ -50,7 +50,7 @@
 
 #include <sodium.h>
 
-#include "bind.h"
+#include "wire.h"
 #include "lua/glue.h"
 #include "core/handshake.h"
 #include "core/noise.h"

@@ -1,0 +1,222 @@
+/*
+ * peernet.args: the ARGS of `peernet-host call/send` (docs/cli.md), a Lua
+ * expression evaluated in a sandboxed state of its own (lua/sandbox.h)
+ * whose only names are the value constructors of docs/values.md, so every
+ * ETF term can be written: atom"ok", tuple(1, 2), null, map{},
+ * bigint"18446744073709551615". Strings have no methods there
+ * (("x"):rep(1e9) would allocate in one instruction).
+ *
+ *   peernet.args.parse(text)  --> true, value | false, "ARGS: message"
+ *   peernet.args.encode(text) --> ETF bytes (with the version byte) | nil, "ARGS: message"
+ *   peernet.args.MAX_TEXT     -- bytes of text accepted
+ *
+ * The text comes from a command line: at most PN_ARGS_TEXT_MAX bytes, a
+ * text chunk, PN_ARGS_STEPS VM instructions and PN_ARGS_MEM_MAX bytes. The
+ * value crosses from the sandbox to the caller as its ETF encoding, so what
+ * parse returns is what the peer would decode (atoms stay atoms).
+ */
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "bind.h"
+#include "lua/sandbox.h"
+#include "lua/value.h"
+
+#define PN_ARGS_TEXT_MAX (64u << 10)
+#define PN_ARGS_STEPS 1000000u
+#define PN_ARGS_MEM_MAX (64u << 20)
+
+#define ARGS_EVAL_MT "peernet.args_eval"
+
+/* One evaluation, owned by a userdata of the caller's state so that a
+ * memory error there (pushing the result) still closes the sandbox. */
+typedef struct args_eval {
+    lua_State *S; /* the sandbox, until the result is in the caller's state */
+    pn_etf_buf term;
+    int has_term;
+    const char *text;
+    size_t len;
+} args_eval;
+
+static void eval_release(args_eval *a) {
+    if (a->S) pn_sandbox_close(a->S);
+    a->S = NULL;
+    if (a->has_term) pn_etf_buf_free(&a->term);
+    a->has_term = 0;
+}
+
+static int eval_gc(lua_State *L) {
+    eval_release(luaL_checkudata(L, 1, ARGS_EVAL_MT));
+    return 0;
+}
+
+/* The environment of the chunk: the constructors and nothing else. */
+static void push_env(lua_State *S) {
+    static const char *const top[] = {"atom", "tuple", "null"};
+    static const char *const etf[] = {"map", "bigint"};
+    lua_newtable(S);
+    lua_newtable(S);
+    pn_value_open(S);
+    for (size_t i = 0; i < sizeof top / sizeof *top; i++) {
+        lua_getfield(S, -1, top[i]);
+        lua_setfield(S, -3, top[i]);
+    }
+    lua_getfield(S, -1, "etf");
+    for (size_t i = 0; i < sizeof etf / sizeof *etf; i++) {
+        lua_getfield(S, -1, etf[i]);
+        lua_setfield(S, -4, etf[i]);
+    }
+    lua_pop(S, 2);
+}
+
+/* The sandbox is this evaluation's alone: its strings may lose their
+ * methods without touching anyone else's. */
+static void strip_string_methods(lua_State *S) {
+    lua_pushliteral(S, "");
+    if (lua_getmetatable(S, -1)) {
+        lua_pushliteral(S, "__index");
+        lua_pushnil(S);
+        lua_rawset(S, -3);
+        lua_pop(S, 1);
+    }
+    lua_pop(S, 1);
+}
+
+/* Raises "ARGS: " .. msg in S (the message of a chunk already says ARGS). */
+static int args_error(lua_State *S, const char *msg) {
+    if (!msg) msg = "(error object is not a string)";
+    if (strncmp(msg, "ARGS", 4) == 0) return luaL_error(S, "%s", msg);
+    return luaL_error(S, "ARGS: %s", msg);
+}
+
+/* Runs in S, protected: evaluates the text and leaves its encoding in a. */
+static int eval_in_sandbox(lua_State *S) {
+    args_eval *a = lua_touserdata(S, 1);
+    /* Setting up is the host's work, bounded by the text's size. */
+    pn_sandbox_unlimited(S, 1);
+    strip_string_methods(S);
+    luaL_Buffer b;
+    luaL_buffinit(S, &b);
+    luaL_addstring(&b, "return ");
+    luaL_addlstring(&b, a->text, a->len);
+    luaL_pushresult(&b);
+    size_t n;
+    const char *src = lua_tolstring(S, -1, &n);
+    if (pn_sandbox_load(S, src, n, "=ARGS") != LUA_OK) return lua_error(S);
+    push_env(S);
+    lua_setupvalue(S, -2, 1);
+    lua_State *co = lua_newthread(S);
+    lua_insert(S, -2);
+    lua_xmove(S, co, 1);
+    pn_sandbox_unlimited(S, 0);
+
+    lua_State *prev = pn_sandbox_begin(co);
+    int nres = 0;
+    int st = lua_resume(co, S, 0, &nres);
+    pn_sandbox_end(co, prev);
+    pn_sandbox_unlimited(S, 1); /* room for the message, even after a memory error */
+    if (st == LUA_YIELD) return args_error(S, "cannot wait");
+    if (st != LUA_OK) {
+        if (pn_sandbox_over_budget(co)) return args_error(S, "too much computation");
+        if (st == LUA_ERRMEM) return args_error(S, "too much memory");
+        return args_error(S, lua_tostring(co, -1));
+    }
+    if (nres > 1) return luaL_error(S, "ARGS: one value expected, got %d", nres);
+    if (nres == 0) lua_pushnil(co);
+    lua_xmove(co, S, 1);
+    pn_err e;
+    int rc = pn_value_encode_protected(S, -1, 0, &a->term, &e);
+    a->has_term = 1;
+    if (rc != 0) return args_error(S, e.msg);
+    return 0;
+}
+
+/* Evaluates the text at index 1: pushes the args_eval holding the term
+ * and returns 1, or pushes the message and returns 0. */
+static int evaluate(lua_State *L) {
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    if (len > PN_ARGS_TEXT_MAX) {
+        lua_pushfstring(L, "ARGS: %I bytes is more than the limit of %I", (lua_Integer)len,
+                        (lua_Integer)PN_ARGS_TEXT_MAX);
+        return 0;
+    }
+    if (strspn(text, " \t\r\n\v\f") == len) {
+        lua_pushliteral(L, "ARGS: empty");
+        return 0;
+    }
+    args_eval *a = lua_newuserdatauv(L, sizeof *a, 0);
+    memset(a, 0, sizeof *a);
+    luaL_setmetatable(L, ARGS_EVAL_MT);
+    a->text = text;
+    a->len = len;
+    pn_sandbox_limits lim = {.mem_cap = PN_ARGS_MEM_MAX, .budget = PN_ARGS_STEPS};
+    pn_err e;
+    a->S = pn_sandbox_new(&lim, &e);
+    if (!a->S) {
+        lua_pushfstring(L, "ARGS: %s", e.msg);
+        return 0;
+    }
+    lua_pushcfunction(a->S, eval_in_sandbox);
+    lua_pushlightuserdata(a->S, a);
+    if (lua_pcall(a->S, 1, 0, 0) != LUA_OK) {
+        const char *msg = lua_tostring(a->S, -1);
+        lua_pushstring(L, msg ? msg : "ARGS: out of memory");
+        eval_release(a);
+        return 0;
+    }
+    pn_sandbox_close(a->S);
+    a->S = NULL;
+    return 1;
+}
+
+static int l_args_parse(lua_State *L) {
+    if (!evaluate(L)) {
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+        return 2;
+    }
+    args_eval *a = lua_touserdata(L, -1);
+    lua_pushboolean(L, 1);
+    pn_err e;
+    if (pn_value_push(L, a->term.data, a->term.len, 1, &e) != 0) {
+        lua_pushboolean(L, 0);
+        lua_pushfstring(L, "ARGS: %s", e.msg);
+        return 2;
+    }
+    eval_release(a);
+    return 2;
+}
+
+static int l_args_encode(lua_State *L) {
+    if (!evaluate(L)) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    args_eval *a = lua_touserdata(L, -1);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addchar(&b, (char)PN_ETF_VERSION);
+    luaL_addlstring(&b, (const char *)a->term.data, a->term.len);
+    luaL_pushresult(&b);
+    eval_release(a);
+    return 1;
+}
+
+void pn_lua_open_args(lua_State *L) {
+    static const luaL_Reg fns[] = {
+        {"parse", l_args_parse}, {"encode", l_args_encode}, {NULL, NULL}};
+    if (luaL_newmetatable(L, ARGS_EVAL_MT)) {
+        lua_pushcfunction(L, eval_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    pn_glue_submodule(L, "args", fns);
+    lua_getfield(L, -1, "args");
+    lua_pushinteger(L, PN_ARGS_TEXT_MAX);
+    lua_setfield(L, -2, "MAX_TEXT");
+    lua_pop(L, 1);
+}

@@ -1,0 +1,18 @@
+/*
+ * luaopen_peernet_wire: the test-only wire bindings (wire.h) as one table.
+ */
+#include <sodium.h>
+
+#include "wire.h"
+#include "lua/value.h"
+
+int luaopen_peernet_wire(lua_State *L) {
+    if (sodium_init() < 0) return luaL_error(L, "peernet_wire: libsodium failed to initialise");
+    pn_value_init(L); /* the envelope decoder makes atoms and maps */
+    lua_newtable(L);
+    pn_lua_open_noise(L);
+    pn_lua_open_announce(L);
+    pn_lua_open_envelope(L);
+    pn_lua_open_mdns(L);
+    return 1;
+}
