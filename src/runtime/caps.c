@@ -28,7 +28,8 @@
 #include <unistd.h>
 
 #include "core/file.h"
-#include "runtime.h"
+#include "internal.h"
+#include "lua/result.h"
 
 #define PN_CAPS_MAX 64                  /* entries per list */
 #define PN_CAPS_CONFIG_MAX (256u << 10) /* bytes of config.lua */
@@ -195,7 +196,7 @@ static int canon_for_write(const char *p, char out[PATH_MAX]) {
 }
 
 static int l_read(lua_State *L) {
-    pn_script *s = pn_rt_script_of(L);
+    pn_script *s = pn_script_of(L);
     const char *p = luaL_checkstring(L, 1);
     char real[PATH_MAX];
     if (!realpath(p, real)) {
@@ -232,7 +233,7 @@ static int l_read(lua_State *L) {
 }
 
 static int l_write(lua_State *L) {
-    pn_script *s = pn_rt_script_of(L);
+    pn_script *s = pn_script_of(L);
     const char *p = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
@@ -313,13 +314,12 @@ static void exec_finish(exec_wait *x) {
     if (s && s->caps) s->caps->running--;
     if (t && s) {
         lua_State *co = t->co;
-        pn_sandbox_unlimited(s->L, 1);
+        int prev = pn_sandbox_lift(s->L);
         if (x->timed_out) {
-            lua_pushnil(co);
-            lua_pushliteral(co, "timeout");
-            pn_sandbox_unlimited(s->L, 0);
+            int n = pn_result_fail(co, pn_reason_name(PN_REASON_TIMEOUT), PN_KIND_TIMEOUT);
+            pn_sandbox_restore(s->L, prev);
             exec_close_all(x);
-            pn_rt_task_resume(t, 2);
+            pn_task_resume(t, n);
             return;
         }
         lua_createtable(co, 0, 5);
@@ -333,9 +333,9 @@ static void exec_finish(exec_wait *x) {
         lua_setfield(co, -2, "stderr");
         lua_pushboolean(co, x->buf[0].truncated || x->buf[1].truncated);
         lua_setfield(co, -2, "truncated");
-        pn_sandbox_unlimited(s->L, 0);
+        pn_sandbox_restore(s->L, prev);
         exec_close_all(x);
-        pn_rt_task_resume(t, 1);
+        pn_task_resume(t, 1);
         return;
     }
     exec_close_all(x);
@@ -396,8 +396,8 @@ static void on_exec_timeout(uv_timer_t *tm) {
 }
 
 static int l_exec(lua_State *L) {
-    pn_script *s = pn_rt_script_of(L);
-    pn_task *t = pn_rt_task_of(L);
+    pn_script *s = pn_script_of(L);
+    pn_task *t = pn_task_of(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_Integer argc = (lua_Integer)lua_rawlen(L, 1);
     luaL_argcheck(L, argc >= 1 && argc <= PN_CAPS_ARGV_MAX, 1,
@@ -465,7 +465,7 @@ static int l_exec(lua_State *L) {
     uv_read_start((uv_stream_t *)&x->out[0], on_alloc, on_read);
     uv_read_start((uv_stream_t *)&x->out[1], on_alloc, on_read);
     uv_timer_start(&x->timer, on_exec_timeout, timeout, 0);
-    return pn_rt_task_wait(L, t, &x->w);
+    return pn_task_wait(L, t, &x->w);
 }
 
 void pn_caps_open(lua_State *L, pn_script *s) {

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runtime.h"
+#include "internal.h"
 
 #define PN_DIR_SETTLE_MS 50
 #define PN_DIR_POLL_MS 2000
