@@ -26,6 +26,7 @@
 
 #include "core/version.h"
 #include "embedded_lua.h"
+#include "lua/pcall.h"
 #include "luamod/bind.h"
 
 /* A package.searchers entry: require "peernet.cli" finds the embedded copy. */
@@ -38,13 +39,6 @@ static int search_embedded(lua_State *L) {
         return 2;
     }
     lua_pushfstring(L, "no embedded module '%s'", name);
-    return 1;
-}
-
-static int traceback(lua_State *L) {
-    const char *msg = lua_tostring(L, 1);
-    if (!msg) msg = luaL_tolstring(L, 1, NULL);
-    luaL_traceback(L, L, msg, 1);
     return 1;
 }
 
@@ -128,7 +122,7 @@ static void settle(uv_loop_t *loop, int *open) {
 }
 
 static void shutdown_lua(lua_State *L, const char *fn) {
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, pn_pcall_msgh);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "peernet.cli");
     if (lua_pcall(L, 1, 1, -3) != LUA_OK) {
@@ -164,7 +158,7 @@ int main(int argc, char **argv) {
     luv_set_loop(L, &loop);
 
     int code = 1;
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, pn_pcall_msgh);
     lua_pushcfunction(L, pmain);
     lua_pushinteger(L, argc);
     lua_pushlightuserdata(L, argv);

@@ -617,7 +617,8 @@ static int l_host_send(lua_State *L) {
     if (rc == 0) rc = pn_host_send(lh->h, key, name, b.data, b.len, &e);
     pn_etf_buf_free(&b);
     if (rc != 0) {
-        if (rc == PN_ESTATE) snprintf(e.msg, sizeof e.msg, "%s", pn_reason_name(PN_REASON_NOT_CONNECTED));
+        if (rc == PN_ESTATE)
+            snprintf(e.msg, sizeof e.msg, "%s", pn_reason_name(PN_REASON_NOT_CONNECTED));
         return pn_glue_fail(L, &e);
     }
     lua_pushboolean(L, 1);

@@ -284,28 +284,24 @@ typedef struct {
     uv_pipe_t out[2];
     uv_timer_t timer;
     outbuf buf[2];
-    int open;    /* handles not yet closed */
-    int pending; /* exit and the two EOFs still to come */
+    pn_handles closing; /* proc, the pipes and the timer: x is freed after the last */
+    int pending;        /* exit and the two EOFs still to come */
     int64_t status;
     int signal, timed_out;
 } exec_wait;
 
-static void exec_free(exec_wait *x) {
+static void exec_free(void *ud) {
+    exec_wait *x = ud;
     free(x->buf[0].data);
     free(x->buf[1].data);
     free(x);
 }
 
-static void exec_handle_closed(uv_handle_t *hd) {
-    exec_wait *x = hd->data;
-    if (--x->open == 0) exec_free(x);
-}
-
+/* Once per exec: when it finished, or its spawn failed. */
 static void exec_close_all(exec_wait *x) {
-    uv_handle_t *hs[4] = {(uv_handle_t *)&x->proc, (uv_handle_t *)&x->out[0],
-                          (uv_handle_t *)&x->out[1], (uv_handle_t *)&x->timer};
-    for (int i = 0; i < 4; i++)
-        if (!uv_is_closing(hs[i])) uv_close(hs[i], exec_handle_closed);
+    uv_handle_t *hs[] = {PN_HANDLE(&x->proc), PN_HANDLE(&x->out[0]), PN_HANDLE(&x->out[1]),
+                         PN_HANDLE(&x->timer)};
+    pn_handles_close(&x->closing, hs, sizeof hs / sizeof *hs, exec_free, x);
 }
 
 static void exec_finish(exec_wait *x) {
@@ -453,13 +449,11 @@ static int l_exec(lua_State *L) {
     int rc = uv_spawn(loop, &x->proc, &po);
     if (rc != 0) {
         /* The process handle must be closed even when spawn fails. */
-        x->open = 4;
         exec_close_all(x);
         lua_pushnil(L);
         lua_pushfstring(L, "host.exec %s: %s", argv[0], uv_strerror(rc));
         return 2;
     }
-    x->open = 4;
     x->pending = 3;
     s->caps->running++;
     uv_read_start((uv_stream_t *)&x->out[0], on_alloc, on_read);
