@@ -547,6 +547,28 @@ static int l_print(lua_State *L) {
     return 0;
 }
 
+/* Sets t.log (t on top) to the log functions, with the script's handle
+ * (at hi) and string.format as it was at load as upvalues. */
+static void open_log(lua_State *L, int hi) {
+    static const luaL_Reg log[] = {{"debug", l_log_debug},
+                                   {"info", l_log_info},
+                                   {"warn", l_log_warn},
+                                   {"error", l_log_error},
+                                   {NULL, NULL}};
+    lua_createtable(L, 0, 4);
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "format");
+    lua_remove(L, -2);
+    for (const luaL_Reg *r = log; r->name; r++) {
+        lua_pushvalue(L, hi);
+        lua_pushvalue(L, -2);
+        lua_pushcclosure(L, r->func, 2);
+        lua_setfield(L, -3, r->name);
+    }
+    lua_pop(L, 1);
+    lua_setfield(L, -2, "log");
+}
+
 void pn_api_open(lua_State *L, pn_script *s) {
     static const luaL_Reg fns[] = {{"expose", l_expose},
                                    {"revoke", l_revoke},
@@ -566,11 +588,6 @@ void pn_api_open(lua_State *L, pn_script *s) {
                                      {"register", l_admin_register},
                                      {"expose", l_admin_expose},
                                      {NULL, NULL}};
-    static const luaL_Reg log[] = {{"debug", l_log_debug},
-                                   {"info", l_log_info},
-                                   {"warn", l_log_warn},
-                                   {"error", l_log_error},
-                                   {NULL, NULL}};
     pn_timer_open(L);
     pn_script **h = lua_newuserdatauv(L, sizeof *h, 0);
     *h = s;
@@ -584,18 +601,7 @@ void pn_api_open(lua_State *L, pn_script *s) {
     lua_pushvalue(L, hi);
     luaL_setfuncs(L, admin, 1);
     lua_setfield(L, -2, "admin");
-    lua_createtable(L, 0, 4);
-    lua_getglobal(L, "string");
-    lua_getfield(L, -1, "format");
-    lua_remove(L, -2);
-    for (const luaL_Reg *r = log; r->name; r++) {
-        lua_pushvalue(L, hi);
-        lua_pushvalue(L, -2);
-        lua_pushcclosure(L, r->func, 2);
-        lua_setfield(L, -3, r->name);
-    }
-    lua_pop(L, 1);
-    lua_setfield(L, -2, "log");
+    open_log(L, hi);
     if (s->sandboxed) {
         lua_pushvalue(L, hi);
         lua_pushcclosure(L, l_print, 1);

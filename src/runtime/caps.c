@@ -391,14 +391,12 @@ static void on_exec_timeout(uv_timer_t *tm) {
     uv_process_kill(&x->proc, SIGKILL);
 }
 
-static int l_exec(lua_State *L) {
-    pn_script *s = pn_script_of(L);
-    pn_task *t = pn_task_of(L);
+/* Fills argv from the list at idx 1 (NULL-terminated); raises on a bad one. */
+static void check_argv(lua_State *L, const char *argv[PN_CAPS_ARGV_MAX + 1]) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_Integer argc = (lua_Integer)lua_rawlen(L, 1);
     luaL_argcheck(L, argc >= 1 && argc <= PN_CAPS_ARGV_MAX, 1,
                   "argv: a list of 1 to 256 strings, the program first");
-    const char *argv[PN_CAPS_ARGV_MAX + 1];
     for (lua_Integer i = 1; i <= argc; i++) {
         lua_rawgeti(L, 1, i);
         size_t len;
@@ -409,6 +407,35 @@ static int l_exec(lua_State *L) {
         lua_pop(L, 1);
     }
     argv[argc] = NULL;
+}
+
+/* Starts argv with its output into x's pipes: uv_spawn's result. */
+static int exec_spawn(exec_wait *x, uv_loop_t *loop, const char **argv) {
+    uv_pipe_init(loop, &x->out[0], 0);
+    uv_pipe_init(loop, &x->out[1], 0);
+    uv_timer_init(loop, &x->timer);
+    x->out[0].data = x->out[1].data = x->timer.data = x->proc.data = x;
+    uv_stdio_container_t stdio[3];
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&x->out[0];
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&x->out[1];
+    uv_process_options_t po;
+    memset(&po, 0, sizeof po);
+    po.file = argv[0];
+    po.args = (char **)argv;
+    po.exit_cb = on_exit_cb;
+    po.stdio = stdio;
+    po.stdio_count = 3;
+    return uv_spawn(loop, &x->proc, &po);
+}
+
+static int l_exec(lua_State *L) {
+    pn_script *s = pn_script_of(L);
+    pn_task *t = pn_task_of(L);
+    const char *argv[PN_CAPS_ARGV_MAX + 1];
+    check_argv(L, argv);
     if (!granted(s->caps, CAP_EXEC, argv[0])) return denied(L, s, "host.exec", argv[0]);
     if (!t)
         return luaL_error(L, "host.exec waits, so it must run in a handler, a timer, an event "
@@ -428,31 +455,12 @@ static int l_exec(lua_State *L) {
     x->w.type = PN_WAIT_EXEC;
     x->w.cancel = exec_cancel;
     x->s = s;
-    uv_loop_t *loop = s->rt->loop;
-    uv_pipe_init(loop, &x->out[0], 0);
-    uv_pipe_init(loop, &x->out[1], 0);
-    uv_timer_init(loop, &x->timer);
-    x->out[0].data = x->out[1].data = x->timer.data = x->proc.data = x;
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&x->out[0];
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&x->out[1];
-    uv_process_options_t po;
-    memset(&po, 0, sizeof po);
-    po.file = argv[0];
-    po.args = (char **)argv;
-    po.exit_cb = on_exit_cb;
-    po.stdio = stdio;
-    po.stdio_count = 3;
-    int rc = uv_spawn(loop, &x->proc, &po);
+    int rc = exec_spawn(x, s->rt->loop, argv);
     if (rc != 0) {
         /* The process handle must be closed even when spawn fails. */
         exec_close_all(x);
-        lua_pushnil(L);
         lua_pushfstring(L, "host.exec %s: %s", argv[0], uv_strerror(rc));
-        return 2;
+        return pn_result_fail(L, lua_tostring(L, -1), PN_KIND_LOCAL);
     }
     x->pending = 3;
     s->caps->running++;
