@@ -3,6 +3,10 @@
  * wait: `nil, reason, kind` (core/reason.h). kind is "remote" when the
  * peer answered {error, Reason} (reason is Reason's value), "timeout" or
  * "closed" when no reply came, "local" when this host refused at once.
+ * One more: a reply that came holding a term outside the ETF subset (a
+ * pid) reads kind "undecodable" (PN_REASON_UNDECODABLE's name), in
+ * h:call's callback as in scripts: the peer did answer, so it is neither
+ * a local refusal nor the peer's {error, R}.
  */
 #ifndef PN_RESULT_H
 #define PN_RESULT_H

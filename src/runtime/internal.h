@@ -4,8 +4,11 @@
  * move them between files. Each function's prefix names its file:
  * pn_task_ task.c, pn_runq_ runq.c, pn_script_ script.c, pn_handler_
  * handler.c, pn_admin_ admin.c, pn_event_ event.c, pn_timer_ timer.c,
- * pn_rt_log log.c, pn_api_ api.c, pn_caps_ caps.c, pn_rt_dir_ scriptdir.c,
- * the remaining pn_rt_ runtime.c.
+ * pn_api_ api.c, pn_caps_ caps.c. The pn_rt_ functions (runtime.h's, and
+ * the few here) live with their job: loading and the trusted state
+ * (pn_rt_load_file, _unload_file, _trusted, _spawn, _scripts) in script.c,
+ * pn_rt_log* in log.c, pn_rt_watch_dir and pn_rt_dir_* in scriptdir.c,
+ * the lifecycle (new, drain, close, keepalive) in runtime.c.
  */
 #ifndef PN_RT_INTERNAL_H
 #define PN_RT_INTERNAL_H
