@@ -443,10 +443,9 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
     snprintf(name, sizeof name, "%s", pn_request_name(req));
     dispatch d = {hd, req, NULL, LUA_NOREF, 0, name};
     int top = lua_gettop(L);
-    lua_pushcfunction(L, pn_pcall_msgh);
     lua_pushcfunction(L, dispatch_protected);
     lua_pushlightuserdata(L, &d);
-    if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
+    if (pn_pcall(L, 1, 0) != LUA_OK) {
         /* Details stay here: the caller gets a bare handler_crash. */
         lua_pushfstring(L, "handler %s failed: %s", name, lua_tostring(L, -1));
         log_own(hd->lh, PN_LOG_ERROR, lua_tostring(L, -1));
