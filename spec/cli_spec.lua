@@ -503,6 +503,13 @@ describe("peernet-host run and check", function()
     assert.equal("", err)
   end)
 
+  it("run gives the script one peernet: the global is require 'peernet', with the module's parts", function()
+    H.write_file(dir .. "/same.lua", 'print("same", require("peernet") == peernet, type(peernet.host), type(peernet.call))')
+    local code, out, err = C.run(dd(dir, "run", dir .. "/same.lua"))
+    assert.equal(0, code, err)
+    assert.matches("same\ttrue\ttable\tfunction", out)
+  end)
+
   it("run prints file:line and a traceback and exits 1 on a script error", function()
     H.write_file(dir .. "/bad.lua", "local x = 1\nerror('boom')\n")
     local code, _, err = C.run(dd(dir, "run", dir .. "/bad.lua"))

@@ -82,6 +82,9 @@ describe("peernet.host calls", function()
     b:expose("slow", function(_, _, req) held = req return req end)
     local ok, err, kind = N.call(a, kb:public_hex(), "slow", 1, { timeout = 50 })
     assert.same({ false, "timeout", "timeout" }, { ok, err, kind })
+    -- a peer answering {error, timeout} reads the same reason, another kind
+    b:expose("says_timeout", function() return nil, peernet.atom("timeout") end)
+    assert.same({ false, "timeout", "remote" }, { N.call(a, kb:public_hex(), "says_timeout", 1) })
     held:reply("late")
     b:expose("echo", function(_, v) return v end)
     -- The late reply is dropped and the link goes on.

@@ -501,11 +501,51 @@ describe("the trusted API (run scripts)", function()
     assert.is_true(N.wait(function() return out end))
     assert.is_nil(out[1][1])
     assert.matches("^cannot decode the reply: etf: pid %(tag 88%)", out[1][2])
+    assert.equal("undecodable", out[1][3]) -- the reply came, but holds no Lua value
     assert.same({ n = 1, 42 }, out[2])
     assert.is_false(raw.eof)
     assert.equal("connected", b:peer(kr:public_hex()).status)
     raw:close()
     rtb:close()
+    N.close(a, b)
+  end)
+
+  it("tells a remote {error, timeout} from a local timeout by the kind: nil, reason, kind", function()
+    local a, b, ka, kb = N.pair()
+    local kc = N.keys()
+    b:trust(kc:public_hex())
+    a:expose("remote_timeout", function() return nil, peernet.atom("timeout") end)
+    a:expose("never", function(_, _, req) return req end) -- answers nothing
+    local rtb = peernet.runtime.new(b, {})
+    local pb = rtb:api()
+    local out
+    rtb:spawn(function()
+      out = {
+        remote = table.pack(pb.call(ka:public_hex(), "remote_timeout", 1)),
+        timeout = table.pack(pb.call(ka:public_hex(), "never", 1, { timeout = 20 })),
+        call_away = table.pack(pb.call(kc:public_hex(), "x", 1)),
+        send_away = table.pack(pb.send(kc:public_hex(), "x", 1)),
+      }
+    end)
+    assert.is_true(N.wait(function() return out end))
+    assert.same({ n = 3, nil, "timeout", "remote" }, out.remote)
+    assert.same({ n = 3, nil, "timeout", "timeout" }, out.timeout)
+    assert.same({ n = 3, nil, "not_connected", "local" }, out.call_away)
+    assert.same({ n = 3, nil, "not_connected", "local" }, out.send_away)
+    rtb:close()
+    N.close(a, b)
+  end)
+
+  it("rt:api() is one table with the module: what it lacks comes from require 'peernet'", function()
+    local a, b = N.pair()
+    local rt = peernet.runtime.new(a, {})
+    local api = rt:api()
+    assert.equal(api, rt:api())
+    assert.equal(peernet.host, api.host)
+    assert.equal(peernet.keys, api.keys)
+    assert.equal(peernet.null, api.null)
+    assert.is_function(api.call)
+    rt:close()
     N.close(a, b)
   end)
 
@@ -543,7 +583,7 @@ describe("the trusted API (run scripts)", function()
     assert.is_true(N.wait(function() return after and pending_result end))
     assert.is_false(after[1])
     assert.matches("host is closed", after[2])
-    assert.same({ nil, "closed" }, pending_result)
+    assert.same({ nil, "closed", "closed" }, pending_result) -- kind: no reply came, the link closed
     rt:close()
     N.close(b)
   end)

@@ -26,6 +26,7 @@
 
 #include "core/version.h"
 #include "embedded_lua.h"
+#include "lua/pcall.h"
 #include "luamod/bind.h"
 #include "luamod/live.h"
 
@@ -39,13 +40,6 @@ static int search_embedded(lua_State *L) {
         return 2;
     }
     lua_pushfstring(L, "no embedded module '%s'", name);
-    return 1;
-}
-
-static int traceback(lua_State *L) {
-    const char *msg = lua_tostring(L, 1);
-    if (!msg) msg = luaL_tolstring(L, 1, NULL);
-    luaL_traceback(L, L, msg, 1);
     return 1;
 }
 
@@ -146,7 +140,7 @@ static int close_luv_handles(lua_State *L) {
 
 /* Runs one shutdown step protected: a failure is reported, exit goes on. */
 static void shutdown_step(lua_State *L, lua_CFunction step) {
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, pn_pcall_msgh);
     lua_pushcfunction(L, step);
     if (lua_pcall(L, 0, 0, -2) != LUA_OK)
         fprintf(stderr, "peernet-host: while shutting down: %s\n", lua_tostring(L, -1));
@@ -176,7 +170,7 @@ int main(int argc, char **argv) {
     luv_set_loop(L, &loop);
 
     int code = 1;
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, pn_pcall_msgh);
     lua_pushcfunction(L, pmain);
     lua_pushinteger(L, argc);
     lua_pushlightuserdata(L, argv);

@@ -152,7 +152,7 @@ describe("admin operations", function()
   it("a key the reference's authorize refuses gets forbidden", function()
     local code, out, err = run_script(other, ADMIN, ekey)
     assert.are.equal(0, code, err)
-    assert.matches("^call\tnil\tforbidden\n", out)
+    assert.matches("^call\tnil\tforbidden\tremote\n", out) -- the peer refused: kind remote
     assert.are.equal("[]", node:eval("inspect(PNI.notes())"))
   end)
 

@@ -1,7 +1,9 @@
 #include "glue.h"
 
 #include <lauxlib.h>
+#include <string.h>
 
+#include "lua/sandbox.h"
 #include "peernet/peernet.h"
 
 int pn_glue_fail(lua_State *L, const pn_err *e) {
@@ -15,6 +17,40 @@ void pn_glue_push_key(lua_State *L, const uint8_t key[PN_KEY_LEN]) {
     char hex[PN_KEY_HEX_LEN + 1];
     pn_key_hex(hex, key);
     lua_pushstring(L, hex);
+}
+
+typedef struct {
+    char text[PN_KEY_HEX_LEN];
+    uint8_t key[PN_KEY_LEN];
+} key_cache;
+
+void pn_glue_check_key(lua_State *L, int idx, uint8_t out[PN_KEY_LEN], pn_glue_resolve_fn resolve,
+                       void *ud) {
+    static const char cache_key = 0;
+    size_t len;
+    const char *s = luaL_checklstring(L, idx, &len);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_key);
+    key_cache *c = lua_touserdata(L, -1);
+    lua_pop(L, 1); /* the registry keeps it alive */
+    if (c && len == PN_KEY_HEX_LEN && memcmp(c->text, s, len) == 0) {
+        memcpy(out, c->key, PN_KEY_LEN);
+        return;
+    }
+    pn_err e;
+    if (pn_key_parse(out, s, len, &e) != 0) {
+        if (!resolve || resolve(ud, s, len, out, &e) != 0) luaL_argerror(L, idx, e.msg);
+        return;
+    }
+    if (len != PN_KEY_HEX_LEN) return;
+    if (!c) {
+        /* The host's bookkeeping: a script at its cap still calls. */
+        int prev = pn_sandbox_lift(L);
+        c = lua_newuserdatauv(L, sizeof *c, 0);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
+        pn_sandbox_restore(L, prev);
+    }
+    memcpy(c->text, s, len);
+    memcpy(c->key, out, PN_KEY_LEN);
 }
 
 void pn_glue_push_peer(lua_State *L, const pn_peer_info *p) {

@@ -205,9 +205,17 @@ int pn_sandbox_over_budget(lua_State *L) {
     return sb && sb->killed;
 }
 
-void pn_sandbox_unlimited(lua_State *L, int on) {
+int pn_sandbox_lift(lua_State *L) {
     sandbox *sb = get(L);
-    if (sb) sb->unlimited += on ? 1 : -1;
+    if (!sb) return 0;
+    int prev = sb->unlimited;
+    sb->unlimited = prev + 1;
+    return prev;
+}
+
+void pn_sandbox_restore(lua_State *L, int prev) {
+    sandbox *sb = get(L);
+    if (sb) sb->unlimited = prev;
 }
 
 size_t pn_sandbox_mem_used(lua_State *L) {

@@ -38,7 +38,7 @@
  *
  * The cap holds while script code runs. The host's own bookkeeping in the
  * state (creating a coroutine, building a traceback) runs with the cap
- * lifted (pn_sandbox_unlimited) so that a full state can still be told
+ * lifted (pn_sandbox_lift) so that a full state can still be told
  * that it failed; such work is bounded by the host, not by the script.
  */
 #ifndef PN_SANDBOX_H
@@ -109,8 +109,18 @@ int pn_sandbox_kill(lua_State *L, const char *msg);
 /* Did the current budget run out (the script was stopped for CPU)? */
 int pn_sandbox_over_budget(lua_State *L);
 
-/* Lifts (on = 1) or restores (on = 0) the memory cap; nests. */
-void pn_sandbox_unlimited(lua_State *L, int on);
+/* Lifts the memory cap for the host's own bookkeeping in L's state and
+ * returns what was in force before; pn_sandbox_restore(L, prev) puts that
+ * back. A restore sets the state, it does not count down: a lift whose
+ * restore was skipped (an early return) is undone by the enclosing
+ * restore, so no path leaves the cap lifted.
+ *
+ *   int prev = pn_sandbox_lift(L);
+ *   ...host bookkeeping that must not fail at the cap...
+ *   pn_sandbox_restore(L, prev);
+ */
+int pn_sandbox_lift(lua_State *L);
+void pn_sandbox_restore(lua_State *L, int prev);
 
 /* Bytes the state holds now, and its cap. */
 size_t pn_sandbox_mem_used(lua_State *L);

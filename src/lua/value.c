@@ -303,6 +303,86 @@ static int table_size_hint(uint64_t n) {
     return n > (uint64_t)INT_MAX ? 0 : (int)n;
 }
 
+/* Pushes the item's value; a container starts empty. refs: as for
+ * push_atom_item, then the tuple metatable at refs + 1, the map one at
+ * refs + 3. */
+static void push_item(lua_State *L, const pn_etf_item *it, int exact, int inside, int refs) {
+    switch (it->type) {
+        case PN_ETF_INT:
+            lua_pushinteger(L, (lua_Integer)it->i);
+            break;
+        case PN_ETF_BIG: /* exact in either mode: a float would lose digits */
+            push_bigint(L, it->neg, it->ptr, it->len);
+            break;
+        case PN_ETF_FLOAT:
+            lua_pushnumber(L, (lua_Number)it->f);
+            break;
+        case PN_ETF_ATOM:
+            push_atom_item(L, it, exact, inside, refs);
+            break;
+        case PN_ETF_BINARY:
+            lua_pushlstring(L, (const char *)it->ptr, it->len);
+            break;
+        case PN_ETF_STRING:
+            lua_createtable(L, (int)it->len, 0);
+            for (size_t k = 0; k < it->len; k++) {
+                lua_pushinteger(L, it->ptr[k]);
+                lua_rawseti(L, -2, (lua_Integer)k + 1);
+            }
+            break;
+        case PN_ETF_NIL:
+            lua_newtable(L);
+            break;
+        case PN_ETF_TUPLE:
+            lua_createtable(L, table_size_hint(it->arity), 1);
+            lua_pushvalue(L, refs + 1);
+            lua_setmetatable(L, -2);
+            lua_pushliteral(L, "n");
+            lua_pushinteger(L, (lua_Integer)it->arity);
+            lua_rawset(L, -3);
+            break;
+        case PN_ETF_LIST:
+            lua_createtable(L, table_size_hint(it->arity), 0);
+            break;
+        case PN_ETF_MAP:
+            lua_createtable(L, 0, table_size_hint(it->arity));
+            lua_pushvalue(L, refs + 3);
+            lua_setmetatable(L, -2);
+            break;
+    }
+}
+
+/* A complete value is on top: attaches it to the open containers in
+ * fr[0..*top), closing the finished ones. -1 (e filled) when it is a map
+ * key already there in Lua. */
+static int attach(lua_State *L, build_frame *fr, int *top, pn_err *e) {
+    while (*top > 0) {
+        build_frame *f = &fr[*top - 1];
+        if (f->kind == PN_ETF_MAP && (f->i & 1) == 0) {
+            lua_pushvalue(L, -1);
+            if (lua_rawget(L, -3) != LUA_TNIL) {
+                char what[KEY_DESC_MAX + 16];
+                describe_key(L, -2, what, sizeof what);
+                return pn_err_set(e, PN_EINVAL,
+                                  "etf: map has two keys that are the same in Lua: %s "
+                                  "(an atom and a binary of one text, or 1 and 1.0)",
+                                  what);
+            }
+            lua_pop(L, 1);
+            f->i++;
+            return 0; /* the key waits on the stack for its value */
+        }
+        if (f->kind == PN_ETF_MAP)
+            lua_rawset(L, -3);
+        else
+            lua_rawseti(L, -2, (lua_Integer)(f->i + 1));
+        f->i++;
+        if (f->i < f->n) return 0;
+        (*top)--;
+    }
+    return 0;
+}
+
 int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_err *e) {
     build_frame fr[PN_ETF_MAX_DEPTH];
     int top = 0, rc;
@@ -313,7 +393,7 @@ int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_e
     luaL_getmetatable(L, PN_VALUE_TUPLE_MT);
     lua_getfield(L, LUA_REGISTRYINDEX, ATOMS_KEY);
     luaL_getmetatable(L, PN_VALUE_MAP_MT);
-    int refs = base + 1, tuple_mt = base + 2, map_mt = base + 4;
+    int refs = base + 1;
 
     pn_etf_reader r;
     pn_etf_item it;
@@ -321,49 +401,7 @@ int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_e
     while ((rc = pn_etf_next(&r, &it, e)) > 0) {
         /* Each open container holds its table and maybe a key on the stack. */
         luaL_checkstack(L, 4, "peernet: decoding");
-        switch (it.type) {
-            case PN_ETF_INT:
-                lua_pushinteger(L, (lua_Integer)it.i);
-                break;
-            case PN_ETF_BIG: /* exact in either mode: a float would lose digits */
-                push_bigint(L, it.neg, it.ptr, it.len);
-                break;
-            case PN_ETF_FLOAT:
-                lua_pushnumber(L, (lua_Number)it.f);
-                break;
-            case PN_ETF_ATOM:
-                push_atom_item(L, &it, exact, top > 0, refs);
-                break;
-            case PN_ETF_BINARY:
-                lua_pushlstring(L, (const char *)it.ptr, it.len);
-                break;
-            case PN_ETF_STRING:
-                lua_createtable(L, (int)it.len, 0);
-                for (size_t k = 0; k < it.len; k++) {
-                    lua_pushinteger(L, it.ptr[k]);
-                    lua_rawseti(L, -2, (lua_Integer)k + 1);
-                }
-                break;
-            case PN_ETF_NIL:
-                lua_newtable(L);
-                break;
-            case PN_ETF_TUPLE:
-                lua_createtable(L, table_size_hint(it.arity), 1);
-                lua_pushvalue(L, tuple_mt);
-                lua_setmetatable(L, -2);
-                lua_pushliteral(L, "n");
-                lua_pushinteger(L, (lua_Integer)it.arity);
-                lua_rawset(L, -3);
-                break;
-            case PN_ETF_LIST:
-                lua_createtable(L, table_size_hint(it.arity), 0);
-                break;
-            case PN_ETF_MAP:
-                lua_createtable(L, 0, table_size_hint(it.arity));
-                lua_pushvalue(L, map_mt);
-                lua_setmetatable(L, -2);
-                break;
-        }
+        push_item(L, &it, exact, top > 0, refs);
         if ((it.type == PN_ETF_TUPLE || it.type == PN_ETF_LIST || it.type == PN_ETF_MAP) &&
             it.arity > 0) {
             /* The reader bounds depth to PN_ETF_MAX_DEPTH, so fr cannot overflow. */
@@ -373,32 +411,7 @@ int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_e
             top++;
             continue;
         }
-        /* A complete value is on top: attach it, closing finished parents. */
-        while (top > 0) {
-            build_frame *f = &fr[top - 1];
-            if (f->kind == PN_ETF_MAP && (f->i & 1) == 0) {
-                lua_pushvalue(L, -1);
-                if (lua_rawget(L, -3) != LUA_TNIL) {
-                    char what[KEY_DESC_MAX + 16];
-                    describe_key(L, -2, what, sizeof what);
-                    lua_settop(L, base);
-                    return pn_err_set(e, PN_EINVAL,
-                                      "etf: map has two keys that are the same in Lua: %s "
-                                      "(an atom and a binary of one text, or 1 and 1.0)",
-                                      what);
-                }
-                lua_pop(L, 1);
-                f->i++;
-                break; /* the key waits on the stack for its value */
-            }
-            if (f->kind == PN_ETF_MAP)
-                lua_rawset(L, -3);
-            else
-                lua_rawseti(L, -2, (lua_Integer)(f->i + 1));
-            f->i++;
-            if (f->i < f->n) break;
-            top--;
-        }
+        if ((rc = attach(L, fr, &top, e)) != 0) break;
     }
     if (rc == 0) rc = pn_etf_finish(&r, e);
     if (rc < 0) {

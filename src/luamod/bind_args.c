@@ -95,7 +95,7 @@ static int args_error(lua_State *S, const char *msg) {
 static int eval_in_sandbox(lua_State *S) {
     args_eval *a = lua_touserdata(S, 1);
     /* Setting up is the host's work, bounded by the text's size. */
-    pn_sandbox_unlimited(S, 1);
+    int prev_cap = pn_sandbox_lift(S);
     strip_string_methods(S);
     luaL_Buffer b;
     luaL_buffinit(S, &b);
@@ -110,13 +110,14 @@ static int eval_in_sandbox(lua_State *S) {
     lua_State *co = lua_newthread(S);
     lua_insert(S, -2);
     lua_xmove(S, co, 1);
-    pn_sandbox_unlimited(S, 0);
+    pn_sandbox_restore(S, prev_cap);
 
     lua_State *prev = pn_sandbox_begin(co);
     int nres = 0;
     int st = lua_resume(co, S, 0, &nres);
     pn_sandbox_end(co, prev);
-    pn_sandbox_unlimited(S, 1); /* room for the message, even after a memory error */
+    (void)pn_sandbox_lift(
+        S); /* room for the message, even after a memory error; S is closed after */
     if (st == LUA_YIELD) return args_error(S, "cannot wait");
     if (st != LUA_OK) {
         if (pn_sandbox_over_budget(co)) return args_error(S, "too much computation");

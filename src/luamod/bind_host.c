@@ -14,8 +14,10 @@
  *       -- return req              -> answer later: req:reply(v) / req:error(reason)
  *   h:revoke(name)
  *   h:call(key, name, args, function(ok, value_or_err, kind) end [, {timeout = ms, raw = bool}])
- *       -- kind on failure: "remote" ({error, R}), "timeout", "closed", "undecodable"
- *       -- ({ok, X} with an X outside the ETF subset: a pid, a ref; the link stays)
+ *       -- kind on failure (core/reason.h PN_KINDS): "remote" ({error, R}: value_or_err
+ *       -- is R), "timeout", "closed"; or "undecodable" ({ok, X} with an X outside the
+ *       -- ETF subset: a pid, a ref; the link stays), kept apart from "local" because
+ *       -- the peer did answer
  *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, code
  *   h:connect(key, "host:port" | nil, function(ok, err) end)
  *   h:on("connected" | "disconnected" | "discovered", function(key, reason) end)
@@ -50,12 +52,15 @@
 #include "lua/glue.h"
 #include "core/addr.h"
 #include "core/key.h"
+#include "lua/pcall.h"
+#include "lua/reply.h"
+#include "lua/result.h"
+#include "core/keypair.h"
 #include "core/logline.h"
 #include "peernet/peernet.h"
 #include "lua/value.h"
 
 #define HOST_MT "peernet.host"
-#define REQ_MT "peernet.request"
 
 typedef struct lhost {
     pn_host *h;
@@ -78,56 +83,13 @@ typedef struct {
     int cb_ref, raw;
 } lcallback;
 
-typedef struct {
-    pn_request *req; /* NULL once answered */
-    int raw;         /* the handler was exposed with raw = true */
-} lreq;
-
 static void report(lua_State *L, const char *what) {
     fprintf(stderr, "peernet: error in %s: %s\n", what, lua_tostring(L, -1));
     lua_pop(L, 1);
 }
 
-static int traceback(lua_State *L) {
-    luaL_traceback(L, L, lua_tostring(L, 1), 1);
-    return 1;
-}
-
-/* Calls the function below its nargs arguments, protected, with a traceback. */
-static int pcall_tb(lua_State *L, int nargs, int nres) {
-    int base = lua_gettop(L) - nargs;
-    lua_pushcfunction(L, traceback);
-    lua_insert(L, base);
-    int rc = lua_pcall(L, nargs, nres, base);
-    lua_remove(L, base);
-    return rc;
-}
-
-/* Keys arrive as text on every call; the last one parsed is remembered
- * (compared by content) because parsing showed up in the call benchmark. */
 static void check_key(lua_State *L, int idx, uint8_t out[PN_KEY_LEN]) {
-    static const char cache_key = 0;
-    size_t len;
-    const char *s = luaL_checklstring(L, idx, &len);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_key);
-    struct {
-        char text[PN_KEY_HEX_LEN];
-        uint8_t key[PN_KEY_LEN];
-    } *c = lua_touserdata(L, -1);
-    lua_pop(L, 1); /* the registry keeps it alive */
-    if (c && len == PN_KEY_HEX_LEN && memcmp(c->text, s, len) == 0) {
-        memcpy(out, c->key, PN_KEY_LEN);
-        return;
-    }
-    pn_err e;
-    if (pn_key_parse(out, s, len, &e) != 0) luaL_argerror(L, idx, e.msg);
-    if (len != PN_KEY_HEX_LEN) return;
-    if (!c) {
-        c = lua_newuserdatauv(L, sizeof *c, 0);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
-    }
-    memcpy(c->text, s, len);
-    memcpy(c->key, out, PN_KEY_LEN);
+    pn_glue_check_key(L, idx, out, NULL, NULL);
 }
 
 static lhost *check_host(lua_State *L) {
@@ -164,7 +126,7 @@ static void on_log(void *ud, int level, const char *msg) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, lh->log_ref);
     lua_pushstring(L, names[level]);
     lua_pushstring(L, msg);
-    if (pcall_tb(L, 2, 0) != LUA_OK) report(L, "log function");
+    if (pn_pcall(L, 2, 0) != LUA_OK) report(L, "log function");
 }
 
 static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], const char *detail,
@@ -178,7 +140,7 @@ static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], con
         lua_pushstring(L, detail); /* disconnected: why */
     else
         lua_pushnil(L);
-    if (pcall_tb(L, 2, 0) != LUA_OK) report(L, "event handler");
+    if (pn_pcall(L, 2, 0) != LUA_OK) report(L, "event handler");
 }
 
 /* ---- new / close ------------------------------------------------------- */
@@ -428,9 +390,10 @@ static int l_host_untrust(lua_State *L) {
 typedef struct {
     lhandler *hd;
     pn_request *req;
-    lreq *ud;   /* the request object handed to Lua (calls only) */
-    int ud_ref; /* keeps it from being collected until on_request is done */
-    int badarg; /* the args have no Lua value (map keys that collide in Lua) */
+    pn_reply_req *ud; /* the request object handed to Lua (calls only) */
+    int ud_ref;       /* keeps it from being collected until on_request is done */
+    int badarg;       /* the args have no Lua value (map keys that collide in Lua) */
+    const char *name; /* the call's name, kept: req may be gone when the handler ends */
 } dispatch;
 
 static void on_log(void *ud, int level, const char *msg);
@@ -441,28 +404,6 @@ static void log_own(lhost *lh, int level, const char *raw) {
     char msg[PN_LOGLINE_MSG_MAX * 2];
     pn_logline_escape(msg, sizeof msg, raw);
     on_log(lh, level, msg);
-}
-
-/* Answers req with the value at idx ({ok, V} or {error, V}); always frees
- * req. lh may be NULL (a deferred answer after the host closed). */
-static void answer_value(lhost *lh, lua_State *L, pn_request *req, int ok, int idx, int raw) {
-    pn_etf_buf b;
-    pn_err e;
-    if (pn_value_encode_protected(L, idx, raw, &b, &e) != 0) {
-        char msg[PN_ERR_MSG_MAX + 96];
-        snprintf(msg, sizeof msg, "handler %s: cannot encode its result: %s", pn_request_name(req),
-                 e.msg);
-        if (lh)
-            log_own(lh, PN_LOG_ERROR, msg);
-        else
-            fprintf(stderr, "peernet [error] %s\n", msg);
-        pn_request_reply_error(req, "handler_crash", &e);
-    } else if (ok) {
-        pn_request_reply(req, b.data, b.len, &e);
-    } else {
-        pn_request_reply_error_term(req, b.data, b.len, &e);
-    }
-    pn_etf_buf_free(&b);
 }
 
 /* Runs inside lua_pcall: anything here may raise. */
@@ -482,10 +423,7 @@ static int dispatch_protected(lua_State *L) {
         return luaL_error(L, "cannot decode the arguments: %s", e.msg);
     }
     if (is_call) {
-        lreq *r = lua_newuserdatauv(L, sizeof *r, 0);
-        r->req = NULL;
-        r->raw = hd->raw;
-        luaL_setmetatable(L, REQ_MT);
+        pn_reply_req *r = pn_reply_push_req(L, hd->raw);
         lua_pushvalue(L, -1);
         d->ud_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         r->req = d->req; /* only now: the request is the object's from here on */
@@ -497,14 +435,11 @@ static int dispatch_protected(lua_State *L) {
     lua_insert(L, 1); /* keep the request object below the call */
     lua_call(L, 3, 2);
     if (!is_call) return 0;
-    if (lua_rawequal(L, 2, 1)) return 0; /* deferred: the handler answers later */
-    pn_request *req = d->ud->req;
-    d->ud->req = NULL;
-    if (!req) return 0; /* already answered through req:reply() */
-    if (lua_isnil(L, 2) && !lua_isnil(L, 3))
-        answer_value(hd->lh, L, req, 0, 3, 0);
-    else
-        answer_value(hd->lh, L, req, 1, 2, hd->raw);
+    if (pn_reply_results(L, d->ud, 2, 1, &e) == PN_REPLY_UNENCODABLE) {
+        char msg[PN_ERR_MSG_MAX + 96];
+        snprintf(msg, sizeof msg, "handler %s: cannot encode its result: %s", d->name, e.msg);
+        log_own(hd->lh, PN_LOG_ERROR, msg);
+    }
     return 0;
 }
 
@@ -512,21 +447,19 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
     lhandler *hd = ud; /* the host keeps it alive until this returns */
     lua_State *L = hd->lh->L;
     int is_call = pn_request_is_call(req);
-    dispatch d = {hd, req, NULL, LUA_NOREF, 0};
     char name[80]; /* req may be gone when the handler fails after answering */
     snprintf(name, sizeof name, "%s", pn_request_name(req));
+    dispatch d = {hd, req, NULL, LUA_NOREF, 0, name};
     int top = lua_gettop(L);
-    lua_pushcfunction(L, traceback);
     lua_pushcfunction(L, dispatch_protected);
     lua_pushlightuserdata(L, &d);
-    if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
+    if (pn_pcall(L, 1, 0) != LUA_OK) {
         /* Details stay here: the caller gets a bare handler_crash. */
         lua_pushfstring(L, "handler %s failed: %s", name, lua_tostring(L, -1));
         log_own(hd->lh, PN_LOG_ERROR, lua_tostring(L, -1));
         pn_request *r = d.ud ? d.ud->req : (is_call ? req : NULL);
         if (d.ud) d.ud->req = NULL;
-        pn_err e;
-        if (r) pn_request_reply_error(r, d.badarg ? "badarg" : "handler_crash", &e);
+        if (r) pn_reply_reason(r, d.badarg ? PN_REASON_BADARG : PN_REASON_HANDLER_CRASH);
     }
     luaL_unref(L, LUA_REGISTRYINDEX, d.ud_ref);
     lua_settop(L, top);
@@ -539,7 +472,7 @@ static int on_authorize(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *
     lua_rawgeti(L, LUA_REGISTRYINDEX, hd->auth_ref);
     pn_glue_push_key(L, from);
     lua_pushstring(L, name);
-    if (pcall_tb(L, 2, 1) != LUA_OK) {
+    if (pn_pcall(L, 2, 1) != LUA_OK) {
         report(L, "authorize predicate (the call is refused)");
         return 0;
     }
@@ -591,47 +524,7 @@ static int l_host_revoke(lua_State *L) {
     return 1;
 }
 
-static lreq *check_req(lua_State *L) {
-    lreq *r = luaL_checkudata(L, 1, REQ_MT);
-    if (!r->req) luaL_argerror(L, 1, "this call has already been answered");
-    return r;
-}
-
-static int l_req_reply(lua_State *L) {
-    lreq *r = check_req(L);
-    pn_request *req = r->req;
-    r->req = NULL;
-    lua_settop(L, 2);
-    answer_value(NULL, L, req, 1, 2, r->raw); /* the host may be gone: log to stderr */
-    return 0;
-}
-
-static int l_req_error(lua_State *L) {
-    lreq *r = check_req(L);
-    pn_request *req = r->req;
-    r->req = NULL;
-    lua_settop(L, 2);
-    answer_value(NULL, L, req, 0, 2, 0);
-    return 0;
-}
-
-static int l_req_gc(lua_State *L) {
-    lreq *r = luaL_checkudata(L, 1, REQ_MT);
-    if (r->req) { /* never answered: the caller must not wait for its timeout */
-        pn_err e;
-        pn_request_reply_error(r->req, "handler_crash", &e);
-        r->req = NULL;
-    }
-    return 0;
-}
-
 /* ---- calling ----------------------------------------------------------- */
-
-static void push_status_kind(lua_State *L, pn_call_status st) {
-    lua_pushstring(L, st == PN_CALL_ERROR     ? "remote"
-                      : st == PN_CALL_TIMEOUT ? "timeout"
-                                              : "closed");
-}
 
 static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, size_t len, void *ud) {
     lcallback *cb = ud;
@@ -650,22 +543,22 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
              * pid, a ref...): this call fails, the link stays. */
             lua_pop(L, 1);
             lua_pushboolean(L, 0);
-            lua_pushfstring(L, "undecodable reply: %s", e.msg);
-            lua_pushstring(L, "undecodable");
+            lua_pushfstring(L, "%s reply: %s", pn_reason_name(PN_REASON_UNDECODABLE), e.msg);
+            lua_pushstring(L, pn_reason_name(PN_REASON_UNDECODABLE));
             nargs = 3;
         }
     } else {
         lua_pushboolean(L, 0);
         if (st == PN_CALL_ERROR) {
             if (push_term(L, term, len, raw, &e) != 0)
-                lua_pushfstring(L, "undecodable reason: %s", e.msg);
+                lua_pushfstring(L, "%s reason: %s", pn_reason_name(PN_REASON_UNDECODABLE), e.msg);
         } else {
-            lua_pushstring(L, st == PN_CALL_TIMEOUT ? "timeout" : "closed");
+            lua_pushstring(L, pn_result_reason(st));
         }
-        push_status_kind(L, st);
+        lua_pushstring(L, pn_kind_name(pn_result_kind(st)));
         nargs = 3;
     }
-    if (pcall_tb(L, nargs, 0) != LUA_OK) report(L, "call callback");
+    if (pn_pcall(L, nargs, 0) != LUA_OK) report(L, "call callback");
     lua_settop(L, top);
 }
 
@@ -731,7 +624,8 @@ static int l_host_send(lua_State *L) {
     if (rc == 0) rc = pn_host_send(lh->h, key, name, b.data, b.len, &e);
     pn_etf_buf_free(&b);
     if (rc != 0) {
-        if (rc == PN_ESTATE) snprintf(e.msg, sizeof e.msg, "not_connected");
+        if (rc == PN_ESTATE)
+            snprintf(e.msg, sizeof e.msg, "%s", pn_reason_name(PN_REASON_NOT_CONNECTED));
         return pn_glue_fail(L, &e);
     }
     lua_pushboolean(L, 1);
@@ -751,7 +645,7 @@ static void on_connect_done(pn_host *h, int status, const char *msg, void *ud) {
         lua_pushboolean(L, 0);
         lua_pushstring(L, msg ? msg : pn_err_name(status));
     }
-    if (pcall_tb(L, 2, 0) != LUA_OK) report(L, "connect callback");
+    if (pn_pcall(L, 2, 0) != LUA_OK) report(L, "connect callback");
 }
 
 static int l_host_connect(lua_State *L) {
@@ -888,8 +782,6 @@ void pn_lua_open_host(lua_State *L) {
                                        {"stats", l_host_stats},
                                        {"network_changed", l_host_network_changed},
                                        {NULL, NULL}};
-    static const luaL_Reg req_methods[] = {
-        {"reply", l_req_reply}, {"error", l_req_error}, {NULL, NULL}};
     luaL_newmetatable(L, HOST_MT);
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
@@ -898,12 +790,7 @@ void pn_lua_open_host(lua_State *L) {
     lua_pushcfunction(L, l_host_close);
     lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
-    luaL_newmetatable(L, REQ_MT);
-    luaL_newlib(L, req_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_req_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    pn_reply_open(L);
     static const luaL_Reg fns[] = {{"new", l_host_new}, {NULL, NULL}};
     pn_glue_submodule(L, "host", fns);
 }

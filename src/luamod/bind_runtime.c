@@ -6,7 +6,9 @@
  *                                          log = fn(level, msg),
  *                                          on_error = fn(msg), mem_cap = bytes, budget = n,
  *                                          slice_ms = ms})
- *   rt:api()             --> the `peernet` table of a run script (same table every time)
+ *   rt:api()             --> the `peernet` table of a run script (same table every time);
+ *                            what it lacks it takes from the module (peernet.host, peernet.keys,
+ *                            ...), so a run script sets it as require("peernet") too: one table
  *   rt:spawn(fn, ...)    -- fn(...) as a task: peernet.call and friends may wait in it
  *   rt:busy()            --> true while a run script has work (handles, timers, tasks)
  *   rt:load_dir(dir)     --> { {file=, ok=, err=, admin=, handles={...}}, ... }; then followed
@@ -29,9 +31,13 @@
 #include "bind.h"
 #include "live.h"
 #include "lua/glue.h"
+#include "lua/pcall.h"
 #include "runtime/runtime.h"
 
 #define RT_MT "peernet.runtime"
+
+/* The registry holds the module table under this key, for rt:api(). */
+static const char module_key = 0;
 
 typedef struct lrt {
     pn_rt *rt;
@@ -56,7 +62,7 @@ static void on_log(void *ud, int level, const char *msg) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->log_ref);
     lua_pushstring(L, level_name(level));
     lua_pushstring(L, msg);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    if (pn_pcall(L, 2, 0) != LUA_OK) {
         fprintf(stderr, "peernet: error in the log function: %s\n", lua_tostring(L, -1));
         lua_pop(L, 1);
     }
@@ -67,7 +73,7 @@ static void on_error(void *ud, const char *msg) {
     lua_State *L = r->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->err_ref);
     lua_pushstring(L, msg);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    if (pn_pcall(L, 1, 0) != LUA_OK) {
         fprintf(stderr, "peernet: error in on_error: %s\n", lua_tostring(L, -1));
         lua_pop(L, 1);
     }
@@ -169,6 +175,10 @@ static int l_rt_api(lua_State *L) {
     }
     pn_err e;
     if (pn_rt_trusted(r->rt, L, &e) != 0) return pn_glue_fail(L, &e);
+    lua_createtable(L, 0, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &module_key);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     r->api_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
@@ -299,7 +309,7 @@ static void on_drained(void *ud) {
     if (ref == LUA_NOREF) return;
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    if (pn_pcall(L, 0, 0) != LUA_OK) {
         fprintf(stderr, "peernet: error in the drain callback: %s\n", lua_tostring(L, -1));
         lua_pop(L, 1);
     }
@@ -399,5 +409,7 @@ void pn_lua_open_runtime(lua_State *L) {
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &module_key);
     pn_glue_submodule(L, "runtime", fns);
 }

@@ -2,15 +2,21 @@
  * The `peernet` table a script sees (DESIGN.md "Lua API"):
  *
  *   peernet.expose(name, fn [, {authorize = fn}])   peernet.revoke(name)
- *   peernet.call(peer, name, args [, {timeout = ms}])  --> value | nil, reason   (waits)
- *   peernet.send(peer, name, args)                     --> true | nil, "not_connected"
- *   peernet.connect(peer, "host:port")                 --> true | nil, err       (waits)
+ *   peernet.call(peer, name, args [, {timeout = ms}])  --> value | nil, reason, kind  (waits)
+ *   peernet.send(peer, name, args)                     --> true | nil, "not_connected", "local"
+ *   peernet.connect(peer, "host:port")                 --> true | nil, err, "local"   (waits)
  *   peernet.peers()  peernet.self()  peernet.on(event, fn)
  *   peernet.resolve(key_or_label)  --> hex key | nil, err  (peers may be named by label anywhere)
  *   peernet.sleep(ms) (waits)   peernet.after(ms, fn) / peernet.every(ms, fn) --> timer
  * (timer:cancel()) peernet.log.debug/info/warn/error(fmt, ...) peernet.atom(s) peernet.tuple(...)
  * peernet.null peernet.admin.register(name, table)  peernet.admin.expose{authorize = fn}
  *   peernet.admin.call(peer, module, fn, args [, opts]) / .cast(...)   (wait)
+ *
+ * A failure reads nil, reason, kind (core/reason.h PN_KINDS): kind "remote"
+ * when the peer answered {error, Reason} (reason is Reason's value),
+ * "timeout" and "closed" when no reply came, "local" when this host refused
+ * at once (not_connected, overloaded), "undecodable" when the reply came
+ * holding a term outside the ETF subset (as h:call's callback says).
  *
  * Functions that wait yield the task's coroutine; they must be called from
  * a handler, a timer, an event handler or a script's main chunk, not from a
@@ -23,20 +29,16 @@
 
 #include "lua/glue.h"
 #include "core/key.h"
+#include "core/keypair.h"
 #include "core/trust.h"
-#include "runtime.h"
+#include "internal.h"
+#include "lua/glue.h"
+#include "lua/result.h"
 #include "lua/value.h"
-
-#define TIMER_MT "peernet.timer"
-/* A handler script's pending after()/every() timers, and the shortest
- * every() interval: each tick is a resume, so without these one script
- * could keep a core busy with thousands of 1 ms timers. */
-#define PN_API_TIMERS_MAX 64
-#define PN_API_EVERY_MIN_MS 10
 
 /* Every API function has the script's handle as its first upvalue: one
  * trusted state may serve several runtimes (a spec runs two hosts). */
-static pn_script *script(lua_State *L) {
+pn_script *pn_api_script(lua_State *L) {
     pn_script **h = lua_touserdata(L, lua_upvalueindex(1));
     pn_script *s = h ? *h : NULL;
     if (!s || s->closed) luaL_error(L, "peernet: this script has been unloaded");
@@ -45,7 +47,7 @@ static pn_script *script(lua_State *L) {
 }
 
 static pn_task *need_task(lua_State *L, const char *fn) {
-    pn_task *t = pn_rt_task_of(L);
+    pn_task *t = pn_task_of(L);
     if (!t)
         luaL_error(
             L,
@@ -55,9 +57,10 @@ static pn_task *need_task(lua_State *L, const char *fn) {
     return t;
 }
 
-/* A key as hex or base64, or a label of the trust list. */
-static int resolve(pn_script *s, const char *text, size_t len, uint8_t out[PN_KEY_LEN], pn_err *e) {
-    if (pn_key_parse(out, text, len, e) == 0) return 0;
+/* A label of the trust list (text that is not a key). */
+static int resolve_label(void *ud, const char *text, size_t len, uint8_t out[PN_KEY_LEN],
+                         pn_err *e) {
+    pn_script *s = ud;
     pn_rt *rt = s->rt;
     const char *path = rt->trust_path;
     if (!path || strlen(text) != len) return -1;
@@ -77,10 +80,7 @@ static int resolve(pn_script *s, const char *text, size_t len, uint8_t out[PN_KE
 }
 
 static void check_key(lua_State *L, int idx, uint8_t out[PN_KEY_LEN]) {
-    size_t len;
-    const char *text = luaL_checklstring(L, idx, &len);
-    pn_err e;
-    if (resolve(script(L), text, len, out, &e) != 0) luaL_argerror(L, idx, e.msg);
+    pn_glue_check_key(L, idx, out, resolve_label, pn_api_script(L));
 }
 
 static uint32_t opt_uint(lua_State *L, int idx, const char *field, uint32_t dflt) {
@@ -89,14 +89,15 @@ static uint32_t opt_uint(lua_State *L, int idx, const char *field, uint32_t dflt
     lua_getfield(L, idx, field);
     lua_Integer v = luaL_optinteger(L, -1, dflt);
     lua_pop(L, 1);
-    luaL_argcheck(L, v >= 0 && v <= 86400000, idx, "must be between 0 and 86400000 ms");
+    luaL_argcheck(L, v >= 0 && v <= PN_MS_MAX, idx,
+                  lua_pushfstring(L, "must be between 0 and %I ms", (lua_Integer)PN_MS_MAX));
     return (uint32_t)v;
 }
 
 /* ---- expose / revoke ---------------------------------------------------------- */
 
 static int l_expose(lua_State *L) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     const char *name = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     int auth = LUA_NOREF;
@@ -112,7 +113,7 @@ static int l_expose(lua_State *L) {
     lua_pushvalue(L, 2);
     int fn = luaL_ref(L, LUA_REGISTRYINDEX);
     pn_err e;
-    if (pn_rt_expose(s, name, fn, auth, 0, &e) != 0) {
+    if (pn_handler_expose(s, name, fn, auth, 0, &e) != 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, fn);
         luaL_unref(L, LUA_REGISTRYINDEX, auth);
         return luaL_error(L, "peernet.expose: %s", e.msg);
@@ -121,8 +122,8 @@ static int l_expose(lua_State *L) {
 }
 
 static int l_revoke(lua_State *L) {
-    pn_script *s = script(L);
-    lua_pushboolean(L, pn_rt_revoke(s, luaL_checkstring(L, 1)) == 0);
+    pn_script *s = pn_api_script(L);
+    lua_pushboolean(L, pn_handler_revoke(s, luaL_checkstring(L, 1)) == 0);
     return 1;
 }
 
@@ -151,25 +152,29 @@ static int push_term_protected(lua_State *L) {
 }
 
 /* Pushes the term's value on the task's coroutine (decoded on the main
- * thread, protected: a suspended coroutine cannot run a protected call). */
-static int push_term(pn_script *s, lua_State *co, const uint8_t *term, size_t len) {
+ * thread, protected: a suspended coroutine cannot run a protected call);
+ * when it does not decode, nil, "cannot decode the reply: ...", kind. */
+static int push_term(pn_script *s, lua_State *co, const uint8_t *term, size_t len,
+                     const char *kind) {
     lua_State *L = s->L;
     term_arg a = {term, len};
     lua_pushcfunction(L, push_term_protected);
     lua_pushlightuserdata(L, &a);
     int rc = lua_pcall(L, 1, 1, 0);
-    pn_sandbox_unlimited(L, 1);
-    lua_checkstack(co, 3);
+    int prev = pn_sandbox_lift(L);
+    lua_checkstack(co, 4);
+    int n = 1;
     if (rc != LUA_OK) {
         lua_pushnil(co);
         lua_pushfstring(co, "cannot decode the reply: %s", lua_tostring(L, -1));
+        lua_pushstring(co, kind);
         lua_pop(L, 1);
-        pn_sandbox_unlimited(L, 0);
-        return 2;
+        n = 3;
+    } else {
+        lua_xmove(L, co, 1);
     }
-    lua_xmove(L, co, 1);
-    pn_sandbox_unlimited(L, 0);
-    return 1;
+    pn_sandbox_restore(L, prev);
+    return n;
 }
 
 static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, size_t len, void *ud) {
@@ -186,38 +191,43 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
      * host's own values go in with the cap lifted (a failed allocation
      * would abort the process). The reply itself is decoded under the cap,
      * protected, by push_term. */
-    pn_sandbox_unlimited(s->L, 1);
-    lua_checkstack(co, 3);
-    pn_sandbox_unlimited(s->L, 0);
+    int prev = pn_sandbox_lift(s->L);
+    lua_checkstack(co, 4);
+    pn_sandbox_restore(s->L, prev);
     if (st == PN_CALL_OK) {
         if (cw->cast) {
             lua_pushboolean(co, 1);
             n = 1;
         } else {
-            n = push_term(s, co, term, len);
+            n = push_term(s, co, term, len, pn_reason_name(PN_REASON_UNDECODABLE));
         }
     } else if (st == PN_CALL_ERROR) {
+        const char *remote = pn_kind_name(PN_KIND_REMOTE);
         lua_pushnil(co);
-        n = 1 + push_term(s, co, term, len);
-        if (n == 3) { /* the reason itself did not decode */
-            lua_remove(co, -3);
-            n = 2;
+        n = push_term(s, co, term, len, remote);
+        if (n == 3) { /* the reason itself did not decode: its message stands */
+            lua_remove(co, -4);
+        } else {
+            prev = pn_sandbox_lift(s->L);
+            lua_pushstring(co, remote);
+            pn_sandbox_restore(s->L, prev);
+            n = 3;
         }
     } else {
-        lua_pushnil(co);
-        pn_sandbox_unlimited(s->L, 1);
-        lua_pushstring(co, st == PN_CALL_TIMEOUT ? "timeout" : "closed");
-        pn_sandbox_unlimited(s->L, 0);
-        n = 2;
+        prev = pn_sandbox_lift(s->L);
+        n = pn_result_fail(co, pn_result_reason(st), pn_result_kind(st));
+        pn_sandbox_restore(s->L, prev);
     }
     free(cw);
-    pn_rt_task_resume(t, n);
+    pn_task_resume(t, n);
 }
 
+/* A call or send this host refused at once. */
 static int fail_code(lua_State *L, int code, const char *msg) {
-    lua_pushnil(L);
-    lua_pushstring(L, code == PN_ESTATE ? "not_connected" : code == PN_ELIMIT ? "overloaded" : msg);
-    return 2;
+    const char *reason = code == PN_ESTATE   ? pn_reason_name(PN_REASON_NOT_CONNECTED)
+                         : code == PN_ELIMIT ? pn_reason_name(PN_REASON_OVERLOADED)
+                                             : msg;
+    return pn_result_fail(L, reason, PN_KIND_LOCAL);
 }
 
 /* Starts the call whose args are in b and waits for its answer. */
@@ -239,7 +249,7 @@ static int start_call(lua_State *L, pn_script *s, pn_task *t, const uint8_t key[
         free(cw);
         return fail_code(L, rc, e.msg);
     }
-    return pn_rt_task_wait(L, t, &cw->w);
+    return pn_task_wait(L, t, &cw->w);
 }
 
 /* Encodes the value at idx into b; raises on a value ETF cannot carry.
@@ -259,7 +269,7 @@ static void encode(lua_State *L, int idx, pn_etf_buf *b) {
 }
 
 static int l_call(lua_State *L) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     pn_task *t = need_task(L, "call");
     uint8_t key[PN_KEY_LEN];
     check_key(L, 1, key);
@@ -271,7 +281,7 @@ static int l_call(lua_State *L) {
 }
 
 static int l_send(lua_State *L) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     uint8_t key[PN_KEY_LEN];
     check_key(L, 1, key);
     const char *name = luaL_checkstring(L, 2);
@@ -287,7 +297,7 @@ static int l_send(lua_State *L) {
 
 /* admin.call(peer, module, fn, args [, opts]) / admin.cast(...) */
 static int admin_call(lua_State *L, int cast) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     pn_task *t = need_task(L, cast ? "admin.cast" : "admin.call");
     uint8_t key[PN_KEY_LEN];
     check_key(L, 1, key);
@@ -325,16 +335,16 @@ static int l_admin_cast(lua_State *L) {
 }
 
 static int l_admin_register(lua_State *L) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     const char *name = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     pn_err e;
-    if (pn_rt_admin_register(s, name, 2, &e) != 0) return luaL_error(L, "peernet.admin: %s", e.msg);
+    if (pn_admin_register(s, name, 2, &e) != 0) return luaL_error(L, "peernet.admin: %s", e.msg);
     return 0;
 }
 
 static int l_admin_expose(lua_State *L) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_getfield(L, 1, "authorize");
     if (!lua_isfunction(L, -1))
@@ -342,7 +352,7 @@ static int l_admin_expose(lua_State *L) {
                              "needs {authorize = function(from) ... end}");
     int auth = luaL_ref(L, LUA_REGISTRYINDEX);
     pn_err e;
-    if (pn_rt_expose(s, PN_RT_ADMIN, LUA_NOREF, auth, 1, &e) != 0) {
+    if (pn_handler_expose(s, PN_RT_ADMIN, LUA_NOREF, auth, 1, &e) != 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, auth);
         return luaL_error(L, "peernet.admin.expose: %s", e.msg);
     }
@@ -358,20 +368,23 @@ static void on_connect_done(pn_host *h, int status, const char *msg, void *ud) {
     if (!t) return;
     /* Unprotected pushes on a suspended coroutine: with the cap lifted,
      * as in on_call_done. */
-    pn_sandbox_unlimited(t->s->L, 1);
-    int ok = lua_checkstack(t->co, 2);
-    if (status == 0 && ok) {
+    int prev = pn_sandbox_lift(t->s->L);
+    int ok = lua_checkstack(t->co, 3);
+    int n = 1;
+    if (status == 0 && ok)
         lua_pushboolean(t->co, 1);
-    } else {
-        lua_pushnil(t->co);
-        lua_pushstring(t->co, !ok ? "out of memory" : msg ? msg : "connect failed");
-    }
-    pn_sandbox_unlimited(t->s->L, 0);
-    pn_rt_task_resume(t, status == 0 && ok ? 1 : 2);
+    else
+        n = pn_result_fail(t->co,
+                           !ok   ? "out of memory"
+                           : msg ? msg
+                                 : "connect failed",
+                           PN_KIND_LOCAL);
+    pn_sandbox_restore(t->s->L, prev);
+    pn_task_resume(t, n);
 }
 
 static int l_connect(lua_State *L) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     pn_task *t = need_task(L, "connect");
     uint8_t key[PN_KEY_LEN];
     check_key(L, 1, key);
@@ -384,14 +397,12 @@ static int l_connect(lua_State *L) {
     pn_err e;
     if (pn_host_connect(s->rt->h, key, addr, on_connect_done, cw, &e) != 0) {
         free(cw);
-        lua_pushnil(L);
-        lua_pushstring(L, e.msg);
-        return 2;
+        return pn_result_fail(L, e.msg, PN_KIND_LOCAL);
     }
-    return pn_rt_task_wait(L, t, &cw->w);
+    return pn_task_wait(L, t, &cw->w);
 }
 
-/* ---- sleep and timers ------------------------------------------------------------- */
+/* ---- sleep ------------------------------------------------------------- */
 
 typedef struct {
     pn_wait w;
@@ -411,14 +422,15 @@ static void on_sleep_done(uv_timer_t *tm) {
     sleep_wait *sw = tm->data;
     pn_task *t = sw->w.task;
     uv_close((uv_handle_t *)&sw->timer, sleep_closed);
-    if (t) pn_rt_task_resume(t, 0);
+    if (t) pn_task_resume(t, 0);
 }
 
 static int l_sleep(lua_State *L) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     pn_task *t = need_task(L, "sleep");
     lua_Integer ms = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, ms >= 0 && ms <= 86400000, 1, "must be between 0 and 86400000 ms");
+    luaL_argcheck(L, ms >= 0 && ms <= PN_MS_MAX, 1,
+                  lua_pushfstring(L, "must be between 0 and %I ms", (lua_Integer)PN_MS_MAX));
     sleep_wait *sw = calloc(1, sizeof *sw);
     if (!sw) return luaL_error(L, "out of memory");
     sw->w.type = PN_WAIT_SLEEP;
@@ -426,100 +438,7 @@ static int l_sleep(lua_State *L) {
     uv_timer_init(s->rt->loop, &sw->timer);
     sw->timer.data = sw;
     uv_timer_start(&sw->timer, on_sleep_done, (uint64_t)ms, 0);
-    return pn_rt_task_wait(L, t, &sw->w);
-}
-
-static void timer_closed(uv_handle_t *hd) {
-    free(hd->data);
-}
-
-void pn_rt_timer_free(pn_timer *t) {
-    pn_script *s = t->s;
-    for (pn_timer **pp = &s->timers; *pp; pp = &(*pp)->next) {
-        if (*pp == t) {
-            *pp = t->next;
-            break;
-        }
-    }
-    if (t->handle) *t->handle = NULL;
-    if (t->running) t->running->timer = NULL;
-    luaL_unref(s->L, LUA_REGISTRYINDEX, t->fn_ref);
-    uv_close((uv_handle_t *)&t->t, timer_closed);
-    if (s == s->rt->trusted) pn_rt_update_keepalive(s->rt);
-}
-
-static void on_timer(uv_timer_t *tm) {
-    pn_timer *t = tm->data;
-    if (t->repeat && t->running) return; /* the last tick is still running */
-    pn_task *task = pn_rt_task_start(t->s, PN_TASK_TIMER, t->fn_ref,
-                                     t->repeat ? "every() timer" : "after() timer", NULL, NULL);
-    if (!t->repeat) pn_rt_timer_free(t);
-    if (!task) return;
-    if (t->repeat) {
-        t->running = task;
-        task->timer = t;
-    }
-    pn_rt_task_resume(task, 0);
-}
-
-static int add_timer(lua_State *L, int repeat) {
-    pn_script *s = script(L);
-    lua_Integer ms = luaL_checkinteger(L, 1);
-    lua_Integer min = repeat ? (s->sandboxed ? PN_API_EVERY_MIN_MS : 1) : 0;
-    luaL_argcheck(L, ms >= min && ms <= 86400000, 1,
-                  lua_pushfstring(L, "must be between %I and 86400000 ms", min));
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    if (s->sandboxed) {
-        int n = 0;
-        for (const pn_timer *t = s->timers; t; t = t->next)
-            n++;
-        if (n >= PN_API_TIMERS_MAX)
-            return luaL_error(L,
-                              "peernet.%s: a handler script may have at most %d timers pending; "
-                              "cancel one first",
-                              repeat ? "every" : "after", PN_API_TIMERS_MAX);
-    }
-    void **handle = lua_newuserdatauv(L, sizeof(void *), 0);
-    *handle = NULL;
-    luaL_setmetatable(L, TIMER_MT);
-    pn_timer *t = calloc(1, sizeof *t);
-    if (!t) return luaL_error(L, "out of memory");
-    lua_pushvalue(L, 2);
-    t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    t->s = s;
-    t->repeat = repeat;
-    t->handle = handle;
-    *handle = t;
-    uv_timer_init(s->rt->loop, &t->t);
-    t->t.data = t;
-    uv_timer_start(&t->t, on_timer, (uint64_t)ms, repeat ? (uint64_t)ms : 0);
-    t->next = s->timers;
-    s->timers = t;
-    if (s == s->rt->trusted) pn_rt_update_keepalive(s->rt);
-    return 1;
-}
-
-static int l_after(lua_State *L) {
-    return add_timer(L, 0);
-}
-
-static int l_every(lua_State *L) {
-    return add_timer(L, 1);
-}
-
-static int l_timer_cancel(lua_State *L) {
-    void **handle = luaL_checkudata(L, 1, TIMER_MT);
-    pn_timer *t = *handle;
-    if (t) pn_rt_timer_free(t);
-    lua_pushboolean(L, t != NULL);
-    return 1;
-}
-
-static int l_timer_gc(lua_State *L) {
-    void **handle = luaL_checkudata(L, 1, TIMER_MT);
-    pn_timer *t = *handle;
-    if (t) t->handle = NULL; /* the timer runs on, like a JavaScript timeout */
-    return 0;
+    return pn_task_wait(L, t, &sw->w);
 }
 
 /* ---- registry, identity, events ----------------------------------------------------- */
@@ -532,7 +451,7 @@ static int add_peer(const pn_peer_info *p, void *ud) {
 }
 
 static int l_peers(lua_State *L) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     lua_newtable(L);
     pn_host_peers(s->rt->h, add_peer, L);
     return 1;
@@ -543,7 +462,8 @@ static int l_resolve(lua_State *L) {
     const char *text = luaL_checklstring(L, 1, &len);
     uint8_t key[PN_KEY_LEN];
     pn_err e;
-    if (resolve(script(L), text, len, key, &e) != 0) {
+    if (pn_key_parse(key, text, len, &e) != 0 &&
+        resolve_label(pn_api_script(L), text, len, key, &e) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, e.msg);
         return 2;
@@ -553,7 +473,7 @@ static int l_resolve(lua_State *L) {
 }
 
 static int l_self(lua_State *L) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     uint8_t key[PN_KEY_LEN];
     pn_host_public_key(s->rt->h, key);
     pn_glue_push_key(L, key);
@@ -561,8 +481,8 @@ static int l_self(lua_State *L) {
 }
 
 static int l_on(lua_State *L) {
-    pn_script *s = script(L);
-    static const char *const events[] = {"connected", "disconnected", "discovered", NULL};
+    pn_script *s = pn_api_script(L);
+    const char *const *events = pn_event_names();
     int ev = luaL_checkoption(L, 1, NULL, events);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     if (s->events_ref == LUA_NOREF) {
@@ -587,7 +507,7 @@ static int l_on(lua_State *L) {
 /* ---- log ------------------------------------------------------------------------------ */
 
 static int do_log(lua_State *L, int level) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     int n = lua_gettop(L);
     if (n > 1) {
         lua_pushvalue(L, lua_upvalueindex(2)); /* string.format as it was at load */
@@ -615,7 +535,7 @@ static int l_log_error(lua_State *L) {
 
 /* print() in a sandbox: the values, tab-separated, to the log. */
 static int l_print(lua_State *L) {
-    pn_script *s = script(L);
+    pn_script *s = pn_api_script(L);
     int n = lua_gettop(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -629,46 +549,14 @@ static int l_print(lua_State *L) {
     return 0;
 }
 
-void pn_api_open(lua_State *L, pn_script *s) {
-    static const luaL_Reg fns[] = {
-        {"expose", l_expose}, {"revoke", l_revoke},   {"call", l_call},
-        {"send", l_send},     {"connect", l_connect}, {"peers", l_peers},
-        {"self", l_self},     {"on", l_on},           {"sleep", l_sleep},
-        {"after", l_after},   {"every", l_every},     {"resolve", l_resolve},
-        {NULL, NULL}};
-    static const luaL_Reg admin[] = {{"call", l_admin_call},
-                                     {"cast", l_admin_cast},
-                                     {"register", l_admin_register},
-                                     {"expose", l_admin_expose},
-                                     {NULL, NULL}};
+/* Sets t.log (t on top) to the log functions, with the script's handle
+ * (at hi) and string.format as it was at load as upvalues. */
+static void open_log(lua_State *L, int hi) {
     static const luaL_Reg log[] = {{"debug", l_log_debug},
                                    {"info", l_log_info},
                                    {"warn", l_log_warn},
                                    {"error", l_log_error},
                                    {NULL, NULL}};
-    if (luaL_newmetatable(L, TIMER_MT)) {
-        lua_pushcfunction(L, l_timer_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_createtable(L, 0, 1);
-        lua_pushcfunction(L, l_timer_cancel);
-        lua_setfield(L, -2, "cancel");
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, TIMER_MT);
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
-    pn_script **h = lua_newuserdatauv(L, sizeof *h, 0);
-    *h = s;
-    s->handle = h;
-    int hi = lua_gettop(L);
-    lua_newtable(L);
-    lua_pushvalue(L, hi);
-    luaL_setfuncs(L, fns, 1);
-    pn_value_open(L); /* atom, tuple, null, is_atom, is_tuple, etf.* */
-    lua_newtable(L);
-    lua_pushvalue(L, hi);
-    luaL_setfuncs(L, admin, 1);
-    lua_setfield(L, -2, "admin");
     lua_createtable(L, 0, 4);
     lua_getglobal(L, "string");
     lua_getfield(L, -1, "format");
@@ -681,6 +569,41 @@ void pn_api_open(lua_State *L, pn_script *s) {
     }
     lua_pop(L, 1);
     lua_setfield(L, -2, "log");
+}
+
+void pn_api_open(lua_State *L, pn_script *s) {
+    static const luaL_Reg fns[] = {{"expose", l_expose},
+                                   {"revoke", l_revoke},
+                                   {"call", l_call},
+                                   {"send", l_send},
+                                   {"connect", l_connect},
+                                   {"peers", l_peers},
+                                   {"self", l_self},
+                                   {"on", l_on},
+                                   {"sleep", l_sleep},
+                                   {"after", pn_timer_after},
+                                   {"every", pn_timer_every},
+                                   {"resolve", l_resolve},
+                                   {NULL, NULL}};
+    static const luaL_Reg admin[] = {{"call", l_admin_call},
+                                     {"cast", l_admin_cast},
+                                     {"register", l_admin_register},
+                                     {"expose", l_admin_expose},
+                                     {NULL, NULL}};
+    pn_timer_open(L);
+    pn_script **h = lua_newuserdatauv(L, sizeof *h, 0);
+    *h = s;
+    s->handle = h;
+    int hi = lua_gettop(L);
+    lua_newtable(L);
+    lua_pushvalue(L, hi);
+    luaL_setfuncs(L, fns, 1);
+    pn_value_open(L); /* atom, tuple, null, is_atom, is_tuple, etf.* */
+    lua_newtable(L);
+    lua_pushvalue(L, hi);
+    luaL_setfuncs(L, admin, 1);
+    lua_setfield(L, -2, "admin");
+    open_log(L, hi);
     if (s->sandboxed) {
         lua_pushvalue(L, hi);
         lua_pushcclosure(L, l_print, 1);

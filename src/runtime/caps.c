@@ -28,7 +28,8 @@
 #include <unistd.h>
 
 #include "core/file.h"
-#include "runtime.h"
+#include "internal.h"
+#include "lua/result.h"
 
 #define PN_CAPS_MAX 64                  /* entries per list */
 #define PN_CAPS_CONFIG_MAX (256u << 10) /* bytes of config.lua */
@@ -195,7 +196,7 @@ static int canon_for_write(const char *p, char out[PN_PATH_MAX]) {
 }
 
 static int l_read(lua_State *L) {
-    pn_script *s = pn_rt_script_of(L);
+    pn_script *s = pn_script_of(L);
     const char *p = luaL_checkstring(L, 1);
     char real[PN_PATH_MAX];
     if (!realpath(p, real)) {
@@ -232,7 +233,7 @@ static int l_read(lua_State *L) {
 }
 
 static int l_write(lua_State *L) {
-    pn_script *s = pn_rt_script_of(L);
+    pn_script *s = pn_script_of(L);
     const char *p = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
@@ -283,28 +284,24 @@ typedef struct {
     uv_pipe_t out[2];
     uv_timer_t timer;
     outbuf buf[2];
-    int open;    /* handles not yet closed */
-    int pending; /* exit and the two EOFs still to come */
+    pn_handles closing; /* proc, the pipes and the timer: x is freed after the last */
+    int pending;        /* exit and the two EOFs still to come */
     int64_t status;
     int signal, timed_out;
 } exec_wait;
 
-static void exec_free(exec_wait *x) {
+static void exec_free(void *ud) {
+    exec_wait *x = ud;
     free(x->buf[0].data);
     free(x->buf[1].data);
     free(x);
 }
 
-static void exec_handle_closed(uv_handle_t *hd) {
-    exec_wait *x = hd->data;
-    if (--x->open == 0) exec_free(x);
-}
-
+/* Once per exec: when it finished, or its spawn failed. */
 static void exec_close_all(exec_wait *x) {
-    uv_handle_t *hs[4] = {(uv_handle_t *)&x->proc, (uv_handle_t *)&x->out[0],
-                          (uv_handle_t *)&x->out[1], (uv_handle_t *)&x->timer};
-    for (int i = 0; i < 4; i++)
-        if (!uv_is_closing(hs[i])) uv_close(hs[i], exec_handle_closed);
+    uv_handle_t *hs[] = {PN_HANDLE(&x->proc), PN_HANDLE(&x->out[0]), PN_HANDLE(&x->out[1]),
+                         PN_HANDLE(&x->timer)};
+    pn_handles_close(&x->closing, hs, sizeof hs / sizeof *hs, exec_free, x);
 }
 
 static void exec_finish(exec_wait *x) {
@@ -313,13 +310,12 @@ static void exec_finish(exec_wait *x) {
     if (s && s->caps) s->caps->running--;
     if (t && s) {
         lua_State *co = t->co;
-        pn_sandbox_unlimited(s->L, 1);
+        int prev = pn_sandbox_lift(s->L);
         if (x->timed_out) {
-            lua_pushnil(co);
-            lua_pushliteral(co, "timeout");
-            pn_sandbox_unlimited(s->L, 0);
+            int n = pn_result_fail(co, pn_reason_name(PN_REASON_TIMEOUT), PN_KIND_TIMEOUT);
+            pn_sandbox_restore(s->L, prev);
             exec_close_all(x);
-            pn_rt_task_resume(t, 2);
+            pn_task_resume(t, n);
             return;
         }
         lua_createtable(co, 0, 5);
@@ -333,9 +329,9 @@ static void exec_finish(exec_wait *x) {
         lua_setfield(co, -2, "stderr");
         lua_pushboolean(co, x->buf[0].truncated || x->buf[1].truncated);
         lua_setfield(co, -2, "truncated");
-        pn_sandbox_unlimited(s->L, 0);
+        pn_sandbox_restore(s->L, prev);
         exec_close_all(x);
-        pn_rt_task_resume(t, 1);
+        pn_task_resume(t, 1);
         return;
     }
     exec_close_all(x);
@@ -395,14 +391,12 @@ static void on_exec_timeout(uv_timer_t *tm) {
     uv_process_kill(&x->proc, SIGKILL);
 }
 
-static int l_exec(lua_State *L) {
-    pn_script *s = pn_rt_script_of(L);
-    pn_task *t = pn_rt_task_of(L);
+/* Fills argv from the list at idx 1 (NULL-terminated); raises on a bad one. */
+static void check_argv(lua_State *L, const char *argv[PN_CAPS_ARGV_MAX + 1]) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_Integer argc = (lua_Integer)lua_rawlen(L, 1);
     luaL_argcheck(L, argc >= 1 && argc <= PN_CAPS_ARGV_MAX, 1,
                   "argv: a list of 1 to 256 strings, the program first");
-    const char *argv[PN_CAPS_ARGV_MAX + 1];
     for (lua_Integer i = 1; i <= argc; i++) {
         lua_rawgeti(L, 1, i);
         size_t len;
@@ -413,6 +407,35 @@ static int l_exec(lua_State *L) {
         lua_pop(L, 1);
     }
     argv[argc] = NULL;
+}
+
+/* Starts argv with its output into x's pipes: uv_spawn's result. */
+static int exec_spawn(exec_wait *x, uv_loop_t *loop, const char **argv) {
+    uv_pipe_init(loop, &x->out[0], 0);
+    uv_pipe_init(loop, &x->out[1], 0);
+    uv_timer_init(loop, &x->timer);
+    x->out[0].data = x->out[1].data = x->timer.data = x->proc.data = x;
+    uv_stdio_container_t stdio[3];
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&x->out[0];
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&x->out[1];
+    uv_process_options_t po;
+    memset(&po, 0, sizeof po);
+    po.file = argv[0];
+    po.args = (char **)argv;
+    po.exit_cb = on_exit_cb;
+    po.stdio = stdio;
+    po.stdio_count = 3;
+    return uv_spawn(loop, &x->proc, &po);
+}
+
+static int l_exec(lua_State *L) {
+    pn_script *s = pn_script_of(L);
+    pn_task *t = pn_task_of(L);
+    const char *argv[PN_CAPS_ARGV_MAX + 1];
+    check_argv(L, argv);
     if (!granted(s->caps, CAP_EXEC, argv[0])) return denied(L, s, "host.exec", argv[0]);
     if (!t)
         return luaL_error(L, "host.exec waits, so it must run in a handler, a timer, an event "
@@ -432,40 +455,19 @@ static int l_exec(lua_State *L) {
     x->w.type = PN_WAIT_EXEC;
     x->w.cancel = exec_cancel;
     x->s = s;
-    uv_loop_t *loop = s->rt->loop;
-    uv_pipe_init(loop, &x->out[0], 0);
-    uv_pipe_init(loop, &x->out[1], 0);
-    uv_timer_init(loop, &x->timer);
-    x->out[0].data = x->out[1].data = x->timer.data = x->proc.data = x;
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&x->out[0];
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&x->out[1];
-    uv_process_options_t po;
-    memset(&po, 0, sizeof po);
-    po.file = argv[0];
-    po.args = (char **)argv;
-    po.exit_cb = on_exit_cb;
-    po.stdio = stdio;
-    po.stdio_count = 3;
-    int rc = uv_spawn(loop, &x->proc, &po);
+    int rc = exec_spawn(x, s->rt->loop, argv);
     if (rc != 0) {
         /* The process handle must be closed even when spawn fails. */
-        x->open = 4;
         exec_close_all(x);
-        lua_pushnil(L);
         lua_pushfstring(L, "host.exec %s: %s", argv[0], uv_strerror(rc));
-        return 2;
+        return pn_result_fail(L, lua_tostring(L, -1), PN_KIND_LOCAL);
     }
-    x->open = 4;
     x->pending = 3;
     s->caps->running++;
     uv_read_start((uv_stream_t *)&x->out[0], on_alloc, on_read);
     uv_read_start((uv_stream_t *)&x->out[1], on_alloc, on_read);
     uv_timer_start(&x->timer, on_exec_timeout, timeout, 0);
-    return pn_rt_task_wait(L, t, &x->w);
+    return pn_task_wait(L, t, &x->w);
 }
 
 void pn_caps_open(lua_State *L, pn_script *s) {

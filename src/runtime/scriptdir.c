@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runtime.h"
+#include "internal.h"
 
 #define PN_DIR_SETTLE_MS 50
 #define PN_DIR_POLL_MS 2000
@@ -31,7 +31,7 @@ struct pn_dir {
     uv_fs_event_t ev[2]; /* the directory and its admin/ */
     int ev_on[2];
     uv_timer_t settle, poll;
-    int open;              /* handles to close */
+    pn_handles closing;    /* the four handles: d is freed after the last */
     struct stat dir_st[2]; /* the directory [0] and admin/ [1] at the last scan */
     int dir_seen[2];
     dir_file files[PN_RT_SCRIPTS_MAX];
@@ -156,14 +156,12 @@ int pn_rt_watch_dir(pn_rt *rt, const char *dir, pn_err *e) {
     uv_timer_init(rt->loop, &d->settle);
     uv_timer_init(rt->loop, &d->poll);
     d->settle.data = d->poll.data = d;
-    d->open = 2;
     char admin[PN_PATH_MAX + 8];
     snprintf(admin, sizeof admin, "%s/admin", d->path);
     const char *dirs[2] = {d->path, admin};
     for (int i = 0; i < 2; i++) {
         uv_fs_event_init(rt->loop, &d->ev[i]);
         d->ev[i].data = d;
-        d->open++;
         d->ev_on[i] = uv_fs_event_start(&d->ev[i], on_fs_event, dirs[i], 0) == 0;
     }
     /* The watchers alone must not keep a run script's loop alive. */
@@ -185,17 +183,11 @@ void pn_rt_dir_files(const pn_rt *rt,
             return;
 }
 
-static void dir_closed(uv_handle_t *hd) {
-    struct pn_dir *d = hd->data;
-    if (--d->open == 0) free(d);
-}
-
 void pn_rt_dir_close(pn_rt *rt) {
     struct pn_dir *d = rt->dir;
     if (!d) return;
     rt->dir = NULL;
-    uv_close((uv_handle_t *)&d->settle, dir_closed);
-    uv_close((uv_handle_t *)&d->poll, dir_closed);
-    uv_close((uv_handle_t *)&d->ev[0], dir_closed);
-    uv_close((uv_handle_t *)&d->ev[1], dir_closed);
+    uv_handle_t *hs[] = {PN_HANDLE(&d->settle), PN_HANDLE(&d->poll), PN_HANDLE(&d->ev[0]),
+                         PN_HANDLE(&d->ev[1])};
+    pn_handles_close(&d->closing, hs, sizeof hs / sizeof *hs, free, d);
 }

@@ -59,7 +59,10 @@ M.run = {
     local script_args = { [0] = script, [-1] = argv0 .. " run" }
     for i = 2, #o.pos do script_args[i - 1] = o.pos[i] end
     _G.arg = script_args
+    -- One table: the script's global and its require "peernet" (rt:api()
+    -- falls back to the module for peernet.host and the rest).
     _G.peernet = rt:api()
+    package.loaded.peernet = _G.peernet
     -- The script's print() goes out a line at a time, as under lua(1).
     io.stdout:setvbuf("line")
     local stop_signals = signals.on_stop(true, function()

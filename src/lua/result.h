@@ -1,0 +1,29 @@
+/*
+ * The one shape of a failure a Lua caller sees from a call, a send or a
+ * wait: `nil, reason, kind` (core/reason.h). kind is "remote" when the
+ * peer answered {error, Reason} (reason is Reason's value), "timeout" or
+ * "closed" when no reply came, "local" when this host refused at once.
+ * One more: a reply that came holding a term outside the ETF subset (a
+ * pid) reads kind "undecodable" (PN_REASON_UNDECODABLE's name), in
+ * h:call's callback as in scripts: the peer did answer, so it is neither
+ * a local refusal nor the peer's {error, R}.
+ */
+#ifndef PN_RESULT_H
+#define PN_RESULT_H
+
+#include <lua.h>
+
+#include "core/reason.h"
+#include "peernet/peernet.h"
+
+/* Pushes nil, reason, kind; returns 3 so a C function can `return` it. */
+int pn_result_fail(lua_State *L, const char *reason, enum pn_kind kind);
+
+/* Where a call that did not answer {ok, V} ended: PN_KIND_REMOTE for
+ * {error, R}, else PN_KIND_TIMEOUT or PN_KIND_CLOSED. */
+enum pn_kind pn_result_kind(pn_call_status st);
+
+/* The reason of a call that got no reply: "timeout" or "closed". */
+const char *pn_result_reason(pn_call_status st);
+
+#endif
