@@ -84,7 +84,7 @@ static void evict(pn_host *h, pn_conn *victim, const char *pool, uint32_t limit,
     snprintf(key, sizeof key, "evicted %s", victim->remote);
     char *colon = strrchr(key, ':'); /* the port changes with every connection */
     if (colon && colon > key + 8) *colon = '\0';
-    pn_host_log_limited(h, PN_LOG_WARN, key, "connection %s %s", victim->remote, why);
+    pn_log_limited(h, PN_LOG_WARN, key, "connection %s %s", victim->remote, why);
     pn_conn_close(victim, why);
 }
 

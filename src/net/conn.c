@@ -31,7 +31,7 @@ static void on_handle_closed(uv_handle_t *hd) {
 
 static int on_verify(void *ud, const uint8_t key[PN_NOISE_KEYLEN]) {
     pn_conn *c = ud;
-    return pn_host_verify(c->host, c, key);
+    return pn_policy_verify(c->host, c, key);
 }
 
 static void on_first_deadline(uv_timer_t *t) {
@@ -384,8 +384,8 @@ static void on_settle(uv_timer_t *t) {
     if (!c->settling || c->state != PN_CONN_LIVE) return;
     if (c->settle_tries >= PN_SETTLE_TRIES) {
         c->settling = 0;
-        pn_host_log(c->host, PN_LOG_DEBUG, "%s: no pong to %u settle pings; giving up on them",
-                    c->remote, c->settle_tries);
+        pn_log(c->host, PN_LOG_DEBUG, "%s: no pong to %u settle pings; giving up on them",
+               c->remote, c->settle_tries);
         return;
     }
     settle_ping(c);
@@ -422,7 +422,7 @@ static void established(pn_conn *c) {
     pn_frame_reader_set_cap(c->fr, h->cfg.frame_cap);
     uv_timer_stop(&c->timer);
     c->live_seq = ++h->seq;
-    pn_host_on_established(h, c);
+    pn_policy_established(h, c);
     if (c->state != PN_CONN_LIVE) return; /* lost the tie-break */
     if (c->initiator) {
         c->settling = 1;
@@ -475,7 +475,7 @@ static void on_transport(pn_conn *c, const pn_frame *f) {
             break;
         case PN_ENV_CALL:
         case PN_ENV_SEND:
-            pn_host_dispatch(h, c, &env);
+            pn_dispatch(h, c, &env);
             break;
     }
 }
@@ -767,8 +767,8 @@ void pn_conn_close(pn_conn *c, const char *why) {
         c->dirty = 0;
     }
     pn_calls_fail_all(c);
-    pn_requests_detach(c);
-    pn_host_on_conn_closed(h, c, why);
+    pn_request_detach_all(c);
+    pn_policy_conn_closed(h, c, why);
     if (c->gai_active) uv_cancel((uv_req_t *)&c->gai);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);

@@ -16,8 +16,8 @@
  * Browsing keeps a small LRU table of instances being resolved: a PTR names
  * an instance, its SRV gives port and target, its TXT the key, the target's
  * A/AAAA the address. Whatever is missing is asked for once; a complete
- * entry goes to pn_host_note_discovered, a goodbye (TTL 0) to
- * pn_host_note_gone.
+ * entry goes to pn_found_note, a goodbye (TTL 0) to
+ * pn_found_gone.
  */
 #include <net/if.h>
 #include <sodium.h>
@@ -137,15 +137,15 @@ static void join_groups(pn_mdns *m) {
             uv_inet_ntop(AF_INET, f->v4[0], ip, sizeof ip);
             int rc = uv_udp_set_membership(&m->udp4, "224.0.0.251", ip, UV_JOIN_GROUP);
             if (rc && rc != UV_EADDRINUSE)
-                pn_host_log(m->host, PN_LOG_DEBUG, "mdns: join 224.0.0.251 on %s: %s", f->name,
-                            uv_strerror(rc));
+                pn_log(m->host, PN_LOG_DEBUG, "mdns: join 224.0.0.251 on %s: %s", f->name,
+                       uv_strerror(rc));
         }
         if (m->has6 && f->n6) {
             snprintf(zone, sizeof zone, "::%%%s", f->name);
             int rc = uv_udp_set_membership(&m->udp6, "ff02::fb", zone, UV_JOIN_GROUP);
             if (rc && rc != UV_EADDRINUSE)
-                pn_host_log(m->host, PN_LOG_DEBUG, "mdns: join ff02::fb on %s: %s", f->name,
-                            uv_strerror(rc));
+                pn_log(m->host, PN_LOG_DEBUG, "mdns: join ff02::fb on %s: %s", f->name,
+                       uv_strerror(rc));
         }
     }
 }
@@ -219,7 +219,7 @@ static size_t build_answer(pn_mdns *m, uint16_t id, const pn_mdns_msg *asked, in
         }
     }
     size_t n = pn_mdns_out_finish(&o);
-    if (n == 0) pn_host_log(m->host, PN_LOG_WARN, "mdns: answer does not fit: %s", e.msg);
+    if (n == 0) pn_log(m->host, PN_LOG_WARN, "mdns: answer does not fit: %s", e.msg);
     return n;
 }
 
@@ -229,7 +229,7 @@ static void send_to(pn_mdns *m, uv_udp_t *u, const struct sockaddr *to, size_t l
      * for it is still in force (and before a closing socket goes away). */
     int rc = uv_udp_try_send(u, &b, 1, to);
     if (rc < 0)
-        pn_host_log(m->host, PN_LOG_DEBUG, "mdns: send: %s", uv_strerror(rc));
+        pn_log(m->host, PN_LOG_DEBUG, "mdns: send: %s", uv_strerror(rc));
     else
         m->host->stats.mdns_out++;
 }
@@ -435,7 +435,7 @@ static void known_gone(pn_mdns *m, const uint8_t *instance) {
     pn_mdns_known *k = known_find(m, instance);
     if (!k) return;
     for (int i = 0; k->has_key && i < k->ngave; i++)
-        pn_host_note_gone(m->host, k->key, k->gave[i], "mdns");
+        pn_found_gone(m->host, k->key, k->gave[i], "mdns");
     memset(k, 0, sizeof *k);
 }
 
@@ -574,7 +574,7 @@ static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct soc
             if (n > 0 && (size_t)n < sizeof addr && strcmp(addr, k->addr) != 0) {
                 snprintf(k->addr, sizeof k->addr, "%s", addr);
                 known_gave(k);
-                pn_host_note_discovered(m->host, k->key, k->addr, "mdns");
+                pn_found_note(m->host, k->key, k->addr, "mdns");
             }
             continue;
         }
@@ -612,7 +612,7 @@ void pn_mdns_feed(pn_mdns *m, const uint8_t *buf, size_t len, const struct socka
     m->host->stats.mdns_in++;
     if (pn_mdns_parse(&m->msg, buf, len, &e) != 0) {
         m->host->stats.mdns_rejected++;
-        pn_host_log(m->host, PN_LOG_DEBUG, "mdns: packet dropped: %s", e.msg);
+        pn_log(m->host, PN_LOG_DEBUG, "mdns: packet dropped: %s", e.msg);
         return;
     }
     /* RFC 6762 §18: opcode and rcode other than 0 are ignored. */
@@ -631,7 +631,7 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
     if (flags & UV_UDP_PARTIAL) {
         m->host->stats.mdns_in++;
         m->host->stats.mdns_rejected++;
-        pn_host_log(m->host, PN_LOG_DEBUG, "mdns: datagram over %d bytes dropped", PN_MDNS_MSG_MAX);
+        pn_log(m->host, PN_LOG_DEBUG, "mdns: datagram over %d bytes dropped", PN_MDNS_MSG_MAX);
         return;
     }
     pn_mdns_feed(m, m->rbuf, (size_t)nread, from);
@@ -725,7 +725,7 @@ pn_mdns *pn_mdns_start(pn_host *h, const char *instance, uint16_t port, pn_err *
     }
     m->udp6_open = 1;
     m->has6 = open_udp(m, &m->udp6, (const struct sockaddr *)&a6, UV_UDP_IPV6ONLY) == 0;
-    if (!m->has6) pn_host_log(h, PN_LOG_DEBUG, "mdns: no IPv6 socket; IPv4 only");
+    if (!m->has6) pn_log(h, PN_LOG_DEBUG, "mdns: no IPv6 socket; IPv4 only");
     pn_mdns_network_changed(m);
     return m;
 }

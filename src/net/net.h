@@ -1,10 +1,14 @@
 /*
- * Internals shared by the files of src/net: the host (host.c), its
- * connections (conn.c), the admission of inbound handshakes (admit.c), the
- * peer registry (registry.c), outgoing calls and incoming requests
- * (calls.c) and the watched trust file (trustfile.c).
- * Addresses are parsed by pn_trust_split_addr (core/trust.h). The public face
- * is include/peernet.h.
+ * Internals shared by the files of src/net, each with one job: the host's
+ * lifecycle and listening socket (host.c), its settings (config.c), log
+ * lines (log.c), the peer policy (policy.c), where peers are dialled and
+ * the strangers (found.c), the peer registry (registry.c), connections
+ * (conn.c), the admission of inbound handshakes (admit.c), the serving
+ * side (dispatch.c: handlers; request.c: requests), the calling side
+ * (calls.c), the watched trust file (trustfile.c), LAN discovery
+ * (discovery.c), mDNS (mdns.c) and the network monitor (netmon.c).
+ * Addresses are parsed by pn_trust_split_addr (core/trust.h). The public
+ * face is include/peernet/peernet.h.
  *
  * Lifetime: every libuv handle below is owned by an object that is freed
  * only from the handle's close callback; each open handle holds one
@@ -23,7 +27,10 @@
 #include "core/handshake.h"
 #include "core/logline.h"
 #include "core/trust.h"
+#include "core/queue.h"
+#include "handles.h"
 #include "peernet/peernet.h"
+#include "test_hooks.h"
 
 #define PN_READ_CHUNK 65536    /* one host-wide read buffer: libuv reads one socket at a time */
 #define PN_REGISTRY_MAX 4096   /* peers the host remembers */
@@ -307,25 +314,62 @@ struct pn_host {
 };
 
 /* host.c */
-void pn_host_log(pn_host *h, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* For lines a stranger (or any peer) can cause at will: limited per key
- * (the kind of event and its source, e.g. "evicted 10.0.0.7") to one line
- * a window plus a summary with the count. Every line is escaped. */
-void pn_host_log_limited(pn_host *h, int level, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 void pn_host_unref(pn_host *h);
 /* Every uv handle the host opens goes through here after its init: it is
  * unref'd when the host is weak (cfg.weak). */
 void pn_host_adopt(pn_host *h, uv_handle_t *handle);
 void pn_host_mark_dirty(pn_host *h, pn_conn *c);
-void pn_host_on_established(pn_host *h, pn_conn *c);
-void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why);
-void pn_host_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env);
-int pn_host_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]);
-void pn_host_resolve_waiters(pn_host *h, pn_peer *p, int status, const char *msg);
-void pn_host_schedule_redial(pn_host *h, pn_peer *p);
-double pn_wall_now(void);
+/* Tells every event listener; p may be freed by one (its key is copied). */
+void pn_host_emit(pn_host *h, pn_event ev, const pn_peer *p, const char *detail);
+double pn_host_wall_now(void);
 uint64_t pn_host_random_u64(pn_host *h);
+
+/* log.c */
+void pn_log(pn_host *h, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* For lines a stranger (or any peer) can cause at will: limited per key
+ * (the kind of event and its source, e.g. "evicted 10.0.0.7") to one line
+ * a window plus a summary with the count. Every line is escaped. */
+void pn_log_limited(pn_host *h, int level, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void pn_log_flush_all(pn_host *h); /* closing: every summary now */
+/* Short form of a key for log lines: the first 8 bytes in hex. */
+const char *pn_log_key(const uint8_t key[PN_KEY_LEN], char out[17]);
+
+/* policy.c */
+void pn_policy_established(pn_host *h, pn_conn *c);
+void pn_policy_conn_closed(pn_host *h, pn_conn *c, const char *why);
+/* 0 when c's peer (key) may complete the handshake; else why in c->fail. */
+int pn_policy_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]);
+void pn_policy_resolve_waiters(pn_host *h, pn_peer *p, int status, const char *msg);
+void pn_policy_schedule_redial(pn_host *h, pn_peer *p);
+void pn_policy_redial_soon(pn_peer *p);
+void pn_policy_dial_now(pn_host *h, pn_peer *p); /* backoff from its start */
+/* Trusts key (the file's entries and pn_host_trust both come here). */
+int pn_policy_trust(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e);
+
+/* found.c: what a discovery source (announce, mDNS) learnt. Checked, then
+ * the same for a UDP announce and an mDNS finding: a trusted peer gets
+ * addr as a dial address and is dialled when not connected; an untrusted
+ * one is remembered among the strangers (PN_DISCOVERED_MAX, the stalest
+ * forgotten first). A new or changed address emits PN_EVENT_DISCOVERED.
+ * addr is "HOST:PORT"; source names it for the log. -1: dropped (own key,
+ * bad address, no room). */
+int pn_found_note(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, const char *source);
+/* The source says the peer left (an mDNS goodbye): the address it gave is
+ * forgotten and redialling it stops; a live connection stays up. */
+void pn_found_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, const char *source);
+int pn_found_has_address(const pn_host *h, const pn_peer *p);
+/* The next address to dial, in turn: the configured one, then the usable
+ * discovered ones; NULL when there is none. */
+const char *pn_found_next(const pn_host *h, pn_peer *p);
+void pn_found_dial_failed(pn_host *h, pn_peer *p, const char *why, int wrong_key);
+void pn_found_dial_worked(pn_peer *p);
+void pn_found_stranger_push(pn_host *h, pn_peer *p); /* heard from just now */
+void pn_found_stranger_unlink(pn_host *h, pn_peer *p);
+
+/* dispatch.c */
+void pn_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env);
+void pn_dispatch_release_all(pn_host *h); /* the host closes: every handler is revoked */
 
 /* conn.c */
 pn_conn *pn_conn_accept(pn_host *h, pn_err *e);
@@ -340,6 +384,8 @@ void pn_conn_retire(pn_conn *c);
 int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
 void pn_conn_ping(pn_conn *c, const uint8_t *nonce);
+/* Pings now and closes the link unless a pong arrives within deadline_ms. */
+void pn_conn_probe(pn_conn *c, uint32_t deadline_ms);
 /* Whether a whole message 1 already waits in c's socket (a look, not a
  * read): under a connection storm a peer that spoke at once must not be
  * evicted by idle newcomers before its first read comes round. */
@@ -365,6 +411,10 @@ void pn_admit_stage(pn_host *h, pn_conn *c, pn_conn_stage stage); /* keeps the c
 /* registry.c */
 pn_peer *pn_registry_find(const pn_host *h, const uint8_t key[PN_KEY_LEN]);
 pn_peer *pn_registry_get(pn_host *h, const uint8_t key[PN_KEY_LEN], pn_err *e);
+/* Iterates the peers: pn_registry_next(h, NULL) is the first, NULL after
+ * the last. p may be untrusted or its links closed on the way, but not
+ * forgotten (pn_registry_forget) before its next is taken. */
+pn_peer *pn_registry_next(const pn_host *h, const pn_peer *p);
 void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out);
 void pn_registry_close_all(pn_host *h);
 void pn_registry_forget(pn_host *h, pn_peer *p);
@@ -375,22 +425,18 @@ void pn_calls_cancel(pn_conn *c, pn_pending *p); /* undo a start whose envelope 
 void pn_calls_complete(pn_conn *c, const pn_envelope *env);
 void pn_calls_fail_all(pn_conn *c); /* the connection closes: every call fails, from the loop */
 void pn_calls_run_completed(pn_host *h);
+
+/* request.c */
 pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e);
 void pn_request_free(pn_request *r);
-void pn_requests_detach(pn_conn *c);
+void pn_request_detach_all(pn_conn *c);
 /* The peer entry p is about to be freed: its orphaned calls forget it. */
-void pn_requests_forget_peer(pn_host *h, pn_peer *p);
+void pn_request_forget_peer(pn_host *h, pn_peer *p);
 /* The host is closing: orphaned calls forget it and their peers. */
-void pn_requests_orphan_all(pn_host *h);
-
-int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e);
+void pn_request_orphan_all(pn_host *h);
 
 /* trustfile.c */
 void pn_trustfile_close(pn_host *h);
-
-/* conn.c */
-/* Pings now and closes the link unless a pong arrives within deadline_ms. */
-void pn_conn_probe(pn_conn *c, uint32_t deadline_ms);
 
 /* discovery.c */
 int pn_discovery_open(pn_host *h, pn_err *e);
@@ -400,18 +446,6 @@ void pn_discovery_close(pn_host *h);
 /* netmon.c */
 int pn_netmon_open(pn_host *h, pn_err *e);
 void pn_netmon_close(pn_host *h);
-/* Discovery (host.c): what a discovery source (announce, mDNS) learnt. Checked, then
- * the same for a UDP announce and an mDNS finding: a trusted peer
- * gets addr as its dial address and is dialled when not connected; an
- * untrusted one is remembered among the strangers (PN_DISCOVERED_MAX, the
- * stalest forgotten first). A new or changed address emits
- * PN_EVENT_DISCOVERED. addr is "HOST:PORT"; source names it for the log. */
-int pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
-                            const char *source); /* -1: dropped (own key, bad address, no room) */
-/* The source says the peer left (an mDNS goodbye): the address it gave is
- * forgotten and redialling it stops; a live connection stays up. */
-void pn_host_note_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
-                       const char *source);
 
 /* mdns.c: the responder and browser. port 0 = 5353; instance NULL = a name
  * made from the key. Close sends a goodbye (TTL 0) when asked. */

@@ -47,7 +47,7 @@ static void on_settled(uv_timer_t *t) {
 }
 
 static void changed(pn_netmon *m, const char *what) {
-    pn_host_log(m->host, PN_LOG_DEBUG, "netmon: %s", what);
+    pn_log(m->host, PN_LOG_DEBUG, "netmon: %s", what);
     uv_timer_start(&m->settle, on_settled, PN_NETMON_SETTLE_MS, 0);
 }
 
@@ -131,7 +131,7 @@ static void on_readable(uv_poll_t *p, int status, int events) {
         }
         pn_err e;
         if (pn_netlink_scan(m->buf, (size_t)n, &kinds, &e) != 0)
-            pn_host_log(m->host, PN_LOG_DEBUG, "netmon: %s", e.msg);
+            pn_log(m->host, PN_LOG_DEBUG, "netmon: %s", e.msg);
     }
     if (kinds & PN_NL_OVERRUN)
         changed(m, "netlink overrun or error");
@@ -160,8 +160,8 @@ int pn_netmon_open(pn_host *h, pn_err *e) {
 #ifdef __linux__
     if (h->cfg.netmon != 2 && (m->fd = netlink_open(&ne)) < 0) {
         m->fd = -1;
-        pn_host_log(h, PN_LOG_INFO, "netmon: %s: polling the interfaces every %d ms instead",
-                    ne.msg, PN_NETMON_POLL_MS);
+        pn_log(h, PN_LOG_INFO, "netmon: %s: polling the interfaces every %d ms instead", ne.msg,
+               PN_NETMON_POLL_MS);
     }
 #else
     (void)ne;
@@ -182,8 +182,8 @@ int pn_netmon_open(pn_host *h, pn_err *e) {
 #endif
         }
         if (rc != 0) {
-            pn_host_log(h, PN_LOG_INFO, "netmon: cannot poll netlink (%s): polling interfaces",
-                        uv_strerror(rc));
+            pn_log(h, PN_LOG_INFO, "netmon: cannot poll netlink (%s): polling interfaces",
+                   uv_strerror(rc));
             if (m->handles == 3) uv_poll_stop(&m->poll);
         } else {
             background(m);
