@@ -19,16 +19,8 @@ static unsigned bucket_of(uint64_t id) {
  * tail in O(1); the timer is re-armed lazily, when it fires. A per-call uv
  * timer cost a handle open and close per call, which showed in profiles.
  */
-static void due_unlink(pn_conn *c, pn_pending *p) {
-    if (p->due_prev)
-        p->due_prev->due_next = p->due_next;
-    else
-        c->due_head = p->due_next;
-    if (p->due_next)
-        p->due_next->due_prev = p->due_prev;
-    else
-        c->due_tail = p->due_prev;
-    p->due_prev = p->due_next = NULL;
+static pn_pending *due_of(pn_link *l) {
+    return l ? PN_CONTAINER(l, pn_pending, due) : NULL;
 }
 
 static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
@@ -37,7 +29,7 @@ static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
             pn_pending *p = *pp;
             *pp = p->next;
             p->next = NULL;
-            due_unlink(c, p);
+            pn_list_remove(&c->due, &p->due);
             c->ncalls--;
             if (c->retiring) pn_host_mark_dirty(c->host, c); /* may be idle now */
             return p;
@@ -50,13 +42,14 @@ static void on_calls_due(uv_timer_t *t) {
     pn_conn *c = t->data;
     pn_host *h = c->host;
     uint64_t now = uv_now(h->loop);
-    while (c->state != PN_CONN_CLOSING && c->due_head && c->due_head->deadline <= now) {
-        pn_pending *p = unlink_id(c, c->due_head->id);
+    pn_pending *first;
+    while (c->state != PN_CONN_CLOSING && (first = due_of(c->due.head)) && first->deadline <= now) {
+        pn_pending *p = unlink_id(c, first->id);
         p->cb(h, PN_CALL_TIMEOUT, NULL, 0, p->ud); /* a late reply finds no id: dropped */
         free(p);
     }
-    if (c->state != PN_CONN_CLOSING && c->due_head)
-        uv_timer_start(&c->call_timer, on_calls_due, c->due_head->deadline - now, 0);
+    if (c->state != PN_CONN_CLOSING && (first = due_of(c->due.head)))
+        uv_timer_start(&c->call_timer, on_calls_due, first->deadline - now, 0);
 }
 
 pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout_ms, pn_err *e) {
@@ -84,22 +77,13 @@ pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout
     c->ncalls++;
     uint64_t now = uv_now(h->loop);
     p->deadline = now + timeout_ms;
-    pn_pending *after = c->due_tail;
+    pn_pending *after = due_of(c->due.tail);
     while (after && after->deadline > p->deadline)
-        after = after->due_prev;
-    p->due_prev = after;
-    p->due_next = after ? after->due_next : c->due_head;
-    if (p->due_next)
-        p->due_next->due_prev = p;
-    else
-        c->due_tail = p;
-    if (after)
-        after->due_next = p;
-    else
-        c->due_head = p;
+        after = due_of(after->due.prev);
+    pn_list_insert_after(&c->due, after ? &after->due : NULL, &p->due);
     /* A new earliest deadline, or no timer yet: arm it. */
-    if (c->due_head == p || !uv_is_active((uv_handle_t *)&c->call_timer))
-        uv_timer_start(&c->call_timer, on_calls_due, c->due_head->deadline - now, 0);
+    if (c->due.head == &p->due || !uv_is_active((uv_handle_t *)&c->call_timer))
+        uv_timer_start(&c->call_timer, on_calls_due, due_of(c->due.head)->deadline - now, 0);
     return p;
 }
 

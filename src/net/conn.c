@@ -98,9 +98,7 @@ static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
     c->handles = 5;
     c->born_seq = ++h->seq;
     h->refs++;
-    c->next = h->conns;
-    if (h->conns) h->conns->prev = c;
-    h->conns = c;
+    pn_list_push_front(&h->conns, &c->link);
     h->stats.connections++;
     h->stats.handshaking++;
     uv_timer_start(&c->timer, on_deadline, h->cfg.handshake_timeout_ms, 0);
@@ -204,7 +202,7 @@ static void on_written(uv_write_t *req, int status) {
 #define RETIRED_WHY "replaced by a newer connection to the same peer"
 
 void pn_conn_flush(pn_conn *c) {
-    if (c->retiring == 2 && c->state == PN_CONN_LIVE && c->ncalls == 0 && c->nreqs == 0 &&
+    if (c->retiring == 2 && c->state == PN_CONN_LIVE && c->ncalls == 0 && c->reqs.len == 0 &&
         c->out.len == 0 && !c->writing) {
         pn_conn_close(c, RETIRED_WHY);
         return;
@@ -752,20 +750,9 @@ void pn_conn_close(pn_conn *c, const char *why) {
     c->state = PN_CONN_CLOSING;
     pn_admit_stage(h, c, PN_STAGE_NONE);
     if (c->peer && c->peer->retired == c) c->peer->retired = NULL;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    pn_list_remove(&h->conns, &c->link);
     h->stats.connections--;
-    if (c->dirty) { /* it must not be flushed after it is freed */
-        pn_conn **pp = &h->dirty;
-        while (*pp && *pp != c)
-            pp = &(*pp)->next_dirty;
-        if (*pp) *pp = c->next_dirty;
-        c->dirty = 0;
-    }
+    pn_list_remove(&h->dirty, &c->dirty); /* it must not be flushed after it is freed */
     pn_calls_fail_all(c);
     pn_request_detach_all(c);
     pn_policy_conn_closed(h, c, why);

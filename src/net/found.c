@@ -85,34 +85,16 @@ void pn_found_dial_worked(pn_peer *p) {
 /* ---- strangers: untrusted peers heard announcing themselves ------------ */
 
 void pn_found_stranger_unlink(pn_host *h, pn_peer *p) {
-    if (!p->stranger) return;
-    if (p->sprev)
-        p->sprev->snext = p->snext;
-    else
-        h->strangers = p->snext;
-    if (p->snext)
-        p->snext->sprev = p->sprev;
-    else
-        h->strangers_tail = p->sprev;
-    p->sprev = p->snext = NULL;
-    p->stranger = 0;
-    h->ndiscovered--;
+    pn_list_remove(&h->strangers, &p->stranger);
 }
 
 /* To the front: heard from just now. */
 void pn_found_stranger_push(pn_host *h, pn_peer *p) {
-    pn_found_stranger_unlink(h, p);
-    p->snext = h->strangers;
-    if (h->strangers)
-        h->strangers->sprev = p;
-    else
-        h->strangers_tail = p;
-    h->strangers = p;
-    p->stranger = 1;
-    h->ndiscovered++;
+    pn_list_remove(&h->strangers, &p->stranger);
+    pn_list_push_front(&h->strangers, &p->stranger);
 }
 
-/* ---- discovery ---------------------------------------------------------- */
+/* ---- what the sources report ------------------------------------------- */
 
 static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr);
 
@@ -152,14 +134,12 @@ void pn_found_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
     pn_log_limited(h, PN_LOG_INFO, lkey, "peer %s… left %s (%s goodbye)", k, addr, source);
 }
 
-/* ---- discovery and network changes ----------------------------------------- */
-
 /* Makes room for one more stranger: the one heard from least recently
  * goes. An untrusted peer has no connection, dial or waiter (untrust ended
  * them), so nothing refers to it. Returns 0 when the list is empty. */
 static int forget_stalest_stranger(pn_host *h) {
-    pn_peer *p = h->strangers_tail;
-    if (!p) return 0;
+    if (!h->strangers.tail) return 0;
+    pn_peer *p = PN_CONTAINER(h->strangers.tail, pn_peer, stranger);
     pn_found_stranger_unlink(h, p);
     pn_registry_forget(h, p);
     return 1;
@@ -171,7 +151,7 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     char k[17];
     pn_err e;
     pn_peer *p = pn_registry_find(h, key);
-    if (!p && h->ndiscovered >= PN_DISCOVERED_MAX && !forget_stalest_stranger(h)) return -1;
+    if (!p && h->strangers.len >= PN_DISCOVERED_MAX && !forget_stalest_stranger(h)) return -1;
     if (!p && !(p = pn_registry_get(h, key, &e))) {
         pn_log(h, PN_LOG_DEBUG, "announce from %s… at %s dropped: %s", pn_log_key(key, k), addr,
                e.msg);

@@ -65,16 +65,11 @@ static void run_resolved(pn_host *h) {
 }
 
 static void on_turn(pn_host *h) {
-    while (h->dirty) {
-        pn_conn *c = h->dirty;
-        h->dirty = c->next_dirty;
-        c->next_dirty = NULL;
-        c->dirty = 0;
-        pn_conn_flush(c);
-    }
+    for (pn_link *l; (l = pn_list_shift(&h->dirty));)
+        pn_conn_flush(PN_CONTAINER(l, pn_conn, dirty));
     pn_calls_run_completed(h);
     run_resolved(h);
-    if (!h->dirty && !h->completed && !h->resolved) uv_idle_stop(&h->flush_idle);
+    if (pn_list_empty(&h->dirty) && !h->completed && !h->resolved) uv_idle_stop(&h->flush_idle);
 }
 
 static void on_check(uv_check_t *t) {
@@ -85,11 +80,7 @@ static void on_idle(uv_idle_t *t) {
 }
 
 void pn_host_mark_dirty(pn_host *h, pn_conn *c) {
-    if (c && !c->dirty) {
-        c->dirty = 1;
-        c->next_dirty = h->dirty;
-        h->dirty = c;
-    }
+    if (c && !c->dirty.linked) pn_list_push_front(&h->dirty, &c->dirty);
     /* An active idle handle makes poll return at once, so writes queued by
      * a timer leave in this turn; the check handle flushes after I/O. */
     if (!h->closing) uv_idle_start(&h->flush_idle, on_idle);
@@ -274,19 +265,19 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     pn_trustfile_close(h);
     pn_discovery_close(h);
     pn_netmon_close(h);
-    while (h->conns)
-        pn_conn_close(h->conns, "host closing");
+    while (pn_conn_first(h))
+        pn_conn_close(pn_conn_first(h), "host closing");
     for (pn_peer *p = pn_registry_next(h, NULL); p; p = pn_registry_next(h, p))
         pn_policy_resolve_waiters(h, p, PN_ESTATE, "host closed");
     /* Nothing runs on this host after this call: report what is pending now. */
     pn_calls_run_completed(h);
     run_resolved(h);
-    h->dirty = NULL;
+    while (pn_list_shift(&h->dirty))
+        ;
     pn_dispatch_release_all(h);
     pn_request_orphan_all(h);
     pn_registry_close_all(h);
-    h->strangers = h->strangers_tail = NULL;
-    h->ndiscovered = 0;
+    h->strangers = (pn_list){0}; /* the entries are gone with the registry */
     pn_log_flush_all(h);
     uv_close((uv_handle_t *)&h->log_timer, on_handle_closed);
     pn_admit_close(h);

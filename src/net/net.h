@@ -109,8 +109,7 @@ typedef struct pn_peer {
     uv_timer_t redial;
     uint32_t backoff_ms; /* the next redial delay before jitter */
     int announced;       /* an announce has been heard from it */
-    int stranger;        /* on h->strangers: announced and not trusted */
-    struct pn_peer *sprev, *snext;
+    pn_link stranger;    /* on h->strangers: announced and not trusted */
     struct pn_peer *next;
 } pn_peer;
 
@@ -140,7 +139,7 @@ typedef enum {
 
 struct pn_conn {
     pn_host *host;
-    pn_conn *prev, *next; /* host->conns */
+    pn_link link; /* host->conns, newest first */
     pn_conn_state state;
     int initiator;
     int has_expect;
@@ -156,7 +155,7 @@ struct pn_conn {
     uint8_t src_len;
     int spoke; /* a whole message 1 was already there at accept: evicted after the silent */
     uint8_t m1[PN_HANDSHAKE_M1_BODY]; /* message 1 while it waits (checked, not yet read) */
-    pn_conn *wprev, *wnext;           /* host->waiting_head: oldest first */
+    pn_link wlink;                    /* host->waiting: oldest first */
     uint64_t heard_ms;                /* uv_now() when it got its token for message 2 */
     uint32_t wsame;                   /* scratch (admit.c): waiters from its source */
 
@@ -177,15 +176,13 @@ struct pn_conn {
     pn_bytes wout; /* the write in flight */
     int writing;
     uv_write_t wreq;
-    int dirty; /* on host->dirty */
-    pn_conn *next_dirty;
+    pn_link dirty; /* on host->dirty: writes to flush this turn */
 
     pn_pending *calls[PN_CALL_BUCKETS];
-    pn_pending *due_head, *due_tail; /* by deadline */
-    uv_timer_t call_timer;           /* the earliest deadline */
+    pn_list due;           /* pn_pending by deadline */
+    uv_timer_t call_timer; /* the earliest deadline */
     uint32_t ncalls;
-    pn_request *reqs; /* incoming calls being served */
-    uint32_t nreqs;
+    pn_list reqs; /* pn_request: incoming calls being served */
 
     struct {
         uint8_t nonce[PN_NONCE_LEN];
@@ -210,9 +207,9 @@ struct pn_pending { /* one outgoing call */
     uint64_t deadline; /* uv_now() time of its timeout */
     pn_call_cb cb;
     void *ud;
-    pn_call_status status;           /* for a deferred completion */
-    pn_pending *next;                /* bucket chain, then host->completed */
-    pn_pending *due_prev, *due_next; /* the connection's deadline order */
+    pn_call_status status; /* for a deferred completion */
+    pn_pending *next;      /* bucket chain, then host->completed */
+    pn_link due;           /* the connection's deadline order */
 };
 
 struct pn_request {
@@ -221,7 +218,7 @@ struct pn_request {
     pn_peer *peer;          /* counted in peer->nreqs (nsends); NULL once the entry is gone */
     void (*gone)(void *ud); /* told once when the connection goes (pn_request_on_gone) */
     void *gone_ud;
-    pn_request *prev, *next; /* conn->reqs, or host->orphans */
+    pn_link link; /* conn->reqs, or host->orphans */
     int is_call;
     int kept; /* a send its handler keeps past its return (pn_request_keep) */
     uint64_t id;
@@ -247,14 +244,14 @@ struct pn_host {
 
     uv_check_t flush_check; /* writes queued in a loop turn leave together, after I/O */
     uv_idle_t flush_idle;   /* keeps poll from blocking while writes wait */
-    pn_conn *dirty;
-    pn_pending *completed; /* calls failed outside the read path, reported from the loop */
-    pn_waiter *resolved;   /* connect callbacks to run from the loop */
+    pn_list dirty;          /* pn_conn with writes queued */
+    pn_pending *completed;  /* calls failed outside the read path, reported from the loop */
+    pn_waiter *resolved;    /* connect callbacks to run from the loop */
 
-    pn_conn *conns;
+    pn_list conns; /* pn_conn, newest first */
     /* Calls still being served whose connection has gone, and sends kept
      * by their handler (a send needs no connection once read). */
-    pn_request *orphans;
+    pn_list orphans;
     /* The send whose handler is running inside dispatch_to: a handler that
      * keeps it and is done before it returns (a trusted script's task runs
      * at once) leaves the freeing to dispatch_to. */
@@ -272,8 +269,7 @@ struct pn_host {
     char broadcast[PN_ADDR_MAX];    /* cfg.broadcast, copied */
     /* Untrusted peers known from announces, the one heard from last first:
      * at most PN_DISCOVERED_MAX, the tail is forgotten to make room. */
-    pn_peer *strangers, *strangers_tail;
-    uint32_t ndiscovered;
+    pn_list strangers;
     struct pn_mdns *mdns; /* mDNS responder and browser, when enabled */
 
     struct {
@@ -295,7 +291,7 @@ struct pn_host {
 
     /* Inbound handshakes (admit.c): the first messages waiting for the
      * budget (oldest first) and the budget itself. */
-    pn_conn *waiting_head, *waiting_tail;
+    pn_list waiting; /* pn_conn by wlink */
     double hs_tokens;
     uint64_t hs_refill_ms;
     uv_timer_t hs_timer;
@@ -312,6 +308,18 @@ struct pn_host {
     void (*on_closed)(void *ud);
     void *on_closed_ud;
 };
+
+/* The connections, newest first (a conn may be closed, which unlinks it,
+ * only once its next is taken). */
+static inline pn_conn *pn_conn_of(pn_link *l) {
+    return l ? PN_CONTAINER(l, pn_conn, link) : NULL;
+}
+static inline pn_conn *pn_conn_first(const pn_host *h) {
+    return pn_conn_of(h->conns.head);
+}
+static inline pn_conn *pn_conn_next(const pn_conn *c) {
+    return pn_conn_of(c->link.next);
+}
 
 /* host.c */
 void pn_host_unref(pn_host *h);

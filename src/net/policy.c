@@ -220,9 +220,9 @@ int pn_host_untrust(pn_host *h, const uint8_t key[PN_KEY_LEN]) {
     uv_timer_stop(&p->redial);
     /* From the head each time: a disconnected event may close others. */
     for (;;) {
-        pn_conn *c = h->conns;
+        pn_conn *c = pn_conn_first(h);
         while (c && c->peer != p)
-            c = c->next;
+            c = pn_conn_next(c);
         if (!c) break;
         pn_conn_close(c, "key removed from the trust list");
     }
@@ -264,18 +264,18 @@ static void close_orphaned_links(pn_host *h) {
     uv_interface_address_t *ifs;
     int n;
     if (uv_interface_addresses(&ifs, &n) != 0) return; /* cannot tell: the probes will */
-    for (pn_conn *c = h->conns; c && !h->closing;) {
+    for (pn_conn *c = pn_conn_first(h); c && !h->closing;) {
         struct sockaddr_storage ss;
         int len = sizeof ss;
         if (c->state != PN_CONN_LIVE ||
             uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
             address_is_local(&ss, ifs, n)) {
-            c = c->next;
+            c = pn_conn_next(c);
             continue;
         }
         c->redial_now = 1;
         pn_conn_close(c, "its local address left this machine");
-        c = h->conns; /* closing unlinked it; the ones seen before are still fine */
+        c = pn_conn_first(h); /* closing unlinked it; the ones seen before are still fine */
     }
     uv_free_interface_addresses(ifs, n);
 }
@@ -284,7 +284,7 @@ void pn_host_network_changed(pn_host *h) {
     if (h->closing) return;
     h->stats.network_changes++;
     int n = 0;
-    for (pn_conn *c = h->conns; c; c = c->next)
+    for (pn_conn *c = pn_conn_first(h); c; c = pn_conn_next(c))
         n += c->state == PN_CONN_LIVE;
     pn_log(h, PN_LOG_INFO, "network changed: announcing again, probing %d link%s (%u ms)", n,
            n == 1 ? "" : "s", h->cfg.probe_timeout_ms);
@@ -299,13 +299,13 @@ void pn_host_network_changed(pn_host *h) {
      * its dead timer and redialled. A probe that cannot even be queued
      * closes its link, which unlinks it: the walk starts over then (probed
      * links are skipped, they have a probe out). */
-    for (pn_conn *c = h->conns; c && !h->closing;) {
+    for (pn_conn *c = pn_conn_first(h); c && !h->closing;) {
         if (c->state != PN_CONN_LIVE || c->probe_due) {
-            c = c->next;
+            c = pn_conn_next(c);
             continue;
         }
         pn_conn_probe(c, h->cfg.probe_timeout_ms);
-        c = c->state == PN_CONN_LIVE ? c->next : h->conns;
+        c = c->state == PN_CONN_LIVE ? pn_conn_next(c) : pn_conn_first(h);
     }
     if (h->closing) return;
     /* Peers we were waiting to redial may be reachable now. */

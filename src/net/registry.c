@@ -87,7 +87,7 @@ void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out) {
         uint64_t ago = now > p->last_seen_ms ? now - p->last_seen_ms : 0;
         out->last_seen = pn_host_wall_now() - (double)ago / 1000.0;
     }
-    for (const pn_conn *c = h->conns; c; c = c->next)
+    for (const pn_conn *c = pn_conn_first(h); c; c = pn_conn_next(c))
         if (c->peer == p && c->state != PN_CONN_CLOSING) out->connections++;
     out->settling = p->live && p->live->settling;
 }

@@ -36,27 +36,16 @@ pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e) {
     r->args = (uint8_t *)r->name + env->name_len + 1;
     memcpy(r->args, env->term, env->term_len);
     r->args_len = env->term_len;
-    r->next = c->reqs;
-    if (c->reqs) c->reqs->prev = r;
-    c->reqs = r;
-    c->nreqs++;
+    pn_list_push_front(&c->reqs, &r->link);
     return r;
 }
 
 /* Takes r off its connection's list or the host's orphans. */
 static void request_unlink(pn_request *r) {
     pn_conn *c = r->conn;
-    pn_request **head = c ? &c->reqs : r->host ? &r->host->orphans : NULL;
-    if (head) {
-        if (r->prev)
-            r->prev->next = r->next;
-        else
-            *head = r->next;
-        if (r->next) r->next->prev = r->prev;
-    }
-    r->prev = r->next = NULL;
+    pn_list *list = c ? &c->reqs : r->host ? &r->host->orphans : NULL;
+    if (list) pn_list_remove(list, &r->link);
     if (c) {
-        c->nreqs--;
         if (c->retiring && c->state != PN_CONN_CLOSING) pn_host_mark_dirty(c->host, c);
     }
     r->conn = NULL;
@@ -83,11 +72,7 @@ int pn_request_keep(pn_request *r) {
     request_unlink(r);
     r->kept = 1;
     r->host = h;
-    if (h) {
-        r->next = h->orphans;
-        if (h->orphans) h->orphans->prev = r;
-        h->orphans = r;
-    }
+    if (h) pn_list_push_front(&h->orphans, &r->link);
     return 0;
 }
 
@@ -111,21 +96,16 @@ void pn_request_on_gone(pn_request *req, void (*cb)(void *ud), void *ud) {
  * work whose answer goes nowhere. */
 void pn_request_detach_all(pn_conn *c) {
     pn_host *h = c->host;
-    for (pn_request *r = c->reqs; r;) {
-        pn_request *next = r->next;
+    for (pn_link *l; (l = pn_list_shift(&c->reqs));) {
+        pn_request *r = PN_CONTAINER(l, pn_request, link);
         r->conn = NULL;
         r->host = h;
-        r->prev = NULL;
-        r->next = h->orphans;
-        if (h->orphans) h->orphans->prev = r;
-        h->orphans = r;
-        r = next;
+        pn_list_push_front(&h->orphans, l);
     }
-    c->reqs = NULL;
-    c->nreqs = 0;
     /* The callbacks only take note (they must not free requests): walking
      * the list again is safe. */
-    for (pn_request *r = h->orphans; r; r = r->next) {
+    for (pn_link *l = h->orphans.head; l; l = l->next) {
+        pn_request *r = PN_CONTAINER(l, pn_request, link);
         void (*cb)(void *) = r->gone;
         r->gone = NULL;
         if (cb) cb(r->gone_ud);
@@ -133,19 +113,18 @@ void pn_request_detach_all(pn_conn *c) {
 }
 
 void pn_request_forget_peer(pn_host *h, pn_peer *p) {
-    for (pn_request *r = h->orphans; r; r = r->next)
+    for (pn_link *l = h->orphans.head; l; l = l->next) {
+        pn_request *r = PN_CONTAINER(l, pn_request, link);
         if (r->peer == p) r->peer = NULL;
+    }
 }
 
 void pn_request_orphan_all(pn_host *h) {
-    for (pn_request *r = h->orphans; r;) {
-        pn_request *next = r->next;
+    for (pn_link *l; (l = pn_list_shift(&h->orphans));) {
+        pn_request *r = PN_CONTAINER(l, pn_request, link);
         r->host = NULL;
         r->peer = NULL;
-        r->prev = r->next = NULL;
-        r = next;
     }
-    h->orphans = NULL;
 }
 
 int pn_request_is_call(const pn_request *req) {
