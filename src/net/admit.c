@@ -246,20 +246,11 @@ int pn_admit_heard(pn_host *h, pn_conn *c) {
     return 0;
 }
 
-static void on_timer_closed(uv_handle_t *hd) {
-    pn_host_unref(hd->data);
-}
-
 int pn_admit_open(pn_host *h) {
     uv_timer_init(h->loop, &h->hs_timer);
     h->hs_timer.data = h;
     uv_unref((uv_handle_t *)&h->hs_timer); /* the waiting connections keep the loop alive */
-    h->refs++;
     h->hs_tokens = PN_HANDSHAKE_BURST;
     h->hs_refill_ms = uv_now(h->loop);
     return 0;
-}
-
-void pn_admit_close(pn_host *h) {
-    uv_close((uv_handle_t *)&h->hs_timer, on_timer_closed);
 }

@@ -23,10 +23,10 @@ static void conn_free(pn_conn *c) {
     pn_host_unref(h);
 }
 
-static void on_handle_closed(uv_handle_t *hd) {
-    pn_conn *c = hd->data;
-    if (--c->handles > 0 || c->gai_active) return;
-    conn_free(c);
+/* Its handles have all closed; a lookup still running frees it instead. */
+static void on_handles_closed(void *ud) {
+    pn_conn *c = ud;
+    if (!c->gai_active) conn_free(c);
 }
 
 static int on_verify(void *ud, const uint8_t key[PN_NOISE_KEYLEN]) {
@@ -95,7 +95,6 @@ static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
     pn_host_adopt(h, (uv_handle_t *)&c->call_timer);
     /* Not adopted: even a weak host (a run script) waits for its settle
      * pong before its loop ends, so a send made last has been read. */
-    c->handles = 5;
     c->born_seq = ++h->seq;
     h->refs++;
     pn_list_push_front(&h->conns, &c->link);
@@ -686,7 +685,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     c->gai_active = 0;
     if (c->state == PN_CONN_CLOSING) {
         if (res) uv_freeaddrinfo(res);
-        if (c->handles == 0) conn_free(c);
+        if (c->closing.open == 0) conn_free(c);
         return;
     }
     if (status < 0 || !res) {
@@ -757,9 +756,7 @@ void pn_conn_close(pn_conn *c, const char *why) {
     pn_request_detach_all(c);
     pn_policy_conn_closed(h, c, why);
     if (c->gai_active) uv_cancel((uv_req_t *)&c->gai);
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&c->dead, on_handle_closed);
-    uv_close((uv_handle_t *)&c->call_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&c->settle, on_handle_closed);
+    uv_handle_t *hs[] = {PN_HANDLE(&c->tcp), PN_HANDLE(&c->timer), PN_HANDLE(&c->dead),
+                         PN_HANDLE(&c->call_timer), PN_HANDLE(&c->settle)};
+    pn_handles_close(&c->closing, hs, sizeof hs / sizeof hs[0], on_handles_closed, c);
 }

@@ -31,8 +31,8 @@ typedef struct pn_discovery {
     pn_host *host;
     uv_udp_t udp4, udp6;
     uv_timer_t timer;
-    int has6;    /* udp6 was initialised */
-    int handles; /* open handles, closed one by one */
+    int has6; /* udp6 was initialised */
+    pn_handles closing;
     int warned4, warned6;
     struct sockaddr_in bcast;
     uint8_t msg[PN_ANNOUNCE_LEN];
@@ -203,7 +203,6 @@ int pn_discovery_open(pn_host *h, pn_err *e) {
     uv_udp_init_ex(h->loop, &d->udp4, AF_INET);
     d->has6 = uv_udp_init_ex(h->loop, &d->udp6, AF_INET6) == 0;
     d->timer.data = d->udp4.data = d->udp6.data = d;
-    d->handles = 2 + d->has6;
     pn_host_adopt(h, (uv_handle_t *)&d->timer);
     pn_host_adopt(h, (uv_handle_t *)&d->udp4);
     if (d->has6) pn_host_adopt(h, (uv_handle_t *)&d->udp6);
@@ -236,9 +235,8 @@ int pn_discovery_open(pn_host *h, pn_err *e) {
     return 0;
 }
 
-static void on_closed(uv_handle_t *hd) {
-    pn_discovery *d = hd->data;
-    if (--d->handles > 0) return;
+static void on_closed(void *ud) {
+    pn_discovery *d = ud;
     pn_host *h = d->host;
     free(d);
     pn_host_unref(h);
@@ -248,7 +246,7 @@ void pn_discovery_close(pn_host *h) {
     pn_discovery *d = h->discovery;
     if (!d) return;
     h->discovery = NULL;
-    uv_close((uv_handle_t *)&d->timer, on_closed);
-    uv_close((uv_handle_t *)&d->udp4, on_closed);
-    if (d->has6) uv_close((uv_handle_t *)&d->udp6, on_closed);
+    uv_handle_t *hs[] = {PN_HANDLE(&d->timer), PN_HANDLE(&d->udp4),
+                         d->has6 ? PN_HANDLE(&d->udp6) : NULL};
+    pn_handles_close(&d->closing, hs, sizeof hs / sizeof hs[0], on_closed, d);
 }

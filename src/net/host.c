@@ -53,6 +53,10 @@ static void on_handle_closed(uv_handle_t *hd) {
     pn_host_unref(hd->data);
 }
 
+static void own_closed(void *ud) {
+    pn_host_unref(ud);
+}
+
 /* ---- the loop turn: flush writes, report deferred results -------------- */
 
 static void run_resolved(pn_host *h) {
@@ -210,12 +214,11 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
     uv_timer_init(loop, &h->log_timer);
     h->log_timer.data = h;
     uv_unref((uv_handle_t *)&h->log_timer); /* a summary due must not keep a loop alive */
-    h->refs++;
     pn_admit_open(h);
     uv_check_init(loop, &h->flush_check);
     uv_idle_init(loop, &h->flush_idle);
     h->flush_check.data = h->flush_idle.data = h;
-    h->refs += 2;
+    h->refs++; /* the host's own handles, closed together by pn_host_close */
     uv_check_start(&h->flush_check, on_check);
     uv_unref((uv_handle_t *)&h->flush_check); /* it alone must not keep the loop alive */
     /* The idle handle runs only while writes or results wait. A weak host
@@ -279,10 +282,10 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     pn_registry_close_all(h);
     h->strangers = (pn_list){0}; /* the entries are gone with the registry */
     pn_log_flush_all(h);
-    uv_close((uv_handle_t *)&h->log_timer, on_handle_closed);
-    pn_admit_close(h);
-    uv_close((uv_handle_t *)&h->flush_check, on_handle_closed);
-    uv_close((uv_handle_t *)&h->flush_idle, on_handle_closed);
+    /* hs_timer is admit.c's budget timer */
+    uv_handle_t *hs[] = {PN_HANDLE(&h->log_timer), PN_HANDLE(&h->hs_timer),
+                         PN_HANDLE(&h->flush_check), PN_HANDLE(&h->flush_idle)};
+    pn_handles_close(&h->own, hs, sizeof hs / sizeof hs[0], own_closed, h);
     pn_host_unref(h);
 }
 

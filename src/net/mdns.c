@@ -76,7 +76,7 @@ struct pn_mdns {
     uv_udp_t udp4, udp6;
     int has6, udp6_open;
     uv_timer_t announce, query, reply;
-    int handles;
+    pn_handles closing;
     uint16_t port;
     int announces_left;
     uint32_t query_ms;
@@ -639,9 +639,8 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-static void on_closed(uv_handle_t *hd) {
-    pn_mdns *m = hd->data;
-    if (--m->handles > 0) return;
+static void on_closed(void *ud) {
+    pn_mdns *m = ud;
     pn_host *h = m->host;
     free(m);
     pn_host_unref(h);
@@ -652,7 +651,6 @@ static int open_udp(pn_mdns *m, uv_udp_t *u, const struct sockaddr *sa, unsigned
     u->data = m;
     pn_host_adopt(m->host, (uv_handle_t *)u);
     uv_unref((uv_handle_t *)u); /* discovery alone does not keep a loop alive */
-    m->handles++;
     int rc = uv_udp_bind(u, sa, flags | UV_UDP_REUSEADDR);
     if (rc == 0) rc = uv_udp_set_multicast_loop(u, 1);
     if (rc == 0) rc = uv_udp_set_multicast_ttl(u, 255);
@@ -711,7 +709,6 @@ pn_mdns *pn_mdns_start(pn_host *h, const char *instance, uint16_t port, pn_err *
         timers[i]->data = m;
         pn_host_adopt(h, (uv_handle_t *)timers[i]);
         uv_unref((uv_handle_t *)timers[i]);
-        m->handles++;
     }
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
@@ -732,9 +729,7 @@ pn_mdns *pn_mdns_start(pn_host *h, const char *instance, uint16_t port, pn_err *
 
 void pn_mdns_close(pn_mdns *m, int goodbye) {
     if (goodbye) announce_all(m, 1, 0);
-    uv_close((uv_handle_t *)&m->announce, on_closed);
-    uv_close((uv_handle_t *)&m->query, on_closed);
-    uv_close((uv_handle_t *)&m->reply, on_closed);
-    uv_close((uv_handle_t *)&m->udp4, on_closed);
-    if (m->udp6_open) uv_close((uv_handle_t *)&m->udp6, on_closed);
+    uv_handle_t *hs[] = {PN_HANDLE(&m->announce), PN_HANDLE(&m->query), PN_HANDLE(&m->reply),
+                         PN_HANDLE(&m->udp4), m->udp6_open ? PN_HANDLE(&m->udp6) : NULL};
+    pn_handles_close(&m->closing, hs, sizeof hs / sizeof hs[0], on_closed, m);
 }

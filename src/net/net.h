@@ -11,9 +11,10 @@
  * face is include/peernet/peernet.h.
  *
  * Lifetime: every libuv handle below is owned by an object that is freed
- * only from the handle's close callback; each open handle holds one
+ * only from the handle's close callback; an object's handles close as one
+ * group (handles.h: the object is freed after the last) that holds one
  * reference on the host (pn_host.refs), so a closing host is freed after
- * the last of them.
+ * the last group.
  */
 #ifndef PN_NET_H
 #define PN_NET_H
@@ -166,7 +167,7 @@ struct pn_conn {
     uv_connect_t connect_req;
     uv_getaddrinfo_t gai;
     int gai_active;
-    int handles; /* open handles of this connection */
+    pn_handles closing; /* its handles, closed together by pn_conn_close */
 
     pn_handshake *hs;
     pn_frame_reader *fr;
@@ -304,7 +305,8 @@ struct pn_host {
     pn_host_stats stats;
     uint64_t seq; /* orders connections made and made live (the duplicate rule, host.c) */
     int closing;
-    int refs; /* open handles and the host's own reference */
+    pn_handles own; /* its own timers and loop-turn handles, closed by pn_host_close */
+    int refs;       /* the host's own reference, its handles and every object holding one */
     void (*on_closed)(void *ud);
     void *on_closed_ud;
 };
@@ -403,7 +405,6 @@ void pn_conn_serve_m1(pn_conn *c);
 
 /* admit.c: the pending-handshake pools and the handshake budget. */
 int pn_admit_open(pn_host *h);
-void pn_admit_close(pn_host *h);
 /* c was just accepted: it is counted as unheard. */
 void pn_admit_accepted(pn_host *h, pn_conn *c);
 /* c is still unheard once what it had sent is read: room is made by

@@ -24,7 +24,7 @@ typedef struct pn_trustfile {
     uv_fs_event_t watch;
     uv_fs_poll_t poll;
     uv_timer_t settle;
-    int handles;
+    pn_handles closing;
 } pn_trustfile;
 
 static int apply(pn_host *h, const char *path, pn_err *e) {
@@ -107,7 +107,6 @@ int pn_trustfile_watch(pn_host *h, const char *path, pn_err *e) {
     pn_host_adopt(h, (uv_handle_t *)&tf->watch);
     pn_host_adopt(h, (uv_handle_t *)&tf->poll);
     pn_host_adopt(h, (uv_handle_t *)&tf->settle);
-    tf->handles = 3;
     h->refs++;
     if (uv_fs_event_start(&tf->watch, on_dir_event, dir, 0) != 0)
         pn_log(h, PN_LOG_WARN, "cannot watch %s: polling %s every %d ms", dir, tf->path,
@@ -122,9 +121,8 @@ int pn_trustfile_watch(pn_host *h, const char *path, pn_err *e) {
     return 0;
 }
 
-static void on_closed(uv_handle_t *hd) {
-    pn_trustfile *tf = hd->data;
-    if (--tf->handles > 0) return;
+static void on_closed(void *ud) {
+    pn_trustfile *tf = ud;
     pn_host *h = tf->host;
     free(tf);
     pn_host_unref(h);
@@ -134,7 +132,6 @@ void pn_trustfile_close(pn_host *h) {
     pn_trustfile *tf = h->trustfile;
     if (!tf) return;
     h->trustfile = NULL;
-    uv_close((uv_handle_t *)&tf->watch, on_closed);
-    uv_close((uv_handle_t *)&tf->poll, on_closed);
-    uv_close((uv_handle_t *)&tf->settle, on_closed);
+    uv_handle_t *hs[] = {PN_HANDLE(&tf->watch), PN_HANDLE(&tf->poll), PN_HANDLE(&tf->settle)};
+    pn_handles_close(&tf->closing, hs, sizeof hs / sizeof hs[0], on_closed, tf);
 }
