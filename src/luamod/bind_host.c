@@ -23,11 +23,11 @@
  *   h:peers() h:peer(key) h:stats() h:ping(key [, nonce])   -- ping: TEST ONLY
  *   h:network_changed()   -- announce again and probe every link, as netmon does
  *
- * LAN discovery and the network monitor are OFF unless host.new is given
- * discovery = true / netmon = true | "poll" (a process running many hosts
- * must not have them find each other by accident); the other settings:
- * announce_port, announce_interval (ms), broadcast ("255.255.255.255"),
- * announce_v6 (true), probe_timeout (ms).
+ * The settings of host.new are PN_HOST_OPTIONS (peernet/options.h), read
+ * by one loop; peernet.host.options() lists them with their defaults and
+ * ranges. LAN discovery and the network monitor are OFF unless host.new is
+ * given discovery = true / netmon = true | "poll" (a process running many
+ * hosts must not have them find each other by accident).
  *
  * raw = true hands Args and results over as ETF bytes (no version byte)
  * instead of Lua values. Callbacks run from the loop, never from inside the
