@@ -147,23 +147,13 @@ static int forget_stalest_stranger(pn_host *h) {
 
 /* A discovered address for key, checked by pn_found_note. -1
  * when it was dropped (no room for another stranger). */
-static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr) {
-    char k[17];
-    pn_err e;
-    pn_peer *p = pn_registry_find(h, key);
-    if (!p && h->strangers.len >= PN_DISCOVERED_MAX && !forget_stalest_stranger(h)) return -1;
-    if (!p && !(p = pn_registry_get(h, key, &e))) {
-        pn_log(h, PN_LOG_DEBUG, "announce from %s… at %s dropped: %s", pn_log_key(key, k), addr,
-               e.msg);
-        return -1;
-    }
-    pn_log_key(key, k);
-    p->announced = 1;
-    if (!p->trusted) pn_found_stranger_push(h, p);
-    p->last_seen_ms = uv_now(h->loop) | 1;
+/* Puts addr first among p's discovered addresses. 0 when it is ignored:
+ * it failed or lied lately, or there is no room for it now; else 1, with
+ * *fresh telling a new (or newly good again) address. */
+static int keep_address(pn_host *h, pn_peer *p, const char *addr, int *fresh) {
     int i = found_index(p, addr);
-    if (i >= 0 && !found_good(h, p, i)) return 0; /* it failed or lied lately: ignored */
-    int fresh = i < 0 || p->found[i].bad_until != 0;
+    if (i >= 0 && !found_good(h, p, i)) return 0;
+    *fresh = i < 0 || p->found[i].bad_until != 0;
     uint32_t fails = 0;
     int proven = 0;
     if (i >= 0) {
@@ -195,6 +185,40 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     p->found[0].bad_until = 0;
     p->found[0].fails = fails;
     p->found[0].proven = proven;
+    return 1;
+}
+
+/* A trusted peer heard of at a new place: no reason to wait for the
+ * backoff, but a stream of announces (true or forged) starts at most one
+ * dial per backoff_min. It goes on with the cycle of candidates rather
+ * than starting it again (each announce would otherwise dial the newest
+ * address, the forger's, and never reach the others). */
+static void dial_fresh(pn_host *h, pn_peer *p) {
+    uint64_t now = uv_now(h->loop);
+    if (!p->announce_dial_ms || now - p->announce_dial_ms >= h->cfg.backoff_min_ms) {
+        p->announce_dial_ms = now;
+        pn_policy_dial_now(h, p);
+    } else {
+        pn_policy_schedule_redial(h, p);
+    }
+}
+
+static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr) {
+    char k[17];
+    pn_err e;
+    pn_peer *p = pn_registry_find(h, key);
+    if (!p && h->strangers.len >= PN_DISCOVERED_MAX && !forget_stalest_stranger(h)) return -1;
+    if (!p && !(p = pn_registry_get(h, key, &e))) {
+        pn_log(h, PN_LOG_DEBUG, "announce from %s… at %s dropped: %s", pn_log_key(key, k), addr,
+               e.msg);
+        return -1;
+    }
+    pn_log_key(key, k);
+    p->announced = 1;
+    if (!p->trusted) pn_found_stranger_push(h, p);
+    p->last_seen_ms = uv_now(h->loop) | 1;
+    int fresh = 0;
+    if (!keep_address(h, p, addr, &fresh)) return 0;
     if (fresh) {
         char lkey[48];
         snprintf(lkey, sizeof lkey, "found %s", k);
@@ -208,18 +232,7 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     if (!p->trusted) {
         if (!p->live && !p->dialing) p->status = PN_PEER_DISCOVERED;
     } else if (fresh && !p->live && !p->dialing) {
-        /* A new place to look: no reason to wait for the backoff, but a
-         * stream of announces (true or forged) starts at most one dial per
-         * backoff_min. It goes on with the cycle of candidates rather than
-         * starting it again (each announce would otherwise dial the newest
-         * address, the forger's, and never reach the others). */
-        uint64_t now = uv_now(h->loop);
-        if (!p->announce_dial_ms || now - p->announce_dial_ms >= h->cfg.backoff_min_ms) {
-            p->announce_dial_ms = now;
-            pn_policy_dial_now(h, p);
-        } else {
-            pn_policy_schedule_redial(h, p);
-        }
+        dial_fresh(h, p);
     }
     if (fresh) pn_host_emit(h, PN_EVENT_DISCOVERED, p, NULL);
     return 0;

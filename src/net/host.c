@@ -177,6 +177,44 @@ static int bind_listen(pn_host *h, const char *listen, pn_err *e) {
 
 /* ---- lifecycle --------------------------------------------------------- */
 
+/* The log timer, admit.c's budget timer and the loop-turn handles: one
+ * group, closed by pn_host_close. */
+static void open_own_handles(pn_host *h) {
+    pn_logline_limit_init(&h->loglimit, h->cfg.log_window_ms);
+    uv_timer_init(h->loop, &h->log_timer);
+    h->log_timer.data = h;
+    uv_unref((uv_handle_t *)&h->log_timer); /* a summary due must not keep a loop alive */
+    pn_admit_open(h);
+    uv_check_init(h->loop, &h->flush_check);
+    uv_idle_init(h->loop, &h->flush_idle);
+    h->flush_check.data = h->flush_idle.data = h;
+    h->refs++;
+    uv_check_start(&h->flush_check, on_check);
+    uv_unref((uv_handle_t *)&h->flush_check); /* it alone must not keep the loop alive */
+    /* The idle handle runs only while writes or results wait. A weak host
+     * keeps it referenced so that a program whose work is done still gets
+     * its last envelopes written before uv_run returns. */
+    if (!h->cfg.weak) uv_unref((uv_handle_t *)&h->flush_idle);
+}
+
+/* LAN discovery, the network monitor and mDNS. One that cannot start is
+ * logged and the host runs without it (it still serves the peers it
+ * knows); only a bad setting, the caller's to fix, fails the host. */
+static int open_watchers(pn_host *h, const pn_host_config *cfg, pn_err *e) {
+    pn_err de;
+    if (cfg->discovery && pn_discovery_open(h, &de) != 0) {
+        if (de.code == PN_EINVAL) return *e = de, de.code;
+        pn_log(h, PN_LOG_WARN, "%s; running without LAN discovery", de.msg);
+    }
+    if (cfg->netmon && pn_netmon_open(h, &de) != 0)
+        pn_log(h, PN_LOG_WARN, "%s; network changes will go unnoticed", de.msg);
+    if (cfg->mdns && !(h->mdns = pn_mdns_start(h, cfg->mdns_instance, cfg->mdns_port, &de))) {
+        if (de.code == PN_EINVAL) return *e = de, de.code;
+        pn_log(h, PN_LOG_WARN, "%s; running without mDNS", de.msg);
+    }
+    return 0;
+}
+
 pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
     pn_err local;
     if (!e) e = &local;
@@ -210,44 +248,14 @@ pn_host *pn_host_new(uv_loop_t *loop, const pn_host_config *cfg, pn_err *e) {
      * so the encoders' PN_ETOOBIG is the frame cap's check. */
     pn_etf_buf_init(&h->scratch, cfg->frame_cap - PN_TRANSPORT_TAG);
     h->refs = 1; /* the host's own, dropped by pn_host_close */
-    pn_logline_limit_init(&h->loglimit, cfg->log_window_ms);
-    uv_timer_init(loop, &h->log_timer);
-    h->log_timer.data = h;
-    uv_unref((uv_handle_t *)&h->log_timer); /* a summary due must not keep a loop alive */
-    pn_admit_open(h);
-    uv_check_init(loop, &h->flush_check);
-    uv_idle_init(loop, &h->flush_idle);
-    h->flush_check.data = h->flush_idle.data = h;
-    h->refs++; /* the host's own handles, closed together by pn_host_close */
-    uv_check_start(&h->flush_check, on_check);
-    uv_unref((uv_handle_t *)&h->flush_check); /* it alone must not keep the loop alive */
-    /* The idle handle runs only while writes or results wait. A weak host
-     * keeps it referenced so that a program whose work is done still gets
-     * its last envelopes written before uv_run returns. */
-    if (!cfg->weak) uv_unref((uv_handle_t *)&h->flush_idle);
+    open_own_handles(h);
     if (!(cfg->listen && cfg->listen[0] == '\0') && bind_listen(h, cfg->listen, e) != 0) {
         pn_host_close(h, NULL, NULL);
         return NULL;
     }
-    pn_err de;
-    if (cfg->discovery && pn_discovery_open(h, &de) != 0) {
-        if (de.code == PN_EINVAL) { /* a bad setting is the caller's to fix */
-            *e = de;
-            pn_host_close(h, NULL, NULL);
-            return NULL;
-        }
-        /* A host that cannot discover still serves the peers it knows. */
-        pn_log(h, PN_LOG_WARN, "%s; running without LAN discovery", de.msg);
-    }
-    if (cfg->netmon && pn_netmon_open(h, &de) != 0)
-        pn_log(h, PN_LOG_WARN, "%s; network changes will go unnoticed", de.msg);
-    if (cfg->mdns && !(h->mdns = pn_mdns_start(h, cfg->mdns_instance, cfg->mdns_port, &de))) {
-        if (de.code == PN_EINVAL) {
-            *e = de;
-            pn_host_close(h, NULL, NULL);
-            return NULL;
-        }
-        pn_log(h, PN_LOG_WARN, "%s; running without mDNS", de.msg);
+    if (open_watchers(h, cfg, e) != 0) {
+        pn_host_close(h, NULL, NULL);
+        return NULL;
     }
     return h;
 }

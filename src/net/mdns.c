@@ -508,12 +508,21 @@ static void take_addr(pn_mdns_known *k, const pn_mdns_record *r, const struct so
     k->ip_rank = rank;
 }
 
-static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct sockaddr *from) {
-    uint64_t now = uv_now(m->host->loop);
-    pn_mdns_known *touched[PN_MDNS_RECORDS_MAX];
-    int nt = 0;
-    /* Names first (PTR and SRV), then what hangs off them, so records may
-     * come in any order within the message. */
+/* The instances a response told us something of, each once. */
+typedef struct {
+    pn_mdns_known *k[PN_MDNS_RECORDS_MAX];
+    int n;
+} touched_set;
+
+static void touch(touched_set *t, pn_mdns_known *k) {
+    for (int i = 0; i < t->n; i++)
+        if (t->k[i] == k) return;
+    if (t->n < PN_MDNS_RECORDS_MAX) t->k[t->n++] = k;
+}
+
+/* Names first (PTR and SRV), then what hangs off them (take_data), so
+ * records may come in any order within the message. */
+static void take_names(pn_mdns *m, const pn_mdns_msg *msg, uint64_t now, touched_set *t) {
     for (size_t i = 0; i < msg->nrecords; i++) {
         const pn_mdns_record *r = &msg->records[i];
         const uint8_t *inst = NULL;
@@ -533,11 +542,12 @@ static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct soc
             k->port = r->port;
             memcpy(k->target, r->target, sizeof k->target);
         }
-        int seen = 0;
-        for (int j = 0; j < nt; j++)
-            seen |= touched[j] == k;
-        if (!seen) touched[nt++] = k;
+        touch(t, k);
     }
+}
+
+static void take_data(pn_mdns *m, const pn_mdns_msg *msg, const struct sockaddr *from, uint64_t now,
+                      touched_set *t) {
     for (size_t i = 0; i < msg->nrecords; i++) {
         const pn_mdns_record *r = &msg->records[i];
         if (r->ttl == 0) continue;
@@ -550,14 +560,47 @@ static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct soc
                 if (k->used && k->target[0] && pn_mdns_name_eq(k->target, r->name)) {
                     take_addr(k, r, from);
                     k->touched = now;
-                    int seen = 0;
-                    for (int t = 0; t < nt; t++)
-                        seen |= touched[t] == k;
-                    if (!seen && nt < PN_MDNS_RECORDS_MAX) touched[nt++] = k;
+                    touch(t, k);
                 }
             }
         }
     }
+}
+
+/* A whole instance goes to the host; for one with something missing the
+ * question is added to qs (once per instance and kind). */
+static void report_or_ask(pn_mdns *m, pn_mdns_known *k, int can_ask, pn_mdns_question *qs,
+                          size_t *nq) {
+    if (k->port && k->has_key && k->ip[0]) {
+        char addr[PN_ADDR_MAX];
+        int n = snprintf(addr, sizeof addr, "%s:%u", k->ip, k->port);
+        if (n > 0 && (size_t)n < sizeof addr && strcmp(addr, k->addr) != 0) {
+            snprintf(k->addr, sizeof k->addr, "%s", addr);
+            known_gave(k);
+            pn_found_note(m->host, k->key, k->addr, "mdns");
+        }
+        return;
+    }
+    int what = !k->port || !k->has_key ? ASK_SRV_TXT : ASK_ADDR;
+    if (!can_ask || (k->asked & what) || *nq == PN_MDNS_QUESTIONS_MAX) return;
+    k->asked |= what;
+    pn_mdns_question *q = &qs[(*nq)++];
+    memset(q, 0, sizeof *q);
+    if (what == ASK_SRV_TXT) {
+        memcpy(q->name, k->instance, sizeof q->name);
+        q->type = PN_DNS_ANY; /* SRV and TXT in one question */
+    } else {
+        memcpy(q->name, k->target, sizeof q->name);
+        q->type = PN_DNS_A;
+    }
+    q->klass = PN_DNS_CLASS_IN;
+}
+
+static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct sockaddr *from) {
+    uint64_t now = uv_now(m->host->loop);
+    touched_set t = {.n = 0};
+    take_names(m, msg, now, &t);
+    take_data(m, msg, from, now, &t);
     pn_mdns_question qs[PN_MDNS_QUESTIONS_MAX];
     size_t nq = 0;
     /* A stranger can name new instances in every packet: what we ask back
@@ -565,34 +608,8 @@ static void handle_response(pn_mdns *m, const pn_mdns_msg *msg, const struct soc
     bucket_refill(&m->followup_at, &m->followup_tokens, now, PN_MDNS_FOLLOWUP_MS,
                   PN_MDNS_FOLLOWUP_BURST);
     int can_ask = m->followup_tokens > 0;
-    for (int i = 0; i < nt && !m->host->closing; i++) {
-        pn_mdns_known *k = touched[i];
-        if (is_ours(m, k)) continue;
-        if (k->port && k->has_key && k->ip[0]) {
-            char addr[PN_ADDR_MAX];
-            int n = snprintf(addr, sizeof addr, "%s:%u", k->ip, k->port);
-            if (n > 0 && (size_t)n < sizeof addr && strcmp(addr, k->addr) != 0) {
-                snprintf(k->addr, sizeof k->addr, "%s", addr);
-                known_gave(k);
-                pn_found_note(m->host, k->key, k->addr, "mdns");
-            }
-            continue;
-        }
-        /* Something is missing: ask for it, once per instance and kind. */
-        int what = !k->port || !k->has_key ? ASK_SRV_TXT : ASK_ADDR;
-        if (!can_ask || (k->asked & what) || nq == PN_MDNS_QUESTIONS_MAX) continue;
-        k->asked |= what;
-        pn_mdns_question *q = &qs[nq++];
-        memset(q, 0, sizeof *q);
-        if (what == ASK_SRV_TXT) {
-            memcpy(q->name, k->instance, sizeof q->name);
-            q->type = PN_DNS_ANY; /* SRV and TXT in one question */
-        } else {
-            memcpy(q->name, k->target, sizeof q->name);
-            q->type = PN_DNS_A;
-        }
-        q->klass = PN_DNS_CLASS_IN;
-    }
+    for (int i = 0; i < t.n && !m->host->closing; i++)
+        if (!is_ours(m, t.k[i])) report_or_ask(m, t.k[i], can_ask, qs, &nq);
     if (nq && !m->host->closing) {
         m->followup_tokens--;
         send_query(m, qs, nq);

@@ -82,6 +82,42 @@ int pn_policy_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]) {
     return 0;
 }
 
+/* Two connections to one peer. The Elixir reference keeps the newest
+ * whoever dialled it (Registry drop_existing_conn), so we do too whenever
+ * the new one began after the old one was up here: the peer dialled again
+ * while we had a link (it restarted, or lost the link on its side), or we
+ * did; both sides then saw the old one complete first, and agree. Only when
+ * the two handshakes overlapped here (each side dialled the other at once)
+ * may the two sides see them complete in opposite orders; then both keep
+ * the one dialled by the lower key, which two hosts agree on without a
+ * word, so nothing flaps (docs/host.md, "One connection per peer").
+ * 1: c is kept and the old link retired; 0: c was closed. */
+static int tie_break(pn_host *h, pn_peer *p, pn_conn *c) {
+    char k[17];
+    pn_conn *old = p->live;
+    int keep_new;
+    if (old->initiator == c->initiator || c->born_seq > old->live_seq)
+        keep_new = 1;
+    else
+        keep_new = c->initiator == (memcmp(h->pub, p->key, PN_KEY_LEN) < 0);
+    if (!keep_new) {
+        pn_log(h, PN_LOG_DEBUG, "peer %s…: duplicate connection closed (tie-break)",
+               pn_log_key(p->key, k));
+        pn_conn_close(c, "duplicate connection (tie-break: the lower key's dial wins)");
+        /* The peer dialled again while we hold a link: ours may be stale
+         * (its address changed); if so it is found out within the probe
+         * deadline. */
+        pn_conn_probe(old, h->cfg.probe_timeout_ms);
+        return 0;
+    }
+    p->live = c;
+    /* c's last handshake message first, so the peer does not see the old
+     * link end before the new one is complete. */
+    pn_conn_flush(c);
+    pn_conn_retire(old);
+    return 1;
+}
+
 void pn_policy_established(pn_host *h, pn_conn *c) {
     uint8_t key[PN_KEY_LEN];
     char k[17];
@@ -96,39 +132,7 @@ void pn_policy_established(pn_host *h, pn_conn *c) {
         return;
     }
     c->peer = p;
-    if (p->live) {
-        /* Two connections to one peer. The Elixir reference keeps the newest
-         * whoever dialled it (Registry drop_existing_conn), so we do too
-         * whenever the new one began after the old one was up here: the
-         * peer dialled again while we had a link (it restarted, or lost the
-         * link on its side), or we did; both sides then saw the old one
-         * complete first, and agree. Only when the two handshakes overlapped
-         * here (each side dialled the other at once) may the two sides see
-         * them complete in opposite orders; then both keep the one dialled
-         * by the lower key, which two hosts agree on without a word, so
-         * nothing flaps (docs/host.md, "One connection per peer"). */
-        pn_conn *old = p->live;
-        int keep_new;
-        if (old->initiator == c->initiator || c->born_seq > old->live_seq)
-            keep_new = 1;
-        else
-            keep_new = c->initiator == (memcmp(h->pub, p->key, PN_KEY_LEN) < 0);
-        if (!keep_new) {
-            pn_log(h, PN_LOG_DEBUG, "peer %s…: duplicate connection closed (tie-break)",
-                   pn_log_key(p->key, k));
-            pn_conn_close(c, "duplicate connection (tie-break: the lower key's dial wins)");
-            /* The peer dialled again while we hold a link: ours may be stale
-             * (its address changed); if so it is found out within the probe
-             * deadline. */
-            pn_conn_probe(old, h->cfg.probe_timeout_ms);
-            return;
-        }
-        p->live = c;
-        /* c's last handshake message first, so the peer does not see the old
-         * link end before the new one is complete. */
-        pn_conn_flush(c);
-        pn_conn_retire(old);
-    }
+    if (p->live && !tie_break(h, p, c)) return;
     p->live = c;
     if (p->dialing == c) p->dialing = NULL;
     p->cand = 0; /* the next dial, after this link, starts from the configured address */
