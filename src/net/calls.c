@@ -177,6 +177,6 @@ int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonc
     if (!e) e = &local;
     pn_conn *c = live_conn(h, peer, e);
     if (!c) return PN_ESTATE;
-    pn_conn_ping(c, nonce);
+    pn_ping_send(c, nonce);
     return 0;
 }

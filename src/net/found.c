@@ -227,7 +227,7 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
                        p->addr[0] && p->trusted ? " (its configured address is tried first)" : "");
         /* The announce came from somewhere else while a link is up: that
          * link may be left over from an old address. */
-        if (p->live) pn_conn_probe(p->live, h->cfg.probe_timeout_ms);
+        if (p->live) pn_ping_probe(p->live, h->cfg.probe_timeout_ms);
     }
     if (!p->trusted) {
         if (!p->live && !p->dialing) p->status = PN_PEER_DISCOVERED;

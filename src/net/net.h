@@ -3,10 +3,11 @@
  * lifecycle and listening socket (host.c), its settings (config.c), log
  * lines (log.c), the peer policy (policy.c), where peers are dialled and
  * the strangers (found.c), the peer registry (registry.c), connections
- * (conn.c), the admission of inbound handshakes (admit.c), the serving
- * side (dispatch.c: handlers; request.c: requests), the calling side
- * (calls.c), the watched trust file (trustfile.c), LAN discovery
- * (discovery.c), mDNS (mdns.c) and the network monitor (netmon.c).
+ * (conn.c), whether a link still works (ping.c), the admission of inbound
+ * handshakes (admit.c), the serving side (dispatch.c: handlers; request.c:
+ * requests), the calling side (calls.c), the watched trust file
+ * (trustfile.c), LAN discovery (discovery.c), mDNS (mdns.c) and the
+ * network monitor (netmon.c).
  * Addresses are parsed by pn_trust_split_addr (core/trust.h). The public
  * face is include/peernet/peernet.h.
  *
@@ -393,15 +394,20 @@ void pn_conn_close(pn_conn *c, const char *why);
 void pn_conn_retire(pn_conn *c);
 int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
-void pn_conn_ping(pn_conn *c, const uint8_t *nonce);
-/* Pings now and closes the link unless a pong arrives within deadline_ms. */
-void pn_conn_probe(pn_conn *c, uint32_t deadline_ms);
 /* Whether a whole message 1 already waits in c's socket (a look, not a
  * read): under a connection storm a peer that spoke at once must not be
  * evicted by idle newcomers before its first read comes round. */
 int pn_conn_m1_waiting(pn_conn *c);
 /* Reads the held message 1 of a waiting responder and answers message 2. */
 void pn_conn_serve_m1(pn_conn *c);
+
+/* ping.c */
+void pn_ping_send(pn_conn *c, const uint8_t *nonce); /* nonce NULL: random */
+/* Pings now and closes the link unless a pong arrives within deadline_ms. */
+void pn_ping_probe(pn_conn *c, uint32_t deadline_ms);
+void pn_ping_start(pn_conn *c);                      /* c is live: its pings begin */
+void pn_ping_written(pn_conn *c);                    /* a write of c's has left */
+void pn_ping_pong(pn_conn *c, const uint8_t *nonce); /* a pong arrived on c */
 
 /* admit.c: the pending-handshake pools and the handshake budget. */
 int pn_admit_open(pn_host *h);

@@ -107,7 +107,7 @@ static int tie_break(pn_host *h, pn_peer *p, pn_conn *c) {
         /* The peer dialled again while we hold a link: ours may be stale
          * (its address changed); if so it is found out within the probe
          * deadline. */
-        pn_conn_probe(old, h->cfg.probe_timeout_ms);
+        pn_ping_probe(old, h->cfg.probe_timeout_ms);
         return 0;
     }
     p->live = c;
@@ -308,7 +308,7 @@ void pn_host_network_changed(pn_host *h) {
             c = pn_conn_next(c);
             continue;
         }
-        pn_conn_probe(c, h->cfg.probe_timeout_ms);
+        pn_ping_probe(c, h->cfg.probe_timeout_ms);
         c = c->state == PN_CONN_LIVE ? pn_conn_next(c) : pn_conn_first(h);
     }
     if (h->closing) return;
