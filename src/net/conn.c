@@ -34,22 +34,21 @@ static int on_verify(void *ud, const uint8_t key[PN_NOISE_KEYLEN]) {
     return pn_policy_verify(c->host, c, key);
 }
 
-static void on_first_deadline(uv_timer_t *t) {
-    pn_conn *c = t->data;
+static void timed_out(pn_conn *c, const char *what, uint32_t ms) {
     char why[96];
-    snprintf(why, sizeof why, "no complete handshake message 1 within %u ms",
-             c->host->cfg.first_message_timeout_ms);
+    snprintf(why, sizeof why, "%s within %u ms", what, ms);
     c->host->stats.handshakes_failed++;
     pn_conn_close(c, why);
 }
 
+static void on_first_deadline(uv_timer_t *t) {
+    pn_conn *c = t->data;
+    timed_out(c, "no complete handshake message 1", c->host->cfg.first_message_timeout_ms);
+}
+
 static void on_deadline(uv_timer_t *t) {
     pn_conn *c = t->data;
-    char why[96];
-    snprintf(why, sizeof why, "handshake not finished within %u ms",
-             c->host->cfg.handshake_timeout_ms);
-    c->host->stats.handshakes_failed++;
-    pn_conn_close(c, why);
+    timed_out(c, "handshake not finished", c->host->cfg.handshake_timeout_ms);
 }
 
 static int conn_make_hs(pn_conn *c, pn_err *e) {

@@ -234,36 +234,37 @@ static void send_to(pn_mdns *m, uv_udp_t *u, const struct sockaddr *to, size_t l
         m->host->stats.mdns_out++;
 }
 
-/* Sends our records on every interface, each with that interface's addresses. */
-static void announce_all(pn_mdns *m, int goodbye, int with_enum) {
+/* The n bytes in m->obuf to the groups, out of interface f. */
+static void send_groups(pn_mdns *m, const pn_mdns_if *f, size_t n) {
     struct sockaddr_in g4;
     struct sockaddr_in6 g6;
     char ip[INET6_ADDRSTRLEN], zone[80];
-    uv_ip4_addr("224.0.0.251", m->port, &g4);
-    uv_ip6_addr("ff02::fb", m->port, &g6);
+    if (f->n4) {
+        uv_ip4_addr("224.0.0.251", m->port, &g4);
+        uv_inet_ntop(AF_INET, f->v4[0], ip, sizeof ip);
+        if (uv_udp_set_multicast_interface(&m->udp4, ip) == 0)
+            send_to(m, &m->udp4, (const struct sockaddr *)&g4, n);
+    }
+    if (m->has6 && f->n6) {
+        uv_ip6_addr("ff02::fb", m->port, &g6);
+        snprintf(zone, sizeof zone, "::%%%s", f->name);
+        if (uv_udp_set_multicast_interface(&m->udp6, zone) == 0)
+            send_to(m, &m->udp6, (const struct sockaddr *)&g6, n);
+    }
+}
+
+/* Sends our records on every interface, each with that interface's addresses. */
+static void announce_all(pn_mdns *m, int goodbye, int with_enum) {
     if (pn_host_port(m->host) == 0) return; /* nothing to advertise */
     load_interfaces(m);
     for (int i = 0; i < m->nifs; i++) {
         const pn_mdns_if *f = &m->ifs[i];
         size_t n = build_answer(m, 0, NULL, goodbye, 0, with_enum, &f, 1);
-        if (n == 0) continue;
-        if (f->n4) {
-            uv_inet_ntop(AF_INET, f->v4[0], ip, sizeof ip);
-            if (uv_udp_set_multicast_interface(&m->udp4, ip) == 0)
-                send_to(m, &m->udp4, (const struct sockaddr *)&g4, n);
-        }
-        if (m->has6 && f->n6) {
-            snprintf(zone, sizeof zone, "::%%%s", f->name);
-            if (uv_udp_set_multicast_interface(&m->udp6, zone) == 0)
-                send_to(m, &m->udp6, (const struct sockaddr *)&g6, n);
-        }
+        if (n) send_groups(m, f, n);
     }
 }
 
 static void send_query(pn_mdns *m, const pn_mdns_question *qs, size_t nq) {
-    struct sockaddr_in g4;
-    struct sockaddr_in6 g6;
-    char ip[INET6_ADDRSTRLEN], zone[80];
     pn_mdns_out o;
     pn_err e;
     pn_mdns_out_init(&o, m->obuf, sizeof m->obuf, 0, 0);
@@ -271,22 +272,9 @@ static void send_query(pn_mdns *m, const pn_mdns_question *qs, size_t nq) {
         pn_mdns_out_question(&o, &qs[i], &e);
     size_t n = pn_mdns_out_finish(&o);
     if (n == 0) return;
-    uv_ip4_addr("224.0.0.251", m->port, &g4);
-    uv_ip6_addr("ff02::fb", m->port, &g6);
     load_interfaces(m);
-    for (int i = 0; i < m->nifs; i++) {
-        const pn_mdns_if *f = &m->ifs[i];
-        if (f->n4) {
-            uv_inet_ntop(AF_INET, f->v4[0], ip, sizeof ip);
-            if (uv_udp_set_multicast_interface(&m->udp4, ip) == 0)
-                send_to(m, &m->udp4, (const struct sockaddr *)&g4, n);
-        }
-        if (m->has6 && f->n6) {
-            snprintf(zone, sizeof zone, "::%%%s", f->name);
-            if (uv_udp_set_multicast_interface(&m->udp6, zone) == 0)
-                send_to(m, &m->udp6, (const struct sockaddr *)&g6, n);
-        }
-    }
+    for (int i = 0; i < m->nifs; i++)
+        send_groups(m, &m->ifs[i], n);
 }
 
 /* ---- timers ------------------------------------------------------------ */
