@@ -35,6 +35,9 @@
 enum pn_opt_kind { PN_OPT_KINDS(PN_OPT_KIND_ENUM_) PN_OPT_KIND_COUNT };
 #undef PN_OPT_KIND_ENUM_
 
+#define PN_BROADCAST_MAX 63     /* bytes of the broadcast address text */
+#define PN_MDNS_INSTANCE_MAX 63 /* bytes of an mDNS instance name: one DNS label */
+
 #define PN_OPT_CTYPE_MS uint32_t
 #define PN_OPT_CTYPE_U32 uint32_t
 #define PN_OPT_CTYPE_SIZE size_t
@@ -99,7 +102,7 @@ enum pn_opt_kind { PN_OPT_KINDS(PN_OPT_KIND_ENUM_) PN_OPT_KIND_COUNT };
       "UDP port announces go to and are heard on")                                                 \
     X(announce_interval_ms, MS, "announce_interval", 5000, 5000, 1, PN_MS_MAX,                     \
       "time between announces")                                                                    \
-    X(broadcast, TEXT, "broadcast", "255.255.255.255", "255.255.255.255", 1, 63,                   \
+    X(broadcast, TEXT, "broadcast", "255.255.255.255", "255.255.255.255", 1, PN_BROADCAST_MAX,     \
       "IPv4 destination of announces (copied)")                                                    \
     /* So that hosts on a link without any IPv4 address still find each                            \
      * other (an extension). */                                                                    \
@@ -118,7 +121,7 @@ enum pn_opt_kind { PN_OPT_KINDS(PN_OPT_KIND_ENUM_) PN_OPT_KIND_COUNT };
     X(mdns, FLAG, "mdns", 0, 0, 0, 1, "mDNS advertising and browsing")                             \
     X(mdns_port, PORT, "mdns_port", 0, 0, 0, 65535,                                                \
       "mDNS port; 0 = 5353 (another only keeps specs apart from a system responder)")              \
-    X(mdns_instance, TEXT, "mdns_instance", NULL, NULL, 1, 63,                                     \
+    X(mdns_instance, TEXT, "mdns_instance", NULL, NULL, 1, PN_MDNS_INSTANCE_MAX,                   \
       "instance name without control characters; NULL = peernet- and 8 key bytes in hex")
 
 /* The members of pn_host_config the list makes. */

@@ -675,10 +675,7 @@ static int make_names(pn_mdns *m, const char *instance, pn_err *e) {
         snprintf(label, sizeof label, "peernet-%.16s", hex);
         instance = label;
     }
-    size_t n = strlen(instance);
-    if (n == 0 || n > PN_MDNS_LABEL_MAX)
-        return pn_err_set(e, PN_EINVAL, "mdns instance name must be 1..%d bytes",
-                          PN_MDNS_LABEL_MAX);
+    size_t n = strlen(instance); /* 1..PN_MDNS_INSTANCE_MAX: config.c checked it */
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)instance[i] < 0x20 || instance[i] == 0x7F)
             return pn_err_set(e, PN_EINVAL, "mdns instance name holds a control character");
