@@ -6,7 +6,8 @@
  * (conn.c), whether a link still works (ping.c), the admission of inbound
  * handshakes (admit.c), the serving side (dispatch.c: handlers; request.c:
  * requests), the calling side (calls.c), the watched trust file
- * (trustfile.c), LAN discovery (discovery.c), mDNS (mdns.c) and the
+ * (trustfile.c), LAN discovery (discovery.c), mDNS (mdns.c; browsing:
+ * mdns_browse.c) and the
  * network monitor (netmon.c).
  * Addresses are parsed by pn_trust_split_addr (core/trust.h). The public
  * face is include/peernet/peernet.h.
