@@ -7,8 +7,7 @@
  * handshakes (admit.c), the serving side (dispatch.c: handlers; request.c:
  * requests), the calling side (calls.c), the watched trust file
  * (trustfile.c), LAN discovery (discovery.c), mDNS (mdns.c; browsing:
- * mdns_browse.c) and the
- * network monitor (netmon.c).
+ * mdns_browse.c) and the network monitor (netmon.c).
  * Addresses are parsed by pn_trust_split_addr (core/trust.h). The public
  * face is include/peernet/peernet.h.
  *
