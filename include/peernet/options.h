@@ -21,17 +21,17 @@
 #include "peernet/err.h"
 #include "peernet/limits.h"
 
-/* X(KIND, C type, unit) */
+/* X(KIND, unit); the C type of each kind is PN_OPT_CTYPE_<KIND> below. */
 #define PN_OPT_KINDS(X)                                                                            \
-    X(MS, uint32_t, "ms")                                                                          \
-    X(U32, uint32_t, "")                                                                           \
-    X(SIZE, size_t, "bytes")                                                                       \
-    X(PORT, uint16_t, "")                                                                          \
-    X(FLAG, int, "")                                                                               \
-    X(NETMON, int, "") /* Lua: true, false or "poll" (2) */                                        \
-    X(TEXT, const char *, "bytes")
+    X(MS, "ms")                                                                                    \
+    X(U32, "")                                                                                     \
+    X(SIZE, "bytes")                                                                               \
+    X(PORT, "")                                                                                    \
+    X(FLAG, "")                                                                                    \
+    X(NETMON, "") /* Lua: true, false or "poll" (2) */                                             \
+    X(TEXT, "bytes")
 
-#define PN_OPT_KIND_ENUM_(k, type, unit) PN_OPT_##k,
+#define PN_OPT_KIND_ENUM_(k, unit) PN_OPT_##k,
 enum pn_opt_kind { PN_OPT_KINDS(PN_OPT_KIND_ENUM_) PN_OPT_KIND_COUNT };
 #undef PN_OPT_KIND_ENUM_
 

@@ -53,10 +53,10 @@ const pn_host_option *pn_host_options(size_t *n) {
     return options;
 }
 
-#define KIND_NAME(k, type, unit) #k,
+#define KIND_NAME(k, unit) #k,
 static const char *const kind_names[] = {PN_OPT_KINDS(KIND_NAME)};
 #undef KIND_NAME
-#define KIND_UNIT(k, type, unit) unit,
+#define KIND_UNIT(k, unit) unit,
 static const char *const kind_units[] = {PN_OPT_KINDS(KIND_UNIT)};
 #undef KIND_UNIT
 
