@@ -58,6 +58,7 @@
 #include "core/etf.h"
 #include "core/frame.h"
 #include "core/handshake.h"
+#include "net/test_hooks.h"
 #include "peernet/peernet.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -965,8 +966,6 @@ static pn_host *host_new(int legacy, int tight) {
     c.ping_interval_ms = 0;
     c.ping_timeout_ms = LONG_MS;
     c.backoff_min_ms = c.backoff_max_ms = LONG_MS; /* a peer given an address is not redialled */
-    c.test_ephemeral = host_eph;
-    c.test_legacy_atoms = legacy;
     c.discovery = 0; /* no broadcasts, no netlink: only the bytes fed in */
     c.netmon = 0;
     c.log = debug ? on_log : quiet_log;
@@ -975,6 +974,7 @@ static pn_host *host_new(int legacy, int tight) {
         fprintf(stderr, "fuzz_host: pn_host_new: %s\n", e.msg);
         abort();
     }
+    pn_host_test_set(h, &(pn_host_test_hooks){host_eph, legacy});
     S.h = h;
     if (pn_host_trust(h, cli_pub, NULL, &e) != 0) fail("trust");
     pn_host_on_event(h, on_event, NULL);

@@ -14,7 +14,7 @@
  * loop), so a callback may call back into the host freely.
  *
  * Errors: functions return 0 or a negative PN_E* code and fill a pn_err
- * (src/core/err.h) when one is given.
+ * (peernet/err.h) when one is given.
  *
  * Signals: libuv writes with write(2), so a peer that hangs up raises
  * SIGPIPE. A program embedding the host must ignore SIGPIPE (signal(SIGPIPE,
@@ -29,15 +29,11 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "peernet/addr.h"
+#include "peernet/limits.h"
 #include "peernet/err.h"
+#include "peernet/options.h"
 
-#ifndef PN_KEY_LEN
-#define PN_KEY_LEN 32 /* as in core/key.h */
-#endif
 #define PN_NONCE_LEN 16
-#define PN_DEFAULT_PORT 4040
-#define PN_MS_MAX 86400000u  /* longest timeout, interval or sleep any setting takes: one day */
 #define PN_HANDSHAKE_BURST 8 /* responder handshakes served back to back: about 2 ms of X25519 */
 
 typedef struct pn_host pn_host;
@@ -46,92 +42,18 @@ typedef struct pn_request pn_request;
 enum { PN_LOG_DEBUG, PN_LOG_INFO, PN_LOG_WARN, PN_LOG_ERROR };
 typedef void (*pn_log_fn)(void *ud, int level, const char *msg);
 
-/* Every bound on what a stranger controls has a default and a setting. */
+/* Every bound on what a stranger controls has a default and a setting:
+ * the members between listen and log are made from PN_HOST_OPTIONS
+ * (peernet/options.h), where each is described. */
 typedef struct pn_host_config {
     const uint8_t *secret; /* 32-byte X25519 private key; copied (and wiped on free) */
     /* "ADDR:PORT" or "[V6ADDR]:PORT"; NULL listens on every interface, IPv4
      * and IPv6, on PN_DEFAULT_PORT; "" does not listen. Port 0 picks a free
      * one: pn_host_port() reports it. */
     const char *listen;
-
-    uint32_t frame_cap;            /* largest frame body accepted: 1 MiB */
-    uint32_t handshake_timeout_ms; /* TCP accept/connect to handshake done: 10 s */
-    uint32_t call_timeout_ms;      /* default per call: 5 s */
-    uint32_t ping_interval_ms;     /* liveness ping every 30 s ... */
-    uint32_t ping_timeout_ms;      /* ... peer dead when a pong is 60 s late */
-    uint32_t backoff_min_ms;       /* reconnect backoff: 0.5 s ... */
-    uint32_t backoff_max_ms;       /* ... doubling to 30 s, with jitter */
-    /* Inbound connections not yet authenticated, in three pools of this
-     * size each: "unheard" (no complete first message yet), "waiting"
-     * (message 1 waiting for the handshake budget) and "heard" (message 2
-     * sent, message 3 owed): 64. A newcomer never finds the door shut: one
-     * of its pool is closed to make room (docs/host.md, "Strangers"). */
-    uint32_t max_pending_handshakes;
-    /* unheard, and waiting, connections from one IPv4 address or IPv6 /64: 16 */
-    uint32_t max_pending_per_source;
-    uint32_t first_message_timeout_ms; /* accept to a whole message 1: 2 s (0: handshake_timeout) */
-    /* Responder handshakes (message 2 costs three X25519 operations) per
-     * second, in bursts of up to PN_HANDSHAKE_BURST; a first message over
-     * the budget waits its turn (oldest first) instead of costing CPU now.
-     * 0 = no budget. Our own dials are never held back: 1000. */
-    uint32_t handshake_rate;
-    /* Log lines a stranger can cause (refused and evicted connections,
-     * refused calls) are rate-limited per kind and source: the first of
-     * each in this window is logged, the rest are counted and summed up in
-     * one line at its end: 10 s. */
-    uint32_t log_window_ms;
-    uint32_t max_connections; /* all TCP connections: 1024 */
-    /* Per peer, each direction: 4096 (incoming: across its connections,
-     * closed ones included until answered). Incoming sends kept by their
-     * handler (pn_request_keep) have a bound of this size of their own:
-     * past it a send is dropped, counted (sends_dropped) and logged. */
-    uint32_t max_calls_in_flight;
-    size_t max_outbuf; /* bytes queued to one peer not yet written: 8 MiB */
-
-    /* LAN discovery (PROTOCOL.md "LAN discovery announce"): a listening host
-     * broadcasts its key and TCP port every announce_interval_ms, at start and
-     * on every network change, and listens for the announces of others (the
-     * port is shared: several hosts on one machine all hear them). A trusted
-     * peer's announce gives it an address and a dial; an untrusted one is
-     * recorded as discovered and reported (PN_EVENT_DISCOVERED). */
-    int discovery;                 /* on: 1 */
-    uint16_t announce_port;        /* UDP port announces go to and come from: 4040 */
-    uint32_t announce_interval_ms; /* 5 s */
-    const char *broadcast;         /* IPv4 destination: "255.255.255.255" (copied) */
-    /* 1: announces also go to the IPv6 all-nodes group ff02::1 on every
-     * interface with a link-local address, so hosts on a link without any
-     * configured IPv4 address still find each other (an extension). */
-    int announce_v6;
-    /* Network monitor: address and link changes (netlink, or polling the
-     * interface list where netlink cannot be opened) re-announce and probe
-     * every live link. 0 off, 1 on, 2 polling only (for tests). */
-    int netmon;
-    /* After a network change every live link is pinged; one whose pong is
-     * later than this is closed and redialled: 2 s. */
-    uint32_t probe_timeout_ms;
-
-    /* 1: the host does not keep the loop alive (every handle it opens is
-     * unref'd), so a program whose own work is done can let uv_run return
-     * while the host still listens. peernet-host run uses it. */
-    int weak;
-
-    /* mDNS / DNS-SD (docs/host.md): 1 advertises <instance>._peernet._tcp.local
-     * with the key in TXT and browses for peers on every interface. Off by
-     * default. mdns_port 0 = 5353 (another port only keeps specs apart from
-     * a system responder); mdns_instance NULL = "peernet-" and the first 8
-     * bytes of the key in hex, else 1..63 bytes without control characters. */
-    int mdns;
-    uint16_t mdns_port;
-    const char *mdns_instance;
-
+    PN_HOST_OPTION_MEMBERS
     pn_log_fn log; /* NULL: silent */
     void *log_ud;
-
-    /* TEST ONLY: a fixed ephemeral private key for every handshake, and the
-     * OTP 25 atom encoding (ATOM_EXT) in envelopes; both reproduce the
-     * recorded wire transcript. Never set in production. */
-    const uint8_t *test_ephemeral;
-    int test_legacy_atoms;
 } pn_host_config;
 
 /* Fills c with the defaults above (and no secret: set one). */
@@ -170,7 +92,7 @@ int pn_host_is_trusted(const pn_host *h, const uint8_t key[PN_KEY_LEN]);
  * removed from it are untrusted, closing their connections at once. A file
  * that no longer parses is logged and the list in force is kept. Keys
  * trusted through pn_host_trust are not touched by the file. */
-int pn_host_trust_file(pn_host *h, const char *path, pn_err *e);
+int pn_trustfile_watch(pn_host *h, const char *path, pn_err *e);
 
 /* ---- handlers (the serving side) -------------------------------------- */
 
@@ -263,13 +185,16 @@ int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonc
 
 /* ---- registry and events ---------------------------------------------- */
 
-typedef enum {
-    PN_PEER_UNKNOWN,
-    PN_PEER_DISCOVERED,
-    PN_PEER_CONNECTING,
-    PN_PEER_CONNECTED,
-    PN_PEER_DISCONNECTED,
-} pn_peer_status;
+/* X(ENUM, name) */
+#define PN_PEER_STATUSES(X)                                                                        \
+    X(UNKNOWN, "unknown")                                                                          \
+    X(DISCOVERED, "discovered")                                                                    \
+    X(CONNECTING, "connecting")                                                                    \
+    X(CONNECTED, "connected")                                                                      \
+    X(DISCONNECTED, "disconnected")
+#define PN_PEER_ENUM_(e, name) PN_PEER_##e,
+typedef enum { PN_PEER_STATUSES(PN_PEER_ENUM_) } pn_peer_status;
+#undef PN_PEER_ENUM_
 
 const char *pn_peer_status_name(pn_peer_status s);
 
@@ -295,7 +220,17 @@ int pn_host_peer(const pn_host *h, const uint8_t key[PN_KEY_LEN], pn_peer_info *
  * detail: for DISCONNECTED why the link closed ("peer closed the
  * connection", "frame of 1048625 bytes exceeds the cap", ...), valid during
  * the call; NULL for the other events. */
-typedef enum { PN_EVENT_CONNECTED, PN_EVENT_DISCONNECTED, PN_EVENT_DISCOVERED } pn_event;
+/* X(ENUM, name): the events, and their names in h:on(name, fn). */
+#define PN_EVENTS(X)                                                                               \
+    X(CONNECTED, "connected")                                                                      \
+    X(DISCONNECTED, "disconnected")                                                                \
+    X(DISCOVERED, "discovered")
+#define PN_EVENT_ENUM_(e, name) PN_EVENT_##e,
+typedef enum { PN_EVENTS(PN_EVENT_ENUM_) PN_EVENT_COUNT } pn_event;
+#undef PN_EVENT_ENUM_
+const char *pn_host_event_name(pn_event ev);
+/* Every event's name in pn_event order, then NULL (for luaL_checkoption). */
+const char *const *pn_host_event_names(void);
 typedef void (*pn_event_fn)(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN],
                             const char *detail, void *ud);
 /* Adds a listener (at most PN_EVENT_LISTENERS; PN_ELIMIT past that); the
@@ -316,24 +251,39 @@ void pn_host_off_closing(pn_host *h, void (*fn)(void *ud), void *ud);
  * at once. */
 void pn_host_network_changed(pn_host *h);
 
-/* Counters for diagnostics and specs. */
+/* Counters for diagnostics and specs, one list: the struct and the Lua
+ * table of h:stats() are made from it. X(type, name, meaning) */
+#define PN_HOST_STATS(X)                                                                           \
+    X(uint32_t, connections, "open TCP connections")                                               \
+    X(uint32_t, handshaking, "of which not yet authenticated")                                     \
+    X(uint64_t, accepted, "inbound connections accepted")                                          \
+    X(uint64_t, refused, "inbound connections closed at once: max_connections")                    \
+    X(uint64_t, handshakes_failed, "handshakes that did not complete")                             \
+    X(uint64_t, closed_protocol, "links closed for a protocol violation")                          \
+    X(uint64_t, frames_in, "frames received")                                                      \
+    X(uint64_t, frames_out, "frames sent")                                                         \
+    X(uint64_t, writes, "socket writes (frames of a turn are coalesced)")                          \
+    X(uint64_t, announces_sent, "LAN announces sent")                                              \
+    X(uint64_t, announces_in, "LAN announces heard")                                               \
+    X(uint64_t, announces_ignored, "of which our own or malformed")                                \
+    X(uint64_t, network_changes, "network changes handled")                                        \
+    X(uint64_t, probes_failed, "links closed because a probe went unanswered")                     \
+    X(uint64_t, mdns_in, "mDNS datagrams received")                                                \
+    X(uint64_t, mdns_rejected, "of which malformed")                                               \
+    X(uint64_t, mdns_out, "mDNS datagrams sent")                                                   \
+    X(uint64_t, evicted, "pending handshakes closed to make room for a newcomer")                  \
+    X(uint64_t, handshake_waits, "first messages that waited for the handshake budget")            \
+    X(uint64_t, log_suppressed, "rate-limited log lines counted instead of written")               \
+    X(uint64_t, sends_dropped, "sends past max_calls_in_flight kept by their handlers")            \
+    X(uint32_t, unheard, "inbound connections now without a message 1")                            \
+    X(uint32_t, waiting, "now with message 1 waiting for the handshake budget")                    \
+    X(uint32_t, heard, "now with message 2 sent, message 3 owed")
+
+#define PN_STAT_MEMBER_(type, name, meaning) type name;
 typedef struct pn_host_stats {
-    uint32_t connections; /* open TCP connections */
-    uint32_t handshaking; /* of which not yet authenticated */
-    uint64_t accepted, refused, handshakes_failed, closed_protocol;
-    uint64_t frames_in, frames_out, writes; /* writes: socket writes (coalescing) */
-    uint64_t announces_sent, announces_in, announces_ignored; /* ignored: own or malformed */
-    uint64_t network_changes, probes_failed;
-    uint64_t mdns_in, mdns_rejected, mdns_out; /* mDNS datagrams; rejected: malformed */
-    /* evicted: pending handshakes closed to make room for a newcomer;
-     * handshake_waits: first messages that waited for the handshake budget;
-     * log_suppressed: rate-limited log lines counted instead of written;
-     * sends_dropped: sends past max_calls_in_flight kept by their handlers. */
-    uint64_t evicted, handshake_waits, log_suppressed, sends_dropped;
-    /* the inbound pending pools, now: no message 1 yet, message 1 waiting
-     * for the handshake budget, message 2 sent */
-    uint32_t unheard, waiting, heard;
+    PN_HOST_STATS(PN_STAT_MEMBER_)
 } pn_host_stats;
+#undef PN_STAT_MEMBER_
 void pn_host_get_stats(const pn_host *h, pn_host_stats *out);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * Address syntax (forms and bounds in addr.h and peernet/addr.h).
+ * Address syntax (forms and bounds in addr.h and peernet/limits.h).
  */
 #include "addr.h"
 

@@ -4,7 +4,7 @@
  * in brackets with an optional %zone ("[fe80::1%eth0]:4040"), and PORT is
  * 1..65535 without leading zeros. Nothing else is accepted, so an address
  * that passes pn_addr_check is safe to log and to hand to getaddrinfo.
- * Lengths are in peernet/addr.h: longer addresses are refused.
+ * Lengths are in peernet/limits.h: longer addresses are refused.
  */
 #ifndef PN_ADDR_H
 #define PN_ADDR_H
@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "peernet/addr.h"
+#include "peernet/limits.h"
 #include "peernet/err.h"
 
 /* PN_OK when s (len bytes, no NUL needed) is a valid HOST:PORT, else

@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 #include "peernet/err.h"
+#include "peernet/limits.h" /* PN_KEY_LEN */
 
-#define PN_KEY_LEN 32
 #define PN_KEY_HEX_LEN 64         /* text length, without the NUL */
 #define PN_KEY_B64_LEN 44         /* standard base64, padded */
 #define PN_KEY_B64URL_LEN 43      /* base64url, unpadded */

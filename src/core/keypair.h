@@ -22,6 +22,7 @@
 
 #include "key.h"
 #include "peernet/err.h"
+#include "peernet/limits.h" /* PN_KEY_LEN */
 
 #define PN_KEYFILE_LEN 71
 #define PN_KEYFILE_MAGIC "PNID"

@@ -25,11 +25,11 @@
  *   h:peers() h:peer(key) h:stats() h:ping(key [, nonce])   -- ping: TEST ONLY
  *   h:network_changed()   -- announce again and probe every link, as netmon does
  *
- * LAN discovery and the network monitor are OFF unless host.new is given
- * discovery = true / netmon = true | "poll" (a process running many hosts
- * must not have them find each other by accident); the other settings:
- * announce_port, announce_interval (ms), broadcast ("255.255.255.255"),
- * announce_v6 (true), probe_timeout (ms).
+ * The settings of host.new are PN_HOST_OPTIONS (peernet/options.h), read
+ * by one loop; peernet.host.options() lists them with their defaults and
+ * ranges. LAN discovery and the network monitor are OFF unless host.new is
+ * given discovery = true / netmon = true | "poll" (a process running many
+ * hosts must not have them find each other by accident).
  *
  * raw = true hands Args and results over as ETF bytes (no version byte)
  * instead of Lua values. Callbacks run from the loop, never from inside the
@@ -57,6 +57,7 @@
 #include "lua/result.h"
 #include "core/keypair.h"
 #include "core/logline.h"
+#include "net/test_hooks.h"
 #include "peernet/peernet.h"
 #include "lua/value.h"
 
@@ -65,7 +66,7 @@
 typedef struct lhost {
     pn_host *h;
     lua_State *L; /* the main thread: callbacks run on it */
-    int log_ref, event_ref[3];
+    int log_ref, event_ref[PN_EVENT_COUNT];
     int debug_log;
 } lhost;
 
@@ -155,6 +156,82 @@ static uint32_t opt_ms(lua_State *L, int t, const char *name, uint32_t dflt) {
     return (uint32_t)v;
 }
 
+/* One setting of PN_HOST_OPTIONS from the table at t; nil keeps the
+ * default, which for Lua is lua_dflt. Ranges are pn_host_new's to check
+ * (one message per setting); here only what cannot be stored is refused.
+ * A text value is left on the stack: the member points into it until
+ * pn_host_new returns. Keys not in the list are ignored, as always. */
+static void read_option(lua_State *L, int t, pn_host_config *cfg, const pn_host_option *o) {
+    int type = lua_getfield(L, t, o->name);
+    if (o->kind == PN_OPT_TEXT) {
+        pn_host_option_set(cfg, o, 0,
+                           type == LUA_TNIL ? o->lua_text_dflt : luaL_checkstring(L, -1));
+        return; /* kept on the stack */
+    }
+    long long v = o->lua_dflt;
+    if (o->kind == PN_OPT_FLAG) {
+        if (type != LUA_TNIL) v = lua_toboolean(L, -1);
+    } else if (o->kind == PN_OPT_NETMON) {
+        if (type == LUA_TSTRING && strcmp(lua_tostring(L, -1), "poll") == 0)
+            v = 2;
+        else if (type == LUA_TBOOLEAN)
+            v = lua_toboolean(L, -1);
+        else if (type != LUA_TNIL)
+            luaL_error(L, "host.new: %s must be true, false or \"poll\"", o->name);
+    } else if (type != LUA_TNIL) {
+        int isint;
+        lua_Integer n = lua_tointegerx(L, -1, &isint);
+        if (!isint) luaL_error(L, "host.new: %s must be an integer", o->name);
+        if (n < 0 || n > pn_host_option_type_max(o->kind))
+            luaL_error(L, "host.new: %s out of range", o->name);
+        v = n;
+    }
+    lua_pop(L, 1);
+    pn_host_option_set(cfg, o, v, NULL);
+}
+
+/* peernet.host.options(): the list, in order, one table per setting:
+ * {name, kind, unit, default, lua_default, min, max, meaning}. */
+static int l_host_options(lua_State *L) {
+    size_t n;
+    const pn_host_option *os = pn_host_options(&n);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        const pn_host_option *o = &os[i];
+        lua_createtable(L, 0, 8);
+        lua_pushstring(L, o->name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, pn_host_option_kind_name(o->kind));
+        lua_setfield(L, -2, "kind");
+        lua_pushstring(L, pn_host_option_unit(o->kind));
+        lua_setfield(L, -2, "unit");
+        if (o->kind == PN_OPT_TEXT) {
+            lua_pushstring(L, o->text_dflt); /* NULL: nil */
+            lua_setfield(L, -2, "default");
+            lua_pushstring(L, o->lua_text_dflt);
+            lua_setfield(L, -2, "lua_default");
+        } else if (o->kind == PN_OPT_FLAG) {
+            lua_pushboolean(L, (int)o->dflt);
+            lua_setfield(L, -2, "default");
+            lua_pushboolean(L, (int)o->lua_dflt);
+            lua_setfield(L, -2, "lua_default");
+        } else {
+            lua_pushinteger(L, (lua_Integer)o->dflt);
+            lua_setfield(L, -2, "default");
+            lua_pushinteger(L, (lua_Integer)o->lua_dflt);
+            lua_setfield(L, -2, "lua_default");
+        }
+        lua_pushinteger(L, (lua_Integer)o->min);
+        lua_setfield(L, -2, "min");
+        lua_pushinteger(L, (lua_Integer)o->max);
+        lua_setfield(L, -2, "max");
+        lua_pushstring(L, o->meaning);
+        lua_setfield(L, -2, "meaning");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
 static void get_loop_from_luv(lua_State *L, uv_loop_t **loop) {
     lua_getglobal(L, "require");
     lua_pushstring(L, "luv");
@@ -174,63 +251,11 @@ static int l_host_new(lua_State *L) {
         cfg.listen = luaL_checkstring(L, -1);
     /* kept on the stack: cfg.listen points into it until pn_host_new returns */
 
-    cfg.frame_cap = opt_ms(L, 1, "frame_cap", cfg.frame_cap);
-    cfg.handshake_timeout_ms = opt_ms(L, 1, "handshake_timeout", cfg.handshake_timeout_ms);
-    cfg.call_timeout_ms = opt_ms(L, 1, "call_timeout", cfg.call_timeout_ms);
-    cfg.ping_interval_ms = opt_ms(L, 1, "ping_interval", cfg.ping_interval_ms);
-    cfg.ping_timeout_ms = opt_ms(L, 1, "ping_timeout", cfg.ping_timeout_ms);
-    cfg.backoff_min_ms = opt_ms(L, 1, "backoff_min", cfg.backoff_min_ms);
-    cfg.backoff_max_ms = opt_ms(L, 1, "backoff_max", cfg.backoff_max_ms);
-    cfg.max_pending_handshakes = opt_ms(L, 1, "max_pending_handshakes", cfg.max_pending_handshakes);
-    cfg.max_pending_per_source = opt_ms(L, 1, "max_pending_per_source", cfg.max_pending_per_source);
-    cfg.first_message_timeout_ms =
-        opt_ms(L, 1, "first_message_timeout", cfg.first_message_timeout_ms);
-    cfg.handshake_rate = opt_ms(L, 1, "handshake_rate", cfg.handshake_rate);
-    cfg.log_window_ms = opt_ms(L, 1, "log_window", cfg.log_window_ms);
-    cfg.max_connections = opt_ms(L, 1, "max_connections", cfg.max_connections);
-    cfg.max_calls_in_flight = opt_ms(L, 1, "max_calls_in_flight", cfg.max_calls_in_flight);
-    cfg.max_outbuf = opt_ms(L, 1, "max_outbuf", (uint32_t)cfg.max_outbuf);
-    lua_getfield(L, 1, "weak");
-    cfg.weak = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    /* Discovery and the monitor are off unless asked for here: a Lua program
-     * (every spec) may run many hosts in one process that must not
-     * broadcast to, and dial, each other. peernet-host turns them on. */
-    lua_getfield(L, 1, "discovery");
-    cfg.discovery = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    lua_getfield(L, 1, "netmon");
-    if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "poll") == 0)
-        cfg.netmon = 2;
-    else if (lua_isnil(L, -1) || lua_isboolean(L, -1))
-        cfg.netmon = lua_toboolean(L, -1);
-    else
-        return luaL_error(L, "host.new: netmon must be true, false or \"poll\"");
-    lua_pop(L, 1);
-    lua_getfield(L, 1, "announce_v6");
-    if (!lua_isnil(L, -1)) cfg.announce_v6 = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    uint32_t aport = opt_ms(L, 1, "announce_port", cfg.announce_port);
-    if (aport == 0 || aport > 65535) return luaL_error(L, "host.new: announce_port out of range");
-    cfg.announce_port = (uint16_t)aport;
-    cfg.announce_interval_ms = opt_ms(L, 1, "announce_interval", cfg.announce_interval_ms);
-    cfg.probe_timeout_ms = opt_ms(L, 1, "probe_timeout", cfg.probe_timeout_ms);
-    lua_getfield(L, 1, "broadcast");
-    if (!lua_isnil(L, -1)) cfg.broadcast = luaL_checkstring(L, -1);
-    /* kept on the stack, like listen */
-    lua_getfield(L, 1, "test_legacy_atoms");
-    cfg.test_legacy_atoms = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    /* mDNS is off unless asked for: specs start many hosts on one machine. */
-    lua_getfield(L, 1, "mdns");
-    cfg.mdns = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    uint32_t mdns_port = opt_ms(L, 1, "mdns_port", 0);
-    if (mdns_port > 65535) return luaL_error(L, "host.new: mdns_port out of range");
-    cfg.mdns_port = (uint16_t)mdns_port;
-    lua_getfield(L, 1, "mdns_instance");
-    if (!lua_isnil(L, -1)) cfg.mdns_instance = luaL_checkstring(L, -1);
-    /* kept on the stack, like listen */
+    size_t nopts;
+    const pn_host_option *opts = pn_host_options(&nopts);
+    luaL_checkstack(L, (int)nopts, "host.new: options");
+    for (size_t i = 0; i < nopts; i++)
+        read_option(L, 1, &cfg, &opts[i]);
 
     /* The trust list is checked whole before the host exists. */
     lua_getfield(L, 1, "trust");
@@ -273,26 +298,32 @@ static int l_host_new(lua_State *L) {
     const char *s = lua_tolstring(L, -1, &len);
     int ok = s && len == PN_KEY_LEN;
     if (ok) memcpy(secret, s, PN_KEY_LEN);
+    /* TEST ONLY (net/test_hooks.h): not settings, so not in the list. */
+    pn_host_test_hooks hooks = {NULL, 0};
     lua_getfield(L, 1, "test_ephemeral");
     const char *es = lua_tolstring(L, -1, &len);
     if (es && len == PN_KEY_LEN) {
         memcpy(eph, es, PN_KEY_LEN);
-        cfg.test_ephemeral = eph;
+        hooks.ephemeral = eph;
     } else if (!lua_isnil(L, -1)) {
         ok = 0;
     }
-    lua_pop(L, 2);
+    lua_getfield(L, 1, "test_legacy_atoms");
+    hooks.legacy_atoms = lua_toboolean(L, -1);
+    lua_pop(L, 3);
     lhost *lh = ok ? calloc(1, sizeof *lh) : NULL;
     pn_err e;
     if (lh) {
         lh->L = main;
         lh->log_ref = log_ref;
-        lh->event_ref[0] = lh->event_ref[1] = lh->event_ref[2] = LUA_NOREF;
+        for (int i = 0; i < PN_EVENT_COUNT; i++)
+            lh->event_ref[i] = LUA_NOREF;
         lh->debug_log = getenv("PEERNET_DEBUG") != NULL;
         cfg.secret = secret;
         cfg.log = on_log;
         cfg.log_ud = lh;
         lh->h = pn_host_new(loop, &cfg, &e);
+        if (lh->h) pn_host_test_set(lh->h, &hooks);
     }
     sodium_memzero(secret, sizeof secret);
     sodium_memzero(eph, sizeof eph);
@@ -325,7 +356,7 @@ static void on_host_closed(void *ud) {
     lhost *lh = ud;
     lua_State *L = lh->L;
     luaL_unref(L, LUA_REGISTRYINDEX, lh->log_ref);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < PN_EVENT_COUNT; i++)
         luaL_unref(L, LUA_REGISTRYINDEX, lh->event_ref[i]);
     free(lh);
 }
@@ -372,7 +403,7 @@ static int l_host_trust(lua_State *L) {
 static int l_host_trust_file(lua_State *L) {
     lhost *lh = check_host(L);
     pn_err e;
-    if (pn_host_trust_file(lh->h, luaL_checkstring(L, 2), &e) != 0) return pn_glue_fail(L, &e);
+    if (pn_trustfile_watch(lh->h, luaL_checkstring(L, 2), &e) != 0) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -688,8 +719,7 @@ static int l_host_ping(lua_State *L) {
 
 static int l_host_on(lua_State *L) {
     lhost *lh = check_host(L);
-    static const char *const events[] = {"connected", "disconnected", "discovered", NULL};
-    int ev = luaL_checkoption(L, 2, NULL, events);
+    int ev = luaL_checkoption(L, 2, NULL, pn_host_event_names());
     if (!lua_isnil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
     lua_settop(L, 3);
     luaL_unref(L, LUA_REGISTRYINDEX, lh->event_ref[ev]);
@@ -731,34 +761,13 @@ static int l_host_network_changed(lua_State *L) {
 static int l_host_stats(lua_State *L) {
     pn_host_stats s;
     pn_host_get_stats(check_host(L)->h, &s);
-    lua_createtable(L, 0, 24);
-#define FIELD(name)                                                                                \
+#define COUNT(type, name, meaning) +1
+    lua_createtable(L, 0, 0 PN_HOST_STATS(COUNT));
+#undef COUNT
+#define FIELD(type, name, meaning)                                                                 \
     lua_pushinteger(L, (lua_Integer)s.name);                                                       \
-    lua_setfield(L, -2, #name)
-    FIELD(connections);
-    FIELD(handshaking);
-    FIELD(accepted);
-    FIELD(refused);
-    FIELD(handshakes_failed);
-    FIELD(closed_protocol);
-    FIELD(frames_in);
-    FIELD(frames_out);
-    FIELD(writes);
-    FIELD(announces_sent);
-    FIELD(announces_in);
-    FIELD(announces_ignored);
-    FIELD(network_changes);
-    FIELD(probes_failed);
-    FIELD(mdns_in);
-    FIELD(mdns_rejected);
-    FIELD(mdns_out);
-    FIELD(evicted);
-    FIELD(handshake_waits);
-    FIELD(log_suppressed);
-    FIELD(sends_dropped);
-    FIELD(unheard);
-    FIELD(waiting);
-    FIELD(heard);
+    lua_setfield(L, -2, #name);
+    PN_HOST_STATS(FIELD)
 #undef FIELD
     return 1;
 }
@@ -791,6 +800,6 @@ void pn_lua_open_host(lua_State *L) {
     lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
     pn_reply_open(L);
-    static const luaL_Reg fns[] = {{"new", l_host_new}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"new", l_host_new}, {"options", l_host_options}, {NULL, NULL}};
     pn_glue_submodule(L, "host", fns);
 }

@@ -49,21 +49,20 @@ static uint32_t *stage_counter(pn_host *h, pn_conn_stage s) {
     return NULL;
 }
 
-static void waiting_unlink(pn_host *h, pn_conn *c) {
-    if (c->wprev)
-        c->wprev->wnext = c->wnext;
-    else if (h->waiting_head == c)
-        h->waiting_head = c->wnext;
-    if (c->wnext)
-        c->wnext->wprev = c->wprev;
-    else if (h->waiting_tail == c)
-        h->waiting_tail = c->wprev;
-    c->wprev = c->wnext = NULL;
+/* The waiting connections, oldest first. */
+static pn_conn *waiter_of(pn_link *l) {
+    return l ? PN_CONTAINER(l, pn_conn, wlink) : NULL;
+}
+static pn_conn *first_waiter(const pn_host *h) {
+    return waiter_of(h->waiting.head);
+}
+static pn_conn *next_waiter(const pn_conn *c) {
+    return waiter_of(c->wlink.next);
 }
 
 void pn_admit_stage(pn_host *h, pn_conn *c, pn_conn_stage stage) {
     uint32_t *from = stage_counter(h, c->stage), *to = stage_counter(h, stage);
-    if (c->stage == PN_STAGE_WAITING) waiting_unlink(h, c);
+    if (c->stage == PN_STAGE_WAITING) pn_list_remove(&h->waiting, &c->wlink);
     if (from) (*from)--;
     if (to) (*to)++;
     if (stage == PN_STAGE_HEARD) c->heard_ms = uv_now(h->loop);
@@ -84,7 +83,7 @@ static void evict(pn_host *h, pn_conn *victim, const char *pool, uint32_t limit,
     snprintf(key, sizeof key, "evicted %s", victim->remote);
     char *colon = strrchr(key, ':'); /* the port changes with every connection */
     if (colon && colon > key + 8) *colon = '\0';
-    pn_host_log_limited(h, PN_LOG_WARN, key, "connection %s %s", victim->remote, why);
+    pn_log_limited(h, PN_LOG_WARN, key, "connection %s %s", victim->remote, why);
     pn_conn_close(victim, why);
 }
 
@@ -103,7 +102,7 @@ static pn_conn *pick(pn_conn *a, pn_conn *b) {
 static pn_conn *unheard_victim(pn_host *h, pn_conn *c) {
     pn_conn *oldest = NULL, *oldest_same = NULL;
     uint32_t same = 0;
-    for (pn_conn *x = h->conns; x; x = x->next) {
+    for (pn_conn *x = pn_conn_first(h); x; x = pn_conn_next(x)) {
         if (x == c || x->stage != PN_STAGE_UNHEARD) continue;
         oldest = pick(oldest, x);
         if (same_source(x, c)) {
@@ -156,7 +155,7 @@ static void heard_make_room(pn_host *h, pn_conn *c) {
     if (h->stats.heard <= h->cfg.max_pending_handshakes) return;
     uint64_t now = uv_now(h->loop);
     pn_conn *victim = NULL;
-    for (pn_conn *x = h->conns; x; x = x->next)
+    for (pn_conn *x = pn_conn_first(h); x; x = pn_conn_next(x))
         if (x != c && x->stage == PN_STAGE_HEARD && now - x->heard_ms >= PN_HEARD_GRACE_MS &&
             (!victim || x->heard_ms < victim->heard_ms))
             victim = x;
@@ -173,32 +172,32 @@ static void heard_make_room(pn_host *h, pn_conn *c) {
  * go. At most max_pending_handshakes squared comparisons of addresses. */
 static pn_conn *waiting_victim(pn_host *h, pn_conn *c, int *per_source) {
     uint32_t same = 1, top, n = 0; /* c's source, c included */
-    for (pn_conn *x = h->waiting_head; x; x = x->wnext)
+    for (pn_conn *x = first_waiter(h); x; x = next_waiter(x))
         if (same_source(x, c)) same++;
     *per_source = same > h->cfg.max_pending_per_source;
     if (!*per_source && h->stats.waiting < h->cfg.max_pending_handshakes) return NULL;
     top = same;
-    for (pn_conn *x = h->waiting_head; x; x = x->wnext) {
+    for (pn_conn *x = first_waiter(h); x; x = next_waiter(x)) {
         x->wsame = 0;
         if (same_source(x, c)) {
             x->wsame = same;
             continue;
         }
         if (*per_source) continue; /* only c's source is drawn from */
-        for (pn_conn *y = h->waiting_head; y; y = y->wnext)
+        for (pn_conn *y = first_waiter(h); y; y = next_waiter(y))
             if (same_source(x, y)) x->wsame++;
         if (x->wsame > top) top = x->wsame;
     }
-    for (pn_conn *x = h->waiting_head; x; x = x->wnext)
+    for (pn_conn *x = first_waiter(h); x; x = next_waiter(x))
         if (x->wsame == top) n++;
     uint32_t r = randombytes_uniform(n + (same == top));
-    for (pn_conn *x = h->waiting_head; x; x = x->wnext)
+    for (pn_conn *x = first_waiter(h); x; x = next_waiter(x))
         if (x->wsame == top && r-- == 0) return x;
     return c;
 }
 
 static void arm(pn_host *h) {
-    if (!h->waiting_head || h->closing) return;
+    if (!first_waiter(h) || h->closing) return;
     double need = 1.0 - h->hs_tokens;
     uint64_t ms = need > 0 ? (uint64_t)(need * 1000.0 / h->cfg.handshake_rate) + 1 : 0;
     uv_timer_start(&h->hs_timer, on_hs_timer, ms, 0);
@@ -208,8 +207,8 @@ static void arm(pn_host *h) {
 static void on_hs_timer(uv_timer_t *t) {
     pn_host *h = t->data;
     refill(h);
-    while (h->waiting_head && h->hs_tokens >= 1.0 && !h->closing) {
-        pn_conn *c = h->waiting_head;
+    while (first_waiter(h) && h->hs_tokens >= 1.0 && !h->closing) {
+        pn_conn *c = first_waiter(h);
         h->hs_tokens -= 1.0;
         pn_admit_stage(h, c, PN_STAGE_HEARD); /* off the queue before anything can close it */
         heard_make_room(h, c);
@@ -226,7 +225,7 @@ int pn_admit_heard(pn_host *h, pn_conn *c) {
     }
     refill(h);
     /* In turn: nobody jumps the queue while others wait. */
-    if (!h->waiting_head && h->hs_tokens >= 1.0) {
+    if (!first_waiter(h) && h->hs_tokens >= 1.0) {
         h->hs_tokens -= 1.0;
         pn_admit_stage(h, c, PN_STAGE_HEARD);
         heard_make_room(h, c);
@@ -241,31 +240,17 @@ int pn_admit_heard(pn_host *h, pn_conn *c) {
         if (victim == c) return -1;
     }
     pn_admit_stage(h, c, PN_STAGE_WAITING);
-    c->wprev = h->waiting_tail;
-    if (h->waiting_tail)
-        h->waiting_tail->wnext = c;
-    else
-        h->waiting_head = c;
-    h->waiting_tail = c;
+    pn_list_push(&h->waiting, &c->wlink);
     h->stats.handshake_waits++;
     if (!uv_is_active((uv_handle_t *)&h->hs_timer)) arm(h);
     return 0;
-}
-
-static void on_timer_closed(uv_handle_t *hd) {
-    pn_host_unref(hd->data);
 }
 
 int pn_admit_open(pn_host *h) {
     uv_timer_init(h->loop, &h->hs_timer);
     h->hs_timer.data = h;
     uv_unref((uv_handle_t *)&h->hs_timer); /* the waiting connections keep the loop alive */
-    h->refs++;
     h->hs_tokens = PN_HANDSHAKE_BURST;
     h->hs_refill_ms = uv_now(h->loop);
     return 0;
-}
-
-void pn_admit_close(pn_host *h) {
-    uv_close((uv_handle_t *)&h->hs_timer, on_timer_closed);
 }

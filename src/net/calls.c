@@ -1,7 +1,7 @@
 /*
- * Outgoing calls waiting for their reply (per connection, by id) and
- * incoming requests being served. A call completes exactly once: by its
- * reply, its timeout, or its connection closing.
+ * The calling side: pn_host_call, pn_host_send and pn_host_ping, and the
+ * calls waiting for their reply (per connection, by id). A call completes
+ * exactly once: by its reply, its timeout, or its connection closing.
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -19,16 +19,8 @@ static unsigned bucket_of(uint64_t id) {
  * tail in O(1); the timer is re-armed lazily, when it fires. A per-call uv
  * timer cost a handle open and close per call, which showed in profiles.
  */
-static void due_unlink(pn_conn *c, pn_pending *p) {
-    if (p->due_prev)
-        p->due_prev->due_next = p->due_next;
-    else
-        c->due_head = p->due_next;
-    if (p->due_next)
-        p->due_next->due_prev = p->due_prev;
-    else
-        c->due_tail = p->due_prev;
-    p->due_prev = p->due_next = NULL;
+static pn_pending *due_of(pn_link *l) {
+    return l ? PN_CONTAINER(l, pn_pending, due) : NULL;
 }
 
 static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
@@ -37,7 +29,7 @@ static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
             pn_pending *p = *pp;
             *pp = p->next;
             p->next = NULL;
-            due_unlink(c, p);
+            pn_list_remove(&c->due, &p->due);
             c->ncalls--;
             if (c->retiring) pn_host_mark_dirty(c->host, c); /* may be idle now */
             return p;
@@ -50,13 +42,14 @@ static void on_calls_due(uv_timer_t *t) {
     pn_conn *c = t->data;
     pn_host *h = c->host;
     uint64_t now = uv_now(h->loop);
-    while (c->state != PN_CONN_CLOSING && c->due_head && c->due_head->deadline <= now) {
-        pn_pending *p = unlink_id(c, c->due_head->id);
+    pn_pending *first;
+    while (c->state != PN_CONN_CLOSING && (first = due_of(c->due.head)) && first->deadline <= now) {
+        pn_pending *p = unlink_id(c, first->id);
         p->cb(h, PN_CALL_TIMEOUT, NULL, 0, p->ud); /* a late reply finds no id: dropped */
         free(p);
     }
-    if (c->state != PN_CONN_CLOSING && c->due_head)
-        uv_timer_start(&c->call_timer, on_calls_due, c->due_head->deadline - now, 0);
+    if (c->state != PN_CONN_CLOSING && (first = due_of(c->due.head)))
+        uv_timer_start(&c->call_timer, on_calls_due, first->deadline - now, 0);
 }
 
 pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout_ms, pn_err *e) {
@@ -84,22 +77,13 @@ pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout
     c->ncalls++;
     uint64_t now = uv_now(h->loop);
     p->deadline = now + timeout_ms;
-    pn_pending *after = c->due_tail;
+    pn_pending *after = due_of(c->due.tail);
     while (after && after->deadline > p->deadline)
-        after = after->due_prev;
-    p->due_prev = after;
-    p->due_next = after ? after->due_next : c->due_head;
-    if (p->due_next)
-        p->due_next->due_prev = p;
-    else
-        c->due_tail = p;
-    if (after)
-        after->due_next = p;
-    else
-        c->due_head = p;
+        after = due_of(after->due.prev);
+    pn_list_insert_after(&c->due, after ? &after->due : NULL, &p->due);
     /* A new earliest deadline, or no timer yet: arm it. */
-    if (c->due_head == p || !uv_is_active((uv_handle_t *)&c->call_timer))
-        uv_timer_start(&c->call_timer, on_calls_due, c->due_head->deadline - now, 0);
+    if (c->due.head == &p->due || !uv_is_active((uv_handle_t *)&c->call_timer))
+        uv_timer_start(&c->call_timer, on_calls_due, due_of(c->due.head)->deadline - now, 0);
     return p;
 }
 
@@ -111,9 +95,9 @@ void pn_calls_cancel(pn_conn *c, pn_pending *p) {
 void pn_calls_complete(pn_conn *c, const pn_envelope *env) {
     pn_pending *p = unlink_id(c, env->id);
     if (!p) {
-        pn_host_log_limited(c->host, PN_LOG_DEBUG, "stale reply",
-                            "reply to unknown or expired call id %llu dropped",
-                            (unsigned long long)env->id);
+        pn_log_limited(c->host, PN_LOG_DEBUG, "stale reply",
+                       "reply to unknown or expired call id %llu dropped",
+                       (unsigned long long)env->id);
         return;
     }
     p->cb(c->host, env->ok ? PN_CALL_OK : PN_CALL_ERROR, env->term, env->term_len, p->ud);
@@ -143,202 +127,56 @@ void pn_calls_run_completed(pn_host *h) {
     }
 }
 
-/* ---- incoming ---------------------------------------------------------- */
+/* ---- the public face: call, send, ping ------------------------------- */
 
-pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e) {
-    if (c->state != PN_CONN_LIVE) {
-        pn_err_set(e, PN_ESTATE, "connection is closing");
+static pn_conn *live_conn(pn_host *h, const uint8_t key[PN_KEY_LEN], pn_err *e) {
+    pn_peer *p = h->closing ? NULL : pn_registry_find(h, key);
+    if (!p || !p->live || p->live->state != PN_CONN_LIVE) {
+        pn_err_set(e, PN_ESTATE, "not connected");
         return NULL;
     }
-    /* One block: the request, its name and its args. */
-    pn_request *r = malloc(sizeof *r + env->name_len + 1 + env->term_len);
-    if (!r) {
-        pn_err_set(e, PN_ENOMEM, "out of memory");
-        return NULL;
-    }
-    memset(r, 0, sizeof *r);
-    r->conn = c;
-    r->peer = c->peer;
-    r->is_call = env->kind == PN_ENV_CALL;
-    if (r->is_call)
-        c->peer->nreqs++;
-    else
-        c->peer->nsends++;
-    r->id = env->id;
-    memcpy(r->from, c->peer->key, PN_KEY_LEN);
-    r->name = (char *)(r + 1);
-    memcpy(r->name, env->name, env->name_len + 1);
-    r->args = (uint8_t *)r->name + env->name_len + 1;
-    memcpy(r->args, env->term, env->term_len);
-    r->args_len = env->term_len;
-    r->next = c->reqs;
-    if (c->reqs) c->reqs->prev = r;
-    c->reqs = r;
-    c->nreqs++;
-    return r;
+    return p->live;
 }
 
-/* Takes r off its connection's list or the host's orphans. */
-static void request_unlink(pn_request *r) {
-    pn_conn *c = r->conn;
-    pn_request **head = c ? &c->reqs : r->host ? &r->host->orphans : NULL;
-    if (head) {
-        if (r->prev)
-            r->prev->next = r->next;
-        else
-            *head = r->next;
-        if (r->next) r->next->prev = r->prev;
+int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
+                 size_t args_len, uint32_t timeout_ms, pn_call_cb cb, void *ud, pn_err *e) {
+    pn_err local;
+    if (!e) e = &local;
+    pn_conn *c = live_conn(h, peer, e);
+    if (!c) return PN_ESTATE;
+    if (c->ncalls >= h->cfg.max_calls_in_flight)
+        return pn_err_set(e, PN_ELIMIT, "%u calls already in flight to this peer",
+                          h->cfg.max_calls_in_flight);
+    h->scratch.len = 0;
+    pn_pending *p = pn_calls_start(c, cb, ud, timeout_ms ? timeout_ms : h->cfg.call_timeout_ms, e);
+    if (!p) return e->code;
+    int rc = pn_envelope_put_call(&h->scratch, p->id, name, strlen(name), args, args_len,
+                                  h->env_flags, e);
+    if (rc != 0) {
+        pn_calls_cancel(c, p);
+        return rc;
     }
-    r->prev = r->next = NULL;
-    if (c) {
-        c->nreqs--;
-        if (c->retiring && c->state != PN_CONN_CLOSING) pn_host_mark_dirty(c->host, c);
-    }
-    r->conn = NULL;
-}
-
-void pn_request_free(pn_request *r) {
-    request_unlink(r);
-    if (r->peer) {
-        if (r->is_call)
-            r->peer->nreqs--;
-        else
-            r->peer->nsends--;
-    }
-    free(r);
-}
-
-/* A kept send goes on the host's orphans at once: it has no answer to
- * wait for, so it holds no connection open (a retiring link closes when
- * idle), and it still counts against its peer until its handler is done,
- * whatever happens to the links. */
-int pn_request_keep(pn_request *r) {
-    if (r->is_call || r->kept) return r->is_call ? PN_ESTATE : 0;
-    pn_host *h = r->conn ? r->conn->host : r->host;
-    request_unlink(r);
-    r->kept = 1;
-    r->host = h;
-    if (h) {
-        r->next = h->orphans;
-        if (h->orphans) h->orphans->prev = r;
-        h->orphans = r;
-    }
+    pn_conn_queue_envelope(c, &h->scratch, e); /* a failure closes c, which fails the call */
     return 0;
 }
 
-void pn_request_done(pn_request *r) {
-    if (!r || !r->kept) return;
-    if (r->host && r->host->dispatch_send == r) {
-        r->kept = 0; /* dispatch_to frees it when the handler returns */
-        return;
-    }
-    pn_request_free(r);
-}
-
-void pn_request_on_gone(pn_request *req, void (*cb)(void *ud), void *ud) {
-    req->gone = cb;
-    req->gone_ud = ud;
-}
-
-/* The connection closes: its calls being served become orphans. They
- * still count against their peer (max_calls_in_flight is per peer, so
- * reconnecting frees nothing), and whoever serves them is told, to stop
- * work whose answer goes nowhere. */
-void pn_requests_detach(pn_conn *c) {
-    pn_host *h = c->host;
-    for (pn_request *r = c->reqs; r;) {
-        pn_request *next = r->next;
-        r->conn = NULL;
-        r->host = h;
-        r->prev = NULL;
-        r->next = h->orphans;
-        if (h->orphans) h->orphans->prev = r;
-        h->orphans = r;
-        r = next;
-    }
-    c->reqs = NULL;
-    c->nreqs = 0;
-    /* The callbacks only take note (they must not free requests): walking
-     * the list again is safe. */
-    for (pn_request *r = h->orphans; r; r = r->next) {
-        void (*cb)(void *) = r->gone;
-        r->gone = NULL;
-        if (cb) cb(r->gone_ud);
-    }
-}
-
-void pn_requests_forget_peer(pn_host *h, pn_peer *p) {
-    for (pn_request *r = h->orphans; r; r = r->next)
-        if (r->peer == p) r->peer = NULL;
-}
-
-void pn_requests_orphan_all(pn_host *h) {
-    for (pn_request *r = h->orphans; r;) {
-        pn_request *next = r->next;
-        r->host = NULL;
-        r->peer = NULL;
-        r->prev = r->next = NULL;
-        r = next;
-    }
-    h->orphans = NULL;
-}
-
-int pn_request_is_call(const pn_request *req) {
-    return req->is_call;
-}
-const uint8_t *pn_request_from(const pn_request *req) {
-    return req->from;
-}
-const char *pn_request_name(const pn_request *req) {
-    return req->name;
-}
-const uint8_t *pn_request_args(const pn_request *req, size_t *len) {
-    *len = req->args_len;
-    return req->args;
-}
-
-/* Encodes and queues the reply when the connection is still there; the
- * request is freed either way. */
-static int answer(pn_request *req, int ok, const char *reason, const uint8_t *term, size_t len,
-                  pn_err *e) {
+int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
+                 size_t args_len, pn_err *e) {
     pn_err local;
     if (!e) e = &local;
-    pn_conn *c = req->conn;
-    int rc = 0;
-    if (!req->is_call) {
-        rc = pn_err_set(e, PN_ESTATE, "a send is not answered");
-        return rc; /* the host frees a send's request itself */
-    }
-    if (c && c->state == PN_CONN_LIVE) {
-        pn_host *h = c->host;
-        h->scratch.len = 0;
-        rc = reason ? pn_envelope_put_reply_error(&h->scratch, req->id, reason, h->env_flags, e)
-                    : pn_envelope_put_reply(&h->scratch, req->id, ok, term, len, h->env_flags, e);
-        if (rc != 0) {                    /* the caller still gets an answer */
-            char key[PN_LOGLINE_KEY_MAX]; /* a peer's call can cause it each time */
-            snprintf(key, sizeof key, "reply %.40s", req->name);
-            pn_host_log_limited(h, PN_LOG_ERROR, key, "handler %s: reply not sent: %s", req->name,
-                                e->msg);
-            h->scratch.len = 0;
-            pn_err e2;
-            if (pn_envelope_put_reply_error(&h->scratch, req->id, "handler_crash", h->env_flags,
-                                            &e2) == 0)
-                pn_conn_queue_envelope(c, &h->scratch, &e2);
-        } else {
-            pn_err e2;
-            pn_conn_queue_envelope(c, &h->scratch, &e2);
-        }
-    }
-    pn_request_free(req);
+    pn_conn *c = live_conn(h, peer, e);
+    if (!c) return PN_ESTATE;
+    h->scratch.len = 0;
+    int rc = pn_envelope_put_send(&h->scratch, name, strlen(name), args, args_len, h->env_flags, e);
+    if (rc == 0) rc = pn_conn_queue_envelope(c, &h->scratch, e);
     return rc;
 }
 
-int pn_request_reply(pn_request *req, const uint8_t *value, size_t len, pn_err *e) {
-    return answer(req, 1, NULL, value, len, e);
-}
-int pn_request_reply_error(pn_request *req, const char *reason, pn_err *e) {
-    return answer(req, 0, reason, NULL, 0, e);
-}
-int pn_request_reply_error_term(pn_request *req, const uint8_t *reason, size_t len, pn_err *e) {
-    return answer(req, 0, NULL, reason, len, e);
+int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonce, pn_err *e) {
+    pn_err local;
+    if (!e) e = &local;
+    pn_conn *c = live_conn(h, peer, e);
+    if (!c) return PN_ESTATE;
+    pn_ping_send(c, nonce);
+    return 0;
 }

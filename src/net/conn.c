@@ -23,33 +23,32 @@ static void conn_free(pn_conn *c) {
     pn_host_unref(h);
 }
 
-static void on_handle_closed(uv_handle_t *hd) {
-    pn_conn *c = hd->data;
-    if (--c->handles > 0 || c->gai_active) return;
-    conn_free(c);
+/* Its handles have all closed; a lookup still running frees it instead. */
+static void on_handles_closed(void *ud) {
+    pn_conn *c = ud;
+    if (!c->gai_active) conn_free(c);
 }
 
 static int on_verify(void *ud, const uint8_t key[PN_NOISE_KEYLEN]) {
     pn_conn *c = ud;
-    return pn_host_verify(c->host, c, key);
+    return pn_policy_verify(c->host, c, key);
+}
+
+static void timed_out(pn_conn *c, const char *what, uint32_t ms) {
+    char why[96];
+    snprintf(why, sizeof why, "%s within %u ms", what, ms);
+    c->host->stats.handshakes_failed++;
+    pn_conn_close(c, why);
 }
 
 static void on_first_deadline(uv_timer_t *t) {
     pn_conn *c = t->data;
-    char why[96];
-    snprintf(why, sizeof why, "no complete handshake message 1 within %u ms",
-             c->host->cfg.first_message_timeout_ms);
-    c->host->stats.handshakes_failed++;
-    pn_conn_close(c, why);
+    timed_out(c, "no complete handshake message 1", c->host->cfg.first_message_timeout_ms);
 }
 
 static void on_deadline(uv_timer_t *t) {
     pn_conn *c = t->data;
-    char why[96];
-    snprintf(why, sizeof why, "handshake not finished within %u ms",
-             c->host->cfg.handshake_timeout_ms);
-    c->host->stats.handshakes_failed++;
-    pn_conn_close(c, why);
+    timed_out(c, "handshake not finished", c->host->cfg.handshake_timeout_ms);
 }
 
 static int conn_make_hs(pn_conn *c, pn_err *e) {
@@ -95,12 +94,9 @@ static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
     pn_host_adopt(h, (uv_handle_t *)&c->call_timer);
     /* Not adopted: even a weak host (a run script) waits for its settle
      * pong before its loop ends, so a send made last has been read. */
-    c->handles = 5;
     c->born_seq = ++h->seq;
     h->refs++;
-    c->next = h->conns;
-    if (h->conns) h->conns->prev = c;
-    h->conns = c;
+    pn_list_push_front(&h->conns, &c->link);
     h->stats.connections++;
     h->stats.handshaking++;
     uv_timer_start(&c->timer, on_deadline, h->cfg.handshake_timeout_ms, 0);
@@ -179,8 +175,6 @@ int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e) {
     return 0;
 }
 
-static void settle_ping(pn_conn *c);
-
 static void on_written(uv_write_t *req, int status) {
     pn_conn *c = req->data;
     c->writing = 0;
@@ -197,14 +191,14 @@ static void on_written(uv_write_t *req, int status) {
         pn_conn_close(c, why);
         return;
     }
-    if (c->settling && c->settle_tries == 0) settle_ping(c); /* M3 has left */
+    pn_ping_written(c);
     pn_conn_flush(c); /* what queued up meanwhile leaves in one write */
 }
 
 #define RETIRED_WHY "replaced by a newer connection to the same peer"
 
 void pn_conn_flush(pn_conn *c) {
-    if (c->retiring == 2 && c->state == PN_CONN_LIVE && c->ncalls == 0 && c->nreqs == 0 &&
+    if (c->retiring == 2 && c->state == PN_CONN_LIVE && c->ncalls == 0 && c->reqs.len == 0 &&
         c->out.len == 0 && !c->writing) {
         pn_conn_close(c, RETIRED_WHY);
         return;
@@ -292,126 +286,6 @@ void pn_conn_retire(pn_conn *c) {
     uv_timer_start(&c->timer, on_retire_tick, grace, 0);
 }
 
-/* ---- liveness ---------------------------------------------------------- */
-
-static void on_dead(uv_timer_t *t) {
-    pn_conn *c = t->data;
-    pn_host *h = c->host;
-    char why[128];
-    if (c->probe_due && uv_now(h->loop) >= c->probe_due) {
-        h->stats.probes_failed++;
-        c->redial_now = 1; /* the network moved under it; the peer may be fine elsewhere */
-        snprintf(why, sizeof why, "peer silent: no pong within %u ms of a probe",
-                 h->cfg.probe_timeout_ms);
-    } else {
-        snprintf(why, sizeof why, "peer silent: no pong within %u ms", h->cfg.ping_timeout_ms);
-    }
-    pn_conn_close(c, why);
-}
-
-/* The dead timer runs to the earlier of the oldest ping's due time and the probe's. */
-static void arm_dead(pn_conn *c) {
-    uint64_t now = uv_now(c->host->loop), due = c->pings[0].sent + c->host->cfg.ping_timeout_ms;
-    if (c->probe_due && c->probe_due < due) due = c->probe_due;
-    uv_timer_start(&c->dead, on_dead, due > now ? due - now : 0, 0);
-}
-
-void pn_conn_ping(pn_conn *c, const uint8_t *nonce) {
-    pn_host *h = c->host;
-    if (c->state != PN_CONN_LIVE || c->npings == PN_PINGS_MAX) return; /* the dead timer runs */
-    uint8_t *n = c->pings[c->npings].nonce;
-    if (nonce)
-        memcpy(n, nonce, PN_NONCE_LEN);
-    else
-        randombytes_buf(n, PN_NONCE_LEN);
-    c->pings[c->npings++].sent = uv_now(h->loop);
-    pn_err e;
-    h->scratch.len = 0;
-    if (pn_envelope_put_ping(&h->scratch, n, h->env_flags, &e) != 0 ||
-        pn_conn_queue_envelope(c, &h->scratch, &e) != 0)
-        return;
-    if (!uv_is_active((uv_handle_t *)&c->dead))
-        uv_timer_start(&c->dead, on_dead, h->cfg.ping_timeout_ms, 0);
-}
-
-static void on_ping_tick(uv_timer_t *t) {
-    pn_conn_ping(t->data, NULL);
-}
-
-static void on_pong(pn_conn *c, const uint8_t *nonce) {
-    int i;
-    for (i = 0; i < c->npings; i++)
-        if (sodium_memcmp(c->pings[i].nonce, nonce, PN_NONCE_LEN) == 0) break;
-    if (i == c->npings) return; /* not ours: ignored */
-    /* An answer to one ping answers every earlier one too. */
-    for (int j = 0; j <= i && c->probe_due; j++)
-        if (sodium_memcmp(c->pings[j].nonce, c->probe_nonce, PN_NONCE_LEN) == 0) c->probe_due = 0;
-    memmove(c->pings, c->pings + i + 1, (size_t)(c->npings - i - 1) * sizeof c->pings[0]);
-    c->npings -= i + 1;
-    if (c->npings == 0) {
-        c->probe_due = 0;
-        uv_timer_stop(&c->dead);
-        return;
-    }
-    arm_dead(c);
-}
-
-void pn_conn_probe(pn_conn *c, uint32_t deadline_ms) {
-    if (c->state != PN_CONN_LIVE || c->probe_due) return;   /* one probe out at a time */
-    if (c->npings < PN_PINGS_MAX) pn_conn_ping(c, NULL);    /* else the last one out will do */
-    if (c->state != PN_CONN_LIVE || c->npings == 0) return; /* queueing it failed */
-    memcpy(c->probe_nonce, c->pings[c->npings - 1].nonce, PN_NONCE_LEN);
-    c->probe_due = uv_now(c->host->loop) + deadline_ms;
-    arm_dead(c);
-}
-
-/* ---- settling a dialled link ------------------------------------------ *
- *
- * The Elixir reference leaves whatever arrives in the same read as M3 in
- * its buffer, unread, until another segment comes (shared/reference/
- * README.md). On a link this host dialled, the first call or send would sit
- * there, and a short-lived host would close the link with it unread. So M3
- * leaves in a write of its own (c->hold), and once it has left the link is
- * pinged until a pong comes back: each ping is a later segment, which makes
- * the peer read what it had buffered, and the pong shows it has read past
- * M3, after which every segment is read as it comes. The retries back off
- * from PN_SETTLE_FIRST_MS; a peer that never answers is given up on after
- * PN_SETTLE_TRIES. Links the peer dialled need none of this: we receive
- * M3, the peer sends nothing behind it. */
-
-static void on_settle(uv_timer_t *t) {
-    pn_conn *c = t->data;
-    if (!c->settling || c->state != PN_CONN_LIVE) return;
-    if (c->settle_tries >= PN_SETTLE_TRIES) {
-        c->settling = 0;
-        pn_host_log(c->host, PN_LOG_DEBUG, "%s: no pong to %u settle pings; giving up on them",
-                    c->remote, c->settle_tries);
-        return;
-    }
-    settle_ping(c);
-}
-
-static void settle_ping(pn_conn *c) {
-    pn_host *h = c->host;
-    pn_err e;
-    if (c->settle_tries == 0) randombytes_buf(c->settle_nonce, PN_NONCE_LEN);
-    h->scratch.len = 0;
-    if (pn_envelope_put_ping(&h->scratch, c->settle_nonce, h->env_flags, &e) != 0 ||
-        pn_conn_queue_envelope(c, &h->scratch, &e) != 0)
-        return; /* a queueing failure has closed the link */
-    c->settle_tries++;
-    uv_timer_start(&c->settle, on_settle, c->settle_ms, 0);
-    c->settle_ms *= 2;
-}
-
-/* A pong to the settle ping: true when it was one (nonce repeated on each try). */
-static int settle_pong(pn_conn *c, const uint8_t *nonce) {
-    if (!c->settling || sodium_memcmp(nonce, c->settle_nonce, PN_NONCE_LEN) != 0) return 0;
-    c->settling = 0;
-    uv_timer_stop(&c->settle);
-    return 1;
-}
-
 /* ---- reading ---------------------------------------------------------- */
 
 static void established(pn_conn *c) {
@@ -422,14 +296,9 @@ static void established(pn_conn *c) {
     pn_frame_reader_set_cap(c->fr, h->cfg.frame_cap);
     uv_timer_stop(&c->timer);
     c->live_seq = ++h->seq;
-    pn_host_on_established(h, c);
+    pn_policy_established(h, c);
     if (c->state != PN_CONN_LIVE) return; /* lost the tie-break */
-    if (c->initiator) {
-        c->settling = 1;
-        c->settle_ms = PN_SETTLE_FIRST_MS;
-    }
-    if (h->cfg.ping_interval_ms)
-        uv_timer_start(&c->timer, on_ping_tick, h->cfg.ping_interval_ms, h->cfg.ping_interval_ms);
+    pn_ping_start(c);
 }
 
 static int handshake_write(pn_conn *c) {
@@ -468,14 +337,14 @@ static void on_transport(pn_conn *c, const pn_frame *f) {
                 pn_conn_queue_envelope(c, &h->scratch, &e);
             break;
         case PN_ENV_PONG:
-            if (!settle_pong(c, env.nonce)) on_pong(c, env.nonce);
+            pn_ping_pong(c, env.nonce);
             break;
         case PN_ENV_REPLY:
             pn_calls_complete(c, &env);
             break;
         case PN_ENV_CALL:
         case PN_ENV_SEND:
-            pn_host_dispatch(h, c, &env);
+            pn_dispatch(h, c, &env);
             break;
     }
 }
@@ -688,7 +557,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     c->gai_active = 0;
     if (c->state == PN_CONN_CLOSING) {
         if (res) uv_freeaddrinfo(res);
-        if (c->handles == 0) conn_free(c);
+        if (c->closing.open == 0) conn_free(c);
         return;
     }
     if (status < 0 || !res) {
@@ -752,27 +621,14 @@ void pn_conn_close(pn_conn *c, const char *why) {
     c->state = PN_CONN_CLOSING;
     pn_admit_stage(h, c, PN_STAGE_NONE);
     if (c->peer && c->peer->retired == c) c->peer->retired = NULL;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    pn_list_remove(&h->conns, &c->link);
     h->stats.connections--;
-    if (c->dirty) { /* it must not be flushed after it is freed */
-        pn_conn **pp = &h->dirty;
-        while (*pp && *pp != c)
-            pp = &(*pp)->next_dirty;
-        if (*pp) *pp = c->next_dirty;
-        c->dirty = 0;
-    }
+    pn_list_remove(&h->dirty, &c->dirty); /* it must not be flushed after it is freed */
     pn_calls_fail_all(c);
-    pn_requests_detach(c);
-    pn_host_on_conn_closed(h, c, why);
+    pn_request_detach_all(c);
+    pn_policy_conn_closed(h, c, why);
     if (c->gai_active) uv_cancel((uv_req_t *)&c->gai);
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&c->dead, on_handle_closed);
-    uv_close((uv_handle_t *)&c->call_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&c->settle, on_handle_closed);
+    uv_handle_t *hs[] = {PN_HANDLE(&c->tcp), PN_HANDLE(&c->timer), PN_HANDLE(&c->dead),
+                         PN_HANDLE(&c->call_timer), PN_HANDLE(&c->settle)};
+    pn_handles_close(&c->closing, hs, sizeof hs / sizeof hs[0], on_handles_closed, c);
 }

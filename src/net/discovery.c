@@ -31,8 +31,8 @@ typedef struct pn_discovery {
     pn_host *host;
     uv_udp_t udp4, udp6;
     uv_timer_t timer;
-    int has6;    /* udp6 was initialised */
-    int handles; /* open handles, closed one by one */
+    int has6; /* udp6 was initialised */
+    pn_handles closing;
     int warned4, warned6;
     struct sockaddr_in bcast;
     uint8_t msg[PN_ANNOUNCE_LEN];
@@ -74,25 +74,24 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
     pn_err e;
     if (nread == 0 && !from) return; /* nothing more to read */
     if (nread < 0) {
-        pn_host_log(h, PN_LOG_DEBUG, "discovery: receive: %s", uv_strerror((int)nread));
+        pn_log(h, PN_LOG_DEBUG, "discovery: receive: %s", uv_strerror((int)nread));
         return;
     }
     if (h->closing || !from) return;
     h->stats.announces_in++;
     if (flags & UV_UDP_PARTIAL) {
         h->stats.announces_ignored++;
-        pn_host_log(h, PN_LOG_DEBUG, "discovery: datagram over %d bytes ignored",
-                    PN_DISCOVERY_RBUF);
+        pn_log(h, PN_LOG_DEBUG, "discovery: datagram over %d bytes ignored", PN_DISCOVERY_RBUF);
         return;
     }
     if (pn_announce_decode((const uint8_t *)buf->base, (size_t)nread, &port, key, &e) != 0) {
         h->stats.announces_ignored++;
-        pn_host_log(h, PN_LOG_DEBUG, "discovery: ignored: %s", e.msg);
+        pn_log(h, PN_LOG_DEBUG, "discovery: ignored: %s", e.msg);
         return;
     }
     /* Ours, nothing to dial, or an address the dialler would refuse. */
     if (sender_addr(from, port, addr, sizeof addr) != 0 ||
-        pn_host_note_discovered(h, key, addr, "announce") != 0)
+        pn_found_note(h, key, addr, "announce") != 0)
         h->stats.announces_ignored++;
 }
 
@@ -118,8 +117,8 @@ static void send_v6(pn_discovery *d, uv_buf_t b, const uv_interface_address_t *i
             h->stats.announces_sent++;
         } else if (!d->warned6) {
             d->warned6 = 1;
-            pn_host_log(h, PN_LOG_DEBUG, "discovery: announce to ff02::1%%%s: %s", ifs[i].name,
-                        uv_strerror(rc));
+            pn_log(h, PN_LOG_DEBUG, "discovery: announce to ff02::1%%%s: %s", ifs[i].name,
+                   uv_strerror(rc));
         }
     }
 }
@@ -145,8 +144,7 @@ static int send_v4_each(pn_discovery *d, uv_buf_t b, const uv_interface_address_
             sent++;
         } else if (!d->warned4) {
             d->warned4 = 1;
-            pn_host_log(h, PN_LOG_INFO, "discovery: announce on %s: %s", ifs[i].name,
-                        uv_strerror(rc));
+            pn_log(h, PN_LOG_INFO, "discovery: announce on %s: %s", ifs[i].name, uv_strerror(rc));
         }
     }
     h->stats.announces_sent += (uint64_t)sent;
@@ -171,8 +169,8 @@ void pn_discovery_announce(pn_host *h) {
             d->warned4 = 0;
         } else if (!d->warned4) { /* e.g. no IPv4 route at all: said once, until it works */
             d->warned4 = 1;
-            pn_host_log(h, PN_LOG_INFO, "discovery: announce to %s:%u: %s", h->broadcast,
-                        h->cfg.announce_port, uv_strerror(rc));
+            pn_log(h, PN_LOG_INFO, "discovery: announce to %s:%u: %s", h->broadcast,
+                   h->cfg.announce_port, uv_strerror(rc));
         }
     }
     if (six) send_v6(d, b, ifs, n);
@@ -205,7 +203,6 @@ int pn_discovery_open(pn_host *h, pn_err *e) {
     uv_udp_init_ex(h->loop, &d->udp4, AF_INET);
     d->has6 = uv_udp_init_ex(h->loop, &d->udp6, AF_INET6) == 0;
     d->timer.data = d->udp4.data = d->udp6.data = d;
-    d->handles = 2 + d->has6;
     pn_host_adopt(h, (uv_handle_t *)&d->timer);
     pn_host_adopt(h, (uv_handle_t *)&d->udp4);
     if (d->has6) pn_host_adopt(h, (uv_handle_t *)&d->udp6);
@@ -225,8 +222,8 @@ int pn_discovery_open(pn_host *h, pn_err *e) {
     }
     /* IPv6 is a bonus: a machine without it discovers over IPv4 alone. */
     if (d->has6 && (rc = bind_udp(&d->udp6, (const struct sockaddr *)&any6, UV_UDP_IPV6ONLY)))
-        pn_host_log(h, PN_LOG_DEBUG, "discovery: no IPv6 on UDP port %u: %s", h->cfg.announce_port,
-                    uv_strerror(rc));
+        pn_log(h, PN_LOG_DEBUG, "discovery: no IPv6 on UDP port %u: %s", h->cfg.announce_port,
+               uv_strerror(rc));
     if (d->has6 && rc == 0) uv_udp_set_multicast_loop(&d->udp6, 1);
     uv_timer_start(&d->timer, on_tick, h->cfg.announce_interval_ms, h->cfg.announce_interval_ms);
     if (!h->port) { /* a host that does not listen: hearing announces must not hold the loop */
@@ -238,9 +235,8 @@ int pn_discovery_open(pn_host *h, pn_err *e) {
     return 0;
 }
 
-static void on_closed(uv_handle_t *hd) {
-    pn_discovery *d = hd->data;
-    if (--d->handles > 0) return;
+static void on_closed(void *ud) {
+    pn_discovery *d = ud;
     pn_host *h = d->host;
     free(d);
     pn_host_unref(h);
@@ -250,7 +246,7 @@ void pn_discovery_close(pn_host *h) {
     pn_discovery *d = h->discovery;
     if (!d) return;
     h->discovery = NULL;
-    uv_close((uv_handle_t *)&d->timer, on_closed);
-    uv_close((uv_handle_t *)&d->udp4, on_closed);
-    if (d->has6) uv_close((uv_handle_t *)&d->udp6, on_closed);
+    uv_handle_t *hs[] = {PN_HANDLE(&d->timer), PN_HANDLE(&d->udp4),
+                         d->has6 ? PN_HANDLE(&d->udp6) : NULL};
+    pn_handles_close(&d->closing, hs, sizeof hs / sizeof hs[0], on_closed, d);
 }

@@ -1,15 +1,21 @@
 /*
- * Internals shared by the files of src/net: the host (host.c), its
- * connections (conn.c), the admission of inbound handshakes (admit.c), the
- * peer registry (registry.c), outgoing calls and incoming requests
- * (calls.c) and the watched trust file (trustfile.c).
- * Addresses are parsed by pn_addr_split (core/addr.h). The public face
- * is include/peernet.h.
+ * Internals shared by the files of src/net, each with one job: the host's
+ * lifecycle and listening socket (host.c), its settings (config.c), log
+ * lines (log.c), the peer policy (policy.c), where peers are dialled and
+ * the strangers (found.c), the peer registry (registry.c), connections
+ * (conn.c), whether a link still works (ping.c), the admission of inbound
+ * handshakes (admit.c), the serving side (dispatch.c: handlers; request.c:
+ * requests), the calling side (calls.c), the watched trust file
+ * (trustfile.c), LAN discovery (discovery.c), mDNS (mdns.c; browsing:
+ * mdns_browse.c) and the network monitor (netmon.c).
+ * Addresses are parsed by pn_addr_split (core/addr.h). The public
+ * face is include/peernet/peernet.h.
  *
  * Lifetime: every libuv handle below is owned by an object that is freed
- * only from the handle's close callback; each open handle holds one
+ * only from the handle's close callback; an object's handles close as one
+ * group (handles.h: the object is freed after the last) that holds one
  * reference on the host (pn_host.refs), so a closing host is freed after
- * the last of them.
+ * the last group.
  */
 #ifndef PN_NET_H
 #define PN_NET_H
@@ -23,7 +29,10 @@
 #include "core/handshake.h"
 #include "core/logline.h"
 #include "core/trust.h"
+#include "core/queue.h"
+#include "handles.h"
 #include "peernet/peernet.h"
+#include "test_hooks.h"
 
 #define PN_READ_CHUNK 65536    /* one host-wide read buffer: libuv reads one socket at a time */
 #define PN_REGISTRY_MAX 4096   /* peers the host remembers */
@@ -101,8 +110,7 @@ typedef struct pn_peer {
     uv_timer_t redial;
     uint32_t backoff_ms; /* the next redial delay before jitter */
     int announced;       /* an announce has been heard from it */
-    int stranger;        /* on h->strangers: announced and not trusted */
-    struct pn_peer *sprev, *snext;
+    pn_link stranger;    /* on h->strangers: announced and not trusted */
     struct pn_peer *next;
 } pn_peer;
 
@@ -132,7 +140,7 @@ typedef enum {
 
 struct pn_conn {
     pn_host *host;
-    pn_conn *prev, *next; /* host->conns */
+    pn_link link; /* host->conns, newest first */
     pn_conn_state state;
     int initiator;
     int has_expect;
@@ -148,7 +156,7 @@ struct pn_conn {
     uint8_t src_len;
     int spoke; /* a whole message 1 was already there at accept: evicted after the silent */
     uint8_t m1[PN_HANDSHAKE_M1_BODY]; /* message 1 while it waits (checked, not yet read) */
-    pn_conn *wprev, *wnext;           /* host->waiting_head: oldest first */
+    pn_link wlink;                    /* host->waiting: oldest first */
     uint64_t heard_ms;                /* uv_now() when it got its token for message 2 */
     uint32_t wsame;                   /* scratch (admit.c): waiters from its source */
 
@@ -159,7 +167,7 @@ struct pn_conn {
     uv_connect_t connect_req;
     uv_getaddrinfo_t gai;
     int gai_active;
-    int handles; /* open handles of this connection */
+    pn_handles closing; /* its handles, closed together by pn_conn_close */
 
     pn_handshake *hs;
     pn_frame_reader *fr;
@@ -169,15 +177,13 @@ struct pn_conn {
     pn_bytes wout; /* the write in flight */
     int writing;
     uv_write_t wreq;
-    int dirty; /* on host->dirty */
-    pn_conn *next_dirty;
+    pn_link dirty; /* on host->dirty: writes to flush this turn */
 
     pn_pending *calls[PN_CALL_BUCKETS];
-    pn_pending *due_head, *due_tail; /* by deadline */
-    uv_timer_t call_timer;           /* the earliest deadline */
+    pn_list due;           /* pn_pending by deadline */
+    uv_timer_t call_timer; /* the earliest deadline */
     uint32_t ncalls;
-    pn_request *reqs; /* incoming calls being served */
-    uint32_t nreqs;
+    pn_list reqs; /* pn_request: incoming calls being served */
 
     struct {
         uint8_t nonce[PN_NONCE_LEN];
@@ -202,9 +208,9 @@ struct pn_pending { /* one outgoing call */
     uint64_t deadline; /* uv_now() time of its timeout */
     pn_call_cb cb;
     void *ud;
-    pn_call_status status;           /* for a deferred completion */
-    pn_pending *next;                /* bucket chain, then host->completed */
-    pn_pending *due_prev, *due_next; /* the connection's deadline order */
+    pn_call_status status; /* for a deferred completion */
+    pn_pending *next;      /* bucket chain, then host->completed */
+    pn_link due;           /* the connection's deadline order */
 };
 
 struct pn_request {
@@ -213,7 +219,7 @@ struct pn_request {
     pn_peer *peer;          /* counted in peer->nreqs (nsends); NULL once the entry is gone */
     void (*gone)(void *ud); /* told once when the connection goes (pn_request_on_gone) */
     void *gone_ud;
-    pn_request *prev, *next; /* conn->reqs, or host->orphans */
+    pn_link link; /* conn->reqs, or host->orphans */
     int is_call;
     int kept; /* a send its handler keeps past its return (pn_request_keep) */
     uint64_t id;
@@ -239,14 +245,14 @@ struct pn_host {
 
     uv_check_t flush_check; /* writes queued in a loop turn leave together, after I/O */
     uv_idle_t flush_idle;   /* keeps poll from blocking while writes wait */
-    pn_conn *dirty;
-    pn_pending *completed; /* calls failed outside the read path, reported from the loop */
-    pn_waiter *resolved;   /* connect callbacks to run from the loop */
+    pn_list dirty;          /* pn_conn with writes queued */
+    pn_pending *completed;  /* calls failed outside the read path, reported from the loop */
+    pn_waiter *resolved;    /* connect callbacks to run from the loop */
 
-    pn_conn *conns;
+    pn_list conns; /* pn_conn, newest first */
     /* Calls still being served whose connection has gone, and sends kept
      * by their handler (a send needs no connection once read). */
-    pn_request *orphans;
+    pn_list orphans;
     /* The send whose handler is running inside dispatch_to: a handler that
      * keeps it and is done before it returns (a trusted script's task runs
      * at once) leaves the freeing to dispatch_to. */
@@ -264,8 +270,7 @@ struct pn_host {
     char broadcast[PN_ADDR_MAX + 1]; /* cfg.broadcast, copied */
     /* Untrusted peers known from announces, the one heard from last first:
      * at most PN_DISCOVERED_MAX, the tail is forgotten to make room. */
-    pn_peer *strangers, *strangers_tail;
-    uint32_t ndiscovered;
+    pn_list strangers;
     struct pn_mdns *mdns; /* mDNS responder and browser, when enabled */
 
     struct {
@@ -287,7 +292,7 @@ struct pn_host {
 
     /* Inbound handshakes (admit.c): the first messages waiting for the
      * budget (oldest first) and the budget itself. */
-    pn_conn *waiting_head, *waiting_tail;
+    pn_list waiting; /* pn_conn by wlink */
     double hs_tokens;
     uint64_t hs_refill_ms;
     uv_timer_t hs_timer;
@@ -300,31 +305,81 @@ struct pn_host {
     pn_host_stats stats;
     uint64_t seq; /* orders connections made and made live (the duplicate rule, host.c) */
     int closing;
-    int refs; /* open handles and the host's own reference */
+    pn_handles own; /* its own timers and loop-turn handles, closed by pn_host_close */
+    int refs;       /* the host's own reference, its handles and every object holding one */
     void (*on_closed)(void *ud);
     void *on_closed_ud;
 };
 
+/* The connections, newest first (a conn may be closed, which unlinks it,
+ * only once its next is taken). */
+static inline pn_conn *pn_conn_of(pn_link *l) {
+    return l ? PN_CONTAINER(l, pn_conn, link) : NULL;
+}
+static inline pn_conn *pn_conn_first(const pn_host *h) {
+    return pn_conn_of(h->conns.head);
+}
+static inline pn_conn *pn_conn_next(const pn_conn *c) {
+    return pn_conn_of(c->link.next);
+}
+
 /* host.c */
-void pn_host_log(pn_host *h, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* For lines a stranger (or any peer) can cause at will: limited per key
- * (the kind of event and its source, e.g. "evicted 10.0.0.7") to one line
- * a window plus a summary with the count. Every line is escaped. */
-void pn_host_log_limited(pn_host *h, int level, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 void pn_host_unref(pn_host *h);
 /* Every uv handle the host opens goes through here after its init: it is
  * unref'd when the host is weak (cfg.weak). */
 void pn_host_adopt(pn_host *h, uv_handle_t *handle);
 void pn_host_mark_dirty(pn_host *h, pn_conn *c);
-void pn_host_on_established(pn_host *h, pn_conn *c);
-void pn_host_on_conn_closed(pn_host *h, pn_conn *c, const char *why);
-void pn_host_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env);
-int pn_host_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]);
-void pn_host_resolve_waiters(pn_host *h, pn_peer *p, int status, const char *msg);
-void pn_host_schedule_redial(pn_host *h, pn_peer *p);
-double pn_wall_now(void);
+/* Tells every event listener; p may be freed by one (its key is copied). */
+void pn_host_emit(pn_host *h, pn_event ev, const pn_peer *p, const char *detail);
+double pn_host_wall_now(void);
 uint64_t pn_host_random_u64(pn_host *h);
+
+/* log.c */
+void pn_log(pn_host *h, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* For lines a stranger (or any peer) can cause at will: limited per key
+ * (the kind of event and its source, e.g. "evicted 10.0.0.7") to one line
+ * a window plus a summary with the count. Every line is escaped. */
+void pn_log_limited(pn_host *h, int level, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void pn_log_flush_all(pn_host *h); /* closing: every summary now */
+/* Short form of a key for log lines: the first 8 bytes in hex. */
+const char *pn_log_key(const uint8_t key[PN_KEY_LEN], char out[17]);
+
+/* policy.c */
+void pn_policy_established(pn_host *h, pn_conn *c);
+void pn_policy_conn_closed(pn_host *h, pn_conn *c, const char *why);
+/* 0 when c's peer (key) may complete the handshake; else why in c->fail. */
+int pn_policy_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]);
+void pn_policy_resolve_waiters(pn_host *h, pn_peer *p, int status, const char *msg);
+void pn_policy_schedule_redial(pn_host *h, pn_peer *p);
+void pn_policy_redial_soon(pn_peer *p);
+void pn_policy_dial_now(pn_host *h, pn_peer *p); /* backoff from its start */
+/* Trusts key (the file's entries and pn_host_trust both come here). */
+int pn_policy_trust(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e);
+
+/* found.c: what a discovery source (announce, mDNS) learnt. Checked, then
+ * the same for a UDP announce and an mDNS finding: a trusted peer gets
+ * addr as a dial address and is dialled when not connected; an untrusted
+ * one is remembered among the strangers (PN_DISCOVERED_MAX, the stalest
+ * forgotten first). A new or changed address emits PN_EVENT_DISCOVERED.
+ * addr is "HOST:PORT"; source names it for the log. -1: dropped (own key,
+ * bad address, no room). */
+int pn_found_note(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, const char *source);
+/* The source says the peer left (an mDNS goodbye): the address it gave is
+ * forgotten and redialling it stops; a live connection stays up. */
+void pn_found_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, const char *source);
+int pn_found_has_address(const pn_host *h, const pn_peer *p);
+/* The next address to dial, in turn: the configured one, then the usable
+ * discovered ones; NULL when there is none. */
+const char *pn_found_next(const pn_host *h, pn_peer *p);
+void pn_found_dial_failed(pn_host *h, pn_peer *p, const char *why, int wrong_key);
+void pn_found_dial_worked(pn_peer *p);
+void pn_found_stranger_push(pn_host *h, pn_peer *p); /* heard from just now */
+void pn_found_stranger_unlink(pn_host *h, pn_peer *p);
+
+/* dispatch.c */
+void pn_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env);
+void pn_dispatch_release_all(pn_host *h); /* the host closes: every handler is revoked */
 
 /* conn.c */
 pn_conn *pn_conn_accept(pn_host *h, pn_err *e);
@@ -338,7 +393,6 @@ void pn_conn_close(pn_conn *c, const char *why);
 void pn_conn_retire(pn_conn *c);
 int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
-void pn_conn_ping(pn_conn *c, const uint8_t *nonce);
 /* Whether a whole message 1 already waits in c's socket (a look, not a
  * read): under a connection storm a peer that spoke at once must not be
  * evicted by idle newcomers before its first read comes round. */
@@ -346,9 +400,16 @@ int pn_conn_m1_waiting(pn_conn *c);
 /* Reads the held message 1 of a waiting responder and answers message 2. */
 void pn_conn_serve_m1(pn_conn *c);
 
+/* ping.c */
+void pn_ping_send(pn_conn *c, const uint8_t *nonce); /* nonce NULL: random */
+/* Pings now and closes the link unless a pong arrives within deadline_ms. */
+void pn_ping_probe(pn_conn *c, uint32_t deadline_ms);
+void pn_ping_start(pn_conn *c);                      /* c is live: its pings begin */
+void pn_ping_written(pn_conn *c);                    /* a write of c's has left */
+void pn_ping_pong(pn_conn *c, const uint8_t *nonce); /* a pong arrived on c */
+
 /* admit.c: the pending-handshake pools and the handshake budget. */
 int pn_admit_open(pn_host *h);
-void pn_admit_close(pn_host *h);
 /* c was just accepted: it is counted as unheard. */
 void pn_admit_accepted(pn_host *h, pn_conn *c);
 /* c is still unheard once what it had sent is read: room is made by
@@ -364,6 +425,10 @@ void pn_admit_stage(pn_host *h, pn_conn *c, pn_conn_stage stage); /* keeps the c
 /* registry.c */
 pn_peer *pn_registry_find(const pn_host *h, const uint8_t key[PN_KEY_LEN]);
 pn_peer *pn_registry_get(pn_host *h, const uint8_t key[PN_KEY_LEN], pn_err *e);
+/* Iterates the peers: pn_registry_next(h, NULL) is the first, NULL after
+ * the last. p may be untrusted or its links closed on the way, but not
+ * forgotten (pn_registry_forget) before its next is taken. */
+pn_peer *pn_registry_next(const pn_host *h, const pn_peer *p);
 void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out);
 void pn_registry_close_all(pn_host *h);
 void pn_registry_forget(pn_host *h, pn_peer *p);
@@ -374,22 +439,18 @@ void pn_calls_cancel(pn_conn *c, pn_pending *p); /* undo a start whose envelope 
 void pn_calls_complete(pn_conn *c, const pn_envelope *env);
 void pn_calls_fail_all(pn_conn *c); /* the connection closes: every call fails, from the loop */
 void pn_calls_run_completed(pn_host *h);
+
+/* request.c */
 pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e);
 void pn_request_free(pn_request *r);
-void pn_requests_detach(pn_conn *c);
+void pn_request_detach_all(pn_conn *c);
 /* The peer entry p is about to be freed: its orphaned calls forget it. */
-void pn_requests_forget_peer(pn_host *h, pn_peer *p);
+void pn_request_forget_peer(pn_host *h, pn_peer *p);
 /* The host is closing: orphaned calls forget it and their peers. */
-void pn_requests_orphan_all(pn_host *h);
-
-int pn_host_trust_peer(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, pn_err *e);
+void pn_request_orphan_all(pn_host *h);
 
 /* trustfile.c */
 void pn_trustfile_close(pn_host *h);
-
-/* conn.c */
-/* Pings now and closes the link unless a pong arrives within deadline_ms. */
-void pn_conn_probe(pn_conn *c, uint32_t deadline_ms);
 
 /* discovery.c */
 int pn_discovery_open(pn_host *h, pn_err *e);
@@ -399,18 +460,6 @@ void pn_discovery_close(pn_host *h);
 /* netmon.c */
 int pn_netmon_open(pn_host *h, pn_err *e);
 void pn_netmon_close(pn_host *h);
-/* Discovery (host.c): what a discovery source (announce, mDNS) learnt. Checked, then
- * the same for a UDP announce and an mDNS finding: a trusted peer
- * gets addr as its dial address and is dialled when not connected; an
- * untrusted one is remembered among the strangers (PN_DISCOVERED_MAX, the
- * stalest forgotten first). A new or changed address emits
- * PN_EVENT_DISCOVERED. addr is "HOST:PORT"; source names it for the log. */
-int pn_host_note_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
-                            const char *source); /* -1: dropped (own key, bad address, no room) */
-/* The source says the peer left (an mDNS goodbye): the address it gave is
- * forgotten and redialling it stops; a live connection stays up. */
-void pn_host_note_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
-                       const char *source);
 
 /* mdns.c: the responder and browser. port 0 = 5353; instance NULL = a name
  * made from the key. Close sends a goodbye (TTL 0) when asked. */

@@ -36,7 +36,8 @@ typedef struct pn_netmon {
     uv_poll_t poll;
     uv_timer_t tick; /* the polling interval */
     uv_timer_t settle;
-    int handles;
+    int has_poll; /* poll was initialised on the netlink socket */
+    pn_handles closing;
     uint64_t digest; /* polling: the interface list last seen */
     uint8_t buf[PN_NETMON_BUF];
 } pn_netmon;
@@ -47,7 +48,7 @@ static void on_settled(uv_timer_t *t) {
 }
 
 static void changed(pn_netmon *m, const char *what) {
-    pn_host_log(m->host, PN_LOG_DEBUG, "netmon: %s", what);
+    pn_log(m->host, PN_LOG_DEBUG, "netmon: %s", what);
     uv_timer_start(&m->settle, on_settled, PN_NETMON_SETTLE_MS, 0);
 }
 
@@ -131,7 +132,7 @@ static void on_readable(uv_poll_t *p, int status, int events) {
         }
         pn_err e;
         if (pn_netlink_scan(m->buf, (size_t)n, &kinds, &e) != 0)
-            pn_host_log(m->host, PN_LOG_DEBUG, "netmon: %s", e.msg);
+            pn_log(m->host, PN_LOG_DEBUG, "netmon: %s", e.msg);
     }
     if (kinds & PN_NL_OVERRUN)
         changed(m, "netlink overrun or error");
@@ -148,7 +149,7 @@ static void on_readable(uv_poll_t *p, int status, int events) {
 static void background(pn_netmon *m) {
     uv_unref((uv_handle_t *)&m->settle);
     uv_unref((uv_handle_t *)&m->tick);
-    if (m->handles == 3) uv_unref((uv_handle_t *)&m->poll);
+    if (m->has_poll) uv_unref((uv_handle_t *)&m->poll);
 }
 
 int pn_netmon_open(pn_host *h, pn_err *e) {
@@ -160,8 +161,8 @@ int pn_netmon_open(pn_host *h, pn_err *e) {
 #ifdef __linux__
     if (h->cfg.netmon != 2 && (m->fd = netlink_open(&ne)) < 0) {
         m->fd = -1;
-        pn_host_log(h, PN_LOG_INFO, "netmon: %s: polling the interfaces every %d ms instead",
-                    ne.msg, PN_NETMON_POLL_MS);
+        pn_log(h, PN_LOG_INFO, "netmon: %s: polling the interfaces every %d ms instead", ne.msg,
+               PN_NETMON_POLL_MS);
     }
 #else
     (void)ne;
@@ -171,20 +172,19 @@ int pn_netmon_open(pn_host *h, pn_err *e) {
     m->settle.data = m->tick.data = m->poll.data = m;
     pn_host_adopt(h, (uv_handle_t *)&m->settle);
     pn_host_adopt(h, (uv_handle_t *)&m->tick);
-    m->handles = 2;
     if (m->fd >= 0) {
         int rc = uv_poll_init(h->loop, &m->poll, m->fd);
         if (rc == 0) {
             pn_host_adopt(h, (uv_handle_t *)&m->poll);
-            m->handles++;
+            m->has_poll = 1;
 #ifdef __linux__
             rc = uv_poll_start(&m->poll, UV_READABLE, on_readable);
 #endif
         }
         if (rc != 0) {
-            pn_host_log(h, PN_LOG_INFO, "netmon: cannot poll netlink (%s): polling interfaces",
-                        uv_strerror(rc));
-            if (m->handles == 3) uv_poll_stop(&m->poll);
+            pn_log(h, PN_LOG_INFO, "netmon: cannot poll netlink (%s): polling interfaces",
+                   uv_strerror(rc));
+            if (m->has_poll) uv_poll_stop(&m->poll);
         } else {
             background(m);
             h->refs++;
@@ -200,9 +200,8 @@ int pn_netmon_open(pn_host *h, pn_err *e) {
     return 0;
 }
 
-static void on_closed(uv_handle_t *hd) {
-    pn_netmon *m = hd->data;
-    if (--m->handles > 0) return;
+static void on_closed(void *ud) {
+    pn_netmon *m = ud;
     pn_host *h = m->host;
     if (m->fd >= 0) close(m->fd); /* uv_poll never owned it */
     free(m);
@@ -213,8 +212,7 @@ void pn_netmon_close(pn_host *h) {
     pn_netmon *m = h->netmon;
     if (!m) return;
     h->netmon = NULL;
-    int poll_open = m->handles == 3;
-    uv_close((uv_handle_t *)&m->settle, on_closed);
-    uv_close((uv_handle_t *)&m->tick, on_closed);
-    if (poll_open) uv_close((uv_handle_t *)&m->poll, on_closed);
+    uv_handle_t *hs[] = {PN_HANDLE(&m->settle), PN_HANDLE(&m->tick),
+                         m->has_poll ? PN_HANDLE(&m->poll) : NULL};
+    pn_handles_close(&m->closing, hs, sizeof hs / sizeof hs[0], on_closed, m);
 }

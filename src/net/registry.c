@@ -51,6 +51,17 @@ pn_peer *pn_registry_get(pn_host *h, const uint8_t key[PN_KEY_LEN], pn_err *e) {
     return p;
 }
 
+pn_peer *pn_registry_next(const pn_host *h, const pn_peer *p) {
+    unsigned b = 0;
+    if (p) {
+        if (p->next) return p->next;
+        b = bucket_of(h, p->key) + 1;
+    }
+    for (; b < PN_REGISTRY_BUCKETS; b++)
+        if (h->peers[b]) return h->peers[b];
+    return NULL;
+}
+
 void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out) {
     memset(out, 0, sizeof *out);
     memcpy(out->key, p->key, PN_KEY_LEN);
@@ -74,9 +85,9 @@ void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out) {
         uint64_t now = uv_now(h->loop);
         /* last_seen_ms may be now | 1, a millisecond ahead */
         uint64_t ago = now > p->last_seen_ms ? now - p->last_seen_ms : 0;
-        out->last_seen = pn_wall_now() - (double)ago / 1000.0;
+        out->last_seen = pn_host_wall_now() - (double)ago / 1000.0;
     }
-    for (const pn_conn *c = h->conns; c; c = c->next)
+    for (const pn_conn *c = pn_conn_first(h); c; c = pn_conn_next(c))
         if (c->peer == p && c->state != PN_CONN_CLOSING) out->connections++;
     out->settling = p->live && p->live->settling;
 }
@@ -91,7 +102,7 @@ static void on_peer_closed(uv_handle_t *t) {
 /* Drops an entry nothing refers to (no connection, dial or waiter): an
  * untrusted peer known only from its announces. */
 void pn_registry_forget(pn_host *h, pn_peer *p) {
-    pn_requests_forget_peer(h, p);
+    pn_request_forget_peer(h, p);
     for (pn_peer **pp = &h->peers[bucket_of(h, p->key)]; *pp; pp = &(*pp)->next)
         if (*pp == p) {
             *pp = p->next;
@@ -121,4 +132,26 @@ void pn_registry_close_all(pn_host *h) {
         }
     }
     h->npeers = 0;
+}
+#define STATUS_NAME(e, name) name,
+static const char *const status_names[] = {PN_PEER_STATUSES(STATUS_NAME)};
+#undef STATUS_NAME
+
+const char *pn_peer_status_name(pn_peer_status s) {
+    return (unsigned)s < sizeof status_names / sizeof status_names[0] ? status_names[s] : "unknown";
+}
+
+void pn_host_peers(const pn_host *h, int (*fn)(const pn_peer_info *p, void *ud), void *ud) {
+    pn_peer_info info;
+    for (const pn_peer *p = pn_registry_next(h, NULL); p; p = pn_registry_next(h, p)) {
+        pn_registry_info(h, p, &info);
+        if (fn(&info, ud)) return;
+    }
+}
+
+int pn_host_peer(const pn_host *h, const uint8_t key[PN_KEY_LEN], pn_peer_info *out) {
+    const pn_peer *p = pn_registry_find(h, key);
+    if (!p) return PN_ENOTFOUND;
+    pn_registry_info(h, p, out);
+    return 0;
 }

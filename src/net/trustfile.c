@@ -24,7 +24,7 @@ typedef struct pn_trustfile {
     uv_fs_event_t watch;
     uv_fs_poll_t poll;
     uv_timer_t settle;
-    int handles;
+    pn_handles closing;
 } pn_trustfile;
 
 static int apply(pn_host *h, const char *path, pn_err *e) {
@@ -32,19 +32,18 @@ static int apply(pn_host *h, const char *path, pn_err *e) {
     int rc = pn_trust_load(&t, path, e);
     if (rc != 0) return rc;
     /* Untrust first what the file no longer names, then trust what it does. */
-    for (unsigned b = 0; b < PN_REGISTRY_BUCKETS; b++)
-        for (pn_peer *p = h->peers[b]; p; p = p->next)
-            if (p->in_file && !pn_trust_find_key(t, p->key)) {
-                p->in_file = 0;
-                if (!p->api_trusted) pn_host_untrust(h, p->key);
-            }
+    for (pn_peer *p = pn_registry_next(h, NULL); p; p = pn_registry_next(h, p))
+        if (p->in_file && !pn_trust_find_key(t, p->key)) {
+            p->in_file = 0;
+            if (!p->api_trusted) pn_host_untrust(h, p->key);
+        }
     for (size_t i = 0; i < pn_trust_count(t); i++) {
         const pn_trust_entry *en = pn_trust_at(t, i);
         pn_err e2;
         pn_peer *p = pn_registry_find(h, en->key);
         int fresh = !p || !p->trusted || strcmp(p->addr, en->addr) != 0;
-        if (fresh && pn_host_trust_peer(h, en->key, en->addr[0] ? en->addr : NULL, &e2) != 0) {
-            pn_host_log(h, PN_LOG_WARN, "%s: entry %zu skipped: %s", path, i + 1, e2.msg);
+        if (fresh && pn_policy_trust(h, en->key, en->addr[0] ? en->addr : NULL, &e2) != 0) {
+            pn_log(h, PN_LOG_WARN, "%s: entry %zu skipped: %s", path, i + 1, e2.msg);
             continue;
         }
         p = pn_registry_find(h, en->key);
@@ -58,10 +57,10 @@ static void on_settled(uv_timer_t *t) {
     pn_trustfile *tf = t->data;
     pn_err e;
     if (apply(tf->host, tf->path, &e) != 0)
-        pn_host_log(tf->host, PN_LOG_ERROR, "trust list not reloaded, the previous one stays: %s",
-                    e.msg);
+        pn_log(tf->host, PN_LOG_ERROR, "trust list not reloaded, the previous one stays: %s",
+               e.msg);
     else
-        pn_host_log(tf->host, PN_LOG_INFO, "trust list reloaded from %s", tf->path);
+        pn_log(tf->host, PN_LOG_INFO, "trust list reloaded from %s", tf->path);
 }
 
 static void changed(pn_trustfile *tf) {
@@ -77,7 +76,7 @@ static void on_poll(uv_fs_poll_t *p, int status, const uv_stat_t *prev, const uv
     changed(p->data);
 }
 
-int pn_host_trust_file(pn_host *h, const char *path, pn_err *e) {
+int pn_trustfile_watch(pn_host *h, const char *path, pn_err *e) {
     pn_err local;
     if (!e) e = &local;
     if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
@@ -107,11 +106,10 @@ int pn_host_trust_file(pn_host *h, const char *path, pn_err *e) {
     pn_host_adopt(h, (uv_handle_t *)&tf->watch);
     pn_host_adopt(h, (uv_handle_t *)&tf->poll);
     pn_host_adopt(h, (uv_handle_t *)&tf->settle);
-    tf->handles = 3;
     h->refs++;
     if (uv_fs_event_start(&tf->watch, on_dir_event, dir, 0) != 0)
-        pn_host_log(h, PN_LOG_WARN, "cannot watch %s: polling %s every %d ms", dir, tf->path,
-                    PN_TRUSTFILE_POLL_MS);
+        pn_log(h, PN_LOG_WARN, "cannot watch %s: polling %s every %d ms", dir, tf->path,
+               PN_TRUSTFILE_POLL_MS);
     /* Even with the watch: a poll catches what a watch can miss (network file systems). */
     uv_fs_poll_start(&tf->poll, on_poll, tf->path, PN_TRUSTFILE_POLL_MS);
     /* Watching must not keep a loop alive that has nothing else to do. */
@@ -122,9 +120,8 @@ int pn_host_trust_file(pn_host *h, const char *path, pn_err *e) {
     return 0;
 }
 
-static void on_closed(uv_handle_t *hd) {
-    pn_trustfile *tf = hd->data;
-    if (--tf->handles > 0) return;
+static void on_closed(void *ud) {
+    pn_trustfile *tf = ud;
     pn_host *h = tf->host;
     free(tf);
     pn_host_unref(h);
@@ -134,7 +131,6 @@ void pn_trustfile_close(pn_host *h) {
     pn_trustfile *tf = h->trustfile;
     if (!tf) return;
     h->trustfile = NULL;
-    uv_close((uv_handle_t *)&tf->watch, on_closed);
-    uv_close((uv_handle_t *)&tf->poll, on_closed);
-    uv_close((uv_handle_t *)&tf->settle, on_closed);
+    uv_handle_t *hs[] = {PN_HANDLE(&tf->watch), PN_HANDLE(&tf->poll), PN_HANDLE(&tf->settle)};
+    pn_handles_close(&tf->closing, hs, sizeof hs / sizeof hs[0], on_closed, tf);
 }

@@ -482,7 +482,7 @@ static int l_self(lua_State *L) {
 
 static int l_on(lua_State *L) {
     pn_script *s = pn_api_script(L);
-    const char *const *events = pn_event_names();
+    const char *const *events = pn_host_event_names();
     int ev = luaL_checkoption(L, 1, NULL, events);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     if (s->events_ref == LUA_NOREF) {

@@ -9,17 +9,6 @@
 #include "internal.h"
 #include "lua/glue.h"
 
-/* In pn_event order. */
-static const char *const event_names[] = {"connected", "disconnected", "discovered", NULL};
-
-const char *pn_event_name(int ev) {
-    return ev >= 0 && ev < (int)(sizeof event_names / sizeof *event_names) ? event_names[ev] : NULL;
-}
-
-const char *const *pn_event_names(void) {
-    return event_names;
-}
-
 typedef struct event_args {
     const uint8_t *key;
     const char *detail; /* disconnected: why; NULL otherwise */
@@ -82,7 +71,7 @@ void pn_event_on(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], const c
                  void *ud) {
     pn_rt *rt = ud;
     event_args args = {key, detail};
-    const char *name = pn_event_name(ev);
+    const char *name = pn_host_event_name(ev);
     /* A handler may reload or close scripts: walk a snapshot of the list. */
     pn_script *snap[PN_RT_SCRIPTS_MAX + 1];
     size_t n = 0;

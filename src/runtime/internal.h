@@ -257,8 +257,6 @@ void pn_event_on(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], const c
                  void *ud);
 /* The event name of ev ("connected"...), and NULL past the last; the
  * names in pn_event order, NULL-terminated (for luaL_checkoption). */
-const char *pn_event_name(int ev);
-const char *const *pn_event_names(void);
 
 /* ---- timer.c -------------------------------------------------------------------- */
 
