@@ -5,7 +5,7 @@
 -- broadcasts to 255.255.255.255 go nowhere). The reference finds the host
 -- from the host's announces alone, dials it and calls. Where the kernel
 -- refuses namespaces (not root, no iproute2) the case is pending with the
--- reason, like spec/netns_spec.lua.
+-- reason, like spec/net/netns_spec.lua.
 local C = require "support.cli"
 local E = require "support.elixir"
 local I = require "support.interop"

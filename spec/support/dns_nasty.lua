@@ -1,6 +1,6 @@
 -- Hand-made DNS messages that a careless mDNS parser mishandles: pointer
 -- loops, long pointer chains, oversized names, lying counts, TXT strings
--- running past their rdata. Used by spec/mdns_spec.lua and written out as
+-- running past their rdata. Used by spec/net/mdns_spec.lua and written out as
 -- fuzz seeds by fuzz/gen_mdns_seeds.lua. Each entry: name, bytes, and the
 -- error code (peernet.mdns.parse's third result) it must produce, or nil
 -- when the message is valid.

@@ -1,5 +1,5 @@
 -- One peernet host in its own process, for specs that put hosts in network
--- namespaces (spec/netns_spec.lua):
+-- namespaces (spec/net/netns_spec.lua):
 --
 --   PN_SECRET_HEX=... ip netns exec NS lua5.4 spec/support/nshost.lua [name=value ...]
 --

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """An independent mDNS / DNS-SD implementation (Debian's python3-zeroconf)
-for spec/mdns_spec.lua. Run with /usr/bin/python3 (the pyenv python on PATH
+for spec/net/mdns_spec.lua. Run with /usr/bin/python3 (the pyenv python on PATH
 does not see Debian's packages).
 
   zeroconf_peer.py browse SECONDS
