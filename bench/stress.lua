@@ -45,7 +45,7 @@ local M1_POOL = 256 -- distinct first messages, made before the flood starts
 local RAMP_MS = 2000 -- the attack runs this long before the client is let in
 local CONNECT_GAP_MS = 100 -- between the client's new connections: they span the attack
 local CONNECT_TIMEOUT_MS = 5000
-local RETRY_MAX_MS = 160 -- the pause between tries of a handshake cut short, as lua/peernet/cli.lua
+local RETRY_MAX_MS = 160 -- the pause between tries of a handshake cut short, as lua/peernet/cli/ops.lua
 local CALLS_MIN = 2000 -- on the kept link, however quickly the connects are done
 local RATE_MAX = 20000 -- connections a second for the open-loop flood
 local RATE_OPEN_MAX = 3000 -- of its connections open at once (file descriptors)
@@ -232,7 +232,7 @@ local function client(port, server_key, n)
     return h
   end
 
-  -- As `peernet-host call` does (lua/peernet/cli.lua): a handshake the
+  -- As `peernet-host call` does (lua/peernet/cli/ops.lua): a handshake the
   -- host cut short is tried again, after 20 ms doubling to RETRY_MAX_MS,
   -- until finish is called (by the caller's deadline or the outcome).
   local tries = 0

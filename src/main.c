@@ -1,7 +1,7 @@
 /*
  * peernet-host: the executable. It owns one libuv loop and one lua_State
  * with the full standard library, luv bound to that loop, and the peernet
- * module linked in; the commands themselves are Lua (lua/peernet/cli.lua,
+ * module linked in; the commands themselves are Lua (lua/peernet/cli.lua and cmd/,
  * compiled into the binary by scripts/embed_lua.cmake).
  *
  * This file only sets up, runs cli.main(argv) and tears down in the one

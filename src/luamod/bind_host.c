@@ -1,5 +1,5 @@
 /*
- * peernet.host: a PeerNet host (include/peernet.h) on luv's loop, so that
+ * peernet.host: a PeerNet host (include/peernet/peernet.h) on luv's loop, so that
  * Lua programs and busted specs run one or many hosts in one process with
  * `uv.run()`.
  *

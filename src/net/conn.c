@@ -207,7 +207,7 @@ void pn_conn_flush(pn_conn *c) {
     if (c->state == PN_CONN_RESOLVING || c->state == PN_CONN_CONNECTING) return;
     if (c->hold && c->hold < c->out.len) {
         /* M3 leaves alone; what was queued behind it follows in the next
-         * write, a segment of its own (see "settling" below). */
+         * write, a segment of its own (ping.c, "settling"). */
         if (c->wout.cap < c->hold) {
             uint8_t *p = realloc(c->wout.data, c->hold); /* a handshake frame: bounded */
             if (!p) {
@@ -312,7 +312,7 @@ static int handshake_write(pn_conn *c) {
     }
     if (queue_frame(c, body, n, &e) != 0) return -1;
     if (pn_handshake_next(c->hs) == PN_HANDSHAKE_DONE) {
-        c->hold = c->out.len; /* M3: see "settling" */
+        c->hold = c->out.len; /* M3: see ping.c, "settling" */
         established(c);
     }
     return 0;

@@ -12,7 +12,7 @@
  *
  * Announces are hints from strangers: anything that is not exactly a valid
  * announce is counted and dropped, our own key is ignored, and what the
- * host does with the rest (host.c) is bounded there.
+ * host does with the rest (found.c) is bounded there.
  */
 #include <net/if.h>
 #include <stdio.h>

@@ -44,7 +44,7 @@
 #define PN_DISCOVERED_MAX 256 /* untrusted peers remembered from announces: strangers pick keys */
 #define PN_FOUND_MAX 4        /* discovered addresses kept per peer, beside its configured one */
 /* A dialled link is pinged until the peer shows it has read past M3
- * (conn.c, "settling"): the first retry after PN_SETTLE_FIRST_MS, each
+ * (ping.c, "settling"): the first retry after PN_SETTLE_FIRST_MS, each
  * next one twice as late, at most PN_SETTLE_TRIES pings (about 5 s). */
 #define PN_SETTLE_FIRST_MS 5
 #define PN_SETTLE_TRIES 10
@@ -303,7 +303,7 @@ struct pn_host {
     uv_timer_t log_timer;
 
     pn_host_stats stats;
-    uint64_t seq; /* orders connections made and made live (the duplicate rule, host.c) */
+    uint64_t seq; /* orders connections made and made live (the tie-break, policy.c) */
     int closing;
     pn_handles own; /* its own timers and loop-turn handles, closed by pn_host_close */
     int refs;       /* the host's own reference, its handles and every object holding one */

@@ -1,6 +1,6 @@
 /*
  * TEST ONLY: what lets a spec reproduce the recorded Elixir wire
- * transcript byte for byte. Not part of the public API (peernet.h): the
+ * transcript byte for byte. Not part of the public API (peernet/peernet.h): the
  * Lua module (its test_ephemeral and test_legacy_atoms options of
  * peernet.host.new) and the fuzz targets set them. Never in production.
  */
