@@ -281,7 +281,7 @@ describe("two peernet-host processes", function()
     assert.matches('error: atom"no_such_handle"', err)
     code, out = C.run(dd(dirA, "call", keyB, "lights.on", "--json"))
     assert.equal(3, code)
-    assert.same({ error = "no_such_handle", kind = "remote" }, decode_json(out))
+    assert.same({ ok = false, error = "no_such_handle", kind = "remote" }, decode_json(out))
   end)
 
   it("call through the control socket prints the reply, pretty or as JSON", function()
@@ -293,7 +293,8 @@ describe("two peernet-host processes", function()
     assert.equal(want, out)
     code, out = C.run(dd(dirA, "call", "spec", "echo", '{s = "hi", t = tuple(atom"ok", 2)}', "--json"))
     assert.equal(0, code)
-    assert.same({ from = keyA, args = { s = "hi", t = { "ok", 2 } } }, decode_json(out))
+    assert.same({ ok = true, value = { from = keyA, args = { s = "hi", t = { ["$tuple"] = { "ok", 2 } } } } },
+      decode_json(out))
   end)
 
   it("what call prints reads back as ARGS: values survive the round trip", function()
