@@ -51,7 +51,11 @@ function M.load_identity(p)
   if not st then
     -- Only a file that is not there means "no identity": a data dir this
     -- user cannot read (EACCES) is reported as what it is.
-    if not tostring(se):match("^ENOENT") then return nil, "cannot read " .. p.identity .. ": " .. tostring(se) end
+    local why = tostring(se)
+    if not why:match("^ENOENT") then
+      -- luv's "EACCES: permission denied: PATH", without the path said already
+      return nil, "cannot read " .. p.identity .. ": " .. (why:match("^(%u+: [^:]+)") or why)
+    end
     return nil, "no identity in " .. p.dir .. " (run `peernet-host init` first, or use --data-dir)"
   end
   local kp, e = peernet.keys.load(p.identity)
