@@ -40,7 +40,7 @@ M.COMMANDS = {
     summary = "trust a peer, or update its label or address",
     options = {
       { name = "label", arg = "L", text = "a name for the peer: 1..64 of A-Za-z0-9._-, unique", unset = "none" },
-      { name = "addr", arg = "HOST:PORT", text = "where to dial it", unset = "none: discovery or its own dial" },
+      { name = "addr", arg = "HOST:PORT", text = "where to dial it", unset = "none (LAN discovery may find one)" },
     } },
   { name = "trust rm", usage = "trust rm KEY|LABEL",
     summary = "stop trusting a peer (a running host drops its connection at once)" },
