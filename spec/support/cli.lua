@@ -98,8 +98,10 @@ local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 function C.tty(args, opts)
   local words = { shell_quote(C.bin) }
   for _, a in ipairs(args) do words[#words + 1] = shell_quote(a) end
+  -- Without the sanitizer build's LD_PRELOAD: script(1) would report its
+  -- own leaks; peernet-host carries its sanitizer itself.
   local p = C.wait(C.spawn({}, { env = opts and opts.env,
-    argv = { "script", "-qefc", table.concat(words, " "), "/dev/null" } }))
+    argv = { "env", "-u", "LD_PRELOAD", "script", "-qefc", table.concat(words, " "), "/dev/null" } }))
   return p.code, p.out
 end
 

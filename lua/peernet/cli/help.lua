@@ -122,7 +122,9 @@ local function option_lines(lines, list)
   local width = 0
   for _, o in ipairs(list) do width = math.max(width, #option_label(o)) end
   for _, o in ipairs(list) do
-    lines[#lines + 1] = ("  %-" .. width .. "s  %s (default: %s)"):format(option_label(o), o.text, M.default_text(o))
+    local d = M.default_text(o)
+    lines[#lines + 1] = ("  %-" .. width .. "s  %s%s"):format(option_label(o), o.text,
+      d and (" (default: " .. d .. ")") or "")
   end
 end
 
@@ -173,8 +175,9 @@ function M.text()
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "options for every command:"
-  option_lines(lines, M.GLOBAL)
-  lines[#lines + 1] = "  --version  print the version and the libraries it runs on (with --json: as JSON)"
+  local list = { table.unpack(M.GLOBAL) }
+  list[#list + 1] = { name = "version", text = "print the version and the libraries it runs on (--json: as JSON)" }
+  option_lines(lines, list)
   for _, l in ipairs(OUTRO) do lines[#lines + 1] = l end
   return table.concat(lines, "\n")
 end
