@@ -33,7 +33,7 @@ M.COMMANDS = {
     options = {
       { name = "qr", text = "draw the key as a QR code, black on white on any terminal", unset = "off" },
     } },
-  { name = "trust", usage = "trust add KEY | rm KEY|LABEL | ls",
+  { name = "trust", usage = "trust add|rm|ls ...",
     summary = "manage the trust list (peernet-host trust add --help, ...)",
     subcommands = { "add", "rm", "ls" } },
   { name = "trust add", usage = "trust add KEY [--label L] [--addr HOST:PORT]",
