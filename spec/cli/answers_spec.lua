@@ -73,7 +73,11 @@ describe("a malformed key", function()
       assert.equal(2, code)
       assert.matches("not a key: " .. bad, err)
     end
-    local code, _, err = C.run(dd(dir, "call", "lamp+x=", "echo"))
+    local typo = ("ab"):rep(31) .. "az" -- 64 characters, one not hex
+    local code, _, err = C.run(dd(dir, "call", typo, "echo"))
+    assert.equal(2, code)
+    assert.matches("not a key: " .. typo, err)
+    code, _, err = C.run(dd(dir, "call", "lamp+x=", "echo"))
     assert.equal(2, code)
     assert.matches("not a key: lamp%+x=", err)
     code, _, err = C.run(dd(dir, "trust", "add", bad))

@@ -79,11 +79,17 @@ function M.open_trust(p, lock)
 end
 
 -- Does text look like a key someone mistyped rather than a label? Labels
--- are 1..64 of [A-Za-z0-9._-]; a run of 32 or more hex digits, or a
--- character no label has (base64's + / =), is a key attempt.
+-- are 1..64 of [A-Za-z0-9._-]. A character no label has (base64's + / =)
+-- is a key attempt; so is a long run that is nearly all hex digits (a
+-- digit or two off, one too many or too few) or looks like base64 (upper
+-- and lower case and digits, no dot).
+local KEYISH_MIN = 32
 local function looks_like_key(text)
   if text == "" or #text > 64 or text:find("[^%w._-]") then return true end
-  return #text >= 32 and not text:find("%X")
+  if #text < KEYISH_MIN then return false end
+  local _, hex = text:gsub("%x", "")
+  if hex >= #text - 2 then return true end
+  return text:find("%u") and text:find("%l") and text:find("%d") and not text:find("%.") and true or false
 end
 
 -- PEER (key in any text form, or a label) -> trust entry | nil, msg,
