@@ -12,6 +12,7 @@
 local uv = require "luv"
 local datadir = require "peernet.cli.datadir"
 local help = require "peernet.cli.help"
+local format = require "peernet.format"
 local options = require "peernet.cli.options"
 local output = require "peernet.cli.output"
 
@@ -21,9 +22,9 @@ local M = {}
 
 M.EXIT = EXIT
 
--- The groups of commands, and the order --help lists them in.
+-- The groups of commands (their usage, summary and options are
+-- lua/peernet/cli/help.lua's table).
 local GROUPS = { "keys", "trust", "serve", "run", "call", "peers" }
-local ORDER = { "init", "id", "trust", "serve", "run", "call", "send", "peers", "status", "check" }
 
 local commands = {}
 for _, group in ipairs(GROUPS) do
@@ -37,14 +38,36 @@ function M.close_handles()
   end)
 end
 
+-- Was --json given? Looked for before anything is parsed, so that even a
+-- usage error is one JSON object on stdout. Options end at `--` (and, for
+-- run, at the script: what follows is the script's).
+local function wants_json(argv)
+  local stop = false
+  for j = 1, #argv do
+    local a = argv[j]
+    if a == "--" then return false end
+    if a == "--json" then return true end
+    if not a:match("^%-") then
+      if stop then return false end
+      stop = a == "run"
+    end
+  end
+  return false
+end
+
+local function print_version(json)
+  if json then out(format.json(help.version_table())) else out(help.version()) end
+  return EXIT.ok
+end
+
 -- The options before the command (--data-dir, --json) go into pre; a
 -- return value means the run ends here with that exit code.
 local function global_options(argv, pre)
   local i = 1
   while argv[i] and argv[i]:match("^%-") do
     local a = argv[i]
-    if a == "--version" then out(help.version()) return nil, EXIT.ok end
-    if a == "--help" or a == "-h" then out(help.text(commands, ORDER)) return nil, EXIT.ok end
+    if a == "--version" then return nil, print_version(pre.json) end
+    if a == "--help" or a == "-h" then out(help.text()) return nil, EXIT.ok end
     if a == "--data-dir" then
       if not argv[i + 1] then return nil, fail("usage", "--data-dir needs a value") end
       pre["data-dir"] = argv[i + 1]
@@ -53,7 +76,6 @@ local function global_options(argv, pre)
       pre["data-dir"] = a:match("=(.*)$")
       i = i + 1
     elseif a == "--json" then
-      pre.json = true
       i = i + 1
     else
       return nil, fail("usage", "unknown option " .. a .. " (try --help)")
@@ -62,29 +84,41 @@ local function global_options(argv, pre)
   return i
 end
 
+local function unknown_command(name)
+  local near = help.suggest(name)
+  return fail("usage", "unknown command '" .. name .. "'"
+    .. (near and (" (did you mean '" .. near .. "'? peernet-host --help lists them)") or " (try --help)"))
+end
+
 local function dispatch(argv)
   local argv0 = (argv[0] or "peernet-host"):match("[^/]*$")
-  local pre = {}
+  local pre = { json = wants_json(argv) or nil }
+  output.set_json(pre.json)
   local i, code = global_options(argv, pre)
   if not i then return code end
   local name = argv[i]
   if not name then
-    io.stderr:write(help.text(commands, ORDER), "\n")
+    if pre.json then return fail("usage", "no command (peernet-host --help lists them)") end
+    io.stderr:write(help.text(), "\n")
     return EXIT.usage
   end
   if name == "help" then
-    local c = commands[argv[i + 1] or ""]
-    out(c and help.usage(c) or help.text(commands, ORDER))
+    local topic = argv[i + 1] and table.concat({ argv[i + 1], argv[i + 2] }, " ")
+    local c = topic and (help.find(topic) or help.find(argv[i + 1]))
+    if topic and not c then return unknown_command(argv[i + 1]) end
+    out(c and help.command(c.name) or help.text())
     return EXIT.ok
   end
-  if name == "version" then out(help.version()) return EXIT.ok end
+  if name == "version" then return print_version(pre.json) end
   local cmd = commands[name]
-  if not cmd then return fail("usage", "unknown command '" .. name .. "' (try --help)") end
-  local o, pe = options.parse(argv, i + 1, cmd)
+  if not cmd or not help.find(name) then return unknown_command(name) end
+  local o, pe = options.parse(argv, i + 1, help.spec(name))
   if not o then return fail("usage", name .. ": " .. pe .. " (peernet-host " .. name .. " --help)") end
   for k, v in pairs(pre) do if o[k] == nil then o[k] = v end end
   if o.help then
-    out(help.command(cmd))
+    -- trust add --help: the subcommand's own text.
+    local sub = o.pos[1] and help.find(name .. " " .. o.pos[1])
+    out(help.command(sub and sub.name or name))
     return EXIT.ok
   end
   local dir, de = o["data-dir"], nil

@@ -7,10 +7,13 @@
 --
 -- json(v): one line of JSON (docs/cli.md "JSON"): numbers, booleans,
 -- null (nil and peernet.null), strings (binaries that are valid UTF-8, and
--- atoms by name), arrays (lists AND tuples), objects (maps; keys that are
--- not strings become their JSON text), and {"$base64": "..."} for a binary
--- that is not UTF-8. JSON cannot tell a tuple from a list or an atom from a
--- string: use the pretty form when that matters.
+-- atoms by name), arrays (lists), {"$tuple": [...]} (tuples), objects
+-- (maps; keys that are not strings become their JSON text), and
+-- {"$base64": "..."} for a binary that is not UTF-8. JSON cannot tell an
+-- atom from a string: use the pretty form when that matters.
+--
+-- shaped(name, t): what the CLI prints about one thing (a peer, a status,
+-- a checked script) always has the same keys, null for what is unknown.
 local peernet = require "peernet"
 
 local M = {}
@@ -182,7 +185,7 @@ function json(v, depth)
     if peernet.is_tuple(v) then
       local parts = {}
       for i = 1, v.n or #v do parts[i] = json(v[i], depth + 1) end
-      return "[" .. table.concat(parts, ",") .. "]"
+      return '{"$tuple":[' .. table.concat(parts, ",") .. "]}"
     end
     local seq, n = is_sequence(v)
     if seq and not peernet.etf.is_map(v) then
@@ -203,22 +206,45 @@ end
 
 M.json = function(v) return json(v, 0) end
 
+-- The keys of each kind of object the CLI prints (docs/cli.md).
+M.SHAPES = {
+  peer = { "key", "fingerprint", "label", "status", "trusted", "addr", "last_seen", "connections" },
+  status = { "running", "key", "data_dir", "mode", "pid", "listen", "uptime", "connected", "known",
+    "trusted", "stats", "scripts" },
+  script = { "file", "ok", "error", "handles", "warnings" },
+}
+
+-- A copy of t with exactly the keys of shape name, null for the absent ones.
+function M.shaped(name, t)
+  local out = {}
+  for _, k in ipairs(M.SHAPES[name]) do
+    local v = t[k]
+    if v == nil then v = peernet.null end
+    out[k] = v
+  end
+  return out
+end
+
 -- ---- QR codes in a terminal ------------------------------------------------
 
--- Two rows of modules per line of text with Unicode half blocks. Dark
--- modules are drawn as the terminal's background, light ones as the
--- foreground (full block), which scans on dark and light themes alike
--- as long as the quiet zone is kept.
+-- Two rows of modules per line of text with Unicode half blocks, in
+-- black on white set by the line itself (SGR 30;47), so the code has the
+-- same colours on a dark and a light theme: dark modules are the
+-- foreground's blocks, light ones (and the quiet zone) the background. A
+-- code drawn in the theme's own colours is inverted on one of the two,
+-- and many scanners (zbar among them) do not read an inverted code.
+M.QR_ON, M.QR_OFF = "\27[30;47m", "\27[0m"
+
 function M.qr_text(m)
   local lines = {}
   for y = 1, m.size, 2 do
     local top, bottom = m[y], m[y + 1] or {}
     local line = {}
     for x = 1, m.size do
-      local a, b = not top[x], not bottom[x] and m[y + 1] ~= nil
+      local a, b = top[x], bottom[x]
       line[x] = (a and b) and "█" or a and "▀" or b and "▄" or " "
     end
-    lines[#lines + 1] = table.concat(line)
+    lines[#lines + 1] = M.QR_ON .. table.concat(line) .. M.QR_OFF
   end
   return table.concat(lines, "\n")
 end

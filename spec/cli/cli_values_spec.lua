@@ -112,7 +112,7 @@ describe("JSON output", function()
       .. 'z = null, bin = "\\xff", [7] = "seven", big = bigint"18446744073709551615"}')
     local text = format.json(v)
     assert.equal('{"7":"seven","a":"ok","big":18446744073709551615,"bin":{"$base64":"/w=="},'
-      .. '"f":1.5,"l":[],"m":{},"n":1,"s":"hi","t":[1,"x"],"z":null}', text)
+      .. '"f":1.5,"l":[],"m":{},"n":1,"s":"hi","t":{"$tuple":[1,"x"]},"z":null}', text)
     assert.is_table(json.decode(text))
     assert.equal('"tab\\tq\\"\\u0001"', format.json('tab\tq"\1'))
     assert.equal("null", format.json(nil))
@@ -152,7 +152,10 @@ describe("peernet.qr", function()
     local lines = 0
     for l in text:gmatch("[^\n]+") do
       lines = lines + 1
-      assert.equal(m.size, utf8.len(l))
+      -- each line sets black on white itself, then resets
+      assert.equal(format.QR_ON, l:sub(1, #format.QR_ON))
+      assert.equal(format.QR_OFF, l:sub(-#format.QR_OFF))
+      assert.equal(m.size, utf8.len(l:sub(#format.QR_ON + 1, -#format.QR_OFF - 1)))
     end
     assert.equal((m.size + 1) // 2, lines)
   end)

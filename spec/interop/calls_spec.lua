@@ -125,7 +125,7 @@ describe("peernet-host -> Elixir through a running serve (control socket)", func
     assert.are.equal("[1, 2, 3]", notes(3))
     local code, out = I.run(h, "call", ekey, "echo", '{atom"ok", tuple(1, 2), map{}}', "--json")
     assert.are.equal(0, code)
-    assert.are.equal('["ok",[1,2],{}]\n', out)
+    assert.are.equal('{"ok":true,"value":["ok",{"$tuple":[1,2]},{}]}\n', out)
     assert.are.equal(1, I.connects(p, ekey))
     assert.are.equal("true", node:evalf('PNI.connected?(:n, "%s")', h.key))
   end)

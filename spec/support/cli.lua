@@ -40,6 +40,15 @@ function C.spawn(args, opts)
     file, argv = "ip", { "netns", "exec", opts.netns, C.bin }
     for _, a in ipairs(args) do argv[#argv + 1] = a end
   end
+  -- opts.prefix: a command that runs it (setpriv ..., script ...)
+  if opts.prefix then
+    file, argv = opts.prefix[1], {}
+    for i = 2, #opts.prefix do argv[#argv + 1] = opts.prefix[i] end
+    argv[#argv + 1] = C.bin
+    for _, a in ipairs(args) do argv[#argv + 1] = a end
+  end
+  -- opts.argv: run this command line instead (C.tty)
+  if opts.argv then file, argv = opts.argv[1], { table.unpack(opts.argv, 2) } end
   local handle, pid
   handle, pid = uv.spawn(file, { args = argv, stdio = { stdin, stdout, stderr }, env = environ(opts.env) },
     function(code, signal)
@@ -79,6 +88,21 @@ end
 function C.run(args, opts)
   local p = C.wait(C.spawn(args, opts))
   return p.code, p.out, p.err
+end
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- Runs peernet-host on a terminal (a pty of script(1), util-linux): its
+-- stdout and stderr are both the terminal. Returns code, what the
+-- terminal showed (raw bytes, escapes included).
+function C.tty(args, opts)
+  local words = { shell_quote(C.bin) }
+  for _, a in ipairs(args) do words[#words + 1] = shell_quote(a) end
+  -- Without the sanitizer build's LD_PRELOAD: script(1) would report its
+  -- own leaks; peernet-host carries its sanitizer itself.
+  local p = C.wait(C.spawn({}, { env = opts and opts.env,
+    argv = { "env", "-u", "LD_PRELOAD", "script", "-qefc", table.concat(words, " "), "/dev/null" } }))
+  return p.code, p.out
 end
 
 -- Waits until the child's stdout matches pattern; returns the captures.

@@ -52,6 +52,19 @@ static int eval_gc(lua_State *L) {
     return 0;
 }
 
+/* A bare word (`call pi lights.set on`) would read as an undefined
+ * global, nil, and send nothing the user meant: it is an error that shows
+ * the quoted form. */
+static int undefined_name(lua_State *S) {
+    const char *name = lua_tostring(S, 2);
+    if (!name)
+        lua_pushliteral(S, "ARGS: only the value constructors are names here");
+    else
+        lua_pushfstring(S, "ARGS: undefined name '%s' (text is written quoted: '\"%s\"')", name,
+                        name);
+    return lua_error(S);
+}
+
 /* The environment of the chunk: the constructors and nothing else. */
 static void push_env(lua_State *S) {
     static const char *const top[] = {"atom", "tuple", "null"};
@@ -69,6 +82,10 @@ static void push_env(lua_State *S) {
         lua_setfield(S, -4, etf[i]);
     }
     lua_pop(S, 2);
+    lua_createtable(S, 0, 1);
+    lua_pushcfunction(S, undefined_name);
+    lua_setfield(S, -2, "__index");
+    lua_setmetatable(S, -2);
 }
 
 /* The sandbox is this evaluation's alone: its strings may lose their
@@ -84,9 +101,19 @@ static void strip_string_methods(lua_State *S) {
     lua_pop(S, 1);
 }
 
+/* Nesting deeper than a term may go reads the same whether the encoder
+ * met it or, past LUAI_MAXCCALLS levels, the Lua parser did ("C stack
+ * overflow", with no hint of what was wrong). */
+static int too_deep(const char *msg) {
+    return strstr(msg, "nested deeper") || strstr(msg, "C stack overflow") ||
+           strstr(msg, "C levels");
+}
+
 /* Raises "ARGS: " .. msg in S (the message of a chunk already says ARGS). */
 static int args_error(lua_State *S, const char *msg) {
     if (!msg) msg = "(error object is not a string)";
+    if (too_deep(msg))
+        return luaL_error(S, "ARGS: value nested deeper than %d levels", PN_ETF_MAX_DEPTH);
     if (strncmp(msg, "ARGS", 4) == 0) return luaL_error(S, "%s", msg);
     return luaL_error(S, "ARGS: %s", msg);
 }
@@ -104,7 +131,11 @@ static int eval_in_sandbox(lua_State *S) {
     luaL_pushresult(&b);
     size_t n;
     const char *src = lua_tolstring(S, -1, &n);
-    if (pn_sandbox_load(S, src, n, "=ARGS") != LUA_OK) return lua_error(S);
+    if (pn_sandbox_load(S, src, n, "=ARGS") != LUA_OK) {
+        const char *msg = lua_tostring(S, -1);
+        if (msg && too_deep(msg)) return args_error(S, msg);
+        return lua_error(S);
+    }
     push_env(S);
     lua_setupvalue(S, -2, 1);
     lua_State *co = lua_newthread(S);

@@ -24,9 +24,16 @@ peernet.expose("light.set", function(from, v)
   return set(v)
 end)
 
--- Automation: when a trusted peer arrives, switch the light on and tell it
+-- Automation: when a trusted peer arrives, tell it how the light is
 -- (walkie-talkie: if it has no `notify` handle, nothing happens).
+--
+-- It does not switch the light: `connected` is a new link, not a person
+-- arriving. Every `peernet-host call` from another data dir with no host
+-- running there starts a short-lived host, so each command is a new
+-- connection; an automation that switched the light on here would switch
+-- it back on at the next command, and `light.toggle` to off would never
+-- stick. Something that should happen once belongs behind a handle
+-- (light.set) or a timer, not on `connected`.
 peernet.on("connected", function(key)
-  set("on")
-  peernet.send(key, "notify", "welcome, the light is on")
+  peernet.send(key, "notify", "the light is " .. state)
 end)

@@ -47,7 +47,15 @@ function M.mkdirs(dir)
 end
 
 function M.load_identity(p)
-  if not uv.fs_stat(p.identity) then
+  local st, se = uv.fs_stat(p.identity)
+  if not st then
+    -- Only a file that is not there means "no identity": a data dir this
+    -- user cannot read (EACCES) is reported as what it is.
+    local why = tostring(se)
+    if not why:match("^ENOENT") then
+      -- luv's "EACCES: permission denied: PATH", without the path said already
+      return nil, "cannot read " .. p.identity .. ": " .. (why:match("^(%u+: [^:]+)") or why)
+    end
     return nil, "no identity in " .. p.dir .. " (run `peernet-host init` first, or use --data-dir)"
   end
   local kp, e = peernet.keys.load(p.identity)
@@ -70,16 +78,47 @@ function M.open_trust(p, lock)
   return store
 end
 
--- PEER (key in any text form, or a label) -> trust entry | nil, msg.
+-- Does text look like a key someone mistyped rather than a label? Labels
+-- are 1..64 of [A-Za-z0-9._-]. A character no label has (base64's + / =)
+-- is a key attempt; so is a long run that is nearly all hex digits (a
+-- digit or two off, one too many or too few) or looks like base64 (upper
+-- and lower case and digits, no dot).
+local KEYISH_MIN = 32
+local function looks_like_key(text)
+  if text == "" or #text > 64 or text:find("[^%w._-]") then return true end
+  if #text < KEYISH_MIN then return false end
+  local _, hex = text:gsub("%x", "")
+  if hex >= #text - 2 then return true end
+  return text:find("%u") and text:find("%l") and text:find("%d") and not text:find("%.") and true or false
+end
+
+-- PEER (key in any text form, or a label) -> trust entry | nil, msg,
+-- exit code name ("usage" for something that is not a key, nil: unreachable).
 function M.resolve_peer(p, peer)
   local store, e = M.open_trust(p)
-  if not store then return nil, e end
+  if not store then return nil, e, "failure" end
   local entry = store:get(peer)
   if entry then return entry end
   if peernet.keys.parse(peer) then
     return nil, "peer " .. peer .. " is not in the trust list (peernet-host trust add KEY --addr HOST:PORT)"
   end
+  if looks_like_key(peer) then
+    return nil, "not a key: " .. peer .. " (a key is 64 hex digits or 44 base64 characters;"
+      .. " no peer has that label either)", "usage"
+  end
   return nil, "no peer with key or label '" .. peer .. "' in the trust list"
+end
+
+-- A unix socket's path is at most this many bytes on Linux
+-- (sizeof(sockaddr_un.sun_path) less its terminating NUL); libuv cuts a
+-- longer one short, which would put the socket outside the data dir.
+M.SOCKET_PATH_MAX = 107
+
+-- true, or nil, message when the control socket's path does not fit.
+function M.control_fits(p)
+  if #p.control <= M.SOCKET_PATH_MAX then return true end
+  return nil, ("the control socket %s would be %d bytes, more than the %d a unix socket path holds:"
+    .. " use a shorter --data-dir (or a relative one)"):format(p.control, #p.control, M.SOCKET_PATH_MAX)
 end
 
 -- The config file's path when there is one.

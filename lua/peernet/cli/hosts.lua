@@ -13,6 +13,8 @@ local M = {}
 function M.resident(p, opts, busy_hint)
   local kp, e = datadir.load_identity(p)
   if not kp then return nil, e end
+  local fits, fe = datadir.control_fits(p)
+  if not fits then return nil, fe end
   if control.probe(p.control) == "alive" then
     return nil, "a host is already running on " .. p.dir .. (busy_hint or "")
   end

@@ -77,7 +77,7 @@ function M.call(h, req, reply)
       if ckind == "timeout" then
         return reply { ok = false, kind = "timeout", message = ("no reply within %d ms"):format(req.timeout) }
       end
-      reply { ok = false, kind = "unreachable", message = "the connection closed before the reply" }
+      reply { ok = false, kind = "closed", message = "the connection closed before the reply" }
     end, { timeout = math.tointeger(left), raw = true })
     if not sent then reply { ok = false, kind = "unreachable", message = tostring(e) } end
   end)
@@ -121,8 +121,9 @@ function M.peer_list(h, p)
   local list = {}
   for _, peer in ipairs(h:peers()) do
     list[#list + 1] = {
-      key = peer.key, label = labels[peer.key], status = peer.status, trusted = peer.trusted,
-      addr = peer.addr ~= "" and peer.addr or nil, last_seen = peer.last_seen,
+      key = peer.key, fingerprint = peernet.keys.fingerprint(peernet.keys.parse(peer.key)),
+      label = labels[peer.key], status = peer.status, trusted = peer.trusted,
+      addr = peer.addr ~= "" and peer.addr or nil, last_seen = math.floor(peer.last_seen),
       connections = peer.connections,
     }
   end

@@ -1,16 +1,18 @@
 -- A command's options and positionals (docs/cli.md "Options").
 local peernet = require "peernet"
+local help = require "peernet.cli.help"
 
 local M = {}
 
--- spec.opts: name -> "value" | "flag". Options may come anywhere (before
--- `--`), as --name value or --name=value; --data-dir, --json and --help are
--- known to every command. spec.stop: options end at the first positional
+-- spec (help.spec(command)): opts, name -> "value" | "flag". Options may
+-- come anywhere (before `--`), as --name value or --name=value; help.GLOBAL's
+-- (--data-dir, --json, --help) are known to every command. spec.stop: options end at the first positional
 -- (run: the script's own arguments are left alone).
 -- Returns { pos = {...}, [name] = value | true } or nil, message.
 function M.parse(argv, first, spec)
   local o = { pos = {} }
-  local known = { ["data-dir"] = "value", json = "flag", help = "flag" }
+  local known = {}
+  for _, g in ipairs(help.GLOBAL) do known[g.name] = g.arg and "value" or "flag" end
   for k, v in pairs(spec.opts or {}) do known[k] = v end
   local i = first
   while i <= #argv do

@@ -4,6 +4,7 @@
 -- Failures are values: a command returns an exit code, and the only place
 -- that prints an error and picks the code is fail(). Nothing calls os.exit:
 -- src/main.c must get the chance to close the loop cleanly.
+local peernet = require "peernet"
 local format = require "peernet.format"
 
 local M = {}
@@ -17,6 +18,12 @@ M.EXIT = {
   unreachable = 5,  -- peer unknown, untrusted, not reachable, or the link closed
 }
 local EXIT = M.EXIT
+
+-- Under --json a failure is also one object on stdout, {"ok": false,
+-- "error": ..., "kind": ...}, so a program reading stdout never has to
+-- parse stderr. kind is a call's (remote, timeout, closed) or "local":
+-- refused here (usage, ARGS, an unknown peer, a file). One per run.
+local json_mode, json_failed
 
 -- The first failed write to stdout (a reader that hung up: EPIPE, as
 -- SIGPIPE is ignored). finish() turns it into exit 1 with a message; serve
@@ -37,8 +44,24 @@ function M.err(...)
   io.stderr:write("\n")
 end
 
--- Prints msg as an error; returns the exit code named code (or code itself).
-function M.fail(code, msg)
+-- From the command line: --json was given (before `--`).
+function M.set_json(on) json_mode = on end
+
+-- The JSON object of a failure: fields.error (a value: the peer's reason)
+-- else msg, and fields.kind else "local".
+function M.fail_json(msg, fields)
+  if not json_mode or json_failed then return end
+  json_failed = true
+  fields = fields or {}
+  local e = fields.error
+  if e == nil then e = msg end
+  M.out(format.json { ok = false, error = e == nil and peernet.null or e, kind = fields.kind or "local" })
+end
+
+-- Prints msg as an error (and, under --json, the failure object on
+-- stdout); returns the exit code named code (or code itself).
+function M.fail(code, msg, fields)
+  M.fail_json(msg, fields)
   M.err(msg)
   return EXIT[code] or code
 end
@@ -53,6 +76,7 @@ end
 function M.start()
   io.stdout:setvbuf("full")
   stdout_error = nil
+  json_mode, json_failed = false, false
 end
 
 function M.finish(code)

@@ -3,6 +3,7 @@
 local peernet = require "peernet"
 local format = require "peernet.format"
 local datadir = require "peernet.cli.datadir"
+local help = require "peernet.cli.help"
 local hosts = require "peernet.cli.hosts"
 local ops = require "peernet.cli.ops"
 local options = require "peernet.cli.options"
@@ -26,6 +27,7 @@ local function short_lived(p, req, entry, peer_name)
       .. ": give --addr HOST:PORT or store one with `trust add KEY --addr`"
   end
   req.addr = req.addr or entry.addr
+  reach.waiting(("connecting to %s (%s)"):format(peer_name, req.addr))
   local a = task.await(function(k) ops[req.op](h, req, k, { flush = true }) end)
   h:close()
   return a
@@ -35,18 +37,18 @@ local function call_or_send(op)
   return function(o, p)
     local n = #o.pos
     if n < 2 or n > 3 then
-      return fail("usage", ("usage: peernet-host %s PEER HANDLE [ARGS] (peernet-host %s --help)"):format(op, op))
+      return fail("usage", ("usage: peernet-host %s (peernet-host %s --help)"):format(help.find(op).usage, op))
     end
-    local timeout, te = options.ms(o, "timeout", reach.DEFAULT_TIMEOUT_MS)
+    local timeout, te = options.ms(o, "timeout", help.default(op, "timeout"))
     if not timeout then return fail("usage", te) end
     local args, ae = peernet.args.encode(o.pos[3] or "nil")
     if not args then return fail("usage", ae) end
-    local entry, pe = datadir.resolve_peer(p, o.pos[1])
-    if not entry then return fail("unreachable", pe) end
+    local entry, pe, pcode = datadir.resolve_peer(p, o.pos[1])
+    if not entry then return fail(pcode or "unreachable", pe) end
     local req = { op = op, peer = entry.key, handle = o.pos[2], args = args, timeout = timeout,
       addr = o.addr }
     local answer, code = reach.run(function()
-      return reach.perform(p, req, function() return short_lived(p, req, entry, o.pos[1]) end)
+      return reach.perform(p, req, function() return short_lived(p, req, entry, o.pos[1]) end, o.pos[1])
     end)
     if not answer then return code end
     if op == "send" and answer.ok then
@@ -57,18 +59,8 @@ local function call_or_send(op)
   end
 end
 
-M.call = {
-  summary = "call HANDLE on PEER with ARGS and print the reply",
-  usage = "call PEER HANDLE [ARGS] [--addr HOST:PORT] [--timeout MS] [--json]",
-  opts = { addr = "value", timeout = "value" },
-  run = call_or_send("call"),
-}
+M.call = { run = call_or_send("call") }
 
-M.send = {
-  summary = "send ARGS to HANDLE on PEER (no reply)",
-  usage = "send PEER HANDLE [ARGS] [--addr HOST:PORT] [--timeout MS] [--json]",
-  opts = { addr = "value", timeout = "value" },
-  run = call_or_send("send"),
-}
+M.send = { run = call_or_send("send") }
 
 return M

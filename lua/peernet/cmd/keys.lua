@@ -10,8 +10,6 @@ local EXIT, out, fail = output.EXIT, output.out, output.fail
 local M = {}
 
 M.init = {
-  summary = "create the data dir and this host's identity (keeps an existing one)",
-  usage = "init [--json]",
   run = function(o, p)
     if #o.pos > 0 then return fail("usage", "init takes no arguments") end
     local ok, e = datadir.mkdirs(p.dir)
@@ -46,9 +44,6 @@ M.init = {
 }
 
 M.id = {
-  summary = "print this host's public key (--qr: as a QR code)",
-  usage = "id [--qr] [--json]",
-  opts = { qr = "flag" },
   run = function(o, p)
     if #o.pos > 0 then return fail("usage", "id takes no arguments") end
     local kp, e = datadir.load_identity(p)

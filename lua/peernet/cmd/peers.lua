@@ -2,6 +2,7 @@
 -- runs, what a short probe finds.
 local format = require "peernet.format"
 local datadir = require "peernet.cli.datadir"
+local help = require "peernet.cli.help"
 local hosts = require "peernet.cli.hosts"
 local ops = require "peernet.cli.ops"
 local options = require "peernet.cli.options"
@@ -13,26 +14,42 @@ local EXIT, out, fail = output.EXIT, output.out, output.fail
 
 local M = {}
 
-local PEERS_PROBE_MS = 3000
 local STATUS_TIMEOUT_MS = 3000
 
+local function seen_text(peer, now)
+  if not peer.last_seen or peer.last_seen <= 0 then return "-" end
+  return ("%ds ago"):format(math.max(0, now - peer.last_seen))
+end
+
+-- The trusted peers, then the keys heard on the LAN that are not trusted
+-- (Syncthing's "wants to connect"), each with its fingerprint and address
+-- and the command that trusts it.
 local function print_peers(o, list, running)
   if o.json then
-    out(format.json { running = running, peers = list })
+    local shaped = {}
+    for i, peer in ipairs(list) do shaped[i] = format.shaped("peer", peer) end
+    out(format.json { running = running, peers = shaped })
     return EXIT.ok
   end
-  if #list == 0 then
+  local now = os.time()
+  local trusted, strangers = {}, {}
+  for _, peer in ipairs(list) do
+    if peer.trusted then
+      trusted[#trusted + 1] = { peer.key, peer.label or "-", peer.status, peer.addr or "-", seen_text(peer, now) }
+    else
+      strangers[#strangers + 1] = { peer.fingerprint, peer.key, peer.addr or "-", seen_text(peer, now) }
+    end
+  end
+  if #trusted == 0 and #strangers == 0 then
     out("(no peers: peernet-host trust add KEY --addr HOST:PORT)")
     return EXIT.ok
   end
-  local rows = {}
-  local now = os.time()
-  for i, peer in ipairs(list) do
-    local seen = "-"
-    if peer.last_seen and peer.last_seen > 0 then seen = ("%ds ago"):format(math.max(0, now - math.floor(peer.last_seen))) end
-    rows[i] = { peer.key, peer.label or "-", peer.status, peer.addr or "-", seen }
+  if #trusted > 0 then out(format.columns({ "KEY", "LABEL", "STATUS", "ADDR", "LAST SEEN" }, trusted)) end
+  if #strangers > 0 then
+    if #trusted > 0 then out("") end
+    out("discovered, not trusted (peernet-host trust add KEY --label NAME):")
+    out(format.columns({ "FINGERPRINT", "KEY", "ADDR", "LAST SEEN" }, strangers))
   end
-  out(format.columns({ "KEY", "LABEL", "STATUS", "ADDR", "LAST SEEN" }, rows))
   if not running then out("(no host runs on this data dir: probed for this command only)") end
   return EXIT.ok
 end
@@ -65,15 +82,15 @@ local function probe(p, timeout)
 end
 
 M.peers = {
-  summary = "list the peers and their status",
-  usage = "peers [--timeout MS] [--json]",
-  opts = { timeout = "value" },
   run = function(o, p)
     if #o.pos > 0 then return fail("usage", "peers takes no arguments") end
-    local timeout, te = options.ms(o, "timeout", PEERS_PROBE_MS)
+    local timeout, te = options.ms(o, "timeout", help.default("peers", "timeout"))
     if not timeout then return fail("usage", te) end
     local answer, code = reach.run(function()
-      return reach.perform(p, { op = "peers", timeout = timeout }, function() return probe(p, timeout) end)
+      return reach.perform(p, { op = "peers", timeout = timeout }, function()
+        reach.waiting("connecting to the trusted peers that have an address")
+        return probe(p, timeout)
+      end, "the peer list")
     end)
     if not answer then return code end
     if not answer.ok then return fail(reach.ANSWER_EXIT[answer.kind] or EXIT.failure, tostring(answer.message)) end
@@ -90,9 +107,13 @@ local function idle_status(p)
     trusted = store and #store:list() or 0 } }
 end
 
-local function print_status(o, s)
+local function print_status(o, s, p)
   if o.json then
-    out(format.json(s))
+    if s.trusted == nil then
+      local store = datadir.open_trust(p)
+      s.trusted = store and #store:list() or nil
+    end
+    out(format.json(format.shaped("status", s)))
     return EXIT.ok
   end
   out("key:      " .. s.key)
@@ -114,8 +135,6 @@ local function print_status(o, s)
 end
 
 M.status = {
-  summary = "show whether a host runs on this data dir, and its state",
-  usage = "status [--json]",
   run = function(o, p)
     if #o.pos > 0 then return fail("usage", "status takes no arguments") end
     local answer, code = reach.run(function()
@@ -123,7 +142,7 @@ M.status = {
     end)
     if not answer then return code end
     if not answer.ok then return fail(reach.ANSWER_EXIT[answer.kind] or EXIT.failure, tostring(answer.message)) end
-    return print_status(o, answer.status)
+    return print_status(o, answer.status, p)
   end,
 }
 

@@ -19,10 +19,6 @@ local function need_runtime(what)
 end
 
 M.run = {
-  summary = "run a trusted Lua script with the peernet API and luv",
-  usage = "run [--listen ADDR:PORT] SCRIPT.lua [ARGS...]",
-  opts = { listen = "value" },
-  stop = true,
   run = function(o, p, argv0)
     local script = o.pos[1]
     if not script then return fail("usage", "usage: peernet-host run SCRIPT.lua [ARGS...]") end
@@ -79,25 +75,122 @@ M.run = {
   end,
 }
 
+-- ---- check ------------------------------------------------------------
+
+-- The name a script has for config.lua's globs: its file name, or
+-- admin/NAME for an admin module (as src/runtime/caps.c sees it).
+local function script_name(file)
+  local dir, base = file:match("([^/]*)/([^/]+)$")
+  if not base then return file end
+  if dir == "admin" then return "admin/" .. base end
+  return base
+end
+
+-- fnmatch(3) without flags, as caps.c matches a script's name, in Lua patterns.
+local function glob_match(glob, name)
+  local pat = glob:gsub("[%^%$%(%)%%%.%+%-%*%?%[%]]", function(c)
+    if c == "*" then return ".*" end
+    if c == "?" then return "." end
+    if c == "[" or c == "]" then return c end
+    return "%" .. c
+  end)
+  local ok, m = pcall(string.match, name, "^" .. pat .. "$")
+  return ok and m ~= nil
+end
+
+-- What config.lua grants (a table of glob -> {exec=, read=, write=}), or
+-- nil: no file, or one the runtime refuses anyway (check reports that).
+local function read_grants(config)
+  if not config then return nil end
+  local chunk = loadfile(config, "t", {})
+  if not chunk then return nil end
+  local ok, t = pcall(chunk)
+  return ok and type(t) == "table" and t or nil
+end
+
+local function granted(grants, name, kind)
+  for glob, entry in pairs(grants or {}) do
+    if type(glob) == "string" and type(entry) == "table" and glob_match(glob, name)
+      and type(entry[kind]) == "table" and #entry[kind] > 0 then
+      return true
+    end
+  end
+  return false
+end
+
+-- file:line: the host.* calls whose kind config.lua does not grant this
+-- script: each would fail at run time with "not granted".
+local function grant_warnings(file, grants, config)
+  local warnings = {}
+  local fh = io.open(file, "rb")
+  if not fh then return warnings end
+  local text = fh:read("a")
+  fh:close()
+  local seen = {}
+  local line = 1
+  for pos, kind in text:gmatch("()host%.(%a+)%s*%(") do
+    if (kind == "exec" or kind == "read" or kind == "write") and not seen[kind] then
+      seen[kind] = true
+      if not granted(grants, script_name(file), kind) then
+        local _, nl = text:sub(1, pos):gsub("\n", "")
+        line = nl + 1
+        warnings[#warnings + 1] = ("%s:%d: warning: host.%s is not granted to %s (%s has no %s = {...} for it)"):format(
+          file, line, kind, script_name(file), config or "no config.lua", kind)
+      end
+    end
+  end
+  return warnings
+end
+
+-- Loads every script in one runtime, as serve would, so that a handle two
+-- scripts expose is refused as it would be there (under serve, which one
+-- is refused would depend on the order the directory lists them); reads
+-- back what each exposes.
+local function load_all(files, config)
+  local kp = peernet.keys.generate()
+  local h, he = peernet.host.new { secret = kp:secret(), listen = false }
+  if not h then return nil, tostring(he) end
+  local rt, re = peernet.runtime.new(h, { config = config, log = function() end })
+  if not rt then
+    h:close()
+    return nil, tostring(re)
+  end
+  local results = {}
+  for i, file in ipairs(files) do
+    local admin = file:match("admin/[^/]+$") ~= nil
+    local ok, le = rt:load_file(file, admin)
+    results[i] = { file = file, ok = ok == true, error = (not ok) and tostring(le) or nil }
+  end
+  local handles = {}
+  for _, sc in ipairs(rt:scripts()) do handles[sc.file] = sc.handles end
+  rt:close()
+  h:close()
+  return results, handles
+end
+
 M.check = {
-  summary = "load handler scripts in the sandbox and report errors (for CI)",
-  usage = "check SCRIPT.lua... [--json]",
   run = function(o, p)
     if #o.pos == 0 then return fail("usage", "usage: peernet-host check SCRIPT.lua...") end
     local okr, re = need_runtime("check")
     if not okr then return fail("failure", re) end
-    local results, failed = {}, 0
     local config = datadir.config(p)
-    for i, file in ipairs(o.pos) do
-      local ok, ce = peernet.runtime.check(file, { config = config })
-      results[i] = { file = file, ok = ok == true, error = ce }
-      if not ok then failed = failed + 1 end
+    local results, handles = load_all(o.pos, config)
+    if not results then return fail("failure", "script runtime: " .. tostring(handles)) end
+    local grants = read_grants(config)
+    local failed = 0
+    for _, r in ipairs(results) do
+      r.handles = handles[r.file] or {}
+      r.warnings = r.ok and grant_warnings(r.file, grants, config) or {}
+      if not r.ok then failed = failed + 1 end
     end
     if o.json then
-      out(format.json(results))
+      local shaped = {}
+      for i, r in ipairs(results) do shaped[i] = format.shaped("script", r) end
+      out(format.json { ok = failed == 0, scripts = shaped })
     else
       for _, r in ipairs(results) do
         if r.ok then out(r.file, ": ok") else io.stderr:write(tostring(r.error), "\n") end
+        for _, w in ipairs(r.warnings) do io.stderr:write(w, "\n") end
       end
     end
     return failed == 0 and EXIT.ok or EXIT.failure
