@@ -7,6 +7,19 @@ int pn_result_fail(lua_State *L, const char *reason, enum pn_kind kind) {
     return 3;
 }
 
+int pn_result_local(lua_State *L, const char *msg) {
+    return pn_result_fail(L, msg, PN_KIND_LOCAL);
+}
+
+int pn_result_local_top(lua_State *L, int code) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    lua_pushstring(L, pn_kind_name(PN_KIND_LOCAL));
+    if (code == PN_OK) return 3;
+    lua_pushstring(L, pn_err_name(code));
+    return 4;
+}
+
 enum pn_kind pn_result_kind(pn_call_status st) {
     return st == PN_CALL_ERROR     ? PN_KIND_REMOTE
            : st == PN_CALL_TIMEOUT ? PN_KIND_TIMEOUT
