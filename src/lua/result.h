@@ -30,6 +30,11 @@ int pn_result_local(lua_State *L, const char *msg);
  * (pn_err_name) as a 4th value; returns the count. */
 int pn_result_local_top(lua_State *L, int code);
 
+/* Sets t.reasons and t.kinds on the table on top: PN_REASONS and PN_KINDS
+ * as name -> name tables, so Lua code writes peernet.kinds.remote (a typo
+ * reads nil) instead of a string of its own. */
+void pn_result_open(lua_State *L);
+
 /* Where a call that did not answer {ok, V} ended: PN_KIND_REMOTE for
  * {error, R}, else PN_KIND_TIMEOUT or PN_KIND_CLOSED. */
 enum pn_kind pn_result_kind(pn_call_status st);

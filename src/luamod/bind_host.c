@@ -18,8 +18,9 @@
  *       -- is R), "timeout", "closed"; or "undecodable" ({ok, X} with an X outside the
  *       -- ETF subset: a pid, a ref; the link stays), kept apart from "local" because
  *       -- the peer did answer
- *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, code
- *   h:connect(key, "host:port" | nil, function(ok, err) end)
+ *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, "local", code
+ *       -- every method's failure: nil, message, "local", code (pn_glue_fail)
+ *   h:connect(key, "host:port" | nil, function(ok, err, kind, code) end)
  *   h:on("connected" | "disconnected" | "discovered", function(key, reason) end)
  *       -- reason: why the link closed (disconnected only)
  *   h:peers() h:peer(key) h:stats() h:ping(key)   -- a diagnostic ping now
@@ -715,14 +716,17 @@ static void on_connect_done(pn_host *h, int status, const char *msg, void *ud) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, cb->cb_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, cb->cb_ref);
     free(cb);
+    int nargs = 2;
     if (status == 0) {
         lua_pushboolean(L, 1);
         lua_pushnil(L);
-    } else {
+    } else { /* false, message, "local", code: the one failure shape */
         lua_pushboolean(L, 0);
         lua_pushstring(L, msg ? msg : pn_err_name(status));
+        nargs = pn_result_local_top(L, status); /* nil, msg, "local", code */
+        lua_remove(L, -nargs);                  /* false stands for the nil */
     }
-    if (pn_pcall(L, 2, 0) != LUA_OK) report(L, "connect callback");
+    if (pn_pcall(L, nargs, 0) != LUA_OK) report(L, "connect callback");
 }
 
 static int l_host_connect(lua_State *L) {

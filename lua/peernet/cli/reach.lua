@@ -8,6 +8,7 @@ local output = require "peernet.cli.output"
 local task = require "peernet.cli.task"
 
 local EXIT, out, fail = output.EXIT, output.out, output.fail
+local K = peernet.kinds
 
 local M = {}
 
@@ -16,7 +17,7 @@ M.DEFAULT_TIMEOUT_MS = 5000
 local CONTROL_SLACK_MS = 2000
 
 -- The exit code of an answer's failure kind.
-M.ANSWER_EXIT = { remote = EXIT.remote, timeout = EXIT.timeout, unreachable = EXIT.unreachable,
+M.ANSWER_EXIT = { [K.remote] = EXIT.remote, [K.timeout] = EXIT.timeout, unreachable = EXIT.unreachable,
   bad_request = EXIT.usage }
 
 -- Inside a task: runs req against the host of this data dir (control
@@ -35,16 +36,16 @@ end
 function M.print_answer(o, answer)
   if answer.ok then
     local v, de = peernet.etf.decode(answer.value, { exact = true })
-    if v == nil and de then return fail("failure", "undecodable reply: " .. de) end
+    if v == nil and de then return fail("failure", K.undecodable .. " reply: " .. de) end
     if o.json then out(format.json(v)) else out(format.pretty(v)) end
     return EXIT.ok
   end
-  if answer.kind == "remote" then
+  if answer.kind == K.remote then
     local r, re = peernet.etf.decode(answer.reason, { exact = true })
     -- A reason this side cannot map (an Elixir exit reason with a pid in
     -- it): still the peer's {error, _}, so exit 3, with why it is not shown.
-    if r == nil and re then r = "(undecodable reason: " .. re .. ")" end
-    if o.json then out(format.json { error = r, kind = "remote" }) end
+    if r == nil and re then r = "(" .. K.undecodable .. " reason: " .. re .. ")" end
+    if o.json then out(format.json { error = r, kind = K.remote }) end
     return fail("remote", "error: " .. (re and r or format.pretty(r)))
   end
   if o.json then out(format.json { error = answer.message, kind = answer.kind }) end
