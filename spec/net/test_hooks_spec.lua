@@ -30,10 +30,11 @@ describe("test hooks", function()
     local refusals = 0
     for line in out:gmatch("false\t[^\n]*") do
       refusals = refusals + 1
-      assert.matches("test hooks: only specs use them", line)
+      assert.matches("test hooks, only for specs %(require \"peernet_wire\" first%)", line)
     end
     assert.equal(3, refusals, out)
-    assert.matches("host.new: test_ephemeral and test_legacy_atoms are test hooks", out)
+    assert.matches("host.new: test_ephemeral and test_legacy_atoms: test hooks", out)
+    assert.matches("h:ping: a fixed nonce: test hooks", out)
   end)
 
   it("with peernet_wire loaded a host takes them", function()

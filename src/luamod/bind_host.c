@@ -44,7 +44,6 @@
 #pragma GCC diagnostic ignored "-Wstrict-prototypes"
 #include <luv/luv.h>
 #pragma GCC diagnostic pop
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,13 +304,12 @@ static const char *read_raw_key(lua_State *L, const char *name) {
 }
 
 /* Raises unless peernet_wire is loaded (its registry mark, wire.h): what
- * is a test hook. */
+ * names the test hook asked for. */
 static void wire_check(lua_State *L, const char *what) {
     int marked = lua_getfield(L, LUA_REGISTRYINDEX, PN_WIRE_REGISTRY_KEY) == LUA_TLIGHTUSERDATA;
     lua_pop(L, 1);
     if (!marked)
-        luaL_error(L, "%s are test hooks: only specs use them, with require \"peernet_wire\"",
-                   what);
+        luaL_error(L, "%s: test hooks, only for specs (require \"peernet_wire\" first)", what);
 }
 
 /* TEST ONLY (net/test_hooks.h, docs/CONVENTIONS.md): not settings, so not
@@ -355,7 +353,7 @@ static int l_host_new(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     pn_host_config cfg;
     pn_host_config_init(&cfg);
-    /* Everything that may raise comes first; the secret is copied last. */
+    /* Everything that may raise comes before the host is made. */
     read_listen(L, &cfg); /* kept on the stack until pn_host_new returns */
     read_settings(L, &cfg);
     uint8_t(*trust)[PN_KEY_LEN];
@@ -373,14 +371,11 @@ static int l_host_new(lua_State *L) {
     if (!lh) return luaL_error(L, "out of memory");
     read_log(L, lh);
 
-    uint8_t key[PN_KEY_LEN];
-    memcpy(key, secret, PN_KEY_LEN);
-    cfg.secret = key;
+    cfg.secret = (const uint8_t *)secret; /* copied by pn_host_new */
     cfg.log = on_log;
     cfg.log_ud = lh;
     pn_err e;
     lh->h = pn_host_new(loop, &cfg, &e);
-    sodium_memzero(key, sizeof key);
     if (!lh->h) {
         luaL_unref(L, LUA_REGISTRYINDEX, lh->log_ref);
         free(lh);
@@ -760,7 +755,7 @@ static int l_host_ping(lua_State *L) {
     check_key(L, 2, key);
     size_t len = 0;
     const char *nonce = luaL_optlstring(L, 3, NULL, &len);
-    if (nonce) wire_check(L, "h:ping's nonce and host.new's test options");
+    if (nonce) wire_check(L, "h:ping: a fixed nonce");
     if (nonce && len != PN_NONCE_LEN) return luaL_argerror(L, 3, "nonce must be 16 bytes");
     pn_err e;
     if (pn_host_test_ping(lh->h, key, (const uint8_t *)nonce, &e) != 0) return pn_glue_fail(L, &e);
