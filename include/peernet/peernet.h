@@ -180,8 +180,9 @@ typedef void (*pn_connect_cb)(pn_host *h, int status, const char *msg, void *ud)
 int pn_host_connect(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *addr, pn_connect_cb cb,
                     void *ud, pn_err *e);
 
-/* TEST ONLY (and diagnostics): sends {ping, Nonce} now; nonce NULL = random. */
-int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonce, pn_err *e);
+/* Diagnostics: sends {ping, Nonce} now, with a random nonce; PN_ESTATE when
+ * not connected. */
+int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], pn_err *e);
 
 /* ---- registry and events ---------------------------------------------- */
 

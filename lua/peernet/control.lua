@@ -11,8 +11,10 @@
 -- (args are ETF bytes inside the term, so atoms, tuples and bigints cross
 -- without loss). The answer is one map:
 --   {ok = true, value = ETF | peers = {...} | status = {...}}
---   {ok = false, kind = "remote", reason = ETF}
---   {ok = false, kind = "timeout" | "not_connected" | "bad_request" | ..., message = TEXT}
+--   {ok = false, kind = K.remote, reason = ETF}
+--   {ok = false, kind = K.timeout | "unreachable" | "bad_request" | ..., message = TEXT}
+-- (K is peernet.kinds, src/core/reason.h PN_KINDS: the kinds a Lua caller
+-- sees; the others are the control socket's own.)
 --
 -- Bounds: a request is at most MAX_REQUEST bytes and an answer MAX_FRAME (a
 -- bigger request closes the connection after a bad_request answer); a
@@ -22,6 +24,7 @@
 -- request. A client that misbehaves is closed; the host goes on.
 local uv = require "luv"
 local peernet = require "peernet"
+local K = peernet.kinds
 
 local M = {}
 
@@ -213,18 +216,18 @@ function M.request(path, req, timeout_ms, cb)
     safe_close(p)
     cb(...)
   end
-  timer:start(timeout_ms, 0, function() finish(nil, "no answer from the running host", "timeout") end)
+  timer:start(timeout_ms, 0, function() finish(nil, "no answer from the running host", K.timeout) end)
   p:connect(path, function(err)
     if err then return finish(nil, err, "no_host") end
     p:write(data)
     p:read_start(function(rerr, chunk)
-      if rerr or not chunk then return finish(nil, "the running host closed the control connection", "closed") end
+      if rerr or not chunk then return finish(nil, "the running host closed the control connection", K.closed) end
       local bodies, berr = r:feed(chunk)
-      if not bodies then return finish(nil, berr, "closed") end
+      if not bodies then return finish(nil, berr, K.closed) end
       local body = bodies[1]
       if not body then return end
       local t, derr = peernet.etf.decode(body, { max = M.MAX_FRAME, terms = M.MAX_ANSWER_TERMS })
-      if type(t) ~= "table" then return finish(nil, "bad answer: " .. tostring(derr), "closed") end
+      if type(t) ~= "table" then return finish(nil, "bad answer: " .. tostring(derr), K.closed) end
       finish(t)
     end)
   end)

@@ -26,9 +26,9 @@ describe("UDP announce", function()
 
   it("says why a datagram is refused", function()
     local good = H.unhex(v.vectors[1].hex)
-    assert.matches("39", select(2, pn.announce.decode(good:sub(1, 38))))
-    assert.matches("magic", select(2, pn.announce.decode("XNET" .. good:sub(5))))
-    assert.matches("version 2", select(2, pn.announce.decode(good:sub(1, 4) .. "\2" .. good:sub(6))))
+    assert.matches("39", (select(2, pn.announce.decode(good:sub(1, 38)))))
+    assert.matches("magic", (select(2, pn.announce.decode("XNET" .. good:sub(5)))))
+    assert.matches("version 2", (select(2, pn.announce.decode(good:sub(1, 4) .. "\2" .. good:sub(6)))))
     assert.is_nil((pn.announce.decode("")))
   end)
 

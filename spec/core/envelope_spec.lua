@@ -37,7 +37,7 @@ local function reencode(d, legacy)
 end
 
 local function rejects(bytes, pattern)
-  local d, msg, code = env.decode(bytes)
+  local d, msg, _, code = env.decode(bytes)
   assert.is_nil(d)
   assert.are.equal("einval", code)
   assert.is_string(msg)
@@ -331,7 +331,7 @@ end)
 
 describe("envelope encoding refuses", function()
   it("id 0", function()
-    local out, msg, code = env.call(0, "echo", "j")
+    local out, msg, _, code = env.call(0, "echo", "j")
     assert.is_nil(out)
     assert.are.equal("einval", code)
     assert.truthy(msg:find("call id must be an integer 1..2^64-1", 1, true))
@@ -341,7 +341,7 @@ describe("envelope encoding refuses", function()
 
   it("Args, Value and Reason that are not exactly one valid term", function()
     for _, bad in ipairs({ "", "X", "jj", "a", "\131j", "l\0\0\0\1a\1a\2" }) do
-      local out, msg, code = env.call(1, "echo", bad)
+      local out, msg, _, code = env.call(1, "echo", bad)
       assert.is_nil(out)
       assert.are.equal("einval", code)
       assert.truthy(msg:find("call Args is not one valid term", 1, true), msg)

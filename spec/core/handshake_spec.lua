@@ -45,7 +45,7 @@ local function new(role, extra)
 end
 
 local function refused(code, ...)
-  local v, msg, c = ...
+  local v, msg, _, c = ...
   assert.is_nil(v)
   assert.is_string(msg)
   assert.equal(code, c, msg)
@@ -206,7 +206,7 @@ describe("peernet.handshake refusals", function()
     }
     for name, body in pairs(bad) do
       local r = new("responder")
-      local v, msg, code = r:read(body)
+      local v, msg, _, code = r:read(body)
       assert.is_nil(v, name)
       assert.equal("einval", code, name .. ": " .. tostring(msg))
       assert_dead(r)
@@ -222,7 +222,7 @@ describe("peernet.handshake refusals", function()
       wrong_tag = "\x83\x6c" .. m2:sub(3),
     } do
       local i = initiator_at_m2()
-      local v, msg, code = i:read(body)
+      local v, msg, _, code = i:read(body)
       assert.is_nil(v, name)
       assert.equal("einval", code, name .. ": " .. tostring(msg))
       assert_dead(i)
@@ -235,7 +235,7 @@ describe("peernet.handshake refusals", function()
       wrong_version = "\x00" .. m3:sub(2),
     } do
       local r = responder_at_m3()
-      local v, msg, code = r:read(body)
+      local v, msg, _, code = r:read(body)
       assert.is_nil(v, name)
       assert.equal("einval", code, name .. ": " .. tostring(msg))
       assert_dead(r)
@@ -246,7 +246,7 @@ describe("peernet.handshake refusals", function()
     -- body offsets: 6 header, 32 e, 32+16 enc(s), 16 payload tag
     for _, pos in ipairs { 6 + 33, 6 + 64, 6 + 65, 6 + 80, 6 + 81, 6 + 96 } do
       local i = initiator_at_m2()
-      local v, msg, code = i:read(flip(m2, pos))
+      local v, msg, _, code = i:read(flip(m2, pos))
       assert.is_nil(v)
       assert.equal("eauth", code, pos .. ": " .. tostring(msg))
       assert_dead(i)
@@ -257,7 +257,7 @@ describe("peernet.handshake refusals", function()
   it("refuses a flipped tag byte in M3 with eauth and is dead afterwards", function()
     for _, pos in ipairs { 6 + 1, 6 + 33, 6 + 48, 6 + 49, 6 + 64 } do
       local r = responder_at_m3()
-      local v, msg, code = r:read(flip(m3, pos, 0x40))
+      local v, msg, _, code = r:read(flip(m3, pos, 0x40))
       assert.is_nil(v)
       assert.equal("eauth", code, pos .. ": " .. tostring(msg))
       assert_dead(r)
@@ -276,12 +276,12 @@ describe("peernet.handshake refusals", function()
     }
     for _, p in ipairs(points) do
       local r = new("responder")
-      local v, msg, code = r:read("\x83\x6d\0\0\0\x20" .. unhex(p))
+      local v, msg, _, code = r:read("\x83\x6d\0\0\0\x20" .. unhex(p))
       assert.is_nil(v, p)
       assert.equal("eauth", code, p .. ": " .. tostring(msg))
       assert_dead(r)
       local i = initiator_at_m2()
-      v, msg, code = i:read(m2:sub(1, 6) .. unhex(p) .. m2:sub(39))
+      v, msg, _, code = i:read(m2:sub(1, 6) .. unhex(p) .. m2:sub(39))
       assert.is_nil(v, p)
       assert.equal("eauth", code, p .. ": " .. tostring(msg))
       assert_dead(i)
@@ -300,7 +300,7 @@ describe("peernet.handshake refusals", function()
       local calls = 0
       local counted = function(k) calls = calls + 1; return fn(k) end
       local i = initiator_at_m2 { verify = counted }
-      local v, msg, code = i:read(m2)
+      local v, msg, _, code = i:read(m2)
       assert.is_nil(v, name)
       assert.equal("etrust", code, name .. ": " .. tostring(msg))
       if name == "raise" then assert.matches("peer not paired", msg) end
@@ -308,7 +308,7 @@ describe("peernet.handshake refusals", function()
       assert_dead(i)
 
       local r = responder_at_m3 { verify = counted }
-      v, msg, code = r:read(m3)
+      v, msg, _, code = r:read(m3)
       assert.is_nil(v, name)
       assert.equal("etrust", code, name .. ": " .. tostring(msg))
       assert.equal(2, calls)
@@ -374,7 +374,7 @@ describe("peernet.handshake transport", function()
   it("refuses a bad transport tag with eauth and closes the session", function()
     local i, r = pair()
     local body = body_of(FRAMES[1].wire_hex)
-    local v, msg, code = r:open(flip(body, #body))
+    local v, msg, _, code = r:open(flip(body, #body))
     assert.is_nil(v)
     assert.equal("eauth", code, msg)
     assert.equal("failed", r:next())
@@ -403,7 +403,7 @@ describe("peernet.handshake transport", function()
     local body = assert(i:seal(big))
     assert.equal(handshake.TRANSPORT_BODY_MAX, #body)
     assert.equal(big, r:open(body))
-    local v, msg, code = i:seal(big .. "x")
+    local v, msg, _, code = i:seal(big .. "x")
     assert.is_nil(v)
     assert.equal("etoobig", code, msg)
     assert.equal("done", i:next()) -- a refused argument is not fatal

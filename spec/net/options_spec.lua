@@ -100,7 +100,7 @@ describe("peernet.host.new settings", function()
   end
 
   it("refuses a setting out of its range with a message naming it", function()
-    local h, msg, code = new { ping_timeout = 0 }
+    local h, msg, _, code = new { ping_timeout = 0 }
     assert.is_nil(h)
     assert.are.equal("ping_timeout: must be 1..86400000 ms, got 0", msg)
     assert.are.equal("einval", code)
@@ -150,8 +150,8 @@ describe("peernet.host.new settings", function()
   end)
 
   it("raises for a value no setting of its kind can hold", function()
-    assert.has_error(function() new { call_timeout = -1 } end, "host.new: call_timeout out of range")
-    assert.has_error(function() new { mdns_port = 70000 } end, "host.new: mdns_port out of range")
+    assert.has_error(function() new { call_timeout = -1 } end, "host.new: call_timeout out of range: must be 1..86400000 ms, got -1")
+    assert.has_error(function() new { mdns_port = 70000 } end, "host.new: mdns_port out of range: must be 0..65535, got 70000")
     assert.has_error(function() new { call_timeout = "soon" } end,
       "host.new: call_timeout must be an integer")
     assert.has_error(function() new { netmon = 1 } end,

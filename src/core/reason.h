@@ -36,7 +36,8 @@ enum pn_reason { PN_REASONS(PN_REASON_ENUM_) PN_REASON_COUNT };
     X(REMOTE, "remote", "the peer answered {error, Reason}")                                       \
     X(TIMEOUT, "timeout", "no reply within the timeout")                                           \
     X(CLOSED, "closed", "the link closed before the reply")                                        \
-    X(LOCAL, "local", "refused on this host: not connected, too many in flight, bad arguments")
+    X(LOCAL, "local", "refused on this host: not connected, too many in flight, bad arguments")    \
+    X(UNDECODABLE, "undecodable", "the peer answered with a term outside the ETF subset")
 
 #define PN_KIND_ENUM_(e, name, meaning) PN_KIND_##e,
 enum pn_kind { PN_KINDS(PN_KIND_ENUM_) PN_KIND_COUNT };

@@ -3,14 +3,13 @@
 #include <lauxlib.h>
 #include <string.h>
 
+#include "lua/result.h"
 #include "lua/sandbox.h"
 #include "peernet/peernet.h"
 
 int pn_glue_fail(lua_State *L, const pn_err *e) {
-    lua_pushnil(L);
     lua_pushstring(L, e->msg[0] ? e->msg : pn_err_name(e->code));
-    lua_pushstring(L, pn_err_name(e->code));
-    return 3;
+    return pn_result_local_top(L, e->code);
 }
 
 void pn_glue_push_key(lua_State *L, const uint8_t key[PN_KEY_LEN]) {

@@ -16,8 +16,12 @@
 
 struct pn_peer_info;
 
-/* Pushes nil, e's message and its code name; returns 3 so a C function can
- * `return` it. */
+/* The Lua modules are built with hidden visibility (CMakeLists.txt): only
+ * their luaopen_* functions, marked with this, are exported. */
+#define PN_LUA_EXPORT __attribute__((visibility("default")))
+
+/* Pushes nil, e's message, "local" and its code name (pn_result_err);
+ * returns 4 so a C function can `return` it. */
 int pn_glue_fail(lua_State *L, const pn_err *e);
 
 /* Pushes a key as lowercase hex. */

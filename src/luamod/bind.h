@@ -28,7 +28,7 @@ void pn_lua_open_args(lua_State *L);    /* args.parse, args.encode: ARGS in the 
 
 /* require "peernet": the module table (peernet.so, or linked into peernet-host).
  * The wire codecs' test bindings are a module of their own (wire/wire.h). */
-LUAMOD_API int luaopen_peernet(lua_State *L);
+PN_LUA_EXPORT int luaopen_peernet(lua_State *L);
 
 /* The pn_host of the peernet.host object at idx; raises when it is not one
  * or is closed. (The object owns the host: keep it referenced.) */

@@ -21,6 +21,7 @@
 #include <lua.h>
 
 #include "bind.h"
+#include "lua/result.h"
 #include "lua/sandbox.h"
 #include "lua/value.h"
 
@@ -204,30 +205,29 @@ static int evaluate(lua_State *L) {
     return 1;
 }
 
+/* parse's failure: false (nil is a value ARGS may hold), message, "local". */
+static int parse_fail(lua_State *L) {
+    int n = pn_result_local_top(L, PN_OK);
+    lua_pushboolean(L, 0);
+    lua_replace(L, -n - 1);
+    return n;
+}
+
 static int l_args_parse(lua_State *L) {
-    if (!evaluate(L)) {
-        lua_pushboolean(L, 0);
-        lua_insert(L, -2);
-        return 2;
-    }
+    if (!evaluate(L)) return parse_fail(L);
     args_eval *a = lua_touserdata(L, -1);
     lua_pushboolean(L, 1);
     pn_err e;
     if (pn_value_push(L, a->term.data, a->term.len, 1, &e) != 0) {
-        lua_pushboolean(L, 0);
         lua_pushfstring(L, "ARGS: %s", e.msg);
-        return 2;
+        return parse_fail(L);
     }
     eval_release(a);
     return 2;
 }
 
 static int l_args_encode(lua_State *L) {
-    if (!evaluate(L)) {
-        lua_pushnil(L);
-        lua_insert(L, -2);
-        return 2;
-    }
+    if (!evaluate(L)) return pn_result_local_top(L, PN_OK);
     args_eval *a = lua_touserdata(L, -1);
     luaL_Buffer b;
     luaL_buffinit(L, &b);

@@ -18,11 +18,13 @@
  *       -- is R), "timeout", "closed"; or "undecodable" ({ok, X} with an X outside the
  *       -- ETF subset: a pid, a ref; the link stays), kept apart from "local" because
  *       -- the peer did answer
- *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, code
- *   h:connect(key, "host:port" | nil, function(ok, err) end)
+ *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, "local", code
+ *       -- every method's failure: nil, message, "local", code (pn_glue_fail)
+ *   h:connect(key, "host:port" | nil, function(ok, err, kind, code) end)
  *   h:on("connected" | "disconnected" | "discovered", function(key, reason) end)
  *       -- reason: why the link closed (disconnected only)
- *   h:peers() h:peer(key) h:stats() h:ping(key [, nonce])   -- ping: TEST ONLY
+ *   h:peers() h:peer(key) h:stats() h:ping(key)   -- a diagnostic ping now
+ *       -- (a fixed nonce, h:ping(key, nonce), only with peernet_wire: specs)
  *   h:network_changed()   -- announce again and probe every link, as netmon does
  *
  * The settings of host.new are PN_HOST_OPTIONS (peernet/options.h), read
@@ -42,7 +44,6 @@
 #pragma GCC diagnostic ignored "-Wstrict-prototypes"
 #include <luv/luv.h>
 #pragma GCC diagnostic pop
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@
 #include "lua/result.h"
 #include "core/keypair.h"
 #include "core/logline.h"
+#include "luamod/wire/wire.h"
 #include "net/test_hooks.h"
 #include "peernet/peernet.h"
 #include "lua/value.h"
@@ -158,7 +160,8 @@ static uint32_t opt_ms(lua_State *L, int t, const char *name, uint32_t dflt) {
 
 /* One setting of PN_HOST_OPTIONS from the table at t; nil keeps the
  * default, which for Lua is lua_dflt. Ranges are pn_host_new's to check
- * (one message per setting); here only what cannot be stored is refused.
+ * (one message per setting); here only what cannot be stored is refused,
+ * naming the setting's range all the same.
  * A text value is left on the stack: the member points into it until
  * pn_host_new returns. Keys not in the list are ignored, as always. */
 static void read_option(lua_State *L, int t, pn_host_config *cfg, const pn_host_option *o) {
@@ -182,8 +185,11 @@ static void read_option(lua_State *L, int t, pn_host_config *cfg, const pn_host_
         int isint;
         lua_Integer n = lua_tointegerx(L, -1, &isint);
         if (!isint) luaL_error(L, "host.new: %s must be an integer", o->name);
-        if (n < 0 || n > pn_host_option_type_max(o->kind))
-            luaL_error(L, "host.new: %s out of range", o->name);
+        if (n < 0 || n > pn_host_option_type_max(o->kind)) {
+            const char *unit = pn_host_option_unit(o->kind);
+            luaL_error(L, "host.new: %s out of range: must be %I..%I%s%s, got %I", o->name,
+                       (lua_Integer)o->min, (lua_Integer)o->max, unit[0] ? " " : "", unit, n);
+        }
         v = n;
     }
     lua_pop(L, 1);
@@ -239,114 +245,150 @@ static void get_loop_from_luv(lua_State *L, uv_loop_t **loop) {
     *loop = luv_loop(L);
 }
 
-static int l_host_new(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    pn_host_config cfg;
-    pn_host_config_init(&cfg);
-    /* Everything that may raise comes first; the secret is copied last. */
+/* listen: false = no listener, a string = the address, nil = the default.
+ * A string is left on the stack: cfg.listen points into it. */
+static void read_listen(lua_State *L, pn_host_config *cfg) {
     lua_getfield(L, 1, "listen");
     if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
-        cfg.listen = "";
+        cfg->listen = "";
     else if (!lua_isnil(L, -1))
-        cfg.listen = luaL_checkstring(L, -1);
-    /* kept on the stack: cfg.listen points into it until pn_host_new returns */
+        cfg->listen = luaL_checkstring(L, -1);
+}
 
+static void read_settings(lua_State *L, pn_host_config *cfg) {
     size_t nopts;
     const pn_host_option *opts = pn_host_options(&nopts);
     luaL_checkstack(L, (int)nopts, "host.new: options");
     for (size_t i = 0; i < nopts; i++)
-        read_option(L, 1, &cfg, &opts[i]);
+        read_option(L, 1, cfg, &opts[i]);
+}
 
-    /* The trust list is checked whole before the host exists. */
+/* The trust list, parsed whole (once per key) before the host exists, into
+ * a userdata left on the stack; returns the number of keys. */
+static lua_Integer read_trust(lua_State *L, uint8_t (**keys)[PN_KEY_LEN]) {
     lua_getfield(L, 1, "trust");
     int trust = lua_gettop(L);
-    lua_Integer ntrust = 0;
+    lua_Integer n = 0;
     if (!lua_isnil(L, trust)) {
         luaL_checktype(L, trust, LUA_TTABLE);
-        for (; lua_rawgeti(L, trust, ntrust + 1) != LUA_TNIL; ntrust++) {
-            uint8_t key[PN_KEY_LEN];
-            size_t klen;
-            const char *ks = lua_tolstring(L, -1, &klen);
-            pn_err ke;
-            if (!ks || pn_key_parse(key, ks, klen, &ke) != 0)
-                return luaL_error(L, "host.new: trust[%d]: %s", (int)ntrust + 1,
-                                  ks ? ke.msg : "a key must be a string");
+        while (lua_rawgeti(L, trust, n + 1) != LUA_TNIL) {
             lua_pop(L, 1);
+            n++;
         }
         lua_pop(L, 1);
     }
+    *keys = lua_newuserdatauv(L, (size_t)n * PN_KEY_LEN + 1, 0);
+    for (lua_Integer i = 0; i < n; i++) {
+        size_t klen;
+        lua_rawgeti(L, trust, i + 1);
+        const char *ks = lua_tolstring(L, -1, &klen);
+        pn_err e;
+        if (!ks || pn_key_parse((*keys)[i], ks, klen, &e) != 0)
+            luaL_error(L, "host.new: trust[%d]: %s", (int)i + 1,
+                       ks ? e.msg : "a key must be a string");
+        lua_pop(L, 1);
+    }
+    lua_remove(L, trust);
+    return n;
+}
 
+/* The 32 raw bytes of opts[name], or NULL (nil) when absent. */
+static const char *read_raw_key(lua_State *L, const char *name) {
+    size_t len = 0;
+    int type = lua_getfield(L, 1, name);
+    const char *s = type == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    lua_pop(L, 1); /* opts keeps the string alive */
+    if (type == LUA_TNIL) return NULL;
+    if (!s || len != PN_KEY_LEN) luaL_error(L, "host.new: %s must be 32 raw bytes", name);
+    return s;
+}
+
+/* Raises unless peernet_wire is loaded (its registry mark, wire.h): what
+ * names the test hook asked for. */
+static void wire_check(lua_State *L, const char *what) {
+    int marked = lua_getfield(L, LUA_REGISTRYINDEX, PN_WIRE_REGISTRY_KEY) == LUA_TLIGHTUSERDATA;
+    lua_pop(L, 1);
+    if (!marked)
+        luaL_error(L, "%s: test hooks, only for specs (require \"peernet_wire\" first)", what);
+}
+
+/* TEST ONLY (net/test_hooks.h, docs/CONVENTIONS.md): not settings, so not
+ * in the list, and refused unless the spec-only module peernet_wire is
+ * loaded: a user program cannot pin its handshakes' ephemeral key. */
+static void read_test_hooks(lua_State *L, pn_host_test_hooks *hooks) {
+    lua_getfield(L, 1, "test_ephemeral");
+    lua_getfield(L, 1, "test_legacy_atoms");
+    int asked = !lua_isnil(L, -2) || !lua_isnil(L, -1);
+    hooks->legacy_atoms = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    hooks->ephemeral = NULL;
+    if (!asked) return;
+    wire_check(L, "host.new: test_ephemeral and test_legacy_atoms");
+    hooks->ephemeral = (const uint8_t *)read_raw_key(L, "test_ephemeral");
+}
+
+static lhost *lhost_new(lua_State *L) {
+    lhost *lh = calloc(1, sizeof *lh);
+    if (!lh) return NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    lh->L = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    lh->log_ref = LUA_NOREF;
+    for (int i = 0; i < PN_EVENT_COUNT; i++)
+        lh->event_ref[i] = LUA_NOREF;
+    lh->debug_log = getenv("PEERNET_DEBUG") != NULL;
+    return lh;
+}
+
+/* opts.log, a function, referenced by lh (freed with it). */
+static void read_log(lua_State *L, lhost *lh) {
+    lua_getfield(L, 1, "log");
+    if (lua_isfunction(L, -1))
+        lh->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else
+        lua_pop(L, 1);
+}
+
+static int l_host_new(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    pn_host_config cfg;
+    pn_host_config_init(&cfg);
+    /* Everything that may raise comes before the host is made. */
+    read_listen(L, &cfg); /* kept on the stack until pn_host_new returns */
+    read_settings(L, &cfg);
+    uint8_t(*trust)[PN_KEY_LEN];
+    lua_Integer ntrust = read_trust(L, &trust);
+    pn_host_test_hooks hooks;
+    read_test_hooks(L, &hooks);
+    const char *secret = read_raw_key(L, "secret");
+    if (!secret) luaL_error(L, "host.new: secret must be 32 raw bytes");
     uv_loop_t *loop;
     get_loop_from_luv(L, &loop);
-
     lhost_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->lh = NULL;
     luaL_setmetatable(L, HOST_MT);
-    int log_ref = LUA_NOREF;
-    lua_getfield(L, 1, "log");
-    if (lua_isfunction(L, -1))
-        log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    else
-        lua_pop(L, 1);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-    lua_State *main = lua_tothread(L, -1);
-    lua_pop(L, 1);
+    lhost *lh = lhost_new(L);
+    if (!lh) return luaL_error(L, "out of memory");
+    read_log(L, lh);
 
-    uint8_t secret[PN_KEY_LEN], eph[PN_KEY_LEN];
-    size_t len;
-    lua_getfield(L, 1, "secret");
-    const char *s = lua_tolstring(L, -1, &len);
-    int ok = s && len == PN_KEY_LEN;
-    if (ok) memcpy(secret, s, PN_KEY_LEN);
-    /* TEST ONLY (net/test_hooks.h): not settings, so not in the list. */
-    pn_host_test_hooks hooks = {NULL, 0};
-    lua_getfield(L, 1, "test_ephemeral");
-    const char *es = lua_tolstring(L, -1, &len);
-    if (es && len == PN_KEY_LEN) {
-        memcpy(eph, es, PN_KEY_LEN);
-        hooks.ephemeral = eph;
-    } else if (!lua_isnil(L, -1)) {
-        ok = 0;
-    }
-    lua_getfield(L, 1, "test_legacy_atoms");
-    hooks.legacy_atoms = lua_toboolean(L, -1);
-    lua_pop(L, 3);
-    lhost *lh = ok ? calloc(1, sizeof *lh) : NULL;
+    cfg.secret = (const uint8_t *)secret; /* copied by pn_host_new */
+    cfg.log = on_log;
+    cfg.log_ud = lh;
     pn_err e;
-    if (lh) {
-        lh->L = main;
-        lh->log_ref = log_ref;
-        for (int i = 0; i < PN_EVENT_COUNT; i++)
-            lh->event_ref[i] = LUA_NOREF;
-        lh->debug_log = getenv("PEERNET_DEBUG") != NULL;
-        cfg.secret = secret;
-        cfg.log = on_log;
-        cfg.log_ud = lh;
-        lh->h = pn_host_new(loop, &cfg, &e);
-        if (lh->h) pn_host_test_set(lh->h, &hooks);
-    }
-    sodium_memzero(secret, sizeof secret);
-    sodium_memzero(eph, sizeof eph);
-    if (!lh || !lh->h) {
-        luaL_unref(L, LUA_REGISTRYINDEX, log_ref);
+    lh->h = pn_host_new(loop, &cfg, &e);
+    if (!lh->h) {
+        luaL_unref(L, LUA_REGISTRYINDEX, lh->log_ref);
         free(lh);
-        if (!ok) return luaL_error(L, "host.new: secret (and test_ephemeral) must be 32 raw bytes");
-        if (!lh) return luaL_error(L, "out of memory");
         return pn_glue_fail(L, &e);
     }
+    pn_host_test_set(lh->h, &hooks);
     u->lh = lh;
     pn_host_on_event(lh->h, on_event, lh);
-    for (lua_Integer i = 1; i <= ntrust; i++) {
-        uint8_t key[PN_KEY_LEN];
-        size_t klen;
-        lua_rawgeti(L, trust, i);
-        const char *ks = lua_tolstring(L, -1, &klen);
-        if (pn_key_parse(key, ks, klen, &e) != 0 || pn_host_trust(lh->h, key, NULL, &e) != 0) {
-            lua_pop(L, 1);
+    for (lua_Integer i = 0; i < ntrust; i++) {
+        if (pn_host_trust(lh->h, trust[i], NULL, &e) != 0) {
             l_host_close_ud(L, u);
-            return luaL_error(L, "host.new: trust[%d]: %s", (int)i, e.msg);
+            return luaL_error(L, "host.new: trust[%d]: %s", (int)i + 1, e.msg);
         }
-        lua_pop(L, 1);
     }
     pn_live_add(L, -1, PN_LIVE_HOST);
     return 1;
@@ -575,7 +617,7 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
             lua_pop(L, 1);
             lua_pushboolean(L, 0);
             lua_pushfstring(L, "%s reply: %s", pn_reason_name(PN_REASON_UNDECODABLE), e.msg);
-            lua_pushstring(L, pn_reason_name(PN_REASON_UNDECODABLE));
+            lua_pushstring(L, pn_kind_name(PN_KIND_UNDECODABLE));
             nargs = 3;
         }
     } else {
@@ -669,14 +711,17 @@ static void on_connect_done(pn_host *h, int status, const char *msg, void *ud) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, cb->cb_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, cb->cb_ref);
     free(cb);
+    int nargs = 2;
     if (status == 0) {
         lua_pushboolean(L, 1);
         lua_pushnil(L);
-    } else {
+    } else { /* false, message, "local", code: the one failure shape */
         lua_pushboolean(L, 0);
         lua_pushstring(L, msg ? msg : pn_err_name(status));
+        nargs = pn_result_local_top(L, status); /* nil, msg, "local", code */
+        lua_remove(L, -nargs);                  /* false stands for the nil */
     }
-    if (pn_pcall(L, 2, 0) != LUA_OK) report(L, "connect callback");
+    if (pn_pcall(L, nargs, 0) != LUA_OK) report(L, "connect callback");
 }
 
 static int l_host_connect(lua_State *L) {
@@ -710,9 +755,10 @@ static int l_host_ping(lua_State *L) {
     check_key(L, 2, key);
     size_t len = 0;
     const char *nonce = luaL_optlstring(L, 3, NULL, &len);
+    if (nonce) wire_check(L, "h:ping: a fixed nonce");
     if (nonce && len != PN_NONCE_LEN) return luaL_argerror(L, 3, "nonce must be 16 bytes");
     pn_err e;
-    if (pn_host_ping(lh->h, key, (const uint8_t *)nonce, &e) != 0) return pn_glue_fail(L, &e);
+    if (pn_host_test_ping(lh->h, key, (const uint8_t *)nonce, &e) != 0) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -32,6 +32,7 @@
 #include "live.h"
 #include "lua/glue.h"
 #include "lua/pcall.h"
+#include "lua/result.h"
 #include "runtime/runtime.h"
 
 #define RT_MT "peernet.runtime"
@@ -384,9 +385,7 @@ static int l_check(lua_State *L) {
         return 1;
     }
     luaL_pushresult(&b);
-    lua_pushnil(L);
-    lua_insert(L, -2);
-    return 2;
+    return pn_result_local_top(L, PN_OK);
 }
 
 void pn_lua_open_runtime(lua_State *L) {

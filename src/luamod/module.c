@@ -12,6 +12,7 @@
 #include "bind.h"
 #include "core/version.h"
 #include "lua/glue.h"
+#include "lua/result.h"
 #include "lua/value.h"
 #include "peernet/peernet.h"
 
@@ -43,6 +44,7 @@ int luaopen_peernet(lua_State *L) {
     lua_setfield(L, -2, "ms_max");
     lua_pushinteger(L, PN_ADDR_MAX);
     lua_setfield(L, -2, "addr_max");
+    pn_result_open(L);
     pn_value_open(L);
     pn_lua_open_frame(L);
     pn_lua_open_keys(L);

@@ -199,7 +199,7 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
             lua_pushboolean(co, 1);
             n = 1;
         } else {
-            n = push_term(s, co, term, len, pn_reason_name(PN_REASON_UNDECODABLE));
+            n = push_term(s, co, term, len, pn_kind_name(PN_KIND_UNDECODABLE));
         }
     } else if (st == PN_CALL_ERROR) {
         const char *remote = pn_kind_name(PN_KIND_REMOTE);
@@ -463,11 +463,8 @@ static int l_resolve(lua_State *L) {
     uint8_t key[PN_KEY_LEN];
     pn_err e;
     if (pn_key_parse(key, text, len, &e) != 0 &&
-        resolve_label(pn_api_script(L), text, len, key, &e) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, e.msg);
-        return 2;
-    }
+        resolve_label(pn_api_script(L), text, len, key, &e) != 0)
+        return pn_glue_fail(L, &e);
     pn_glue_push_key(L, key);
     return 1;
 }

@@ -201,16 +201,14 @@ static int l_read(lua_State *L) {
     char real[PN_PATH_MAX];
     if (!realpath(p, real)) {
         if (!granted(s->caps, CAP_READ, p)) return denied(L, s, "host.read", p);
-        lua_pushnil(L);
         lua_pushfstring(L, "%s: %s", p, strerror(errno));
-        return 2;
+        return pn_result_local_top(L, PN_EIO);
     }
     if (!granted(s->caps, CAP_READ, real)) return denied(L, s, "host.read", real);
     int fd = open(real, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        lua_pushnil(L);
         lua_pushfstring(L, "%s: %s", real, strerror(errno));
-        return 2;
+        return pn_result_local_top(L, PN_EIO);
     }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -240,16 +238,14 @@ static int l_write(lua_State *L) {
     char real[PN_PATH_MAX];
     if (canon_for_write(p, real) != 0) {
         if (!granted(s->caps, CAP_WRITE, p)) return denied(L, s, "host.write", p);
-        lua_pushnil(L);
         lua_pushfstring(L, "%s: the directory does not exist", p);
-        return 2;
+        return pn_result_local_top(L, PN_ENOTFOUND);
     }
     if (!granted(s->caps, CAP_WRITE, real)) return denied(L, s, "host.write", real);
     int fd = open(real, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
-        lua_pushnil(L);
         lua_pushfstring(L, "%s: %s", real, strerror(errno));
-        return 2;
+        return pn_result_local_top(L, PN_EIO);
     }
     size_t off = 0;
     while (off < len) {
@@ -258,9 +254,8 @@ static int l_write(lua_State *L) {
         if (n < 0) {
             int err = errno;
             close(fd);
-            lua_pushnil(L);
             lua_pushfstring(L, "%s: %s", real, strerror(err));
-            return 2;
+            return pn_result_local_top(L, PN_EIO);
         }
         off += (size_t)n;
     }

@@ -4,6 +4,7 @@
 -- are the control protocol's (lua/peernet/control.lua).
 local uv = require "luv"
 local peernet = require "peernet"
+local K = peernet.kinds
 local datadir = require "peernet.cli.datadir"
 local options = require "peernet.cli.options"
 
@@ -33,7 +34,7 @@ function M.connect(h, key, addr, timeout_ms, cb)
   end
   timer = uv.new_timer()
   timer:start(timeout_ms, 0, function()
-    finish(false, "timeout", ("no connection to %s within %d ms"):format(key, timeout_ms))
+    finish(false, K.timeout, ("no connection to %s within %d ms"):format(key, timeout_ms))
   end)
   local pause = RETRY_FIRST_MS
   local function try()
@@ -73,9 +74,9 @@ function M.call(h, req, reply)
     local left = math.max(1, req.timeout - (uv.now() - start))
     local sent, e = h:call(req.peer, req.handle, req.args:sub(2), function(cok, v, ckind)
       if cok then return reply { ok = true, value = "\131" .. v } end
-      if ckind == "remote" then return reply { ok = false, kind = "remote", reason = "\131" .. v } end
-      if ckind == "timeout" then
-        return reply { ok = false, kind = "timeout", message = ("no reply within %d ms"):format(req.timeout) }
+      if ckind == K.remote then return reply { ok = false, kind = K.remote, reason = "\131" .. v } end
+      if ckind == K.timeout then
+        return reply { ok = false, kind = K.timeout, message = ("no reply within %d ms"):format(req.timeout) }
       end
       reply { ok = false, kind = "closed", message = "the connection closed before the reply" }
     end, { timeout = math.tointeger(left), raw = true })

@@ -11,6 +11,7 @@ local output = require "peernet.cli.output"
 local task = require "peernet.cli.task"
 
 local EXIT, out, fail = output.EXIT, output.out, output.fail
+local K = peernet.kinds
 
 local M = {}
 
@@ -19,12 +20,12 @@ M.DEFAULT_TIMEOUT_MS = help.default("call", "timeout")
 local CONTROL_SLACK_MS = 2000
 
 -- The exit code of an answer's failure kind.
-M.ANSWER_EXIT = { remote = EXIT.remote, timeout = EXIT.timeout, unreachable = EXIT.unreachable,
-  closed = EXIT.unreachable, bad_request = EXIT.usage }
+M.ANSWER_EXIT = { [K.remote] = EXIT.remote, [K.timeout] = EXIT.timeout, unreachable = EXIT.unreachable,
+  [K.closed] = EXIT.unreachable, bad_request = EXIT.usage }
 
 -- The kind --json prints for an answer's kind: a call's result kinds in
 -- the runtime (core/reason.h PN_KINDS): remote, timeout, closed, local.
-local JSON_KIND = { remote = "remote", timeout = "timeout", closed = "closed" }
+local JSON_KIND = { [K.remote] = K.remote, [K.timeout] = K.timeout, [K.closed] = K.closed }
 
 -- On a terminal, a wait says what it waits for on stderr, and the line is
 -- wiped when the answer comes; on a pipe or a file nothing is written.
@@ -68,7 +69,7 @@ end
 function M.print_answer(o, answer)
   if answer.ok then
     local v, de = peernet.etf.decode(answer.value, { exact = true })
-    if v == nil and de then return fail("failure", "undecodable reply: " .. de) end
+    if v == nil and de then return fail("failure", K.undecodable .. " reply: " .. de) end
     if o.json then
       out(format.json { ok = true, value = v == nil and peernet.null or v })
     else
@@ -76,13 +77,13 @@ function M.print_answer(o, answer)
     end
     return EXIT.ok
   end
-  if answer.kind == "remote" then
+  if answer.kind == K.remote then
     local r, re = peernet.etf.decode(answer.reason, { exact = true })
     -- A reason this side cannot map (an Elixir exit reason with a pid in
     -- it): still the peer's {error, _}, so exit 3, with why it is not shown.
-    if r == nil and re then r = "(undecodable reason: " .. re .. ")" end
+    if r == nil and re then r = "(" .. K.undecodable .. " reason: " .. re .. ")" end
     return fail("remote", "error: " .. (re and r or format.pretty(r)),
-      { error = r == nil and peernet.null or r, kind = "remote" })
+      { error = r == nil and peernet.null or r, kind = K.remote })
   end
   return fail(M.ANSWER_EXIT[answer.kind] or EXIT.failure, tostring(answer.message),
     { kind = JSON_KIND[answer.kind] or "local" })

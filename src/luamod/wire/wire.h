@@ -23,7 +23,13 @@ void pn_lua_open_announce(lua_State *L); /* announce.* */
 void pn_lua_open_envelope(lua_State *L); /* envelope.decode, envelope.call, ... */
 void pn_lua_open_mdns(lua_State *L);     /* mdns.parse, mdns.build */
 
+/* luaopen_peernet_wire leaves a light userdata under this registry key;
+ * peernet.so honours its test hooks (host.new's test_ephemeral and
+ * test_legacy_atoms, h:ping's nonce) only when it is there, so a user
+ * program that never loads this module cannot reach them. */
+#define PN_WIRE_REGISTRY_KEY "peernet.wire.test_hooks"
+
 /* require "peernet_wire": a table of the sub-modules above. */
-LUAMOD_API int luaopen_peernet_wire(lua_State *L);
+PN_LUA_EXPORT int luaopen_peernet_wire(lua_State *L);
 
 #endif
