@@ -3,7 +3,7 @@
 int pn_result_fail(lua_State *L, const char *reason, enum pn_kind kind) {
     lua_pushnil(L);
     lua_pushstring(L, reason);
-    lua_pushstring(L, pn_kind_name(kind));
+    lua_pushstring(L, pn_reason_kind_name(kind));
     return 3;
 }
 

@@ -99,7 +99,7 @@ static lhost *check_host(lua_State *L) {
     return u->lh;
 }
 
-pn_host *pn_lua_checkhost(lua_State *L, int idx) {
+pn_host *pn_bind_host_check(lua_State *L, int idx) {
     lhost_ud *u = luaL_checkudata(L, idx, HOST_MT);
     if (!u->lh) luaL_argerror(L, idx, "host is closed");
     return u->lh->h;
@@ -586,7 +586,7 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
         } else {
             lua_pushstring(L, pn_result_reason(st));
         }
-        lua_pushstring(L, pn_kind_name(pn_result_kind(st)));
+        lua_pushstring(L, pn_reason_kind_name(pn_result_kind(st)));
         nargs = 3;
     }
     if (pn_pcall(L, nargs, 0) != LUA_OK) report(L, "call callback");
@@ -772,7 +772,7 @@ static int l_host_stats(lua_State *L) {
     return 1;
 }
 
-void pn_lua_open_host(lua_State *L) {
+void pn_bind_host_open(lua_State *L) {
     static const luaL_Reg methods[] = {{"close", l_host_close},
                                        {"port", l_host_port},
                                        {"key", l_host_key},

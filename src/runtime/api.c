@@ -202,7 +202,7 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
             n = push_term(s, co, term, len, pn_reason_name(PN_REASON_UNDECODABLE));
         }
     } else if (st == PN_CALL_ERROR) {
-        const char *remote = pn_kind_name(PN_KIND_REMOTE);
+        const char *remote = pn_reason_kind_name(PN_KIND_REMOTE);
         lua_pushnil(co);
         n = push_term(s, co, term, len, remote);
         if (n == 3) { /* the reason itself did not decode: its message stands */

@@ -10,9 +10,9 @@ int luaopen_peernet_wire(lua_State *L) {
     if (sodium_init() < 0) return luaL_error(L, "peernet_wire: libsodium failed to initialise");
     pn_value_init(L); /* the envelope decoder makes atoms and maps */
     lua_newtable(L);
-    pn_lua_open_noise(L);
-    pn_lua_open_announce(L);
-    pn_lua_open_envelope(L);
-    pn_lua_open_mdns(L);
+    pn_bind_noise_open(L);
+    pn_bind_announce_open(L);
+    pn_bind_envelope_open(L);
+    pn_bind_mdns_open(L);
     return 1;
 }
