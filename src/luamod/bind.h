@@ -1,5 +1,6 @@
 /*
- * Bindings of the core modules into the Lua module `peernet`. Each opener is
+ * Bindings of the core modules into the Lua module `peernet`. Each opener,
+ * pn_bind_X_open in bind_X.c (wire/bind_X.c for the spec-only ones), is
  * called with the module table on top of the stack and adds its fields to
  * it (a sub-table such as `peernet.etf`, or top-level functions).
  *
