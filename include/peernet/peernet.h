@@ -19,7 +19,9 @@
  * Names: the API is named by its one object, pn_host_* (and pn_peer_* for
  * what the registry reports), though its groups live in several files of
  * src/net; each group's heading below names the file that holds it
- * (scripts/check-names holds the headings to the code).
+ * (scripts/check-names holds the headings to the code). pn_request_* and
+ * pn_trustfile_watch are named by objects of their own, a request being
+ * served (request.c) and a followed trust file (trustfile.c).
  *
  * Signals: libuv writes with write(2), so a peer that hangs up raises
  * SIGPIPE. A program embedding the host must ignore SIGPIPE (signal(SIGPIPE,

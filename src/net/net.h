@@ -29,7 +29,7 @@
 #include "core/handshake.h"
 #include "core/logline.h"
 #include "core/trust.h"
-#include "core/queue.h"
+#include "core/list.h"
 #include "handles.h"
 #include "peernet/peernet.h"
 #include "test_hooks.h"

@@ -17,7 +17,7 @@
 #include "core/etf.h"
 #include "core/file.h"
 #include "core/logline.h"
-#include "core/queue.h"
+#include "core/list.h"
 #include "core/reason.h"
 #include "net/handles.h"
 #include "runtime.h"
