@@ -232,7 +232,7 @@ static void on_event(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], con
         if (pn_host_call(h, key, "hello", hello, sizeof hello, LONG_MS, on_call_done, NULL, NULL) ==
             0)
             S.calls_started++;
-        pn_host_test_ping(h, key, ping_nonce, NULL);
+        pn_calls_test_ping(h, key, ping_nonce, NULL);
     } else if (ev == PN_EVENT_DISCONNECTED) {
         if (pn_host_send(h, key, "bye", hello, sizeof hello, NULL) != PN_ESTATE)
             fail("a send to a peer just disconnected was not refused");
@@ -322,7 +322,7 @@ static void handle(pn_host *h, pn_request *req, void *ud) {
     } else if (strcmp(what, "send_back") == 0) {
         pn_host_send(h, from, "note", args, len, &e);
     } else if (strcmp(what, "ping_me") == 0) {
-        pn_host_test_ping(h, from, ping_nonce, &e);
+        pn_calls_test_ping(h, from, ping_nonce, &e);
     } else if (strcmp(what, "untrust") == 0) { /* closes this very connection */
         if (pn_host_untrust(h, from) != 0) fail("untrust of a connected peer failed");
         if (pn_host_trust(h, from, NULL, &e) != 0 && !S.closing) fail("trust failed");
@@ -705,7 +705,7 @@ static void action(const uint8_t *p, size_t n) {
     switch (sel % 10) {
         case 0:
             memcpy(nonce, p, n < PN_NONCE_LEN ? n : PN_NONCE_LEN);
-            pn_host_test_ping(h, S.key, n ? nonce : NULL, &e);
+            pn_calls_test_ping(h, S.key, n ? nonce : NULL, &e);
             break;
         case 1:
             /* Calling the peer's "close_host" or "untrust": its answer does that here. */

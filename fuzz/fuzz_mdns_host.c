@@ -1,6 +1,6 @@
 /*
  * mDNS host fuzz target: a live host with mDNS on fed arbitrary datagrams
- * through pn_mdns_feed (the path its socket takes), so the responder and
+ * through pn_mdnsd_feed (the path its socket takes), so the responder and
  * the browser (query matching, known-answer suppression, the instance
  * table, TXT keys, addresses, goodbyes, registry updates) see what a
  * stranger on the LAN can send. It never crashes, the counters stay
@@ -98,7 +98,7 @@ static void drain(int from_sink, uint16_t id) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!host) init();
-    pn_mdns *m = host->mdns;
+    pn_mdnsd *m = host->mdns;
     size_t p = 0;
     while (p + 3 <= size) {
         uint8_t flags = data[p];
@@ -122,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         else
             uv_ip4_addr(v4[pick], port, &from.in4);
         uint16_t id = len >= 2 ? (uint16_t)(data[p] << 8 | data[p + 1]) : 0;
-        pn_mdns_feed(m, data + p, len, &from.sa);
+        pn_mdnsd_feed(m, data + p, len, &from.sa);
         drain(!(flags & 1), id);
         if (flags & 8) uv_run(&loop, UV_RUN_NOWAIT);
         p += len;

@@ -140,6 +140,8 @@ typedef struct pn_host_option {
 
 struct pn_host_config;
 
+/* ---- the list's functions (src/net/config.c) ------------------------- */
+
 /* The list, n entries. */
 const pn_host_option *pn_host_options(size_t *n);
 const char *pn_host_option_kind_name(enum pn_opt_kind k); /* "ms", "u32", ... */

@@ -16,6 +16,13 @@
  * Errors: functions return 0 or a negative PN_E* code and fill a pn_err
  * (peernet/err.h) when one is given.
  *
+ * Names: the API is named by its one object, pn_host_* (and pn_peer_* for
+ * what the registry reports), though its groups live in several files of
+ * src/net; each group's heading below names the file that holds it
+ * (scripts/check-names holds the headings to the code). pn_request_* and
+ * pn_trustfile_watch are named by objects of their own, a request being
+ * served (request.c) and a followed trust file (trustfile.c).
+ *
  * Signals: libuv writes with write(2), so a peer that hangs up raises
  * SIGPIPE. A program embedding the host must ignore SIGPIPE (signal(SIGPIPE,
  * SIG_IGN) in main) so that such a write fails with EPIPE instead of killing
@@ -56,8 +63,12 @@ typedef struct pn_host_config {
     void *log_ud;
 } pn_host_config;
 
+/* ---- settings (src/net/config.c; the list: peernet/options.h) -------- */
+
 /* Fills c with the defaults above (and no secret: set one). */
 void pn_host_config_init(pn_host_config *c);
+
+/* ---- lifecycle (src/net/host.c) -------------------------------------- */
 
 /* Creates the host and starts listening. The host keeps loop running while
  * it listens or has connections. */
@@ -78,7 +89,7 @@ int pn_host_port(const pn_host *h);
 uint32_t pn_host_log_window(const pn_host *h);
 void pn_host_public_key(const pn_host *h, uint8_t out[PN_KEY_LEN]);
 
-/* ---- trust ------------------------------------------------------------ */
+/* ---- trust (src/net/policy.c; the followed file: trustfile.c) -------- */
 
 /* Only trusted keys complete a handshake (either direction). addr (may be
  * NULL) is a "HOST:PORT" to dial and redial. */
@@ -94,7 +105,7 @@ int pn_host_is_trusted(const pn_host *h, const uint8_t key[PN_KEY_LEN]);
  * trusted through pn_host_trust are not touched by the file. */
 int pn_trustfile_watch(pn_host *h, const char *path, pn_err *e);
 
-/* ---- handlers (the serving side) -------------------------------------- */
+/* ---- handlers, the serving side (src/net/dispatch.c; requests: request.c) */
 
 /* A call or send being served. For a call the handler must answer exactly
  * once, now or later, with pn_request_reply / pn_request_reply_error (which
@@ -148,7 +159,7 @@ int pn_request_reply_error(pn_request *req, const char *reason, pn_err *e);
 /* {error, Reason} with Reason any term. */
 int pn_request_reply_error_term(pn_request *req, const uint8_t *reason, size_t len, pn_err *e);
 
-/* ---- calling (the client side) ---------------------------------------- */
+/* ---- calling, the client side (src/net/calls.c) ----------------------- */
 
 typedef enum {
     /* term is Value or Reason as received: well-formed ETF, but it may lie
@@ -173,6 +184,8 @@ int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
 int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
                  size_t args_len, pn_err *e);
 
+/* ---- dialling (src/net/policy.c) ------------------------------------- */
+
 /* Dials addr ("HOST:PORT") expecting key; cb gets 0 once authenticated (at
  * once, later, when already connected) or an error code and message. The
  * key must be trusted. The address becomes the peer's redial address. */
@@ -180,11 +193,13 @@ typedef void (*pn_connect_cb)(pn_host *h, int status, const char *msg, void *ud)
 int pn_host_connect(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *addr, pn_connect_cb cb,
                     void *ud, pn_err *e);
 
+/* ---- pinging (src/net/calls.c) --------------------------------------- */
+
 /* Diagnostics: sends {ping, Nonce} now, with a random nonce; PN_ESTATE when
  * not connected. */
 int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], pn_err *e);
 
-/* ---- registry and events ---------------------------------------------- */
+/* ---- registry (src/net/registry.c) ----------------------------------- */
 
 /* X(ENUM, name) */
 #define PN_PEER_STATUSES(X)                                                                        \
@@ -216,6 +231,8 @@ typedef struct pn_peer_info {
 void pn_host_peers(const pn_host *h, int (*fn)(const pn_peer_info *p, void *ud), void *ud);
 int pn_host_peer(const pn_host *h, const uint8_t key[PN_KEY_LEN], pn_peer_info *out);
 
+/* ---- events (src/net/host.c) ----------------------------------------- */
+
 /* DISCOVERED: a key was first heard announcing itself on the LAN, or
  * announced a new address (pn_host_peer gives it; trusted or not).
  * detail: for DISCONNECTED why the link closed ("peer closed the
@@ -245,12 +262,16 @@ void pn_host_off_event(pn_host *h, pn_event_fn fn, void *ud);
 int pn_host_on_closing(pn_host *h, void (*fn)(void *ud), void *ud);
 void pn_host_off_closing(pn_host *h, void (*fn)(void *ud), void *ud);
 
+/* ---- network changes (src/net/policy.c) ------------------------------ */
+
 /* The network changed (netmon calls it; a program that learns it another way
  * may too): announces again, and pings every live link with the probe
  * deadline; links that do not answer in time are closed and redialled,
  * healthy ones are kept. Disconnected peers with an address are redialled
  * at once. */
 void pn_host_network_changed(pn_host *h);
+
+/* ---- counters (src/net/host.c) --------------------------------------- */
 
 /* Counters for diagnostics and specs, one list: the struct and the Lua
  * table of h:stats() are made from it. X(type, name, meaning) */

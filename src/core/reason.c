@@ -11,6 +11,6 @@ const char *pn_reason_name(enum pn_reason r) {
     return (unsigned)r < PN_REASON_COUNT ? reasons[r] : "unknown";
 }
 
-const char *pn_kind_name(enum pn_kind k) {
+const char *pn_reason_kind_name(enum pn_kind k) {
     return (unsigned)k < PN_KIND_COUNT ? kinds[k] : "unknown";
 }

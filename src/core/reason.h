@@ -45,6 +45,6 @@ enum pn_kind { PN_KINDS(PN_KIND_ENUM_) PN_KIND_COUNT };
 
 /* The name of a reason or a kind ("no_such_handle", "remote"). */
 const char *pn_reason_name(enum pn_reason r);
-const char *pn_kind_name(enum pn_kind k);
+const char *pn_reason_kind_name(enum pn_kind k);
 
 #endif

@@ -3,7 +3,7 @@
 int pn_result_fail(lua_State *L, const char *reason, enum pn_kind kind) {
     lua_pushnil(L);
     lua_pushstring(L, reason);
-    lua_pushstring(L, pn_kind_name(kind));
+    lua_pushstring(L, pn_reason_kind_name(kind));
     return 3;
 }
 
@@ -14,7 +14,7 @@ int pn_result_local(lua_State *L, const char *msg) {
 int pn_result_local_top(lua_State *L, int code) {
     lua_pushnil(L);
     lua_insert(L, -2);
-    lua_pushstring(L, pn_kind_name(PN_KIND_LOCAL));
+    lua_pushstring(L, pn_reason_kind_name(PN_KIND_LOCAL));
     if (code == PN_OK) return 3;
     lua_pushstring(L, pn_err_name(code));
     return 4;
@@ -34,7 +34,7 @@ static const char *reason_name(int i) {
 }
 
 static const char *kind_name(int i) {
-    return pn_kind_name((enum pn_kind)i);
+    return pn_reason_kind_name((enum pn_kind)i);
 }
 
 void pn_result_open(lua_State *L) {

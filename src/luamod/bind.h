@@ -1,5 +1,6 @@
 /*
- * Bindings of the core modules into the Lua module `peernet`. Each opener is
+ * Bindings of the core modules into the Lua module `peernet`. Each opener,
+ * pn_bind_X_open in bind_X.c (wire/bind_X.c for the spec-only ones), is
  * called with the module table on top of the stack and adds its fields to
  * it (a sub-table such as `peernet.etf`, or top-level functions).
  *
@@ -17,14 +18,14 @@
 #include "peernet/err.h"
 #include "lua/glue.h"
 
-void pn_lua_open_frame(lua_State *L);   /* frame.reader, frame.encode */
-void pn_lua_open_keys(lua_State *L);    /* keys.* */
-void pn_lua_open_trust(lua_State *L);   /* trust.* */
-void pn_lua_open_host(lua_State *L);    /* host.new: a host on luv's loop */
-void pn_lua_open_runtime(lua_State *L); /* runtime.new, runtime.check: the script runtime */
-void pn_lua_open_qr(lua_State *L);      /* qr: a QR code as rows of booleans */
-void pn_lua_open_pattern(lua_State *L); /* pattern.find/match/gmatch/gsub: bounded Lua patterns */
-void pn_lua_open_args(lua_State *L);    /* args.parse, args.encode: ARGS in the C sandbox */
+void pn_bind_frame_open(lua_State *L);   /* frame.reader, frame.encode */
+void pn_bind_keys_open(lua_State *L);    /* keys.* */
+void pn_bind_trust_open(lua_State *L);   /* trust.* */
+void pn_bind_host_open(lua_State *L);    /* host.new: a host on luv's loop */
+void pn_bind_runtime_open(lua_State *L); /* runtime.new, runtime.check: the script runtime */
+void pn_bind_qr_open(lua_State *L);      /* qr: a QR code as rows of booleans */
+void pn_bind_pattern_open(lua_State *L); /* pattern.find/match/gmatch/gsub: bounded Lua patterns */
+void pn_bind_args_open(lua_State *L);    /* args.parse, args.encode: ARGS in the C sandbox */
 
 /* require "peernet": the module table (peernet.so, or linked into peernet-host).
  * The wire codecs' test bindings are a module of their own (wire/wire.h). */
@@ -32,6 +33,6 @@ PN_LUA_EXPORT int luaopen_peernet(lua_State *L);
 
 /* The pn_host of the peernet.host object at idx; raises when it is not one
  * or is closed. (The object owns the host: keep it referenced.) */
-struct pn_host *pn_lua_checkhost(lua_State *L, int idx);
+struct pn_host *pn_bind_host_check(lua_State *L, int idx);
 
 #endif

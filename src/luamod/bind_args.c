@@ -238,7 +238,7 @@ static int l_args_encode(lua_State *L) {
     return 1;
 }
 
-void pn_lua_open_args(lua_State *L) {
+void pn_bind_args_open(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"parse", l_args_parse}, {"encode", l_args_encode}, {NULL, NULL}};
     if (luaL_newmetatable(L, ARGS_EVAL_MT)) {

@@ -87,7 +87,7 @@ static int frame_encode(lua_State *L) {
     return 1;
 }
 
-void pn_lua_open_frame(lua_State *L) {
+void pn_bind_frame_open(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"feed", frame_reader_feed}, {"buffered", frame_reader_buffered}, {NULL, NULL}};
     static const luaL_Reg fns[] = {

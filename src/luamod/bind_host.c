@@ -101,7 +101,7 @@ static lhost *check_host(lua_State *L) {
     return u->lh;
 }
 
-pn_host *pn_lua_checkhost(lua_State *L, int idx) {
+pn_host *pn_bind_host_check(lua_State *L, int idx) {
     lhost_ud *u = luaL_checkudata(L, idx, HOST_MT);
     if (!u->lh) luaL_argerror(L, idx, "host is closed");
     return u->lh->h;
@@ -617,7 +617,7 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
             lua_pop(L, 1);
             lua_pushboolean(L, 0);
             lua_pushfstring(L, "%s reply: %s", pn_reason_name(PN_REASON_UNDECODABLE), e.msg);
-            lua_pushstring(L, pn_kind_name(PN_KIND_UNDECODABLE));
+            lua_pushstring(L, pn_reason_kind_name(PN_KIND_UNDECODABLE));
             nargs = 3;
         }
     } else {
@@ -628,7 +628,7 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
         } else {
             lua_pushstring(L, pn_result_reason(st));
         }
-        lua_pushstring(L, pn_kind_name(pn_result_kind(st)));
+        lua_pushstring(L, pn_reason_kind_name(pn_result_kind(st)));
         nargs = 3;
     }
     if (pn_pcall(L, nargs, 0) != LUA_OK) report(L, "call callback");
@@ -758,7 +758,7 @@ static int l_host_ping(lua_State *L) {
     if (nonce) wire_check(L, "h:ping: a fixed nonce");
     if (nonce && len != PN_NONCE_LEN) return luaL_argerror(L, 3, "nonce must be 16 bytes");
     pn_err e;
-    if (pn_host_test_ping(lh->h, key, (const uint8_t *)nonce, &e) != 0) return pn_glue_fail(L, &e);
+    if (pn_calls_test_ping(lh->h, key, (const uint8_t *)nonce, &e) != 0) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -818,7 +818,7 @@ static int l_host_stats(lua_State *L) {
     return 1;
 }
 
-void pn_lua_open_host(lua_State *L) {
+void pn_bind_host_open(lua_State *L) {
     static const luaL_Reg methods[] = {{"close", l_host_close},
                                        {"port", l_host_port},
                                        {"key", l_host_key},

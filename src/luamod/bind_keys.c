@@ -193,7 +193,7 @@ static const luaL_Reg keys_fns[] = {{"generate", l_generate},
                                     {"fingerprint", l_fingerprint},
                                     {NULL, NULL}};
 
-void pn_lua_open_keys(lua_State *L) {
+void pn_bind_keys_open(lua_State *L) {
     if (luaL_newmetatable(L, KEYPAIR_MT)) {
         luaL_setfuncs(L, keypair_meta, 0);
         luaL_newlib(L, keypair_methods);

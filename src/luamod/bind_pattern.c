@@ -6,7 +6,7 @@
 #include "core/pattern.h"
 #include "lua/lpattern.h"
 
-void pn_lua_open_pattern(lua_State *L) {
+void pn_bind_pattern_open(lua_State *L) {
     pn_glue_submodule(L, "pattern", pn_lpattern_functions());
     lua_getfield(L, -1, "pattern");
     lua_pushinteger(L, (lua_Integer)PN_PATTERN_STEPS_DEFAULT);

@@ -57,7 +57,7 @@ static int l_qr(lua_State *L) {
     return 1;
 }
 
-void pn_lua_open_qr(lua_State *L) {
+void pn_bind_qr_open(lua_State *L) {
     lua_pushcfunction(L, l_qr);
     lua_setfield(L, -2, "qr");
 }

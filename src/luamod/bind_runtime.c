@@ -106,7 +106,7 @@ static void read_limits(lua_State *L, int t, pn_sandbox_limits *lim) {
 }
 
 static int l_rt_new(lua_State *L) {
-    pn_host *h = pn_lua_checkhost(L, 1);
+    pn_host *h = pn_bind_host_check(L, 1);
     lua_settop(L, 2);
     if (lua_isnil(L, 2)) {
         lua_newtable(L);
@@ -175,7 +175,7 @@ static int l_rt_api(lua_State *L) {
         return 1;
     }
     pn_err e;
-    if (pn_rt_trusted(r->rt, L, &e) != 0) return pn_glue_fail(L, &e);
+    if (pn_script_trusted(r->rt, L, &e) != 0) return pn_glue_fail(L, &e);
     lua_createtable(L, 0, 1);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &module_key);
     lua_setfield(L, -2, "__index");
@@ -194,7 +194,7 @@ static int l_rt_spawn(lua_State *L) {
         lua_call(L, 1, 0);
     }
     pn_err e;
-    if (pn_rt_spawn(r->rt, L, lua_gettop(L) - 2, &e) != 0) return pn_glue_fail(L, &e);
+    if (pn_script_spawn(r->rt, L, lua_gettop(L) - 2, &e) != 0) return pn_glue_fail(L, &e);
     return 0;
 }
 
@@ -235,12 +235,12 @@ static int l_rt_load_dir(lua_State *L) {
     lrt *r = check_rt(L);
     const char *dir = luaL_checkstring(L, 2);
     pn_err e;
-    if (pn_rt_watch_dir(r->rt, dir, &e) != 0) return pn_glue_fail(L, &e);
+    if (pn_scriptdir_watch(r->rt, dir, &e) != 0) return pn_glue_fail(L, &e);
     lua_newtable(L);
     int by_path = lua_gettop(L);
-    pn_rt_scripts(r->rt, add_handles, L);
+    pn_script_each(r->rt, add_handles, L);
     lua_newtable(L);
-    pn_rt_dir_files(r->rt, add_file, L);
+    pn_scriptdir_files(r->rt, add_file, L);
     /* each entry gets the handles its script exposes */
     for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; i++) {
         lua_getfield(L, -1, "file");
@@ -259,14 +259,14 @@ static int l_rt_load_file(lua_State *L) {
     lrt *r = check_rt(L);
     const char *path = luaL_checkstring(L, 2);
     pn_err e;
-    if (pn_rt_load_file(r->rt, path, lua_toboolean(L, 3), &e) != 0) return pn_glue_fail(L, &e);
+    if (pn_script_load_file(r->rt, path, lua_toboolean(L, 3), &e) != 0) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
 
 static int l_rt_unload_file(lua_State *L) {
     lrt *r = check_rt(L);
-    pn_rt_unload_file(r->rt, luaL_checkstring(L, 2));
+    pn_script_unload_file(r->rt, luaL_checkstring(L, 2));
     return 0;
 }
 
@@ -298,7 +298,7 @@ static int add_script(const pn_rt_script_info *i, const char **names, uint32_t n
 static int l_rt_scripts(lua_State *L) {
     lrt *r = check_rt(L);
     lua_newtable(L);
-    pn_rt_scripts(r->rt, add_script, L);
+    pn_script_each(r->rt, add_script, L);
     return 1;
 }
 
@@ -373,7 +373,7 @@ static int l_check(lua_State *L) {
         const char *slash = strrchr(path, '/');
         int admin = slash && slash - path >= 5 && strncmp(slash - 5, "admin", 5) == 0 &&
                     (slash - path == 5 || slash[-6] == '/');
-        if (pn_rt_load_file(rt, path, admin, &e) != 0) {
+        if (pn_script_load_file(rt, path, admin, &e) != 0) {
             if (errors++) luaL_addchar(&b, '\n');
             luaL_addstring(&b, e.msg);
         }
@@ -388,7 +388,7 @@ static int l_check(lua_State *L) {
     return pn_result_local_top(L, PN_OK);
 }
 
-void pn_lua_open_runtime(lua_State *L) {
+void pn_bind_runtime_open(lua_State *L) {
     static const luaL_Reg methods[] = {{"api", l_rt_api},
                                        {"spawn", l_rt_spawn},
                                        {"busy", l_rt_busy},

@@ -262,7 +262,7 @@ static const luaL_Reg store_meta[] = {
 
 static const luaL_Reg trust_fns[] = {{"open", l_open}, {NULL, NULL}};
 
-void pn_lua_open_trust(lua_State *L) {
+void pn_bind_trust_open(lua_State *L) {
     if (luaL_newmetatable(L, STORE_MT)) {
         luaL_setfuncs(L, store_meta, 0);
         luaL_newlib(L, store_methods);

@@ -46,13 +46,13 @@ int luaopen_peernet(lua_State *L) {
     lua_setfield(L, -2, "addr_max");
     pn_result_open(L);
     pn_value_open(L);
-    pn_lua_open_frame(L);
-    pn_lua_open_keys(L);
-    pn_lua_open_trust(L);
-    pn_lua_open_host(L);
-    pn_lua_open_runtime(L);
-    pn_lua_open_qr(L);
-    pn_lua_open_pattern(L);
-    pn_lua_open_args(L);
+    pn_bind_frame_open(L);
+    pn_bind_keys_open(L);
+    pn_bind_trust_open(L);
+    pn_bind_host_open(L);
+    pn_bind_runtime_open(L);
+    pn_bind_qr_open(L);
+    pn_bind_pattern_open(L);
+    pn_bind_args_open(L);
     return 1;
 }

@@ -208,7 +208,7 @@ static int open_watchers(pn_host *h, const pn_host_config *cfg, pn_err *e) {
     }
     if (cfg->netmon && pn_netmon_open(h, &de) != 0)
         pn_log(h, PN_LOG_WARN, "%s; network changes will go unnoticed", de.msg);
-    if (cfg->mdns && !(h->mdns = pn_mdns_start(h, cfg->mdns_instance, cfg->mdns_port, &de))) {
+    if (cfg->mdns && !(h->mdns = pn_mdnsd_start(h, cfg->mdns_instance, cfg->mdns_port, &de))) {
         if (de.code == PN_EINVAL) return *e = de, de.code;
         pn_log(h, PN_LOG_WARN, "%s; running without mDNS", de.msg);
     }
@@ -270,7 +270,7 @@ void pn_host_close(pn_host *h, void (*on_closed)(void *ud), void *ud) {
     h->closing = 1;
     h->on_closed = on_closed;
     h->on_closed_ud = ud;
-    if (h->mdns) pn_mdns_close(h->mdns, 1); /* its goodbye still names our port */
+    if (h->mdns) pn_mdnsd_close(h->mdns, 1); /* its goodbye still names our port */
     h->mdns = NULL;
     pn_host_stop_listening(h);
     pn_trustfile_close(h);

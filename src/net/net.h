@@ -6,8 +6,8 @@
  * (conn.c), whether a link still works (ping.c), the admission of inbound
  * handshakes (admit.c), the serving side (dispatch.c: handlers; request.c:
  * requests), the calling side (calls.c), the watched trust file
- * (trustfile.c), LAN discovery (discovery.c), mDNS (mdns.c; browsing:
- * mdns_browse.c) and the network monitor (netmon.c).
+ * (trustfile.c), LAN discovery (discovery.c), mDNS (mdnsd.c; browsing:
+ * mdnsd_browse.c) and the network monitor (netmon.c).
  * Addresses are parsed by pn_addr_split (core/addr.h). The public
  * face is include/peernet/peernet.h.
  *
@@ -29,7 +29,7 @@
 #include "core/handshake.h"
 #include "core/logline.h"
 #include "core/trust.h"
-#include "core/queue.h"
+#include "core/list.h"
 #include "handles.h"
 #include "peernet/peernet.h"
 #include "test_hooks.h"
@@ -271,7 +271,7 @@ struct pn_host {
     /* Untrusted peers known from announces, the one heard from last first:
      * at most PN_DISCOVERED_MAX, the tail is forgotten to make room. */
     pn_list strangers;
-    struct pn_mdns *mdns; /* mDNS responder and browser, when enabled */
+    struct pn_mdnsd *mdns; /* mDNS responder and browser, when enabled */
 
     struct {
         pn_event_fn fn;
@@ -461,15 +461,15 @@ void pn_discovery_close(pn_host *h);
 int pn_netmon_open(pn_host *h, pn_err *e);
 void pn_netmon_close(pn_host *h);
 
-/* mdns.c: the responder and browser. port 0 = 5353; instance NULL = a name
+/* mdnsd.c: the responder and browser. port 0 = 5353; instance NULL = a name
  * made from the key. Close sends a goodbye (TTL 0) when asked. */
-typedef struct pn_mdns pn_mdns;
-pn_mdns *pn_mdns_start(pn_host *h, const char *instance, uint16_t port, pn_err *e);
-void pn_mdns_close(pn_mdns *m, int goodbye);
+typedef struct pn_mdnsd pn_mdnsd;
+pn_mdnsd *pn_mdnsd_start(pn_host *h, const char *instance, uint16_t port, pn_err *e);
+void pn_mdnsd_close(pn_mdnsd *m, int goodbye);
 /* Re-joins the groups on the current interfaces, re-announces and
  * re-queries at once (the network monitor calls it; m may be NULL). */
-void pn_mdns_network_changed(pn_mdns *m);
+void pn_mdnsd_network_changed(pn_mdnsd *m);
 /* One received datagram, as if from `from` (the socket's path; fuzz/fuzz_mdns_host.c). */
-void pn_mdns_feed(pn_mdns *m, const uint8_t *buf, size_t len, const struct sockaddr *from);
+void pn_mdnsd_feed(pn_mdnsd *m, const uint8_t *buf, size_t len, const struct sockaddr *from);
 
 #endif

@@ -293,7 +293,7 @@ void pn_host_network_changed(pn_host *h) {
     pn_log(h, PN_LOG_INFO, "network changed: announcing again, probing %d link%s (%u ms)", n,
            n == 1 ? "" : "s", h->cfg.probe_timeout_ms);
     pn_discovery_announce(h);
-    pn_mdns_network_changed(h->mdns); /* re-join the groups, re-announce, re-query */
+    pn_mdnsd_network_changed(h->mdns); /* re-join the groups, re-announce, re-query */
     if (h->closing) return;
     /* A link whose local address has left every interface is dead for sure:
      * it goes now instead of after the probe deadline. */

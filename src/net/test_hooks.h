@@ -24,6 +24,6 @@ void pn_host_test_set(pn_host *h, const pn_host_test_hooks *t);
 
 /* pn_host_ping with a chosen nonce (NULL = random), so a spec can match a
  * recorded pong. */
-int pn_host_test_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonce, pn_err *e);
+int pn_calls_test_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonce, pn_err *e);
 
 #endif

@@ -199,10 +199,10 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
             lua_pushboolean(co, 1);
             n = 1;
         } else {
-            n = push_term(s, co, term, len, pn_kind_name(PN_KIND_UNDECODABLE));
+            n = push_term(s, co, term, len, pn_reason_kind_name(PN_KIND_UNDECODABLE));
         }
     } else if (st == PN_CALL_ERROR) {
-        const char *remote = pn_kind_name(PN_KIND_REMOTE);
+        const char *remote = pn_reason_kind_name(PN_KIND_REMOTE);
         lua_pushnil(co);
         n = push_term(s, co, term, len, remote);
         if (n == 3) { /* the reason itself did not decode: its message stands */

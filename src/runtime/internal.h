@@ -2,13 +2,11 @@
  * What the engine's files share (runtime.h is the public face): the
  * runtime, its scripts, tasks, handles and timers, and the functions that
  * move them between files. Each function's prefix names its file:
- * pn_task_ task.c, pn_runq_ runq.c, pn_script_ script.c, pn_handler_
- * handler.c, pn_admin_ admin.c, pn_event_ event.c, pn_timer_ timer.c,
- * pn_api_ api.c, pn_caps_ caps.c. The pn_rt_ functions (runtime.h's, and
- * the few here) live with their job: loading and the trusted state
- * (pn_rt_load_file, _unload_file, _trusted, _spawn, _scripts) in script.c,
- * pn_rt_log* in log.c, pn_rt_watch_dir and pn_rt_dir_* in scriptdir.c,
- * the lifecycle (new, drain, close, keepalive) in runtime.c.
+ * pn_task_ task.c, pn_runq_ runq.c, pn_script_ script.c, pn_scriptdir_
+ * scriptdir.c, pn_handler_ handler.c, pn_admin_ admin.c, pn_event_
+ * event.c, pn_timer_ timer.c, pn_api_ api.c, pn_caps_ caps.c, pn_rt_log
+ * rt_log.c; pn_rt_ alone is the runtime object's lifecycle (new, drain,
+ * close, keepalive) in runtime.c (scripts/check-names checks this).
  */
 #ifndef PN_RT_INTERNAL_H
 #define PN_RT_INTERNAL_H
@@ -19,7 +17,7 @@
 #include "core/etf.h"
 #include "core/file.h"
 #include "core/logline.h"
-#include "core/queue.h"
+#include "core/list.h"
 #include "core/reason.h"
 #include "net/handles.h"
 #include "runtime.h"
@@ -160,7 +158,7 @@ struct pn_rt {
 #define PN_TASK_OF(l) PN_CONTAINER(l, pn_task, link)
 #define PN_BINDING_OF(l) PN_CONTAINER(l, pn_binding, link)
 
-/* ---- log.c ------------------------------------------------------------------ */
+/* ---- rt_log.c --------------------------------------------------------------- */
 
 void pn_rt_log(pn_rt *rt, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* pn_rt_log for a line a remote peer can cause at will: the first of its
@@ -281,6 +279,6 @@ void pn_caps_open(lua_State *L, pn_script *s); /* the `host` table */
 
 /* ---- scriptdir.c ------------------------------------------------------------------ */
 
-void pn_rt_dir_close(pn_rt *rt);
+void pn_scriptdir_close(pn_rt *rt);
 
 #endif

@@ -170,7 +170,7 @@ void pn_rt_close(pn_rt *rt) {
 }
 
 static void rt_do_close(pn_rt *rt) {
-    pn_rt_dir_close(rt);
+    pn_scriptdir_close(rt);
     if (!rt->host_gone) {
         pn_host_off_event(rt->h, pn_event_on, rt);
         pn_host_off_closing(rt->h, on_host_closing, rt);

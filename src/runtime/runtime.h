@@ -18,7 +18,7 @@
  * replacing and closing scripts), task.c (tasks and their resumes), runq.c
  * (the round-robin run queue), handler.c (exposed handles and calls into
  * scripts), admin.c (admin modules and beam_admin), event.c (peernet.on),
- * timer.c (peernet.after/every), log.c (the runtime's log), api.c (the
+ * timer.c (peernet.after/every), rt_log.c (the runtime's log), api.c (the
  * `peernet` table a script sees), caps.c (the operator's grants:
  * host.exec, host.read, host.write), scriptdir.c (the watched directory);
  * src/luamod/bind_runtime.c is the Lua face (peernet.runtime).
@@ -59,18 +59,18 @@ pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e);
 void pn_rt_close(pn_rt *rt);
 
 /* Makes L (a trusted state) a script of rt and pushes its `peernet` table. */
-int pn_rt_trusted(pn_rt *rt, lua_State *L, pn_err *e);
+int pn_script_trusted(pn_rt *rt, lua_State *L, pn_err *e);
 /* Runs the function below nargs arguments on L (the trusted state) as a task. */
-int pn_rt_spawn(pn_rt *rt, lua_State *L, int nargs, pn_err *e);
+int pn_script_spawn(pn_rt *rt, lua_State *L, int nargs, pn_err *e);
 /* Trusted work remains: exposed handles, timers, tasks. */
 int pn_rt_busy(const pn_rt *rt);
 
 /* Loads one sandboxed script (admin = 1: a module whose chunk returns its
  * table, registered under the file's base name). A file already loaded is
  * replaced atomically, or kept when the new text fails. */
-int pn_rt_load_file(pn_rt *rt, const char *path, int admin, pn_err *e);
+int pn_script_load_file(pn_rt *rt, const char *path, int admin, pn_err *e);
 /* Unloads the script from path: its handles are revoked. */
-void pn_rt_unload_file(pn_rt *rt, const char *path);
+void pn_script_unload_file(pn_rt *rt, const char *path);
 
 /* Graceful stop: revokes every handle, stops listening, and calls cb once
  * the calls being served have finished or after ms. */
@@ -84,16 +84,17 @@ typedef struct pn_rt_script_info {
     uint32_t handles, tasks;
     size_t mem;
 } pn_rt_script_info;
-void pn_rt_scripts(const pn_rt *rt,
-                   int (*fn)(const pn_rt_script_info *i, const char **names, uint32_t nnames,
-                             void *ud),
-                   void *ud);
+void pn_script_each(const pn_rt *rt,
+                    int (*fn)(const pn_rt_script_info *i, const char **names, uint32_t nnames,
+                              void *ud),
+                    void *ud);
 
 /* Loads every .lua file in dir and dir/admin/, and follows the directory:
  * changed files reload, new ones load, deleted ones unload. */
-int pn_rt_watch_dir(pn_rt *rt, const char *dir, pn_err *e);
+int pn_scriptdir_watch(pn_rt *rt, const char *dir, pn_err *e);
 /* Each file of the watched directory with its last load error (NULL: loaded). */
-void pn_rt_dir_files(const pn_rt *rt,
-                     int (*fn)(const char *path, int admin, const char *error, void *ud), void *ud);
+void pn_scriptdir_files(const pn_rt *rt,
+                        int (*fn)(const char *path, int admin, const char *error, void *ud),
+                        void *ud);
 
 #endif

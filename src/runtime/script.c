@@ -253,7 +253,7 @@ static pn_script *script_load(pn_rt *rt, const char *path, int admin, const char
     return NULL;
 }
 
-int pn_rt_load_file(pn_rt *rt, const char *path, int admin, pn_err *e) {
+int pn_script_load_file(pn_rt *rt, const char *path, int admin, pn_err *e) {
     char *text = NULL;
     size_t len = 0;
     pn_script *old = find_script(rt, path);
@@ -296,7 +296,7 @@ failed:
     return -1;
 }
 
-void pn_rt_unload_file(pn_rt *rt, const char *path) {
+void pn_script_unload_file(pn_rt *rt, const char *path) {
     pn_script *s = find_script(rt, path);
     if (!s) return;
     pn_rt_log(rt, PN_LOG_INFO, "%s: removed, its handles are revoked", path);
@@ -305,7 +305,7 @@ void pn_rt_unload_file(pn_rt *rt, const char *path) {
 
 /* ---- the trusted state (run scripts) ----------------------------------------------- */
 
-int pn_rt_trusted(pn_rt *rt, lua_State *L, pn_err *e) {
+int pn_script_trusted(pn_rt *rt, lua_State *L, pn_err *e) {
     if (rt->trusted) return pn_err_set(e, PN_EEXIST, "this runtime already has a trusted state");
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     lua_State *main = lua_tothread(L, -1);
@@ -320,7 +320,7 @@ int pn_rt_trusted(pn_rt *rt, lua_State *L, pn_err *e) {
     return 0;
 }
 
-int pn_rt_spawn(pn_rt *rt, lua_State *L, int nargs, pn_err *e) {
+int pn_script_spawn(pn_rt *rt, lua_State *L, int nargs, pn_err *e) {
     pn_script *s = rt->trusted;
     if (!s) return pn_err_set(e, PN_ESTATE, "no trusted state");
     /* Move fn and args to the task's coroutine, anchor fn, start the task. */
@@ -339,10 +339,10 @@ int pn_rt_spawn(pn_rt *rt, lua_State *L, int nargs, pn_err *e) {
 
 /* ---- reports -------------------------------------------------------------------------- */
 
-void pn_rt_scripts(const pn_rt *rt,
-                   int (*fn)(const pn_rt_script_info *i, const char **names, uint32_t nnames,
-                             void *ud),
-                   void *ud) {
+void pn_script_each(const pn_rt *rt,
+                    int (*fn)(const pn_rt_script_info *i, const char **names, uint32_t nnames,
+                              void *ud),
+                    void *ud) {
     for (const pn_link *l = rt->scripts.head; l; l = l->next) {
         const pn_script *s = PN_SCRIPT_OF(l);
         if (s->retired) continue;

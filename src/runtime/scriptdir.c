@@ -99,7 +99,7 @@ static void scan_one(struct pn_dir *d, const char *dir, int admin) {
         f->st = st;
         f->seen = 1;
         pn_err e;
-        f->failed = pn_rt_load_file(d->rt, path, admin, &e) != 0;
+        f->failed = pn_script_load_file(d->rt, path, admin, &e) != 0;
         snprintf(f->error, sizeof f->error, "%s", f->failed ? e.msg : "");
     }
     closedir(dh);
@@ -118,7 +118,7 @@ static void rescan(struct pn_dir *d) {
             i++;
             continue;
         }
-        pn_rt_unload_file(d->rt, d->files[i].path);
+        pn_script_unload_file(d->rt, d->files[i].path);
         d->files[i] = d->files[--d->nfiles];
     }
 }
@@ -137,7 +137,7 @@ static void on_fs_event(uv_fs_event_t *ev, const char *filename, int events, int
     uv_timer_start(&d->settle, on_settle, PN_DIR_SETTLE_MS, 0);
 }
 
-int pn_rt_watch_dir(pn_rt *rt, const char *dir, pn_err *e) {
+int pn_scriptdir_watch(pn_rt *rt, const char *dir, pn_err *e) {
     if (rt->dir) return pn_err_set(e, PN_EEXIST, "a handler directory is already watched");
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
@@ -173,9 +173,9 @@ int pn_rt_watch_dir(pn_rt *rt, const char *dir, pn_err *e) {
     return 0;
 }
 
-void pn_rt_dir_files(const pn_rt *rt,
-                     int (*fn)(const char *path, int admin, const char *error, void *ud),
-                     void *ud) {
+void pn_scriptdir_files(const pn_rt *rt,
+                        int (*fn)(const char *path, int admin, const char *error, void *ud),
+                        void *ud) {
     const struct pn_dir *d = rt->dir;
     for (int i = 0; d && i < d->nfiles; i++)
         if (fn(d->files[i].path, d->files[i].admin, d->files[i].failed ? d->files[i].error : NULL,
@@ -183,7 +183,7 @@ void pn_rt_dir_files(const pn_rt *rt,
             return;
 }
 
-void pn_rt_dir_close(pn_rt *rt) {
+void pn_scriptdir_close(pn_rt *rt) {
     struct pn_dir *d = rt->dir;
     if (!d) return;
     rt->dir = NULL;

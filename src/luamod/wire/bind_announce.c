@@ -35,7 +35,7 @@ static int announce_decode(lua_State *L) {
     return 2;
 }
 
-void pn_lua_open_announce(lua_State *L) {
+void pn_bind_announce_open(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"encode", announce_encode}, {"decode", announce_decode}, {NULL, NULL}};
     pn_glue_submodule(L, "announce", fns);

@@ -189,7 +189,7 @@ static int l_pong(lua_State *L) {
     return nonce_env(L, 1);
 }
 
-void pn_lua_open_envelope(lua_State *L) {
+void pn_bind_envelope_open(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"decode", l_decode}, {"call", l_call}, {"reply", l_reply}, {"reply_error", l_reply_error},
         {"send", l_send},     {"ping", l_ping}, {"pong", l_pong},   {NULL, NULL}};

@@ -253,7 +253,7 @@ static int l_build(lua_State *L) {
     return 1;
 }
 
-void pn_lua_open_mdns(lua_State *L) {
+void pn_bind_mdns_open(lua_State *L) {
     static const luaL_Reg fns[] = {{"parse", l_parse}, {"build", l_build}, {NULL, NULL}};
     pn_glue_submodule(L, "mdns", fns);
 }

@@ -554,7 +554,7 @@ static void set_int(lua_State *L, const char *sub, const char *name, lua_Integer
     lua_pop(L, 1);
 }
 
-void pn_lua_open_noise(lua_State *L) {
+void pn_bind_noise_open(lua_State *L) {
     static const luaL_Reg cipher_methods[] = {{"encrypt", l_cipher_encrypt},
                                               {"decrypt", l_cipher_decrypt},
                                               {"nonce", l_cipher_nonce},

@@ -13,9 +13,9 @@ int luaopen_peernet_wire(lua_State *L) {
     lua_pushlightuserdata(L, (void *)&mark);
     lua_setfield(L, LUA_REGISTRYINDEX, PN_WIRE_REGISTRY_KEY);
     lua_newtable(L);
-    pn_lua_open_noise(L);
-    pn_lua_open_announce(L);
-    pn_lua_open_envelope(L);
-    pn_lua_open_mdns(L);
+    pn_bind_noise_open(L);
+    pn_bind_announce_open(L);
+    pn_bind_envelope_open(L);
+    pn_bind_mdns_open(L);
     return 1;
 }

@@ -18,10 +18,10 @@
 #include "peernet/err.h"
 #include "lua/glue.h"
 
-void pn_lua_open_noise(lua_State *L);    /* noise.*, handshake.* */
-void pn_lua_open_announce(lua_State *L); /* announce.* */
-void pn_lua_open_envelope(lua_State *L); /* envelope.decode, envelope.call, ... */
-void pn_lua_open_mdns(lua_State *L);     /* mdns.parse, mdns.build */
+void pn_bind_noise_open(lua_State *L);    /* noise.*, handshake.* */
+void pn_bind_announce_open(lua_State *L); /* announce.* */
+void pn_bind_envelope_open(lua_State *L); /* envelope.decode, envelope.call, ... */
+void pn_bind_mdns_open(lua_State *L);     /* mdns.parse, mdns.build */
 
 /* luaopen_peernet_wire leaves a light userdata under this registry key;
  * peernet.so honours its test hooks (host.new's test_ephemeral and

@@ -1,9 +1,9 @@
 /*
- * What the two files of the host's mDNS share: mdns.c (the sockets, the
- * responder, the timers) and mdns_browse.c (what answers of others tell).
+ * What the two files of the host's mDNS share: mdnsd.c (the sockets, the
+ * responder, the timers) and mdnsd_browse.c (what answers of others tell).
  */
-#ifndef PN_MDNS_HOST_H
-#define PN_MDNS_HOST_H
+#ifndef PN_NET_MDNSD_H
+#define PN_NET_MDNSD_H
 
 #include <net/if.h>
 
@@ -53,7 +53,7 @@ typedef struct pn_mdns_if {
     int n4, n6;
 } pn_mdns_if;
 
-struct pn_mdns {
+struct pn_mdnsd {
     pn_host *host;
     uv_udp_t udp4, udp6;
     int has6, udp6_open;
@@ -82,14 +82,14 @@ struct pn_mdns {
     uint8_t obuf[PN_MDNS_OUT_MAX];
 };
 
-/* mdns.c */
+/* mdnsd.c */
 /* The questions, to the groups out of every interface. */
-void pn_mdns_send_query(pn_mdns *m, const pn_mdns_question *qs, size_t nq);
+void pn_mdnsd_send_query(pn_mdnsd *m, const pn_mdns_question *qs, size_t nq);
 /* A token bucket: one token per period_ms, at most burst. What strangers
  * make us send goes through one. */
-void pn_mdns_bucket_refill(uint64_t *at, int *tokens, uint64_t now, uint64_t period_ms, int burst);
+void pn_mdnsd_bucket_refill(uint64_t *at, int *tokens, uint64_t now, uint64_t period_ms, int burst);
 
-/* mdns_browse.c: a response (or an unsolicited announcement) from from. */
-void pn_mdns_browse_response(pn_mdns *m, const pn_mdns_msg *msg, const struct sockaddr *from);
+/* mdnsd_browse.c: a response (or an unsolicited announcement) from from. */
+void pn_mdnsd_browse_response(pn_mdnsd *m, const pn_mdns_msg *msg, const struct sockaddr *from);
 
 #endif

@@ -4,22 +4,22 @@
  * target, its TXT the key, the target's A/AAAA the address. Whatever is
  * missing is asked for once; a complete entry goes to pn_found_note, a
  * goodbye (TTL 0) to pn_found_gone. The sockets and the responder are
- * mdns.c's.
+ * mdnsd.c's.
  */
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "mdns_host.h"
+#include "mdnsd.h"
 
-static pn_mdns_known *known_find(pn_mdns *m, const uint8_t *instance) {
+static pn_mdns_known *known_find(pn_mdnsd *m, const uint8_t *instance) {
     for (int i = 0; i < PN_MDNS_KNOWN_MAX; i++)
         if (m->known[i].used && pn_mdns_name_eq(m->known[i].instance, instance))
             return &m->known[i];
     return NULL;
 }
 
-static pn_mdns_known *known_get(pn_mdns *m, const uint8_t *instance) {
+static pn_mdns_known *known_get(pn_mdnsd *m, const uint8_t *instance) {
     pn_mdns_known *k = known_find(m, instance), *old = NULL;
     if (k) return k;
     for (int i = 0; i < PN_MDNS_KNOWN_MAX && !k; i++) {
@@ -35,7 +35,7 @@ static pn_mdns_known *known_get(pn_mdns *m, const uint8_t *instance) {
     return k;
 }
 
-static void known_gone(pn_mdns *m, const uint8_t *instance) {
+static void known_gone(pn_mdnsd *m, const uint8_t *instance) {
     pn_mdns_known *k = known_find(m, instance);
     if (!k) return;
     for (int i = 0; k->has_key && i < k->ngave; i++)
@@ -55,7 +55,7 @@ static void known_gave(pn_mdns_known *k) {
     snprintf(k->gave[k->ngave++], sizeof k->gave[0], "%s", k->addr);
 }
 
-static int is_ours(const pn_mdns *m, const pn_mdns_known *k) {
+static int is_ours(const pn_mdnsd *m, const pn_mdns_known *k) {
     return pn_mdns_name_eq(k->instance, m->instance) ||
            (k->has_key && memcmp(k->key, m->host->pub, PN_KEY_LEN) == 0);
 }
@@ -126,7 +126,7 @@ static void touch(touched_set *t, pn_mdns_known *k) {
 
 /* Names first (PTR and SRV), then what hangs off them (take_data), so
  * records may come in any order within the message. */
-static void take_names(pn_mdns *m, const pn_mdns_msg *msg, uint64_t now, touched_set *t) {
+static void take_names(pn_mdnsd *m, const pn_mdns_msg *msg, uint64_t now, touched_set *t) {
     for (size_t i = 0; i < msg->nrecords; i++) {
         const pn_mdns_record *r = &msg->records[i];
         const uint8_t *inst = NULL;
@@ -150,8 +150,8 @@ static void take_names(pn_mdns *m, const pn_mdns_msg *msg, uint64_t now, touched
     }
 }
 
-static void take_data(pn_mdns *m, const pn_mdns_msg *msg, const struct sockaddr *from, uint64_t now,
-                      touched_set *t) {
+static void take_data(pn_mdnsd *m, const pn_mdns_msg *msg, const struct sockaddr *from,
+                      uint64_t now, touched_set *t) {
     for (size_t i = 0; i < msg->nrecords; i++) {
         const pn_mdns_record *r = &msg->records[i];
         if (r->ttl == 0) continue;
@@ -173,7 +173,7 @@ static void take_data(pn_mdns *m, const pn_mdns_msg *msg, const struct sockaddr 
 
 /* A whole instance goes to the host; for one with something missing the
  * question is added to qs (once per instance and kind). */
-static void report_or_ask(pn_mdns *m, pn_mdns_known *k, int can_ask, pn_mdns_question *qs,
+static void report_or_ask(pn_mdnsd *m, pn_mdns_known *k, int can_ask, pn_mdns_question *qs,
                           size_t *nq) {
     if (k->port && k->has_key && k->ip[0]) {
         char addr[PN_ADDR_MAX + 1];
@@ -200,7 +200,7 @@ static void report_or_ask(pn_mdns *m, pn_mdns_known *k, int can_ask, pn_mdns_que
     q->klass = PN_DNS_CLASS_IN;
 }
 
-void pn_mdns_browse_response(pn_mdns *m, const pn_mdns_msg *msg, const struct sockaddr *from) {
+void pn_mdnsd_browse_response(pn_mdnsd *m, const pn_mdns_msg *msg, const struct sockaddr *from) {
     uint64_t now = uv_now(m->host->loop);
     touched_set t = {.n = 0};
     take_names(m, msg, now, &t);
@@ -209,13 +209,13 @@ void pn_mdns_browse_response(pn_mdns *m, const pn_mdns_msg *msg, const struct so
     size_t nq = 0;
     /* A stranger can name new instances in every packet: what we ask back
      * is a token bucket's worth, so the LAN never hears more from us. */
-    pn_mdns_bucket_refill(&m->followup_at, &m->followup_tokens, now, PN_MDNS_FOLLOWUP_MS,
-                          PN_MDNS_FOLLOWUP_BURST);
+    pn_mdnsd_bucket_refill(&m->followup_at, &m->followup_tokens, now, PN_MDNS_FOLLOWUP_MS,
+                           PN_MDNS_FOLLOWUP_BURST);
     int can_ask = m->followup_tokens > 0;
     for (int i = 0; i < t.n && !m->host->closing; i++)
         if (!is_ours(m, t.k[i])) report_or_ask(m, t.k[i], can_ask, qs, &nq);
     if (nq && !m->host->closing) {
         m->followup_tokens--;
-        pn_mdns_send_query(m, qs, nq);
+        pn_mdnsd_send_query(m, qs, nq);
     }
 }

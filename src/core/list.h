@@ -10,8 +10,8 @@
  *       struct item *it = PN_CONTAINER(l, struct item, link);
  *   }
  */
-#ifndef PN_QUEUE_H
-#define PN_QUEUE_H
+#ifndef PN_LIST_H
+#define PN_LIST_H
 
 #include <stddef.h>
 

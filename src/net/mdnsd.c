@@ -13,7 +13,7 @@
  * answer. Probing and conflict resolution are left out: the instance and
  * host names carry the key, so two hosts never claim the same name.
  *
- * Browsing, what the answers of others tell, is mdns_browse.c's.
+ * Browsing, what the answers of others tell, is mdnsd_browse.c's.
  */
 #include <net/if.h>
 #include <sodium.h>
@@ -21,11 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mdns_host.h"
+#include "mdnsd.h"
 
 /* ---- interfaces ------------------------------------------------------- */
 
-static void load_interfaces(pn_mdns *m) {
+static void load_interfaces(pn_mdnsd *m) {
     uv_interface_address_t *a;
     int n;
     m->nifs = 0;
@@ -50,7 +50,7 @@ static void load_interfaces(pn_mdns *m) {
     uv_free_interface_addresses(a, n);
 }
 
-static void join_groups(pn_mdns *m) {
+static void join_groups(pn_mdnsd *m) {
     char ip[INET6_ADDRSTRLEN], zone[80];
     load_interfaces(m);
     for (int i = 0; i < m->nifs; i++) {
@@ -88,7 +88,7 @@ static void rec_init(pn_mdns_record *r, const uint8_t *name, uint16_t type, uint
 /* Our answer: PTR (shared: no cache-flush bit), SRV, TXT and the given
  * addresses. ttl_cap 0 leaves the TTLs alone; goodbye sends them as 0.
  * Returns the length, 0 when it did not fit. */
-static size_t build_answer(pn_mdns *m, uint16_t id, const pn_mdns_msg *asked, int goodbye,
+static size_t build_answer(pn_mdnsd *m, uint16_t id, const pn_mdns_msg *asked, int goodbye,
                            uint32_t ttl_cap, int with_enum, const pn_mdns_if *const *ifs,
                            int nifs) {
     pn_mdns_out o;
@@ -146,7 +146,7 @@ static size_t build_answer(pn_mdns *m, uint16_t id, const pn_mdns_msg *asked, in
     return n;
 }
 
-static void send_to(pn_mdns *m, uv_udp_t *u, const struct sockaddr *to, size_t len) {
+static void send_to(pn_mdnsd *m, uv_udp_t *u, const struct sockaddr *to, size_t len) {
     uv_buf_t b = uv_buf_init((char *)m->obuf, (unsigned)len);
     /* try_send: the datagram leaves now, while the multicast interface set
      * for it is still in force (and before a closing socket goes away). */
@@ -158,7 +158,7 @@ static void send_to(pn_mdns *m, uv_udp_t *u, const struct sockaddr *to, size_t l
 }
 
 /* The n bytes in m->obuf to the groups, out of interface f. */
-static void send_groups(pn_mdns *m, const pn_mdns_if *f, size_t n) {
+static void send_groups(pn_mdnsd *m, const pn_mdns_if *f, size_t n) {
     struct sockaddr_in g4;
     struct sockaddr_in6 g6;
     char ip[INET6_ADDRSTRLEN], zone[80];
@@ -177,7 +177,7 @@ static void send_groups(pn_mdns *m, const pn_mdns_if *f, size_t n) {
 }
 
 /* Sends our records on every interface, each with that interface's addresses. */
-static void announce_all(pn_mdns *m, int goodbye, int with_enum) {
+static void announce_all(pn_mdnsd *m, int goodbye, int with_enum) {
     if (pn_host_port(m->host) == 0) return; /* nothing to advertise */
     load_interfaces(m);
     for (int i = 0; i < m->nifs; i++) {
@@ -187,7 +187,7 @@ static void announce_all(pn_mdns *m, int goodbye, int with_enum) {
     }
 }
 
-void pn_mdns_send_query(pn_mdns *m, const pn_mdns_question *qs, size_t nq) {
+void pn_mdnsd_send_query(pn_mdnsd *m, const pn_mdns_question *qs, size_t nq) {
     pn_mdns_out o;
     pn_err e;
     pn_mdns_out_init(&o, m->obuf, sizeof m->obuf, 0, 0);
@@ -203,7 +203,7 @@ void pn_mdns_send_query(pn_mdns *m, const pn_mdns_question *qs, size_t nq) {
 /* ---- timers ------------------------------------------------------------ */
 
 static void on_announce(uv_timer_t *t) {
-    pn_mdns *m = t->data;
+    pn_mdnsd *m = t->data;
     announce_all(m, 0, 0);
     if (--m->announces_left > 0)
         uv_timer_start(&m->announce, on_announce,
@@ -211,25 +211,25 @@ static void on_announce(uv_timer_t *t) {
 }
 
 static void on_query(uv_timer_t *t) {
-    pn_mdns *m = t->data;
+    pn_mdnsd *m = t->data;
     pn_mdns_question q;
     memset(&q, 0, sizeof q);
     memcpy(q.name, m->service, sizeof q.name);
     q.type = PN_DNS_PTR;
     q.klass = PN_DNS_CLASS_IN;
-    pn_mdns_send_query(m, &q, 1);
+    pn_mdnsd_send_query(m, &q, 1);
     uv_timer_start(&m->query, on_query, m->query_ms, 0);
     m->query_ms = m->query_ms >= PN_MDNS_QUERY_MAX_MS / 2 ? PN_MDNS_QUERY_MAX_MS : m->query_ms * 2;
 }
 
 static void on_reply(uv_timer_t *t) {
-    pn_mdns *m = t->data;
+    pn_mdnsd *m = t->data;
     m->multicast_at = uv_now(m->host->loop);
     announce_all(m, 0, m->reply_enum);
     m->reply_enum = 0;
 }
 
-void pn_mdns_network_changed(pn_mdns *m) {
+void pn_mdnsd_network_changed(pn_mdnsd *m) {
     if (!m) return;
     join_groups(m);
     m->announces_left = PN_MDNS_ANNOUNCES;
@@ -240,7 +240,8 @@ void pn_mdns_network_changed(pn_mdns *m) {
 
 /* ---- answering queries -------------------------------------------------- */
 
-void pn_mdns_bucket_refill(uint64_t *at, int *tokens, uint64_t now, uint64_t period_ms, int burst) {
+void pn_mdnsd_bucket_refill(uint64_t *at, int *tokens, uint64_t now, uint64_t period_ms,
+                            int burst) {
     uint64_t refill = (now - *at) / period_ms;
     if (refill) {
         *at = now;
@@ -251,7 +252,7 @@ void pn_mdns_bucket_refill(uint64_t *at, int *tokens, uint64_t now, uint64_t per
 
 /* 1 when a token was taken. */
 static int bucket_take(uint64_t *at, int *tokens, uint64_t now, uint64_t period_ms, int burst) {
-    pn_mdns_bucket_refill(at, tokens, now, period_ms, burst);
+    pn_mdnsd_bucket_refill(at, tokens, now, period_ms, burst);
     if (*tokens <= 0) return 0;
     (*tokens)--;
     return 1;
@@ -259,7 +260,7 @@ static int bucket_take(uint64_t *at, int *tokens, uint64_t now, uint64_t period_
 
 /* Known-answer suppression (RFC 6762 §7.1): the asker already holds our PTR
  * with at least half its TTL left. */
-static int ptr_known(const pn_mdns *m, const pn_mdns_msg *q) {
+static int ptr_known(const pn_mdnsd *m, const pn_mdns_msg *q) {
     for (size_t i = 0; i < q->nrecords; i++) {
         const pn_mdns_record *r = &q->records[i];
         if (r->type == PN_DNS_PTR && r->ttl >= PN_MDNS_TTL_OTHER / 2 &&
@@ -269,7 +270,7 @@ static int ptr_known(const pn_mdns *m, const pn_mdns_msg *q) {
     return 0;
 }
 
-static void handle_query(pn_mdns *m, const pn_mdns_msg *q, const struct sockaddr *from) {
+static void handle_query(pn_mdnsd *m, const pn_mdns_msg *q, const struct sockaddr *from) {
     int want = 0, want_enum = 0;
     for (size_t i = 0; i < q->nquestions; i++) {
         const pn_mdns_question *qq = &q->questions[i];
@@ -319,11 +320,11 @@ static void handle_query(pn_mdns *m, const pn_mdns_msg *q, const struct sockaddr
 /* ---- receiving -------------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
-    pn_mdns *m = hd->data;
+    pn_mdnsd *m = hd->data;
     *buf = uv_buf_init((char *)m->rbuf, sizeof m->rbuf);
 }
 
-void pn_mdns_feed(pn_mdns *m, const uint8_t *buf, size_t len, const struct sockaddr *from) {
+void pn_mdnsd_feed(pn_mdnsd *m, const uint8_t *buf, size_t len, const struct sockaddr *from) {
     pn_err e;
     if (m->host->closing) return;
     m->host->stats.mdns_in++;
@@ -337,13 +338,13 @@ void pn_mdns_feed(pn_mdns *m, const uint8_t *buf, size_t len, const struct socka
     if (!(m->msg.flags & PN_DNS_FLAG_QR))
         handle_query(m, &m->msg, from);
     else if (ntohs(((const struct sockaddr_in *)from)->sin_port) == m->port)
-        pn_mdns_browse_response(m, &m->msg, from);
+        pn_mdnsd_browse_response(m, &m->msg, from);
     /* else RFC 6762 §6: a response from another port is not mDNS; ignored */
 }
 
 static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
                     unsigned flags) {
-    pn_mdns *m = u->data;
+    pn_mdnsd *m = u->data;
     if (nread <= 0 || !from || m->host->closing) return;
     if (flags & UV_UDP_PARTIAL) {
         m->host->stats.mdns_in++;
@@ -351,19 +352,19 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
         pn_log(m->host, PN_LOG_DEBUG, "mdns: datagram over %d bytes dropped", PN_MDNS_MSG_MAX);
         return;
     }
-    pn_mdns_feed(m, m->rbuf, (size_t)nread, from);
+    pn_mdnsd_feed(m, m->rbuf, (size_t)nread, from);
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
 
 static void on_closed(void *ud) {
-    pn_mdns *m = ud;
+    pn_mdnsd *m = ud;
     pn_host *h = m->host;
     free(m);
     pn_host_unref(h);
 }
 
-static int open_udp(pn_mdns *m, uv_udp_t *u, const struct sockaddr *sa, unsigned flags) {
+static int open_udp(pn_mdnsd *m, uv_udp_t *u, const struct sockaddr *sa, unsigned flags) {
     uv_udp_init(m->host->loop, u);
     u->data = m;
     pn_host_adopt(m->host, (uv_handle_t *)u);
@@ -375,7 +376,7 @@ static int open_udp(pn_mdns *m, uv_udp_t *u, const struct sockaddr *sa, unsigned
     return rc;
 }
 
-static int make_names(pn_mdns *m, const char *instance, pn_err *e) {
+static int make_names(pn_mdnsd *m, const char *instance, pn_err *e) {
     char hex[2 * PN_KEY_LEN + 1], label[80];
     uint8_t local[PN_MDNS_NAME_MAX];
     sodium_bin2hex(hex, sizeof hex, m->host->pub, PN_KEY_LEN);
@@ -400,8 +401,8 @@ static int make_names(pn_mdns *m, const char *instance, pn_err *e) {
     return rc;
 }
 
-pn_mdns *pn_mdns_start(pn_host *h, const char *instance, uint16_t port, pn_err *e) {
-    pn_mdns *m = calloc(1, sizeof *m);
+pn_mdnsd *pn_mdnsd_start(pn_host *h, const char *instance, uint16_t port, pn_err *e) {
+    pn_mdnsd *m = calloc(1, sizeof *m);
     if (!m) {
         pn_err_set(e, PN_ENOMEM, "out of memory");
         return NULL;
@@ -431,17 +432,17 @@ pn_mdns *pn_mdns_start(pn_host *h, const char *instance, uint16_t port, pn_err *
     int rc = open_udp(m, &m->udp4, (const struct sockaddr *)&a4, 0);
     if (rc != 0) {
         pn_err_set(e, PN_EIO, "mdns: UDP port %u: %s", m->port, uv_strerror(rc));
-        pn_mdns_close(m, 0);
+        pn_mdnsd_close(m, 0);
         return NULL;
     }
     m->udp6_open = 1;
     m->has6 = open_udp(m, &m->udp6, (const struct sockaddr *)&a6, UV_UDP_IPV6ONLY) == 0;
     if (!m->has6) pn_log(h, PN_LOG_DEBUG, "mdns: no IPv6 socket; IPv4 only");
-    pn_mdns_network_changed(m);
+    pn_mdnsd_network_changed(m);
     return m;
 }
 
-void pn_mdns_close(pn_mdns *m, int goodbye) {
+void pn_mdnsd_close(pn_mdnsd *m, int goodbye) {
     if (goodbye) announce_all(m, 1, 0);
     uv_handle_t *hs[] = {PN_HANDLE(&m->announce), PN_HANDLE(&m->query), PN_HANDLE(&m->reply),
                          PN_HANDLE(&m->udp4), m->udp6_open ? PN_HANDLE(&m->udp6) : NULL};
