@@ -177,7 +177,8 @@ int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], pn_err *e) {
     return pn_calls_test_ping(h, peer, NULL, e);
 }
 
-int pn_calls_test_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonce, pn_err *e) {
+int pn_calls_test_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonce,
+                       pn_err *e) {
     pn_err local;
     if (!e) e = &local;
     pn_conn *c = live_conn(h, peer, e);
