@@ -310,28 +310,26 @@ static void exec_finish(exec_wait *x) {
     if (s && s->caps) s->caps->running--;
     if (t && s) {
         lua_State *co = t->co;
-        int prev = pn_sandbox_lift(s->L);
-        if (x->timed_out) {
-            int n = pn_result_fail(co, pn_reason_name(PN_REASON_TIMEOUT), PN_KIND_TIMEOUT);
-            pn_sandbox_restore(s->L, prev);
-            exec_close_all(x);
-            pn_task_resume(t, n);
-            return;
+        int n = 1;
+        PN_SANDBOX_LIFTED(s->L) {
+            if (x->timed_out) {
+                n = pn_result_fail(co, pn_reason_name(PN_REASON_TIMEOUT), PN_KIND_TIMEOUT);
+            } else {
+                lua_createtable(co, 0, 5);
+                lua_pushinteger(co, x->status);
+                lua_setfield(co, -2, "status");
+                lua_pushinteger(co, x->signal);
+                lua_setfield(co, -2, "signal");
+                lua_pushlstring(co, x->buf[0].data ? x->buf[0].data : "", x->buf[0].len);
+                lua_setfield(co, -2, "stdout");
+                lua_pushlstring(co, x->buf[1].data ? x->buf[1].data : "", x->buf[1].len);
+                lua_setfield(co, -2, "stderr");
+                lua_pushboolean(co, x->buf[0].truncated || x->buf[1].truncated);
+                lua_setfield(co, -2, "truncated");
+            }
         }
-        lua_createtable(co, 0, 5);
-        lua_pushinteger(co, x->status);
-        lua_setfield(co, -2, "status");
-        lua_pushinteger(co, x->signal);
-        lua_setfield(co, -2, "signal");
-        lua_pushlstring(co, x->buf[0].data ? x->buf[0].data : "", x->buf[0].len);
-        lua_setfield(co, -2, "stdout");
-        lua_pushlstring(co, x->buf[1].data ? x->buf[1].data : "", x->buf[1].len);
-        lua_setfield(co, -2, "stderr");
-        lua_pushboolean(co, x->buf[0].truncated || x->buf[1].truncated);
-        lua_setfield(co, -2, "truncated");
-        pn_sandbox_restore(s->L, prev);
         exec_close_all(x);
-        pn_task_resume(t, 1);
+        pn_task_resume(t, n);
         return;
     }
     exec_close_all(x);

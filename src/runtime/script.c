@@ -197,9 +197,7 @@ int pn_script_run_chunk(pn_script *s, pn_err *e) {
         return 0;
     }
     if (rc == LUA_YIELD) {
-        int lifted = pn_sandbox_lift(L);
-        lua_pushliteral(co, "coroutine.yield() outside a coroutine");
-        pn_sandbox_restore(L, lifted);
+        PN_SANDBOX_LIFTED(L) lua_pushliteral(co, "coroutine.yield() outside a coroutine");
         rc = LUA_ERRRUN;
     }
     if (rc != LUA_OK) {
@@ -238,9 +236,7 @@ static pn_script *script_load(pn_rt *rt, const char *path, int admin, const char
     snprintf(chunkname, sizeof chunkname, "@%s", path);
     int rc = pn_caps_for(rt, s, e);
     if (rc == 0) {
-        int prev = pn_sandbox_lift(L);
-        pn_api_open(L, s);
-        pn_sandbox_restore(L, prev);
+        PN_SANDBOX_LIFTED(L) pn_api_open(L, s);
         if (pn_sandbox_load(L, text, len, chunkname) != LUA_OK) {
             pn_err_set(e, PN_EINVAL, "%s", lua_tostring(L, -1));
             rc = -1;
