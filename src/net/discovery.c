@@ -237,9 +237,7 @@ int pn_discovery_open(pn_host *h, pn_err *e) {
 
 static void on_closed(void *ud) {
     pn_discovery *d = ud;
-    pn_host *h = d->host;
-    free(d);
-    pn_host_unref(h);
+    pn_host_unref_free(d->host, d);
 }
 
 void pn_discovery_close(pn_host *h) {

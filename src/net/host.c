@@ -45,6 +45,11 @@ void pn_host_unref(pn_host *h) {
     if (--h->refs == 0 && h->closing) host_free(h);
 }
 
+void pn_host_unref_free(pn_host *h, void *owner) {
+    free(owner);
+    pn_host_unref(h);
+}
+
 void pn_host_adopt(pn_host *h, uv_handle_t *handle) {
     if (h->cfg.weak) uv_unref(handle);
 }

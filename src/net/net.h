@@ -325,6 +325,10 @@ static inline pn_conn *pn_conn_next(const pn_conn *c) {
 
 /* host.c */
 void pn_host_unref(pn_host *h);
+/* The last close of owner (an allocation that held one of h's references,
+ * e.g. through its handles): frees it, then drops the reference (which
+ * may free h, so h is read before). */
+void pn_host_unref_free(pn_host *h, void *owner);
 /* Every uv handle the host opens goes through here after its init: it is
  * unref'd when the host is weak (cfg.weak). */
 void pn_host_adopt(pn_host *h, uv_handle_t *handle);

@@ -92,9 +92,7 @@ void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out) {
 
 static void on_peer_closed(uv_handle_t *t) {
     pn_peer *p = t->data;
-    pn_host *h = p->host;
-    free(p);
-    pn_host_unref(h);
+    pn_host_unref_free(p->host, p);
 }
 
 /* Drops an entry nothing refers to (no connection, dial or waiter): an

@@ -52,6 +52,7 @@
 
 #include "wire.h"
 #include "lua/glue.h"
+#include "lua/pcall.h"
 #include "core/handshake.h"
 #include "core/noise.h"
 
@@ -115,7 +116,7 @@ static int verify_cb(void *ud, const uint8_t key[PN_NOISE_KEYLEN]) {
     lua_pushcfunction(L, verify_trampoline);
     lua_getiuservalue(L, 1, 1);
     lua_pushlightuserdata(L, (void *)key);
-    if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
+    if (pn_pcall(L, 2, 1) == LUA_OK) {
         accept = lua_toboolean(L, -1);
     } else {
         const char *msg = lua_tostring(L, -1);
