@@ -237,7 +237,7 @@ static int l_rt_load_dir(lua_State *L) {
     if (pn_rt_watch_dir(r->rt, dir, &e) != 0) return pn_glue_fail(L, &e);
     lua_newtable(L);
     int by_path = lua_gettop(L);
-    pn_rt_scripts(r->rt, add_handles, L);
+    if (pn_rt_scripts(r->rt, add_handles, L) != 0) return luaL_error(L, "out of memory");
     lua_newtable(L);
     pn_rt_dir_files(r->rt, add_file, L);
     /* each entry gets the handles its script exposes */
@@ -297,7 +297,7 @@ static int add_script(const pn_rt_script_info *i, const char **names, uint32_t n
 static int l_rt_scripts(lua_State *L) {
     lrt *r = check_rt(L);
     lua_newtable(L);
-    pn_rt_scripts(r->rt, add_script, L);
+    if (pn_rt_scripts(r->rt, add_script, L) != 0) return luaL_error(L, "out of memory");
     return 1;
 }
 
@@ -343,7 +343,7 @@ static int l_check(lua_State *L) {
         n--;
     }
     luaL_argcheck(L, n >= 1, 1, "expected script paths");
-    uint8_t secret[32];
+    uint8_t secret[PN_KEY_LEN]; /* an X25519 private key */
     randombytes_buf(secret, sizeof secret);
     pn_host_config hc;
     pn_host_config_init(&hc);

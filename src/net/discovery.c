@@ -47,7 +47,7 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
 
 /* The sender's address with the announced TCP port, in the form dial takes. */
 static int sender_addr(const struct sockaddr *sa, uint16_t port, char *out, size_t cap) {
-    char ip[64];
+    char ip[INET6_ADDRSTRLEN];
     if (sa->sa_family == AF_INET) {
         if (uv_ip4_name((const struct sockaddr_in *)sa, ip, sizeof ip) != 0) return -1;
         return snprintf(out, cap, "%s:%u", ip, port) < (int)cap ? 0 : -1;

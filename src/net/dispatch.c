@@ -101,7 +101,7 @@ static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handl
     if (env->foreign) {
         /* A pid, a ref, a fun...: no handler can be given these args, but
          * the envelope is sound, so only this call fails. */
-        char k[17], key[48];
+        char k[PN_LOG_KEY_BUF], key[PN_LOGLINE_KEY_MAX];
         pn_etf_check_term(env->term, env->term_len, &e);
         snprintf(key, sizeof key, "foreign args %s", pn_log_key(c->peer->key, k));
         pn_log_limited(h, PN_LOG_WARN, key,
@@ -129,7 +129,7 @@ static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handl
 
 void pn_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
     int is_call = env->kind == PN_ENV_CALL;
-    char k[17];
+    char k[PN_LOG_KEY_BUF];
     /* Per peer, not per connection: calls of its closed connections still
      * being served count too. */
     if (is_call && c->peer->nreqs >= h->cfg.max_calls_in_flight) {

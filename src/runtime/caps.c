@@ -35,6 +35,7 @@
 #define PN_CAPS_CONFIG_MAX (256u << 10) /* bytes of config.lua */
 #define PN_CAPS_OUTPUT_MAX (1u << 20)   /* bytes kept of a child's stdout, and of its stderr */
 #define PN_CAPS_FILE_MAX (16u << 20)    /* bytes host.read returns */
+#define PN_CAPS_READ_STEP (64u << 10)   /* bytes host.read asks of one read() */
 #define PN_CAPS_ARGV_MAX 256
 #define PN_CAPS_EXEC_TIMEOUT_MS 10000
 #define PN_CAPS_EXEC_MAX 64 /* children running at once per script */
@@ -216,8 +217,8 @@ static int l_read(lua_State *L) {
     luaL_buffinit(L, &b);
     size_t total = 0;
     for (;;) {
-        char *dst = luaL_prepbuffsize(&b, 65536);
-        ssize_t n = read(fd, dst, 65536);
+        char *dst = luaL_prepbuffsize(&b, PN_CAPS_READ_STEP);
+        ssize_t n = read(fd, dst, PN_CAPS_READ_STEP);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         total += (size_t)n;

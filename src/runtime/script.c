@@ -13,6 +13,8 @@
 #include "core/file.h"
 #include "internal.h"
 
+_Static_assert(PN_RT_HASH_LEN == crypto_generichash_BYTES, "a script's hash is generichash's");
+
 /* Each state's registry holds its script under this key. */
 static const char script_key = 0;
 
@@ -254,7 +256,7 @@ int pn_rt_load_file(pn_rt *rt, const char *path, int admin, pn_err *e) {
     size_t len = 0;
     pn_script *old = find_script(rt, path);
     if (read_script(path, &text, &len, e) != 0) goto failed;
-    unsigned char hash[32];
+    unsigned char hash[PN_RT_HASH_LEN];
     crypto_generichash(hash, sizeof hash, (const unsigned char *)text, len, NULL, 0);
     if (old && !old->error[0] && memcmp(old->hash, hash, sizeof hash) == 0) {
         free(text);
@@ -335,19 +337,25 @@ int pn_rt_spawn(pn_rt *rt, lua_State *L, int nargs, pn_err *e) {
 
 /* ---- reports -------------------------------------------------------------------------- */
 
-void pn_rt_scripts(const pn_rt *rt,
-                   int (*fn)(const pn_rt_script_info *i, const char **names, uint32_t nnames,
-                             void *ud),
-                   void *ud) {
+int pn_rt_scripts(const pn_rt *rt,
+                  int (*fn)(const pn_rt_script_info *i, const char **names, uint32_t nnames,
+                            void *ud),
+                  void *ud) {
     for (const pn_link *l = rt->scripts.head; l; l = l->next) {
         const pn_script *s = PN_SCRIPT_OF(l);
         if (s->retired) continue;
-        const char *names[64];
+        /* Every name: a script may expose as many handles as its memory
+         * holds, and a report that dropped some would lie. */
+        const char **names = malloc((s->bindings.len ? s->bindings.len : 1) * sizeof *names);
+        if (!names) return PN_ENOMEM;
         uint32_t n = 0;
-        for (const pn_link *bl = s->bindings.head; bl && n < 64; bl = bl->next)
+        for (const pn_link *bl = s->bindings.head; bl; bl = bl->next)
             names[n++] = PN_BINDING_OF(bl)->name;
         pn_rt_script_info i = {
             s->path, 1, s->admin, s->error, n, (uint32_t)s->tasks.len, pn_sandbox_mem_used(s->L)};
-        if (fn(&i, names, n, ud)) return;
+        int stop = fn(&i, names, n, ud);
+        free(names);
+        if (stop) break;
     }
+    return 0;
 }

@@ -63,7 +63,7 @@
 #define VERIFY_ERR_MAX 120
 /* Bound of one message through a Lua cipher: the frame cap, as for the
  * transport that these CipherStates model. */
-#define CIPHER_PLAINTEXT_MAX PN_TRANSPORT_BODY_MAX
+#define CIPHER_PLAINTEXT_MAX PN_FRAME_CAP_MAX
 
 /* Shared by both state userdata: what the trust callback needs. The
  * userdata (index 1 of the running method) holds the Lua verify function
@@ -511,7 +511,7 @@ static int l_hs_open(lua_State *L) {
     pn_err e = {0};
     luaL_Buffer b;
     uint8_t *out;
-    cap = len <= PN_TRANSPORT_BODY_MAX ? len : 0;
+    cap = len <= PN_FRAME_CAP_MAX ? len : 0;
     out = (uint8_t *)luaL_buffinitsize(L, &b, cap);
     if (pn_handshake_open(u->hs, (const uint8_t *)body, len, out, cap, &outlen, &e) != 0)
         return pn_glue_fail(L, &e);
@@ -596,6 +596,6 @@ void pn_lua_open_noise(lua_State *L) {
     set_int(L, "handshake", "M1_BODY", PN_HANDSHAKE_M1_BODY);
     set_int(L, "handshake", "M2_BODY", PN_HANDSHAKE_M2_BODY);
     set_int(L, "handshake", "M3_BODY", PN_HANDSHAKE_M3_BODY);
-    set_int(L, "handshake", "TRANSPORT_BODY_MAX", PN_TRANSPORT_BODY_MAX);
+    set_int(L, "handshake", "TRANSPORT_BODY_MAX", PN_FRAME_CAP_MAX);
     set_int(L, "handshake", "TAG", PN_TRANSPORT_TAG);
 }
