@@ -219,13 +219,18 @@ static int add_file(const char *path, int admin, const char *error, void *ud) {
     return 0;
 }
 
-static int add_handles(const pn_rt_script_info *i, const char **names, uint32_t n, void *ud) {
-    lua_State *L = ud; /* {path = {names...}} on top */
+/* Pushes {names...}. */
+static void push_names(lua_State *L, const char **names, uint32_t n) {
     lua_createtable(L, (int)n, 0);
     for (uint32_t k = 0; k < n; k++) {
         lua_pushstring(L, names[k]);
         lua_rawseti(L, -2, k + 1);
     }
+}
+
+static int add_handles(const pn_rt_script_info *i, const char **names, uint32_t n, void *ud) {
+    lua_State *L = ud; /* {path = {names...}} on top */
+    push_names(L, names, n);
     lua_setfield(L, -2, i->path);
     return 0;
 }
@@ -280,11 +285,7 @@ static int add_script(const pn_rt_script_info *i, const char **names, uint32_t n
     lua_setfield(L, -2, "tasks");
     lua_pushinteger(L, (lua_Integer)i->mem);
     lua_setfield(L, -2, "mem");
-    lua_createtable(L, (int)n, 0);
-    for (uint32_t k = 0; k < n; k++) {
-        lua_pushstring(L, names[k]);
-        lua_rawseti(L, -2, k + 1);
-    }
+    push_names(L, names, n);
     lua_setfield(L, -2, "handles");
     if (i->error && i->error[0]) {
         lua_pushstring(L, i->error);
