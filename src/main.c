@@ -140,9 +140,8 @@ static int close_luv_handles(lua_State *L) {
 
 /* Runs one shutdown step protected: a failure is reported, exit goes on. */
 static void shutdown_step(lua_State *L, lua_CFunction step) {
-    lua_pushcfunction(L, pn_pcall_msgh);
     lua_pushcfunction(L, step);
-    if (lua_pcall(L, 0, 0, -2) != LUA_OK)
+    if (pn_pcall(L, 0, 0) != LUA_OK)
         fprintf(stderr, "peernet-host: while shutting down: %s\n", lua_tostring(L, -1));
     lua_settop(L, 0);
 }
@@ -170,11 +169,10 @@ int main(int argc, char **argv) {
     luv_set_loop(L, &loop);
 
     int code = 1;
-    lua_pushcfunction(L, pn_pcall_msgh);
     lua_pushcfunction(L, pmain);
     lua_pushinteger(L, argc);
     lua_pushlightuserdata(L, argv);
-    if (lua_pcall(L, 2, 1, 1) != LUA_OK)
+    if (pn_pcall(L, 2, 1) != LUA_OK)
         fprintf(stderr, "peernet-host: %s\n", lua_tostring(L, -1));
     else
         code = (int)lua_tointeger(L, -1);

@@ -16,6 +16,10 @@
 #define PN_ADDR_HOST_MAX 253 /* a DNS name's text form */
 #define PN_ADDR_MAX 259      /* PN_ADDR_HOST_MAX ":" 65535 */
 #define PN_FRAME_CAP_MIN 64
-#define PN_FRAME_CAP_MAX 1048576 /* a transport message's body, tag included (PROTOCOL.md) */
+/* The largest frame body, the one 1 MiB bound: a transport message's body,
+ * tag included (PROTOCOL.md). The frame reader's default cap, the
+ * transport's plaintext (a tag less, core/handshake.h) and the default
+ * bound of an encoding (lua/value.h) are made from it. */
+#define PN_FRAME_CAP_MAX 1048576
 
 #endif

@@ -141,6 +141,20 @@ describe("handler scripts", function()
     assert.same({ true, "a" }, { w.call("dup", {}) })
   end)
 
+  it("reports every handle a script exposes, however many", function()
+    w.script("many.lua", [[
+      for i = 1, 100 do peernet.expose("h" .. i, function() return i end) end
+    ]])
+    local report = w.load()
+    assert.equal(100, #report[1].handles)
+    local scripts = w.rt:scripts()
+    assert.equal(1, #scripts)
+    local seen = {}
+    for _, name in ipairs(scripts[1].handles) do seen[name] = true end
+    for i = 1, 100 do assert.is_true(seen["h" .. i], "h" .. i .. " is listed") end
+    assert.same({ true, 100 }, { w.call("h100", {}) })
+  end)
+
   it("delivers events and runs timers", function()
     w.script("ev.lua", [[
       local seen, ticks = {}, 0

@@ -4,19 +4,17 @@
 
 /* ---- decoding --------------------------------------------------------- */
 
-static const char *kind_name(pn_envelope_kind k) {
-    switch (k) {
-        case PN_ENV_CALL:
-            return "call";
-        case PN_ENV_REPLY:
-            return "reply";
-        case PN_ENV_SEND:
-            return "send";
-        case PN_ENV_PING:
-            return "ping";
-        default:
-            return "pong";
-    }
+#define PN_ENV_ROW_(kind, atom, arity, shape) {#atom, PN_ENV_##kind, arity, shape},
+static const struct {
+    const char *atom;
+    pn_envelope_kind kind;
+    uint32_t arity;
+    const char *shape;
+} kinds[] = {PN_ENVELOPE_KINDS(PN_ENV_ROW_)};
+#undef PN_ENV_ROW_
+
+const char *pn_envelope_kind_name(pn_envelope_kind k) {
+    return (size_t)k < sizeof kinds / sizeof kinds[0] ? kinds[k].atom : "";
 }
 
 /* What the peer sent instead, for messages; never echoes its bytes. */
@@ -75,7 +73,7 @@ static int read_id(pn_etf_reader *r, pn_envelope *env, pn_err *e) {
         return 0;
     }
     return pn_err_set(e, PN_EINVAL, "envelope: %s id must be an integer 1..2^64-1, got %s",
-                      kind_name(env->kind), item_desc(&it));
+                      pn_envelope_kind_name(env->kind), item_desc(&it));
 }
 
 static int read_name(pn_etf_reader *r, pn_envelope *env, pn_err *e) {
@@ -84,7 +82,7 @@ static int read_name(pn_etf_reader *r, pn_envelope *env, pn_err *e) {
     if (rc < 0) return rc;
     if (it.type != PN_ETF_ATOM)
         return pn_err_set(e, PN_EINVAL, "envelope: %s name must be an atom, got %s",
-                          kind_name(env->kind), item_desc(&it));
+                          pn_envelope_kind_name(env->kind), item_desc(&it));
     env->name_len = pn_etf_atom_utf8(&it, env->name);
     env->name[env->name_len] = '\0';
     return 0;
@@ -106,11 +104,11 @@ static int read_nonce(pn_etf_reader *r, pn_envelope *env, pn_err *e) {
     if (rc < 0) return rc;
     if (it.type != PN_ETF_BINARY)
         return pn_err_set(e, PN_EINVAL, "envelope: %s nonce must be a %d-byte binary, got %s",
-                          kind_name(env->kind), PN_ENVELOPE_NONCE, item_desc(&it));
+                          pn_envelope_kind_name(env->kind), PN_ENVELOPE_NONCE, item_desc(&it));
     if (it.len != PN_ENVELOPE_NONCE)
         return pn_err_set(e, PN_EINVAL,
                           "envelope: %s nonce must be a %d-byte binary, got one of %zu bytes",
-                          kind_name(env->kind), PN_ENVELOPE_NONCE, it.len);
+                          pn_envelope_kind_name(env->kind), PN_ENVELOPE_NONCE, it.len);
     memcpy(env->nonce, it.ptr, PN_ENVELOPE_NONCE);
     return 0;
 }
@@ -141,19 +139,6 @@ static int read_result(pn_etf_reader *r, pn_envelope *env, pn_err *e) {
                           "its first element is not the atom ok or error");
     return read_term(r, env, e);
 }
-
-static const struct {
-    const char *atom;
-    pn_envelope_kind kind;
-    uint32_t arity;
-    const char *shape;
-} kinds[] = {
-    {"call", PN_ENV_CALL, 4, "{call, Id, Name, Args}"},
-    {"reply", PN_ENV_REPLY, 3, "{reply, Id, {ok | error, Term}}"},
-    {"send", PN_ENV_SEND, 3, "{send, Name, Args}"},
-    {"ping", PN_ENV_PING, 2, "{ping, Nonce}"},
-    {"pong", PN_ENV_PONG, 2, "{pong, Nonce}"},
-};
 
 int pn_envelope_decode(const uint8_t *pt, size_t len, pn_envelope *env, pn_err *e) {
     const uint8_t *t = NULL;

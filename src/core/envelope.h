@@ -23,13 +23,21 @@
 
 #define PN_ENVELOPE_NONCE 16
 
-typedef enum {
-    PN_ENV_CALL = 1,
-    PN_ENV_REPLY,
-    PN_ENV_SEND,
-    PN_ENV_PING,
-    PN_ENV_PONG,
-} pn_envelope_kind;
+/* The envelopes: X(KIND, atom, arity, shape): the enum, the decoder's
+ * table and pn_envelope_kind_name are made from it. */
+#define PN_ENVELOPE_KINDS(X)                                                                       \
+    X(CALL, call, 4, "{call, Id, Name, Args}")                                                     \
+    X(REPLY, reply, 3, "{reply, Id, {ok | error, Term}}")                                          \
+    X(SEND, send, 3, "{send, Name, Args}")                                                         \
+    X(PING, ping, 2, "{ping, Nonce}")                                                              \
+    X(PONG, pong, 2, "{pong, Nonce}")
+
+#define PN_ENV_ENUM_(kind, atom, arity, shape) PN_ENV_##kind,
+typedef enum { PN_ENVELOPE_KINDS(PN_ENV_ENUM_) } pn_envelope_kind;
+#undef PN_ENV_ENUM_
+
+/* The kind's atom ("call", ...); "" for a value that is no kind. */
+const char *pn_envelope_kind_name(pn_envelope_kind k);
 
 typedef struct pn_envelope {
     pn_envelope_kind kind;

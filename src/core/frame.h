@@ -16,7 +16,6 @@
 #include "peernet/err.h"
 
 #define PN_FRAME_HEADER 4
-#define PN_FRAME_DEFAULT_CAP 1048576u /* 1 MiB, the Elixir side's limit */
 
 typedef struct pn_frame_reader pn_frame_reader;
 

@@ -175,7 +175,7 @@ int pn_handshake_seal(pn_handshake *hs, const uint8_t *pt, size_t ptlen, uint8_t
     if (ptlen > PN_TRANSPORT_PLAINTEXT_MAX)
         return pn_err_set(e, PN_ETOOBIG,
                           "handshake: plaintext of %zu bytes exceeds %d (the frame cap is %d)",
-                          ptlen, PN_TRANSPORT_PLAINTEXT_MAX, PN_TRANSPORT_BODY_MAX);
+                          ptlen, PN_TRANSPORT_PLAINTEXT_MAX, PN_FRAME_CAP_MAX);
     if (cap < ptlen + PN_TRANSPORT_TAG)
         return pn_err_set(e, PN_ETOOBIG, "handshake: output buffer of %zu bytes, %zu needed", cap,
                           ptlen + PN_TRANSPORT_TAG);
@@ -188,10 +188,10 @@ int pn_handshake_open(pn_handshake *hs, const uint8_t *body, size_t len, uint8_t
     int rc = check_transport(hs, e);
 
     if (rc) return rc;
-    if (len > PN_TRANSPORT_BODY_MAX)
+    if (len > PN_FRAME_CAP_MAX)
         return fail_hs(hs,
                        pn_err_set(e, PN_ETOOBIG, "handshake: frame body of %zu bytes exceeds %d",
-                                  len, PN_TRANSPORT_BODY_MAX));
+                                  len, PN_FRAME_CAP_MAX));
     if (len < PN_TRANSPORT_TAG)
         return fail_hs(hs,
                        pn_err_set(e, PN_EINVAL,

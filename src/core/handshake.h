@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "peernet/err.h"
+#include "peernet/limits.h"
 #include "noise.h"
 
 #define PN_HANDSHAKE_ETF_HEADER 6 /* 0x83 0x6D u32-BE-length */
@@ -30,10 +31,10 @@
 /* Size a buffer for pn_handshake_write with this. */
 #define PN_HANDSHAKE_BODY_MAX PN_HANDSHAKE_M2_BODY
 
-/* The frame cap: a transport body (ciphertext || tag) is at most this. */
-#define PN_TRANSPORT_BODY_MAX 1048576
+/* A transport body (ciphertext || tag) is one frame's body, at most
+ * PN_FRAME_CAP_MAX (peernet/limits.h); its plaintext is a tag shorter. */
 #define PN_TRANSPORT_TAG PN_NOISE_TAGLEN
-#define PN_TRANSPORT_PLAINTEXT_MAX (PN_TRANSPORT_BODY_MAX - PN_TRANSPORT_TAG)
+#define PN_TRANSPORT_PLAINTEXT_MAX (PN_FRAME_CAP_MAX - PN_TRANSPORT_TAG)
 
 typedef enum {
     PN_HANDSHAKE_WRITE,  /* call pn_handshake_write and send the body */

@@ -97,4 +97,23 @@ static inline pn_link *pn_list_shift(pn_list *q) {
     return l;
 }
 
+/*
+ * Singly-linked chains (hash buckets): elements of any type with a `next`
+ * member, a head pointer per chain. Macros, so one definition serves every
+ * element type; pp is a pointer to a link (&head or &element->next).
+ *
+ *   pn_peer **pp;
+ *   PN_CHAIN_SEEK(pp, h->peers[b], *pp == p);
+ *   if (*pp) PN_CHAIN_UNLINK(pp);
+ */
+/* Puts el at the front of the chain whose head is the lvalue head. */
+#define PN_CHAIN_PUSH(head, el) ((el)->next = (head), (head) = (el))
+/* Leaves pp at the link to the first element for which match (an
+ * expression of *pp) holds, or at the chain's end (*pp NULL). */
+#define PN_CHAIN_SEEK(pp, head, match)                                                             \
+    for ((pp) = &(head); *(pp) && !(match); (pp) = &(*(pp))->next)
+/* Unlinks the element *pp points at (save it first: pp then holds its
+ * successor). */
+#define PN_CHAIN_UNLINK(pp) (*(pp) = (*(pp))->next)
+
 #endif

@@ -28,6 +28,7 @@
 #define PN_MDNS_RECORDS_MAX 64   /* answer + authority + additional records */
 #define PN_MDNS_TEXT_MAX 1024    /* a name as escaped dotted text, NUL included */
 #define PN_MDNS_HEADER 12
+#define PN_MDNS_PORT 5353 /* RFC 6762 §3 */
 
 enum {
     PN_DNS_A = 1,

@@ -70,7 +70,7 @@ static pn_request *take_req(lua_State *L) {
  * line goes to stderr. */
 static void answer_late(lua_State *L, int ok, int raw) {
     pn_request *req = take_req(L);
-    char name[80];
+    char name[PN_REPLY_LOG_NAME_MAX];
     snprintf(name, sizeof name, "%s", pn_request_name(req));
     pn_err e;
     if (pn_reply_value(L, req, ok, 2, raw, &e) != 0)

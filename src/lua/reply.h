@@ -28,6 +28,10 @@ typedef struct pn_reply_req {
 
 enum { PN_REPLY_SENT, PN_REPLY_DEFERRED, PN_REPLY_UNENCODABLE };
 
+/* Bytes of a handle name kept to log a handler's failure after its
+ * request is gone (a name may be 255 bytes; a log line needs less). */
+#define PN_REPLY_LOG_NAME_MAX 80
+
 /* Answers r's call with the nres values on top of L (as above). defer_idx
  * is the index of r's Lua object (0: none): a first result that is that
  * object defers the answer. The encoding runs under a fresh slice when L

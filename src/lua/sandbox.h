@@ -115,12 +115,25 @@ int pn_sandbox_over_budget(lua_State *L);
  * restore was skipped (an early return) is undone by the enclosing
  * restore, so no path leaves the cap lifted.
  *
- *   int prev = pn_sandbox_lift(L);
- *   ...host bookkeeping that must not fail at the cap...
- *   pn_sandbox_restore(L, prev);
+ * Host code uses the pair through PN_SANDBOX_LIFTED, never by hand.
  */
 int pn_sandbox_lift(lua_State *L);
 void pn_sandbox_restore(lua_State *L, int prev);
+
+/* Runs the block that follows with the cap of L's state lifted and puts
+ * back what was in force when the block ends:
+ *
+ *   PN_SANDBOX_LIFTED(L) {
+ *       ...host bookkeeping that must not fail at the cap...
+ *   }
+ *
+ * The block must end by falling off its end: a return, break or goto out
+ * of it skips the restore (the enclosing restore would undo it, but the
+ * cap would stay lifted until then). A Lua error raised in it is the same
+ * as a return; only code whose state is closed right after may do that. */
+#define PN_SANDBOX_LIFTED(L)                                                                       \
+    for (int pn_lifted_prev_ = pn_sandbox_lift(L), pn_lifted_once_ = 1; pn_lifted_once_;           \
+         pn_lifted_once_ = 0, pn_sandbox_restore((L), pn_lifted_prev_))
 
 /* Bytes the state holds now, and its cap. */
 size_t pn_sandbox_mem_used(lua_State *L);

@@ -31,6 +31,7 @@
 #include "glue.h"
 #include "sandbox.h"
 #include "value.h"
+#include "weak.h"
 
 #define ATOMS_KEY "peernet.atoms"     /* registry: name -> atom, weak values */
 #define NULL_KEY "peernet.null_value" /* registry: the one peernet.null */
@@ -159,17 +160,8 @@ void pn_value_init(lua_State *L) {
     lua_pop(L, 1);
     new_mt(L, PN_VALUE_BIGINT_MT, bigint_fns);
     lua_pop(L, 1);
-    if (lua_getfield(L, LUA_REGISTRYINDEX, ATOMS_KEY) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_createtable(L, 0, 1);
-        lua_pushliteral(L, "v");
-        lua_setfield(L, -2, "__mode");
-        lua_setmetatable(L, -2);
-        lua_setfield(L, LUA_REGISTRYINDEX, ATOMS_KEY);
-    } else {
-        lua_pop(L, 1);
-    }
+    pn_weak_push(L, ATOMS_KEY, "v");
+    lua_pop(L, 1);
     if (lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY) != LUA_TUSERDATA) {
         lua_pop(L, 1);
         lua_newuserdatauv(L, 0, 0);
@@ -788,14 +780,19 @@ static int l_is_atom(lua_State *L) {
     return 1;
 }
 
-static int l_is_tuple(lua_State *L) {
+/* Pushes whether argument 1 is a table whose metatable is the named one. */
+static int push_has_mt(lua_State *L, const char *mt) {
     int yes = 0;
     if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
-        luaL_getmetatable(L, PN_VALUE_TUPLE_MT);
+        luaL_getmetatable(L, mt);
         yes = lua_rawequal(L, -1, -2);
     }
     lua_pushboolean(L, yes);
     return 1;
+}
+
+static int l_is_tuple(lua_State *L) {
+    return push_has_mt(L, PN_VALUE_TUPLE_MT);
 }
 
 static int l_map(lua_State *L) {
@@ -817,13 +814,7 @@ static int l_map(lua_State *L) {
 }
 
 static int l_is_map(lua_State *L) {
-    int yes = 0;
-    if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
-        luaL_getmetatable(L, PN_VALUE_MAP_MT);
-        yes = lua_rawequal(L, -1, -2);
-    }
-    lua_pushboolean(L, yes);
-    return 1;
+    return push_has_mt(L, PN_VALUE_MAP_MT);
 }
 
 static size_t opt_max(lua_State *L, int opts) {

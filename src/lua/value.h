@@ -16,10 +16,13 @@
 #include <lua.h>
 
 #include "peernet/err.h"
+#include "peernet/limits.h"
 #include "core/etf.h"
 
-#define PN_VALUE_DEFAULT_MAX 1048576u /* bytes; the frame cap, 1 MiB */
-#define PN_VALUE_CLOCK_STEPS 4096     /* table slots the encoder visits between clock reads */
+/* Bytes an encoding may take unless the caller says (opts.max): a value
+ * travels in one frame, so the frame cap. */
+#define PN_VALUE_DEFAULT_MAX ((size_t)PN_FRAME_CAP_MAX)
+#define PN_VALUE_CLOCK_STEPS 4096 /* table slots the encoder visits between clock reads */
 
 /* Metatable names; the userdata behind them are created here only. */
 #define PN_VALUE_ATOM_MT "peernet.atom"

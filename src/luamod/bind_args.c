@@ -122,34 +122,38 @@ static int args_error(lua_State *S, const char *msg) {
 /* Runs in S, protected: evaluates the text and leaves its encoding in a. */
 static int eval_in_sandbox(lua_State *S) {
     args_eval *a = lua_touserdata(S, 1);
-    /* Setting up is the host's work, bounded by the text's size. */
-    int prev_cap = pn_sandbox_lift(S);
-    strip_string_methods(S);
-    luaL_Buffer b;
-    luaL_buffinit(S, &b);
-    luaL_addstring(&b, "return ");
-    luaL_addlstring(&b, a->text, a->len);
-    luaL_pushresult(&b);
-    size_t n;
-    const char *src = lua_tolstring(S, -1, &n);
-    if (pn_sandbox_load(S, src, n, "=ARGS") != LUA_OK) {
-        const char *msg = lua_tostring(S, -1);
-        if (msg && too_deep(msg)) return args_error(S, msg);
-        return lua_error(S);
+    /* Setting up is the host's work, bounded by the text's size (a load
+     * error leaves the block by lua_error: S is closed after it). */
+    lua_State *co = NULL;
+    PN_SANDBOX_LIFTED(S) {
+        strip_string_methods(S);
+        luaL_Buffer b;
+        luaL_buffinit(S, &b);
+        luaL_addstring(&b, "return ");
+        luaL_addlstring(&b, a->text, a->len);
+        luaL_pushresult(&b);
+        size_t n;
+        const char *src = lua_tolstring(S, -1, &n);
+        if (pn_sandbox_load(S, src, n, "=ARGS") != LUA_OK) {
+            const char *msg = lua_tostring(S, -1);
+            if (msg && too_deep(msg)) args_error(S, msg);
+            lua_error(S);
+        }
+        push_env(S);
+        lua_setupvalue(S, -2, 1);
+        co = lua_newthread(S);
+        lua_insert(S, -2);
+        lua_xmove(S, co, 1);
     }
-    push_env(S);
-    lua_setupvalue(S, -2, 1);
-    lua_State *co = lua_newthread(S);
-    lua_insert(S, -2);
-    lua_xmove(S, co, 1);
-    pn_sandbox_restore(S, prev_cap);
 
     lua_State *prev = pn_sandbox_begin(co);
     int nres = 0;
     int st = lua_resume(co, S, 0, &nres);
     pn_sandbox_end(co, prev);
-    (void)pn_sandbox_lift(
-        S); /* room for the message, even after a memory error; S is closed after */
+    /* Lifted for good, not PN_SANDBOX_LIFTED: every path from here raises
+     * its message (room for it even after a memory error), and S is
+     * closed after. */
+    (void)pn_sandbox_lift(S);
     if (st == LUA_YIELD) return args_error(S, "cannot wait");
     if (st != LUA_OK) {
         if (pn_sandbox_over_budget(co)) return args_error(S, "too much computation");

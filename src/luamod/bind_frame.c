@@ -12,6 +12,7 @@
 #include "bind.h"
 #include "lua/glue.h"
 #include "core/frame.h"
+#include "peernet/limits.h"
 
 #define FRAME_MT "peernet.frame_reader"
 
@@ -26,7 +27,7 @@ static lframe *check_reader(lua_State *L) {
 }
 
 static lua_Integer check_cap(lua_State *L, int idx) {
-    lua_Integer cap = luaL_optinteger(L, idx, PN_FRAME_DEFAULT_CAP);
+    lua_Integer cap = luaL_optinteger(L, idx, PN_FRAME_CAP_MAX);
     luaL_argcheck(L, cap >= 0 && cap <= (lua_Integer)UINT32_MAX, idx, "cap out of range");
     return cap;
 }

@@ -520,7 +520,7 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
     lhandler *hd = ud; /* the host keeps it alive until this returns */
     lua_State *L = hd->lh->L;
     int is_call = pn_request_is_call(req);
-    char name[80]; /* req may be gone when the handler fails after answering */
+    char name[PN_REPLY_LOG_NAME_MAX]; /* req may be gone when the handler fails after answering */
     snprintf(name, sizeof name, "%s", pn_request_name(req));
     dispatch d = {hd, req, NULL, LUA_NOREF, 0, name};
     int top = lua_gettop(L);

@@ -220,13 +220,18 @@ static int add_file(const char *path, int admin, const char *error, void *ud) {
     return 0;
 }
 
-static int add_handles(const pn_rt_script_info *i, const char **names, uint32_t n, void *ud) {
-    lua_State *L = ud; /* {path = {names...}} on top */
+/* Pushes {names...}. */
+static void push_names(lua_State *L, const char **names, uint32_t n) {
     lua_createtable(L, (int)n, 0);
     for (uint32_t k = 0; k < n; k++) {
         lua_pushstring(L, names[k]);
         lua_rawseti(L, -2, k + 1);
     }
+}
+
+static int add_handles(const pn_rt_script_info *i, const char **names, uint32_t n, void *ud) {
+    lua_State *L = ud; /* {path = {names...}} on top */
+    push_names(L, names, n);
     lua_setfield(L, -2, i->path);
     return 0;
 }
@@ -238,7 +243,7 @@ static int l_rt_load_dir(lua_State *L) {
     if (pn_scriptdir_watch(r->rt, dir, &e) != 0) return pn_glue_fail(L, &e);
     lua_newtable(L);
     int by_path = lua_gettop(L);
-    pn_script_each(r->rt, add_handles, L);
+    if (pn_script_each(r->rt, add_handles, L) != 0) return luaL_error(L, "out of memory");
     lua_newtable(L);
     pn_scriptdir_files(r->rt, add_file, L);
     /* each entry gets the handles its script exposes */
@@ -281,11 +286,7 @@ static int add_script(const pn_rt_script_info *i, const char **names, uint32_t n
     lua_setfield(L, -2, "tasks");
     lua_pushinteger(L, (lua_Integer)i->mem);
     lua_setfield(L, -2, "mem");
-    lua_createtable(L, (int)n, 0);
-    for (uint32_t k = 0; k < n; k++) {
-        lua_pushstring(L, names[k]);
-        lua_rawseti(L, -2, k + 1);
-    }
+    push_names(L, names, n);
     lua_setfield(L, -2, "handles");
     if (i->error && i->error[0]) {
         lua_pushstring(L, i->error);
@@ -298,7 +299,7 @@ static int add_script(const pn_rt_script_info *i, const char **names, uint32_t n
 static int l_rt_scripts(lua_State *L) {
     lrt *r = check_rt(L);
     lua_newtable(L);
-    pn_script_each(r->rt, add_script, L);
+    if (pn_script_each(r->rt, add_script, L) != 0) return luaL_error(L, "out of memory");
     return 1;
 }
 
@@ -344,7 +345,7 @@ static int l_check(lua_State *L) {
         n--;
     }
     luaL_argcheck(L, n >= 1, 1, "expected script paths");
-    uint8_t secret[32];
+    uint8_t secret[PN_KEY_LEN]; /* an X25519 private key */
     randombytes_buf(secret, sizeof secret);
     pn_host_config hc;
     pn_host_config_init(&hc);

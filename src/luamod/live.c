@@ -7,6 +7,8 @@
 #include <lua.h>
 
 #include "live.h"
+#include "lua/pcall.h"
+#include "lua/weak.h"
 
 #define PN_LIVE_KEY_(name, key) key,
 static const char *const live_keys[] = {PN_LIVE_KINDS(PN_LIVE_KEY_)};
@@ -14,15 +16,7 @@ static const char *const live_keys[] = {PN_LIVE_KINDS(PN_LIVE_KEY_)};
 
 /* Pushes the weak table of kind, made on first use. */
 static void push_table(lua_State *L, pn_live_kind kind) {
-    if (lua_getfield(L, LUA_REGISTRYINDEX, live_keys[kind]) == LUA_TTABLE) return;
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, live_keys[kind]);
+    pn_weak_push(L, live_keys[kind], "k");
 }
 
 void pn_live_add(lua_State *L, int idx, pn_live_kind kind) {
@@ -58,7 +52,7 @@ static int close_kind(lua_State *L, pn_live_kind kind) {
     for (lua_Integer i = 1; i <= n; i++) {
         lua_pushcfunction(L, close_one);
         lua_rawgeti(L, list, i);
-        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        if (pn_pcall(L, 1, 0) != LUA_OK) {
             const char *msg = lua_tostring(L, -1);
             fprintf(stderr, "peernet: closing at exit: %s\n", msg ? msg : "(not a string)");
             lua_pop(L, 1);

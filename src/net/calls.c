@@ -25,18 +25,16 @@ static pn_pending *due_of(pn_link *l) {
 }
 
 static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
-    for (pn_pending **pp = &c->calls[bucket_of(id)]; *pp; pp = &(*pp)->next) {
-        if ((*pp)->id == id) {
-            pn_pending *p = *pp;
-            *pp = p->next;
-            p->next = NULL;
-            pn_list_remove(&c->due, &p->due);
-            c->ncalls--;
-            if (c->retiring) pn_host_mark_dirty(c->host, c); /* may be idle now */
-            return p;
-        }
-    }
-    return NULL;
+    pn_pending **pp;
+    PN_CHAIN_SEEK(pp, c->calls[bucket_of(id)], (*pp)->id == id);
+    pn_pending *p = *pp;
+    if (!p) return NULL;
+    PN_CHAIN_UNLINK(pp);
+    p->next = NULL;
+    pn_list_remove(&c->due, &p->due);
+    c->ncalls--;
+    if (c->retiring) pn_host_mark_dirty(c->host, c); /* may be idle now */
+    return p;
 }
 
 static void on_calls_due(uv_timer_t *t) {
@@ -72,9 +70,7 @@ pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout
             q = q->next;
         if (!q) break;
     }
-    unsigned b = bucket_of(p->id);
-    p->next = c->calls[b];
-    c->calls[b] = p;
+    PN_CHAIN_PUSH(c->calls[bucket_of(p->id)], p);
     c->ncalls++;
     uint64_t now = uv_now(h->loop);
     p->deadline = now + timeout_ms;
@@ -112,8 +108,7 @@ void pn_calls_fail_all(pn_conn *c) {
         while (c->calls[b]) {
             pn_pending *p = unlink_id(c, c->calls[b]->id);
             p->status = PN_CALL_CLOSED;
-            p->next = h->completed;
-            h->completed = p;
+            PN_CHAIN_PUSH(h->completed, p);
         }
     }
     if (h->completed) pn_host_mark_dirty(h, NULL);
@@ -122,7 +117,7 @@ void pn_calls_fail_all(pn_conn *c) {
 void pn_calls_run_completed(pn_host *h) {
     while (h->completed) {
         pn_pending *p = h->completed;
-        h->completed = p->next;
+        PN_CHAIN_UNLINK(&h->completed);
         p->cb(h, p->status, NULL, 0, p->ud);
         free(p);
     }

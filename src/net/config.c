@@ -13,8 +13,6 @@
 #include "net.h"
 
 /* The public bounds name the core's: one quantity each. */
-_Static_assert(PN_FRAME_CAP_MAX == PN_TRANSPORT_BODY_MAX, "frame cap bound");
-_Static_assert(PN_FRAME_CAP_MAX == PN_FRAME_DEFAULT_CAP, "default frame cap");
 _Static_assert(PN_MDNS_INSTANCE_MAX == PN_MDNS_LABEL_MAX, "an instance name is one label");
 _Static_assert(PN_BROADCAST_MAX < PN_ADDR_MAX, "the broadcast address fits pn_host.broadcast");
 _Static_assert(PN_FRAME_HEADER == 4, "max_outbuf's minimum (options.h) counts a 4-byte header");

@@ -13,6 +13,8 @@
 
 #include "net.h"
 
+#define PN_CONN_WHY_MAX 96 /* bytes of a close reason this file formats */
+
 static void conn_free(pn_conn *c) {
     pn_host *h = c->host;
     pn_handshake_free(c->hs);
@@ -35,7 +37,7 @@ static int on_verify(void *ud, const uint8_t key[PN_NOISE_KEYLEN]) {
 }
 
 static void timed_out(pn_conn *c, const char *what, uint32_t ms) {
-    char why[96];
+    char why[PN_CONN_WHY_MAX];
     snprintf(why, sizeof why, "%s within %u ms", what, ms);
     c->host->stats.handshakes_failed++;
     pn_conn_close(c, why);
@@ -186,7 +188,7 @@ static void on_written(uv_write_t *req, int status) {
     }
     if (c->state == PN_CONN_CLOSING) return;
     if (status < 0) {
-        char why[96];
+        char why[PN_CONN_WHY_MAX];
         snprintf(why, sizeof why, "write failed: %s", uv_strerror(status));
         pn_conn_close(c, why);
         return;
@@ -232,7 +234,7 @@ void pn_conn_flush(pn_conn *c) {
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written);
     if (rc != 0) {
         c->wout.len = 0;
-        char why[96];
+        char why[PN_CONN_WHY_MAX];
         snprintf(why, sizeof why, "write failed: %s", uv_strerror(rc));
         pn_conn_close(c, why);
         return;
@@ -411,7 +413,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     pn_conn *c = s->data;
     if (nread == 0 || c->state == PN_CONN_CLOSING) return;
     if (nread < 0) {
-        char why[96];
+        char why[PN_CONN_WHY_MAX];
         snprintf(why, sizeof why, "%s",
                  nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread));
         pn_conn_close(c, why);
@@ -498,7 +500,7 @@ static void start_reading(pn_conn *c) {
     c->state = PN_CONN_HANDSHAKE;
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc != 0) {
-        char why[96];
+        char why[PN_CONN_WHY_MAX];
         snprintf(why, sizeof why, "read failed: %s", uv_strerror(rc));
         pn_conn_close(c, why);
     }

@@ -47,7 +47,7 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
 
 /* The sender's address with the announced TCP port, in the form dial takes. */
 static int sender_addr(const struct sockaddr *sa, uint16_t port, char *out, size_t cap) {
-    char ip[64];
+    char ip[INET6_ADDRSTRLEN];
     if (sa->sa_family == AF_INET) {
         if (uv_ip4_name((const struct sockaddr_in *)sa, ip, sizeof ip) != 0) return -1;
         return snprintf(out, cap, "%s:%u", ip, port) < (int)cap ? 0 : -1;
@@ -237,9 +237,7 @@ int pn_discovery_open(pn_host *h, pn_err *e) {
 
 static void on_closed(void *ud) {
     pn_discovery *d = ud;
-    pn_host *h = d->host;
-    free(d);
-    pn_host_unref(h);
+    pn_host_unref_free(d->host, d);
 }
 
 void pn_discovery_close(pn_host *h) {

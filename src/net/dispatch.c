@@ -15,8 +15,7 @@
 static void handler_drop(pn_host *h, pn_handler *hd) {
     if (h->dispatching) {
         hd->revoked = 1;
-        hd->next = h->graveyard;
-        h->graveyard = hd;
+        PN_CHAIN_PUSH(h->graveyard, hd);
         return;
     }
     if (hd->def.release) hd->def.release(hd->def.ud);
@@ -28,7 +27,7 @@ void pn_dispatch_release_all(pn_host *h) {
     for (unsigned b = 0; b < PN_HANDLER_BUCKETS; b++) {
         while (h->handlers[b]) {
             pn_handler *hd = h->handlers[b];
-            h->handlers[b] = hd->next;
+            PN_CHAIN_UNLINK(&h->handlers[b]);
             handler_drop(h, hd);
         }
     }
@@ -61,22 +60,18 @@ int pn_host_expose(pn_host *h, const char *name, const pn_handler_def *def, pn_e
         return pn_err_set(e, PN_ENOMEM, "out of memory");
     }
     hd->def = *def;
-    unsigned b = name_bucket(name);
-    hd->next = h->handlers[b];
-    h->handlers[b] = hd;
+    PN_CHAIN_PUSH(h->handlers[name_bucket(name)], hd);
     return 0;
 }
 
 int pn_host_revoke(pn_host *h, const char *name) {
-    for (pn_handler **pp = &h->handlers[name_bucket(name)]; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->name, name) == 0) {
-            pn_handler *hd = *pp;
-            *pp = hd->next;
-            handler_drop(h, hd);
-            return 0;
-        }
-    }
-    return PN_ENOTFOUND;
+    pn_handler **pp;
+    PN_CHAIN_SEEK(pp, h->handlers[name_bucket(name)], strcmp((*pp)->name, name) == 0);
+    pn_handler *hd = *pp;
+    if (!hd) return PN_ENOTFOUND;
+    PN_CHAIN_UNLINK(pp);
+    handler_drop(h, hd);
+    return 0;
 }
 
 static void reply_error(pn_conn *c, uint64_t id, enum pn_reason reason) {
@@ -106,7 +101,7 @@ static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handl
     if (env->foreign) {
         /* A pid, a ref, a fun...: no handler can be given these args, but
          * the envelope is sound, so only this call fails. */
-        char k[17], key[48];
+        char k[PN_LOG_KEY_BUF], key[PN_LOGLINE_KEY_MAX];
         pn_etf_check_term(env->term, env->term_len, &e);
         snprintf(key, sizeof key, "foreign args %s", pn_log_key(c->peer->key, k));
         pn_log_limited(h, PN_LOG_WARN, key,
@@ -134,7 +129,7 @@ static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handl
 
 void pn_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
     int is_call = env->kind == PN_ENV_CALL;
-    char k[17];
+    char k[PN_LOG_KEY_BUF];
     /* Per peer, not per connection: calls of its closed connections still
      * being served count too. */
     if (is_call && c->peer->nreqs >= h->cfg.max_calls_in_flight) {
@@ -168,7 +163,7 @@ void pn_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
     if (--h->dispatching == 0) {
         while (h->graveyard) {
             pn_handler *dead = h->graveyard;
-            h->graveyard = dead->next;
+            PN_CHAIN_UNLINK(&h->graveyard);
             handler_drop(h, dead);
         }
     }

@@ -57,7 +57,7 @@ const char *pn_found_next(const pn_host *h, pn_peer *p) {
  * its announces ignored) for backoff_min, doubling with each failure in a
  * row up to backoff_max; the configured one is untouched. */
 void pn_found_dial_failed(pn_host *h, pn_peer *p, const char *why, int wrong_key) {
-    char k[17], key[48];
+    char k[PN_LOG_KEY_BUF], key[PN_LOGLINE_KEY_MAX];
     if (p->addr[0] && strcmp(p->dialled, p->addr) == 0) return;
     int i = found_index(p, p->dialled);
     if (i < 0) return;
@@ -99,7 +99,7 @@ void pn_found_stranger_push(pn_host *h, pn_peer *p) {
 static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr);
 
 int pn_found_note(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, const char *source) {
-    char host[PN_ADDR_MAX + 1], k[17];
+    char host[PN_ADDR_MAX + 1], k[PN_LOG_KEY_BUF];
     uint16_t port;
     pn_err e;
     if (h->closing || sodium_memcmp(key, h->pub, PN_KEY_LEN) == 0) return -1;
@@ -115,7 +115,7 @@ int pn_found_note(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr, c
 
 void pn_found_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
                    const char *source) {
-    char k[17];
+    char k[PN_LOG_KEY_BUF];
     pn_peer *p = h->closing ? NULL : pn_registry_find(h, key);
     int i = p ? found_index(p, addr) : -1;
     if (i < 0) return; /* another source knows better */
@@ -129,7 +129,7 @@ void pn_found_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
         uv_timer_stop(&p->redial);
         if (p->status == PN_PEER_DISCOVERED) p->status = PN_PEER_UNKNOWN;
     }
-    char lkey[48]; /* anyone on the LAN can send goodbyes */
+    char lkey[PN_LOGLINE_KEY_MAX]; /* anyone on the LAN can send goodbyes */
     snprintf(lkey, sizeof lkey, "gone %s", pn_log_key(key, k));
     pn_log_limited(h, PN_LOG_INFO, lkey, "peer %s… left %s (%s goodbye)", k, addr, source);
 }
@@ -204,7 +204,7 @@ static void dial_fresh(pn_host *h, pn_peer *p) {
 }
 
 static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr) {
-    char k[17];
+    char k[PN_LOG_KEY_BUF];
     pn_err e;
     pn_peer *p = pn_registry_find(h, key);
     if (!p && h->strangers.len >= PN_DISCOVERED_MAX && !forget_stalest_stranger(h)) return -1;
@@ -220,7 +220,7 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     int fresh = 0;
     if (!keep_address(h, p, addr, &fresh)) return 0;
     if (fresh) {
-        char lkey[48];
+        char lkey[PN_LOGLINE_KEY_MAX];
         snprintf(lkey, sizeof lkey, "found %s", k);
         pn_log_limited(h, PN_LOG_INFO, lkey, "%s peer %s… discovered at %s%s",
                        p->trusted ? "trusted" : "untrusted", pn_log_key(key, k), addr,

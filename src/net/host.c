@@ -45,6 +45,11 @@ void pn_host_unref(pn_host *h) {
     if (--h->refs == 0 && h->closing) host_free(h);
 }
 
+void pn_host_unref_free(pn_host *h, void *owner) {
+    free(owner);
+    pn_host_unref(h);
+}
+
 void pn_host_adopt(pn_host *h, uv_handle_t *handle) {
     if (h->cfg.weak) uv_unref(handle);
 }
@@ -164,8 +169,10 @@ static int bind_listen(pn_host *h, const char *listen, pn_err *e) {
         rc = uv_tcp_bind(&h->listener, &sa.sa, 0);
     }
     if (rc == 0) rc = uv_listen((uv_stream_t *)&h->listener, 128, on_connection);
+    if (rc != 0 && listen)
+        return pn_err_set(e, PN_EIO, "listen on %s: %s", listen, uv_strerror(rc));
     if (rc != 0)
-        return pn_err_set(e, PN_EIO, "listen on %s: %s", listen ? listen : "[::]:4040",
+        return pn_err_set(e, PN_EIO, "listen on [::]:%u: %s", (unsigned)PN_DEFAULT_PORT,
                           uv_strerror(rc));
     struct sockaddr_storage ss;
     int len = sizeof ss;

@@ -408,7 +408,7 @@ pn_mdnsd *pn_mdnsd_start(pn_host *h, const char *instance, uint16_t port, pn_err
         return NULL;
     }
     m->host = h;
-    m->port = port ? port : 5353;
+    m->port = port ? port : PN_MDNS_PORT;
     m->followup_tokens = PN_MDNS_FOLLOWUP_BURST;
     m->legacy_tokens = PN_MDNS_LEGACY_BURST;
     if (make_names(m, instance, e) != 0) {

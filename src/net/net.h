@@ -325,6 +325,10 @@ static inline pn_conn *pn_conn_next(const pn_conn *c) {
 
 /* host.c */
 void pn_host_unref(pn_host *h);
+/* The last close of owner (an allocation that held one of h's references,
+ * e.g. through its handles): frees it, then drops the reference (which
+ * may free h, so h is read before). */
+void pn_host_unref_free(pn_host *h, void *owner);
 /* Every uv handle the host opens goes through here after its init: it is
  * unref'd when the host is weak (cfg.weak). */
 void pn_host_adopt(pn_host *h, uv_handle_t *handle);
@@ -342,8 +346,10 @@ void pn_log(pn_host *h, int level, const char *fmt, ...) __attribute__((format(p
 void pn_log_limited(pn_host *h, int level, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void pn_log_flush_all(pn_host *h); /* closing: every summary now */
-/* Short form of a key for log lines: the first 8 bytes in hex. */
-const char *pn_log_key(const uint8_t key[PN_KEY_LEN], char out[17]);
+/* Short form of a key for log lines: the first 8 bytes in hex, in a
+ * buffer of PN_LOG_KEY_BUF. */
+#define PN_LOG_KEY_BUF 17 /* 16 hex digits and the NUL */
+const char *pn_log_key(const uint8_t key[PN_KEY_LEN], char out[PN_LOG_KEY_BUF]);
 
 /* policy.c */
 void pn_policy_established(pn_host *h, pn_conn *c);
@@ -461,7 +467,7 @@ void pn_discovery_close(pn_host *h);
 int pn_netmon_open(pn_host *h, pn_err *e);
 void pn_netmon_close(pn_host *h);
 
-/* mdnsd.c: the responder and browser. port 0 = 5353; instance NULL = a name
+/* mdns.c: the responder and browser. port 0 = PN_MDNS_PORT; instance NULL = a name
  * made from the key. Close sends a goodbye (TTL 0) when asked. */
 typedef struct pn_mdnsd pn_mdnsd;
 pn_mdnsd *pn_mdnsd_start(pn_host *h, const char *instance, uint16_t port, pn_err *e);

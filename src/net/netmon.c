@@ -202,10 +202,8 @@ int pn_netmon_open(pn_host *h, pn_err *e) {
 
 static void on_closed(void *ud) {
     pn_netmon *m = ud;
-    pn_host *h = m->host;
     if (m->fd >= 0) close(m->fd); /* uv_poll never owned it */
-    free(m);
-    pn_host_unref(h);
+    pn_host_unref_free(m->host, m);
 }
 
 void pn_netmon_close(pn_host *h) {

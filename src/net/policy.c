@@ -68,7 +68,7 @@ void pn_policy_schedule_redial(pn_host *h, pn_peer *p) {
 }
 
 int pn_policy_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]) {
-    char a[17], b[17];
+    char a[PN_LOG_KEY_BUF], b[PN_LOG_KEY_BUF];
     if (c->has_expect && sodium_memcmp(key, c->expect, PN_KEY_LEN) != 0) {
         snprintf(c->fail, sizeof c->fail, "dialled %s… but %s… answered: wrong key",
                  pn_log_key(c->expect, a), pn_log_key(key, b));
@@ -93,7 +93,7 @@ int pn_policy_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]) {
  * word, so nothing flaps (docs/host.md, "One connection per peer").
  * 1: c is kept and the old link retired; 0: c was closed. */
 static int tie_break(pn_host *h, pn_peer *p, pn_conn *c) {
-    char k[17];
+    char k[PN_LOG_KEY_BUF];
     pn_conn *old = p->live;
     int keep_new;
     if (old->initiator == c->initiator || c->born_seq > old->live_seq)
@@ -120,7 +120,7 @@ static int tie_break(pn_host *h, pn_peer *p, pn_conn *c) {
 
 void pn_policy_established(pn_host *h, pn_conn *c) {
     uint8_t key[PN_KEY_LEN];
-    char k[17];
+    char k[PN_LOG_KEY_BUF];
     pn_err e;
     if (pn_handshake_remote_static(c->hs, key, &e) != 0) {
         pn_conn_close(c, e.msg);
@@ -149,13 +149,13 @@ void pn_policy_established(pn_host *h, pn_conn *c) {
 }
 
 void pn_policy_conn_closed(pn_host *h, pn_conn *c, const char *why) {
-    char k[17];
+    char k[PN_LOG_KEY_BUF];
     pn_peer *p = c->peer;
     if (p && p->live == c) {
         pn_log(h, PN_LOG_INFO, "connection %s to %s closed: %s", c->remote, pn_log_key(p->key, k),
                why);
     } else { /* strangers' connections and failed dials: one each, as many as they make */
-        char lkey[48];
+        char lkey[PN_LOGLINE_KEY_MAX];
         snprintf(lkey, sizeof lkey, "closed %s", p ? pn_log_key(p->key, k) : "stranger");
         pn_log_limited(h, PN_LOG_DEBUG, lkey, "connection %s%s%s closed: %s",
                        c->remote[0] ? c->remote : "(unconnected)", p ? " to " : "", p ? k : "",
@@ -324,7 +324,7 @@ int pn_host_connect(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
                     void *ud, pn_err *e) {
     pn_err local;
     if (!e) e = &local;
-    char host[PN_ADDR_MAX + 1], k[17];
+    char host[PN_ADDR_MAX + 1], k[PN_LOG_KEY_BUF];
     uint16_t port;
     if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
     pn_peer *p = pn_registry_find(h, key);

@@ -44,9 +44,7 @@ pn_peer *pn_registry_get(pn_host *h, const uint8_t key[PN_KEY_LEN], pn_err *e) {
     p->redial.data = p;
     pn_host_adopt(h, (uv_handle_t *)&p->redial);
     h->refs++;
-    unsigned b = bucket_of(h, key);
-    p->next = h->peers[b];
-    h->peers[b] = p;
+    PN_CHAIN_PUSH(h->peers[bucket_of(h, key)], p);
     h->npeers++;
     return p;
 }
@@ -94,22 +92,19 @@ void pn_registry_info(const pn_host *h, const pn_peer *p, pn_peer_info *out) {
 
 static void on_peer_closed(uv_handle_t *t) {
     pn_peer *p = t->data;
-    pn_host *h = p->host;
-    free(p);
-    pn_host_unref(h);
+    pn_host_unref_free(p->host, p);
 }
 
 /* Drops an entry nothing refers to (no connection, dial or waiter): an
  * untrusted peer known only from its announces. */
 void pn_registry_forget(pn_host *h, pn_peer *p) {
     pn_request_forget_peer(h, p);
-    for (pn_peer **pp = &h->peers[bucket_of(h, p->key)]; *pp; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            h->npeers--;
-            uv_close((uv_handle_t *)&p->redial, on_peer_closed);
-            return;
-        }
+    pn_peer **pp;
+    PN_CHAIN_SEEK(pp, h->peers[bucket_of(h, p->key)], *pp == p);
+    if (!*pp) return;
+    PN_CHAIN_UNLINK(pp);
+    h->npeers--;
+    uv_close((uv_handle_t *)&p->redial, on_peer_closed);
 }
 
 /* Host shutdown: the peers' timers close and the entries are freed; the

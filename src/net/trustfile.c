@@ -122,9 +122,7 @@ int pn_trustfile_watch(pn_host *h, const char *path, pn_err *e) {
 
 static void on_closed(void *ud) {
     pn_trustfile *tf = ud;
-    pn_host *h = tf->host;
-    free(tf);
-    pn_host_unref(h);
+    pn_host_unref_free(tf->host, tf);
 }
 
 void pn_trustfile_close(pn_host *h) {

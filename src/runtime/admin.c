@@ -58,13 +58,14 @@ static int admin_lookup(pn_script *o, const char *module, const char *fn) {
     if (o->retired || o->closed) return 0;
     lua_State *L = o->L;
     int top = lua_gettop(L);
-    int prev = pn_sandbox_lift(L);
-    int found = lua_rawgetp(L, LUA_REGISTRYINDEX, &admin_key) == LUA_TTABLE &&
+    int found = 0;
+    PN_SANDBOX_LIFTED(L) {
+        found = lua_rawgetp(L, LUA_REGISTRYINDEX, &admin_key) == LUA_TTABLE &&
                 lua_getfield(L, -1, module) == LUA_TTABLE &&
                 (lua_pushstring(L, fn), lua_rawget(L, -2)) == LUA_TFUNCTION;
-    if (found) lua_replace(L, top + 1);
-    lua_settop(L, top + found);
-    pn_sandbox_restore(L, prev);
+        if (found) lua_replace(L, top + 1);
+        lua_settop(L, top + found);
+    }
     return found;
 }
 
@@ -158,9 +159,8 @@ void pn_admin_dispatch(pn_rt *rt, pn_request *req) {
         return;
     }
     /* The function is on o's main thread: anchor it for the task. */
-    int prev = pn_sandbox_lift(o->L);
-    int ref = luaL_ref(o->L, LUA_REGISTRYINDEX);
-    pn_sandbox_restore(o->L, prev);
+    int ref = LUA_NOREF;
+    PN_SANDBOX_LIFTED(o->L) ref = luaL_ref(o->L, LUA_REGISTRYINDEX);
     char what[PN_RT_WHAT_MAX];
     snprintf(what, sizeof what, "admin %.40s.%.40s", m, fn);
     pn_task *t = pn_task_start(o, PN_TASK_ADMIN, ref, what, push_admin_args, &a);

@@ -161,19 +161,19 @@ static int push_term(pn_script *s, lua_State *co, const uint8_t *term, size_t le
     lua_pushcfunction(L, push_term_protected);
     lua_pushlightuserdata(L, &a);
     int rc = lua_pcall(L, 1, 1, 0);
-    int prev = pn_sandbox_lift(L);
-    lua_checkstack(co, 4);
     int n = 1;
-    if (rc != LUA_OK) {
-        lua_pushnil(co);
-        lua_pushfstring(co, "cannot decode the reply: %s", lua_tostring(L, -1));
-        lua_pushstring(co, kind);
-        lua_pop(L, 1);
-        n = 3;
-    } else {
-        lua_xmove(L, co, 1);
+    PN_SANDBOX_LIFTED(L) {
+        lua_checkstack(co, 4);
+        if (rc != LUA_OK) {
+            lua_pushnil(co);
+            lua_pushfstring(co, "cannot decode the reply: %s", lua_tostring(L, -1));
+            lua_pushstring(co, kind);
+            lua_pop(L, 1);
+            n = 3;
+        } else {
+            lua_xmove(L, co, 1);
+        }
     }
-    pn_sandbox_restore(L, prev);
     return n;
 }
 
@@ -191,9 +191,7 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
      * host's own values go in with the cap lifted (a failed allocation
      * would abort the process). The reply itself is decoded under the cap,
      * protected, by push_term. */
-    int prev = pn_sandbox_lift(s->L);
-    lua_checkstack(co, 4);
-    pn_sandbox_restore(s->L, prev);
+    PN_SANDBOX_LIFTED(s->L) lua_checkstack(co, 4);
     if (st == PN_CALL_OK) {
         if (cw->cast) {
             lua_pushboolean(co, 1);
@@ -208,15 +206,11 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
         if (n == 3) { /* the reason itself did not decode: its message stands */
             lua_remove(co, -4);
         } else {
-            prev = pn_sandbox_lift(s->L);
-            lua_pushstring(co, remote);
-            pn_sandbox_restore(s->L, prev);
+            PN_SANDBOX_LIFTED(s->L) lua_pushstring(co, remote);
             n = 3;
         }
     } else {
-        prev = pn_sandbox_lift(s->L);
-        n = pn_result_fail(co, pn_result_reason(st), pn_result_kind(st));
-        pn_sandbox_restore(s->L, prev);
+        PN_SANDBOX_LIFTED(s->L) n = pn_result_fail(co, pn_result_reason(st), pn_result_kind(st));
     }
     free(cw);
     pn_task_resume(t, n);
@@ -368,18 +362,18 @@ static void on_connect_done(pn_host *h, int status, const char *msg, void *ud) {
     if (!t) return;
     /* Unprotected pushes on a suspended coroutine: with the cap lifted,
      * as in on_call_done. */
-    int prev = pn_sandbox_lift(t->s->L);
-    int ok = lua_checkstack(t->co, 3);
     int n = 1;
-    if (status == 0 && ok)
-        lua_pushboolean(t->co, 1);
-    else
-        n = pn_result_fail(t->co,
-                           !ok   ? "out of memory"
-                           : msg ? msg
-                                 : "connect failed",
-                           PN_KIND_LOCAL);
-    pn_sandbox_restore(t->s->L, prev);
+    PN_SANDBOX_LIFTED(t->s->L) {
+        int ok = lua_checkstack(t->co, 3);
+        if (status == 0 && ok)
+            lua_pushboolean(t->co, 1);
+        else
+            n = pn_result_fail(t->co,
+                               !ok   ? "out of memory"
+                               : msg ? msg
+                                     : "connect failed",
+                               PN_KIND_LOCAL);
+    }
     pn_task_resume(t, n);
 }
 

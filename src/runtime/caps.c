@@ -35,6 +35,7 @@
 #define PN_CAPS_CONFIG_MAX (256u << 10) /* bytes of config.lua */
 #define PN_CAPS_OUTPUT_MAX (1u << 20)   /* bytes kept of a child's stdout, and of its stderr */
 #define PN_CAPS_FILE_MAX (16u << 20)    /* bytes host.read returns */
+#define PN_CAPS_READ_STEP (64u << 10)   /* bytes host.read asks of one read() */
 #define PN_CAPS_ARGV_MAX 256
 #define PN_CAPS_EXEC_TIMEOUT_MS 10000
 #define PN_CAPS_EXEC_MAX 64 /* children running at once per script */
@@ -214,8 +215,8 @@ static int l_read(lua_State *L) {
     luaL_buffinit(L, &b);
     size_t total = 0;
     for (;;) {
-        char *dst = luaL_prepbuffsize(&b, 65536);
-        ssize_t n = read(fd, dst, 65536);
+        char *dst = luaL_prepbuffsize(&b, PN_CAPS_READ_STEP);
+        ssize_t n = read(fd, dst, PN_CAPS_READ_STEP);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         total += (size_t)n;
@@ -305,28 +306,26 @@ static void exec_finish(exec_wait *x) {
     if (s && s->caps) s->caps->running--;
     if (t && s) {
         lua_State *co = t->co;
-        int prev = pn_sandbox_lift(s->L);
-        if (x->timed_out) {
-            int n = pn_result_fail(co, pn_reason_name(PN_REASON_TIMEOUT), PN_KIND_TIMEOUT);
-            pn_sandbox_restore(s->L, prev);
-            exec_close_all(x);
-            pn_task_resume(t, n);
-            return;
+        int n = 1;
+        PN_SANDBOX_LIFTED(s->L) {
+            if (x->timed_out) {
+                n = pn_result_fail(co, pn_reason_name(PN_REASON_TIMEOUT), PN_KIND_TIMEOUT);
+            } else {
+                lua_createtable(co, 0, 5);
+                lua_pushinteger(co, x->status);
+                lua_setfield(co, -2, "status");
+                lua_pushinteger(co, x->signal);
+                lua_setfield(co, -2, "signal");
+                lua_pushlstring(co, x->buf[0].data ? x->buf[0].data : "", x->buf[0].len);
+                lua_setfield(co, -2, "stdout");
+                lua_pushlstring(co, x->buf[1].data ? x->buf[1].data : "", x->buf[1].len);
+                lua_setfield(co, -2, "stderr");
+                lua_pushboolean(co, x->buf[0].truncated || x->buf[1].truncated);
+                lua_setfield(co, -2, "truncated");
+            }
         }
-        lua_createtable(co, 0, 5);
-        lua_pushinteger(co, x->status);
-        lua_setfield(co, -2, "status");
-        lua_pushinteger(co, x->signal);
-        lua_setfield(co, -2, "signal");
-        lua_pushlstring(co, x->buf[0].data ? x->buf[0].data : "", x->buf[0].len);
-        lua_setfield(co, -2, "stdout");
-        lua_pushlstring(co, x->buf[1].data ? x->buf[1].data : "", x->buf[1].len);
-        lua_setfield(co, -2, "stderr");
-        lua_pushboolean(co, x->buf[0].truncated || x->buf[1].truncated);
-        lua_setfield(co, -2, "truncated");
-        pn_sandbox_restore(s->L, prev);
         exec_close_all(x);
-        pn_task_resume(t, 1);
+        pn_task_resume(t, n);
         return;
     }
     exec_close_all(x);

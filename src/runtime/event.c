@@ -27,18 +27,18 @@ static int push_event_args(lua_State *co, void *ud) {
 static int event_fns(pn_script *s, const char *name, int refs[PN_RT_EVENT_FNS_MAX]) {
     lua_State *L = s->L;
     int n = 0;
-    int prev = pn_sandbox_lift(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->events_ref);
-    if (lua_getfield(L, -1, name) == LUA_TTABLE) {
-        n = (int)lua_rawlen(L, -1);
-        if (n > PN_RT_EVENT_FNS_MAX) n = PN_RT_EVENT_FNS_MAX;
-        for (int i = 0; i < n; i++) {
-            lua_rawgeti(L, -1, i + 1);
-            refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    PN_SANDBOX_LIFTED(L) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->events_ref);
+        if (lua_getfield(L, -1, name) == LUA_TTABLE) {
+            n = (int)lua_rawlen(L, -1);
+            if (n > PN_RT_EVENT_FNS_MAX) n = PN_RT_EVENT_FNS_MAX;
+            for (int i = 0; i < n; i++) {
+                lua_rawgeti(L, -1, i + 1);
+                refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+            }
         }
+        lua_pop(L, 2);
     }
-    lua_pop(L, 2);
-    pn_sandbox_restore(L, prev);
     return n;
 }
 

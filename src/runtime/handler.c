@@ -141,13 +141,13 @@ void pn_handler_serve(pn_task *t, pn_request *req) {
  * connection's read path) and a burst of calls waits its turn there. */
 static void gate_push(pn_task *t, pn_binding *b, pn_request *req) {
     /* Host bookkeeping, a few bytes: the cap was checked with headroom. */
-    int prev = pn_sandbox_lift(t->s->L);
-    lua_checkstack(t->co, 3);
-    t->gate_base = lua_gettop(t->co);
-    lua_rawgeti(t->co, LUA_REGISTRYINDEX, b->auth_ref);
-    pn_glue_push_key(t->co, pn_request_from(req));
-    lua_pushstring(t->co, pn_request_name(req));
-    pn_sandbox_restore(t->s->L, prev);
+    PN_SANDBOX_LIFTED(t->s->L) {
+        lua_checkstack(t->co, 3);
+        t->gate_base = lua_gettop(t->co);
+        lua_rawgeti(t->co, LUA_REGISTRYINDEX, b->auth_ref);
+        pn_glue_push_key(t->co, pn_request_from(req));
+        lua_pushstring(t->co, pn_request_name(req));
+    }
     t->authorizing = 1;
 }
 

@@ -31,6 +31,7 @@
 #define PN_RT_ADMIN "beam_admin"
 #define PN_RT_EVENT_FNS_MAX 64 /* peernet.on functions per event and script */
 #define PN_RT_WHAT_MAX 96      /* bytes of a task's description for logs */
+#define PN_RT_HASH_LEN 32      /* crypto_generichash_BYTES: a script text's hash */
 /* Resumes of handler scripts wait in a run queue served round-robin across
  * scripts; one loop turn serves resumes for at most this long (and at
  * least one) before the loop polls I/O again. */
@@ -58,11 +59,11 @@ struct pn_script {
     pn_list timers;   /* pn_timer.link */
     int events_ref;   /* registry: {connected = {fn...}, ...} */
     pn_caps *caps;
-    uv_timer_t *grace; /* retired with tasks still running */
-    unsigned char hash[32];
-    uint64_t cap_gc_ms;   /* uv_now() of the last collection made because the script was full */
-    char error[512];      /* the last load error */
-    pn_script **handle;   /* the API closures' pointer to us: NULLed on close */
+    uv_timer_t *grace;                  /* retired with tasks still running */
+    unsigned char hash[PN_RT_HASH_LEN]; /* of the text, to tell a touch from a change */
+    uint64_t cap_gc_ms; /* uv_now() of the last collection made because the script was full */
+    char error[PN_ERR_MSG_MAX]; /* the last load error (a pn_err's message) */
+    pn_script **handle;         /* the API closures' pointer to us: NULLed on close */
     pn_list ready;        /* pn_task.ready_link: tasks waiting in the run queue, oldest first */
     pn_link rr_link;      /* in rt->rr while it has ready tasks */
     uint64_t bench_until; /* uv_hrtime() before which the run queue skips it */

@@ -84,10 +84,13 @@ typedef struct pn_rt_script_info {
     uint32_t handles, tasks;
     size_t mem;
 } pn_rt_script_info;
-void pn_script_each(const pn_rt *rt,
-                    int (*fn)(const pn_rt_script_info *i, const char **names, uint32_t nnames,
-                              void *ud),
-                    void *ud);
+/* Calls fn with each script and the names of all the handles it exposes,
+ * until fn returns non-zero. 0, or PN_ENOMEM when the list of names could
+ * not be made. */
+int pn_script_each(const pn_rt *rt,
+                   int (*fn)(const pn_rt_script_info *i, const char **names, uint32_t nnames,
+                             void *ud),
+                   void *ud);
 
 /* Loads every .lua file in dir and dir/admin/, and follows the directory:
  * changed files reload, new ones load, deleted ones unload. */

@@ -13,6 +13,8 @@
 #include "core/file.h"
 #include "internal.h"
 
+_Static_assert(PN_RT_HASH_LEN == crypto_generichash_BYTES, "a script's hash is generichash's");
+
 /* Each state's registry holds its script under this key. */
 static const char script_key = 0;
 
@@ -197,9 +199,7 @@ int pn_script_run_chunk(pn_script *s, pn_err *e) {
         return 0;
     }
     if (rc == LUA_YIELD) {
-        int lifted = pn_sandbox_lift(L);
-        lua_pushliteral(co, "coroutine.yield() outside a coroutine");
-        pn_sandbox_restore(L, lifted);
+        PN_SANDBOX_LIFTED(L) lua_pushliteral(co, "coroutine.yield() outside a coroutine");
         rc = LUA_ERRRUN;
     }
     if (rc != LUA_OK) {
@@ -238,9 +238,7 @@ static pn_script *script_load(pn_rt *rt, const char *path, int admin, const char
     snprintf(chunkname, sizeof chunkname, "@%s", path);
     int rc = pn_caps_for(rt, s, e);
     if (rc == 0) {
-        int prev = pn_sandbox_lift(L);
-        pn_api_open(L, s);
-        pn_sandbox_restore(L, prev);
+        PN_SANDBOX_LIFTED(L) pn_api_open(L, s);
         if (pn_sandbox_load(L, text, len, chunkname) != LUA_OK) {
             pn_err_set(e, PN_EINVAL, "%s", lua_tostring(L, -1));
             rc = -1;
@@ -258,7 +256,7 @@ int pn_script_load_file(pn_rt *rt, const char *path, int admin, pn_err *e) {
     size_t len = 0;
     pn_script *old = find_script(rt, path);
     if (read_script(path, &text, &len, e) != 0) goto failed;
-    unsigned char hash[32];
+    unsigned char hash[PN_RT_HASH_LEN];
     crypto_generichash(hash, sizeof hash, (const unsigned char *)text, len, NULL, 0);
     if (old && !old->error[0] && memcmp(old->hash, hash, sizeof hash) == 0) {
         free(text);
@@ -339,19 +337,25 @@ int pn_script_spawn(pn_rt *rt, lua_State *L, int nargs, pn_err *e) {
 
 /* ---- reports -------------------------------------------------------------------------- */
 
-void pn_script_each(const pn_rt *rt,
-                    int (*fn)(const pn_rt_script_info *i, const char **names, uint32_t nnames,
-                              void *ud),
-                    void *ud) {
+int pn_script_each(const pn_rt *rt,
+                   int (*fn)(const pn_rt_script_info *i, const char **names, uint32_t nnames,
+                             void *ud),
+                   void *ud) {
     for (const pn_link *l = rt->scripts.head; l; l = l->next) {
         const pn_script *s = PN_SCRIPT_OF(l);
         if (s->retired) continue;
-        const char *names[64];
+        /* Every name: a script may expose as many handles as its memory
+         * holds, and a report that dropped some would lie. */
+        const char **names = malloc((s->bindings.len ? s->bindings.len : 1) * sizeof *names);
+        if (!names) return PN_ENOMEM;
         uint32_t n = 0;
-        for (const pn_link *bl = s->bindings.head; bl && n < 64; bl = bl->next)
+        for (const pn_link *bl = s->bindings.head; bl; bl = bl->next)
             names[n++] = PN_BINDING_OF(bl)->name;
         pn_rt_script_info i = {
             s->path, 1, s->admin, s->error, n, (uint32_t)s->tasks.len, pn_sandbox_mem_used(s->L)};
-        if (fn(&i, names, n, ud)) return;
+        int stop = fn(&i, names, n, ud);
+        free(names);
+        if (stop) break;
     }
+    return 0;
 }

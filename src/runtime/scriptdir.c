@@ -22,7 +22,7 @@ typedef struct dir_file {
     struct stat st;
     int seen; /* found in the current scan */
     int failed;
-    char error[512]; /* the last load error */
+    char error[PN_ERR_MSG_MAX]; /* the last load error (a pn_err's message) */
 } dir_file;
 
 struct pn_dir {

@@ -29,9 +29,7 @@ static void task_unlink(pn_task *t) {
     t->send = NULL;
     if (t->timer && t->timer->running == t) t->timer->running = NULL;
     *(pn_task **)lua_getextraspace(t->co) = NULL;
-    int prev = pn_sandbox_lift(s->L);
-    luaL_unref(s->L, LUA_REGISTRYINDEX, t->ref);
-    pn_sandbox_restore(s->L, prev);
+    PN_SANDBOX_LIFTED(s->L) luaL_unref(s->L, LUA_REGISTRYINDEX, t->ref);
 }
 
 void pn_task_free(pn_task *t) {
@@ -82,11 +80,11 @@ pn_task *pn_task_start(pn_script *s, int kind, int fn_ref, const char *what,
     if (!t) return NULL;
     lua_State *L = s->L;
     /* Bookkeeping is the host's: the cap must not make it fail half-way. */
-    int prev = pn_sandbox_lift(L);
-    t->co = lua_newthread(L);
-    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_rawgeti(t->co, LUA_REGISTRYINDEX, fn_ref);
-    pn_sandbox_restore(L, prev);
+    PN_SANDBOX_LIFTED(L) {
+        t->co = lua_newthread(L);
+        t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_rawgeti(t->co, LUA_REGISTRYINDEX, fn_ref);
+    }
     t->s = s;
     t->kind = kind;
     snprintf(t->what, sizeof t->what, "%s", what);
@@ -120,9 +118,8 @@ int pn_task_wait(lua_State *L, pn_task *t, pn_wait *w) {
  * (the message is cut, so its size is the host's). */
 const char *pn_task_error_text(pn_task *t) {
     lua_State *L = t->s->L;
-    int prev = pn_sandbox_lift(L);
-    const char *tb = pn_pcall_traceback_of(L, t->co);
-    pn_sandbox_restore(L, prev);
+    const char *tb = NULL;
+    PN_SANDBOX_LIFTED(L) tb = pn_pcall_traceback_of(L, t->co);
     return tb;
 }
 
@@ -173,9 +170,7 @@ static void task_done(pn_task *t, int rc, int nres) {
  * would abort). */
 static int task_fail(pn_task *t, int nres, const char *msg) {
     lua_pop(t->co, nres);
-    int prev = pn_sandbox_lift(t->s->L);
-    lua_pushstring(t->co, msg);
-    pn_sandbox_restore(t->s->L, prev);
+    PN_SANDBOX_LIFTED(t->s->L) lua_pushstring(t->co, msg);
     return LUA_ERRRUN;
 }
 

@@ -84,9 +84,8 @@ static int l_decode(lua_State *L) {
     pn_envelope env;
     pn_err e;
     if (pn_envelope_decode(p, n, &env, &e) < 0) return pn_glue_fail(L, &e);
-    static const char *const kinds[] = {"", "call", "reply", "send", "ping", "pong"};
     lua_createtable(L, 0, 6);
-    lua_pushstring(L, kinds[env.kind]);
+    lua_pushstring(L, pn_envelope_kind_name(env.kind));
     lua_setfield(L, -2, "kind");
     if (env.kind == PN_ENV_CALL || env.kind == PN_ENV_REPLY) {
         char dec[24];

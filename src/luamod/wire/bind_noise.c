@@ -52,6 +52,7 @@
 
 #include "wire.h"
 #include "lua/glue.h"
+#include "lua/pcall.h"
 #include "core/handshake.h"
 #include "core/noise.h"
 
@@ -62,7 +63,7 @@
 #define VERIFY_ERR_MAX 120
 /* Bound of one message through a Lua cipher: the frame cap, as for the
  * transport that these CipherStates model. */
-#define CIPHER_PLAINTEXT_MAX PN_TRANSPORT_BODY_MAX
+#define CIPHER_PLAINTEXT_MAX PN_FRAME_CAP_MAX
 
 /* Shared by both state userdata: what the trust callback needs. The
  * userdata (index 1 of the running method) holds the Lua verify function
@@ -115,7 +116,7 @@ static int verify_cb(void *ud, const uint8_t key[PN_NOISE_KEYLEN]) {
     lua_pushcfunction(L, verify_trampoline);
     lua_getiuservalue(L, 1, 1);
     lua_pushlightuserdata(L, (void *)key);
-    if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
+    if (pn_pcall(L, 2, 1) == LUA_OK) {
         accept = lua_toboolean(L, -1);
     } else {
         const char *msg = lua_tostring(L, -1);
@@ -510,7 +511,7 @@ static int l_hs_open(lua_State *L) {
     pn_err e = {0};
     luaL_Buffer b;
     uint8_t *out;
-    cap = len <= PN_TRANSPORT_BODY_MAX ? len : 0;
+    cap = len <= PN_FRAME_CAP_MAX ? len : 0;
     out = (uint8_t *)luaL_buffinitsize(L, &b, cap);
     if (pn_handshake_open(u->hs, (const uint8_t *)body, len, out, cap, &outlen, &e) != 0)
         return pn_glue_fail(L, &e);
@@ -595,6 +596,6 @@ void pn_bind_noise_open(lua_State *L) {
     set_int(L, "handshake", "M1_BODY", PN_HANDSHAKE_M1_BODY);
     set_int(L, "handshake", "M2_BODY", PN_HANDSHAKE_M2_BODY);
     set_int(L, "handshake", "M3_BODY", PN_HANDSHAKE_M3_BODY);
-    set_int(L, "handshake", "TRANSPORT_BODY_MAX", PN_TRANSPORT_BODY_MAX);
+    set_int(L, "handshake", "TRANSPORT_BODY_MAX", PN_FRAME_CAP_MAX);
     set_int(L, "handshake", "TAG", PN_TRANSPORT_TAG);
 }
