@@ -161,6 +161,7 @@ void pn_rt_close(pn_rt *rt) {
     /* The callbacks' owner is going away now, even when the close waits. */
     rt->o.log = NULL;
     rt->o.on_error = NULL;
+    rt->o.on_script = NULL;
     rt->drain_cb = NULL;
     if (rt->resuming) {
         rt->close_pending = 1; /* a script asked: it is still running */

@@ -48,6 +48,11 @@ typedef struct pn_rt_opts {
     /* An uncaught error in a trusted task (a run script): message with traceback. */
     void (*on_error)(void *ud, const char *msg);
     void *on_error_ud;
+    /* A handler script came, changed, went or failed to load: event is
+     * "loaded", "reloaded", "removed" or "failed" (error set only then).
+     * When it is given, the info lines that say the same are not logged. */
+    void (*on_script)(void *ud, const char *event, const char *path, const char *error);
+    void *on_script_ud;
 } pn_rt_opts;
 
 pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e);
