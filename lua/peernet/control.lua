@@ -8,9 +8,11 @@
 --   {op = "call", peer = HEX, handle = NAME, args = ETF, timeout = MS, addr = "H:P"?}
 --   {op = "send", peer = HEX, handle = NAME, args = ETF, timeout = MS, addr = "H:P"?}
 --   {op = "peers"}   {op = "status"}
+--   {op = "trust", action = "add", key = HEX, label = TEXT?, addr = "H:P"?}
+--   {op = "trust", action = "rm", peer = KEY | LABEL}   (lua/peernet/cli/trustedit.lua)
 -- (args are ETF bytes inside the term, so atoms, tuples and bigints cross
 -- without loss). The answer is one map:
---   {ok = true, value = ETF | peers = {...} | status = {...}}
+--   {ok = true, value = ETF | peers = {...} | status = {...} | entry = {...}}
 --   {ok = false, kind = "remote", reason = ETF}
 --   {ok = false, kind = "timeout" | "not_connected" | "bad_request" | ..., message = TEXT}
 --

@@ -10,6 +10,7 @@ local ops = require "peernet.cli.ops"
 local output = require "peernet.cli.output"
 local settings = require "peernet.cli.settings"
 local signals = require "peernet.cli.signals"
+local trustedit = require "peernet.cli.trustedit"
 
 local EXIT, out, err, fail = output.EXIT, output.out, output.err, output.fail
 
@@ -164,7 +165,7 @@ M.serve = {
     end
     info.rt = rt or nil
 
-    local server, se = control.serve(p.control, ops.handler(h, p, info))
+    local server, se = control.serve(p.control, trustedit.wrap(ops.handler(h, p, info), h, p))
     if not server then
       if info.rt then info.rt:close() end
       h:close()
