@@ -181,6 +181,7 @@ static void rt_do_close(pn_rt *rt) {
         pn_script_close(PN_SCRIPT_OF(rt->scripts.head));
     if (rt->trusted) pn_script_close(rt->trusted);
     rt->closed = 1;
+    pn_caps_conf_free(rt);
     free(rt->config_path);
     free(rt->trust_path);
     pn_trust_free(rt->labels);
