@@ -35,6 +35,7 @@ function M.list()
     if not NOT_SERVE[o.name] then
       local d = o.default
       if SERVE_DEFAULT[o.name] ~= nil then d = SERVE_DEFAULT[o.name] end
+      if o.kind == "NETMON" and math.type(d) == "integer" then d = ({ [0] = false, true, "poll" })[d] end
       list[#list + 1] = { name = o.name, kind = o.kind, default = d, min = o.min, max = o.max,
         unit = o.unit, meaning = o.meaning, host = true }
     end
@@ -136,9 +137,7 @@ function M.host_options(eff)
   local o = {}
   for _, s in ipairs(M.list()) do
     if s.host then
-      local v = eff[s.name].value
-      if s.kind == "NETMON" and type(v) == "number" then v = ({ [0] = false, true, "poll" })[v] end
-      o[s.name] = v
+      o[s.name] = eff[s.name].value
     end
   end
   return o
