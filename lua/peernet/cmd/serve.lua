@@ -108,7 +108,6 @@ end
 -- once; the host's settings are fixed while it runs, so a change to them
 -- is reported as waiting for the next start. A broken file changes nothing.
 local function reloader(path, flags, eff, logger, event)
-  local last = eff
   return function(why)
     local file, fe = settings.read(path)
     if not file then
@@ -119,13 +118,12 @@ local function reloader(path, flags, eff, logger, event)
     logger.set_level(now.log_level.value)
     local later = {}
     for _, s in ipairs(settings.list()) do
-      if s.name ~= "log_level" and now[s.name].value ~= last[s.name].value then later[#later + 1] = s.name end
+      if s.name ~= "log_level" and now[s.name].value ~= eff[s.name].value then later[#later + 1] = s.name end
     end
     event({ event = "settings", reason = why, log_level = now.log_level.value, restart_needed = later },
       nil)
     logger.log("info", ("%s re-read (%s): log_level %s%s"):format(path, why, now.log_level.value,
       #later > 0 and "; changed, taking effect when serve restarts: " .. table.concat(later, ", ") or ""))
-    last = now
   end
 end
 
