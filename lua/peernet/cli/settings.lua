@@ -86,22 +86,36 @@ local function shown(v)
   return tostring(v)
 end
 
+-- Runs chunk as data: no globals, no string methods (("x"):rep(1e12)),
+-- at most MAX_INSTRUCTIONS. Returns ok, value.
+local function run_data(chunk)
+  local smt = getmetatable("")
+  local index = smt.__index
+  smt.__index = nil
+  local co = coroutine.create(chunk)
+  debug.sethook(co, function() error("runs too long (a loop?)", 2) end, "", M.MAX_INSTRUCTIONS)
+  local ok, t = coroutine.resume(co)
+  smt.__index = index
+  return ok, t
+end
+
 -- Reads path: the settings table, {} when there is no file, or nil and
--- "path:line: message".
+-- "path:line: message". Like config.lua it must be the operator's alone:
+-- it names the listening address and the handler directory.
 function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then
-    if not uv.fs_stat(path) then return {} end
-    return nil, path .. ": cannot be read"
+  local st = uv.fs_stat(path)
+  if not st then return {} end
+  if st.mode & tonumber("022", 8) ~= 0 then
+    return nil, ("%s: writable by group or others (mode %04o); run: chmod 600 %s"):format(path, st.mode & tonumber("7777", 8), path)
   end
+  local f, oe = io.open(path, "rb")
+  if not f then return nil, tostring(oe) end
   local text = f:read(M.MAX_BYTES + 1) or ""
   f:close()
   if #text > M.MAX_BYTES then return nil, ("%s: over %d bytes"):format(path, M.MAX_BYTES) end
   local chunk, le = load(text, "@" .. path, "t", {})
   if not chunk then return nil, le end
-  local co = coroutine.create(chunk)
-  debug.sethook(co, function() error("runs too long (a loop?)", 2) end, "", M.MAX_INSTRUCTIONS)
-  local ok, t = coroutine.resume(co)
+  local ok, t = run_data(chunk)
   if not ok then return nil, tostring(t) end
   if type(t) ~= "table" then return nil, path .. ":1: must return a table: return { log_level = \"info\", ... }" end
   local by_name = {}
