@@ -10,6 +10,7 @@
 --   {op = "peers"}   {op = "status"}
 --   {op = "trust", action = "add", key = HEX, label = TEXT?, addr = "H:P"?}
 --   {op = "trust", action = "rm", peer = KEY | LABEL}   (lua/peernet/cli/trustedit.lua)
+--   {op = "settings"}   (serve only: {ok = true, file = PATH, settings = {...}})
 -- (args are ETF bytes inside the term, so atoms, tuples and bigints cross
 -- without loss). The answer is one map:
 --   {ok = true, value = ETF | peers = {...} | status = {...} | entry = {...}}

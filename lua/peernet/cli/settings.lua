@@ -146,6 +146,17 @@ function M.effective(file, flags)
   return eff
 end
 
+-- The effective settings as a list, in M.list() order: {name, value,
+-- source, allowed, meaning} (value absent when unset).
+function M.rows(eff)
+  local rows = {}
+  for i, s in ipairs(M.list()) do
+    rows[i] = { name = s.name, value = eff[s.name].value, source = eff[s.name].source,
+      allowed = M.allowed(s), meaning = s.meaning }
+  end
+  return rows
+end
+
 -- peernet.host.new's options for the effective settings.
 function M.host_options(eff)
   local o = {}

@@ -116,6 +116,7 @@ local function reloader(path, flags, eff, logger, event)
     end
     local now = settings.effective(file, flags)
     logger.set_level(now.log_level.value)
+    eff.log_level = now.log_level -- the one setting that follows while serving
     local later = {}
     for _, s in ipairs(settings.list()) do
       if s.name ~= "log_level" and now[s.name].value ~= eff[s.name].value then later[#later + 1] = s.name end
@@ -163,7 +164,12 @@ M.serve = {
     end
     info.rt = rt or nil
 
-    local server, se = control.serve(p.control, trustedit.wrap(ops.handler(h, p, info), h, p))
+    local handler = trustedit.wrap(ops.handler(h, p, info), h, p)
+    local server, se = control.serve(p.control, function(req, reply)
+      -- `peernet-host config` asks the running host what it runs with.
+      if req.op == "settings" then return reply { ok = true, file = spath, settings = settings.rows(eff) } end
+      handler(req, reply)
+    end)
     if not server then
       if info.rt then info.rt:close() end
       h:close()
