@@ -50,7 +50,8 @@ typedef struct pn_rt_opts {
     void *on_error_ud;
     /* A handler script came, changed, went or failed to load: event is
      * "loaded", "reloaded", "removed" or "failed" (error set only then).
-     * When it is given, the info lines that say the same are not logged. */
+     * When it is given, the info lines that say the same are not logged.
+     * It runs inside the load or rescan, so it must not close the runtime. */
     void (*on_script)(void *ud, const char *event, const char *path, const char *error);
     void *on_script_ud;
 } pn_rt_opts;
