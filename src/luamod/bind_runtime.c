@@ -15,6 +15,7 @@
  *   rt:load_dir(dir)     --> { {file=, ok=, err=, admin=, handles={...}}, ... }; then followed
  *   rt:load_file(path [, admin])  --> true | nil, err
  *   rt:unload_file(path)
+ *   rt:config_changed()  -- config.lua may have changed: read it now (reports a broken one)
  *   rt:scripts()         --> { {file=, ok=, err=, handles={...}, tasks=, mem=, admin=}, ... }
  *   rt:drain(ms, fn)     -- stop accepting, revoke handles, fn() when calls in progress end
  *   rt:close()
@@ -290,6 +291,11 @@ static int l_rt_unload_file(lua_State *L) {
     return 0;
 }
 
+static int l_rt_config_changed(lua_State *L) {
+    pn_rt_config_check(check_rt(L)->rt);
+    return 0;
+}
+
 static int add_script(const pn_rt_script_info *i, const char **names, uint32_t n, void *ud) {
     lua_State *L = ud;
     lua_createtable(L, 0, 5);
@@ -422,6 +428,7 @@ void pn_lua_open_runtime(lua_State *L) {
                                        {"load_file", l_rt_load_file},
                                        {"unload_file", l_rt_unload_file},
                                        {"scripts", l_rt_scripts},
+                                       {"config_changed", l_rt_config_changed},
                                        {"drain", l_rt_drain},
                                        {"close", l_rt_close},
                                        {NULL, NULL}};

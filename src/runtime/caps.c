@@ -239,11 +239,10 @@ static int caps_refresh(pn_rt *rt, pn_err *e) {
     if (rc < 0) {
         free(text);
         snprintf(cf->bad, sizeof cf->bad, "%s", pe.msg);
+        /* With no good version the caller says why (a script that does not load). */
         if (cf->good)
             pn_rt_log(rt, PN_LOG_ERROR, "%s (the last good grants of %s stay)", pe.msg,
                       rt->config_path);
-        else if (!first)
-            pn_rt_log(rt, PN_LOG_ERROR, "%s (no grants until it loads)", pe.msg);
         if (cf->good) return 0;
         return pn_err_set(e, PN_EINVAL, "%s", pe.msg);
     }
@@ -263,6 +262,12 @@ int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e) {
     const pn_caps_conf *cf = rt->caps_conf;
     if (!cf->text) return 0;
     return caps_build(rt->config_path, cf->text, cf->len, script_name(s), c, e);
+}
+
+void pn_rt_config_check(pn_rt *rt) {
+    pn_err e;
+    if (rt->config_path && caps_refresh(rt, &e) != 0)
+        pn_rt_log(rt, PN_LOG_ERROR, "%s (no grants until it loads)", e.msg);
 }
 
 /* Before a grant is checked: the file as it is now. */

@@ -77,6 +77,9 @@ int pn_rt_busy(const pn_rt *rt);
 int pn_rt_load_file(pn_rt *rt, const char *path, int admin, pn_err *e);
 /* Unloads the script from path: its handles are revoked. */
 void pn_rt_unload_file(pn_rt *rt, const char *path);
+/* config.lua may have changed (a watcher saw it): reads it again now, as
+ * the next host.* call would, so a broken version is reported at once. */
+void pn_rt_config_check(pn_rt *rt);
 
 /* Graceful stop: revokes every handle, stops listening, and calls cb once
  * the calls being served have finished or after ms. */

@@ -189,10 +189,19 @@ M.serve = {
     local reread = reloader(spath, flags, eff, logger, event)
     local hup = uv.new_signal()
     hup:start("sighup", function() reread("SIGHUP") end)
-    -- An editor's save is several events: read once they settle.
-    local watch, settle = uv.new_fs_event(), uv.new_timer()
+    -- host.lua, and config.lua (whose grants the runtime follows at every
+    -- host.* call) read now so that a broken one is reported as it is
+    -- saved. An editor's save is several events: read once they settle.
+    local watch, settle, changed = uv.new_fs_event(), uv.new_timer(), {}
+    local config_file = p.config:match("[^/]+$")
     watch:start(p.dir, {}, function(_, name)
-      if name == settings.FILE then settle:start(SETTLE_MS, 0, function() reread("changed") end) end
+      if name ~= settings.FILE and name ~= config_file then return end
+      changed[name] = true
+      settle:start(SETTLE_MS, 0, function()
+        if changed[settings.FILE] then reread("changed") end
+        if changed[config_file] and info.rt then info.rt:config_changed() end
+        changed = {}
+      end)
     end)
 
     local stop_signals
