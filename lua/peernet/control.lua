@@ -8,11 +8,14 @@
 --   {op = "call", peer = HEX, handle = NAME, args = ETF, timeout = MS, addr = "H:P"?}
 --   {op = "send", peer = HEX, handle = NAME, args = ETF, timeout = MS, addr = "H:P"?}
 --   {op = "peers"}   {op = "status"}
+--   {op = "trust", action = "add", key = HEX, label = TEXT?, addr = "H:P"?}
+--   {op = "trust", action = "rm", peer = KEY | LABEL}   (lua/peernet/cli/trustedit.lua)
+--   {op = "settings"}   (serve only: {ok = true, file = PATH, settings = {...}})
 -- (args are ETF bytes inside the term, so atoms, tuples and bigints cross
 -- without loss). The answer is one map:
---   {ok = true, value = ETF | peers = {...} | status = {...}}
+--   {ok = true, value = ETF | peers = {...} | status = {...} | entry = {...}}
 --   {ok = false, kind = K.remote, reason = ETF}
---   {ok = false, kind = K.timeout | "unreachable" | "bad_request" | ..., message = TEXT}
+--   {ok = false, kind = K.timeout | "unreachable" | "not_connected" | "bad_request" | ..., message = TEXT}
 -- (K is peernet.kinds, src/core/reason.h PN_KINDS: the kinds a Lua caller
 -- sees; the others are the control socket's own.)
 --

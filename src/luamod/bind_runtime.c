@@ -5,6 +5,7 @@
  *   local rt = peernet.runtime.new(host, {config = path, trust = trust_list_path,
  *                                          log = fn(level, msg),
  *                                          on_error = fn(msg), mem_cap = bytes, budget = n,
+ *                                          on_script = fn(event, file, err),
  *                                          slice_ms = ms})
  *   rt:api()             --> the `peernet` table of a run script (same table every time);
  *                            what it lacks it takes from the module (peernet.host, peernet.keys,
@@ -14,7 +15,8 @@
  *   rt:load_dir(dir)     --> { {file=, ok=, err=, admin=, handles={...}}, ... }; then followed
  *   rt:load_file(path [, admin])  --> true | nil, err
  *   rt:unload_file(path)
- *   rt:scripts()         --> { {file=, handles={...}, tasks=, mem=, admin=}, ... }
+ *   rt:config_changed()  -- config.lua may have changed: read it now (reports a broken one)
+ *   rt:scripts()         --> { {file=, ok=, err=, handles={...}, tasks=, mem=, admin=}, ... }
  *   rt:drain(ms, fn)     -- stop accepting, revoke handles, fn() when calls in progress end
  *   rt:close()
  *   peernet.runtime.check(path, ... [, {config = path}])  --> true | nil, "file:line: msg\n..."
@@ -43,7 +45,7 @@ static const char module_key = 0;
 typedef struct lrt {
     pn_rt *rt;
     lua_State *L; /* the main thread */
-    int log_ref, err_ref, drain_ref, api_ref, host_ref;
+    int log_ref, err_ref, script_ref, drain_ref, api_ref, host_ref;
 } lrt;
 
 static lrt *check_rt(lua_State *L) {
@@ -76,6 +78,22 @@ static void on_error(void *ud, const char *msg) {
     lua_pushstring(L, msg);
     if (pn_pcall(L, 1, 0) != LUA_OK) {
         fprintf(stderr, "peernet: error in on_error: %s\n", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+}
+
+static void on_script(void *ud, const char *event, const char *path, const char *error) {
+    lrt *r = ud;
+    lua_State *L = r->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->script_ref);
+    lua_pushstring(L, event);
+    lua_pushstring(L, path);
+    if (error)
+        lua_pushstring(L, error);
+    else
+        lua_pushnil(L);
+    if (pn_pcall(L, 3, 0) != LUA_OK) {
+        fprintf(stderr, "peernet: error in on_script: %s\n", lua_tostring(L, -1));
         lua_pop(L, 1);
     }
 }
@@ -130,16 +148,19 @@ static int l_rt_new(lua_State *L) {
     lua_pop(L, 1);
     r->log_ref = opt_fn(L, 2, "log");
     r->err_ref = opt_fn(L, 2, "on_error");
+    r->script_ref = opt_fn(L, 2, "on_script");
     r->drain_ref = r->api_ref = LUA_NOREF;
     lua_pushvalue(L, 1);
     r->host_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the host outlives the runtime */
     if (r->log_ref != LUA_NOREF) o.log = on_log, o.log_ud = r;
     if (r->err_ref != LUA_NOREF) o.on_error = on_error, o.on_error_ud = r;
+    if (r->script_ref != LUA_NOREF) o.on_script = on_script, o.on_script_ud = r;
     pn_err e;
     r->rt = pn_rt_new(h, luv_loop(L), &o, &e);
     if (!r->rt) {
         luaL_unref(L, LUA_REGISTRYINDEX, r->log_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, r->err_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, r->script_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, r->host_ref);
         free(r);
         return pn_glue_fail(L, &e);
@@ -157,6 +178,7 @@ static void rt_close(lrt **u) {
     lua_State *L = r->L;
     luaL_unref(L, LUA_REGISTRYINDEX, r->log_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, r->err_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, r->script_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, r->drain_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, r->api_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, r->host_ref);
@@ -275,6 +297,11 @@ static int l_rt_unload_file(lua_State *L) {
     return 0;
 }
 
+static int l_rt_config_changed(lua_State *L) {
+    pn_caps_config_check(check_rt(L)->rt);
+    return 0;
+}
+
 static int add_script(const pn_rt_script_info *i, const char **names, uint32_t n, void *ud) {
     lua_State *L = ud;
     lua_createtable(L, 0, 5);
@@ -288,6 +315,10 @@ static int add_script(const pn_rt_script_info *i, const char **names, uint32_t n
     lua_setfield(L, -2, "mem");
     push_names(L, names, n);
     lua_setfield(L, -2, "handles");
+    /* ok: it serves (a failed reload keeps the old version serving, and
+     * err says why the new one did not load). */
+    lua_pushboolean(L, !i->error || !i->error[0]);
+    lua_setfield(L, -2, "ok");
     if (i->error && i->error[0]) {
         lua_pushstring(L, i->error);
         lua_setfield(L, -2, "err");
@@ -397,6 +428,7 @@ void pn_bind_runtime_open(lua_State *L) {
                                        {"load_file", l_rt_load_file},
                                        {"unload_file", l_rt_unload_file},
                                        {"scripts", l_rt_scripts},
+                                       {"config_changed", l_rt_config_changed},
                                        {"drain", l_rt_drain},
                                        {"close", l_rt_close},
                                        {NULL, NULL}};

@@ -94,6 +94,27 @@ void pn_found_stranger_push(pn_host *h, pn_peer *p) {
     pn_list_push_front(&h->strangers, &p->stranger);
 }
 
+static int forget_stalest_stranger(pn_host *h);
+
+void pn_found_refused(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *from) {
+    char k[17], lkey[48];
+    pn_err e;
+    pn_log_key(key, k);
+    if (!h->closing) {
+        pn_peer *p = pn_registry_find(h, key);
+        if (!p && h->strangers.len >= PN_DISCOVERED_MAX) forget_stalest_stranger(h);
+        if (!p) p = pn_registry_get(h, key, &e);
+        if (p && !p->trusted) {
+            pn_found_stranger_push(h, p);
+            p->last_seen_ms = uv_now(h->loop) | 1;
+        }
+    }
+    snprintf(lkey, sizeof lkey, "refused %s", k);
+    pn_log_limited(h, PN_LOG_INFO, lkey,
+                   "refused %s… from %s (not in trust.list: peernet-host trust add %s)", k, from,
+                   k);
+}
+
 /* ---- what the sources report ------------------------------------------- */
 
 static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr);
@@ -222,9 +243,14 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     if (fresh) {
         char lkey[PN_LOGLINE_KEY_MAX];
         snprintf(lkey, sizeof lkey, "found %s", k);
-        pn_log_limited(h, PN_LOG_INFO, lkey, "%s peer %s… discovered at %s%s",
-                       p->trusted ? "trusted" : "untrusted", pn_log_key(key, k), addr,
-                       p->addr[0] && p->trusted ? " (its configured address is tried first)" : "");
+        if (p->trusted)
+            pn_log_limited(h, PN_LOG_INFO, lkey, "trusted peer %s… discovered at %s%s", k, addr,
+                           p->addr[0] ? " (its configured address is tried first)" : "");
+        else
+            pn_log_limited(h, PN_LOG_INFO, lkey,
+                           "untrusted peer %s… discovered at %s (not in trust.list: peernet-host "
+                           "trust add %s)",
+                           k, addr, k);
         /* The announce came from somewhere else while a link is up: that
          * link may be left over from an old address. */
         if (p->live) pn_ping_probe(p->live, h->cfg.probe_timeout_ms);

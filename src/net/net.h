@@ -381,6 +381,10 @@ const char *pn_found_next(const pn_host *h, pn_peer *p);
 void pn_found_dial_failed(pn_host *h, pn_peer *p, const char *why, int wrong_key);
 void pn_found_dial_worked(pn_peer *p);
 void pn_found_stranger_push(pn_host *h, pn_peer *p); /* heard from just now */
+/* An untrusted key authenticated on an inbound connection (which verify
+ * then closes): remembered among the strangers and logged once per key
+ * per log_window, with the command that trusts it. */
+void pn_found_refused(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *from);
 void pn_found_stranger_unlink(pn_host *h, pn_peer *p);
 
 /* dispatch.c */

@@ -77,6 +77,7 @@ int pn_policy_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]) {
     const pn_peer *p = pn_registry_find(h, key);
     if (!p || !p->trusted) {
         snprintf(c->fail, sizeof c->fail, "key %s… is not trusted", pn_log_key(key, a));
+        if (!c->initiator) pn_found_refused(h, key, c->remote);
         return -1;
     }
     return 0;

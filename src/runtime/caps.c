@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/file.h"
@@ -109,25 +110,15 @@ static int read_config(const char *path, char **text, size_t *len, pn_err *e) {
     return rc;
 }
 
-int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e) {
-    pn_caps *c = calloc(1, sizeof *c);
-    if (!c) return pn_err_set(e, PN_ENOMEM, "out of memory");
-    s->caps = c;
-    const char *path = rt->config_path;
-    if (!path) return 0;
-    char *text = NULL;
-    size_t len = 0;
-    int rc = read_config(path, &text, &len, e);
-    if (rc != 0) return rc > 0 ? 0 : rc;
+/* The grants for the script called name from config text into c. */
+static int caps_build(const char *path, const char *text, size_t len, const char *name, pn_caps *c,
+                      pn_err *e) {
     pn_sandbox_limits lim = {8u << 20, 10000000, 0};
     lua_State *L = pn_sandbox_new(&lim, e);
-    if (!L) {
-        free(text);
-        return -1;
-    }
+    if (!L) return -1;
     char chunk[PN_PATH_MAX + 2];
     snprintf(chunk, sizeof chunk, "@%s", path);
-    rc = 0;
+    int rc = 0;
     if (pn_sandbox_load(L, text, len, chunk) != LUA_OK) {
         rc = pn_err_set(e, PN_EINVAL, "%s", lua_tostring(L, -1));
     } else {
@@ -141,8 +132,6 @@ int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e) {
                 pn_err_set(e, PN_EINVAL,
                            "%s must return a table: { [\"glob\"] = {exec=, read=, write=} }", path);
     }
-    free(text);
-    const char *name = script_name(s);
     if (rc == 0) {
         lua_pushnil(L);
         while (rc == 0 && lua_next(L, -2) != 0) {
@@ -159,6 +148,133 @@ int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e) {
     }
     pn_sandbox_close(L);
     return rc;
+}
+
+/* ---- following config.lua ------------------------------------------------------------
+ * Grants follow the file at once: every host.* call first looks whether
+ * config.lua changed (one stat), and a changed file is read again before
+ * the call is checked, so a revoked grant is refused from the next call
+ * on. A file that does not load is reported once (file:line) and the last
+ * good grants stay; with no good version yet, a script does not load. */
+
+struct pn_caps_conf {
+    int seen;       /* st is the file as last looked at (good or bad) */
+    int exists;     /* it was there */
+    struct stat st; /* of that version */
+    char *text;     /* the last good version; NULL: none or no file */
+    size_t len;
+    int good;      /* text is what grants come from (else there is no good one) */
+    char bad[512]; /* why the version at st did not load, "" when it did */
+};
+
+static int same_version(const struct stat *a, const struct stat *b) {
+    return a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
+           a->st_size == b->st_size && a->st_ino == b->st_ino && a->st_dev == b->st_dev;
+}
+
+void pn_caps_conf_free(pn_rt *rt) {
+    if (!rt->caps_conf) return;
+    free(rt->caps_conf->text);
+    free(rt->caps_conf);
+    rt->caps_conf = NULL;
+}
+
+/* New grants for every script from text (NULL: none); all or nothing. */
+static int caps_rebuild_all(pn_rt *rt, const char *text, size_t len, pn_err *e) {
+    int n = 0, rc = 0;
+    for (pn_link *l = rt->scripts.head; l; l = l->next)
+        n++;
+    pn_caps **fresh = calloc((size_t)n + 1, sizeof *fresh);
+    if (!fresh) return pn_err_set(e, PN_ENOMEM, "out of memory");
+    int i = 0;
+    for (pn_link *l = rt->scripts.head; l && rc == 0; l = l->next, i++) {
+        pn_script *s = PN_SCRIPT_OF(l);
+        if (!s->caps) continue;
+        if (!(fresh[i] = calloc(1, sizeof *fresh[i]))) {
+            rc = pn_err_set(e, PN_ENOMEM, "out of memory");
+            break;
+        }
+        if (text) rc = caps_build(rt->config_path, text, len, script_name(s), fresh[i], e);
+    }
+    i = 0;
+    for (pn_link *l = rt->scripts.head; l; l = l->next, i++) {
+        pn_script *s = PN_SCRIPT_OF(l);
+        if (rc != 0 || !fresh[i]) {
+            pn_caps_free(fresh[i]);
+            continue;
+        }
+        fresh[i]->running = s->caps->running;
+        pn_caps_free(s->caps);
+        s->caps = fresh[i];
+    }
+    free(fresh);
+    return rc;
+}
+
+/* Looks at config.lua; when it changed, reads it again and, if it loads,
+ * gives every script its grants from it. 0, or -1 with e set when there
+ * is no good version to grant from. */
+static int caps_refresh(pn_rt *rt, pn_err *e) {
+    pn_caps_conf *cf = rt->caps_conf;
+    if (!cf && !(cf = rt->caps_conf = calloc(1, sizeof *cf)))
+        return pn_err_set(e, PN_ENOMEM, "out of memory");
+    struct stat st;
+    int exists = stat(rt->config_path, &st) == 0;
+    if (cf->seen && exists == cf->exists && (!exists || same_version(&st, &cf->st))) {
+        if (cf->good || !exists) return 0;
+        return pn_err_set(e, PN_EINVAL, "%s", cf->bad);
+    }
+    int first = !cf->seen;
+    cf->seen = 1, cf->exists = exists, cf->st = st;
+    char *text = NULL;
+    size_t len = 0;
+    pn_err pe;
+    int rc = exists ? read_config(rt->config_path, &text, &len, &pe) : 1;
+    if (rc == 0) {
+        /* Checked against every script before any grant changes. */
+        rc = caps_rebuild_all(rt, text, len, &pe);
+    } else if (rc > 0) {
+        rc = caps_rebuild_all(rt, NULL, 0, &pe); /* gone: no grants */
+    }
+    if (rc < 0) {
+        free(text);
+        snprintf(cf->bad, sizeof cf->bad, "%s", pe.msg);
+        /* With no good version the caller says why (a script that does not load). */
+        if (cf->good)
+            pn_rt_log(rt, PN_LOG_ERROR, "%s (the last good grants of %s stay)", pe.msg,
+                      rt->config_path);
+        if (cf->good) return 0;
+        return pn_err_set(e, PN_EINVAL, "%s", pe.msg);
+    }
+    free(cf->text);
+    cf->text = text, cf->len = len, cf->good = 1, cf->bad[0] = '\0';
+    if (!first) pn_rt_log(rt, PN_LOG_INFO, "%s: read again, grants follow it", rt->config_path);
+    return 0;
+}
+
+int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e) {
+    /* Before s has grants: a refresh rebuilds the others' only. */
+    int rc = rt->config_path ? caps_refresh(rt, e) : 0;
+    pn_caps *c = calloc(1, sizeof *c);
+    if (!c) return pn_err_set(e, PN_ENOMEM, "out of memory");
+    s->caps = c;
+    if (!rt->config_path || rc != 0) return rc;
+    const pn_caps_conf *cf = rt->caps_conf;
+    if (!cf->text) return 0;
+    return caps_build(rt->config_path, cf->text, cf->len, script_name(s), c, e);
+}
+
+void pn_caps_config_check(pn_rt *rt) {
+    pn_err e;
+    if (rt->config_path && caps_refresh(rt, &e) != 0)
+        pn_rt_log(rt, PN_LOG_ERROR, "%s (no grants until it loads)", e.msg);
+}
+
+/* Before a grant is checked: the file as it is now. */
+static void caps_follow(pn_script *s) {
+    pn_err e;
+    if (s->rt->config_path) (void)caps_refresh(s->rt, &e);
 }
 
 /* ---- checks ------------------------------------------------------------------ */
@@ -200,6 +316,7 @@ static int l_read(lua_State *L) {
     pn_script *s = pn_script_of(L);
     const char *p = luaL_checkstring(L, 1);
     char real[PN_PATH_MAX];
+    caps_follow(s);
     if (!realpath(p, real)) {
         if (!granted(s->caps, CAP_READ, p)) return denied(L, s, "host.read", p);
         lua_pushfstring(L, "%s: %s", p, strerror(errno));
@@ -237,6 +354,7 @@ static int l_write(lua_State *L) {
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     char real[PN_PATH_MAX];
+    caps_follow(s);
     if (canon_for_write(p, real) != 0) {
         if (!granted(s->caps, CAP_WRITE, p)) return denied(L, s, "host.write", p);
         lua_pushfstring(L, "%s: the directory does not exist", p);
@@ -430,6 +548,7 @@ static int l_exec(lua_State *L) {
     pn_task *t = pn_task_of(L);
     const char *argv[PN_CAPS_ARGV_MAX + 1];
     check_argv(L, argv);
+    caps_follow(s);
     if (!granted(s->caps, CAP_EXEC, argv[0])) return denied(L, s, "host.exec", argv[0]);
     if (!t)
         return luaL_error(L, "host.exec waits, so it must run in a handler, a timer, an event "

@@ -41,6 +41,7 @@ typedef struct pn_script pn_script;
 typedef struct pn_task pn_task;
 typedef struct pn_wait pn_wait;
 typedef struct pn_caps pn_caps;
+typedef struct pn_caps_conf pn_caps_conf;
 typedef struct pn_binding pn_binding;
 typedef struct pn_timer pn_timer;
 
@@ -127,6 +128,7 @@ struct pn_rt {
     uv_loop_t *loop;
     pn_rt_opts o;
     char *config_path;
+    struct pn_caps_conf *caps_conf; /* config.lua as last read (caps.c) */
     char *trust_path;
     struct pn_trust *labels; /* trust_path as last read, for peernet.resolve */
     pn_list scripts;         /* pn_script.link: sandboxed, live and retired, newest first */
@@ -275,6 +277,7 @@ pn_script *pn_api_script(lua_State *L);
 /* ---- caps.c ---------------------------------------------------------------------- */
 
 int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e); /* reads config, fills s->caps */
+void pn_caps_conf_free(pn_rt *rt);                   /* config.lua as last read */
 void pn_caps_free(pn_caps *c);
 void pn_caps_open(lua_State *L, pn_script *s); /* the `host` table */
 

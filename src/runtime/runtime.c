@@ -161,6 +161,7 @@ void pn_rt_close(pn_rt *rt) {
     /* The callbacks' owner is going away now, even when the close waits. */
     rt->o.log = NULL;
     rt->o.on_error = NULL;
+    rt->o.on_script = NULL;
     rt->drain_cb = NULL;
     if (rt->resuming) {
         rt->close_pending = 1; /* a script asked: it is still running */
@@ -180,6 +181,7 @@ static void rt_do_close(pn_rt *rt) {
         pn_script_close(PN_SCRIPT_OF(rt->scripts.head));
     if (rt->trusted) pn_script_close(rt->trusted);
     rt->closed = 1;
+    pn_caps_conf_free(rt);
     free(rt->config_path);
     free(rt->trust_path);
     pn_trust_free(rt->labels);

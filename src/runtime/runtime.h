@@ -48,6 +48,12 @@ typedef struct pn_rt_opts {
     /* An uncaught error in a trusted task (a run script): message with traceback. */
     void (*on_error)(void *ud, const char *msg);
     void *on_error_ud;
+    /* A handler script came, changed, went or failed to load: event is
+     * "loaded", "reloaded", "removed" or "failed" (error set only then).
+     * When it is given, the info lines that say the same are not logged.
+     * It runs inside the load or rescan, so it must not close the runtime. */
+    void (*on_script)(void *ud, const char *event, const char *path, const char *error);
+    void *on_script_ud;
 } pn_rt_opts;
 
 pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e);
@@ -71,6 +77,9 @@ int pn_rt_busy(const pn_rt *rt);
 int pn_script_load_file(pn_rt *rt, const char *path, int admin, pn_err *e);
 /* Unloads the script from path: its handles are revoked. */
 void pn_script_unload_file(pn_rt *rt, const char *path);
+/* config.lua may have changed (a watcher saw it): reads it again now, as
+ * the next host.* call would, so a broken version is reported at once. */
+void pn_caps_config_check(pn_rt *rt);
 
 /* Graceful stop: revokes every handle, stops listening, and calls cb once
  * the calls being served have finished or after ms. */

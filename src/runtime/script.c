@@ -251,6 +251,16 @@ static pn_script *script_load(pn_rt *rt, const char *path, int admin, const char
     return NULL;
 }
 
+/* To the caller when it follows scripts, else an info line. */
+static void script_event(pn_rt *rt, const char *event, const char *path, const char *error) {
+    if (rt->o.on_script)
+        rt->o.on_script(rt->o.on_script_ud, event, path, error);
+    else if (strcmp(event, "removed") == 0)
+        pn_rt_log(rt, PN_LOG_INFO, "%s: removed, its handles are revoked", path);
+    else
+        pn_rt_log(rt, PN_LOG_INFO, "%s: %s", path, event);
+}
+
 int pn_script_load_file(pn_rt *rt, const char *path, int admin, pn_err *e) {
     char *text = NULL;
     size_t len = 0;
@@ -286,19 +296,20 @@ int pn_script_load_file(pn_rt *rt, const char *path, int admin, pn_err *e) {
     for (pn_link *l = s->bindings.head; l; l = l->next)
         if (pn_handler_host_expose(s, PN_BINDING_OF(l), e) != 0)
             pn_rt_log(rt, PN_LOG_ERROR, "%s: %s", path, e->msg);
-    pn_rt_log(rt, PN_LOG_INFO, "%s: %s", path, old ? "reloaded" : "loaded");
+    script_event(rt, old ? "reloaded" : "loaded", path, NULL);
     return 0;
 failed:
     pn_rt_log(rt, PN_LOG_ERROR, "%s%s", e->msg, old ? " (the previous version keeps serving)" : "");
     if (old) snprintf(old->error, sizeof old->error, "%s", e->msg);
+    if (rt->o.on_script) rt->o.on_script(rt->o.on_script_ud, "failed", path, e->msg);
     return -1;
 }
 
 void pn_script_unload_file(pn_rt *rt, const char *path) {
     pn_script *s = find_script(rt, path);
     if (!s) return;
-    pn_rt_log(rt, PN_LOG_INFO, "%s: removed, its handles are revoked", path);
     script_retire(s);
+    script_event(rt, "removed", path, NULL);
 }
 
 /* ---- the trusted state (run scripts) ----------------------------------------------- */

@@ -6,6 +6,7 @@ local format = require "peernet.format"
 local datadir = require "peernet.cli.datadir"
 local hosts = require "peernet.cli.hosts"
 local ops = require "peernet.cli.ops"
+local trustedit = require "peernet.cli.trustedit"
 local output = require "peernet.cli.output"
 local signals = require "peernet.cli.signals"
 
@@ -50,7 +51,7 @@ M.run = {
     end)
     local info = { mode = "run", started = uv.now(), rt = rt,
       listen = o.listen and (o.listen:gsub(":%d+$", "") .. ":" .. h:port()) or nil }
-    local server = control.serve(p.control, ops.handler(h, p, info), { weak = true })
+    local server = control.serve(p.control, trustedit.wrap(ops.handler(h, p, info), h, p), { weak = true })
     -- `arg` as lua(1) sets it: the script at 0, its arguments from 1.
     local script_args = { [0] = script, [-1] = argv0 .. " run" }
     for i = 2, #o.pos do script_args[i - 1] = o.pos[i] end

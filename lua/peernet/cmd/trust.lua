@@ -1,54 +1,106 @@
--- trust add/rm/ls: the trust list of the data dir.
+-- trust add/rm/ls: the trust list of the data dir. When a host runs on the
+-- data dir, add and rm go through its control socket: it edits the list
+-- and trusts or untrusts the key at once, so the next command finds it so.
 local peernet = require "peernet"
+local control = require "peernet.control"
 local format = require "peernet.format"
 local datadir = require "peernet.cli.datadir"
 local output = require "peernet.cli.output"
+local task = require "peernet.cli.task"
+local trustedit = require "peernet.cli.trustedit"
 
 local EXIT, out, fail = output.EXIT, output.out, output.fail
 
 local M = {}
 
+local CONTROL_MS = 15000 -- the running host may wait for the trust list's writer lock
+
 local function entry_text(en)
   return ("%s  %s  %s  %s"):format(en.key, en.label or "-", en.addr or "-", en.added or "-")
 end
 
--- Saves the changed list and shows the entry it was about.
-local function save(o, store, en, verb)
-  local saved, se = store:save()
-  if not saved then return fail("failure", se) end
-  output.json_or(o, en, verb .. " " .. entry_text(en))
-  return EXIT.ok
+-- One request to the running host: its answer, or nil when none runs, or
+-- nil, message when the exchange failed.
+local function ask_host(p, req)
+  local ok, answer, e, kind = task.run(function()
+    return task.await(function(k) control.request(p.control, req, CONTROL_MS, k) end)
+  end)
+  if not ok then return nil, tostring(answer) end
+  if answer then return answer end
+  if kind == "no_host" then return nil end
+  return nil, "control socket: " .. tostring(e)
+end
+
+-- KEY as given, or the stranger a prefix of its key names (the running
+-- host knows the keys it discovered or refused). Returns key, peer (the
+-- stranger, when matched by prefix) or nil, message.
+local function resolve_key(p, text)
+  if peernet.keys.parse(text) then return text end
+  if not trustedit.is_prefix(text) then return nil, "not a key: " .. text end
+  if control.probe(p.control) ~= "alive" then
+    return nil, "not a key: " .. text .. " (a prefix names a discovered or refused key, "
+      .. "which only a running host knows: start peernet-host serve)"
+  end
+  local answer, e = ask_host(p, { op = "peers" })
+  if not answer then return nil, e or "no host answered" end
+  local peer, me = trustedit.match(answer.peers or {}, text)
+  if not peer then return nil, me end
+  return peer.key, peer
 end
 
 local sub = {}
 
-function sub.add(o, p, store, e)
-  if #o.pos ~= 2 then return fail("usage", "usage: peernet-host trust add KEY [--label L] [--addr HOST:PORT]") end
-  if not peernet.keys.parse(o.pos[2]) then return fail("usage", "not a key: " .. o.pos[2]) end
-  if not store then return fail("failure", e) end
+function sub.add(o, p)
+  if #o.pos ~= 2 then return fail("usage", "usage: peernet-host trust add KEY|PREFIX [--label L] [--addr HOST:PORT]") end
+  local key, stranger = resolve_key(p, o.pos[2])
+  if not key then return fail("usage", stranger) end
   local kp = datadir.load_identity(p)
-  if kp and peernet.keys.parse(o.pos[2]) == kp:public() then
+  if kp and peernet.keys.parse(key) == kp:public() then
     return fail("usage", "that is this host's own key")
   end
-  local ok, ae = store:add(o.pos[2], { label = o.label, addr = o.addr })
-  if not ok then return fail("usage", ae) end
-  return save(o, store, store:get(o.pos[2]), "trusted")
+  if stranger and not o.json then
+    -- Compare the fingerprint with the one the other device shows (peernet-host id --json).
+    out(("%s is %s, fingerprint %s%s"):format(o.pos[2], stranger.key,
+      peernet.keys.fingerprint(peernet.keys.parse(stranger.key)),
+      stranger.addr and (", seen at " .. stranger.addr) or ""))
+  end
+  local req = { op = "trust", action = "add", key = key, label = o.label, addr = o.addr }
+  local answer, ae = ask_host(p, req)
+  local en, kind, msg
+  if answer then
+    if answer.ok then en = answer.entry else kind, msg = answer.kind, answer.message end
+  elseif ae then
+    return fail("failure", ae)
+  else
+    en, kind, msg = trustedit.add(p, key, { label = o.label, addr = o.addr })
+  end
+  if not en then return fail(kind == "usage" and "usage" or "failure", msg) end
+  output.json_or(o, en, "trusted " .. entry_text(en))
+  return EXIT.ok
 end
 
-function sub.rm(o, p, store, e)
+function sub.rm(o, p)
   if #o.pos ~= 2 then return fail("usage", "usage: peernet-host trust rm KEY|LABEL") end
-  if not store then return fail("failure", e) end
-  local en = store:get(o.pos[2])
-  if not en then return fail("failure", "no peer with key or label '" .. o.pos[2] .. "' in " .. p.trust) end
-  local ok, re = store:remove(o.pos[2])
-  if not ok then return fail("failure", re) end
-  return save(o, store, en, "removed")
+  local answer, ae = ask_host(p, { op = "trust", action = "rm", peer = o.pos[2] })
+  local en, kind, msg
+  if answer then
+    if answer.ok then en = answer.entry else kind, msg = answer.kind, answer.message end
+  elseif ae then
+    return fail("failure", ae)
+  else
+    en, kind, msg = trustedit.rm(p, o.pos[2])
+  end
+  if not en then return fail(kind == "usage" and "usage" or "failure", msg) end
+  output.json_or(o, en, "removed " .. entry_text(en))
+  return EXIT.ok
 end
 
-function sub.ls(o, _, store, e)
+function sub.ls(o, p)
   if #o.pos ~= 1 then return fail("usage", "usage: peernet-host trust ls") end
+  local store, e = datadir.open_trust(p)
   if not store then return fail("failure", e) end
   local list = store:list()
+  store:close()
   if o.json then
     out(format.json(list))
   elseif #list == 0 then
@@ -62,24 +114,10 @@ function sub.ls(o, _, store, e)
 end
 
 M.trust = {
-  summary = "manage the trust list: trust add KEY [--label L] [--addr HOST:PORT] | rm KEY|LABEL | ls",
-  usage = "trust add KEY [--label L] [--addr HOST:PORT] [--json]\n"
-    .. "       peernet-host trust rm KEY|LABEL\n"
-    .. "       peernet-host trust ls [--json]",
-  opts = { label = "value", addr = "value" },
   run = function(o, p)
-    local name = o.pos[1]
-    local run = sub[name]
-    -- add and rm hold the writer lock from reading to saving.
-    local store, e = datadir.open_trust(p, name == "add" or name == "rm")
-    local code
-    if run then
-      code = run(o, p, store, e)
-    else
-      code = fail("usage", "trust needs add, rm or ls (peernet-host trust --help)")
-    end
-    if store then store:close() end
-    return code
+    local run = sub[o.pos[1]]
+    if not run then return fail("usage", "trust needs add, rm or ls (peernet-host trust --help)") end
+    return run(o, p)
   end,
 }
 
