@@ -110,7 +110,15 @@ install(FILES ${CMAKE_SOURCE_DIR}/types/peernet.lua ${CMAKE_SOURCE_DIR}/types/ho
 # ExecStart names the binary under the prefix given at install time, so the
 # unit is written by the install step itself.
 set(PN_UNIT_DIR lib/systemd/system)
+# Type=notify only when serve can notify: without libsystemd systemd would
+# wait for a READY=1 that never comes, so such a build's unit is Type=exec.
+if(SYSTEMD_FOUND)
+  set(PN_UNIT_TYPE notify)
+else()
+  set(PN_UNIT_TYPE exec)
+endif()
 install(CODE "
+  set(PN_UNIT_TYPE ${PN_UNIT_TYPE})
   set(PN_BINDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\")
   set(unit \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${PN_UNIT_DIR}/peernet-host.service\")
   message(STATUS \"Installing: \${unit}\")
