@@ -53,6 +53,13 @@ install(TARGETS peernet EXPORT peernetTargets ARCHIVE DESTINATION ${CMAKE_INSTAL
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/include/peernet DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.h")
 
+# A sanitized build's library needs the sanitizers' runtime in every program
+# linking it (scripts/test --asan installs it too).
+if(PN_SANITIZE)
+  set(PN_PC_LIBS_EXTRA " -fsanitize=address,undefined")
+  target_link_options(peernet INTERFACE $<INSTALL_INTERFACE:-fsanitize=address,undefined>)
+endif()
+
 # pkg-config: relocatable (prefix found from the .pc file's own place).
 set(PN_PC_DIR ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 file(RELATIVE_PATH PN_PC_TO_PREFIX /p/${PN_PC_DIR} /p)

@@ -1,41 +1,28 @@
 -- The Debian package (issue 15): `cpack -G DEB` of this build, its contents
 -- and control fields, and, as root (CI's throwaway machine), `dpkg -i` of
 -- it, the installed program run, and the package purged again (the user peernet stays, as Debian does).
+local S = require "support.shell"
+
 local SRC, BUILD = H.source_dir, H.build_dir
 local root, deb
 
-local function sh(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
-end
 
-local function must(cmd)
-  local code, out = sh(cmd)
-  assert(code == 0, cmd .. " exited " .. tostring(code) .. ":\n" .. out)
-  return out
-end
-
-local function version_h()
-  return H.read_file(SRC .. "/src/core/version.h"):match('#define PN_VERSION "([%d.]+)"')
-end
 
 setup(function()
   root = H.tmpdir()
-  must("cpack --config " .. H.q(BUILD .. "/CPackConfig.cmake") .. " -G DEB -B " .. H.q(root))
-  deb = must("ls " .. H.q(root) .. "/*.deb"):gsub("%s+$", "")
+  S.must("cpack --config " .. H.q(BUILD .. "/CPackConfig.cmake") .. " -G DEB -B " .. H.q(root))
+  deb = S.must("ls " .. H.q(root) .. "/*.deb"):gsub("%s+$", "")
 end)
 
 teardown(function() H.rmdir(root) end)
 
 describe("cpack -G DEB", function()
   it("is named and versioned from version.h, with Depends computed from the binaries", function()
-    local v = version_h()
+    local v = S.version()
     assert.truthy(deb:find("/peernet%-host_" .. v:gsub("%.", "%%.") .. "_%w+%.deb$"), deb)
-    assert.equal(v, must("dpkg-deb -f " .. H.q(deb) .. " Version"):gsub("%s+$", ""))
-    assert.equal("peernet-host", must("dpkg-deb -f " .. H.q(deb) .. " Package"):gsub("%s+$", ""))
-    local depends = must("dpkg-deb -f " .. H.q(deb) .. " Depends")
+    assert.equal(v, S.must("dpkg-deb -f " .. H.q(deb) .. " Version"):gsub("%s+$", ""))
+    assert.equal("peernet-host", S.must("dpkg-deb -f " .. H.q(deb) .. " Package"):gsub("%s+$", ""))
+    local depends = S.must("dpkg-deb -f " .. H.q(deb) .. " Depends")
     -- dpkg-shlibdeps found them: none is listed by hand in packaging.cmake.
     for _, lib in ipairs { "libc6", "liblua5.4-0", "libsodium23", "libuv1", "lua-luv", "libqrencode4" } do
       assert.truthy(depends:find(lib, 1, true), lib .. " not in Depends: " .. depends)
@@ -43,7 +30,7 @@ describe("cpack -G DEB", function()
   end)
 
   it("holds the binary, the module, the library, the headers, man pages, completions, the unit", function()
-    local list = must("dpkg-deb -c " .. H.q(deb))
+    local list = S.must("dpkg-deb -c " .. H.q(deb))
     for _, want in ipairs {
       "./usr/bin/peernet-host", "/lua/5.4/peernet.so", "/libpeernet.a", "/pkgconfig/peernet.pc",
       "/cmake/peernet/peernetConfig.cmake", "./usr/include/peernet/peernet.h",
@@ -57,31 +44,31 @@ describe("cpack -G DEB", function()
     end
     -- Installed, not enabled: no symlink into a .wants directory.
     assert.falsy(list:find(".wants/", 1, true))
-    local unit = must("dpkg-deb --fsys-tarfile " .. H.q(deb)
+    local unit = S.must("dpkg-deb --fsys-tarfile " .. H.q(deb)
       .. " | tar -xOf - ./usr/lib/systemd/system/peernet-host.service")
     assert.truthy(unit:find("\nExecStart=/usr/bin/peernet-host serve\n", 1, true), unit)
   end)
 
   it("dpkg -i installs it, peernet-host --version runs, dpkg --purge removes it", function()
-    if must("id -u"):gsub("%s+$", "") ~= "0" then
+    if S.must("id -u"):gsub("%s+$", "") ~= "0" then
       pending("dpkg -i needs root (CI runs as root on a throwaway machine)")
       return
     end
-    local _, status = sh("dpkg-query -W -f='${Status}' peernet-host")
+    local _, status = S.run("dpkg-query -W -f='${Status}' peernet-host")
     if status:find(" installed", 1, true) then
       pending("a peernet-host package is already installed here: not replacing it")
       return
     end
     local ok, err = pcall(function()
-      must("DEBIAN_FRONTEND=noninteractive dpkg -i " .. H.q(deb))
-      local out = must("/usr/bin/peernet-host --version")
-      assert.truthy(out:find("peernet-host " .. version_h() .. " ", 1, true), out)
-      out = must("cd / && lua5.4 -e 'print(require(\"peernet\").version)'")
-      assert.equal(version_h() .. "\n", out)
-      assert.truthy(must("man -w peernet-host"):find("/usr/share/man/man1/peernet-host.1", 1, true))
+      S.must("DEBIAN_FRONTEND=noninteractive dpkg -i " .. H.q(deb))
+      local out = S.must("/usr/bin/peernet-host --version")
+      assert.truthy(out:find("peernet-host " .. S.version() .. " ", 1, true), out)
+      out = S.must("cd / && lua5.4 -e 'print(require(\"peernet\").version)'", { asan = true })
+      assert.equal(S.version() .. "\n", out)
+      assert.truthy(S.must("man -w peernet-host"):find("/usr/share/man/man1/peernet-host.1", 1, true))
     end)
-    must("DEBIAN_FRONTEND=noninteractive dpkg --purge peernet-host")
+    S.must("DEBIAN_FRONTEND=noninteractive dpkg --purge peernet-host")
     assert(ok, err)
-    assert.equal(1, (sh("test -e /usr/bin/peernet-host")))
+    assert.equal(1, (S.run("test -e /usr/bin/peernet-host")))
   end)
 end)

@@ -7,27 +7,12 @@ local uv = require "luv"
 local peernet = require "peernet"
 local N = require "support.net"
 local C = require "support.cli"
+local S = require "support.shell"
 
 local SRC, BUILD = H.source_dir, H.build_dir
 local root, prefix
 
--- Runs a shell command; returns its exit status and what it printed (both streams).
-local function sh(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
-end
 
-local function must(cmd)
-  local code, out = sh(cmd)
-  assert(code == 0, cmd .. " exited " .. tostring(code) .. ":\n" .. out)
-  return out
-end
-
-local function version_h()
-  return H.read_file(SRC .. "/src/core/version.h"):match('#define PN_VERSION "([%d.]+)"')
-end
 
 -- Every file under dir, relative, sorted.
 -- The command names `peernet-host --help` lists.
@@ -42,13 +27,13 @@ local function command_names()
 end
 
 local function files_under(dir)
-  return must("cd " .. H.q(dir) .. " && find . -type f -o -type l | sed 's|^\\./||' | sort")
+  return S.must("cd " .. H.q(dir) .. " && find . -type f -o -type l | sed 's|^\\./||' | sort")
 end
 
 setup(function()
   root = H.tmpdir()
   prefix = root .. "/prefix"
-  must("cmake --install " .. H.q(BUILD) .. " --prefix " .. H.q(prefix))
+  S.must("cmake --install " .. H.q(BUILD) .. " --prefix " .. H.q(prefix))
   C.bin = prefix .. "/bin/peernet-host"
 end)
 
@@ -78,7 +63,7 @@ describe("cmake --install", function()
     assert.falsy(list:find("peernet_wire", 1, true))
     assert.falsy(list:find("tcp_pingpong", 1, true))
     local dest = root .. "/dest"
-    must("DESTDIR=" .. H.q(dest) .. " cmake --install " .. H.q(BUILD) .. " --prefix /opt/pn")
+    S.must("DESTDIR=" .. H.q(dest) .. " cmake --install " .. H.q(BUILD) .. " --prefix /opt/pn")
     assert.equal(list, files_under(dest .. "/opt/pn"))
     -- The unit names the binary under the prefix given at install time.
     assert.truthy(H.read_file(dest .. "/opt/pn/lib/systemd/system/peernet-host.service")
@@ -86,17 +71,17 @@ describe("cmake --install", function()
   end)
 
   it("one version: version.h, --version, peernet.pc, the CMake package, the rockspec, CHANGELOG", function()
-    local v = version_h()
+    local v = S.version()
     assert.truthy(v)
     local code, out = C.run { "--version" }
     assert.equal(0, code)
     assert.truthy(out:find("peernet-host " .. v .. " ", 1, true), out)
     assert.truthy(H.read_file(SRC .. "/CMakeLists.txt"):find("project(peernet VERSION ${PN_VERSION}", 1, true))
-    local pc = must("PKG_CONFIG_PATH=" .. H.q(prefix .. "/lib/pkgconfig") .. " pkg-config --modversion peernet")
+    local pc = S.must("PKG_CONFIG_PATH=" .. H.q(prefix .. "/lib/pkgconfig") .. " pkg-config --modversion peernet")
     assert.equal(v, pc:gsub("%s+$", ""))
     assert.truthy(H.read_file(prefix .. "/lib/cmake/peernet/peernetConfigVersion.cmake")
       :find('set(PACKAGE_VERSION "' .. v .. '")', 1, true))
-    local rocks = must("ls " .. H.q(SRC .. "/rockspecs"))
+    local rocks = S.must("ls " .. H.q(SRC .. "/rockspecs"))
     assert.equal("peernet-" .. v .. "-1.rockspec", rocks:gsub("%s+$", ""))
     assert.truthy(H.read_file(SRC .. "/rockspecs/peernet-" .. v .. "-1.rockspec")
       :find('version = "' .. v .. '-1"', 1, true))
@@ -137,6 +122,10 @@ describe("cmake --install", function()
     local sock = root .. "/notify.sock"
     local out = { text = "", open = true }
     local pipe = uv.new_pipe(false)
+    local env = {} -- python3 without the suite's LD_PRELOAD (support.shell says why)
+    for k, v in pairs(uv.os_environ()) do
+      if k ~= "LD_PRELOAD" then env[#env + 1] = k .. "=" .. v end
+    end
     local handle
     handle = assert(uv.spawn("python3", { args = { "-c", [[
 import socket, sys
@@ -148,7 +137,7 @@ while True:
     print(m.replace("\n", " "), flush=True)
     if "STOPPING=1" in m:
         break
-]], sock }, stdio = { nil, pipe, 2 } }, function() handle:close() end))
+]], sock }, stdio = { nil, pipe, 2 }, env = env }, function() handle:close() end))
     pipe:read_start(function(_, d) if d then out.text = out.text .. d else pipe:close() out.open = false end end)
     assert(N.wait(function() return out.text:find("bound") end, 10000), "no notify socket")
     local dir = root .. "/n"
@@ -165,10 +154,11 @@ while True:
   end)
 
   it("lua5.4 loads the installed module, next to luv", function()
-    local out = must("cd / && LUA_CPATH=" .. H.q(prefix .. "/lib/lua/5.4/?.so;;") .. " lua5.4 -e "
+    local out = S.must("cd / && LUA_CPATH=" .. H.q(prefix .. "/lib/lua/5.4/?.so;;") .. " lua5.4 -e "
       .. H.q('local p = require "peernet"; local uv = require "luv"; '
-        .. 'print(p.version, package.searchpath("peernet", package.cpath), uv.version_string())'))
-    assert.truthy(out:find(version_h() .. "\t" .. prefix .. "/lib/lua/5.4/peernet.so\t", 1, true), out)
+        .. 'print(p.version, package.searchpath("peernet", package.cpath), uv.version_string())'),
+      { asan = true })
+    assert.truthy(out:find(S.version() .. "\t" .. prefix .. "/lib/lua/5.4/peernet.so\t", 1, true), out)
   end)
 
   -- A C program of a libpeernet user: creates a host on a free port, closes it.
@@ -203,10 +193,10 @@ int main(void) {
     local dir = root .. "/cprog"
     os.execute("mkdir -p " .. H.q(dir))
     H.write_file(dir .. "/main.c", program)
-    must("cd " .. H.q(dir) .. " && PKG_CONFIG_PATH=" .. H.q(prefix .. "/lib/pkgconfig")
+    S.must("cd " .. H.q(dir) .. " && PKG_CONFIG_PATH=" .. H.q(prefix .. "/lib/pkgconfig")
       .. " cc -Wall -Werror -o main main.c $(PKG_CONFIG_PATH=" .. H.q(prefix .. "/lib/pkgconfig")
       .. " pkg-config --cflags --libs peernet)")
-    local out = must(H.q(dir .. "/main"))
+    local out = S.must(H.q(dir .. "/main"))
     assert.truthy(out:match("^listening on [1-9]%d*\n$"), out)
   end)
 
@@ -221,9 +211,9 @@ find_package(peernet 0.1 REQUIRED)
 add_executable(main main.c)
 target_link_libraries(main PRIVATE peernet::peernet)
 ]])
-    must("cmake -S " .. H.q(dir) .. " -B " .. H.q(dir .. "/b") .. " -DCMAKE_PREFIX_PATH="
+    S.must("cmake -S " .. H.q(dir) .. " -B " .. H.q(dir .. "/b") .. " -DCMAKE_PREFIX_PATH="
       .. H.q(prefix) .. " >/dev/null && cmake --build " .. H.q(dir .. "/b") .. " >/dev/null")
-    local out = must(H.q(dir .. "/b/main"))
+    local out = S.must(H.q(dir .. "/b/main"))
     assert.truthy(out:match("^listening on [1-9]%d*\n$"), out)
   end)
 end)
@@ -231,16 +221,16 @@ end)
 describe("man pages", function()
   it("render without warnings", function()
     for _, page in ipairs { "man1/peernet-host.1", "man7/peernet-scripts.7" } do
-      local _, warnings = sh("MANWIDTH=80 man --warnings -l " .. H.q(prefix .. "/share/man/" .. page)
+      local _, warnings = S.run("MANWIDTH=80 man --warnings -l " .. H.q(prefix .. "/share/man/" .. page)
         .. " 2>&1 >/dev/null")
       assert.equal("", warnings, page)
-      local text = must("MANWIDTH=80 man -l " .. H.q(prefix .. "/share/man/" .. page) .. " 2>/dev/null")
+      local text = S.must("MANWIDTH=80 man -l " .. H.q(prefix .. "/share/man/" .. page) .. " 2>/dev/null")
       assert.truthy(#text > 5000, page)
     end
   end)
 
   it("peernet-host(1) has every command, option, exit code and environment variable", function()
-    local text = must("MANWIDTH=200 man -l " .. H.q(prefix .. "/share/man/man1/peernet-host.1")
+    local text = S.must("MANWIDTH=200 man -l " .. H.q(prefix .. "/share/man/man1/peernet-host.1")
       .. " 2>/dev/null")
     for _, section in ipairs { "NAME", "SYNOPSIS", "DESCRIPTION", "FILES", "EXIT STATUS",
       "ENVIRONMENT", "SERVICE", "SEE ALSO" } do
@@ -269,7 +259,7 @@ describe("man pages", function()
   end)
 
   it("peernet-scripts(7) has every function of the scripts' API", function()
-    local text = must("MANWIDTH=200 man -l " .. H.q(prefix .. "/share/man/man7/peernet-scripts.7")
+    local text = S.must("MANWIDTH=200 man -l " .. H.q(prefix .. "/share/man/man7/peernet-scripts.7")
       .. " 2>/dev/null")
     local doc = H.read_file(SRC .. "/docs/scripts.md")
     for fn in doc:gmatch("(peernet%.[%w_.]+)%(") do
@@ -287,7 +277,7 @@ describe("the bash completion", function()
     local function complete(...)
       local words = {}
       for i, w in ipairs { C.bin, ... } do words[i] = H.q(w) end
-      return must("bash -c " .. H.q("source " .. script .. "; COMP_WORDS=(" .. table.concat(words, " ")
+      return S.must("bash -c " .. H.q("source " .. script .. "; COMP_WORDS=(" .. table.concat(words, " ")
         .. "); COMP_CWORD=" .. (#words - 1) .. "; _peernet_host; printf '%s\\n' \"${COMPREPLY[@]}\""))
     end
     local got = complete("")
@@ -299,11 +289,11 @@ describe("the bash completion", function()
   end)
 
   it("the zsh completion parses (when zsh is here)", function()
-    if sh("command -v zsh >/dev/null") ~= 0 then
+    if S.run("command -v zsh >/dev/null") ~= 0 then
       pending("no zsh on this machine")
       return
     end
-    must("zsh -n " .. H.q(prefix .. "/share/zsh/vendor-completions/_peernet-host"))
+    S.must("zsh -n " .. H.q(prefix .. "/share/zsh/vendor-completions/_peernet-host"))
   end)
 end)
 
@@ -312,12 +302,12 @@ describe("the systemd unit", function()
   before_each(function() unit = prefix .. "/lib/systemd/system/peernet-host.service" end)
 
   it("passes systemd-analyze verify", function()
-    if sh("command -v systemd-analyze >/dev/null") ~= 0 then
+    if S.run("command -v systemd-analyze >/dev/null") ~= 0 then
       pending("no systemd-analyze on this machine (Debian's systemd package)")
       return
     end
     -- verify runs the unit's Documentation= man pages: the installed ones.
-    local code, out = sh("MANPATH=" .. H.q(prefix .. "/share/man") .. " systemd-analyze verify " .. H.q(unit))
+    local code, out = S.run("MANPATH=" .. H.q(prefix .. "/share/man") .. " systemd-analyze verify " .. H.q(unit))
     assert.equal(0, code, out)
     assert.equal("", out)
   end)

@@ -1,28 +1,18 @@
 -- The rock (issue 15): `luarocks make --lua-version 5.4` of a copy of the
 -- source tree into a temporary rock tree, then lua5.4 requires the module
 -- from that tree (with Debian's luv beside it).
+local S = require "support.shell"
+
 local SRC = H.source_dir
 local root
 
-local function sh(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
-end
-
-local function must(cmd)
-  local code, out = sh(cmd)
-  assert(code == 0, cmd .. " exited " .. tostring(code) .. ":\n" .. out)
-  return out
-end
 
 setup(function() root = H.tmpdir() end)
 teardown(function() H.rmdir(root) end)
 
 describe("luarocks make", function()
   it("builds and installs the peernet module into a rock tree; lua5.4 requires it", function()
-    if sh("command -v luarocks >/dev/null") ~= 0 then
+    if S.run("command -v luarocks >/dev/null") ~= 0 then
       pending("no luarocks on this machine (Debian's luarocks package; scripts/setup installs it)")
       return
     end
@@ -30,18 +20,18 @@ describe("luarocks make", function()
     local rockspec = "rockspecs/peernet-" .. v .. "-1.rockspec"
     -- A copy of the tracked sources: luarocks builds in the tree (build.luarocks/).
     local src, tree = root .. "/src", root .. "/tree"
-    must("mkdir " .. H.q(src) .. " && cd " .. H.q(SRC) .. " && git ls-files -z --cached --others"
+    S.must("mkdir " .. H.q(src) .. " && cd " .. H.q(SRC) .. " && git ls-files -z --cached --others"
       .. " --exclude-standard | xargs -0 tar -cf - | tar -xf - -C " .. H.q(src))
-    must("cd " .. H.q(src) .. " && CMAKE_BUILD_PARALLEL_LEVEL=2 luarocks make --lua-version 5.4 --tree "
+    S.must("cd " .. H.q(src) .. " && CMAKE_BUILD_PARALLEL_LEVEL=2 luarocks make --lua-version 5.4 --tree "
       .. H.q(tree) .. " " .. rockspec)
-    local out = must("cd / && eval \"$(luarocks --lua-version 5.4 --tree " .. H.q(tree) .. " path)\" && lua5.4 -e "
+    local out = S.must("cd / && eval \"$(luarocks --lua-version 5.4 --tree " .. H.q(tree) .. " path)\" && lua5.4 -e "
       .. H.q('local p = require "peernet"; require "luv"; '
         .. 'print(p.version, package.searchpath("peernet", package.cpath), p.keys.generate():public_hex())'))
     local version, path, key = out:match("^(%S+)\t(%S+)\t(%x+)\n$")
     assert.equal(v, version, out)
     assert.equal(tree .. "/lib/lua/5.4/peernet.so", path)
     assert.equal(64, #key)
-    assert.truthy(must("luarocks --lua-version 5.4 --tree " .. H.q(tree) .. " list --porcelain")
+    assert.truthy(S.must("luarocks --lua-version 5.4 --tree " .. H.q(tree) .. " list --porcelain")
       :find("peernet\t" .. v .. "-1\tinstalled", 1, true))
   end)
 end)
