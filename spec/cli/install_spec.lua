@@ -249,6 +249,9 @@ describe("man pages", function()
         assert.truthy(text:find(opt, 1, true), name .. " " .. opt)
       end
     end
+    for opt in help:gmatch("%-%-[%l-]+") do
+      assert.truthy(text:find(opt, 1, true), "--help's " .. opt)
+    end
     for code in help:gmatch("\n  (%d)  ") do
       assert.truthy(text:find("\n       " .. code .. " ", 1, true), "exit code " .. code)
     end
