@@ -11,6 +11,9 @@ local S = require "support.shell"
 
 local SRC, BUILD = H.source_dir, H.build_dir
 local root, prefix
+-- Where the install put the .pc file, the CMake package and the module:
+-- LIBDIR is lib/x86_64-linux-gnu in a build configured for /usr.
+local pcdir, cmakedir, moddir
 
 
 
@@ -35,6 +38,10 @@ setup(function()
   prefix = root .. "/prefix"
   S.must("cmake --install " .. H.q(BUILD) .. " --prefix " .. H.q(prefix))
   C.bin = prefix .. "/bin/peernet-host"
+  local function dir_of(name)
+    return (S.must("find " .. H.q(prefix) .. " -name " .. name):match("^(.*)/[^/]+\n$"))
+  end
+  pcdir, cmakedir, moddir = dir_of("peernet.pc"), dir_of("peernetConfig.cmake"), dir_of("peernet.so")
 end)
 
 teardown(function()
@@ -77,9 +84,9 @@ describe("cmake --install", function()
     assert.equal(0, code)
     assert.truthy(out:find("peernet-host " .. v .. " ", 1, true), out)
     assert.truthy(H.read_file(SRC .. "/CMakeLists.txt"):find("project(peernet VERSION ${PN_VERSION}", 1, true))
-    local pc = S.must("PKG_CONFIG_PATH=" .. H.q(prefix .. "/lib/pkgconfig") .. " pkg-config --modversion peernet")
+    local pc = S.must("PKG_CONFIG_PATH=" .. H.q(pcdir) .. " pkg-config --modversion peernet")
     assert.equal(v, pc:gsub("%s+$", ""))
-    assert.truthy(H.read_file(prefix .. "/lib/cmake/peernet/peernetConfigVersion.cmake")
+    assert.truthy(H.read_file(cmakedir .. "/peernetConfigVersion.cmake")
       :find('set(PACKAGE_VERSION "' .. v .. '")', 1, true))
     local rocks = S.must("ls " .. H.q(SRC .. "/rockspecs"))
     assert.equal("peernet-" .. v .. "-1.rockspec", rocks:gsub("%s+$", ""))
@@ -154,11 +161,11 @@ while True:
   end)
 
   it("lua5.4 loads the installed module, next to luv", function()
-    local out = S.must("cd / && LUA_CPATH=" .. H.q(prefix .. "/lib/lua/5.4/?.so;;") .. " lua5.4 -e "
+    local out = S.must("cd / && LUA_CPATH=" .. H.q(moddir .. "/?.so;;") .. " lua5.4 -e "
       .. H.q('local p = require "peernet"; local uv = require "luv"; '
         .. 'print(p.version, package.searchpath("peernet", package.cpath), uv.version_string())'),
       { asan = true })
-    assert.truthy(out:find(S.version() .. "\t" .. prefix .. "/lib/lua/5.4/peernet.so\t", 1, true), out)
+    assert.truthy(out:find(S.version() .. "\t" .. moddir .. "/peernet.so\t", 1, true), out)
   end)
 
   -- A C program of a libpeernet user: creates a host on a free port, closes it.
@@ -193,8 +200,8 @@ int main(void) {
     local dir = root .. "/cprog"
     os.execute("mkdir -p " .. H.q(dir))
     H.write_file(dir .. "/main.c", program)
-    S.must("cd " .. H.q(dir) .. " && PKG_CONFIG_PATH=" .. H.q(prefix .. "/lib/pkgconfig")
-      .. " cc -Wall -Werror -o main main.c $(PKG_CONFIG_PATH=" .. H.q(prefix .. "/lib/pkgconfig")
+    S.must("cd " .. H.q(dir) .. " && PKG_CONFIG_PATH=" .. H.q(pcdir)
+      .. " cc -Wall -Werror -o main main.c $(PKG_CONFIG_PATH=" .. H.q(pcdir)
       .. " pkg-config --cflags --libs peernet)")
     local out = S.must(H.q(dir .. "/main"))
     assert.truthy(out:match("^listening on [1-9]%d*\n$"), out)
