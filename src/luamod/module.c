@@ -54,5 +54,6 @@ int luaopen_peernet(lua_State *L) {
     pn_bind_qr_open(L);
     pn_bind_pattern_open(L);
     pn_bind_args_open(L);
+    pn_bind_notify_open(L);
     return 1;
 }

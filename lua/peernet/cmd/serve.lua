@@ -202,6 +202,7 @@ M.serve = {
     local stop_signals
     stop_signals = signals.on_stop(false, function(name)
       event({ event = "stopping", signal = name }, "stopping (" .. name .. ")")
+      peernet.notify("STOPPING=1")
       server.close()
       hup:close()
       watch:close()
@@ -216,6 +217,7 @@ M.serve = {
     -- Only now that the signals are handled: a supervisor may signal right after.
     event({ event = "serving", key = h:key(), listen = listen, control = p.control },
       "serving " .. h:key() .. " on " .. listen .. "\ncontrol socket " .. p.control)
+    peernet.notify("READY=1") -- Type=notify units (packaging/peernet-host.service.in)
     uv.run()
     server.close()
     return EXIT.ok
