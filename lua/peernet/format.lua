@@ -212,6 +212,7 @@ M.SHAPES = {
   status = { "running", "key", "data_dir", "mode", "pid", "listen", "uptime", "connected", "known",
     "trusted", "stats", "scripts" },
   script = { "file", "ok", "error", "handles", "warnings" },
+  trust = { "key", "label", "addr", "added" },
 }
 
 -- A copy of t with exactly the keys of shape name, null for the absent ones.

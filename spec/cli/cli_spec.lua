@@ -125,6 +125,12 @@ describe("peernet-host init, id, trust", function()
     assert.equal(1, #list)
     assert.same({ other, "lamp", "127.0.0.1:4040" }, { list[1].key, list[1].label, list[1].addr })
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT", list[1].added)
+    -- one shape: an entry with no label or address has them as null
+    local bare = peernet.keys.generate():public_hex()
+    code, out = C.run(dd(dir, "trust", "add", bare, "--json"))
+    assert.equal(0, code)
+    assert.truthy(out:find('"addr":null', 1, true) and out:find('"label":null', 1, true), out)
+    assert.equal(0, (C.run(dd(dir, "trust", "rm", bare))))
 
     local err
     code, _, err = C.run(dd(dir, "trust", "add", "not-a-key"))

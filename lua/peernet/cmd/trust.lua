@@ -75,7 +75,7 @@ function sub.add(o, p)
     en, kind, msg = trustedit.add(p, key, { label = o.label, addr = o.addr })
   end
   if not en then return fail(kind == "usage" and "usage" or "failure", msg) end
-  output.json_or(o, en, "trusted " .. entry_text(en))
+  output.json_or(o, format.shaped("trust", en), "trusted " .. entry_text(en))
   return EXIT.ok
 end
 
@@ -91,7 +91,7 @@ function sub.rm(o, p)
     en, kind, msg = trustedit.rm(p, o.pos[2])
   end
   if not en then return fail(kind == "usage" and "usage" or "failure", msg) end
-  output.json_or(o, en, "removed " .. entry_text(en))
+  output.json_or(o, format.shaped("trust", en), "removed " .. entry_text(en))
   return EXIT.ok
 end
 
@@ -102,7 +102,9 @@ function sub.ls(o, p)
   local list = store:list()
   store:close()
   if o.json then
-    out(format.json(list))
+    local shaped = {}
+    for i, en in ipairs(list) do shaped[i] = format.shaped("trust", en) end
+    out(format.json(shaped))
   elseif #list == 0 then
     out("(the trust list is empty: peernet-host trust add KEY)")
   else
