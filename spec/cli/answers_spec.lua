@@ -9,7 +9,7 @@ local format = require "peernet.format"
 local N = require "support.net"
 local C = require "support.cli"
 
-local function dd(dir, ...) return { "--data-dir", dir, ... } end
+local dd = C.dd
 
 -- One JSON value; JSON null stays visible as json.null.
 local function decode(s)
@@ -26,18 +26,9 @@ local function one_object(out)
   return v
 end
 
-local tmp = {}
-local function tmpdir()
-  local d = H.tmpdir()
-  tmp[#tmp + 1] = d
-  return d
-end
+local tmpdir = C.tmpdir
 
-teardown(function()
-  C.reap()
-  for _ = 1, 10 do uv.run("nowait") end
-  for _, d in ipairs(tmp) do H.rmdir(d) end
-end)
+teardown(C.cleanup)
 
 describe("ARGS", function()
   local dir

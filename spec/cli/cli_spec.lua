@@ -6,7 +6,7 @@ local peernet = require "peernet"
 local N = require "support.net"
 local C = require "support.cli"
 
-local function dd(dir, ...) return { "--data-dir", dir, ... } end
+local dd = C.dd
 
 local function decode_json(s)
   local json = require "dkjson"
@@ -15,18 +15,10 @@ local function decode_json(s)
   return v
 end
 
-local tmp = {}
-local function tmpdir()
-  local d = H.tmpdir()
-  tmp[#tmp + 1] = d
-  return d .. "/data" -- not created yet: init makes it
-end
+-- A data dir path, not created yet: init makes it.
+local function tmpdir() return C.tmpdir() .. "/data" end
 
-teardown(function()
-  C.reap()
-  for _ = 1, 10 do uv.run("nowait") end -- closes finish before lua_close
-  for _, d in ipairs(tmp) do H.rmdir(d) end
-end)
+teardown(C.cleanup)
 
 describe("peernet-host usage", function()
   it("prints help with the exit codes, per-command help, and the version", function()

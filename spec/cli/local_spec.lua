@@ -7,20 +7,12 @@ local peernet = require "peernet"
 local N = require "support.net"
 local C = require "support.cli"
 
-local function dd(dir, ...) return { "--data-dir", dir, ... } end
+local dd = C.dd
 
-local tmp = {}
-local function tmpdir()
-  local d = H.tmpdir()
-  tmp[#tmp + 1] = d
-  return d .. "/data" -- not created yet: init makes it
-end
+-- A data dir path, not created yet: init makes it.
+local function tmpdir() return C.tmpdir() .. "/data" end
 
-teardown(function()
-  C.reap()
-  for _ = 1, 10 do uv.run("nowait") end
-  for _, d in ipairs(tmp) do H.rmdir(d) end
-end)
+teardown(C.cleanup)
 
 -- Runs a program with stdout a pipe nobody reads (its read end closed
 -- first, so every write to it fails with EPIPE). Returns code, signal, stderr.

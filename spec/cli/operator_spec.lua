@@ -7,20 +7,11 @@ local peernet = require "peernet"
 local N = require "support.net"
 local C = require "support.cli"
 
-local function dd(dir, ...) return { "--data-dir", dir, ... } end
+local dd = C.dd
 
-local tmp = {}
-local function tmpdir()
-  local d = H.tmpdir()
-  tmp[#tmp + 1] = d
-  return d
-end
+local tmpdir = C.tmpdir
 
-teardown(function()
-  C.reap()
-  for _ = 1, 10 do uv.run("nowait") end
-  for _, d in ipairs(tmp) do H.rmdir(d) end
-end)
+teardown(C.cleanup)
 
 -- Waits until the child's stderr matches pattern; returns the captures.
 local function expect_err(p, pattern)

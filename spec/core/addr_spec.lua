@@ -10,18 +10,8 @@ local A = require "support.addr"
 local MAX = peernet.addr_max
 local TOO_LONG = "address longer than " .. MAX .. " bytes"
 
-local tmp = {}
-teardown(function()
-  C.reap()
-  for _ = 1, 10 do uv.run("nowait") end
-  for _, d in ipairs(tmp) do H.rmdir(d) end
-end)
-
-local function tmpdir()
-  local d = H.tmpdir()
-  tmp[#tmp + 1] = d
-  return d
-end
+local tmpdir = C.tmpdir
+teardown(C.cleanup)
 
 describe("a host's addresses", function()
   local h

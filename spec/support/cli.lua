@@ -140,6 +140,26 @@ function C.reap()
   end
 end
 
+-- The arguments of a command on data dir dir: { "--data-dir", dir, ... }.
+function C.dd(dir, ...) return { "--data-dir", dir, ... } end
+
+-- A fresh temporary directory, removed by C.cleanup.
+local tmpdirs = {}
+function C.tmpdir()
+  local d = H.tmpdir()
+  tmpdirs[#tmpdirs + 1] = d
+  return d
+end
+
+-- A spec file's teardown: kills what is still running, lets the closes
+-- finish (before lua_close), removes the temporary directories.
+function C.cleanup()
+  C.reap()
+  for _ = 1, 10 do uv.run("nowait") end
+  for _, d in ipairs(tmpdirs) do H.rmdir(d) end
+  tmpdirs = {}
+end
+
 -- A data dir with an identity: dir, key.
 function C.init(dir)
   local code, out, err = C.run { "--data-dir", dir, "init" }

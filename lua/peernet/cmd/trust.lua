@@ -48,6 +48,24 @@ local function resolve_key(p, text)
   return peer.key, peer
 end
 
+-- One trust list edit: through the running host when there is one (it
+-- edits the file and applies it before it answers, so the next command
+-- sees the change), else on the file itself (in_file).
+local function edit(o, p, request, in_file, verb)
+  local answer, ae = ask_host(p, request)
+  local en, kind, msg
+  if answer then
+    if answer.ok then en = answer.entry else kind, msg = answer.kind, answer.message end
+  elseif ae then
+    return fail("failure", ae)
+  else
+    en, kind, msg = in_file()
+  end
+  if not en then return fail(kind == "usage" and "usage" or "failure", msg) end
+  output.json_or(o, format.shaped("trust", en), verb .. entry_text(en))
+  return EXIT.ok
+end
+
 local sub = {}
 
 function sub.add(o, p)
@@ -64,35 +82,14 @@ function sub.add(o, p)
       peernet.keys.fingerprint(peernet.keys.parse(stranger.key)),
       stranger.addr and (", seen at " .. stranger.addr) or ""))
   end
-  local req = { op = "trust", action = "add", key = key, label = o.label, addr = o.addr }
-  local answer, ae = ask_host(p, req)
-  local en, kind, msg
-  if answer then
-    if answer.ok then en = answer.entry else kind, msg = answer.kind, answer.message end
-  elseif ae then
-    return fail("failure", ae)
-  else
-    en, kind, msg = trustedit.add(p, key, { label = o.label, addr = o.addr })
-  end
-  if not en then return fail(kind == "usage" and "usage" or "failure", msg) end
-  output.json_or(o, format.shaped("trust", en), "trusted " .. entry_text(en))
-  return EXIT.ok
+  return edit(o, p, { op = "trust", action = "add", key = key, label = o.label, addr = o.addr },
+    function() return trustedit.add(p, key, { label = o.label, addr = o.addr }) end, "trusted ")
 end
 
 function sub.rm(o, p)
   if #o.pos ~= 2 then return fail("usage", "usage: peernet-host trust rm KEY|LABEL") end
-  local answer, ae = ask_host(p, { op = "trust", action = "rm", peer = o.pos[2] })
-  local en, kind, msg
-  if answer then
-    if answer.ok then en = answer.entry else kind, msg = answer.kind, answer.message end
-  elseif ae then
-    return fail("failure", ae)
-  else
-    en, kind, msg = trustedit.rm(p, o.pos[2])
-  end
-  if not en then return fail(kind == "usage" and "usage" or "failure", msg) end
-  output.json_or(o, format.shaped("trust", en), "removed " .. entry_text(en))
-  return EXIT.ok
+  return edit(o, p, { op = "trust", action = "rm", peer = o.pos[2] },
+    function() return trustedit.rm(p, o.pos[2]) end, "removed ")
 end
 
 function sub.ls(o, p)
