@@ -22,8 +22,8 @@ local M = {}
 M.EXIT = EXIT
 
 -- The groups of commands, and the order --help lists them in.
-local GROUPS = { "keys", "trust", "serve", "run", "call", "peers" }
-local ORDER = { "init", "id", "trust", "serve", "run", "call", "send", "peers", "status", "check" }
+local GROUPS = { "keys", "trust", "serve", "run", "call", "peers", "bench" }
+local ORDER = { "init", "id", "trust", "serve", "run", "call", "send", "peers", "status", "check", "bench" }
 
 local commands = {}
 for _, group in ipairs(GROUPS) do

@@ -25,6 +25,7 @@ void pn_lua_open_runtime(lua_State *L); /* runtime.new, runtime.check: the scrip
 void pn_lua_open_qr(lua_State *L);      /* qr: a QR code as rows of booleans */
 void pn_lua_open_pattern(lua_State *L); /* pattern.find/match/gmatch/gsub: bounded Lua patterns */
 void pn_lua_open_args(lua_State *L);    /* args.parse, args.encode: ARGS in the C sandbox */
+void pn_lua_open_loadgen(lua_State *L); /* loadgen: the load generator of `peernet-host bench` */
 
 /* require "peernet": the module table (peernet.so, or linked into peernet-host).
  * The wire codecs' test bindings are a module of their own (wire/wire.h). */

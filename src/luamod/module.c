@@ -52,5 +52,6 @@ int luaopen_peernet(lua_State *L) {
     pn_lua_open_qr(L);
     pn_lua_open_pattern(L);
     pn_lua_open_args(L);
+    pn_lua_open_loadgen(L);
     return 1;
 }

@@ -172,6 +172,11 @@ int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
     return rc;
 }
 
+size_t pn_host_queued(pn_host *h, const uint8_t peer[PN_KEY_LEN]) {
+    pn_conn *c = live_conn(h, peer, NULL);
+    return c ? c->out.len + c->wout.len : 0;
+}
+
 int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], const uint8_t *nonce, pn_err *e) {
     pn_err local;
     if (!e) e = &local;
