@@ -158,7 +158,13 @@ static int idle_mode;
 typedef struct lane {
     size_t id;
     pn_host *h;
+    int tries;
+    uv_timer_t retry;
 } lane;
+
+#define IDLE_AT_ONCE 64 /* connections being set up at once by idle */
+#define RETRIES 50      /* a handshake the server cut short (its flood budget) is tried again */
+#define RETRY_MS 20
 
 static void lane_next(lane *l);
 
@@ -177,31 +183,58 @@ static void on_reply(pn_host *h, pn_call_status st, const uint8_t *t, size_t len
             printf("ready n=%ld\n", todo);
             fflush(stdout);
         }
+        if (started < todo) { /* this one stays open; the lane moves on */
+            lane *n = calloc(1, sizeof *n);
+            n->id = (size_t)started;
+            lane_next(n);
+        }
         return;
     }
     pn_host_close(l->h, on_host_closed, l);
 }
 
+static void lane_dial(lane *l);
+
+static void on_retry(uv_timer_t *t) {
+    lane_dial(t->data);
+}
+
 static void on_connected(pn_host *h, int status, const char *msg, void *ud) {
     lane *l = ud;
-    if (status != 0) fail("connect", msg);
+    if (status != 0) {
+        if (++l->tries > RETRIES) fail("connect", msg);
+        if (!l->retry.data) {
+            uv_timer_init(loop, &l->retry);
+            l->retry.data = l;
+        }
+        uv_timer_start(&l->retry, on_retry, RETRY_MS, 0);
+        return;
+    }
     pn_err e;
     if (pn_host_call(h, server_key, "echo", args, args_len, 0, on_reply, l, &e) != 0)
         fail("call", e.msg);
 }
 
+static void lane_dial(lane *l) {
+    pn_err e;
+    if (pn_host_connect(l->h, server_key, target, on_connected, l, &e) != 0) fail("connect", e.msg);
+}
+
 static void lane_next(lane *l) {
     started++;
+    l->tries = 0;
     l->h = new_host(ids[l->id].secret, "");
     pn_err e;
-    if (pn_host_trust(l->h, server_key, NULL, &e) != 0 ||
-        pn_host_connect(l->h, server_key, target, on_connected, l, &e) != 0)
-        fail("connect", e.msg);
+    if (pn_host_trust(l->h, server_key, NULL, &e) != 0) fail("trust", e.msg);
+    lane_dial(l);
 }
 
 static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     free(b->base);
-    if (n < 0) exit(0); /* stdin closed: the connections go with the process */
+    if (n < 0) {
+        fprintf(stderr, "pn_bench: stdin closed with %ld of %ld ready\n", ready, todo);
+        exit(ready == todo ? 0 : 1); /* the connections go with the process */
+    }
     (void)s;
 }
 
@@ -215,10 +248,11 @@ static int run_client(int argc, char **argv) {
     hex32(argv[3], server_key, "SERVERKEY");
     load_keys(argv[4]);
     todo = parse_long(argv[5], 1, 1000000000L, "N");
-    long parallel = idle_mode ? todo : parse_long(argv[6], 1, CONNS_MAX, "PARALLEL");
+    long parallel = idle_mode ? (todo < IDLE_AT_ONCE ? todo : IDLE_AT_ONCE)
+                              : parse_long(argv[6], 1, CONNS_MAX, "PARALLEL");
     size_t size = idle_mode ? 8 : (size_t)parse_long(argv[7], 0, SIZE_MAX_B, "SIZE");
     (void)argc;
-    if ((size_t)parallel > nids) fail(argv[4], "fewer identities than connections at once");
+    if ((size_t)(idle_mode ? todo : parallel) > nids) fail(argv[4], "too few identities");
     pn_etf_buf b;
     pn_etf_buf_init(&b, 2 * SIZE_MAX_B);
     char *body = calloc(1, size + 1);

@@ -36,6 +36,12 @@
 #define ZB_ALLOW_MAX 16384
 #define ZB_SIZE_MAX (16u * 1024 * 1024)
 #define ZB_WARMUP 100
+#define ZB_SAMPLES_MAX 10000000L
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 static void die(const char *what) {
     fprintf(stderr, "zmq_bench: %s: %s\n", what, zmq_strerror(zmq_errno()));
@@ -302,21 +308,28 @@ static int run_client(const char *host, const char *port, const char *mode, long
         if (zmq_send(s, buf, size, 0) < 0) die("send");
         if (zmq_recv(s, buf, size + 1, 0) != (int)size) die("recv");
     }
-    double t0 = now_s();
+    /* seq: each round trip's time, for the median (the first ZB_SAMPLES_MAX) */
+    long ns = type == ZMQ_REQ ? (n < ZB_SAMPLES_MAX ? n : ZB_SAMPLES_MAX) : 0, got = 0;
+    double *rtt = ns ? malloc((size_t)ns * sizeof *rtt) : NULL;
+    double t0 = now_s(), ts = t0;
     long sent = 0, recvd = 0;
     while (recvd < n) {
         while (sent < n && sent - recvd < w) {
+            if (rtt) ts = now_s();
             if (zmq_send(s, buf, size, 0) < 0) die("send");
             sent++;
         }
         if (zmq_recv(s, buf, size + 1, 0) != (int)size) die("recv");
+        if (rtt && got < ns) rtt[got++] = now_s() - ts;
         recvd++;
     }
     double secs = now_s() - t0;
-    if (type == ZMQ_REQ)
-        printf("seq n=%ld size=%zu seconds=%.3f rtt_us=%.1f per_s=%.0f\n", n, size, secs,
-               secs * 1e6 / (double)n, (double)n / secs);
-    else
+    if (type == ZMQ_REQ) {
+        qsort(rtt, (size_t)got, sizeof *rtt, cmp_double);
+        printf("seq n=%ld size=%zu seconds=%.3f rtt_us=%.1f p50_us=%.1f per_s=%.0f\n", n, size,
+               secs, secs * 1e6 / (double)n, rtt[got / 2] * 1e6, (double)n / secs);
+        free(rtt);
+    } else
         printf("pipe n=%ld size=%zu window=%ld seconds=%.3f per_s=%.0f mib_s=%.1f\n", n, size, w,
                secs, (double)n / secs, (double)n * (double)size / secs / (1024.0 * 1024.0));
     return 0;

@@ -35,8 +35,8 @@
 #include "test_hooks.h"
 
 #define PN_READ_CHUNK 65536    /* one host-wide read buffer: libuv reads one socket at a time */
-#define PN_REGISTRY_MAX 4096   /* peers the host remembers */
-#define PN_REGISTRY_BUCKETS 64 /* hash chains of the registry */
+#define PN_REGISTRY_MAX 16384  /* peers the host remembers: 10,000 held links fit */
+#define PN_REGISTRY_BUCKETS 1024 /* hash chains of the registry */
 #define PN_HANDLER_BUCKETS 64
 #define PN_CALL_BUCKETS 256   /* per connection: outgoing calls by id */
 #define PN_PINGS_MAX 4        /* pings awaiting a pong, per connection */
