@@ -34,13 +34,12 @@
 #include "peernet/peernet.h"
 #include "test_hooks.h"
 
-#define PN_READ_CHUNK 65536    /* one host-wide read buffer: libuv reads one socket at a time */
-#define PN_REGISTRY_MAX 16384  /* peers the host remembers: 10,000 held links fit */
+#define PN_READ_CHUNK 65536      /* one host-wide read buffer: libuv reads one socket at a time */
+#define PN_REGISTRY_MAX 16384    /* peers the host remembers: 10,000 held links fit */
 #define PN_REGISTRY_BUCKETS 1024 /* hash chains of the registry */
 #define PN_HANDLER_BUCKETS 64
 #define PN_CALL_BUCKETS 256   /* per connection: outgoing calls by id */
 #define PN_PINGS_MAX 4        /* pings awaiting a pong, per connection */
-#define PN_OUTBUF_KEEP 262144 /* write buffers larger than this are freed when drained */
 #define PN_DISCOVERED_MAX 256 /* untrusted peers remembered from announces: strangers pick keys */
 #define PN_FOUND_MAX 4        /* discovered addresses kept per peer, beside its configured one */
 /* A dialled link is pinged until the peer shows it has read past M3
