@@ -24,6 +24,7 @@ static pn_pending *due_of(pn_link *l) {
 }
 
 static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
+    if (!c->calls) return NULL;
     for (pn_pending **pp = &c->calls[bucket_of(id)]; *pp; pp = &(*pp)->next) {
         if ((*pp)->id == id) {
             pn_pending *p = *pp;
@@ -54,7 +55,8 @@ static void on_calls_due(uv_timer_t *t) {
 
 pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout_ms, pn_err *e) {
     pn_host *h = c->host;
-    pn_pending *p = calloc(1, sizeof *p);
+    if (!c->calls) c->calls = calloc(PN_CALL_BUCKETS, sizeof *c->calls);
+    pn_pending *p = c->calls ? calloc(1, sizeof *p) : NULL;
     if (!p) {
         pn_err_set(e, PN_ENOMEM, "out of memory");
         return NULL;
@@ -107,7 +109,7 @@ void pn_calls_complete(pn_conn *c, const pn_envelope *env) {
 void pn_calls_fail_all(pn_conn *c) {
     pn_host *h = c->host;
     uv_timer_stop(&c->call_timer);
-    for (unsigned b = 0; b < PN_CALL_BUCKETS; b++) {
+    for (unsigned b = 0; c->calls && b < PN_CALL_BUCKETS; b++) {
         while (c->calls[b]) {
             pn_pending *p = unlink_id(c, c->calls[b]->id);
             p->status = PN_CALL_CLOSED;

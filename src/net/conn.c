@@ -19,6 +19,7 @@ static void conn_free(pn_conn *c) {
     pn_frame_reader_free(c->fr);
     free(c->out.data);
     free(c->wout.data);
+    free(c->calls);
     free(c);
     pn_host_unref(h);
 }

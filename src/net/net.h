@@ -178,7 +178,9 @@ struct pn_conn {
     uv_write_t wreq;
     pn_link dirty; /* on host->dirty: writes to flush this turn */
 
-    pn_pending *calls[PN_CALL_BUCKETS];
+    /* PN_CALL_BUCKETS chains, made at its first call: a link that only
+     * serves (most of a server's) does without the 2 KiB. */
+    pn_pending **calls;
     pn_list due;           /* pn_pending by deadline */
     uv_timer_t call_timer; /* the earliest deadline */
     uint32_t ncalls;
