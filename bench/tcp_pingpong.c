@@ -9,9 +9,9 @@
  *       prints "port=NNNN" on stdout, accepts one client and echoes every
  *       frame back. Exits 0 when the client disconnects at a frame boundary.
  *
- *   tcp_pingpong client HOST PORT MODE N SIZE
+ *   tcp_pingpong client HOST PORT MODE N SIZE [WINDOW]
  *       MODE seq:  N round trips one after the other (wait for each echo).
- *       MODE pipe: keep WINDOW frames in flight until N echoes are back.
+ *       MODE pipe: keep WINDOW (default 100) frames in flight until N echoes are back.
  *       After WARMUP untimed round trips, prints one line such as
  *           seq n=20000 size=64 seconds=1.234 rtt_us=61.7 per_s=16207
  *           pipe n=200000 size=64 window=100 seconds=0.5 per_s=400000 mib_s=25.9
@@ -38,7 +38,9 @@
 #define TP_HEADER 4
 #define TP_BODY_MAX (16u * 1024 * 1024) /* bounds every buffer below */
 #define TP_N_MAX 1000000000L
-#define TP_WINDOW 100
+#define TP_WINDOW 100 /* frames in flight in pipe mode unless WINDOW is given */
+#define TP_WINDOW_MAX 65536
+static long tp_window = TP_WINDOW;
 #define TP_WARMUP 100
 #define TP_IO_CHUNK 65536 /* read size; the server's buffer never shrinks below it */
 /* The pipe sender writes from a run of ready-made frames; more than this
@@ -57,7 +59,7 @@ __attribute__((noreturn)) static void fail(const char *msg) {
 
 __attribute__((noreturn)) static void usage(void) {
     fprintf(stderr, "usage: tcp_pingpong server PORT [BIND_ADDR]\n"
-                    "       tcp_pingpong client HOST PORT seq|pipe N SIZE\n");
+                    "       tcp_pingpong client HOST PORT seq|pipe N SIZE [WINDOW]\n");
     exit(2);
 }
 
@@ -246,11 +248,23 @@ typedef struct client {
     size_t recvcap;
 } client;
 
+/* Round-trip times of a seq run for its median (the first TP_SAMPLES_MAX). */
+#define TP_SAMPLES_MAX 10000000L
+static double *samples;
+static long nsamples;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 static void seq_round_trips(client *c, long n) {
     for (long i = 0; i < n; i++) {
+        double t0 = samples ? now_s() : 0;
         write_all(c->fd, c->sendb, c->frame);
         if (!read_all(c->fd, c->recvb, c->frame)) fail("server closed the connection");
         if (memcmp(c->recvb, c->sendb, c->frame) != 0) fail("echo differs from the frame sent");
+        if (samples && nsamples < TP_SAMPLES_MAX) samples[nsamples++] = now_s() - t0;
     }
 }
 
@@ -272,7 +286,7 @@ static void check_echo(const client *c, uint64_t stream_off, const uint8_t *p, s
 static void pipe_round_trips(client *c, long n) {
     uint64_t frame = c->frame, sent = 0, recvd = 0, total = (uint64_t)n * frame;
     while (recvd < total) {
-        uint64_t limit = recvd / frame + TP_WINDOW;
+        uint64_t limit = recvd / frame + (uint64_t)tp_window;
         if (limit > (uint64_t)n) limit = (uint64_t)n;
         limit *= frame;
         struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
@@ -318,7 +332,7 @@ static int run_client(const char *host, const char *port, const char *mode, long
     client c;
     c.frame = TP_HEADER + (size_t)size;
     c.nframes = TP_SENDBUF_MAX / c.frame;
-    if (c.nframes > TP_WINDOW) c.nframes = TP_WINDOW;
+    if (c.nframes > (size_t)tp_window) c.nframes = (size_t)tp_window;
     if (c.nframes < 1) c.nframes = 1;
     c.sendb = malloc(c.nframes * c.frame);
     c.recvcap = c.frame > TP_IO_CHUNK ? c.frame : TP_IO_CHUNK;
@@ -334,6 +348,10 @@ static int run_client(const char *host, const char *port, const char *mode, long
     c.fd = connect_to(host, port);
     seq_round_trips(&c, TP_WARMUP); /* first-touch costs stay out of the figure */
 
+    if (!pipelined) {
+        samples = malloc((size_t)(n < TP_SAMPLES_MAX ? n : TP_SAMPLES_MAX) * sizeof *samples);
+        if (!samples) fail("out of memory for the samples");
+    }
     double t0 = now_s();
     if (pipelined)
         pipe_round_trips(&c, n);
@@ -349,11 +367,14 @@ static int run_client(const char *host, const char *port, const char *mode, long
     double per_s = (double)n / secs;
     int pr;
     if (pipelined)
-        pr = printf("pipe n=%ld size=%ld window=%d seconds=%.3f per_s=%.0f mib_s=%.1f\n", n, size,
-                    TP_WINDOW, secs, per_s, per_s * (double)size / (1024.0 * 1024.0));
-    else
-        pr = printf("seq n=%ld size=%ld seconds=%.3f rtt_us=%.1f per_s=%.0f\n", n, size, secs,
-                    secs * 1e6 / (double)n, per_s);
+        pr = printf("pipe n=%ld size=%ld window=%ld seconds=%.3f per_s=%.0f mib_s=%.1f\n", n, size,
+                    tp_window, secs, per_s, per_s * (double)size / (1024.0 * 1024.0));
+    else {
+        qsort(samples, (size_t)nsamples, sizeof *samples, cmp_double);
+        pr = printf("seq n=%ld size=%ld seconds=%.3f rtt_us=%.1f p50_us=%.1f per_s=%.0f\n", n, size,
+                    secs, secs * 1e6 / (double)n, samples[nsamples / 2] * 1e6, per_s);
+        free(samples);
+    }
     if (pr < 0 || fflush(stdout) != 0) die("writing the result to stdout");
     return 0;
 }
@@ -365,7 +386,8 @@ int main(int argc, char **argv) {
         long port = parse_long(argv[2], 0, 65535, "PORT");
         return run_server(argc == 4 ? argv[3] : "127.0.0.1", port);
     }
-    if (argc == 7 && strcmp(argv[1], "client") == 0) {
+    if ((argc == 7 || argc == 8) && strcmp(argv[1], "client") == 0) {
+        if (argc == 8) tp_window = parse_long(argv[7], 1, TP_WINDOW_MAX, "WINDOW");
         parse_long(argv[3], 1, 65535, "PORT");
         long n = parse_long(argv[5], 1, TP_N_MAX, "N");
         long size = parse_long(argv[6], 0, TP_BODY_MAX, "SIZE");

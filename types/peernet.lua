@@ -281,4 +281,14 @@ function peernet.qr(text) end
 ---@return boolean told false without a manager or without libsystemd
 function peernet.notify(state) end
 
+---The load generator behind `peernet-host bench` (run scripts): keeps
+---opts.inflight calls (or sends) to opts.handle of opts.peer, a connected
+---key, for opts.duration_ms, then calls cb once with the report (ok,
+---errors, timeouts, closed, seconds, per_s, and for calls min_us, p50_us,
+---p99_us, p999_us, max_us, mean_us; error when it stopped early).
+---@param host table a peernet.host that stays open until cb has run
+---@param opts {peer: string, handle: string, args: string, inflight?: integer, duration_ms?: integer, timeout_ms?: integer, send?: boolean}
+---@param cb fun(report: table)
+function peernet.loadgen(host, opts, cb) end
+
 return peernet

@@ -184,6 +184,12 @@ int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
 int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
                  size_t args_len, pn_err *e);
 
+/* Bytes this host holds for peer's live link, not yet taken by the socket
+ * (0 when not connected). A sender that keeps it under a mark of its own
+ * waits for a slow reader instead of reaching max_outbuf, which drops the
+ * link. */
+size_t pn_host_queued(pn_host *h, const uint8_t peer[PN_KEY_LEN]);
+
 /* ---- dialling (src/net/policy.c) ------------------------------------- */
 
 /* Dials addr ("HOST:PORT") expecting key; cb gets 0 once authenticated (at

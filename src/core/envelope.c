@@ -254,11 +254,19 @@ static int check_term(const uint8_t *term, size_t len, const char *what, pn_err 
     return 0;
 }
 
+/* The envelope nests the caller's term at most this deep ({reply, Id, {ok, V}}). */
+#define ENVELOPE_NESTING 2
+/* A term of n bytes opens at most n / 2 containers (the smallest, a small
+ * tuple, takes two bytes), so one this short cannot end up too deep. */
+#define SHALLOW_TERM_MAX (2 * (PN_ETF_MAX_DEPTH - ENVELOPE_NESTING))
+
 /* Ends every encoder. The envelope adds nesting around the caller's term,
  * so a term that was valid alone can still be too deep inside it: decoding
- * what was written is the one check that covers every case. */
-static int finish(pn_etf_buf *b, size_t mark, int rc, pn_err *e) {
-    if (rc == 0) {
+ * what was written is the one check that covers every case. A term too
+ * short to be that deep skips it (profiles of small calls showed the
+ * second walk: term_len 0 = no caller term). */
+static int finish(pn_etf_buf *b, size_t mark, size_t term_len, int rc, pn_err *e) {
+    if (rc == 0 && term_len > SHALLOW_TERM_MAX) {
         pn_envelope env;
         rc = pn_envelope_decode(b->data + mark, b->len - mark, &env, e);
         if (rc == 0 && env.foreign)
@@ -283,7 +291,7 @@ int pn_envelope_put_call(pn_etf_buf *b, uint64_t id, const char *name, size_t na
     if (rc == 0) rc = pn_etf_put_u64(b, id, e);
     if (rc == 0) rc = put_atom(b, name, name_len, flags, e);
     if (rc == 0) rc = pn_etf_put_raw(b, args, args_len, e);
-    return finish(b, mark, rc, e);
+    return finish(b, mark, args_len, rc, e);
 }
 
 int pn_envelope_put_reply(pn_etf_buf *b, uint64_t id, int ok, const uint8_t *term, size_t term_len,
@@ -299,7 +307,7 @@ int pn_envelope_put_reply(pn_etf_buf *b, uint64_t id, int ok, const uint8_t *ter
     if (rc == 0) rc = pn_etf_put_tuple(b, 2, e);
     if (rc == 0) rc = ok ? put_atom(b, "ok", 2, flags, e) : put_atom(b, "error", 5, flags, e);
     if (rc == 0) rc = pn_etf_put_raw(b, term, term_len, e);
-    return finish(b, mark, rc, e);
+    return finish(b, mark, term_len, rc, e);
 }
 
 int pn_envelope_put_reply_error(pn_etf_buf *b, uint64_t id, const char *reason, int flags,
@@ -317,7 +325,7 @@ int pn_envelope_put_reply_error(pn_etf_buf *b, uint64_t id, const char *reason, 
     /* OTP 25 wrote the reason atom (no_such_handle, forbidden) as ATOM_EXT
      * too, so it follows the flag like Name does. */
     if (rc == 0) rc = put_atom(b, reason, strlen(reason), flags, e);
-    return finish(b, mark, rc, e);
+    return finish(b, mark, 0, rc, e);
 }
 
 int pn_envelope_put_send(pn_etf_buf *b, const char *name, size_t name_len, const uint8_t *args,
@@ -330,7 +338,7 @@ int pn_envelope_put_send(pn_etf_buf *b, const char *name, size_t name_len, const
     if (rc == 0) rc = put_atom(b, "send", 4, flags, e);
     if (rc == 0) rc = put_atom(b, name, name_len, flags, e);
     if (rc == 0) rc = pn_etf_put_raw(b, args, args_len, e);
-    return finish(b, mark, rc, e);
+    return finish(b, mark, args_len, rc, e);
 }
 
 static int put_nonce_env(pn_etf_buf *b, const char *kind, const uint8_t *nonce, int flags,
@@ -341,7 +349,7 @@ static int put_nonce_env(pn_etf_buf *b, const char *kind, const uint8_t *nonce, 
     if (rc == 0) rc = pn_etf_put_tuple(b, 2, e);
     if (rc == 0) rc = put_atom(b, kind, 4, flags, e);
     if (rc == 0) rc = pn_etf_put_binary(b, nonce, PN_ENVELOPE_NONCE, e);
-    return finish(b, mark, rc, e);
+    return finish(b, mark, 0, rc, e);
 }
 
 int pn_envelope_put_ping(pn_etf_buf *b, const uint8_t nonce[PN_ENVELOPE_NONCE], int flags,

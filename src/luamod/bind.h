@@ -27,6 +27,7 @@ void pn_bind_qr_open(lua_State *L);      /* qr: a QR code as rows of booleans */
 void pn_bind_pattern_open(lua_State *L); /* pattern.find/match/gmatch/gsub: bounded Lua patterns */
 void pn_bind_args_open(lua_State *L);    /* args.parse, args.encode: ARGS in the C sandbox */
 void pn_bind_notify_open(lua_State *L);  /* notify: sd_notify(3) when built with libsystemd */
+void pn_bind_loadgen_open(lua_State *L); /* loadgen: the load generator of `peernet-host bench` */
 
 /* require "peernet": the module table (peernet.so, or linked into peernet-host).
  * The wire codecs' test bindings are a module of their own (wire/wire.h). */

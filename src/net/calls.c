@@ -25,6 +25,7 @@ static pn_pending *due_of(pn_link *l) {
 }
 
 static pn_pending *unlink_id(pn_conn *c, uint64_t id) {
+    if (!c->calls) return NULL;
     pn_pending **pp;
     PN_CHAIN_SEEK(pp, c->calls[bucket_of(id)], (*pp)->id == id);
     pn_pending *p = *pp;
@@ -53,7 +54,8 @@ static void on_calls_due(uv_timer_t *t) {
 
 pn_pending *pn_calls_start(pn_conn *c, pn_call_cb cb, void *ud, uint32_t timeout_ms, pn_err *e) {
     pn_host *h = c->host;
-    pn_pending *p = calloc(1, sizeof *p);
+    if (!c->calls) c->calls = calloc(PN_CALL_BUCKETS, sizeof *c->calls);
+    pn_pending *p = c->calls ? calloc(1, sizeof *p) : NULL;
     if (!p) {
         pn_err_set(e, PN_ENOMEM, "out of memory");
         return NULL;
@@ -104,7 +106,7 @@ void pn_calls_complete(pn_conn *c, const pn_envelope *env) {
 void pn_calls_fail_all(pn_conn *c) {
     pn_host *h = c->host;
     uv_timer_stop(&c->call_timer);
-    for (unsigned b = 0; b < PN_CALL_BUCKETS; b++) {
+    for (unsigned b = 0; c->calls && b < PN_CALL_BUCKETS; b++) {
         while (c->calls[b]) {
             pn_pending *p = unlink_id(c, c->calls[b]->id);
             p->status = PN_CALL_CLOSED;
@@ -166,6 +168,11 @@ int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
     int rc = pn_envelope_put_send(&h->scratch, name, strlen(name), args, args_len, h->env_flags, e);
     if (rc == 0) rc = pn_conn_queue_envelope(c, &h->scratch, e);
     return rc;
+}
+
+size_t pn_host_queued(pn_host *h, const uint8_t peer[PN_KEY_LEN]) {
+    pn_conn *c = live_conn(h, peer, NULL);
+    return c ? c->out.len + c->wout.len : 0;
 }
 
 int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], pn_err *e) {

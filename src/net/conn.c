@@ -21,6 +21,7 @@ static void conn_free(pn_conn *c) {
     pn_frame_reader_free(c->fr);
     free(c->out.data);
     free(c->wout.data);
+    free(c->calls);
     free(c);
     pn_host_unref(h);
 }
@@ -181,11 +182,12 @@ static void on_written(uv_write_t *req, int status) {
     pn_conn *c = req->data;
     c->writing = 0;
     c->wout.len = 0;
-    if (c->wout.cap > PN_OUTBUF_KEEP) { /* one big message should not pin its buffer */
-        free(c->wout.data);
-        c->wout.data = NULL;
-        c->wout.cap = 0;
-    }
+    /* An idle link holds no write buffer: what queues up next gets a fresh
+     * one (a malloc per write, not per frame). Keeping both buffers cost
+     * 8 KiB per idle connection, two thirds of its memory. */
+    free(c->wout.data);
+    c->wout.data = NULL;
+    c->wout.cap = 0;
     if (c->state == PN_CONN_CLOSING) return;
     if (status < 0) {
         char why[PN_CONN_WHY_MAX];

@@ -34,13 +34,12 @@
 #include "peernet/peernet.h"
 #include "test_hooks.h"
 
-#define PN_READ_CHUNK 65536    /* one host-wide read buffer: libuv reads one socket at a time */
-#define PN_REGISTRY_MAX 4096   /* peers the host remembers */
-#define PN_REGISTRY_BUCKETS 64 /* hash chains of the registry */
+#define PN_READ_CHUNK 65536      /* one host-wide read buffer: libuv reads one socket at a time */
+#define PN_REGISTRY_MAX 16384    /* peers the host remembers: 10,000 held links fit */
+#define PN_REGISTRY_BUCKETS 1024 /* hash chains of the registry */
 #define PN_HANDLER_BUCKETS 64
 #define PN_CALL_BUCKETS 256   /* per connection: outgoing calls by id */
 #define PN_PINGS_MAX 4        /* pings awaiting a pong, per connection */
-#define PN_OUTBUF_KEEP 262144 /* write buffers larger than this are freed when drained */
 #define PN_DISCOVERED_MAX 256 /* untrusted peers remembered from announces: strangers pick keys */
 #define PN_FOUND_MAX 4        /* discovered addresses kept per peer, beside its configured one */
 /* A dialled link is pinged until the peer shows it has read past M3
@@ -179,7 +178,9 @@ struct pn_conn {
     uv_write_t wreq;
     pn_link dirty; /* on host->dirty: writes to flush this turn */
 
-    pn_pending *calls[PN_CALL_BUCKETS];
+    /* PN_CALL_BUCKETS chains, made at its first call: a link that only
+     * serves (most of a server's) does without the 2 KiB. */
+    pn_pending **calls;
     pn_list due;           /* pn_pending by deadline */
     uv_timer_t call_timer; /* the earliest deadline */
     uint32_t ncalls;

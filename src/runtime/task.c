@@ -87,7 +87,9 @@ pn_task *pn_task_start(pn_script *s, int kind, int fn_ref, const char *what,
     }
     t->s = s;
     t->kind = kind;
-    snprintf(t->what, sizeof t->what, "%s", what);
+    size_t wl = strnlen(what, sizeof t->what - 1); /* per call: no snprintf */
+    memcpy(t->what, what, wl);
+    t->what[wl] = '\0';
     *(pn_task **)lua_getextraspace(t->co) = t;
     pn_list_push_front(&s->tasks, &t->link);
     if (push) {

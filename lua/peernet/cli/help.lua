@@ -87,6 +87,17 @@ M.COMMANDS = {
   { name = "status", usage = "status", summary = "show whether a host runs on this data dir, and its state" },
   { name = "check", usage = "check SCRIPT.lua...",
     summary = "load handler scripts in the sandbox and report errors and clashes (for CI)" },
+  { name = "bench",
+    usage = "bench PEER HANDLE [ARGS] [--inflight N] [--duration S] [--size B] [--send] [--addr HOST:PORT] [--timeout MS]",
+    summary = "load a handler of PEER: calls/s and latency percentiles",
+    options = {
+      { name = "inflight", arg = "N", text = "calls kept in flight, 1..65536", default = 1 },
+      { name = "duration", arg = "S", text = "how long to load it, in seconds", default = 5 },
+      { name = "size", arg = "B", text = "send a string of B bytes as ARGS", unset = "ARGS, else nil" },
+      { name = "send", text = "one-way sends instead of calls, paced by the link's queue", unset = "calls" },
+      { name = "addr", arg = "HOST:PORT", text = "dial this address", unset = "the trust list's address" },
+      { name = "timeout", arg = "MS", text = TIMEOUT_TEXT, default = 5000 },
+    } },
 }
 
 local by_name = {}
