@@ -24,7 +24,9 @@ function M.name_ok(name, sub)
   if type(name) ~= "string" then return "a name must be text" end
   local dir, base = name:match("^([^/]+)/([^/]+)$")
   if not dir then base = name end
-  if dir and dir ~= "admin" then return name .. ": only NAME.lua or admin/NAME.lua (the directories the host loads)" end
+  if (dir and dir ~= "admin") or base:find("/") then
+    return name .. ": only NAME.lua or admin/NAME.lua (the directories the host loads)"
+  end
   if not base:match("^[%w_-][%w_.-]*%.lua$") or base:find("..", 1, true) then
     return name .. ": a name is [A-Za-z0-9_.-] ending in .lua, not starting with a dot, without '..'"
   end
