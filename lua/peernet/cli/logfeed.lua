@@ -22,15 +22,17 @@ M.LINE_MAX = 2048            -- bytes of one line sent (longer: cut)
 local rank = {}
 for i, name in ipairs(log.LEVELS) do rank[name] = i end
 
--- h: the host; allowed(key): does key still hold the logs right.
-function M.new(h, allowed)
+-- h: the host (h:send); allowed(key): does key still hold the logs right;
+-- now: the clock in ms (uv.now; a spec gives its own).
+function M.new(h, allowed, now)
+  now = now or uv.now
   local self = { followers = {}, n = 0 }
   local ring, first, count = {}, 1, 0
   local busy = false -- a line logged while sending one (a send failing logs) is not fed back
   local function send_to(key, f, line)
-    local now = uv.now()
-    f.tokens = math.min(M.BURST, f.tokens + (now - f.at) * M.RATE / 1000)
-    f.at = now
+    local t = now()
+    f.tokens = math.min(M.BURST, f.tokens + (t - f.at) * M.RATE / 1000)
+    f.at = t
     if f.tokens < 1 then
       f.dropped = f.dropped + 1
       return
@@ -78,7 +80,7 @@ function M.new(h, allowed)
       if self.n >= M.FOLLOWERS_MAX then return nil, ("%d keys follow the log already"):format(M.FOLLOWERS_MAX) end
       self.n = self.n + 1
     end
-    self.followers[key] = { level = rank[level], tokens = M.BURST, at = uv.now(), dropped = 0 }
+    self.followers[key] = { level = rank[level], tokens = M.BURST, at = now(), dropped = 0 }
     return true
   end
   function self.stop(key)
