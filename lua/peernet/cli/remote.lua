@@ -27,12 +27,15 @@ function M.serve(h, ctx)
   local logger = ctx.logger
   local r = rights.new { config = ctx.p.config, trust = ctx.p.trust, log = logger.log }
   local feed = logfeed.new(h, function(key) return r.get(key, "logs") == true end)
-  local refused_at = {}
+  local refused_at, refused_n = {}, 0
+  local REFUSED_KEEP = 1024 -- key and handle pairs remembered; past it the memory starts over
   local function authorize(from, name)
     local right = M.HANDLES[name]
     if r.get(from, right) then return true end
     local k, now = from .. name, uv.now()
     if not refused_at[k] or now - refused_at[k] >= ctx.window_ms then
+      if not refused_at[k] then refused_n = refused_n + 1 end
+      if refused_n > REFUSED_KEEP then refused_at, refused_n = {}, 1 end
       refused_at[k] = now
       logger.log("info", ("refused %s from %s: no %s right (peers in %s)"):format(name, r.who(from), right, ctx.p.config))
     end
