@@ -195,10 +195,16 @@ describe("logs", function()
     assert.equal(0, (C.run(dd(other, "call", "device", "base.say", '"hello there"'))))
     C.expect(f, "%[info%] [^\n]*/base%.lua: said hello there")
     expect_err(d.p, "log followed by " .. l.key:sub(1, 16) .. " %(laptop%)")
-    stop(d) -- the device goes: the follower ends cleanly
+    C.kill(f, "sigint") -- the follower goes: it ends cleanly, the device forgets it
     C.wait(f)
     assert.equal(0, f.code)
-    assert.matches("closed", f.err)
+    C.expect(d.p, "\ndisconnected " .. l.key)
+    local g = C.spawn(dd(l.dir, "logs", "device", "--follow"))
+    expect_err(g, "following device's log")
+    stop(d) -- the device goes: the follower ends cleanly too
+    C.wait(g)
+    assert.equal(0, g.code)
+    assert.matches("closed", g.err)
   end)
 
   it("without --follow prints the recent lines and ends", function()
