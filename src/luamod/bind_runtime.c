@@ -258,11 +258,9 @@ static int add_handles(const pn_rt_script_info *i, const char **names, uint32_t 
     return 0;
 }
 
-static int l_rt_load_dir(lua_State *L) {
-    lrt *r = check_rt(L);
-    const char *dir = luaL_checkstring(L, 2);
-    pn_err e;
-    if (pn_scriptdir_watch(r->rt, dir, &e) != 0) return pn_glue_fail(L, &e);
+/* Pushes the handler directory's files as load_dir and rescan return them:
+ * {file=, ok=, admin=, err=, handles={...}}. */
+static int push_dir_report(lua_State *L, lrt *r) {
     lua_newtable(L);
     int by_path = lua_gettop(L);
     if (pn_script_each(r->rt, add_handles, L) != 0) return luaL_error(L, "out of memory");
@@ -280,6 +278,22 @@ static int l_rt_load_dir(lua_State *L) {
     }
     lua_pop(L, 1);
     return 1;
+}
+
+static int l_rt_load_dir(lua_State *L) {
+    lrt *r = check_rt(L);
+    const char *dir = luaL_checkstring(L, 2);
+    pn_err e;
+    if (pn_scriptdir_watch(r->rt, dir, &e) != 0) return pn_glue_fail(L, &e);
+    return push_dir_report(L, r);
+}
+
+/* Looks at the handler directory now rather than at the watcher's next
+ * event: a push answers with what its files loaded as. */
+static int l_rt_rescan(lua_State *L) {
+    lrt *r = check_rt(L);
+    pn_scriptdir_rescan(r->rt);
+    return push_dir_report(L, r);
 }
 
 static int l_rt_load_file(lua_State *L) {
@@ -425,6 +439,7 @@ void pn_bind_runtime_open(lua_State *L) {
                                        {"spawn", l_rt_spawn},
                                        {"busy", l_rt_busy},
                                        {"load_dir", l_rt_load_dir},
+                                       {"rescan", l_rt_rescan},
                                        {"load_file", l_rt_load_file},
                                        {"unload_file", l_rt_unload_file},
                                        {"scripts", l_rt_scripts},

@@ -295,6 +295,11 @@ int pn_handler_expose(pn_script *s, const char *name, int fn_ref, int auth_ref, 
     if (!pn_etf_atom_name_ok(name, n) || n == 0)
         return pn_err_set(e, PN_EINVAL, "'%s' is not a valid handle name (1 to 255 characters)",
                           name);
+    if (strncmp(name, PN_RT_RESERVED_PREFIX, sizeof PN_RT_RESERVED_PREFIX - 1) == 0)
+        return pn_err_set(e, PN_EINVAL,
+                          "handle '%s': names starting with " PN_RT_RESERVED_PREFIX
+                          " are the host's own (push, logs)",
+                          name);
     if (strcmp(name, PN_RT_ADMIN) == 0 && auth_ref == LUA_NOREF)
         return pn_err_set(e, PN_EINVAL,
                           "beam_admin runs any admin function: expose it with an authorize "

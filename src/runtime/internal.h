@@ -29,6 +29,9 @@
 #define PN_RT_CAP_GC_MS 1000 /* at the cap, one full collection per script at most this often */
 #define PN_RT_LOG_MAX 2048   /* bytes of one log line before escaping */
 #define PN_RT_ADMIN "beam_admin"
+/* Handles the host itself serves (serve's push and logs, docs/remote.md):
+ * no script may expose a name that starts with it. */
+#define PN_RT_RESERVED_PREFIX "peernet."
 #define PN_RT_EVENT_FNS_MAX 64 /* peernet.on functions per event and script */
 #define PN_RT_WHAT_MAX 96      /* bytes of a task's description for logs */
 #define PN_RT_HASH_LEN 32      /* crypto_generichash_BYTES: a script text's hash */

@@ -104,6 +104,8 @@ int pn_script_each(const pn_rt *rt,
 /* Loads every .lua file in dir and dir/admin/, and follows the directory:
  * changed files reload, new ones load, deleted ones unload. */
 int pn_scriptdir_watch(pn_rt *rt, const char *dir, pn_err *e);
+/* Scans the watched directory now, as its next change would. */
+void pn_scriptdir_rescan(pn_rt *rt);
 /* Each file of the watched directory with its last load error (NULL: loaded). */
 void pn_scriptdir_files(const pn_rt *rt,
                         int (*fn)(const char *path, int admin, const char *error, void *ud),

@@ -173,6 +173,10 @@ int pn_scriptdir_watch(pn_rt *rt, const char *dir, pn_err *e) {
     return 0;
 }
 
+void pn_scriptdir_rescan(pn_rt *rt) {
+    if (rt->dir) rescan(rt->dir);
+}
+
 void pn_scriptdir_files(const pn_rt *rt,
                         int (*fn)(const char *path, int admin, const char *error, void *ud),
                         void *ud) {

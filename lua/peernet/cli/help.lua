@@ -78,6 +78,22 @@ M.COMMANDS = {
       { name = "addr", arg = "HOST:PORT", text = "dial this address", unset = "the trust list's address" },
       { name = "timeout", arg = "MS", text = "bounds connecting and writing, in ms", default = 5000 },
     } },
+  { name = "push", usage = "push PEER [DIR|FILE...] [--dry-run] [--delete] [--addr HOST:PORT] [--timeout MS]",
+    summary = "send handler scripts to PEER, which checks, writes and loads them (needs its deploy right)",
+    options = {
+      { name = "dry-run", text = "check the files on PEER, write nothing", unset = "off" },
+      { name = "delete", text = "also remove PEER's scripts that are not among the files sent", unset = "off" },
+      { name = "addr", arg = "HOST:PORT", text = "dial this address", unset = "the trust list's address" },
+      { name = "timeout", arg = "MS", text = TIMEOUT_TEXT, default = 10000 },
+    } },
+  { name = "logs", usage = "logs PEER [--follow] [--level L] [--addr HOST:PORT] [--timeout MS]",
+    summary = "print PEER's recent log lines, and with --follow the new ones (needs its logs right)",
+    options = {
+      { name = "follow", text = "keep printing new lines until either side goes", unset = "off" },
+      { name = "level", arg = "L", text = "the least level shown: debug, info, warn or error", default = "info" },
+      { name = "addr", arg = "HOST:PORT", text = "dial this address", unset = "the trust list's address" },
+      { name = "timeout", arg = "MS", text = TIMEOUT_TEXT, default = 5000 },
+    } },
   { name = "peers", usage = "peers [--timeout MS]",
     summary = "list the peers, trusted and discovered, and their status",
     options = {

@@ -157,6 +157,9 @@ function M.rows(eff)
   return rows
 end
 
+-- For the other data files read the same way (config.lua's peers, rights.lua).
+M.run_data, M.line_of = run_data, line_of
+
 -- peernet.host.new's options for the effective settings.
 function M.host_options(eff)
   local o = {}

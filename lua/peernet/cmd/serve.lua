@@ -8,6 +8,7 @@ local hosts = require "peernet.cli.hosts"
 local log = require "peernet.cli.log"
 local ops = require "peernet.cli.ops"
 local output = require "peernet.cli.output"
+local remote = require "peernet.cli.remote"
 local settings = require "peernet.cli.settings"
 local signals = require "peernet.cli.signals"
 local trustedit = require "peernet.cli.trustedit"
@@ -139,8 +140,17 @@ M.serve = {
     if not file then return fail("failure", fe) end
     local eff = settings.effective(file, flags)
     local logger = log.new { level = eff.log_level.value, json = o.json }
+    -- Every line and event's text also goes to the keys following the log
+    -- (peernet-host logs), at their own level.
+    local feed
+    local write_log = logger.log
+    logger.log = function(level, msg)
+      if feed then feed.push(level, msg) end
+      write_log(level, msg)
+    end
     -- With --json each line is one event object, for supervisors and tools.
     local function event(t, text)
+      if feed and text then feed.push("info", text) end
       if o.json then out(format.json(t)) elseif text then out(text) end
     end
 
@@ -158,6 +168,8 @@ M.serve = {
       return fail("failure", re)
     end
     info.rt = rt or nil
+    feed = remote.serve(h, { p = p, dir = eff.handlers.value or p.handlers, rt = info.rt, logger = logger,
+      window_ms = eff.log_window.value })
 
     local handler = trustedit.wrap(ops.handler(h, p, info), h, p)
     local server, se = control.serve(p.control, function(req, reply)
@@ -172,6 +184,7 @@ M.serve = {
     end
     h:on("connected", function(key) event({ event = "connected", key = key }, "connected " .. key) end)
     h:on("disconnected", function(key, reason)
+      feed.stop(key)
       event({ event = "disconnected", key = key, reason = reason },
         "disconnected " .. key .. " (" .. tostring(reason) .. ")")
     end)
