@@ -154,6 +154,18 @@ function args.parse(text) end
 ---@return string? err
 function args.encode(text) end
 
+---A settings file written as Lua data (serve's host.lua): checked like
+---config.lua (a regular file of yours, not writable by others) and
+---evaluated in the sandbox of ARGS.
+---@class peernet.datafile
+---@field MAX_BYTES integer
+local datafile = {}
+---@param path string
+---@return boolean ok false: no file (value nil), or an error
+---@return any value_or_error
+---@return string? text the file's text, when ok
+function datafile.load(path) end
+
 ---@class peernet
 ---@field null userdata Erlang nil inside containers
 ---@field log peernet.log
@@ -161,6 +173,7 @@ function args.encode(text) end
 ---@field etf peernet.etf
 ---@field pattern peernet.pattern run scripts (handler scripts' string functions are these)
 ---@field args peernet.args run scripts
+---@field datafile peernet.datafile run scripts
 ---@field host table run scripts: peernet.host.new, the host object (docs/host.md)
 ---@field keys table run scripts: key generation, parsing, text forms
 ---@field trust table run scripts: peernet.trust.open, the trust list

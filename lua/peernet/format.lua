@@ -155,6 +155,7 @@ local function base64(s)
   end))
 end
 M.base64 = base64
+M.quote = quote
 
 local json
 

@@ -49,6 +49,15 @@ describe("cpack -G DEB", function()
     assert.truthy(unit:find("\nExecStart=/usr/bin/peernet-host serve\n", 1, true), unit)
   end)
 
+  -- dpkg refuses at once while another dpkg or apt holds the machine's
+  -- lock (a package install elsewhere on the machine): wait for the lock
+  -- to be free, up to a minute, then run it.
+  local function dpkg(args)
+    return S.must("for i in $(seq 120); do out=$(DEBIAN_FRONTEND=noninteractive dpkg " .. args
+      .. " 2>&1) && { printf '%s' \"$out\"; exit 0; }; case $out in *lock*) sleep 0.5 ;; "
+      .. "*) printf '%s\\n' \"$out\" >&2; exit 1 ;; esac; done; echo 'dpkg: lock held for a minute' >&2; exit 1")
+  end
+
   it("dpkg -i installs it, peernet-host --version runs, dpkg --purge removes it", function()
     if S.must("id -u"):gsub("%s+$", "") ~= "0" then
       pending("dpkg -i needs root (CI runs as root on a throwaway machine)")
@@ -60,14 +69,14 @@ describe("cpack -G DEB", function()
       return
     end
     local ok, err = pcall(function()
-      S.must("DEBIAN_FRONTEND=noninteractive dpkg -i " .. H.q(deb))
+      dpkg("-i " .. H.q(deb))
       local out = S.must("/usr/bin/peernet-host --version")
       assert.truthy(out:find("peernet-host " .. S.version() .. " ", 1, true), out)
       out = S.must("cd / && lua5.4 -e 'print(require(\"peernet\").version)'", { asan = true })
       assert.equal(S.version() .. "\n", out)
       assert.truthy(S.must("man -w peernet-host"):find("/usr/share/man/man1/peernet-host.1", 1, true))
     end)
-    S.must("DEBIAN_FRONTEND=noninteractive dpkg --purge peernet-host")
+    dpkg("--purge peernet-host")
     assert(ok, err)
     assert.equal(1, (S.run("test -e /usr/bin/peernet-host")))
   end)

@@ -99,6 +99,6 @@ describe("the peers rights", function()
     os.execute("chmod 666 " .. path)
     local t, e = rights.read(path)
     assert.is_nil(t)
-    assert.matches("writable by group or others", e)
+    assert.matches("is writable by others %(mode 0666%); run: chmod 600", e) -- config.lua's own wording
   end)
 end)

@@ -26,8 +26,15 @@ void pn_bind_runtime_open(lua_State *L); /* runtime.new, runtime.check: the scri
 void pn_bind_qr_open(lua_State *L);      /* qr: a QR code as rows of booleans */
 void pn_bind_pattern_open(lua_State *L); /* pattern.find/match/gmatch/gsub: bounded Lua patterns */
 void pn_bind_args_open(lua_State *L);    /* args.parse, args.encode: ARGS in the C sandbox */
-void pn_bind_notify_open(lua_State *L);  /* notify: sd_notify(3) when built with libsystemd */
+void pn_bind_datafile_open(
+    lua_State *L);                      /* datafile.load: a data file (host.lua) in the C sandbox */
+void pn_bind_notify_open(lua_State *L); /* notify: sd_notify(3) when built with libsystemd */
 void pn_bind_loadgen_open(lua_State *L); /* loadgen: the load generator of `peernet-host bench` */
+
+/* Evaluates text as a chunk in a sandbox of its own, with the limits of
+ * ARGS (bind_args.c), errors named by label: pushes the value it returns
+ * and returns 1, or pushes the message and returns 0. */
+int pn_bind_args_eval(lua_State *L, const char *text, size_t len, const char *label);
 
 /* require "peernet": the module table (peernet.so, or linked into peernet-host).
  * The wire codecs' test bindings are a module of their own (wire/wire.h). */

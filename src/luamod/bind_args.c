@@ -39,6 +39,8 @@ typedef struct args_eval {
     int has_term;
     const char *text;
     size_t len;
+    const char *label; /* "ARGS", or the data file's path (pn_bind_args_eval) */
+    int chunk;         /* 1: the text is a chunk (return ...), not an expression */
 } args_eval;
 
 static void eval_release(args_eval *a) {
@@ -59,10 +61,9 @@ static int eval_gc(lua_State *L) {
 static int undefined_name(lua_State *S) {
     const char *name = lua_tostring(S, 2);
     if (!name)
-        lua_pushliteral(S, "ARGS: only the value constructors are names here");
+        lua_pushliteral(S, "only the value constructors are names here");
     else
-        lua_pushfstring(S, "ARGS: undefined name '%s' (text is written quoted: '\"%s\"')", name,
-                        name);
+        lua_pushfstring(S, "undefined name '%s' (text is written quoted: '\"%s\"')", name, name);
     return lua_error(S);
 }
 
@@ -110,13 +111,13 @@ static int too_deep(const char *msg) {
            strstr(msg, "C levels");
 }
 
-/* Raises "ARGS: " .. msg in S (the message of a chunk already says ARGS). */
-static int args_error(lua_State *S, const char *msg) {
+/* Raises label .. ": " .. msg in S (the message of a chunk already names it). */
+static int args_error(lua_State *S, const args_eval *a, const char *msg) {
     if (!msg) msg = "(error object is not a string)";
     if (too_deep(msg))
-        return luaL_error(S, "ARGS: value nested deeper than %d levels", PN_ETF_MAX_DEPTH);
-    if (strncmp(msg, "ARGS", 4) == 0) return luaL_error(S, "%s", msg);
-    return luaL_error(S, "ARGS: %s", msg);
+        return luaL_error(S, "%s: value nested deeper than %d levels", a->label, PN_ETF_MAX_DEPTH);
+    if (strncmp(msg, a->label, strlen(a->label)) == 0) return luaL_error(S, "%s", msg);
+    return luaL_error(S, "%s: %s", a->label, msg);
 }
 
 /* Runs in S, protected: evaluates the text and leaves its encoding in a. */
@@ -129,14 +130,17 @@ static int eval_in_sandbox(lua_State *S) {
         strip_string_methods(S);
         luaL_Buffer b;
         luaL_buffinit(S, &b);
-        luaL_addstring(&b, "return ");
+        if (!a->chunk) luaL_addstring(&b, "return ");
         luaL_addlstring(&b, a->text, a->len);
         luaL_pushresult(&b);
+        lua_pushstring(S, a->chunk ? "@" : "=");
+        lua_pushstring(S, a->label);
+        lua_concat(S, 2);
         size_t n;
-        const char *src = lua_tolstring(S, -1, &n);
-        if (pn_sandbox_load(S, src, n, "=ARGS") != LUA_OK) {
+        const char *src = lua_tolstring(S, -2, &n);
+        if (pn_sandbox_load(S, src, n, lua_tostring(S, -1)) != LUA_OK) {
             const char *msg = lua_tostring(S, -1);
-            if (msg && too_deep(msg)) args_error(S, msg);
+            if (msg && too_deep(msg)) args_error(S, a, msg);
             lua_error(S);
         }
         push_env(S);
@@ -154,33 +158,31 @@ static int eval_in_sandbox(lua_State *S) {
      * its message (room for it even after a memory error), and S is
      * closed after. */
     (void)pn_sandbox_lift(S);
-    if (st == LUA_YIELD) return args_error(S, "cannot wait");
+    if (st == LUA_YIELD) return args_error(S, a, "cannot wait");
     if (st != LUA_OK) {
-        if (pn_sandbox_over_budget(co)) return args_error(S, "too much computation");
-        if (st == LUA_ERRMEM) return args_error(S, "too much memory");
-        return args_error(S, lua_tostring(co, -1));
+        if (pn_sandbox_over_budget(co)) return args_error(S, a, "too much computation");
+        if (st == LUA_ERRMEM) return args_error(S, a, "too much memory");
+        return args_error(S, a, lua_tostring(co, -1));
     }
-    if (nres > 1) return luaL_error(S, "ARGS: one value expected, got %d", nres);
+    if (nres > 1) return luaL_error(S, "%s: one value expected, got %d", a->label, nres);
     if (nres == 0) lua_pushnil(co);
     lua_xmove(co, S, 1);
     pn_err e;
     int rc = pn_value_encode_protected(S, -1, 0, &a->term, &e);
     a->has_term = 1;
-    if (rc != 0) return args_error(S, e.msg);
+    if (rc != 0) return args_error(S, a, e.msg);
     return 0;
 }
 
-/* Evaluates the text at index 1: pushes the args_eval holding the term
- * and returns 1, or pushes the message and returns 0. */
-static int evaluate(lua_State *L) {
-    size_t len;
-    const char *text = luaL_checklstring(L, 1, &len);
+/* Evaluates text in a sandbox of its own: pushes the args_eval holding
+ * the term and returns 1, or pushes the message and returns 0. */
+static int evaluate_text(lua_State *L, const char *text, size_t len, const char *label, int chunk) {
     if (len > PN_ARGS_TEXT_MAX) {
-        lua_pushfstring(L, "ARGS: %I bytes is more than the limit of %I", (lua_Integer)len,
+        lua_pushfstring(L, "%s: %I bytes is more than the limit of %I", label, (lua_Integer)len,
                         (lua_Integer)PN_ARGS_TEXT_MAX);
         return 0;
     }
-    if (strspn(text, " \t\r\n\v\f") == len) {
+    if (!chunk && strspn(text, " \t\r\n\v\f") == len) {
         lua_pushliteral(L, "ARGS: empty");
         return 0;
     }
@@ -189,24 +191,48 @@ static int evaluate(lua_State *L) {
     luaL_setmetatable(L, ARGS_EVAL_MT);
     a->text = text;
     a->len = len;
+    a->label = label;
+    a->chunk = chunk;
     pn_sandbox_limits lim = {.mem_cap = PN_ARGS_MEM_MAX, .budget = PN_ARGS_STEPS};
     pn_err e;
     a->S = pn_sandbox_new(&lim, &e);
     if (!a->S) {
-        lua_pushfstring(L, "ARGS: %s", e.msg);
+        lua_pushfstring(L, "%s: %s", label, e.msg);
         return 0;
     }
     lua_pushcfunction(a->S, eval_in_sandbox);
     lua_pushlightuserdata(a->S, a);
     if (lua_pcall(a->S, 1, 0, 0) != LUA_OK) {
         const char *msg = lua_tostring(a->S, -1);
-        lua_pushstring(L, msg ? msg : "ARGS: out of memory");
+        lua_pushstring(L, msg ? msg : "out of memory");
         eval_release(a);
         return 0;
     }
     pn_sandbox_close(a->S);
     a->S = NULL;
     return 1;
+}
+
+static int evaluate(lua_State *L) {
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    return evaluate_text(L, text, len, "ARGS", 0);
+}
+
+int pn_bind_args_eval(lua_State *L, const char *text, size_t len, const char *label) {
+    int top = lua_gettop(L);
+    if (!evaluate_text(L, text, len, label, 1)) {
+        lua_replace(L, top + 1); /* the message, over the evaluation if one was made */
+        lua_settop(L, top + 1);
+        return 0;
+    }
+    args_eval *a = lua_touserdata(L, -1);
+    pn_err e;
+    int rc = pn_value_push(L, a->term.data, a->term.len, 1, &e);
+    eval_release(a);
+    if (rc != 0) lua_pushfstring(L, "%s: %s", label, e.msg);
+    lua_remove(L, -2);
+    return rc == 0;
 }
 
 /* parse's failure: false (nil is a value ARGS may hold), message, "local". */

@@ -66,12 +66,14 @@ end
 -- lock: for a read-modify-write (trust add/rm, init): the store holds the
 -- trust list's writer lock until store:close(), so concurrent writers take
 -- turns instead of losing each other's entries. PEERNET_LOCK_WAIT_MS bounds
--- the wait for another writer (default 10000).
-function M.open_trust(p, lock)
+-- the wait for another writer (default 10000); wait = false: none at all
+-- (a host's event loop must not block on another process).
+function M.open_trust(p, lock, wait)
   local opts
   if lock then
     opts = { lock = true, wait_ms = math.tointeger(tonumber(os.getenv("PEERNET_LOCK_WAIT_MS") or "")) }
     if opts.wait_ms and (opts.wait_ms < 0 or opts.wait_ms > LOCK_WAIT_MAX_MS) then opts.wait_ms = nil end
+    if wait == false then opts.wait_ms = 0 end
   end
   local store, e = peernet.trust.open(p.trust, opts)
   if not store then return nil, tostring(e) end

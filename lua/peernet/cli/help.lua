@@ -37,7 +37,7 @@ M.COMMANDS = {
     summary = "manage the trust list (peernet-host trust add --help, ...)",
     subcommands = { "add", "rm", "ls" } },
   { name = "trust add", usage = "trust add KEY [--label L] [--addr HOST:PORT]",
-    summary = "trust a peer (or a discovered or refused one by a unique key prefix), or update its label or address",
+    summary = "trust a peer, or update its label or address (a unique prefix of a discovered or refused key shows that key, to trust in full)",
     options = {
       { name = "label", arg = "L", text = "a name for the peer: 1..64 of A-Za-z0-9._-, unique", unset = "none" },
       { name = "addr", arg = "HOST:PORT", text = "where to dial it", unset = "none (LAN discovery may find one)" },

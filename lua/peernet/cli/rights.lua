@@ -42,23 +42,14 @@ local function shown(v) return type(v) == "string" and ("%q"):format(v) or tostr
 -- Reads path: {[name] = {right = value}} (names as written: labels or
 -- keys), {} without a file, or nil, "path:line: message".
 function M.read(path)
-  local st = uv.fs_lstat(path)
-  if not st then return {} end
-  if st.type ~= "file" then return nil, path .. ": not a regular file" end
-  if st.mode & tonumber("022", 8) ~= 0 then
-    return nil, ("%s: writable by group or others (mode %04o); run: chmod 600 %s"):format(path,
-      st.mode & tonumber("7777", 8), path)
+  -- Read and evaluated as serve's host.lua is (peernet.datafile: the
+  -- operator's own regular file, then a capped sandbox), with the
+  -- runtime's bound on config.lua.
+  local ok, t, text = peernet.datafile.load(path, M.MAX_BYTES)
+  if not ok then
+    if t == nil then return {} end
+    return nil, t
   end
-  if st.uid ~= 0 and st.uid ~= uv.getuid() then return nil, path .. ": not owned by this user or root" end
-  local f, oe = io.open(path, "rb")
-  if not f then return nil, tostring(oe) end
-  local text = f:read(M.MAX_BYTES + 1) or ""
-  f:close()
-  if #text > M.MAX_BYTES then return nil, ("%s: over %d bytes"):format(path, M.MAX_BYTES) end
-  local chunk, le = load(text, "@" .. path, "t", {})
-  if not chunk then return nil, le end
-  local ok, t = settings.run_data(chunk)
-  if not ok then return nil, tostring(t) end
   if type(t) ~= "table" then return {} end -- the runtime reports that one
   local peers = t.peers
   if peers == nil then return {} end

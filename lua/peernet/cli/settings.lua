@@ -4,15 +4,16 @@
 -- peernet.host.options() so the list is never written twice. Each key is
 -- checked against its kind and range; an error names the file, the line
 -- of the key and what it allows.
-local uv = require "luv"
 local peernet = require "peernet"
+local format = require "peernet.format"
 local log = require "peernet.cli.log"
 
 local M = {}
 
 M.FILE = "host.lua"
-M.MAX_BYTES = 64 * 1024      -- the file is a handful of settings
-M.MAX_INSTRUCTIONS = 1000000 -- it is data: a loop in it is cut short
+-- The file is read and evaluated in C (peernet.datafile: the checks of
+-- config.lua, and the sandbox of ARGS with its memory cap and budget).
+M.MAX_BYTES = peernet.datafile.MAX_BYTES
 
 -- Host settings serve does not offer: run's alone.
 local NOT_SERVE = { weak = true }
@@ -62,7 +63,11 @@ local function check_value(s, v)
   if k == "FLAG" then return type(v) == "boolean" end
   if k == "NETMON" then return type(v) == "boolean" or v == "poll" end
   if k == "LEVEL" then return log.is_level(v) end
-  if k == "ADDR" then return type(v) == "string" and v:match("^.+:%d+$") ~= nil end
+  if k == "ADDR" then
+    -- port 0: any free port (SERVE_OWN's listen)
+    local port = type(v) == "string" and v:match("^.+:(%d+)$")
+    return port and #port <= 5 and tonumber(port) <= 65535 or false
+  end
   if k == "PATH" then return type(v) == "string" and v ~= "" end
   if k == "TEXT" then return type(v) == "string" and #v >= s.min and #v <= s.max end
   return math.type(v) == "integer" and v >= s.min and v <= s.max
@@ -73,50 +78,37 @@ local function line_of(text, key)
   local n = 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
+    -- plain find: a key is the file's text, not a pattern
     local plain = line:gsub("%-%-.*$", "")
-    if plain:find("%f[%w_]" .. key .. "%s*=") or plain:find("%[%s*[\"']" .. key .. "[\"']%s*%]") then
-      return n
+    local at = plain:find(key, 1, true)
+    while at do
+      local before, after = plain:sub(at - 1, at - 1), plain:sub(at + #key)
+      if (before == "" or not before:find("[%w_]")) and after:find("^%s*=")
+        or before:find("[\"']") and after:find("^[\"']%s*%]") then
+        return n
+      end
+      at = plain:find(key, at + 1, true)
     end
   end
   return 1
 end
 
+-- A value for a message: control characters escaped, so that a key
+-- cannot put a line of its own into the log.
 local function shown(v)
-  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) == "string" then return format.quote(v) end
   return tostring(v)
-end
-
--- Runs chunk as data: no globals, no string methods (("x"):rep(1e12)),
--- at most MAX_INSTRUCTIONS. Returns ok, value.
-local function run_data(chunk)
-  local smt = getmetatable("")
-  local index = smt.__index
-  smt.__index = nil
-  local co = coroutine.create(chunk)
-  debug.sethook(co, function() error("runs too long (a loop?)", 2) end, "", M.MAX_INSTRUCTIONS)
-  local ok, t = coroutine.resume(co)
-  smt.__index = index
-  return ok, t
 end
 
 -- Reads path: the settings table, {} when there is no file, or nil and
 -- "path:line: message". Like config.lua it must be the operator's alone:
 -- it names the listening address and the handler directory.
 function M.read(path)
-  local st = uv.fs_stat(path)
-  if not st then return {} end
-  if st.mode & tonumber("022", 8) ~= 0 then
-    return nil, ("%s: writable by group or others (mode %04o); run: chmod 600 %s"):format(path, st.mode & tonumber("7777", 8), path)
+  local ok, t, text = peernet.datafile.load(path)
+  if not ok then
+    if t == nil then return {} end
+    return nil, t
   end
-  local f, oe = io.open(path, "rb")
-  if not f then return nil, tostring(oe) end
-  local text = f:read(M.MAX_BYTES + 1) or ""
-  f:close()
-  if #text > M.MAX_BYTES then return nil, ("%s: over %d bytes"):format(path, M.MAX_BYTES) end
-  local chunk, le = load(text, "@" .. path, "t", {})
-  if not chunk then return nil, le end
-  local ok, t = run_data(chunk)
-  if not ok then return nil, tostring(t) end
   if type(t) ~= "table" then return nil, path .. ":1: must return a table: return { log_level = \"info\", ... }" end
   local by_name = {}
   for _, s in ipairs(M.list()) do by_name[s.name] = s end
@@ -158,7 +150,7 @@ function M.rows(eff)
 end
 
 -- For the other data files read the same way (config.lua's peers, rights.lua).
-M.run_data, M.line_of = run_data, line_of
+M.line_of = line_of
 
 -- peernet.host.new's options for the effective settings.
 function M.host_options(eff)

@@ -15,14 +15,14 @@ local M = {}
 local CONTROL_MS = 5000
 
 -- The running host's settings: rows, or nil when none answers on the
--- control socket (a `run` host has no serve settings).
+-- control socket (a `run` host has no serve settings: false).
 local function from_host(p)
   if control.probe(p.control) ~= "alive" then return nil end
   local ok, answer = task.run(function()
     return task.await(function(k) control.request(p.control, { op = "settings" }, CONTROL_MS, k) end)
   end)
   if ok and answer and answer.ok and type(answer.settings) == "table" then return answer.settings end
-  return nil
+  return false
 end
 
 M.config = {
@@ -31,13 +31,14 @@ M.config = {
     local path = settings.path(p)
     local rows, title = from_host(p), nil
     local running = rows ~= nil
-    if running then
+    if rows then
       title = "# the host serving " .. p.dir .. " (see " .. path .. ")"
     else
       local file, fe = settings.read(path)
       if not file then return fail("failure", fe) end
       rows = settings.rows(settings.effective(file, {}))
       title = "# " .. path .. (next(file) and "" or " (none: every setting is its default)")
+      if running then title = title .. "\n# a `run` host serves " .. p.dir .. "; these are serve's settings" end
     end
     if o.json then
       for _, r in ipairs(rows) do

@@ -32,7 +32,7 @@ M.run = {
     if not h then return fail("failure", he) end
     local code = EXIT.ok
     local rt, rte = peernet.runtime.new(h, {
-      config = datadir.config(p),
+      config = p.config, -- followed even when it is created later
       trust = p.trust,
       on_error = function(msg)
         io.stderr:write(tostring(msg), "\n")
@@ -175,7 +175,17 @@ M.check = {
     local okr, re = need_runtime("check")
     if not okr then return fail("failure", re) end
     local config = datadir.config(p)
-    local results, handles = load_all(o.pos, config)
+    -- One file named twice (chk/a.lua ./chk/a.lua) is checked once, not
+    -- reported as a clash with itself.
+    local files, seen = {}, {}
+    for _, f in ipairs(o.pos) do
+      local real = uv.fs_realpath(f) or f
+      if not seen[real] then
+        seen[real] = true
+        files[#files + 1] = f
+      end
+    end
+    local results, handles = load_all(files, config)
     if not results then return fail("failure", "script runtime: " .. tostring(handles)) end
     local grants = read_grants(config)
     local failed = 0

@@ -18,6 +18,10 @@ local EXIT, out, err, fail = output.EXIT, output.out, output.err, output.fail
 local M = {}
 
 local SETTLE_MS = 50 -- host.lua changes: read once the writes have stopped
+-- "discovered" events of strangers (anyone on the LAN can forge announces):
+-- at most STRANGER_EVENTS in each STRANGER_WINDOW_MS, then one
+-- {"event": "suppressed"} saying how many were left out.
+local STRANGER_EVENTS, STRANGER_WINDOW_MS = 20, 1000
 
 -- Prints what loading the handler scripts gave; returns how many failed.
 local function print_report(report, json)
@@ -55,7 +59,7 @@ local function load_handlers(o, p, h, eff, logger, event)
     local rt
     local started = false
     local re
-    rt, re = peernet.runtime.new(h, { config = datadir.config(p), trust = p.trust, log = logger.log,
+    rt, re = peernet.runtime.new(h, { config = p.config, trust = p.trust, log = logger.log,
       on_script = function(what, file, why)
         if not started then return end -- the first load is the report below
         if what == "failed" then
@@ -188,8 +192,21 @@ M.serve = {
       event({ event = "disconnected", key = key, reason = reason },
         "disconnected " .. key .. " (" .. tostring(reason) .. ")")
     end)
+    local window, in_window, suppressed = 0, 0, 0
     h:on("discovered", function(key)
       local peer = h:peer(key) or {}
+      if not peer.trusted then
+        local now = uv.now()
+        if now - window >= STRANGER_WINDOW_MS then
+          if suppressed > 0 then event({ event = "suppressed", what = "discovered", count = suppressed }, nil) end
+          window, in_window, suppressed = now, 0, 0
+        end
+        in_window = in_window + 1
+        if in_window > STRANGER_EVENTS then
+          suppressed = suppressed + 1
+          return
+        end
+      end
       event({ event = "discovered", key = key, trusted = peer.trusted == true, addr = peer.addr }, nil)
     end)
 

@@ -31,21 +31,24 @@ local function ask_host(p, req)
   return nil, "control socket: " .. tostring(e)
 end
 
--- KEY as given, or the stranger a prefix of its key names (the running
--- host knows the keys it discovered or refused). Returns key, peer (the
--- stranger, when matched by prefix) or nil, message.
-local function resolve_key(p, text)
-  if peernet.keys.parse(text) then return text end
-  if not trustedit.is_prefix(text) then return nil, "not a key: " .. text end
+-- The full key of the stranger a prefix names (the running host knows the
+-- keys it discovered or refused), shown with its fingerprint and address
+-- but never trusted by the prefix: announces are unauthenticated, so the
+-- one key a prefix matches may be a forgery that pushed the real one out
+-- of the host's table. Returns the message for the operator.
+local function look_up(p, text)
   if control.probe(p.control) ~= "alive" then
-    return nil, "not a key: " .. text .. " (a prefix names a discovered or refused key, "
+    return "not a key: " .. text .. " (a prefix names a discovered or refused key, "
       .. "which only a running host knows: start peernet-host serve)"
   end
   local answer, e = ask_host(p, { op = "peers" })
-  if not answer then return nil, e or "no host answered" end
+  if not answer then return e or "no host answered" end
   local peer, me = trustedit.match(answer.peers or {}, text)
-  if not peer then return nil, me end
-  return peer.key, peer
+  if not peer then return me end
+  return ("%s is %s, fingerprint %s%s. Compare the fingerprint with `peernet-host id` on that device,"
+    .. " then trust the full key: peernet-host trust add %s"):format(text, peer.key,
+    peernet.keys.fingerprint(peernet.keys.parse(peer.key)),
+    peer.addr and (", seen at " .. peer.addr) or "", peer.key)
 end
 
 -- One trust list edit: through the running host when there is one (it
@@ -70,17 +73,10 @@ local sub = {}
 
 function sub.add(o, p)
   if #o.pos ~= 2 then return fail("usage", "usage: peernet-host trust add KEY|PREFIX [--label L] [--addr HOST:PORT]") end
-  local key, stranger = resolve_key(p, o.pos[2])
-  if not key then return fail("usage", stranger) end
-  local kp = datadir.load_identity(p)
-  if kp and peernet.keys.parse(key) == kp:public() then
-    return fail("usage", "that is this host's own key")
-  end
-  if stranger and not o.json then
-    -- Compare the fingerprint with the one the other device shows (peernet-host id --json).
-    out(("%s is %s, fingerprint %s%s"):format(o.pos[2], stranger.key,
-      peernet.keys.fingerprint(peernet.keys.parse(stranger.key)),
-      stranger.addr and (", seen at " .. stranger.addr) or ""))
+  local key = o.pos[2]
+  if not peernet.keys.parse(key) then
+    if not trustedit.is_prefix(key) then return fail("usage", "not a key: " .. key) end
+    return fail("usage", look_up(p, key))
   end
   return edit(o, p, { op = "trust", action = "add", key = key, label = o.label, addr = o.addr },
     function() return trustedit.add(p, key, { label = o.label, addr = o.addr }) end, "trusted ")
