@@ -135,6 +135,11 @@ install(CODE "
 install(FILES ${PN_PKG}/sysusers.conf DESTINATION lib/sysusers.d RENAME peernet-host.conf)
 
 # --- the Debian package: cpack -G DEB -----------------------------------------
+# One package, headers, libpeernet.a and the CMake/pkg-config files
+# included: a -dev split earns its keep when a shared library's runtime
+# package must install without them, and libpeernet is static only (0.x,
+# no SONAME). With a shared library it becomes libpeernetN + libpeernet-dev
+# (CPACK_DEB_COMPONENT_INSTALL).
 set(CPACK_PACKAGE_NAME peernet-host)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "peernet-host maintainers <peernet-host@localhost>")
@@ -147,6 +152,9 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON) # Depends computed by dpkg-shlibdeps
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "lua5.4")
-set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PN_PKG}/deb/postinst ${PN_PKG}/deb/postrm)
+# prerm stops the service on remove; postinst makes the user (sysusers, else
+# adduser/useradd) and restarts a running service on upgrade.
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PN_PKG}/deb/postinst ${PN_PKG}/deb/prerm
+                                       ${PN_PKG}/deb/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)

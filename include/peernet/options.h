@@ -35,8 +35,9 @@
 enum pn_opt_kind { PN_OPT_KINDS(PN_OPT_KIND_ENUM_) PN_OPT_KIND_COUNT };
 #undef PN_OPT_KIND_ENUM_
 
-#define PN_BROADCAST_MAX 63     /* bytes of the broadcast address text */
-#define PN_MDNS_INSTANCE_MAX 63 /* bytes of an mDNS instance name: one DNS label */
+#define PN_BROADCAST_MAX 63              /* bytes of the broadcast address text */
+#define PN_MDNS_INSTANCE_MAX 63          /* bytes of an mDNS instance name: one DNS label */
+#define PN_ANNOUNCE_INTERVAL_MIN_MS 1000 /* what every host of a LAN hearing them can bear */
 
 #define PN_OPT_CTYPE_MS uint32_t
 #define PN_OPT_CTYPE_U32 uint32_t
@@ -96,12 +97,14 @@ enum pn_opt_kind { PN_OPT_KINDS(PN_OPT_KIND_ENUM_) PN_OPT_KIND_COUNT };
      * start and on every network change, and hears the announces of                               \
      * others (the port is shared by the hosts of one machine). A trusted                          \
      * peer's announce gives it an address and a dial; an untrusted one is                         \
-     * recorded as discovered and reported (PN_EVENT_DISCOVERED). */                               \
+     * recorded as discovered and reported (PN_EVENT_DISCOVERED). Every                            \
+     * host of a LAN hears every announce, so announce_interval is at least                        \
+     * PN_ANNOUNCE_INTERVAL_MIN_MS: a broadcast a second per host. */                              \
     X(discovery, FLAG, "discovery", 1, 0, 0, 1, "UDP announces sent and heard")                    \
     X(announce_port, PORT, "announce_port", PN_DEFAULT_PORT, PN_DEFAULT_PORT, 1, 65535,            \
       "UDP port announces go to and are heard on")                                                 \
-    X(announce_interval_ms, MS, "announce_interval", 5000, 5000, 1, PN_MS_MAX,                     \
-      "time between announces")                                                                    \
+    X(announce_interval_ms, MS, "announce_interval", 5000, 5000, PN_ANNOUNCE_INTERVAL_MIN_MS,      \
+      PN_MS_MAX, "time between announces")                                                         \
     X(broadcast, TEXT, "broadcast", "255.255.255.255", "255.255.255.255", 1, PN_BROADCAST_MAX,     \
       "IPv4 destination of announces (copied)")                                                    \
     /* So that hosts on a link without any IPv4 address still find each                            \

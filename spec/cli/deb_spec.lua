@@ -49,6 +49,28 @@ describe("cpack -G DEB", function()
     assert.truthy(unit:find("\nExecStart=/usr/bin/peernet-host serve\n", 1, true), unit)
   end)
 
+  it("has maintainer scripts that stop the service on remove, restart it on upgrade, make the user", function()
+    local info = S.must("dpkg-deb -I " .. H.q(deb))
+    for _, script in ipairs { "postinst", "prerm", "postrm" } do
+      assert.truthy(info:find("%s" .. script .. "%s"), script .. " not in the control archive:\n" .. info)
+    end
+    local dir = H.tmpdir()
+    S.must("dpkg-deb -e " .. H.q(deb) .. " " .. H.q(dir))
+    local prerm = H.read_file(dir .. "/prerm")
+    assert.truthy(prerm:find('"$1" = remove', 1, true), prerm)
+    assert.truthy(prerm:find("stop peernet-host.service", 1, true), prerm)
+    local postinst = H.read_file(dir .. "/postinst")
+    assert.truthy(postinst:find("try-restart peernet-host.service", 1, true), postinst)
+    for _, tool in ipairs { "systemd-sysusers", "adduser", "useradd" } do
+      assert.truthy(postinst:find(tool, 1, true), tool .. " not tried in postinst")
+    end
+    -- Both run under sh with no systemd (this machine may have none).
+    for _, script in ipairs { "postinst", "prerm", "postrm" } do
+      S.must("sh -n " .. H.q(dir .. "/" .. script))
+    end
+    H.rmdir(dir)
+  end)
+
   -- dpkg refuses at once while another dpkg or apt holds the machine's
   -- lock (a package install elsewhere on the machine): wait for the lock
   -- to be free, up to a minute, then run it.
@@ -75,6 +97,8 @@ describe("cpack -G DEB", function()
       out = S.must("cd / && lua5.4 -e 'print(require(\"peernet\").version)'", { asan = true })
       assert.equal(S.version() .. "\n", out)
       assert.truthy(S.must("man -w peernet-host"):find("/usr/share/man/man1/peernet-host.1", 1, true))
+      -- postinst made the service's user (or it was there already).
+      assert.truthy(S.must("getent passwd peernet"):find("/var/lib/peernet", 1, true))
     end)
     dpkg("--purge peernet-host")
     assert(ok, err)

@@ -8,7 +8,7 @@ local N = require "support.net"
 
 local function disc(port, extra)
   local o = { discovery = true, announce_port = port, broadcast = "127.255.255.255",
-              announce_v6 = false, announce_interval = 200 }
+              announce_v6 = false, announce_interval = 1000 } -- the least allowed
   for k, v in pairs(extra or {}) do o[k] = v end
   return o
 end
@@ -149,6 +149,13 @@ describe("LAN discovery", function()
     local a = N.host(N.keys())
     assert.are.equal(0, a:stats().announces_sent)
     N.close(a)
+  end)
+
+  it("refuses an announce_interval under a second: every host of the LAN hears each one", function()
+    local h, err = peernet.host.new { secret = N.keys():secret(), listen = "127.0.0.1:0",
+      discovery = true, announce_interval = 999 }
+    assert.is_nil(h)
+    assert.equal("announce_interval: must be 1000..86400000 ms, got 999", err)
   end)
 
   it("refuses a broadcast setting that is not an IPv4 address", function()

@@ -316,6 +316,85 @@ describe("log lines a stranger or a peer can cause", function()
   end)
 end)
 
+describe("garbage datagrams from anyone on the LAN, at debug level", function()
+  -- Every line of a host, debug ones too, through its log callback (not
+  -- N.logs, which keeps the last 2000). A spec closes its host to have the
+  -- summaries written; after_each closes one a failed assertion left open.
+  local open
+  after_each(function() if open then pcall(open.close, open) end end)
+  local function logged_host(opts)
+    local lines = {}
+    opts.log = function(level, msg) lines[#lines + 1] = level .. " " .. msg end
+    open = N.host(N.keys(), opts)
+    return open, lines
+  end
+  local function count(lines, pattern)
+    local written, held = 0, 0
+    for _, l in ipairs(lines) do
+      if l:find(pattern, 1, true) then
+        local more = l:match("%((%d+) more in the last 60 s%)$")
+        if more then held = held + tonumber(more) else written = written + 1 end
+      end
+    end
+    return written, held
+  end
+  -- n copies of dgram to port, in batches the socket's receive buffer
+  -- (about 200 KiB) holds, each waited for through the counter it moves.
+  local function flood(port, dgram, n, counter)
+    local per = #dgram > 1000 and 10 or 100
+    for _ = 1, n / per do
+      local before = counter()
+      local batch = {}
+      for i = 1, per do batch[i] = dgram end
+      N.udp_send(port, batch)
+      assert(N.wait(function() return counter() >= before + per end))
+    end
+  end
+  local N_FLOOD = 2000
+
+  it("write one line per kind and window, and a summary with the count", function()
+    local port = N.free_udp_port()
+    local h, lines = logged_host { discovery = true, announce_port = port, announce_v6 = false,
+      broadcast = "127.255.255.255", announce_interval = 60000, log_window = 60000 }
+    local function heard() return stats(h).announces_in end
+    flood(port, "garbage", N_FLOOD, heard)
+    flood(port, ("x"):rep(200), N_FLOOD, heard)
+    -- The summaries come when the window ends, or when the host closes.
+    N.close(h)
+    assert.same({ 1, N_FLOOD - 1 }, { count(lines, "discovery: ignored:") })
+    assert.same({ 1, N_FLOOD - 1 }, { count(lines, "discovery: datagram over") })
+    assert.is_true(#lines < 20, "lines: " .. #lines)
+  end)
+
+  it("to the mDNS port write one line per kind and window too", function()
+    local port = N.free_udp_port()
+    local h, lines = logged_host { mdns = true, mdns_port = port, log_window = 60000 }
+    local function heard() return stats(h).mdns_rejected end
+    flood(port, "\0\1\2", N_FLOOD, heard)
+    flood(port, ("x"):rep(9001), N_FLOOD, heard)
+    N.close(h)
+    assert.same({ 1, N_FLOOD - 1 }, { count(lines, "mdns: packet dropped:") })
+    assert.same({ 1, N_FLOOD - 1 }, { count(lines, "mdns: datagram over") })
+    assert.is_true(#lines < 20, "lines: " .. #lines)
+  end)
+
+  it("of a stranger whose key shares the logged prefix do not hold back another's line", function()
+    local port = N.free_udp_port()
+    local h, lines = logged_host { discovery = true, announce_port = port, announce_v6 = false,
+      broadcast = "127.255.255.255", announce_interval = 60000, log_window = 60000 }
+    local real = N.keys():public()
+    local squatter = real:sub(1, 8) .. N.keys():public():sub(9)
+    local prefix = real:sub(1, 8):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+    for _, key in ipairs { squatter, real } do
+      local before = stats(h).announces_in
+      N.udp_send(port, { peernet.announce.encode(4041, key) })
+      assert(N.wait(function() return stats(h).announces_in > before end))
+    end
+    assert.same({ 2, 0 }, { count(lines, "untrusted peer " .. prefix) })
+    N.close(h)
+  end)
+end)
+
 -- A TCP listener that counts who dials it and hangs up on them.
 local function trap()
   local t = { dials = 0, tcp = uv.new_tcp() }

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define PN_LOGLINE_SLOTS 64   /* distinct keys counted at once */
-#define PN_LOGLINE_KEY_MAX 64 /* a key is cut to this many bytes */
+#define PN_LOGLINE_KEY_MAX 96 /* a key is cut to this many bytes: a kind and a 64-hex key fit */
 #define PN_LOGLINE_MSG_MAX 512
 
 /* Escapes in into out (cap > 0, always NUL-terminated; cut when full).

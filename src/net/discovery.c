@@ -74,19 +74,21 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
     pn_err e;
     if (nread == 0 && !from) return; /* nothing more to read */
     if (nread < 0) {
-        pn_log(h, PN_LOG_DEBUG, "discovery: receive: %s", uv_strerror((int)nread));
+        pn_log_limited(h, PN_LOG_DEBUG, "discovery receive", "discovery: receive: %s",
+                       uv_strerror((int)nread));
         return;
     }
     if (h->closing || !from) return;
     h->stats.announces_in++;
     if (flags & UV_UDP_PARTIAL) {
         h->stats.announces_ignored++;
-        pn_log(h, PN_LOG_DEBUG, "discovery: datagram over %d bytes ignored", PN_DISCOVERY_RBUF);
+        pn_log_limited(h, PN_LOG_DEBUG, "discovery oversized",
+                       "discovery: datagram over %d bytes ignored", PN_DISCOVERY_RBUF);
         return;
     }
     if (pn_announce_decode((const uint8_t *)buf->base, (size_t)nread, &port, key, &e) != 0) {
         h->stats.announces_ignored++;
-        pn_log(h, PN_LOG_DEBUG, "discovery: ignored: %s", e.msg);
+        pn_log_limited(h, PN_LOG_DEBUG, "discovery ignored", "discovery: ignored: %s", e.msg);
         return;
     }
     /* Ours, nothing to dial, or an address the dialler would refuse. */

@@ -66,10 +66,10 @@ void pn_found_dial_failed(pn_host *h, pn_peer *p, const char *why, int wrong_key
     while (fails-- > 0 && skip < h->cfg.backoff_max_ms)
         skip = skip > h->cfg.backoff_max_ms / 2 ? h->cfg.backoff_max_ms : skip * 2;
     p->found[i].bad_until = uv_now(h->loop) + skip;
-    snprintf(key, sizeof key, "bad address %s", pn_log_key(p->key, k));
-    pn_log_limited(h, PN_LOG_WARN, key, "peer %s…: discovered address %s skipped for %u ms (%s)%s",
-                   k, p->dialled, skip, why,
-                   p->addr[0] ? "; its configured address stays first" : "");
+    pn_log_key(p->key, k);
+    pn_log_limited(h, PN_LOG_WARN, pn_log_limit_key("bad address", p->key, key),
+                   "peer %s…: discovered address %s skipped for %u ms (%s)%s", k, p->dialled, skip,
+                   why, p->addr[0] ? "; its configured address stays first" : "");
 }
 
 /* A dial reached the peer: an address that works is a good one again, and
@@ -97,7 +97,7 @@ void pn_found_stranger_push(pn_host *h, pn_peer *p) {
 static int forget_stalest_stranger(pn_host *h);
 
 void pn_found_refused(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *from) {
-    char k[17], lkey[48];
+    char k[PN_LOG_KEY_BUF], lkey[PN_LOGLINE_KEY_MAX];
     pn_err e;
     pn_log_key(key, k);
     if (!h->closing) {
@@ -109,8 +109,7 @@ void pn_found_refused(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *fro
             p->last_seen_ms = uv_now(h->loop) | 1;
         }
     }
-    snprintf(lkey, sizeof lkey, "refused %s", k);
-    pn_log_limited(h, PN_LOG_INFO, lkey,
+    pn_log_limited(h, PN_LOG_INFO, pn_log_limit_key("refused", key, lkey),
                    "refused %s… from %s (not in trust.list: peernet-host trust add %s)", k, from,
                    k);
 }
@@ -151,8 +150,9 @@ void pn_found_gone(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *addr,
         if (p->status == PN_PEER_DISCOVERED) p->status = PN_PEER_UNKNOWN;
     }
     char lkey[PN_LOGLINE_KEY_MAX]; /* anyone on the LAN can send goodbyes */
-    snprintf(lkey, sizeof lkey, "gone %s", pn_log_key(key, k));
-    pn_log_limited(h, PN_LOG_INFO, lkey, "peer %s… left %s (%s goodbye)", k, addr, source);
+    pn_log_key(key, k);
+    pn_log_limited(h, PN_LOG_INFO, pn_log_limit_key("gone", key, lkey),
+                   "peer %s… left %s (%s goodbye)", k, addr, source);
 }
 
 /* Makes room for one more stranger: the one heard from least recently
@@ -230,8 +230,8 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     pn_peer *p = pn_registry_find(h, key);
     if (!p && h->strangers.len >= PN_DISCOVERED_MAX && !forget_stalest_stranger(h)) return -1;
     if (!p && !(p = pn_registry_get(h, key, &e))) {
-        pn_log(h, PN_LOG_DEBUG, "announce from %s… at %s dropped: %s", pn_log_key(key, k), addr,
-               e.msg);
+        pn_log_limited(h, PN_LOG_DEBUG, "announce dropped", "announce from %s… at %s dropped: %s",
+                       pn_log_key(key, k), addr, e.msg);
         return -1;
     }
     pn_log_key(key, k);
@@ -242,7 +242,7 @@ static int on_discovered(pn_host *h, const uint8_t key[PN_KEY_LEN], const char *
     if (!keep_address(h, p, addr, &fresh)) return 0;
     if (fresh) {
         char lkey[PN_LOGLINE_KEY_MAX];
-        snprintf(lkey, sizeof lkey, "found %s", k);
+        pn_log_limit_key("found", key, lkey);
         if (p->trusted)
             pn_log_limited(h, PN_LOG_INFO, lkey, "trusted peer %s… discovered at %s%s", k, addr,
                            p->addr[0] ? " (its configured address is tried first)" : "");

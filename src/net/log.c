@@ -59,6 +59,14 @@ const char *pn_log_key(const uint8_t key[PN_KEY_LEN], char out[17]) {
     return out;
 }
 
+const char *pn_log_limit_key(const char *kind, const uint8_t key[PN_KEY_LEN],
+                             char out[PN_LOGLINE_KEY_MAX]) {
+    char hex[2 * PN_KEY_LEN + 1];
+    sodium_bin2hex(hex, sizeof hex, key, PN_KEY_LEN);
+    snprintf(out, PN_LOGLINE_KEY_MAX, "%s %s", kind, hex);
+    return out;
+}
+
 /* The host is closing: what was held back is summed up now, nobody will
  * be there later. */
 void pn_log_flush_all(pn_host *h) {

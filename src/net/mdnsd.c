@@ -142,7 +142,8 @@ static size_t build_answer(pn_mdnsd *m, uint16_t id, const pn_mdns_msg *asked, i
         }
     }
     size_t n = pn_mdns_out_finish(&o);
-    if (n == 0) pn_log(m->host, PN_LOG_WARN, "mdns: answer does not fit: %s", e.msg);
+    if (n == 0) /* once per query heard */
+        pn_log_limited(m->host, PN_LOG_WARN, "mdns answer", "mdns: answer does not fit: %s", e.msg);
     return n;
 }
 
@@ -152,7 +153,7 @@ static void send_to(pn_mdnsd *m, uv_udp_t *u, const struct sockaddr *to, size_t 
      * for it is still in force (and before a closing socket goes away). */
     int rc = uv_udp_try_send(u, &b, 1, to);
     if (rc < 0)
-        pn_log(m->host, PN_LOG_DEBUG, "mdns: send: %s", uv_strerror(rc));
+        pn_log_limited(m->host, PN_LOG_DEBUG, "mdns send", "mdns: send: %s", uv_strerror(rc));
     else
         m->host->stats.mdns_out++;
 }
@@ -330,7 +331,7 @@ void pn_mdnsd_feed(pn_mdnsd *m, const uint8_t *buf, size_t len, const struct soc
     m->host->stats.mdns_in++;
     if (pn_mdns_parse(&m->msg, buf, len, &e) != 0) {
         m->host->stats.mdns_rejected++;
-        pn_log(m->host, PN_LOG_DEBUG, "mdns: packet dropped: %s", e.msg);
+        pn_log_limited(m->host, PN_LOG_DEBUG, "mdns dropped", "mdns: packet dropped: %s", e.msg);
         return;
     }
     /* RFC 6762 §18: opcode and rcode other than 0 are ignored. */
@@ -349,7 +350,8 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
     if (flags & UV_UDP_PARTIAL) {
         m->host->stats.mdns_in++;
         m->host->stats.mdns_rejected++;
-        pn_log(m->host, PN_LOG_DEBUG, "mdns: datagram over %d bytes dropped", PN_MDNS_MSG_MAX);
+        pn_log_limited(m->host, PN_LOG_DEBUG, "mdns oversized",
+                       "mdns: datagram over %d bytes dropped", PN_MDNS_MSG_MAX);
         return;
     }
     pn_mdnsd_feed(m, m->rbuf, (size_t)nread, from);

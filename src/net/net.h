@@ -351,6 +351,11 @@ void pn_log_flush_all(pn_host *h); /* closing: every summary now */
  * buffer of PN_LOG_KEY_BUF. */
 #define PN_LOG_KEY_BUF 17 /* 16 hex digits and the NUL */
 const char *pn_log_key(const uint8_t key[PN_KEY_LEN], char out[PN_LOG_KEY_BUF]);
+/* The limiter key for lines about one peer: kind (a few words) and its
+ * whole key, so a stranger whose key shares the logged prefix with
+ * another's cannot use up the other's line. */
+const char *pn_log_limit_key(const char *kind, const uint8_t key[PN_KEY_LEN],
+                             char out[PN_LOGLINE_KEY_MAX]);
 
 /* policy.c */
 void pn_policy_established(pn_host *h, pn_conn *c);

@@ -157,7 +157,12 @@ void pn_policy_conn_closed(pn_host *h, pn_conn *c, const char *why) {
                why);
     } else { /* strangers' connections and failed dials: one each, as many as they make */
         char lkey[PN_LOGLINE_KEY_MAX];
-        snprintf(lkey, sizeof lkey, "closed %s", p ? pn_log_key(p->key, k) : "stranger");
+        if (p) {
+            pn_log_key(p->key, k);
+            pn_log_limit_key("closed", p->key, lkey);
+        } else {
+            snprintf(lkey, sizeof lkey, "closed stranger");
+        }
         pn_log_limited(h, PN_LOG_DEBUG, lkey, "connection %s%s%s closed: %s",
                        c->remote[0] ? c->remote : "(unconnected)", p ? " to " : "", p ? k : "",
                        why);
