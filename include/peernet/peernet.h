@@ -184,6 +184,17 @@ int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
 int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
                  size_t args_len, pn_err *e);
 
+/* ---- delivering without a link (src/net/dispatch.c) ------------------ */
+
+/* Serves a call (cb set: its answer goes to cb, once, now or later) or a
+ * send (cb NULL) from `from` to this host's own handler, as if it had come
+ * over a live link from a trusted peer: no such handle, the predicate's
+ * forbidden and the handler's answer read as they would for that peer.
+ * No socket is involved (peernet.testing builds on it). 0, or PN_ESTATE
+ * once the host is closing. */
+int pn_host_deliver(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *name,
+                    const uint8_t *args, size_t len, pn_call_cb cb, void *ud, pn_err *e);
+
 /* ---- dialling (src/net/policy.c) ------------------------------------- */
 
 /* Dials addr ("HOST:PORT") expecting key; cb gets 0 once authenticated (at

@@ -87,6 +87,8 @@ M.COMMANDS = {
   { name = "status", usage = "status", summary = "show whether a host runs on this data dir, and its state" },
   { name = "check", usage = "check SCRIPT.lua...",
     summary = "load handler scripts in the sandbox and report errors and clashes (for CI)" },
+  { name = "test", usage = "test [SPEC_DIR]",
+    summary = "run the *_spec.lua files of SPEC_DIR (default ./spec) with peernet.testing, no network" },
 }
 
 local by_name = {}
