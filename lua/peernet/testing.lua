@@ -31,12 +31,18 @@ end
 local Device = {}
 Device.__index = Device
 
-local function tmpfile(text)
-  local path = os.tmpname()
+-- A config.lua in a directory of its own: the runtime refuses grants
+-- from a directory others may write (/tmp itself).
+local function tmpconfig(text)
+  local p = assert(io.popen("mktemp -d 2>/dev/null"))
+  local dir = p:read("l")
+  p:close()
+  assert(dir and dir ~= "", "peernet.testing: mktemp -d failed")
+  local path = dir .. "/config.lua"
   local f = assert(io.open(path, "w"))
   f:write(text)
   f:close()
-  return path
+  return path, dir
 end
 
 local function file_exists(path)
@@ -58,8 +64,7 @@ function M.load(dir, opts)
   local d = setmetatable({ dir = dir, sent = {}, logs = {}, stubs = {}, errors = {} }, Device)
   local config = opts.config
   if opts.grants then
-    d.tmp_config = tmpfile(opts.grants)
-    config = d.tmp_config
+    config, d.tmp_dir = tmpconfig(opts.grants)
   elseif config == nil and file_exists(dir .. "/../config.lua") then
     config = dir .. "/../config.lua"
   end
@@ -171,7 +176,10 @@ function Device:close()
   self.closed = true
   self.rt:close()
   self.host:close()
-  if self.tmp_config then os.remove(self.tmp_config) end
+  if self.tmp_dir then
+    os.remove(self.tmp_dir .. "/config.lua")
+    os.remove(self.tmp_dir)
+  end
 end
 
 return M
