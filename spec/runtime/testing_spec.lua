@@ -120,6 +120,23 @@ describe("peernet.testing", function()
     assert.equal(0, d.host:port())
   end)
 
+  it("bounds a script that never waits for the clock: an error, not a hang", function()
+    dir = dir_with { ["loop.lua"] = [[
+      peernet.expose("spin", function() while true do peernet.sleep(0) end end)
+      peernet.expose("ask", function(from, a) while true do peernet.call(a.peer, "temp", {}) end end)
+    ]] }
+    d = T.load(dir)
+    local k = T.key()
+    d:stub(k, "temp", 21)
+    assert.is_false(d:start(k, "spin"):done())
+    local ok, err = pcall(d.advance, d, 1)
+    assert.is_false(ok)
+    assert.matches("over %d+ timers fired", err)
+    ok, err = pcall(d.start, d, k, "ask", { peer = k })
+    assert.is_false(ok)
+    assert.matches("still running after %d+ resumes", err)
+  end)
+
   it("refuses a directory whose script does not load, with file:line", function()
     dir = dir_with { ["bad.lua"] = "peernet.expose(\n" }
     local ok, err = pcall(T.load, dir)

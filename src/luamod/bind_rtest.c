@@ -171,9 +171,9 @@ static uint32_t settle(lua_State *L, lrt *r) {
     }
     if (steps >= RTEST_STEPS_MAX)
         luaL_error(L,
-                   "the scripts are still running after %u resumes: a loop that never waits "
+                   "the scripts are still running after %d resumes: a loop that never waits "
                    "for the clock?",
-                   RTEST_STEPS_MAX);
+                   (int)RTEST_STEPS_MAX);
     return steps;
 }
 
@@ -197,7 +197,8 @@ static int l_advance(lua_State *L) {
     lua_Integer fired = 0;
     while (pn_clock_fire_next(r->rt, until)) {
         if (++fired > RTEST_STEPS_MAX)
-            return luaL_error(L, "advance: over %u timers fired", RTEST_STEPS_MAX);
+            return luaL_error(L, "advance: over %d timers fired: a loop of sleep(0)?",
+                              (int)RTEST_STEPS_MAX);
         settle(L, r);
     }
     lua_pushinteger(L, fired);
@@ -235,8 +236,10 @@ static int l_deliver(lua_State *L) {
     const char *name = luaL_checkstring(L, 3);
     pn_etf_buf b;
     pn_err e;
-    if (pn_value_encode_protected(L, 4, 0, &b, &e) != 0)
+    if (pn_value_encode_protected(L, 4, 0, &b, &e) != 0) {
+        pn_etf_buf_free(&b);
         return luaL_error(L, "deliver: cannot send these args: %s", e.msg);
+    }
     deliver_cb *d = NULL;
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TFUNCTION);
