@@ -80,6 +80,14 @@ function M.load(dir, opts)
     outbound = function(what, peer, name, args, timeout)
       local rec = { what = what, to = peer, name = name, args = args, timeout = timeout }
       d.sent[#d.sent + 1] = rec
+      if what == "connect" then
+        -- a peer the spec stubbed is reachable; any other is not
+        local prefix = peer .. "\0"
+        for k in pairs(d.stubs) do
+          if k:sub(1, #prefix) == prefix then return "ok" end
+        end
+        return "not_connected"
+      end
       local stub = d.stubs[peer .. "\0" .. name]
       if stub == nil then return "not_connected" end
       if type(stub) ~= "function" then return outcome(true, stub) end

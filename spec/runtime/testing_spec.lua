@@ -108,10 +108,30 @@ describe("peernet.testing", function()
     assert.same({ "send", "note", "asked" }, { to[2].what, to[2].name, to[2].args })
   end)
 
-  it("opens no socket: no listener, no connection, no announce", function()
-    dir = dir_with { ["a.lua"] = [[ peernet.expose("x", function() return 1 end) ]] }
+  it("opens no socket: no listener, no connection, no announce; peernet.connect reaches stubs only", function()
+    -- the sockets this process holds, from /proc (Linux)
+    local function sockets()
+      local n = 0
+      local p = io.popen("ls -l /proc/" .. H.sh("echo $PPID") .. "/fd 2>/dev/null")
+      for line in p:lines() do
+        if line:find("socket:", 1, true) then n = n + 1 end
+      end
+      p:close()
+      return n
+    end
+    local before = sockets()
+    dir = dir_with { ["a.lua"] = [[
+      peernet.expose("x", function() return 1 end)
+      peernet.expose("dial", function(from, a) return { peernet.connect(a.peer, "192.0.2.1:4040") } end)
+    ]] }
     d = T.load(dir)
-    assert.equal(1, d:call(T.key(), "x"))
+    local k, stubbed = T.key(), T.key()
+    d:stub(stubbed, "temp", 1)
+    assert.equal(1, d:call(k, "x"))
+    assert.same({ true }, d:call(k, "dial", { peer = stubbed }))
+    assert.same({ nil, "not_connected", "local" }, d:call(k, "dial", { peer = k }))
+    assert.same({ "connect", "192.0.2.1:4040" }, { d:sent_to(stubbed)[1].what, d:sent_to(stubbed)[1].name })
+    assert.equal(before, sockets())
     local st = d.host:stats()
     assert.equal(0, st.connections)
     assert.equal(0, st.accepted)

@@ -3,10 +3,12 @@
  *
  *   peernet.runtime.new(host, {virtual_clock = true,
  *                              outbound = fn(what, peer_hex, name, args, timeout_ms)})
- *       outbound gets the scripts' calls and sends (what = "call" / "send")
- *       and answers "ok", value | "error", reason | "timeout" | "closed" |
- *       "not_connected" (a send only reads the last); answers reach the
- *       script at the next settle, as a reply comes in a later loop turn.
+ *       outbound gets the scripts' calls, sends and connects (what = "call",
+ *       "send", "connect" with name the address or "") and answers "ok",
+ *       value | "error", reason | "timeout" | "closed" | "not_connected" (a
+ *       send only reads the last, a connect "ok" or why not); a call's
+ *       answer reaches the script at the next settle, as a reply comes in
+ *       a later loop turn.
  *   rt:now()            --> ms on the runtime's clock
  *   rt:advance(ms)      --> timers fired: the virtual clock moves by ms, firing
  *                           after/every/sleep in order, each tick settled first
@@ -51,7 +53,8 @@ static const char *const outcomes[] = {"ok", "error", "timeout", "closed", "not_
 static const pn_call_status outcome_status[] = {PN_CALL_OK, PN_CALL_ERROR, PN_CALL_TIMEOUT,
                                                 PN_CALL_CLOSED};
 
-/* Calls outbound(what, peer, name, args, timeout) on the trusted state;
+/* Calls outbound(what, peer, name, args, timeout) on the trusted state
+ * (args NULL: nil);
  * leaves its two results on top, or returns -1 with e set. */
 static int ask_outbound(lrt *r, const char *what, const uint8_t peer[PN_KEY_LEN], const char *name,
                         const uint8_t *args, size_t len, uint32_t timeout, pn_err *e) {
@@ -60,7 +63,9 @@ static int ask_outbound(lrt *r, const char *what, const uint8_t peer[PN_KEY_LEN]
     lua_pushstring(L, what);
     pn_glue_push_key(L, peer);
     lua_pushstring(L, name);
-    if (pn_value_push(L, args, len, 0, e) != 0) {
+    if (!args) {
+        lua_pushnil(L); /* a connect has none */
+    } else if (pn_value_push(L, args, len, 0, e) != 0) {
         lua_pop(L, 4);
         return -1;
     }
@@ -124,7 +129,19 @@ static int out_send(void *ud, const uint8_t peer[PN_KEY_LEN], const char *name, 
     return rc;
 }
 
-static const pn_rt_out outbound = {out_call, out_send};
+static int out_connect(void *ud, const uint8_t peer[PN_KEY_LEN], const char *addr, pn_err *e) {
+    lrt *r = ud;
+    lua_State *L = r->L;
+    int top = lua_gettop(L);
+    if (ask_outbound(r, "connect", peer, addr ? addr : "", NULL, 0, 0, e) != 0) return PN_EINVAL;
+    const char *o = lua_tostring(L, -2);
+    int rc =
+        o && strcmp(o, "ok") == 0 ? 0 : pn_err_set(e, PN_ESTATE, "%s", o ? o : "not_connected");
+    lua_settop(L, top);
+    return rc;
+}
+
+static const pn_rt_out outbound = {out_call, out_send, out_connect};
 
 void pn_bind_rtest_opts(lua_State *L, int t, lrt *r, pn_rt_opts *o) {
     r->tail = &r->pending;

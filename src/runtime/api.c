@@ -388,6 +388,14 @@ static int l_connect(lua_State *L) {
     uint8_t key[PN_KEY_LEN];
     check_key(L, 1, key);
     const char *addr = luaL_optstring(L, 2, NULL);
+    const pn_rt_out *out = s->rt->o.out;
+    if (out) {
+        pn_err e;
+        if (out->connect(s->rt->o.out_ud, key, addr, &e) != 0)
+            return pn_result_fail(L, e.msg, PN_KIND_LOCAL);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
     call_wait *cw = calloc(1, sizeof *cw);
     if (!cw) return luaL_error(L, "out of memory");
     cw->w.type = PN_WAIT_CONNECT;

@@ -63,7 +63,7 @@ typedef struct pn_rt_opts {
     void *out_ud;
 } pn_rt_opts;
 
-/* Where the scripts' peernet.call/send/admin.call go instead of the host
+/* Where the scripts' peernet.call/send/admin.call/connect go instead of the host
  * (pn_rt_opts.out). call: the answer must come later, through cb (once),
  * never from inside call; PN_ESTATE reads not_connected, as pn_host_call's. */
 typedef struct pn_rt_out {
@@ -71,6 +71,8 @@ typedef struct pn_rt_out {
                 size_t len, uint32_t timeout_ms, pn_call_cb cb, void *cb_ud, pn_err *e);
     int (*send)(void *ud, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
                 size_t len, pn_err *e);
+    /* peernet.connect: 0 reads true, at once; else e says why (kind local). */
+    int (*connect)(void *ud, const uint8_t peer[PN_KEY_LEN], const char *addr, pn_err *e);
 } pn_rt_out;
 
 pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e);
