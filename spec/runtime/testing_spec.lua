@@ -192,6 +192,11 @@ end)
     assert.matches("FAIL spec/bad_spec%.lua:3: bad fails", out)
     assert.matches("expected 3, got 2", out)
     assert.matches("rc=1\n?$", out)
+    local json = require "dkjson"
+    local j = json.decode((H.sh("cd " .. H.q(dir) .. " && " .. H.q(H.build_dir .. "/peernet-host")
+      .. " test --json 2>/dev/null")))
+    assert.same({ ok = false, passed = 1, failed = 1, pending = 0, files = 2,
+      failures = { { at = "spec/bad_spec.lua:3", test = "bad fails", message = "expected 3, got 2" } } }, j)
     H.write_file(dir .. "/spec/bad_spec.lua", "")
     out = H.sh(H.q(H.build_dir .. "/peernet-host") .. " test " .. H.q(dir .. "/spec") .. " 2>&1; echo rc=$?")
     assert.matches("1 passed, 0 failed", out)

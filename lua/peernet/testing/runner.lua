@@ -109,6 +109,7 @@ local function run_file(file, r, out)
     r.failed = r.failed + 1
     local at = type(err) == "table" and err.at or file
     local msg = type(err) == "table" and strip_position(err.msg, file) or tostring(err)
+    r.failures[#r.failures + 1] = { at = at, test = "", message = msg }
     out(("FAIL %s: %s"):format(at, msg))
     return
   end
@@ -147,7 +148,9 @@ local function run_file(file, r, out)
       r.passed = r.passed + 1
     else
       r.failed = r.failed + 1
-      out(("FAIL %s: %s\n     %s"):format(e.at, full(t), strip_position(e.msg, file)))
+      local msg = strip_position(e.msg, file)
+      r.failures[#r.failures + 1] = { at = e.at, test = full(t), message = msg }
+      out(("FAIL %s: %s\n     %s"):format(e.at, full(t), msg))
     end
   end
   local function walk(g)
@@ -169,9 +172,10 @@ function M.files(dir)
   return list
 end
 
--- Runs the spec files; returns the counts {passed, failed, pending, files}.
+-- Runs the spec files; returns the counts {passed, failed, pending, files}
+-- and the failures {at = "file:line", test = "describe it", message}.
 function M.run(files, out)
-  local r = { passed = 0, failed = 0, pending = 0, files = #files }
+  local r = { passed = 0, failed = 0, pending = 0, files = #files, failures = {} }
   for _, file in ipairs(files) do run_file(file, r, out) end
   return r
 end
