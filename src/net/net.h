@@ -227,7 +227,8 @@ struct pn_request {
     char *name;
     uint8_t *args;
     size_t args_len;
-    pn_call_cb local_cb; /* pn_host_deliver: the answer goes here, not to a link */
+    int local;           /* pn_host_deliver's: no link ever closes under it */
+    pn_call_cb local_cb; /* its answer goes here, not to a link */
     void *local_ud;
 };
 

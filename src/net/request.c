@@ -51,6 +51,7 @@ pn_request *pn_request_new_local(pn_host *h, const uint8_t from[PN_KEY_LEN], con
     }
     memset(r, 0, sizeof *r);
     r->host = h;
+    r->local = 1;
     r->is_call = cb != NULL;
     r->local_cb = cb;
     r->local_ud = ud;
@@ -130,6 +131,7 @@ void pn_request_detach_all(pn_conn *c) {
      * the list again is safe. */
     for (pn_link *l = h->orphans.head; l; l = l->next) {
         pn_request *r = PN_CONTAINER(l, pn_request, link);
+        if (r->local) continue; /* its caller is not a link: it is not gone */
         void (*cb)(void *) = r->gone;
         r->gone = NULL;
         if (cb) cb(r->gone_ud);
