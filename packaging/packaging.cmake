@@ -22,6 +22,16 @@ else()
 endif()
 set(PN_INSTALL_LUA_CMODDIR ${PN_LUA_CMOD_DEFAULT} CACHE PATH
     "Where the Lua module peernet.so goes (relative: under the prefix)")
+# The same for Lua files (peernet.testing, for specs run by busted):
+# INSTALL_LMOD, else share/lua/5.4 (on Debian's default package.path).
+pkg_get_variable(PN_LUA_LMOD lua5.4 INSTALL_LMOD)
+if(PN_LUA_LMOD AND PN_LUA_PREFIX AND CMAKE_INSTALL_PREFIX STREQUAL PN_LUA_PREFIX)
+  file(RELATIVE_PATH PN_LUA_LMOD_DEFAULT ${PN_LUA_PREFIX} ${PN_LUA_LMOD})
+else()
+  set(PN_LUA_LMOD_DEFAULT ${CMAKE_INSTALL_DATADIR}/lua/5.4)
+endif()
+set(PN_INSTALL_LUA_LMODDIR ${PN_LUA_LMOD_DEFAULT} CACHE PATH
+    "Where the Lua files of peernet.testing go (relative: under the prefix)")
 
 # sd_notify(3) for Type=notify units, when libsystemd is there at build time.
 pkg_check_modules(SYSTEMD IMPORTED_TARGET libsystemd)
@@ -46,6 +56,10 @@ find_program(PN_LUA_EXE NAMES lua5.4 REQUIRED)
 # --- the programs, the module, the C library ---------------------------------
 install(TARGETS peernet-host RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS peernet_lua LIBRARY DESTINATION ${PN_INSTALL_LUA_CMODDIR})
+install(FILES ${CMAKE_SOURCE_DIR}/lua/peernet/testing.lua
+        DESTINATION ${PN_INSTALL_LUA_LMODDIR}/peernet)
+install(FILES ${CMAKE_SOURCE_DIR}/lua/peernet/testing/runner.lua
+        DESTINATION ${PN_INSTALL_LUA_LMODDIR}/peernet/testing)
 # libpeernet is static only: the C API is young (0.x), and a shared library
 # would promise an ABI under its SONAME that nothing checks yet.
 target_include_directories(peernet INTERFACE $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
@@ -103,6 +117,7 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/CHANGELOG.md
               ${CMAKE_SOURCE_DIR}/LICENSE ${CMAKE_SOURCE_DIR}/docs/cli.md
               ${CMAKE_SOURCE_DIR}/docs/scripts.md ${CMAKE_SOURCE_DIR}/docs/values.md
               ${CMAKE_SOURCE_DIR}/docs/host.md ${CMAKE_SOURCE_DIR}/docs/elixir.md
+              ${CMAKE_SOURCE_DIR}/docs/testing.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/examples DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${PN_PKG}/completions/peernet-host.bash
@@ -111,6 +126,7 @@ install(FILES ${PN_PKG}/completions/_peernet-host
         DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
 # LuaLS (lua-language-server): add this folder to workspace.library.
 install(FILES ${CMAKE_SOURCE_DIR}/types/peernet.lua ${CMAKE_SOURCE_DIR}/types/host.lua
+              ${CMAKE_SOURCE_DIR}/types/testing.lua
         DESTINATION ${CMAKE_INSTALL_DATADIR}/peernet-host/types)
 
 # --- the systemd unit (installed, never enabled) -------------------------------

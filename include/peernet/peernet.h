@@ -190,6 +190,17 @@ int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
  * link. */
 size_t pn_host_queued(pn_host *h, const uint8_t peer[PN_KEY_LEN]);
 
+/* ---- delivering without a link (src/net/dispatch.c) ------------------ */
+
+/* Serves a call (cb set: its answer goes to cb, once, now or later) or a
+ * send (cb NULL) from `from` to this host's own handler, as if it had come
+ * over a live link from a trusted peer: no such handle, the predicate's
+ * forbidden and the handler's answer read as they would for that peer.
+ * No socket is involved (peernet.testing builds on it). 0, or PN_ESTATE
+ * once the host is closing. */
+int pn_host_deliver(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *name,
+                    const uint8_t *args, size_t len, pn_call_cb cb, void *ud, pn_err *e);
+
 /* ---- dialling (src/net/policy.c) ------------------------------------- */
 
 /* Dials addr ("HOST:PORT") expecting key; cb gets 0 once authenticated (at

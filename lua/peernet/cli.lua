@@ -24,7 +24,7 @@ M.EXIT = EXIT
 
 -- The groups of commands (their usage, summary and options are
 -- lua/peernet/cli/help.lua's table).
-local GROUPS = { "keys", "trust", "serve", "config", "run", "call", "remote", "peers", "bench" }
+local GROUPS = { "keys", "trust", "serve", "config", "run", "call", "remote", "peers", "bench", "test" }
 
 local commands = {}
 for _, group in ipairs(GROUPS) do

@@ -214,6 +214,7 @@ M.SHAPES = {
     "trusted", "stats", "scripts" },
   script = { "file", "ok", "error", "handles", "warnings" },
   trust = { "key", "label", "addr", "added" },
+  spec_failure = { "at", "test", "message" },
 }
 
 -- A copy of t with exactly the keys of shape name, null for the absent ones.

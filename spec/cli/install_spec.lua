@@ -63,6 +63,8 @@ describe("cmake --install", function()
       "share/doc/peernet-host/LICENSE", "share/doc/peernet-host/CHANGELOG.md",
       "share/doc/peernet-host/cli.md", "share/doc/peernet-host/scripts.md",
       "share/peernet-host/types/peernet.lua", "share/peernet-host/types/host.lua",
+      "share/peernet-host/types/testing.lua", "share/doc/peernet-host/testing.md",
+      "share/lua/5.4/peernet/testing.lua", "share/lua/5.4/peernet/testing/runner.lua",
     } do
       assert.truthy(list:find(want, 1, true), want .. " not installed; installed:\n" .. list)
     end
@@ -166,6 +168,16 @@ while True:
         .. 'print(p.version, package.searchpath("peernet", package.cpath), uv.version_string())'),
       { asan = true })
     assert.truthy(out:find(S.version() .. "\t" .. moddir .. "/peernet.so\t", 1, true), out)
+  end)
+
+  it("lua5.4 (busted) finds the installed peernet.testing and its runner", function()
+    local lmod = prefix .. "/share/lua/5.4"
+    local out = S.must("cd / && LUA_CPATH=" .. H.q(moddir .. "/?.so;;") .. " LUA_PATH="
+      .. H.q(lmod .. "/?.lua;;") .. " lua5.4 -e "
+      .. H.q('local T = require "peernet.testing"; require "peernet.testing.runner"; '
+        .. 'print(package.searchpath("peernet.testing", package.path), #T.key())'),
+      { asan = true })
+    assert.equal(lmod .. "/peernet/testing.lua\t64", (out:gsub("%s+$", "")))
   end)
 
   -- A C program of a libpeernet user: creates a host on a free port, closes it.

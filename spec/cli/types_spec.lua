@@ -83,4 +83,24 @@ print(table.concat(names, "\n"))
     end
     assert.truthy(n > 25, out)
   end)
+
+  it("types/testing.lua defines what docs/testing.md shows of peernet.testing", function()
+    local t = H.read_file(SRC .. "/types/testing.lua")
+    assert.truthy(t:find("^%-%-%-@meta peernet.testing\n"))
+    assert(loadfile(SRC .. "/types/testing.lua"))
+    local doc = H.read_file(SRC .. "/docs/testing.md")
+    local n = 0
+    for name in doc:gmatch("d:([%w_]+)%(") do
+      assert.truthy(t:find("function device:" .. name .. "(", 1, true), "device:" .. name)
+      n = n + 1
+    end
+    for name in doc:gmatch("p:([%w_]+)%(") do
+      assert.truthy(t:find("function pending:" .. name .. "(", 1, true), "pending:" .. name)
+    end
+    for name in doc:gmatch("T%.([%w_]+)") do
+      assert.truthy(t:find("function testing." .. name .. "(", 1, true)
+        or t:find("---@field " .. name .. " ", 1, true), "T." .. name)
+    end
+    assert.truthy(n > 8)
+  end)
 end)

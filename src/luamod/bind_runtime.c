@@ -20,6 +20,8 @@
  *   rt:drain(ms, fn)     -- stop accepting, revoke handles, fn() when calls in progress end
  *   rt:close()
  *   peernet.runtime.check(path, ... [, {config = path}])  --> true | nil, "file:line: msg\n..."
+ * and, for peernet.testing, new's virtual_clock and outbound with the
+ * methods of bind_rtest.c (advance, now, settle, deliver, event).
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -31,28 +33,22 @@
 #include <string.h>
 
 #include "bind.h"
+#include "bind_rt.h"
 #include "live.h"
 #include "lua/glue.h"
 #include "lua/pcall.h"
 #include "lua/result.h"
 #include "runtime/runtime.h"
 
-#define RT_MT "peernet.runtime"
-
 /* The registry holds the module table under this key, for rt:api(). */
 static const char module_key = 0;
 
-typedef struct lrt {
-    pn_rt *rt;
-    lua_State *L; /* the main thread */
-    int log_ref, err_ref, script_ref, drain_ref, api_ref, host_ref;
-} lrt;
-
-static lrt *check_rt(lua_State *L) {
+lrt *pn_bind_runtime_check(lua_State *L) {
     lrt **u = luaL_checkudata(L, 1, RT_MT);
     if (!*u) luaL_argerror(L, 1, "runtime is closed");
     return *u;
 }
+#define check_rt pn_bind_runtime_check
 
 static const char *level_name(int level) {
     static const char *const names[] = {"debug", "info", "warn", "error"};
@@ -155,6 +151,7 @@ static int l_rt_new(lua_State *L) {
     if (r->log_ref != LUA_NOREF) o.log = on_log, o.log_ud = r;
     if (r->err_ref != LUA_NOREF) o.on_error = on_error, o.on_error_ud = r;
     if (r->script_ref != LUA_NOREF) o.on_script = on_script, o.on_script_ud = r;
+    pn_bind_rtest_opts(L, 2, r, &o);
     pn_err e;
     r->rt = pn_rt_new(h, luv_loop(L), &o, &e);
     if (!r->rt) {
@@ -162,6 +159,7 @@ static int l_rt_new(lua_State *L) {
         luaL_unref(L, LUA_REGISTRYINDEX, r->err_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, r->script_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, r->host_ref);
+        pn_bind_rtest_free(r);
         free(r);
         return pn_glue_fail(L, &e);
     }
@@ -182,6 +180,7 @@ static void rt_close(lrt **u) {
     luaL_unref(L, LUA_REGISTRYINDEX, r->drain_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, r->api_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, r->host_ref);
+    pn_bind_rtest_free(r);
     free(r);
 }
 
@@ -451,6 +450,7 @@ void pn_bind_runtime_open(lua_State *L) {
     if (luaL_newmetatable(L, RT_MT)) {
         lua_newtable(L);
         luaL_setfuncs(L, methods, 0);
+        pn_bind_rtest_methods(L);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_rt_close);
         lua_setfield(L, -2, "__gc");

@@ -127,6 +127,45 @@ static void dispatch_to(pn_host *h, pn_conn *c, const pn_envelope *env, pn_handl
     if (!req->kept) pn_request_free(req);
 }
 
+/* Leaves a dispatch: handlers revoked meanwhile are released now. */
+static void dispatch_leave(pn_host *h) {
+    if (--h->dispatching == 0) {
+        while (h->graveyard) {
+            pn_handler *dead = h->graveyard;
+            PN_CHAIN_UNLINK(&h->graveyard);
+            handler_drop(h, dead);
+        }
+    }
+}
+
+/* The path of a call that came over a live link from a trusted peer, but
+ * without one: the lookup, the predicate, the request to the handler. */
+int pn_host_deliver(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *name,
+                    const uint8_t *args, size_t len, pn_call_cb cb, void *ud, pn_err *e) {
+    if (h->closing) return pn_err_set(e, PN_ESTATE, "host is closed");
+    pn_handler *hd = find_handler(h, name);
+    if (!hd || (hd->def.authorize && !hd->def.authorize(h, from, name, hd->def.ud))) {
+        pn_request *r = cb ? pn_request_new_local(h, from, name, NULL, 0, cb, ud, e) : NULL;
+        enum pn_reason why = hd ? PN_REASON_FORBIDDEN : PN_REASON_NO_SUCH_HANDLE;
+        if (r) pn_request_reply_error(r, pn_reason_name(why), e);
+        return cb && !r ? PN_ENOMEM : 0;
+    }
+    pn_request *req = pn_request_new_local(h, from, name, args, len, cb, ud, e);
+    if (!req) return PN_ENOMEM;
+    h->dispatching++;
+    if (cb) {
+        hd->def.handler(h, req, hd->def.ud);
+    } else {
+        pn_request *outer = h->dispatch_send;
+        h->dispatch_send = req;
+        hd->def.handler(h, req, hd->def.ud);
+        h->dispatch_send = outer;
+        if (!req->kept) pn_request_free(req);
+    }
+    dispatch_leave(h);
+    return 0;
+}
+
 void pn_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
     int is_call = env->kind == PN_ENV_CALL;
     char k[PN_LOG_KEY_BUF];
@@ -160,11 +199,5 @@ void pn_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
     }
     h->dispatching++;
     dispatch_to(h, c, env, hd);
-    if (--h->dispatching == 0) {
-        while (h->graveyard) {
-            pn_handler *dead = h->graveyard;
-            PN_CHAIN_UNLINK(&h->graveyard);
-            handler_drop(h, dead);
-        }
-    }
+    dispatch_leave(h);
 }

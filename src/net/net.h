@@ -228,6 +228,9 @@ struct pn_request {
     char *name;
     uint8_t *args;
     size_t args_len;
+    int local;           /* pn_host_deliver's: no link ever closes under it */
+    pn_call_cb local_cb; /* its answer goes here, not to a link */
+    void *local_ud;
 };
 
 struct pn_host {
@@ -458,6 +461,10 @@ void pn_calls_run_completed(pn_host *h);
 
 /* request.c */
 pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e);
+/* A request of pn_host_deliver: no link, on h->orphans, answered to cb. */
+pn_request *pn_request_new_local(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *name,
+                                 const uint8_t *args, size_t len, pn_call_cb cb, void *ud,
+                                 pn_err *e);
 void pn_request_free(pn_request *r);
 void pn_request_detach_all(pn_conn *c);
 /* The peer entry p is about to be freed: its orphaned calls forget it. */

@@ -40,6 +40,31 @@ pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e) {
     return r;
 }
 
+pn_request *pn_request_new_local(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *name,
+                                 const uint8_t *args, size_t len, pn_call_cb cb, void *ud,
+                                 pn_err *e) {
+    size_t nlen = strlen(name);
+    pn_request *r = malloc(sizeof *r + nlen + 1 + len);
+    if (!r) {
+        pn_err_set(e, PN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    memset(r, 0, sizeof *r);
+    r->host = h;
+    r->local = 1;
+    r->is_call = cb != NULL;
+    r->local_cb = cb;
+    r->local_ud = ud;
+    memcpy(r->from, from, PN_KEY_LEN);
+    r->name = (char *)(r + 1);
+    memcpy(r->name, name, nlen + 1);
+    r->args = (uint8_t *)r->name + nlen + 1;
+    if (len) memcpy(r->args, args, len);
+    r->args_len = len;
+    pn_list_push_front(&h->orphans, &r->link);
+    return r;
+}
+
 /* Takes r off its connection's list or the host's orphans. */
 static void request_unlink(pn_request *r) {
     pn_conn *c = r->conn;
@@ -106,6 +131,7 @@ void pn_request_detach_all(pn_conn *c) {
      * the list again is safe. */
     for (pn_link *l = h->orphans.head; l; l = l->next) {
         pn_request *r = PN_CONTAINER(l, pn_request, link);
+        if (r->local) continue; /* its caller is not a link: it is not gone */
         void (*cb)(void *) = r->gone;
         r->gone = NULL;
         if (cb) cb(r->gone_ud);
@@ -152,6 +178,22 @@ static int answer(pn_request *req, int ok, const char *reason, const uint8_t *te
     if (!req->is_call) {
         rc = pn_err_set(e, PN_ESTATE, "a send is not answered");
         return rc; /* the host frees a send's request itself */
+    }
+    if (req->local_cb) {
+        pn_call_cb cb = req->local_cb;
+        void *ud = req->local_ud;
+        pn_host *h = req->host;
+        pn_request_free(req);
+        if (!reason) {
+            cb(h, ok ? PN_CALL_OK : PN_CALL_ERROR, term, len, ud);
+            return 0;
+        }
+        pn_etf_buf b; /* {error, Reason} with Reason an atom, as a link carries it */
+        pn_etf_buf_init(&b, PN_ETF_ATOM_MAX_UTF8 + 8);
+        rc = pn_etf_put_atom(&b, reason, strlen(reason), e);
+        if (rc == 0) cb(h, PN_CALL_ERROR, b.data, b.len, ud);
+        pn_etf_buf_free(&b);
+        return rc;
     }
     if (c && c->state == PN_CONN_LIVE) {
         pn_host *h = c->host;

@@ -237,7 +237,10 @@ static int start_call(lua_State *L, pn_script *s, pn_task *t, const uint8_t key[
     cw->s = s;
     cw->cast = cast;
     pn_err e;
-    int rc = pn_host_call(s->rt->h, key, name, b->data, b->len, timeout, on_call_done, cw, &e);
+    const pn_rt_out *out = s->rt->o.out;
+    int rc =
+        out ? out->call(s->rt->o.out_ud, key, name, b->data, b->len, timeout, on_call_done, cw, &e)
+            : pn_host_call(s->rt->h, key, name, b->data, b->len, timeout, on_call_done, cw, &e);
     pn_etf_buf_free(b);
     if (rc != 0) {
         free(cw);
@@ -282,7 +285,9 @@ static int l_send(lua_State *L) {
     pn_etf_buf b;
     encode(L, 3, &b);
     pn_err e;
-    int rc = pn_host_send(s->rt->h, key, name, b.data, b.len, &e);
+    const pn_rt_out *out = s->rt->o.out;
+    int rc = out ? out->send(s->rt->o.out_ud, key, name, b.data, b.len, &e)
+                 : pn_host_send(s->rt->h, key, name, b.data, b.len, &e);
     pn_etf_buf_free(&b);
     if (rc != 0) return fail_code(L, rc, e.msg);
     lua_pushboolean(L, 1);
@@ -383,6 +388,14 @@ static int l_connect(lua_State *L) {
     uint8_t key[PN_KEY_LEN];
     check_key(L, 1, key);
     const char *addr = luaL_optstring(L, 2, NULL);
+    const pn_rt_out *out = s->rt->o.out;
+    if (out) {
+        pn_err e;
+        if (out->connect(s->rt->o.out_ud, key, addr, &e) != 0)
+            return pn_result_fail(L, e.msg, PN_KIND_LOCAL);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
     call_wait *cw = calloc(1, sizeof *cw);
     if (!cw) return luaL_error(L, "out of memory");
     cw->w.type = PN_WAIT_CONNECT;
@@ -400,7 +413,7 @@ static int l_connect(lua_State *L) {
 
 typedef struct {
     pn_wait w;
-    uv_timer_t timer;
+    pn_clock_timer timer;
 } sleep_wait;
 
 static void sleep_closed(uv_handle_t *hd) {
@@ -409,13 +422,13 @@ static void sleep_closed(uv_handle_t *hd) {
 
 static void sleep_cancel(pn_wait *w) {
     sleep_wait *sw = (sleep_wait *)w;
-    uv_close((uv_handle_t *)&sw->timer, sleep_closed);
+    pn_clock_close(&sw->timer, sleep_closed);
 }
 
-static void on_sleep_done(uv_timer_t *tm) {
-    sleep_wait *sw = tm->data;
+static void on_sleep_done(void *owner) {
+    sleep_wait *sw = owner;
     pn_task *t = sw->w.task;
-    uv_close((uv_handle_t *)&sw->timer, sleep_closed);
+    pn_clock_close(&sw->timer, sleep_closed);
     if (t) pn_task_resume(t, 0);
 }
 
@@ -429,9 +442,8 @@ static int l_sleep(lua_State *L) {
     if (!sw) return luaL_error(L, "out of memory");
     sw->w.type = PN_WAIT_SLEEP;
     sw->w.cancel = sleep_cancel;
-    uv_timer_init(s->rt->loop, &sw->timer);
-    sw->timer.data = sw;
-    uv_timer_start(&sw->timer, on_sleep_done, (uint64_t)ms, 0);
+    pn_clock_init(s->rt, &sw->timer, on_sleep_done, sw);
+    pn_clock_start(&sw->timer, (uint64_t)ms, 0);
     return pn_task_wait(L, t, &sw->w);
 }
 

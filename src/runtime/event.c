@@ -87,3 +87,7 @@ void pn_event_on(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], const c
         pn_script_unpin(snap[i]);
     }
 }
+
+void pn_event_deliver(pn_rt *rt, pn_event ev, const uint8_t key[PN_KEY_LEN], const char *detail) {
+    if (!rt->closed && !rt->host_gone) pn_event_on(rt->h, ev, key, detail, rt);
+}

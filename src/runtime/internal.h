@@ -83,8 +83,18 @@ struct pn_binding {
     char name[PN_ETF_ATOM_MAX_UTF8 + 1];
 };
 
+/* A timer of the runtime's clock (clock.c): the loop's, or the virtual one. */
+typedef struct pn_clock_timer {
+    uv_timer_t uv; /* data: the owner, which its close callback frees */
+    pn_rt *rt;
+    void (*cb)(void *owner);
+    void *owner;
+    uint64_t due, repeat, seq; /* on the virtual clock */
+    pn_link link;              /* in rt->vtimers while armed there */
+} pn_clock_timer;
+
 struct pn_timer {
-    uv_timer_t t;
+    pn_clock_timer clock;
     pn_script *s;
     int fn_ref;
     int repeat;
@@ -153,10 +163,12 @@ struct pn_rt {
     uv_timer_t log_timer;
     int reap_pending;
     int draining;
-    int closed;         /* pn_rt_close has run: its handles are closing */
-    pn_handles handles; /* their close group: rt is freed after the last */
-    int host_gone;      /* the host was closed first: nothing more to revoke */
-    int resuming;       /* script coroutines running on the C stack now */
+    int closed;          /* pn_rt_close has run: its handles are closing */
+    pn_handles handles;  /* their close group: rt is freed after the last */
+    int host_gone;       /* the host was closed first: nothing more to revoke */
+    int resuming;        /* script coroutines running on the C stack now */
+    uint64_t vnow, vseq; /* the virtual clock (o.virtual_clock): ms, arming order */
+    pn_list vtimers;     /* pn_clock_timer.link: armed on it */
     int close_pending, scripts_close_pending; /* asked for while resuming */
 };
 
@@ -261,6 +273,13 @@ void pn_event_on(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], const c
                  void *ud);
 /* The event name of ev ("connected"...), and NULL past the last; the
  * names in pn_event order, NULL-terminated (for luaL_checkoption). */
+
+/* ---- clock.c -------------------------------------------------------------------- */
+
+void pn_clock_init(pn_rt *rt, pn_clock_timer *ct, void (*cb)(void *owner), void *owner);
+void pn_clock_start(pn_clock_timer *ct, uint64_t ms, uint64_t repeat);
+/* Disarms it and closes its uv handle with closed. */
+void pn_clock_close(pn_clock_timer *ct, uv_close_cb closed);
 
 /* ---- timer.c -------------------------------------------------------------------- */
 

@@ -54,7 +54,26 @@ typedef struct pn_rt_opts {
      * It runs inside the load or rescan, so it must not close the runtime. */
     void (*on_script)(void *ud, const char *event, const char *path, const char *error);
     void *on_script_ud;
+    /* Tests (peernet.testing): after/every/sleep run on a virtual clock
+     * that moves only through pn_clock_advance, and the calls and sends
+     * scripts make go to `out` instead of the host: no link is involved.
+     * Set only by the trusted side; no script can reach either. */
+    int virtual_clock;
+    const struct pn_rt_out *out;
+    void *out_ud;
 } pn_rt_opts;
+
+/* Where the scripts' peernet.call/send/admin.call/connect go instead of the host
+ * (pn_rt_opts.out). call: the answer must come later, through cb (once),
+ * never from inside call; PN_ESTATE reads not_connected, as pn_host_call's. */
+typedef struct pn_rt_out {
+    int (*call)(void *ud, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
+                size_t len, uint32_t timeout_ms, pn_call_cb cb, void *cb_ud, pn_err *e);
+    int (*send)(void *ud, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
+                size_t len, pn_err *e);
+    /* peernet.connect: 0 reads true, at once; else e says why (kind local). */
+    int (*connect)(void *ud, const uint8_t peer[PN_KEY_LEN], const char *addr, pn_err *e);
+} pn_rt_out;
 
 pn_rt *pn_rt_new(pn_host *h, uv_loop_t *loop, const pn_rt_opts *o, pn_err *e);
 /* Cancels every task, closes every sandboxed state, revokes every handle
@@ -110,5 +129,19 @@ void pn_scriptdir_rescan(pn_rt *rt);
 void pn_scriptdir_files(const pn_rt *rt,
                         int (*fn)(const char *path, int admin, const char *error, void *ud),
                         void *ud);
+
+/* ---- tests: the virtual clock (clock.c), the run queue (runq.c), events ---- */
+
+/* ms on the runtime's clock (the loop's, or the virtual one). */
+uint64_t pn_clock_now(const pn_rt *rt);
+/* The virtual clock: fires the first timer due at or before until (the
+ * clock moves to its due time) and returns 1; else moves the clock to
+ * until and returns 0. */
+int pn_clock_fire_next(pn_rt *rt, uint64_t until);
+/* Runs every resume waiting in the run queue, now, until none is left or
+ * max have run; returns how many ran. */
+uint32_t pn_runq_run_all(pn_rt *rt, uint32_t max);
+/* Gives the scripts a host event (connected, ...) as the host would. */
+void pn_event_deliver(pn_rt *rt, pn_event ev, const uint8_t key[PN_KEY_LEN], const char *detail);
 
 #endif

@@ -26,12 +26,12 @@ void pn_timer_free(pn_timer *t) {
     if (t->handle) *t->handle = NULL;
     if (t->running) t->running->timer = NULL;
     luaL_unref(s->L, LUA_REGISTRYINDEX, t->fn_ref);
-    uv_close((uv_handle_t *)&t->t, timer_closed);
+    pn_clock_close(&t->clock, timer_closed);
     if (s == s->rt->trusted) pn_rt_update_keepalive(s->rt);
 }
 
-static void on_timer(uv_timer_t *tm) {
-    pn_timer *t = tm->data;
+static void on_timer(void *owner) {
+    pn_timer *t = owner;
     if (t->repeat && t->running) return; /* the last tick is still running */
     pn_task *task = pn_task_start(t->s, PN_TASK_TIMER, t->fn_ref,
                                   t->repeat ? "every() timer" : "after() timer", NULL, NULL);
@@ -67,9 +67,8 @@ static int add_timer(lua_State *L, int repeat) {
     t->repeat = repeat;
     t->handle = handle;
     *handle = t;
-    uv_timer_init(s->rt->loop, &t->t);
-    t->t.data = t;
-    uv_timer_start(&t->t, on_timer, (uint64_t)ms, repeat ? (uint64_t)ms : 0);
+    pn_clock_init(s->rt, &t->clock, on_timer, t);
+    pn_clock_start(&t->clock, (uint64_t)ms, repeat ? (uint64_t)ms : 0);
     pn_list_push_front(&s->timers, &t->link);
     if (s == s->rt->trusted) pn_rt_update_keepalive(s->rt);
     return 1;

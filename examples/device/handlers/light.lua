@@ -24,6 +24,19 @@ peernet.expose("light.set", function(from, v)
   return set(v)
 end)
 
+-- On for a while: light.on_for(ms) switches it on, and a timer switches it
+-- off again (a later on_for replaces the pending one).
+local off_timer
+peernet.expose("light.on_for", function(from, ms)
+  if math.type(ms) ~= "integer" or ms < 1 or ms > 86400000 then return nil, peernet.atom("badarg") end
+  if off_timer then off_timer:cancel() end
+  off_timer = peernet.after(ms, function()
+    off_timer = nil
+    set("off")
+  end)
+  return set("on")
+end)
+
 -- Automation: when a trusted peer arrives, tell it how the light is
 -- (walkie-talkie: if it has no `notify` handle, nothing happens).
 --

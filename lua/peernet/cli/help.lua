@@ -114,6 +114,8 @@ M.COMMANDS = {
       { name = "addr", arg = "HOST:PORT", text = "dial this address", unset = "the trust list's address" },
       { name = "timeout", arg = "MS", text = TIMEOUT_TEXT, default = 5000 },
     } },
+  { name = "test", usage = "test [SPEC_DIR]",
+    summary = "run the *_spec.lua files of SPEC_DIR (default ./spec) with peernet.testing, no network" },
 }
 
 local by_name = {}
