@@ -26,6 +26,7 @@ void pn_bind_runtime_open(lua_State *L); /* runtime.new, runtime.check: the scri
 void pn_bind_qr_open(lua_State *L);      /* qr: a QR code as rows of booleans */
 void pn_bind_pattern_open(lua_State *L); /* pattern.find/match/gmatch/gsub: bounded Lua patterns */
 void pn_bind_args_open(lua_State *L);    /* args.parse, args.encode: ARGS in the C sandbox */
+void pn_bind_console_open(lua_State *L); /* console.new: a remote console session's sandbox */
 void pn_bind_notify_open(lua_State *L);  /* notify: sd_notify(3) when built with libsystemd */
 void pn_bind_loadgen_open(lua_State *L); /* loadgen: the load generator of `peernet-host bench` */
 
