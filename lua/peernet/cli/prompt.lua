@@ -15,7 +15,7 @@ function M.new(history)
   local ok, rl = false, nil
   if tty then ok, rl = pcall(require, "readline") end
   if ok and type(rl) == "table" and rl.readline then
-    pcall(rl.set_options, { histfile = history, keeptrack = M.HISTORY_LINES, auto_add = true,
+    pcall(rl.set_options, { histfile = history, keeplines = M.HISTORY_LINES, auto_add = true,
       completion = false })
     return {
       read = function(prompt) return rl.readline(prompt) end,
