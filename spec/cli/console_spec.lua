@@ -42,6 +42,50 @@ end
 
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
+describe("a console session's state (peernet.console)", function()
+  local peernet = require "peernet"
+
+  it("keeps globals, stops a loop at its budget and goes on, crosses functions as text", function()
+    local s = peernet.console.new { budget = 100000 }
+    assert.same({ true, { n = 0, v = {} } }, { s:eval("x = 1") })
+    local ok, e = s:eval("while true do end")
+    assert.is_false(ok)
+    assert.equal("too much computation", e)
+    local ok2, v = s:eval("x + 1, string.len")
+    assert.is_true(ok2)
+    assert.equal(2, v.n)
+    assert.equal(2, v.v[1])
+    assert.matches("^function: ", v.v[2])
+    local ok3, e3 = s:eval(("x"):rep(peernet.console.MAX_TEXT + 1))
+    assert.is_false(ok3)
+    assert.matches("more than the limit", e3)
+    s:close()
+  end)
+end)
+
+describe("the device's console sessions", function()
+  local console = require "peernet.cli.console"
+
+  it("answer only their key, and at most MAX_SESSIONS are open", function()
+    local logged = {}
+    local set = console.new { log = function(_, m) logged[#logged + 1] = m end, who = function(k) return k end }
+    local first = assert(set.handle("a", { open = true })).session
+    assert.same({ n = 1, v = { 3 } }, set.handle("a", { session = first, line = "1 + 2" }))
+    local none, why = set.handle("b", { session = first, line = "1 + 2" })
+    assert.is_nil(none)
+    assert.matches("no such console session", why)
+    for _ = 2, console.MAX_SESSIONS do assert(set.handle("b", { open = true })) end
+    local full, fwhy = set.handle("c", { open = true })
+    assert.is_nil(full)
+    assert.matches("too many console sessions", fwhy)
+    set.stop("b")
+    assert.equal(1, set.count())
+    assert.is_true(set.handle("a", { session = first, close = true }))
+    assert.equal(0, set.count())
+    assert.matches("closed %(by its key%)", logged[#logged])
+  end)
+end)
+
 describe("console", function()
   it("evaluates lines on the device, keeps its globals, prints errors and .load FILE (stdin a pipe)", function()
     local d, l = pair("{ laptop = { console = true } }")

@@ -195,9 +195,13 @@ static int l_console_new(lua_State *L) {
     pn_sandbox_limits lim = {0, 0, 0};
     if (lua_istable(L, 1)) {
         lua_getfield(L, 1, "mem_cap");
-        lim.mem_cap = (size_t)luaL_optinteger(L, -1, 0);
+        lua_Integer m = luaL_optinteger(L, -1, 0);
+        luaL_argcheck(L, m >= 0 && m <= ((lua_Integer)1 << 34), 1, "mem_cap out of range");
+        lim.mem_cap = (size_t)m;
         lua_getfield(L, 1, "budget");
-        lim.budget = (uint64_t)luaL_optinteger(L, -1, 0);
+        lua_Integer b = luaL_optinteger(L, -1, 0);
+        luaL_argcheck(L, b >= 0, 1, "budget must be positive");
+        lim.budget = (uint64_t)b;
         lua_getfield(L, 1, "slice_ms");
         lua_Integer ms = luaL_optinteger(L, -1, 0);
         luaL_argcheck(L, ms >= 0 && ms <= PN_SANDBOX_SLICE_MS_MAX, 1, "slice_ms out of range");
