@@ -112,8 +112,15 @@ describe("console", function()
     local d, l = pair("{ laptop = { console = true } }")
     local words = { shell_quote(C.bin) }
     for _, a in ipairs(dd(l.dir, "console", "device")) do words[#words + 1] = shell_quote(a) end
-    local p = C.spawn({}, { stdin = true,
-      argv = { "env", "-u", "LD_PRELOAD", "script", "-qefc", table.concat(words, " "), "/dev/null" } })
+    -- On a terminal the prompt uses lua-readline when it is installed; in
+    -- the sanitizer build its library's allocations, never freed and
+    -- unloaded with the Lua state, would read as leaks LSan cannot name
+    -- (so cannot suppress): this one child runs without leak checks.
+    local asan = os.getenv("ASAN_OPTIONS")
+    local argv = { "env", "-u", "LD_PRELOAD" }
+    if asan then argv[#argv + 1] = "ASAN_OPTIONS=" .. asan .. ":detect_leaks=0" end
+    for _, a in ipairs { "script", "-qefc", table.concat(words, " "), "/dev/null" } do argv[#argv + 1] = a end
+    local p = C.spawn({}, { stdin = true, argv = argv })
     expect_in(p, "out", "device> ")
     C.type(p, "6 * 7\n")
     expect_in(p, "out", "[\r\n]42\r?\n")
