@@ -6,12 +6,13 @@
  * FILE` may define functions the next lines call.
  *
  *   peernet.console.new([{mem_cap=, budget=, slice_ms=}])  --> session
- *   session:eval(text)  --> true, {n = N, v = {...}} | false, message
+ *   session:eval(text)  --> true, {n = N, v = {...}, out = printed, cut = true} | false, message
  *   session:close()
  *   peernet.console.MAX_TEXT  -- bytes of one line (or file) accepted
  *
  * A line is first read as an expression (`return TEXT`), else as a chunk.
- * Each line runs in a new coroutine with a budget of its own; a line that
+ * print's text (at most PN_CONSOLE_PRINT_MAX bytes a line, cut = true past
+ * it) comes back as out. Each line runs in a new coroutine with a budget of its own; a line that
  * waits (yields) is refused, since nothing here resumes it. The results
  * cross to the caller as their ETF encoding, so the caller only ever sees
  * data: a result that has no encoding (a function, a coroutine) crosses as
@@ -34,6 +35,7 @@
 #include "lua/value.h"
 
 #define PN_CONSOLE_TEXT_MAX (256u << 10) /* bytes of one line or loaded file */
+#define PN_CONSOLE_PRINT_MAX (64u << 10) /* bytes of print's output one line keeps */
 
 #define CONSOLE_MT "peernet.console"
 
@@ -48,6 +50,64 @@ typedef struct console_eval {
     pn_etf_buf term;
     int has_term;
 } console_eval;
+
+/* What print wrote during the current line: {pieces..., bytes = N, cut = bool}. */
+static const char print_key = 0;
+
+/* print in the session: its text goes back with the line's results. Runs
+ * as script code (in the line's coroutine, under its budget): __tostring
+ * may run, bounded like everything else. */
+static int console_print(lua_State *L) {
+    int n = lua_gettop(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &print_key);
+    int t = lua_gettop(L);
+    if (!lua_istable(L, t)) return 0;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_addchar(&b, '\n');
+    luaL_pushresult(&b);
+    lua_getfield(L, t, "bytes");
+    lua_Integer bytes = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    size_t len = lua_rawlen(L, -1);
+    if ((size_t)bytes + len > PN_CONSOLE_PRINT_MAX) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, t, "cut");
+        return 0;
+    }
+    lua_rawseti(L, t, (lua_Integer)lua_rawlen(L, t) + 1);
+    lua_pushinteger(L, bytes + (lua_Integer)len);
+    lua_setfield(L, t, "bytes");
+    return 0;
+}
+
+/* Puts what print wrote in the results table on top of S as its field out. */
+static void take_output(lua_State *S) {
+    int r = lua_gettop(S);
+    if (lua_rawgetp(S, LUA_REGISTRYINDEX, &print_key) == LUA_TTABLE) {
+        int t = lua_gettop(S);
+        lua_Integer n = (lua_Integer)lua_rawlen(S, t);
+        if (n > 0) {
+            luaL_Buffer b;
+            luaL_buffinit(S, &b);
+            for (lua_Integer i = 1; i <= n; i++) {
+                lua_rawgeti(S, t, i);
+                luaL_addvalue(&b);
+            }
+            luaL_pushresult(&b);
+            lua_setfield(S, r, "out");
+        }
+        if (lua_getfield(S, t, "cut") == LUA_TBOOLEAN) lua_setfield(S, r, "cut");
+    }
+    lua_settop(S, r);
+    lua_pushnil(S);
+    lua_rawsetp(S, LUA_REGISTRYINDEX, &print_key);
+}
 
 static console *check_console(lua_State *L) {
     console *c = luaL_checkudata(L, 1, CONSOLE_MT);
@@ -96,6 +156,8 @@ static int eval_in_sandbox(lua_State *S) {
     int loaded = LUA_OK;
     /* Setting up is the host's work, bounded by the text's size. */
     PN_SANDBOX_LIFTED(S) {
+        lua_newtable(S);
+        lua_rawsetp(S, LUA_REGISTRYINDEX, &print_key);
         loaded = load_line(S, a);
         if (loaded == LUA_OK) {
             co = lua_newthread(S);
@@ -136,6 +198,7 @@ static int eval_in_sandbox(lua_State *S) {
             lua_rawseti(S, -2, i);
         }
         lua_setfield(S, -2, "v");
+        take_output(S);
         pn_err e;
         a->has_term = 1;
         if (pn_value_encode_protected(S, -1, 0, &a->term, &e) != 0)
@@ -214,6 +277,10 @@ static int l_console_new(lua_State *L) {
     pn_err e;
     c->S = pn_sandbox_new(&lim, &e);
     if (!c->S) return luaL_error(L, "console: %s", e.msg);
+    PN_SANDBOX_LIFTED(c->S) {
+        lua_pushcfunction(c->S, console_print);
+        lua_setglobal(c->S, "print");
+    }
     return 1;
 }
 

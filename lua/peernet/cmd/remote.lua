@@ -256,11 +256,15 @@ local function show(o, answer)
     local v = peernet.etf.decode(answer.value, { exact = true })
     local n = type(v) == "table" and math.tointeger(v.n) or 0
     local vals = type(v) == "table" and type(v.v) == "table" and v.v or {}
+    local printed = type(v) == "table" and type(v.out) == "string" and v.out or nil
+    local cut = type(v) == "table" and v.cut == true
     if o.json then
       local list = {}
       for i = 1, n do list[i] = vals[i] == nil and peernet.null or vals[i] end
-      out(format.json { ok = true, values = list })
+      out(format.json { ok = true, values = list, output = printed, cut = cut or nil })
     else
+      if printed then io.stdout:write(printed) end
+      if cut then say("(print's output was cut: too long for one line's answer)") end
       for i = 1, n do out(format.pretty(vals[i])) end
     end
   elseif answer.kind == peernet.kinds.remote then
