@@ -86,8 +86,8 @@ describe("the peers rights", function()
     local t, e = with 'return {\n  peers = {\n    laptop = { deploy = "/etc" },\n  },\n}\n'
     assert.is_nil(t)
     assert.matches("config%.lua:3: peers%[\"laptop\"%]%.deploy must be true, false or \"admin\"", e)
-    t, e = with 'return {\n  peers = {\n    laptop = { console = true },\n  },\n}\n'
-    assert.matches("config%.lua:3: peers%[\"laptop\"%]: unknown right \"console\"", e)
+    t, e = with 'return {\n  peers = {\n    laptop = { root = true },\n  },\n}\n'
+    assert.matches("config%.lua:3: peers%[\"laptop\"%]: unknown right \"root\"", e)
     t, e = with 'return { peers = 1 }'
     assert.matches("config%.lua:1: peers must be a table", e)
     t, e = with 'return { peers = { laptop = { logs = "yes" } } }'

@@ -29,6 +29,7 @@ void pn_bind_args_open(lua_State *L);    /* args.parse, args.encode: ARGS in the
 void pn_bind_datafile_open(
     lua_State *L);                      /* datafile.load: a data file (host.lua) in the C sandbox */
 void pn_bind_notify_open(lua_State *L); /* notify: sd_notify(3) when built with libsystemd */
+void pn_bind_console_open(lua_State *L); /* console.new: a remote console session's sandbox */
 void pn_bind_loadgen_open(lua_State *L); /* loadgen: the load generator of `peernet-host bench` */
 
 /* Evaluates text as a chunk in a sandbox of its own, with the limits of

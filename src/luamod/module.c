@@ -55,6 +55,7 @@ int luaopen_peernet(lua_State *L) {
     pn_bind_pattern_open(L);
     pn_bind_args_open(L);
     pn_bind_datafile_open(L);
+    pn_bind_console_open(L);
     pn_bind_notify_open(L);
     pn_bind_loadgen_open(L);
     return 1;

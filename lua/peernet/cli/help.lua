@@ -94,6 +94,12 @@ M.COMMANDS = {
       { name = "addr", arg = "HOST:PORT", text = "dial this address", unset = "the trust list's address" },
       { name = "timeout", arg = "MS", text = TIMEOUT_TEXT, default = 5000 },
     } },
+  { name = "console", usage = "console PEER [--addr HOST:PORT] [--timeout MS]",
+    summary = "a Lua prompt whose lines run on PEER in a sandbox of their own (needs its console right)",
+    options = {
+      { name = "addr", arg = "HOST:PORT", text = "dial this address", unset = "the trust list's address" },
+      { name = "timeout", arg = "MS", text = "bounds connecting and each line's reply together, in ms", default = 5000 },
+    } },
   { name = "peers", usage = "peers [--timeout MS]",
     summary = "list the peers, trusted and discovered, and their status",
     options = {

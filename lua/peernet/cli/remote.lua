@@ -1,7 +1,8 @@
--- serve's reserved handles (docs/remote.md): peernet.deploy and
--- peernet.logs, for the keys config.lua's peers table gives the right.
+-- serve's reserved handles (docs/remote.md): peernet.deploy,
+-- peernet.logs and peernet.console, for the keys config.lua's peers table gives the right.
 -- Every use is logged at info, every refusal too (once per key and handle
 -- per log_window: a stranger's calls cannot fill the log).
+local console = require "peernet.cli.console"
 local deploy = require "peernet.cli.deploy"
 local log = require "peernet.cli.log"
 local logfeed = require "peernet.cli.logfeed"
@@ -10,8 +11,8 @@ local uv = require "luv"
 
 local M = {}
 
--- The handle of each right (a console right is a row here and in rights.RIGHTS).
-M.HANDLES = { [deploy.HANDLE] = "deploy", [logfeed.HANDLE] = "logs" }
+-- The handle of each right (a new right is a row here and in rights.RIGHTS).
+M.HANDLES = { [deploy.HANDLE] = "deploy", [logfeed.HANDLE] = "logs", [console.HANDLE] = "console" }
 
 local function summary(report)
   local parts = {}
@@ -21,8 +22,8 @@ end
 
 -- Exposes the handles on h. ctx: p (the data dir's paths), dir (the
 -- handler directory), rt (the runtime or nil), logger, window_ms.
--- Returns the log feed: feed.push(level, message) for every line,
--- feed.stop(key) when key's link closes.
+-- Returns push(level, message) for every log line and stop(key) when
+-- key's link closes (it stops following and ends key's console sessions).
 function M.serve(h, ctx)
   local logger = ctx.logger
   local r = rights.new { config = ctx.p.config, trust = ctx.p.trust, log = logger.log }
@@ -65,7 +66,12 @@ function M.serve(h, ctx)
     end
     return { lines = lines, follow = follow }
   end, { authorize = authorize })
-  return feed
+  local sessions = console.new { log = logger.log, who = r.who }
+  h:expose(console.HANDLE, sessions.handle, { authorize = authorize })
+  return { push = feed.push, stop = function(key)
+    feed.stop(key)
+    sessions.stop(key)
+  end }
 end
 
 return M

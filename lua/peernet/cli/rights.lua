@@ -17,8 +17,8 @@ local M = {}
 
 M.MAX_BYTES = 256 * 1024 -- as the runtime bounds config.lua (src/runtime/caps.c)
 
--- The rights, one row each; a new right (console) is a row here and a
--- handle in serve. check(v) -> true or what the value must be.
+-- The rights, one row each; a new right is a row here and a handle in
+-- serve (lua/peernet/cli/remote.lua). check(v) -> true or what the value must be.
 M.RIGHTS = {
   { name = "deploy", meaning = "push handler scripts (peernet-host push)",
     check = function(v)
@@ -27,6 +27,8 @@ M.RIGHTS = {
     end },
   { name = "logs", meaning = "follow the log (peernet-host logs)",
     check = function(v) return type(v) == "boolean" or "true or false" end },
+  { name = "console", meaning = "evaluate Lua in a sandbox of its own (peernet-host console)",
+    check = function(v) return type(v) == "boolean" or "true or false (a console has no host.* grants)" end },
 }
 local by_name = {}
 for _, r in ipairs(M.RIGHTS) do by_name[r.name] = r end

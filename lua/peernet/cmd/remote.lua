@@ -1,9 +1,10 @@
--- push and logs: working on a device from afar (docs/remote.md), through
+-- push, logs and console: working on a device from afar (docs/remote.md), through
 -- a short-lived host of this data dir's identity, which the device must
 -- trust and give the right to (its config.lua's peers).
 local uv = require "luv"
 local peernet = require "peernet"
 local format = require "peernet.format"
+local console = require "peernet.cli.console"
 local datadir = require "peernet.cli.datadir"
 local deploy = require "peernet.cli.deploy"
 local help = require "peernet.cli.help"
@@ -13,6 +14,7 @@ local logfeed = require "peernet.cli.logfeed"
 local ops = require "peernet.cli.ops"
 local options = require "peernet.cli.options"
 local output = require "peernet.cli.output"
+local prompt = require "peernet.cli.prompt"
 local reach = require "peernet.cli.reach"
 local signals = require "peernet.cli.signals"
 local task = require "peernet.cli.task"
@@ -217,6 +219,130 @@ M.logs = {
     uv.run()
     h:close()
     return result
+  end,
+}
+
+-- ---- console ------------------------------------------------------------
+
+M.CONSOLE_HISTORY = "console_history" -- in the data dir (with lua-readline)
+local GONE = "no such console session" -- the device's answer once it closed one
+
+-- The prompt's own messages, on stderr without the command's prefix.
+local function say(...)
+  io.stdout:flush()
+  io.stderr:write(...)
+  io.stderr:write("\n")
+end
+
+-- The text of .load FILE, bounded as the device bounds a line.
+local function load_text(path)
+  local f, e = io.open(path, "rb")
+  if not f then return nil, tostring(e) end
+  local t = f:read(peernet.console.MAX_TEXT + 1) or ""
+  f:close()
+  if #t > peernet.console.MAX_TEXT then return nil, ("%s: over %d bytes"):format(path, peernet.console.MAX_TEXT) end
+  return t
+end
+
+-- The reason of a remote failure as text.
+local function reason_of(answer)
+  local r = peernet.etf.decode(answer.reason)
+  return type(r) == "string" and r or format.pretty(r)
+end
+
+-- Prints one line's answer; returns nil, or an exit code when the peer is gone.
+local function show(o, answer)
+  if answer.ok then
+    local v = peernet.etf.decode(answer.value, { exact = true })
+    local n = type(v) == "table" and math.tointeger(v.n) or 0
+    local vals = type(v) == "table" and type(v.v) == "table" and v.v or {}
+    local printed = type(v) == "table" and type(v.out) == "string" and v.out or nil
+    local cut = type(v) == "table" and v.cut == true
+    if o.json then
+      local list = {}
+      for i = 1, n do list[i] = vals[i] == nil and peernet.null or vals[i] end
+      out(format.json { ok = true, values = list, output = printed, cut = cut or nil })
+    else
+      if printed then io.stdout:write(printed) end
+      if cut then say("(print's output was cut: too long for one line's answer)") end
+      for i = 1, n do out(format.pretty(vals[i])) end
+    end
+  elseif answer.kind == peernet.kinds.remote then
+    if o.json then out(format.json { ok = false, error = reason_of(answer) })
+    else say("error: ", reason_of(answer)) end
+  else
+    return reach.print_answer(o, answer)
+  end
+  io.stdout:flush()
+  return nil
+end
+
+M.console = {
+  run = function(o, p)
+    if #o.pos ~= 1 then return usage("console") end
+    local timeout, te = options.ms(o, "timeout", help.default("console", "timeout"))
+    if not timeout then return fail("usage", te) end
+    local h, entry, addr = open(o, p)
+    if not h then return entry end
+    local name = o.pos[1]
+    local function start()
+      reach.waiting(("connecting to %s (%s)"):format(name, addr))
+      local a = call(h, entry, addr, console.HANDLE, { open = true }, timeout)
+      reach.waited()
+      if not a.ok then return nil, a end
+      local v = peernet.etf.decode(a.value)
+      if type(v) ~= "table" or type(v.session) ~= "string" then
+        return nil, { ok = false, kind = "unreachable", message = "the peer answered something other than a session" }
+      end
+      return v.session
+    end
+    local ok, code = task.run(function()
+      local sid, refused = start()
+      if not sid then return reach.print_answer(o, refused) end
+      local tty = uv.guess_handle(0) == "tty"
+      if tty then say("Lua on ", name, ", in a sandbox of its own: .load FILE sends a file, .exit or ^D ends") end
+      local reader = prompt.new(p.dir .. "/" .. M.CONSOLE_HISTORY)
+      local result = EXIT.ok
+      while true do
+        local line = reader.read(name .. "> ")
+        if line == nil or line:match("^%s*%.exit%s*$") or line:match("^%s*%.quit%s*$") then break end
+        local text, le = line, nil
+        local file = line:match("^%s*%.load%s+(.-)%s*$")
+        if file then
+          text, le = load_text(file)
+        elseif line:match("^%s*%.") then
+          text, le = nil, "unknown command " .. line:match("^%s*(%S+)") .. " (there are: .load FILE, .exit)"
+        elseif line:match("^%s*$") then
+          text = nil
+        end
+        if le then say(le) end
+        if text then
+          local answer = call(h, entry, addr, console.HANDLE, { session = sid, line = text }, timeout)
+          if not answer.ok and answer.kind == peernet.kinds.remote and reason_of(answer):find(GONE, 1, true) then
+            -- Closed on the device (idle, or the link went): a new one, without the old globals.
+            say("the session on ", name, " had ended; a new one starts (earlier definitions are gone)")
+            local fresh, why = start()
+            if not fresh then
+              result = reach.print_answer(o, why)
+              break
+            end
+            sid = fresh
+            answer = call(h, entry, addr, console.HANDLE, { session = sid, line = text }, timeout)
+          end
+          local gone = show(o, answer)
+          if gone then
+            result = gone
+            break
+          end
+        end
+      end
+      reader.close()
+      if result == EXIT.ok then call(h, entry, addr, console.HANDLE, { session = sid, close = true }, timeout) end
+      return result
+    end)
+    h:close()
+    if not ok then return fail("failure", tostring(code)) end
+    return code
   end,
 }
 

@@ -1,0 +1,96 @@
+-- The device's side of `peernet-host console` (docs/remote.md): the
+-- sessions behind serve's reserved handle peernet.console, each one key's
+-- own sandboxed state (peernet.console.new: the memory cap, instruction
+-- budget and time slice of a handler script, no host.* grants).
+--
+--   {open = true}                 --> {session = ID}
+--   {session = ID, line = TEXT}   --> {n = N, v = {results...}} | error message
+--   {session = ID, close = true}  --> true
+--
+-- A session answers only the key that opened it. It ends after IDLE_MS
+-- without a line, when that key's link goes, or when the key closes it.
+local uv = require "luv"
+local peernet = require "peernet"
+
+local M = {}
+
+M.HANDLE = "peernet.console"
+M.MAX_SESSIONS = 8          -- open at once on a device, across keys
+M.IDLE_MS = 15 * 60 * 1000  -- a session without a line this long is closed
+M.LOGGED_CHARS = 80         -- of each line, in the device's log
+
+-- Unguessable, though a session also checks its key.
+local function new_id()
+  return (assert(uv.random(8)):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+-- A set of sessions. opts: log(level, msg), who(key) -> "KEYPREFIX (label)".
+function M.new(opts)
+  local self = {}
+  local sessions, count = {}, 0
+
+  local function close(id, why)
+    local s = sessions[id]
+    if not s then return end
+    sessions[id], count = nil, count - 1
+    s.state:close()
+    if not s.timer:is_closing() then s.timer:close() end
+    opts.log("info", ("console %s of %s closed (%s)"):format(id, opts.who(s.key), why))
+  end
+
+  local function touch(id)
+    local s = sessions[id]
+    s.timer:stop()
+    s.timer:start(M.IDLE_MS, 0, function() close(id, "idle") end)
+  end
+
+  local function open(from)
+    if count >= M.MAX_SESSIONS then
+      return nil, ("too many console sessions (%d open on this device)"):format(M.MAX_SESSIONS)
+    end
+    local id = new_id()
+    while sessions[id] do id = new_id() end
+    sessions[id] = { key = from, state = peernet.console.new(), timer = uv.new_timer() }
+    count = count + 1
+    touch(id)
+    opts.log("info", ("console %s opened by %s"):format(id, opts.who(from)))
+    return { session = id }
+  end
+
+  -- The handler of peernet.console (after the right is checked).
+  function self.handle(from, args)
+    if type(args) ~= "table" then return nil, "expected {open = true} or {session = ID, line = TEXT}" end
+    if args.open == true then return open(from) end
+    local id = args.session
+    local s = type(id) == "string" and sessions[id]
+    -- Another key's session reads as no session: its ids are not told.
+    if not s or s.key ~= from then return nil, "no such console session (it was closed: idle, or the link went)" end
+    if args.close == true then
+      close(id, "by its key")
+      return true
+    end
+    if type(args.line) ~= "string" then return nil, "line must be a string" end
+    touch(id)
+    local shown = args.line:gsub("[%c]", " ")
+    if #shown > M.LOGGED_CHARS then shown = shown:sub(1, M.LOGGED_CHARS) .. "..." end
+    opts.log("info", ("console %s of %s: %s"):format(id, opts.who(from), shown))
+    local ok, v = s.state:eval(args.line)
+    if not ok then return nil, v end
+    return v
+  end
+
+  -- key's link closed: its sessions end.
+  function self.stop(key)
+    local ids = {}
+    for id, s in pairs(sessions) do
+      if s.key == key then ids[#ids + 1] = id end
+    end
+    for _, id in ipairs(ids) do close(id, "the link went") end
+  end
+
+  function self.count() return count end
+
+  return self
+end
+
+return M
