@@ -203,4 +203,21 @@ end)
     assert.matches("rc=0", out)
     H.rmdir(dir)
   end)
+
+  it("takes SPEC_DIR as a name only: `test -delete` or `test '!'` removes and runs nothing", function()
+    local dir = H.tmpdir()
+    assert(os.execute("mkdir " .. H.q(dir .. "/sub")))
+    H.write_file(dir .. "/keep.txt", "1")
+    H.write_file(dir .. "/sub/keep2.txt", "2")
+    H.write_file(dir .. "/foo.lua", 'print("RAN foo.lua")')
+    for _, arg in ipairs { "-delete", "!", "-exec" } do
+      local out = H.sh("cd " .. H.q(dir) .. " && " .. H.q(H.build_dir .. "/peernet-host") .. " test -- "
+        .. H.q(arg) .. " 2>&1; echo rc=$?")
+      assert.is_nil(out:find("RAN foo.lua", 1, true), out)
+      assert.matches("rc=1", out)
+      assert.equal("1", H.read_file(dir .. "/keep.txt"))
+      assert.equal("2", H.read_file(dir .. "/sub/keep2.txt"))
+    end
+    H.rmdir(dir)
+  end)
 end)
