@@ -1,3 +1,4 @@
+local uv = require "luv"
 -- The device's side of push and logs, part by part (the whole is
 -- remote_spec.lua): names push accepts, the log feed's bound, and the
 -- peers rights' checks.
@@ -15,7 +16,29 @@ describe("push names", function()
       assert.is_string(deploy.name_ok(bad), bad)
     end
     assert.matches("only deploy into admin/", deploy.name_ok("lamp.lua", "admin"))
+    -- a name is the peer's text: it reaches the log quoted, one line
+    local why = deploy.name_ok("x\npeernet [error] FORGED LINE\27[2J.lua")
+    assert.is_nil(why:find("[%c]"), why)
+    assert.is_string(deploy.name_ok(("a"):rep(deploy.NAME_MAX) .. ".lua"))
     assert.is_true(deploy.name_ok("admin/Lamp.lua", "admin"))
+  end)
+end)
+
+describe("a push", function()
+  it("stops checking past its budget, so slow files cannot hold the device's loop", function()
+    local dir = H.tmpdir()
+    local saved = deploy.CHECK_BUDGET_MS
+    deploy.CHECK_BUDGET_MS = 0 -- spent before the first file
+    local report = deploy.push({ dir = dir, rt = {} },
+      { files = { { name = "a.lua", data = "return 1" }, { name = "b.lua", data = "return 2" } } })
+    deploy.CHECK_BUDGET_MS = saved
+    assert.equal(2, #report)
+    for _, r in ipairs(report) do
+      assert.equal("failed", r.status)
+      assert.matches("not checked", r.error)
+      assert.is_nil(uv.fs_stat(dir .. "/" .. r.name))
+    end
+    H.rmdir(dir)
   end)
 end)
 
@@ -37,6 +60,16 @@ describe("the log feed", function()
     f.push("info", "after")
     assert.same({ dropped = 7 }, sent[logfeed.BURST + 1].v)
     assert.equal("after", sent[logfeed.BURST + 2].v.message)
+  end)
+
+  it("does not refill a follower's bucket when it follows again", function()
+    local f, sent = feed()
+    assert.is_true(f.follow("k", "info"))
+    for i = 1, 1000 do
+      if i % 100 == 0 then assert.is_true(f.follow("k", "info")) end
+      f.push("info", "line " .. i)
+    end
+    assert.equal(logfeed.BURST, #sent) -- the clock stood still: no more than one burst
   end)
 
   it("keeps BACKLOG lines, filters by level, and forgets a follower that lost the right", function()

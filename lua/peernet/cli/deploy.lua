@@ -7,6 +7,7 @@
 -- what each file loaded as. A file that fails keeps the old one serving.
 local uv = require "luv"
 local peernet = require "peernet"
+local format = require "peernet.format"
 
 local M = {}
 
@@ -15,6 +16,8 @@ M.FILES_MAX = 64                 -- files in one push
 M.FILE_MAX = 256 * 1024          -- bytes of one file
 M.TOTAL_MAX = 768 * 1024         -- bytes of a push: one call, under the 1 MiB frame
 M.STAGING = ".push"              -- a dot name: the handler directory's scan skips it
+M.NAME_MAX = 128                 -- bytes of a file's name, admin/ included
+M.CHECK_BUDGET_MS = 3000         -- checking one push holds the loop at most this (plus one slice)
 local MODE = tonumber("600", 8)  -- a script as docs/scripts.md "Who may change the code" wants it
 local DIR_MODE = tonumber("700", 8)
 
@@ -22,23 +25,34 @@ local DIR_MODE = tonumber("700", 8)
 -- Returns true or why not.
 function M.name_ok(name, sub)
   if type(name) ~= "string" then return "a name must be text" end
+  if #name > M.NAME_MAX then return ("a name of %d bytes (at most %d)"):format(#name, M.NAME_MAX) end
+  -- Shown quoted and escaped: a name is the peer's text, and reaches the
+  -- device's log and every follower of it.
+  local shown = format.quote(name)
   local dir, base = name:match("^([^/]+)/([^/]+)$")
   if not dir then base = name end
   if (dir and dir ~= "admin") or base:find("/") then
-    return name .. ": only NAME.lua or admin/NAME.lua (the directories the host loads)"
+    return shown .. ": only NAME.lua or admin/NAME.lua (the directories the host loads)"
   end
   if not base:match("^[%w_-][%w_.-]*%.lua$") or base:find("..", 1, true) then
-    return name .. ": a name is [A-Za-z0-9_.-] ending in .lua, not starting with a dot, without '..'"
+    return shown .. ": a name is [A-Za-z0-9_.-] ending in .lua, not starting with a dot, without '..'"
   end
-  if sub and dir ~= sub then return name .. ": this key may only deploy into " .. sub .. "/" end
+  if sub and dir ~= sub then return shown .. ": this key may only deploy into " .. sub .. "/" end
   return true
 end
 
--- text without the first occurrence of prefix (a path in a message).
+-- text without any occurrence of prefix (the device's own paths in a
+-- message the peer reads).
 local function strip(text, prefix)
-  local i = text:find(prefix, 1, true)
-  if not i then return text end
-  return text:sub(1, i - 1) .. text:sub(i + #prefix)
+  local out, at = {}, 1
+  while true do
+    local i = text:find(prefix, at, true)
+    if not i then break end
+    out[#out + 1] = text:sub(at, i - 1)
+    at = i + #prefix
+  end
+  out[#out + 1] = text:sub(at)
+  return table.concat(out)
 end
 
 local function read(path)
@@ -139,10 +153,17 @@ function M.push(ctx, args, sub)
     end
   end
   local report, written = {}, false
+  -- Checking runs each file's top level in the sandbox on the loop: a push
+  -- of slow files would hold the device's loop for a slice per file.
+  local started = uv.hrtime()
   for _, f in ipairs(files) do
     local target, tmp = ctx.dir .. "/" .. f.name, stage .. "/" .. f.name
     local r = { name = f.name }
     report[#report + 1] = r
+    if (uv.hrtime() - started) / 1e6 > M.CHECK_BUDGET_MS then
+      r.status, r.error = "failed", ("not checked: this push used its %d ms of checking; push fewer files at once"):format(M.CHECK_BUDGET_MS)
+      goto next_file
+    end
     local st = uv.fs_lstat(target)
     uv.fs_unlink(tmp) -- a push cut short earlier
     if st and st.type ~= "file" then
@@ -167,6 +188,7 @@ function M.push(ctx, args, sub)
         end
       end
     end
+    ::next_file::
   end
   if args.delete == true then
     for _, name in ipairs(present(ctx.dir, sub)) do

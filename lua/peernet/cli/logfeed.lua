@@ -80,7 +80,14 @@ function M.new(h, allowed, now)
       if self.n >= M.FOLLOWERS_MAX then return nil, ("%d keys follow the log already"):format(M.FOLLOWERS_MAX) end
       self.n = self.n + 1
     end
-    self.followers[key] = { level = rank[level], tokens = M.BURST, at = now(), dropped = 0 }
+    -- Following again changes the level only: the bucket is the key's, so
+    -- re-following cannot refill it.
+    local f = self.followers[key]
+    if f then
+      f.level = rank[level]
+    else
+      self.followers[key] = { level = rank[level], tokens = M.BURST, at = now(), dropped = 0 }
+    end
     return true
   end
   function self.stop(key)
