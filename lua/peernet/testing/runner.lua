@@ -71,7 +71,8 @@ local function where(file)
   for level = 3, 60 do
     local info = debug.getinfo(level, "Sl")
     if not info then break end
-    if info.short_src == file and info.currentline > 0 then return file .. ":" .. info.currentline end
+    -- source, not short_src: Lua cuts a long path short in the latter.
+    if info.source == "@" .. file and info.currentline > 0 then return file .. ":" .. info.currentline end
   end
   return file
 end
@@ -87,7 +88,12 @@ local function run_file(file, r, out)
   local root = { name = nil, children = {}, before = {}, after = {} }
   local current = root
   local env = setmetatable({}, { __index = _G })
-  env.assert = M.assert
+  -- Each file has its own assert and os: one that replaces assert.equal
+  -- or calls os.exit cannot pass or end the files after it.
+  local assert_copy = {}
+  for k, v in pairs(M.assert) do assert_copy[k] = v end
+  env.assert = setmetatable(assert_copy, getmetatable(M.assert))
+  env.os = setmetatable({ exit = function() error("a spec may not call os.exit", 2) end }, { __index = os })
   function env.describe(name, fn)
     local g = { name = name, parent = current, children = {}, before = {}, after = {} }
     current.children[#current.children + 1] = g
