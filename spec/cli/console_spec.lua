@@ -95,7 +95,13 @@ describe("a console session's state (peernet.console)", function()
     ok, e = s:eval("host.exec({'/bin/cat', '/etc/passwd'})", function() end)
     assert.is_false(ok)
     assert.matches("host%.exec: not permitted: /bin/cat is not granted", e)
+    -- Closed while a line waits: the program is killed, later never comes.
+    s:grant({ exec = { "/bin/sleep" } })
+    local late = false
+    assert.equal(0, select("#", s:eval("host.exec({'/bin/sleep', '30'})", function() late = true end)))
     s:close()
+    N.spin(50)
+    assert.is_false(late)
   end)
 end)
 
