@@ -15,6 +15,8 @@
  * follow a link in the last component, so a granted name cannot be pointed
  * elsewhere. host.exec runs the program directly (no shell), collects at
  * most PN_CAPS_OUTPUT_MAX bytes of each output and kills it at its timeout.
+ * A console session (src/luamod/bind_console.c) gets the same checks with
+ * grants of its own, through pn_caps_read/write/exec_start (runtime.h).
  */
 #include <errno.h>
 #include <fcntl.h>
