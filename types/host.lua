@@ -1,7 +1,9 @@
 ---@meta host
 -- LuaLS definitions of `host`, the capabilities a handler script is
--- granted in <data_dir>/config.lua (docs/scripts.md, "Capabilities").
--- Anything not granted raises "not permitted: ...".
+-- granted in <data_dir>/config.lua (docs/scripts.md, "Capabilities"), and
+-- a console session by its key's right there (peers.KEY.console = {read=,
+-- write=, exec=}, docs/remote.md). Anything not granted raises "not
+-- permitted: ...".
 
 ---@class host.exec_result
 ---@field status integer? exit status
@@ -13,7 +15,8 @@
 ---@class host
 host = {}
 
----Runs a granted program directly (no shell) and waits for it.
+---Runs a granted program directly (no shell) and waits for it (in a
+---console, the line waits: its answer comes when the program ends).
 ---@param argv string[] the program by absolute path, then its arguments
 ---@param opts? {timeout: integer} milliseconds (default 10000)
 ---@return host.exec_result? result

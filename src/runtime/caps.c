@@ -15,6 +15,8 @@
  * follow a link in the last component, so a granted name cannot be pointed
  * elsewhere. host.exec runs the program directly (no shell), collects at
  * most PN_CAPS_OUTPUT_MAX bytes of each output and kills it at its timeout.
+ * A console session (src/luamod/bind_console.c) gets the same checks with
+ * grants of its own, through pn_caps_read/write/exec_start (runtime.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -289,9 +291,9 @@ static int granted(const pn_caps *c, int kind, const char *path) {
     return 0;
 }
 
-static int denied(lua_State *L, const pn_script *s, const char *fn, const char *what) {
-    return luaL_error(L, "%s: not permitted: %s is not granted to %s in %s", fn, what,
-                      script_name(s), config_name(s));
+static int denied_to(lua_State *L, const char *fn, const char *what, const char *who,
+                     const char *where) {
+    return luaL_error(L, "%s: not permitted: %s is not granted to %s in %s", fn, what, who, where);
 }
 
 /* The canonical path of p for a write: its directory resolved, the last
@@ -312,17 +314,15 @@ static int canon_for_write(const char *p, char out[PN_PATH_MAX]) {
     return n > 0 && n < PN_PATH_MAX ? 0 : -1;
 }
 
-static int l_read(lua_State *L) {
-    pn_script *s = pn_script_of(L);
+int pn_caps_read(lua_State *L, const pn_caps *c, const char *who, const char *where) {
     const char *p = luaL_checkstring(L, 1);
     char real[PN_PATH_MAX];
-    caps_follow(s);
     if (!realpath(p, real)) {
-        if (!granted(s->caps, CAP_READ, p)) return denied(L, s, "host.read", p);
+        if (!granted(c, CAP_READ, p)) return denied_to(L, "host.read", p, who, where);
         lua_pushfstring(L, "%s: %s", p, strerror(errno));
         return pn_result_local_top(L, PN_EIO);
     }
-    if (!granted(s->caps, CAP_READ, real)) return denied(L, s, "host.read", real);
+    if (!granted(c, CAP_READ, real)) return denied_to(L, "host.read", real, who, where);
     int fd = open(real, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         lua_pushfstring(L, "%s: %s", real, strerror(errno));
@@ -348,19 +348,17 @@ static int l_read(lua_State *L) {
     return 1;
 }
 
-static int l_write(lua_State *L) {
-    pn_script *s = pn_script_of(L);
+int pn_caps_write(lua_State *L, const pn_caps *c, const char *who, const char *where) {
     const char *p = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     char real[PN_PATH_MAX];
-    caps_follow(s);
     if (canon_for_write(p, real) != 0) {
-        if (!granted(s->caps, CAP_WRITE, p)) return denied(L, s, "host.write", p);
+        if (!granted(c, CAP_WRITE, p)) return denied_to(L, "host.write", p, who, where);
         lua_pushfstring(L, "%s: the directory does not exist", p);
         return pn_result_local_top(L, PN_ENOTFOUND);
     }
-    if (!granted(s->caps, CAP_WRITE, real)) return denied(L, s, "host.write", real);
+    if (!granted(c, CAP_WRITE, real)) return denied_to(L, "host.write", real, who, where);
     int fd = open(real, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         lua_pushfstring(L, "%s: %s", real, strerror(errno));
@@ -383,6 +381,18 @@ static int l_write(lua_State *L) {
     return 1;
 }
 
+static int l_read(lua_State *L) {
+    pn_script *s = pn_script_of(L);
+    caps_follow(s);
+    return pn_caps_read(L, s->caps, script_name(s), config_name(s));
+}
+
+static int l_write(lua_State *L) {
+    pn_script *s = pn_script_of(L);
+    caps_follow(s);
+    return pn_caps_write(L, s->caps, script_name(s), config_name(s));
+}
+
 /* ---- host.exec ----------------------------------------------------------------- */
 
 typedef struct {
@@ -391,9 +401,12 @@ typedef struct {
     int truncated;
 } outbuf;
 
-typedef struct {
+struct pn_caps_exec {
     pn_wait w;
     pn_script *s;
+    pn_caps *owner; /* outside a script: whose running count it is (NULL once cancelled) */
+    pn_caps_exec_done done;
+    void *ud;
     uv_process_t proc;
     uv_pipe_t out[2];
     uv_timer_t timer;
@@ -402,7 +415,8 @@ typedef struct {
     int pending;        /* exit and the two EOFs still to come */
     int64_t status;
     int signal, timed_out;
-} exec_wait;
+};
+typedef struct pn_caps_exec exec_wait;
 
 static void exec_free(void *ud) {
     exec_wait *x = ud;
@@ -418,29 +432,38 @@ static void exec_close_all(exec_wait *x) {
     pn_handles_close(&x->closing, hs, sizeof hs / sizeof *hs, exec_free, x);
 }
 
+int pn_caps_exec_push(lua_State *co, const pn_caps_exec *x) {
+    if (x->timed_out) return pn_result_fail(co, pn_reason_name(PN_REASON_TIMEOUT), PN_KIND_TIMEOUT);
+    lua_createtable(co, 0, 5);
+    lua_pushinteger(co, x->status);
+    lua_setfield(co, -2, "status");
+    lua_pushinteger(co, x->signal);
+    lua_setfield(co, -2, "signal");
+    lua_pushlstring(co, x->buf[0].data ? x->buf[0].data : "", x->buf[0].len);
+    lua_setfield(co, -2, "stdout");
+    lua_pushlstring(co, x->buf[1].data ? x->buf[1].data : "", x->buf[1].len);
+    lua_setfield(co, -2, "stderr");
+    lua_pushboolean(co, x->buf[0].truncated || x->buf[1].truncated);
+    lua_setfield(co, -2, "truncated");
+    return 1;
+}
+
 static void exec_finish(exec_wait *x) {
     pn_task *t = x->w.task;
     pn_script *s = x->s;
     if (s && s->caps) s->caps->running--;
+    if (x->owner) x->owner->running--;
+    if (x->done) {
+        /* The results are read from x before its handles close. */
+        x->done(x->ud, x);
+        exec_close_all(x);
+        return;
+    }
     if (t && s) {
         lua_State *co = t->co;
         int n = 1;
         PN_SANDBOX_LIFTED(s->L) {
-            if (x->timed_out) {
-                n = pn_result_fail(co, pn_reason_name(PN_REASON_TIMEOUT), PN_KIND_TIMEOUT);
-            } else {
-                lua_createtable(co, 0, 5);
-                lua_pushinteger(co, x->status);
-                lua_setfield(co, -2, "status");
-                lua_pushinteger(co, x->signal);
-                lua_setfield(co, -2, "signal");
-                lua_pushlstring(co, x->buf[0].data ? x->buf[0].data : "", x->buf[0].len);
-                lua_setfield(co, -2, "stdout");
-                lua_pushlstring(co, x->buf[1].data ? x->buf[1].data : "", x->buf[1].len);
-                lua_setfield(co, -2, "stderr");
-                lua_pushboolean(co, x->buf[0].truncated || x->buf[1].truncated);
-                lua_setfield(co, -2, "truncated");
-            }
+            n = pn_caps_exec_push(co, x);
         }
         exec_close_all(x);
         pn_task_resume(t, n);
@@ -543,16 +566,16 @@ static int exec_spawn(exec_wait *x, uv_loop_t *loop, const char **argv) {
     return uv_spawn(loop, &x->proc, &po);
 }
 
-static int l_exec(lua_State *L) {
-    pn_script *s = pn_script_of(L);
-    pn_task *t = pn_task_of(L);
+/* Checks the grant and opts (at 2) and starts argv: 0 with *out set, or
+ * the failure's values pushed (spawn failed) with *out NULL. Raises on a
+ * refusal or a bad argument. */
+static int exec_begin(lua_State *L, pn_caps *c, const char *who, const char *where, uv_loop_t *loop,
+                      int (*can_wait)(lua_State *L, void *ud), void *ud, exec_wait **out) {
     const char *argv[PN_CAPS_ARGV_MAX + 1];
+    *out = NULL;
     check_argv(L, argv);
-    caps_follow(s);
-    if (!granted(s->caps, CAP_EXEC, argv[0])) return denied(L, s, "host.exec", argv[0]);
-    if (!t)
-        return luaL_error(L, "host.exec waits, so it must run in a handler, a timer, an event "
-                             "handler or the main chunk");
+    if (!granted(c, CAP_EXEC, argv[0])) return denied_to(L, "host.exec", argv[0], who, where);
+    if (can_wait && !can_wait(L, ud)) return 0;
     uint32_t timeout = PN_CAPS_EXEC_TIMEOUT_MS;
     if (lua_istable(L, 2)) {
         lua_getfield(L, 2, "timeout");
@@ -561,14 +584,13 @@ static int l_exec(lua_State *L) {
         timeout = (uint32_t)v;
         lua_pop(L, 1);
     }
-    if (s->caps->running >= PN_CAPS_EXEC_MAX)
+    if (c->running >= PN_CAPS_EXEC_MAX)
         return luaL_error(L, "host.exec: %d programs already running", PN_CAPS_EXEC_MAX);
     exec_wait *x = calloc(1, sizeof *x);
     if (!x) return luaL_error(L, "out of memory");
     x->w.type = PN_WAIT_EXEC;
     x->w.cancel = exec_cancel;
-    x->s = s;
-    int rc = exec_spawn(x, s->rt->loop, argv);
+    int rc = exec_spawn(x, loop, argv);
     if (rc != 0) {
         /* The process handle must be closed even when spawn fails. */
         exec_close_all(x);
@@ -576,11 +598,65 @@ static int l_exec(lua_State *L) {
         return pn_result_fail(L, lua_tostring(L, -1), PN_KIND_LOCAL);
     }
     x->pending = 3;
-    s->caps->running++;
+    c->running++;
     uv_read_start((uv_stream_t *)&x->out[0], on_alloc, on_read);
     uv_read_start((uv_stream_t *)&x->out[1], on_alloc, on_read);
     uv_timer_start(&x->timer, on_exec_timeout, timeout, 0);
+    *out = x;
+    return 0;
+}
+
+static int script_can_wait(lua_State *L, void *ud) {
+    (void)ud;
+    if (!pn_task_of(L))
+        return luaL_error(L, "host.exec waits, so it must run in a handler, a timer, an event "
+                             "handler or the main chunk");
+    return 1;
+}
+
+static int l_exec(lua_State *L) {
+    pn_script *s = pn_script_of(L);
+    pn_task *t = pn_task_of(L);
+    caps_follow(s);
+    exec_wait *x;
+    int n = exec_begin(L, s->caps, script_name(s), config_name(s), s->rt->loop, script_can_wait,
+                       NULL, &x);
+    if (!x) return n;
+    x->s = s;
     return pn_task_wait(L, t, &x->w);
+}
+
+int pn_caps_exec_start(lua_State *L, pn_caps *c, const char *who, const char *where,
+                       uv_loop_t *loop, pn_caps_exec_done done, void *ud, pn_caps_exec **out) {
+    int n = exec_begin(L, c, who, where, loop, NULL, NULL, out);
+    if (!*out) return n;
+    (*out)->owner = c, (*out)->done = done, (*out)->ud = ud;
+    return 0;
+}
+
+void pn_caps_exec_cancel(pn_caps_exec *x) {
+    x->owner = NULL, x->done = NULL, x->ud = NULL;
+    exec_cancel(&x->w);
+}
+
+pn_caps *pn_caps_new(void) {
+    return calloc(1, sizeof(pn_caps));
+}
+
+int pn_caps_grant(pn_caps *c, const char *kind, const char *glob, pn_err *e) {
+    for (int k = 0; k < CAP_KINDS; k++) {
+        if (strcmp(kind, cap_names[k]) != 0) continue;
+        size_t len = strlen(glob);
+        if (len == 0 || len >= PN_PATH_MAX || glob[0] != '/')
+            return pn_err_set(e, PN_EINVAL, "%s: %s must be an absolute path", kind, glob);
+        if (c->n[k] >= PN_CAPS_MAX)
+            return pn_err_set(e, PN_ELIMIT, "more than %d %s entries", PN_CAPS_MAX, kind);
+        char *dup = strdup(glob);
+        if (!dup) return pn_err_set(e, PN_ENOMEM, "out of memory");
+        c->list[k][c->n[k]++] = dup;
+        return 0;
+    }
+    return pn_err_set(e, PN_EINVAL, "%s: not a grant (exec, read, write)", kind);
 }
 
 void pn_caps_open(lua_State *L, pn_script *s) {

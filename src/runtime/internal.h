@@ -300,8 +300,7 @@ pn_script *pn_api_script(lua_State *L);
 
 int pn_caps_for(pn_rt *rt, pn_script *s, pn_err *e); /* reads config, fills s->caps */
 void pn_caps_conf_free(pn_rt *rt);                   /* config.lua as last read */
-void pn_caps_free(pn_caps *c);
-void pn_caps_open(lua_State *L, pn_script *s); /* the `host` table */
+void pn_caps_open(lua_State *L, pn_script *s);       /* the `host` table */
 
 /* ---- scriptdir.c ------------------------------------------------------------------ */
 

@@ -100,6 +100,28 @@ void pn_script_unload_file(pn_rt *rt, const char *path);
  * the next host.* call would, so a broken version is reported at once. */
 void pn_caps_config_check(pn_rt *rt);
 
+/* Grants outside a script, as config.lua's (a console session,
+ * src/luamod/bind_console.c), checked and carried out by caps.c. who and
+ * where name the grantee and the file in a refusal ("not permitted"). */
+typedef struct pn_caps pn_caps;
+typedef struct pn_caps_exec pn_caps_exec;
+pn_caps *pn_caps_new(void);
+void pn_caps_free(pn_caps *c);
+/* kind: "exec", "read" or "write"; glob: an absolute path (fnmatch). */
+int pn_caps_grant(pn_caps *c, const char *kind, const char *glob, pn_err *e);
+/* host.read(path) / host.write(path, data) with L's arguments. */
+int pn_caps_read(lua_State *L, const pn_caps *c, const char *who, const char *where);
+int pn_caps_write(lua_State *L, const pn_caps *c, const char *who, const char *where);
+/* host.exec(argv [, opts]) with L's arguments: 0 with *out running (done
+ * comes once, from the loop, unless cancelled; pn_caps_exec_push gives its
+ * results), else *out is NULL and the values of a failed start are pushed. */
+typedef void (*pn_caps_exec_done)(void *ud, pn_caps_exec *x);
+int pn_caps_exec_start(lua_State *L, pn_caps *c, const char *who, const char *where,
+                       uv_loop_t *loop, pn_caps_exec_done done, void *ud, pn_caps_exec **out);
+int pn_caps_exec_push(lua_State *co, const pn_caps_exec *x);
+/* Kills it; done is not called. */
+void pn_caps_exec_cancel(pn_caps_exec *x);
+
 /* Graceful stop: revokes every handle, stops listening, and calls cb once
  * the calls being served have finished or after ms. */
 void pn_rt_drain(pn_rt *rt, uint32_t ms, void (*cb)(void *ud), void *ud);

@@ -1,10 +1,12 @@
 -- The device's side of `peernet-host console` (docs/remote.md): the
 -- sessions behind serve's reserved handle peernet.console, each one key's
 -- own sandboxed state (peernet.console.new: the memory cap, instruction
--- budget and time slice of a handler script, no host.* grants).
+-- budget and time slice of a handler script), with the host.* grants of
+-- its key's console right (config.lua's peers, read again before each line).
 --
 --   {open = true}                 --> {session = ID}
 --   {session = ID, line = TEXT}   --> {n = N, v = {results...}} | error message
+--                                     (later, when the line waits for host.exec)
 --   {session = ID, close = true}  --> true
 --
 -- A session answers only the key that opened it. It ends after IDLE_MS
@@ -24,7 +26,9 @@ local function new_id()
   return (assert(uv.random(8)):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
 
--- A set of sessions. opts: log(level, msg), who(key) -> "KEYPREFIX (label)".
+-- A set of sessions. opts: log(level, msg), who(key) -> "KEYPREFIX (label)",
+-- grants(key) -> the console right's value (a table grants host.*), config
+-- (the file that grants, named in a refusal).
 function M.new(opts)
   local self = {}
   local sessions, count = {}, 0
@@ -34,6 +38,8 @@ function M.new(opts)
     if not s then return end
     sessions[id], count = nil, count - 1
     s.state:close()
+    -- A line waiting for its program is answered: the program was killed.
+    if s.req then s.req:error("the console session closed (" .. why .. ")") end
     if not s.timer:is_closing() then s.timer:close() end
     opts.log("info", ("console %s of %s closed (%s)"):format(id, opts.who(s.key), why))
   end
@@ -57,8 +63,13 @@ function M.new(opts)
     return { session = id }
   end
 
+  local function grant(s)
+    local g = opts.grants and opts.grants(s.key)
+    s.state:grant(type(g) == "table" and g or nil, "the console of " .. opts.who(s.key), opts.config or "config.lua")
+  end
+
   -- The handler of peernet.console (after the right is checked).
-  function self.handle(from, args)
+  function self.handle(from, args, req)
     if type(args) ~= "table" then return nil, "expected {open = true} or {session = ID, line = TEXT}" end
     if args.open == true then return open(from) end
     local id = args.session
@@ -70,11 +81,21 @@ function M.new(opts)
       return true
     end
     if type(args.line) ~= "string" then return nil, "line must be a string" end
+    if s.req then return nil, "a line of this session is still running" end
     touch(id)
     local shown = args.line:gsub("[%c]", " ")
     if #shown > M.LOGGED_CHARS then shown = shown:sub(1, M.LOGGED_CHARS) .. "..." end
     opts.log("info", ("console %s of %s: %s"):format(id, opts.who(from), shown))
-    local ok, v = s.state:eval(args.line)
+    grant(s)
+    local ok, v = s.state:eval(args.line, req and function(ok2, v2)
+      s.req = nil
+      if sessions[id] == s then touch(id) end
+      if ok2 then req:reply(v2) else req:error(v2) end
+    end)
+    if ok == nil then
+      s.req = req
+      return req
+    end
     if not ok then return nil, v end
     return v
   end

@@ -66,7 +66,8 @@ function M.serve(h, ctx)
     end
     return { lines = lines, follow = follow }
   end, { authorize = authorize })
-  local sessions = console.new { log = logger.log, who = r.who }
+  local sessions = console.new { log = logger.log, who = r.who, config = ctx.p.config,
+    grants = function(key) return r.get(key, "console") end }
   h:expose(console.HANDLE, sessions.handle, { authorize = authorize })
   return { push = feed.push, stop = function(key)
     feed.stop(key)

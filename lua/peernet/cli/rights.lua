@@ -4,7 +4,12 @@
 --   peers = {
 --     laptop = { deploy = true, logs = true },    -- a trust.list label...
 --     ["02903c4a…64 hex digits"] = { deploy = "admin" },  -- ...or a key
+--     kiosk = { console = { read = { "/sys/class/gpio/*" }, exec = { "/usr/bin/gpioset" } } },
 --   }
+--
+-- console = { read =, write =, exec = } grants the console and its
+-- session's host.* calls, with the syntax and meaning of the scripts'
+-- grants (src/runtime/caps.c).
 --
 -- Nothing is allowed by default. The file is followed live: every use
 -- looks whether it changed (one stat) and reads it again; a version that
@@ -28,8 +33,39 @@ M.RIGHTS = {
   { name = "logs", meaning = "follow the log (peernet-host logs)",
     check = function(v) return type(v) == "boolean" or "true or false" end },
   { name = "console", meaning = "evaluate Lua in a sandbox of its own (peernet-host console)",
-    check = function(v) return type(v) == "boolean" or "true or false (a console has no host.* grants)" end },
+    check = function(v)
+      if type(v) == "boolean" then return true end
+      return M.check_grants(v)
+    end },
 }
+M.GRANTS = { "read", "write", "exec" } -- a console's host.* grants, as config.lua's scripts'
+M.MAX_GRANTS = 64                        -- entries per list, as src/runtime/caps.c bounds them
+
+local GRANTS_SHAPE = "true, false or { read = {PATHS}, write = {PATHS}, exec = {PROGRAMS} } (absolute paths, globs)"
+
+local function shown(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
+
+-- A console's grants: true, or what they must be and what is wrong.
+function M.check_grants(v)
+  if type(v) ~= "table" then return GRANTS_SHAPE end
+  local known = {}
+  for _, k in ipairs(M.GRANTS) do known[k] = true end
+  for k, list in pairs(v) do
+    if not known[k] then return GRANTS_SHAPE, "an entry " .. shown(k) end
+    if type(list) ~= "table" then return GRANTS_SHAPE, k .. " = " .. shown(list) end
+    local n = 0
+    for _ in pairs(list) do n = n + 1 end
+    if n > M.MAX_GRANTS then return GRANTS_SHAPE, ("%d entries in %s (at most %d)"):format(n, k, M.MAX_GRANTS) end
+    for i = 1, n do
+      local p = list[i]
+      if type(p) ~= "string" or p:sub(1, 1) ~= "/" or p:find("\0", 1, true) or #p >= 4096 then
+        return GRANTS_SHAPE, ("%s[%d] = %s"):format(k, i, shown(p))
+      end
+    end
+  end
+  return true
+end
+
 local by_name = {}
 for _, r in ipairs(M.RIGHTS) do by_name[r.name] = r end
 
@@ -38,8 +74,6 @@ local function names()
   for _, r in ipairs(M.RIGHTS) do n[#n + 1] = r.name end
   return table.concat(n, ", ")
 end
-
-local function shown(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
 
 -- Reads path: {[name] = {right = value}} (names as written: labels or
 -- keys), {} without a file, or nil, "path:line: message".
@@ -71,9 +105,9 @@ function M.read(path)
       if not r then
         return nil, ("%s:%d: peers[%q]: unknown right %s (there are: %s)"):format(path, line, who, shown(right), names())
       end
-      local good = r.check(v)
+      local good, got = r.check(v)
       if good ~= true then
-        return nil, ("%s:%d: peers[%q].%s must be %s, got %s"):format(path, line, who, right, good, shown(v))
+        return nil, ("%s:%d: peers[%q].%s must be %s, got %s"):format(path, line, who, right, good, got or shown(v))
       end
     end
     out[who] = rights
