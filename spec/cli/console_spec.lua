@@ -136,11 +136,23 @@ describe("the device's console sessions", function()
     local none, why = set.handle("b", { session = first, line = "1 + 2" })
     assert.is_nil(none)
     assert.matches("no such console session", why)
-    for _ = 2, console.MAX_SESSIONS do assert(set.handle("b", { open = true })) end
+    -- one key holds at most KEY_SESSIONS_MAX of them
+    for _ = 1, console.KEY_SESSIONS_MAX do assert(set.handle("b", { open = true })) end
+    local mine, mwhy = set.handle("b", { open = true })
+    assert.is_nil(mine)
+    assert.matches("too many console sessions of this key", mwhy)
+    local opened = 1 + console.KEY_SESSIONS_MAX
+    local k = 0
+    while opened < console.MAX_SESSIONS do
+      k = k + 1
+      assert(set.handle("k" .. k, { open = true }))
+      opened = opened + 1
+    end
     local full, fwhy = set.handle("c", { open = true })
     assert.is_nil(full)
-    assert.matches("too many console sessions", fwhy)
+    assert.matches("too many console sessions %(", fwhy)
     set.stop("b")
+    for i = 1, k do set.stop("k" .. i) end
     assert.equal(1, set.count())
     assert.is_true(set.handle("a", { session = first, close = true }))
     assert.equal(0, set.count())

@@ -18,6 +18,7 @@ local M = {}
 
 M.HANDLE = "peernet.console"
 M.MAX_SESSIONS = 8          -- open at once on a device, across keys
+M.KEY_SESSIONS_MAX = 2      -- of them one key may hold: one key cannot lock the others out
 M.IDLE_MS = 15 * 60 * 1000  -- a session without a line this long is closed
 M.LOGGED_CHARS = 80         -- of each line, in the device's log
 
@@ -53,6 +54,14 @@ function M.new(opts)
   local function open(from)
     if count >= M.MAX_SESSIONS then
       return nil, ("too many console sessions (%d open on this device)"):format(M.MAX_SESSIONS)
+    end
+    local mine = 0
+    for _, s in pairs(sessions) do
+      if s.key == from then mine = mine + 1 end
+    end
+    if mine >= M.KEY_SESSIONS_MAX then
+      return nil, ("too many console sessions of this key (%d open: close one, or wait for its idle timeout)")
+        :format(M.KEY_SESSIONS_MAX)
     end
     local id = new_id()
     while sessions[id] do id = new_id() end
