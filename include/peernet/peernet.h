@@ -190,6 +190,15 @@ int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
  * link. */
 size_t pn_host_queued(pn_host *h, const uint8_t peer[PN_KEY_LEN]);
 
+/* 1 when pn_host_queued is above the send high-water mark (max_outbuf /
+ * PN_SEND_HIGH_WATER_SHARE): the Lua fronts' send answers nil, "busy"
+ * then, so a fast sender backs off long before its own host drops the
+ * link. A busy answer arms PN_EVENT_DRAINED: it fires once, when a write
+ * leaves at most max_outbuf / PN_SEND_LOW_WATER_SHARE queued. */
+#define PN_SEND_HIGH_WATER_SHARE 2
+#define PN_SEND_LOW_WATER_SHARE 4
+int pn_host_busy(pn_host *h, const uint8_t peer[PN_KEY_LEN]);
+
 /* ---- delivering without a link (src/net/dispatch.c) ------------------ */
 
 /* Serves a call (cb set: its answer goes to cb, once, now or later) or a
@@ -259,7 +268,8 @@ int pn_host_peer(const pn_host *h, const uint8_t key[PN_KEY_LEN], pn_peer_info *
 #define PN_EVENTS(X)                                                                               \
     X(CONNECTED, "connected")                                                                      \
     X(DISCONNECTED, "disconnected")                                                                \
-    X(DISCOVERED, "discovered")
+    X(DISCOVERED, "discovered")                                                                    \
+    X(DRAINED, "drained")
 #define PN_EVENT_ENUM_(e, name) PN_EVENT_##e,
 typedef enum { PN_EVENTS(PN_EVENT_ENUM_) PN_EVENT_COUNT } pn_event;
 #undef PN_EVENT_ENUM_

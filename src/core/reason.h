@@ -25,6 +25,7 @@
     X(TIMEOUT, "timeout", "no reply within the call's timeout")                                    \
     X(CLOSED, "closed", "the link closed before the reply")                                        \
     X(NOT_CONNECTED, "not_connected", "no live link to the peer")                                  \
+    X(BUSY, "busy", "the link's queue is above the send high-water mark (half of max_outbuf)")     \
     X(UNDECODABLE, "undecodable", "the reply holds a term outside the ETF subset (a pid, a ref)")
 
 #define PN_REASON_ENUM_(e, name, meaning) PN_REASON_##e,

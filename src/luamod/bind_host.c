@@ -691,6 +691,8 @@ static int l_host_send(lua_State *L) {
         raw = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
+    if (pn_host_busy(lh->h, key))
+        return pn_result_fail(L, pn_reason_name(PN_REASON_BUSY), PN_KIND_LOCAL);
     pn_etf_buf b;
     pn_err e;
     int rc = pn_value_encode_protected(L, 4, raw, &b, &e);

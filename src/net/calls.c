@@ -175,6 +175,13 @@ size_t pn_host_queued(pn_host *h, const uint8_t peer[PN_KEY_LEN]) {
     return c ? c->out.len + c->wout.len : 0;
 }
 
+int pn_host_busy(pn_host *h, const uint8_t peer[PN_KEY_LEN]) {
+    pn_conn *c = live_conn(h, peer, NULL);
+    if (!c || c->out.len + c->wout.len <= h->cfg.max_outbuf / PN_SEND_HIGH_WATER_SHARE) return 0;
+    c->drain_wanted = 1;
+    return 1;
+}
+
 int pn_host_ping(pn_host *h, const uint8_t peer[PN_KEY_LEN], pn_err *e) {
     return pn_calls_test_ping(h, peer, NULL, e);
 }

@@ -196,7 +196,13 @@ static void on_written(uv_write_t *req, int status) {
         return;
     }
     pn_ping_written(c);
+    /* Told busy, a sender waits for this: once, at the low-water mark, so
+     * it resumes with room for a burst rather than one frame at a time. */
+    int drained = c->drain_wanted && c->peer &&
+                  c->out.len <= c->host->cfg.max_outbuf / PN_SEND_LOW_WATER_SHARE;
+    if (drained) c->drain_wanted = 0;
     pn_conn_flush(c); /* what queued up meanwhile leaves in one write */
+    if (drained && c->state == PN_CONN_LIVE) pn_host_emit(c->host, PN_EVENT_DRAINED, c->peer, NULL);
 }
 
 #define RETIRED_WHY "replaced by a newer connection to the same peer"

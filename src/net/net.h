@@ -198,6 +198,7 @@ struct pn_conn {
     uint64_t retire_due;   /* uv_now() by which it closes, idle or not */
     int settling;          /* dialled: no pong yet to a settle ping (conn.c) */
     uint32_t settle_tries; /* settle pings sent */
+    int drain_wanted;      /* a send was told busy: PN_EVENT_DRAINED at the low-water mark */
     uint32_t settle_ms;    /* the wait before the next one */
     uint8_t settle_nonce[PN_NONCE_LEN];
     uint64_t live_seq; /* h->seq when it became live */

@@ -282,10 +282,12 @@ static int l_send(lua_State *L) {
     uint8_t key[PN_KEY_LEN];
     check_key(L, 1, key);
     const char *name = luaL_checkstring(L, 2);
+    const pn_rt_out *out = s->rt->o.out;
+    if (!out && pn_host_busy(s->rt->h, key))
+        return pn_result_fail(L, pn_reason_name(PN_REASON_BUSY), PN_KIND_LOCAL);
     pn_etf_buf b;
     encode(L, 3, &b);
     pn_err e;
-    const pn_rt_out *out = s->rt->o.out;
     int rc = out ? out->send(s->rt->o.out_ud, key, name, b.data, b.len, &e)
                  : pn_host_send(s->rt->h, key, name, b.data, b.len, &e);
     pn_etf_buf_free(&b);
@@ -447,6 +449,85 @@ static int l_sleep(lua_State *L) {
     return pn_task_wait(L, t, &sw->w);
 }
 
+/* ---- drain ------------------------------------------------------------- */
+
+/* peernet.drain(peer [, {timeout = ms}]): true at once unless a send to
+ * peer would answer busy; else the task waits for the host's "drained"
+ * event (the queue at the low-water mark), the link's close or the
+ * timeout. */
+
+/* Same bound as a call's default (the host's call_timeout default). */
+#define DRAIN_TIMEOUT_MS 5000
+
+typedef struct {
+    pn_wait w;
+    pn_rt *rt;
+    pn_link link; /* rt->drains */
+    uint8_t key[PN_KEY_LEN];
+    pn_clock_timer timer;
+} drain_wait;
+
+static void drain_cancel(pn_wait *w) {
+    drain_wait *dw = (drain_wait *)w;
+    pn_list_remove(&dw->rt->drains, &dw->link);
+    pn_clock_close(&dw->timer, sleep_closed);
+}
+
+/* reason NULL: drained, true; else nil, reason, reason (timeout, closed). */
+static void drain_done(drain_wait *dw, const char *reason) {
+    pn_task *t = dw->w.task;
+    drain_cancel(&dw->w);
+    if (!t) return;
+    int n = 1;
+    PN_SANDBOX_LIFTED(t->s->L) {
+        lua_checkstack(t->co, 3);
+        if (reason) {
+            lua_pushnil(t->co);
+            lua_pushstring(t->co, reason);
+            lua_pushstring(t->co, reason);
+            n = 3;
+        } else {
+            lua_pushboolean(t->co, 1);
+        }
+    }
+    pn_task_resume(t, n);
+}
+
+static void on_drain_timeout(void *owner) {
+    drain_done(owner, pn_reason_name(PN_REASON_TIMEOUT));
+}
+
+void pn_api_drained(pn_rt *rt, const uint8_t key[PN_KEY_LEN], int closed) {
+    for (pn_link *l = rt->drains.head, *next; l; l = next) {
+        next = l->next;
+        drain_wait *dw = PN_CONTAINER(l, drain_wait, link);
+        if (memcmp(dw->key, key, PN_KEY_LEN) == 0)
+            drain_done(dw, closed ? pn_reason_name(PN_REASON_CLOSED) : NULL);
+    }
+}
+
+static int l_drain(lua_State *L) {
+    pn_script *s = pn_api_script(L);
+    pn_task *t = need_task(L, "drain");
+    uint8_t key[PN_KEY_LEN];
+    check_key(L, 1, key);
+    uint32_t timeout = opt_uint(L, 2, "timeout", DRAIN_TIMEOUT_MS);
+    if (s->rt->o.out || !pn_host_busy(s->rt->h, key)) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    drain_wait *dw = calloc(1, sizeof *dw);
+    if (!dw) return luaL_error(L, "out of memory");
+    dw->w.type = PN_WAIT_DRAIN;
+    dw->w.cancel = drain_cancel;
+    dw->rt = s->rt;
+    memcpy(dw->key, key, PN_KEY_LEN);
+    pn_list_push(&s->rt->drains, &dw->link);
+    pn_clock_init(s->rt, &dw->timer, on_drain_timeout, dw);
+    pn_clock_start(&dw->timer, timeout, 0);
+    return pn_task_wait(L, t, &dw->w);
+}
+
 /* ---- registry, identity, events ----------------------------------------------------- */
 
 static int add_peer(const pn_peer_info *p, void *ud) {
@@ -575,19 +656,13 @@ static void open_log(lua_State *L, int hi) {
 }
 
 void pn_api_open(lua_State *L, pn_script *s) {
-    static const luaL_Reg fns[] = {{"expose", l_expose},
-                                   {"revoke", l_revoke},
-                                   {"call", l_call},
-                                   {"send", l_send},
-                                   {"connect", l_connect},
-                                   {"peers", l_peers},
-                                   {"self", l_self},
-                                   {"on", l_on},
-                                   {"sleep", l_sleep},
-                                   {"after", pn_timer_after},
-                                   {"every", pn_timer_every},
-                                   {"resolve", l_resolve},
-                                   {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"expose", l_expose},      {"revoke", l_revoke},
+                                   {"call", l_call},          {"send", l_send},
+                                   {"connect", l_connect},    {"peers", l_peers},
+                                   {"self", l_self},          {"on", l_on},
+                                   {"sleep", l_sleep},        {"drain", l_drain},
+                                   {"after", pn_timer_after}, {"every", pn_timer_every},
+                                   {"resolve", l_resolve},    {NULL, NULL}};
     static const luaL_Reg admin[] = {{"call", l_admin_call},
                                      {"cast", l_admin_cast},
                                      {"register", l_admin_register},

@@ -71,6 +71,8 @@ void pn_event_on(pn_host *h, pn_event ev, const uint8_t key[PN_KEY_LEN], const c
                  void *ud) {
     pn_rt *rt = ud;
     event_args args = {key, detail};
+    if (ev == PN_EVENT_DRAINED || ev == PN_EVENT_DISCONNECTED)
+        pn_api_drained(rt, key, ev == PN_EVENT_DISCONNECTED);
     const char *name = pn_host_event_name(ev);
     /* A handler may reload or close scripts: walk a snapshot of the list. */
     pn_script *snap[PN_RT_SCRIPTS_MAX + 1];

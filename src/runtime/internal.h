@@ -129,7 +129,7 @@ struct pn_task {
 
 /* Something a task waits for. The waiter's callback finds task == NULL when
  * the task was cancelled meanwhile and only frees itself. */
-enum { PN_WAIT_CALL, PN_WAIT_CONNECT, PN_WAIT_SLEEP, PN_WAIT_EXEC };
+enum { PN_WAIT_CALL, PN_WAIT_CONNECT, PN_WAIT_SLEEP, PN_WAIT_EXEC, PN_WAIT_DRAIN };
 struct pn_wait {
     pn_task *task;
     int type;
@@ -169,6 +169,7 @@ struct pn_rt {
     int resuming;        /* script coroutines running on the C stack now */
     uint64_t vnow, vseq; /* the virtual clock (o.virtual_clock): ms, arming order */
     pn_list vtimers;     /* pn_clock_timer.link: armed on it */
+    pn_list drains;      /* drain_wait.link (api.c): tasks waiting in peernet.drain */
     int close_pending, scripts_close_pending; /* asked for while resuming */
 };
 
@@ -195,6 +196,10 @@ void pn_rt_drain_check(pn_rt *rt);
 void pn_rt_after_resume(pn_rt *rt);
 /* Stops every script now (the host is going first). */
 void pn_rt_close_scripts(pn_rt *rt);
+
+/* The tasks in peernet.drain for key go on: drained (true), or the link
+ * closed (nil, "closed", "closed"). From pn_event_on. */
+void pn_api_drained(pn_rt *rt, const uint8_t key[PN_KEY_LEN], int closed);
 
 /* ---- task.c -------------------------------------------------------------------- */
 

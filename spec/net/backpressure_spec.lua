@@ -1,0 +1,146 @@
+-- Backpressure: a send above the high-water mark (half of max_outbuf)
+-- answers nil, "busy", "local" and the link stays up; the "drained" event
+-- (h:on) and peernet.drain (scripts) say when to go on. Real hosts on
+-- 127.0.0.1; a raw peer that stops reading is the slow reader.
+local peernet = require "peernet"
+local N = require "support.net"
+
+local OPTS = { frame_cap = 4096, max_outbuf = 16384 }
+local BIG = string.rep("z", 3000)
+
+-- b serves with OPTS; kr is a raw peer, handshaken, that does not read.
+local function slow_reader()
+  local kb, kr = N.keys(), N.keys()
+  local o = { trust = { kr:public_hex() } }
+  for k, v in pairs(OPTS) do o[k] = v end
+  local b = N.host(kb, o)
+  local raw = N.raw(b:port())
+  raw:handshake(kr:secret())
+  raw.tcp:read_stop()
+  assert(N.wait(function() return (b:peer(kr:public_hex()) or {}).status == "connected" end))
+  return b, raw, kr:public_hex()
+end
+
+-- Sends BIG until the host refuses; the loop runs now and then, so the
+-- kernel's socket buffers fill first. Returns what the refusal said.
+local function send_until_refused(send)
+  for i = 1, 100000 do
+    local res = table.pack(send())
+    if not res[1] then return res end
+    if i % 20 == 0 then require("luv").run("nowait") end
+  end
+  error("never refused")
+end
+
+-- Fills b's queue to kr and the kernel's buffers under it: rounds of
+-- sends until busy, each waiting for "drained"; a round that hears none
+-- (an absence check, like N.spin) means the peer's socket takes no more.
+-- Returns the busy answer of the last round.
+local function fill(b, kr)
+  local drained = 0
+  b:on("drained", function() drained = drained + 1 end)
+  local res
+  for _ = 1, 10000 do
+    local before = drained
+    res = send_until_refused(function() return b:send(kr, "x", BIG) end)
+    if not N.wait(function() return drained > before end, 100) then break end
+  end
+  b:on("drained", nil)
+  return res
+end
+
+local function read_again(raw)
+  raw.tcp:read_start(function(err, data)
+    if err or not data then raw.eof = true end
+  end)
+end
+
+describe("h:send backpressure", function()
+  it("answers busy above the mark, keeps the link, and says drained once the peer reads", function()
+    local b, raw, kr = slow_reader()
+    local res = fill(b, kr)
+    local drained = {}
+    b:on("drained", function(k) drained[#drained + 1] = k end)
+    assert.same({ n = 3, nil, "busy", "local" }, res)
+    assert.equal(peernet.reasons.busy, "busy")
+    assert.equal("connected", b:peer(kr).status)
+    assert.is_nil(N.logged("not reading"))
+    assert.same({}, drained)
+    read_again(raw)
+    assert.is_true(N.wait(function() return #drained == 1 end))
+    assert.same({ kr }, drained)
+    assert.is_true(b:send(kr, "x", BIG))
+    assert.equal("connected", b:peer(kr).status)
+    raw:close()
+    N.close(b)
+  end)
+end)
+
+describe("peernet.drain", function()
+  it("waits until the peer reads, and answers true at once when not busy", function()
+    local b, raw, kr = slow_reader()
+    local rt = peernet.runtime.new(b, {})
+    local p = rt:api()
+    local first, got
+    rt:spawn(function() first = table.pack(p.drain(kr)) end)
+    assert.same({ n = 1, true }, first) -- not busy: at once
+    fill(b, kr)
+    rt:spawn(function()
+      local refused = table.pack(p.send(kr, "x", BIG))
+      got = { refused, table.pack(p.drain(kr)) }
+    end)
+    N.spin(50) -- the task waits in drain: the peer reads nothing
+    assert.is_nil(got)
+    assert.equal("connected", b:peer(kr).status)
+    read_again(raw)
+    assert.is_true(N.wait(function() return got end))
+    assert.same({ n = 3, nil, "busy", "local" }, got[1])
+    assert.same({ n = 1, true }, got[2])
+    assert.equal("connected", b:peer(kr).status)
+    rt:close()
+    raw:close()
+    N.close(b)
+  end)
+
+  it("answers closed when the link goes while it waits", function()
+    local b, raw, kr = slow_reader()
+    local rt = peernet.runtime.new(b, {})
+    local p = rt:api()
+    local got
+    fill(b, kr)
+    rt:spawn(function() got = table.pack(p.drain(kr)) end)
+    assert.is_nil(got)
+    raw:close()
+    assert.is_true(N.wait(function() return got end))
+    assert.same({ n = 3, nil, "closed", "closed" }, got)
+    rt:close()
+    N.close(b)
+  end)
+
+  it("lets a script sending in a loop deliver everything without dropping its link", function()
+    local a, b, ka = N.pair(nil, OPTS)
+    local heard = 0
+    a:expose("count", function() heard = heard + 1 end)
+    local rt = peernet.runtime.new(b, {})
+    local p = rt:api()
+    local COUNT, busy, done = 300, 0, false
+    rt:spawn(function()
+      for _ = 1, COUNT do
+        while true do
+          local ok, why = p.send(ka:public_hex(), "count", BIG)
+          if ok then break end
+          assert(why == "busy", why)
+          busy = busy + 1
+          assert(p.drain(ka:public_hex()))
+        end
+      end
+      done = true
+    end)
+    assert.is_true(N.wait(function() return done and heard == COUNT end))
+    assert.is_true(busy > 0)
+    assert.equal("connected", b:peer(ka:public_hex()).status)
+    assert.is_nil(N.logged("not reading"))
+    rt:close()
+    N.close(a, b)
+  end)
+end)
