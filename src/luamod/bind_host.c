@@ -19,9 +19,10 @@
  *       -- ETF subset: a pid, a ref; the link stays), kept apart from "local" because
  *       -- the peer did answer
  *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, "local", code
+ *       -- nil, "busy", "local" while more than half of max_outbuf waits (pn_host_busy)
  *       -- every method's failure: nil, message, "local", code (pn_glue_fail)
  *   h:connect(key, "host:port" | nil, function(ok, err, kind, code) end)
- *   h:on("connected" | "disconnected" | "discovered", function(key, reason) end)
+ *   h:on("connected" | "disconnected" | "discovered" | "drained", function(key, reason) end)
  *       -- reason: why the link closed (disconnected only)
  *   h:peers() h:peer(key) h:stats() h:ping(key)   -- a diagnostic ping now
  *       -- (a fixed nonce, h:ping(key, nonce), only with peernet_wire: specs)

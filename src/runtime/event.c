@@ -1,5 +1,5 @@
 /*
- * Host events (connected, disconnected, discovered) to the functions
+ * Host events (connected, disconnected, discovered, drained) to the functions
  * scripts registered with peernet.on: each function runs as a task.
  */
 #include <lauxlib.h>
