@@ -11,7 +11,7 @@
 ---Where a failed call ended (src/core/reason.h's PN_KINDS).
 ---@alias peernet.kind "remote"|"timeout"|"closed"|"local"|"undecodable"
 
----@alias peernet.event "connected"|"disconnected"|"discovered"
+---@alias peernet.event "connected"|"disconnected"|"discovered"|"drained"
 
 ---An Erlang atom (`peernet.atom("ok")`).
 ---@class peernet.atom
@@ -213,9 +213,17 @@ function peernet.call(peer, name, args, opts) end
 ---@param name string
 ---@param args? any
 ---@return true? sent
----@return string? reason "not_connected"
+---@return string? reason "not_connected", or "busy" while more than half of max_outbuf waits
 ---@return peernet.kind? kind
 function peernet.send(peer, name, args) end
+
+---Waits until a send to `peer` would not answer busy (the queue down to a quarter of max_outbuf).
+---@param peer peernet.peer
+---@param opts? {timeout?: integer} ms, default 5000
+---@return true? drained
+---@return string? reason "timeout" or "closed"
+---@return peernet.kind? kind
+function peernet.drain(peer, opts) end
 
 ---Connects to `peer` (the trust list's address, or `addr`) and waits for the handshake.
 ---@param peer peernet.peer
