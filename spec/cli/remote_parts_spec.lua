@@ -135,3 +135,15 @@ describe("the peers rights", function()
     assert.matches("is writable by others %(mode 0666%); run: chmod 600", e) -- config.lua's own wording
   end)
 end)
+
+describe("the log stream", function()
+  local log = require "peernet.cli.log"
+  it("writes a peer's text with its control characters escaped, one line whatever it holds", function()
+    local forged = "lamp.lua\npeernet [error] FORGED\27[2J\r\0"
+    local clean = log.clean(forged)
+    assert.is_nil(clean:find("%c"), clean)
+    assert.equal("lamp.lua\\x0apeernet [error] FORGED\\x1b[2J\\x0d\\x00", clean)
+    -- what the host escaped already comes through as it was
+    assert.equal("a \\x1b b", log.clean("a \\x1b b"))
+  end)
+end)

@@ -33,6 +33,15 @@ function M.under_journal(env)
   return st ~= nil and tostring(st.dev) == dev and tostring(st.ino) == ino
 end
 
+-- msg with its control characters written \xNN: a message may hold a
+-- peer's text (a pushed file's name, a stranger's address), which must
+-- stay one line on the terminal, the journal and a follower's screen. The
+-- host's and the scripts' own lines are escaped in C already (core/logline.c)
+-- and come through unchanged: an escaped line holds no control character.
+function M.clean(msg)
+  return (tostring(msg):gsub("[%z\1-\31\127]", function(c) return ("\\x%02x"):format(c:byte()) end))
+end
+
 -- A logger: log(level, message) writes the line when level is at least
 -- opts.level. opts.json: lines are JSON events on stdout.
 function M.new(opts)
@@ -43,6 +52,7 @@ function M.new(opts)
   function self.enabled(level) return (rank[level] or 2) >= min end
   function self.log(level, msg)
     if (rank[level] or 2) < min then return end
+    msg = M.clean(msg)
     if opts.json then
       output.out(format.json { event = "log", level = level, message = msg })
       return

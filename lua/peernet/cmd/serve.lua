@@ -149,11 +149,15 @@ M.serve = {
     local feed
     local write_log = logger.log
     logger.log = function(level, msg)
+      msg = log.clean(msg)
       if feed then feed.push(level, msg) end
       write_log(level, msg)
     end
     -- With --json each line is one event object, for supervisors and tools.
     local function event(t, text)
+      -- An event's text may be several lines (serving, then the control
+      -- socket); each line is cleaned of control characters.
+      text = text and (text:gsub("[^\n]+", log.clean))
       if feed and text then feed.push("info", text) end
       if o.json then out(format.json(t)) elseif text then out(text) end
     end
