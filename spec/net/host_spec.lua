@@ -715,6 +715,50 @@ describe("peernet.host duplicate connections", function()
     end)
   end
 
+  for _, a_lower in ipairs { true, false } do
+    local order = a_lower and "lower" or "higher"
+    it("ends its own dial still under way when the peer's dial comes up first, so the peer never "
+      .. "replaces the link (its key " .. order .. ")", function()
+      -- The reference keeps the newest link and fails its calls in flight
+      -- on the one it replaces: a dial of ours completing after the peer's
+      -- would cost it those calls.
+      local ka, kr = keys_ordered(a_lower)
+      local a = N.host(ka, { trust = { kr:public_hex() } })
+      a:expose("echo", function(_, v) return v end)
+      local ev = {}
+      a:on("connected", function() ev[#ev + 1] = "up" end)
+      a:on("disconnected", function(_, why) ev[#ev + 1] = "down: " .. why end)
+      local peer = N.m3_buffering_peer(kr:secret(), { held = true })
+      local dialled
+      assert(a:connect(kr:public_hex(), "127.0.0.1:" .. peer.port, function(...) dialled = { ... } end))
+      assert(N.wait(function() return peer.held == 1 end)) -- a's dial waits in the peer's acceptor
+      local raw = N.raw(a:port())
+      raw:handshake(kr:secret())
+      assert(N.wait(function() return dialled end))
+      assert.same({ true }, dialled) -- connect is answered by the link the peer made
+      peer.release()
+      assert(N.wait(function() return peer.closed == 1 end))
+      assert.equal(0, peer.done) -- a closed its dial before message 3
+      -- The peer's link is the one in use, and the only one.
+      raw:send_env(env.call(5, "echo", etf.encode("still here"):sub(2)))
+      local r = raw:recv_env()
+      assert.same({ "reply", 5, true }, { r.kind, r.id, r.ok })
+      local res
+      assert(a:call(kr:public_hex(), "echo", "ours", function(...) res = { ... } end))
+      local c = raw:recv_env()
+      assert.equal("call", c.kind)
+      raw:send_env(env.reply(c.id_str or c.id, true, c.term))
+      assert(N.wait(function() return res end))
+      assert.same({ true, "ours" }, res)
+      assert.equal(1, stats(a).connections)
+      assert.same({ "up" }, ev)
+      assert.is_false(raw.eof)
+      raw:close()
+      peer.close()
+      N.close(a)
+    end)
+  end
+
   it("drains the replaced link: calls in flight on it get their answers both ways, then it closes", function()
     local ka, kr = N.keys(), N.keys()
     local a = N.host(ka, { trust = { kr:public_hex() } })

@@ -173,15 +173,19 @@ end
 -- another read delivers more; when the dialler closes, whatever is still
 -- buffered is dropped. Calls are echoed, sends recorded in self.sends,
 -- pings answered. self.port is where it listens; self.closed counts the
--- connections the dialler closed.
+-- connections the dialler closed, self.done the handshakes completed.
+-- With opts.held its acceptor stands still (as the reference's does when
+-- suspended): connections are taken, counted in self.held, and read only
+-- after self.release().
 local sigpipe -- answering a dialler that has gone must not kill the spec
-function N.m3_buffering_peer(secret)
+function N.m3_buffering_peer(secret, opts)
   if not sigpipe then
     sigpipe = uv.new_signal()
     sigpipe:start("sigpipe", function() end)
     sigpipe:unref()
   end
-  local self = { sends = {}, calls = {}, stuck = 0, closed = 0, server = uv.new_tcp() }
+  local self = { sends = {}, calls = {}, stuck = 0, closed = 0, done = 0, held = 0, server = uv.new_tcp() }
+  local waiting = {}
   local function take_frame(st)
     if #st.buf < 4 then return nil end
     local n = string.unpack(">I4", st.buf)
@@ -215,7 +219,10 @@ function N.m3_buffering_peer(secret)
         for body in take_frame, st do
           assert(st.hs:read(body))
           if st.hs:next() == "write" then c:write(string.pack(">s4", assert(st.hs:write()))) end
-          if st.hs:is_done() then return end -- the rest waits for the next read
+          if st.hs:is_done() then
+            self.done = self.done + 1
+            return -- the rest waits for the next read
+          end
         end
         return
       end
@@ -228,8 +235,18 @@ function N.m3_buffering_peer(secret)
   assert(self.server:listen(16, function()
     local c = uv.new_tcp()
     self.server:accept(c)
-    serve(c)
+    if opts and opts.held then
+      self.held = self.held + 1
+      waiting[#waiting + 1] = c
+    else
+      serve(c)
+    end
   end))
+  function self.release()
+    opts = nil
+    for _, c in ipairs(waiting) do serve(c) end
+    waiting = {}
+  end
   self.port = self.server:getsockname().port
   function self.close() if not self.server:is_closing() then self.server:close() end end
   return self
