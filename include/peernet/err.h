@@ -23,7 +23,8 @@
     X(PN_EPERM, -8, "eperm", "file permissions are unsafe")                                        \
     X(PN_ENOTFOUND, -9, "enotfound", "no such entry")                                              \
     X(PN_EEXIST, -10, "eexist", "the entry exists already")                                        \
-    X(PN_ELIMIT, -11, "elimit", "a counter or table reached its bound")
+    X(PN_ELIMIT, -11, "elimit", "a counter or table reached its bound")                            \
+    X(PN_EBUSY, -12, "ebusy", "the link's queue is full: try again once it drains")
 
 #define PN_ERR_ENUM_(e, v, name, meaning) e = v,
 enum { PN_ERRORS(PN_ERR_ENUM_) };

@@ -90,8 +90,14 @@ enum pn_opt_kind { PN_OPT_KINDS(PN_OPT_KIND_ENUM_) PN_OPT_KIND_COUNT };
      * (sends_dropped) and logged. */                                                              \
     X(max_calls_in_flight, U32, "max_calls_in_flight", 4096, 4096, 1, UINT32_MAX,                  \
       "calls in flight per peer, each direction")                                                  \
-    X(max_outbuf, SIZE, "max_outbuf", 8388608, 8388608, PN_FRAME_CAP_MIN + 4, UINT32_MAX,          \
-      "bytes queued to one peer not yet written (at least frame_cap + 4)")                         \
+    /* Past max_outbuf a call or send of our own is refused (busy); the                            \
+     * host's answers to the peer may queue twice as much before the link                          \
+     * closes. A peer is dropped for not reading only when a write waits                           \
+     * stall_timeout with not one byte taken (docs/host.md, "Backpressure"). */                    \
+    X(max_outbuf, SIZE, "max_outbuf", 8388608, 8388608, PN_FRAME_CAP_MIN + 4, UINT32_MAX / 2,      \
+      "bytes of our own calls and sends queued to one peer (at least frame_cap + 4)")              \
+    X(stall_timeout_ms, MS, "stall_timeout", 30000, 30000, 1, PN_MS_MAX,                           \
+      "a link whose write waits this long with not a byte read is closed")                         \
     /* LAN discovery (PROTOCOL.md "LAN discovery announce"): a listening                           \
      * host broadcasts its key and TCP port every announce_interval, at                            \
      * start and on every network change, and hears the announces of                               \

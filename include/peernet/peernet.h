@@ -324,6 +324,7 @@ void pn_host_network_changed(pn_host *h);
     X(uint64_t, handshake_waits, "first messages that waited for the handshake budget")            \
     X(uint64_t, log_suppressed, "rate-limited log lines counted instead of written")               \
     X(uint64_t, sends_dropped, "sends past max_calls_in_flight kept by their handlers")            \
+    X(uint64_t, stalled, "links closed because the peer read nothing for stall_timeout")           \
     X(uint32_t, unheard, "inbound connections now without a message 1")                            \
     X(uint32_t, waiting, "now with message 1 waiting for the handshake budget")                    \
     X(uint32_t, heard, "now with message 2 sent, message 3 owed")

@@ -4,21 +4,24 @@
 -- 127.0.0.1; a raw peer that stops reading is the slow reader.
 local peernet = require "peernet"
 local N = require "support.net"
+local etf, env = peernet.etf, peernet.envelope
 
 local OPTS = { frame_cap = 4096, max_outbuf = 16384 }
 local BIG = string.rep("z", 3000)
 
--- b serves with OPTS; kr is a raw peer, handshaken, that does not read.
-local function slow_reader()
+-- b serves with OPTS (and extra); kr is a raw peer, handshaken, that does
+-- not read.
+local function slow_reader(extra)
   local kb, kr = N.keys(), N.keys()
   local o = { trust = { kr:public_hex() } }
   for k, v in pairs(OPTS) do o[k] = v end
+  for k, v in pairs(extra or {}) do o[k] = v end
   local b = N.host(kb, o)
   local raw = N.raw(b:port())
   raw:handshake(kr:secret())
   raw.tcp:read_stop()
   assert(N.wait(function() return (b:peer(kr:public_hex()) or {}).status == "connected" end))
-  return b, raw, kr:public_hex()
+  return b, raw, kr:public_hex(), kr
 end
 
 -- Sends BIG until the host refuses; the loop runs now and then, so the
@@ -142,5 +145,86 @@ describe("peernet.drain", function()
     assert.is_nil(N.logged("not reading"))
     rt:close()
     N.close(a, b)
+  end)
+end)
+
+describe("max_outbuf", function()
+  -- Calls of our own until one is refused (calls do not look at the send
+  -- mark): the queue is then within a frame of max_outbuf.
+  local function call_until_refused(b, kr)
+    return send_until_refused(function() return b:call(kr, "x", BIG, function() end) end)
+  end
+
+  it("refuses our own calls past it with busy and keeps the link, and queues the peer's answers up to twice it", function()
+    local b, raw, kr = slow_reader()
+    b:expose("echo", function(_, v) return v end)
+    fill(b, kr)
+    assert.same({ n = 3, nil, "busy", "local" }, call_until_refused(b, kr))
+    assert.equal("connected", b:peer(kr).status)
+    -- The peer's calls are answered although our queue is at max_outbuf:
+    -- four replies of BIG stay under twice it.
+    local out = b:stats().frames_out
+    for id = 1, 4 do raw:send_env(env.call(id, "echo", etf.encode(BIG):sub(2))) end
+    assert.is_true(N.wait(function() return b:stats().frames_out == out + 4 end))
+    assert.equal("connected", b:peer(kr).status)
+    assert.is_nil(N.logged("not reading"))
+    -- Once it reads again it gets every answer, after what was queued before.
+    raw.tcp:read_start(function(err, data)
+      if err or not data then raw.eof = true return end
+      raw.inbox = raw.inbox .. data
+    end)
+    local replies = {}
+    while #replies < 4 do
+      local e = raw:recv_env()
+      if e.kind == "reply" then replies[#replies + 1] = { e.id, e.ok, etf.decode("\131" .. e.term) } end
+    end
+    for id = 1, 4 do assert.same({ id, true, BIG }, replies[id]) end
+    assert.equal("connected", b:peer(kr).status)
+    raw:close()
+    N.close(b)
+  end)
+
+  it("closes the link when the peer's unread answers pass twice it", function()
+    local b, raw, kr = slow_reader()
+    b:expose("echo", function(_, v) return v end)
+    local down
+    b:on("disconnected", function(_, why) down = why end)
+    fill(b, kr)
+    call_until_refused(b, kr)
+    for id = 1, 12 do raw:send_env(env.call(id, "echo", etf.encode(BIG):sub(2))) end
+    assert.is_true(N.wait(function() return down end))
+    assert.matches("peer is not reading: %d+ bytes queued %(twice max_outbuf, 32768%)", down)
+    raw:close()
+    N.close(b)
+  end)
+
+  it("tells a sender waiting to go on once its busy link is replaced by the peer's new one", function()
+    local b, raw, kr, krk = slow_reader()
+    fill(b, kr)
+    local drained = {}
+    b:on("drained", function(k) drained[#drained + 1] = k end)
+    local new = N.raw(b:port())
+    new:handshake(krk:secret())
+    assert.is_true(N.wait(function() return #drained == 1 end))
+    assert.same({ kr }, drained)
+    assert.is_true(b:send(kr, "x", "on the new link"))
+    assert.equal("send", new:recv_env().kind)
+    raw:close()
+    new:close()
+    N.close(b)
+  end)
+end)
+
+describe("stall_timeout", function()
+  it("drops a peer that reads nothing of a write for stall_timeout, and says so", function()
+    local b, raw, kr = slow_reader { stall_timeout = 300 }
+    local down
+    b:on("disconnected", function(_, why) down = why end)
+    fill(b, kr) -- the kernel's buffers are full: a write waits on the peer
+    assert.is_true(N.wait(function() return down end))
+    assert.matches("peer read nothing for 300 ms %(stall_timeout%): %d+ bytes queued", down)
+    assert.equal(1, b:stats().stalled)
+    raw:close()
+    N.close(b)
   end)
 end)

@@ -19,7 +19,8 @@
  *       -- ETF subset: a pid, a ref; the link stays), kept apart from "local" because
  *       -- the peer did answer
  *   h:send(key, name, args [, {raw = bool}])   --> true | nil, msg, "local", code
- *       -- nil, "busy", "local" while more than half of max_outbuf waits (pn_host_busy)
+ *       -- nil, "busy", "local" while more than half of max_outbuf waits (pn_host_busy);
+ *       -- h:call too, past max_outbuf of our own (PN_EBUSY); the link stays
  *       -- every method's failure: nil, message, "local", code (pn_glue_fail)
  *   h:connect(key, "host:port" | nil, function(ok, err, kind, code) end)
  *   h:on("connected" | "disconnected" | "discovered" | "drained", function(key, reason) end)
@@ -675,6 +676,7 @@ static int l_host_call(lua_State *L) {
         }
     }
     pn_etf_buf_free(&b);
+    if (rc == PN_EBUSY) return pn_result_fail(L, pn_reason_name(PN_REASON_BUSY), PN_KIND_LOCAL);
     if (rc != 0) return pn_glue_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
@@ -699,6 +701,7 @@ static int l_host_send(lua_State *L) {
     int rc = pn_value_encode_protected(L, 4, raw, &b, &e);
     if (rc == 0) rc = pn_host_send(lh->h, key, name, b.data, b.len, &e);
     pn_etf_buf_free(&b);
+    if (rc == PN_EBUSY) return pn_result_fail(L, pn_reason_name(PN_REASON_BUSY), PN_KIND_LOCAL);
     if (rc != 0) {
         if (rc == PN_ESTATE)
             snprintf(e.msg, sizeof e.msg, "%s", pn_reason_name(PN_REASON_NOT_CONNECTED));

@@ -154,8 +154,12 @@ int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
         pn_calls_cancel(c, p);
         return rc;
     }
-    pn_conn_queue_envelope(c, &h->scratch, e); /* a failure closes c, which fails the call */
-    return 0;
+    rc = pn_conn_queue_own(c, &h->scratch, e);
+    if (rc == PN_EBUSY) {
+        pn_calls_cancel(c, p);
+        return rc;
+    }
+    return 0; /* another failure closed c, which failed the call */
 }
 
 int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
@@ -166,7 +170,7 @@ int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
     if (!c) return PN_ESTATE;
     h->scratch.len = 0;
     int rc = pn_envelope_put_send(&h->scratch, name, strlen(name), args, args_len, h->env_flags, e);
-    if (rc == 0) rc = pn_conn_queue_envelope(c, &h->scratch, e);
+    if (rc == 0) rc = pn_conn_queue_own(c, &h->scratch, e);
     return rc;
 }
 

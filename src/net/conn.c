@@ -90,11 +90,14 @@ static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
     uv_timer_init(h->loop, &c->dead);
     uv_timer_init(h->loop, &c->call_timer);
     uv_timer_init(h->loop, &c->settle);
+    uv_timer_init(h->loop, &c->stall);
     c->tcp.data = c->timer.data = c->dead.data = c->call_timer.data = c->settle.data = c;
+    c->stall.data = c;
     pn_host_adopt(h, (uv_handle_t *)&c->tcp);
     pn_host_adopt(h, (uv_handle_t *)&c->timer);
     pn_host_adopt(h, (uv_handle_t *)&c->dead);
     pn_host_adopt(h, (uv_handle_t *)&c->call_timer);
+    pn_host_adopt(h, (uv_handle_t *)&c->stall);
     /* Not adopted: even a weak host (a run script) waits for its settle
      * pong before its loop ends, so a send made last has been read. */
     c->born_seq = ++h->seq;
@@ -124,12 +127,18 @@ static void name_remote(pn_conn *c) {
 
 /* ---- writing ---------------------------------------------------------- */
 
-static int out_reserve(pn_conn *c, size_t need, pn_err *e) {
-    pn_host *h = c->host;
-    if (c->out.len + c->wout.len + need > h->cfg.max_outbuf) {
-        pn_err_set(e, PN_ELIMIT, "peer is not reading: %zu bytes queued (max_outbuf %zu)",
-                   c->out.len + c->wout.len + need, h->cfg.max_outbuf);
-        return PN_ELIMIT;
+/* Queued bytes past the limit: a frame of our own is refused (the sender
+ * waits for "drained"), one the host owes the peer means it does not read
+ * its answers. Either way nothing is queued. */
+static int out_reserve(pn_conn *c, size_t need, size_t limit, pn_err *e) {
+    size_t queued = c->out.len + c->wout.len;
+    if (queued + need > limit) {
+        if (limit < c->host->cfg.max_outbuf * PN_OUTBUF_OWED_FACTOR)
+            return pn_err_set(e, PN_EBUSY, "busy: %zu bytes queued to the peer (max_outbuf %zu)",
+                              queued, limit);
+        return pn_err_set(e, PN_ELIMIT,
+                          "peer is not reading: %zu bytes queued (twice max_outbuf, %zu)",
+                          queued + need, limit);
     }
     if (c->out.cap - c->out.len >= need) return 0;
     size_t cap = c->out.cap ? c->out.cap * 2 : 4096;
@@ -142,8 +151,12 @@ static int out_reserve(pn_conn *c, size_t need, pn_err *e) {
     return 0;
 }
 
+static size_t owed_limit(const pn_conn *c) {
+    return c->host->cfg.max_outbuf * PN_OUTBUF_OWED_FACTOR;
+}
+
 static int queue_frame(pn_conn *c, const uint8_t *body, size_t len, pn_err *e) {
-    int rc = out_reserve(c, PN_FRAME_HEADER + len, e);
+    int rc = out_reserve(c, PN_FRAME_HEADER + len, owed_limit(c), e);
     if (rc == 0) rc = pn_frame_header(c->out.data + c->out.len, len, c->host->cfg.frame_cap, e);
     if (rc != 0) {
         pn_conn_close(c, e->msg);
@@ -156,19 +169,20 @@ static int queue_frame(pn_conn *c, const uint8_t *body, size_t len, pn_err *e) {
     return 0;
 }
 
-int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e) {
+static int queue_sealed(pn_conn *c, const pn_etf_buf *pt, size_t limit, pn_err *e) {
     if (c->state != PN_CONN_LIVE) return pn_err_set(e, PN_ESTATE, "connection is closing");
     size_t body = pt->len + PN_TRANSPORT_TAG;
     if (body > c->host->cfg.frame_cap)
         return pn_err_set(e, PN_ETOOBIG, "message of %zu bytes is over the frame cap (%u)", body,
                           c->host->cfg.frame_cap);
-    int rc = out_reserve(c, PN_FRAME_HEADER + body, e);
+    int rc = out_reserve(c, PN_FRAME_HEADER + body, limit, e);
+    if (rc == PN_EBUSY) return rc; /* our own frame waits for room; the link stays */
     size_t n = 0;
     if (rc == 0) rc = pn_frame_header(c->out.data + c->out.len, body, c->host->cfg.frame_cap, e);
     if (rc == 0)
         rc = pn_handshake_seal(c->hs, pt->data, pt->len, c->out.data + c->out.len + PN_FRAME_HEADER,
                                c->out.cap - c->out.len - PN_FRAME_HEADER, &n, e);
-    if (rc != 0) { /* a slow reader, or the send counter is spent: either way the link is over */
+    if (rc != 0) { /* unread answers, or the send counter is spent: either way the link is over */
         pn_conn_close(c, e->msg);
         return rc;
     }
@@ -178,9 +192,61 @@ int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e) {
     return 0;
 }
 
+int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e) {
+    return queue_sealed(c, pt, owed_limit(c), e);
+}
+
+int pn_conn_queue_own(pn_conn *c, const pn_etf_buf *pt, pn_err *e) {
+    return queue_sealed(c, pt, c->host->cfg.max_outbuf, e);
+}
+
+/* ---- a peer that stops reading ------------------------------------------ */
+
+/* Bytes the kernel has taken: completed writes, and the part of the one in
+ * flight that libuv no longer holds. */
+static uint64_t written_so_far(pn_conn *c) {
+    if (!c->writing) return c->written;
+    return c->written + c->wout.len - uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+}
+
+/* A peer that reads, however slowly, keeps its link: it is closed only when
+ * a write has waited stall_timeout with not one byte taken. Checked four
+ * times per stall_timeout, so it closes within 1.25 of it. */
+static void on_stall_tick(uv_timer_t *t) {
+    pn_conn *c = t->data;
+    pn_host *h = c->host;
+    uint64_t now = uv_now(h->loop), w = written_so_far(c);
+    if (!c->writing) {
+        uv_timer_stop(&c->stall);
+        return;
+    }
+    if (w != c->stall_mark) {
+        c->stall_mark = w;
+        c->progress_ms = now;
+        return;
+    }
+    if (now - c->progress_ms < h->cfg.stall_timeout_ms) return;
+    char why[PN_CONN_WHY_MAX];
+    snprintf(why, sizeof why, "peer read nothing for %u ms (stall_timeout): %zu bytes queued",
+             h->cfg.stall_timeout_ms, c->out.len + c->wout.len);
+    h->stats.stalled++;
+    pn_conn_close(c, why);
+}
+
+/* A write the kernel could not take whole: the peer's window is full. */
+static void stall_watch(pn_conn *c) {
+    if (uv_is_active((uv_handle_t *)&c->stall)) return;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) return;
+    uint32_t tick = c->host->cfg.stall_timeout_ms / PN_STALL_TICKS;
+    c->stall_mark = written_so_far(c);
+    c->progress_ms = uv_now(c->host->loop);
+    uv_timer_start(&c->stall, on_stall_tick, tick ? tick : 1, tick ? tick : 1);
+}
+
 static void on_written(uv_write_t *req, int status) {
     pn_conn *c = req->data;
     c->writing = 0;
+    c->written += c->wout.len;
     c->wout.len = 0;
     /* An idle link holds no write buffer: what queues up next gets a fresh
      * one (a malloc per write, not per frame). Keeping both buffers cost
@@ -249,6 +315,7 @@ void pn_conn_flush(pn_conn *c) {
     }
     c->writing = 1;
     c->host->stats.writes++;
+    stall_watch(c);
 }
 
 /* First the grace, then the deadline (c->retire_due). */
@@ -638,7 +705,7 @@ void pn_conn_close(pn_conn *c, const char *why) {
     pn_request_detach_all(c);
     pn_policy_conn_closed(h, c, why);
     if (c->gai_active) uv_cancel((uv_req_t *)&c->gai);
-    uv_handle_t *hs[] = {PN_HANDLE(&c->tcp), PN_HANDLE(&c->timer), PN_HANDLE(&c->dead),
-                         PN_HANDLE(&c->call_timer), PN_HANDLE(&c->settle)};
+    uv_handle_t *hs[] = {PN_HANDLE(&c->tcp),        PN_HANDLE(&c->timer),  PN_HANDLE(&c->dead),
+                         PN_HANDLE(&c->call_timer), PN_HANDLE(&c->settle), PN_HANDLE(&c->stall)};
     pn_handles_close(&c->closing, hs, sizeof hs / sizeof hs[0], on_handles_closed, c);
 }

@@ -50,6 +50,13 @@
 /* A replaced link stays open this long at least, unless the peer closes it
  * (conn.c, pn_conn_retire). */
 #define PN_RETIRE_GRACE_MS 250
+/* Queue bounds (conn.c): a call or send of our own is refused past
+ * max_outbuf; the frames the host owes the peer (replies, pongs) may take
+ * the queue to this many times max_outbuf before the link closes, so a
+ * peer that reads, however slowly, is dropped only by stall_timeout. */
+#define PN_OUTBUF_OWED_FACTOR 2
+/* Checks of a stalled write per stall_timeout. */
+#define PN_STALL_TICKS 4
 /* A connection that has just been sent message 2 is not evicted for this
  * long: a real peer needs a round trip to send message 3 (admit.c). */
 #define PN_HEARD_GRACE_MS 250
@@ -163,6 +170,7 @@ struct pn_conn {
     uv_timer_t timer;  /* handshake deadline, then the ping interval */
     uv_timer_t dead;   /* a pong is overdue */
     uv_timer_t settle; /* the next settle ping of a dialled link */
+    uv_timer_t stall;  /* while a write waits on the peer: is it still reading? */
     uv_connect_t connect_req;
     uv_getaddrinfo_t gai;
     int gai_active;
@@ -175,6 +183,9 @@ struct pn_conn {
     size_t hold;   /* bytes at the head of out that leave in a write of their own (M3) */
     pn_bytes wout; /* the write in flight */
     int writing;
+    uint64_t written;     /* bytes of completed writes, for the stall check */
+    uint64_t stall_mark;  /* written, plus the part of wout the kernel took, at the last check */
+    uint64_t progress_ms; /* uv_now() when that last grew */
     uv_write_t wreq;
     pn_link dirty; /* on host->dirty: writes to flush this turn */
 
@@ -411,7 +422,13 @@ void pn_conn_close(pn_conn *c, const char *why);
  * written, after a grace (at most call_timeout later), or when the peer
  * closes it. */
 void pn_conn_retire(pn_conn *c);
+/* Seals and queues a frame the host owes the peer (a reply, a pong, a
+ * ping): past PN_OUTBUF_OWED_FACTOR * max_outbuf queued, the peer is not
+ * reading its own answers and the link closes. */
 int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
+/* The same for a call or send of our own: past max_outbuf it is refused
+ * with PN_EBUSY and the link stays; nothing is queued. */
+int pn_conn_queue_own(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
 /* Whether a whole message 1 already waits in c's socket (a look, not a
  * read): under a connection storm a peer that spoke at once must not be

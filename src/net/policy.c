@@ -92,8 +92,9 @@ int pn_policy_verify(pn_host *h, pn_conn *c, const uint8_t key[PN_KEY_LEN]) {
  * may the two sides see them complete in opposite orders; then both keep
  * the one dialled by the lower key, which two hosts agree on without a
  * word, so nothing flaps (docs/host.md, "One connection per peer").
- * 1: c is kept and the old link retired; 0: c was closed. */
-static int tie_break(pn_host *h, pn_peer *p, pn_conn *c) {
+ * 1: c is kept and the old link retired (*drained when a sender waits to
+ * hear that it may go on: the new link's queue is empty); 0: c was closed. */
+static int tie_break(pn_host *h, pn_peer *p, pn_conn *c, int *drained) {
     char k[PN_LOG_KEY_BUF];
     pn_conn *old = p->live;
     int keep_new;
@@ -115,6 +116,8 @@ static int tie_break(pn_host *h, pn_peer *p, pn_conn *c) {
     /* c's last handshake message first, so the peer does not see the old
      * link end before the new one is complete. */
     pn_conn_flush(c);
+    *drained = old->drain_wanted;
+    old->drain_wanted = 0;
     pn_conn_retire(old);
     return 1;
 }
@@ -133,7 +136,8 @@ void pn_policy_established(pn_host *h, pn_conn *c) {
         return;
     }
     c->peer = p;
-    if (p->live && !tie_break(h, p, c)) return;
+    int drained = 0;
+    if (p->live && !tie_break(h, p, c, &drained)) return;
     p->live = c;
     if (p->dialing == c) p->dialing = NULL;
     /* The peer's dial came up while ours is still under way: end ours
@@ -141,7 +145,8 @@ void pn_policy_established(pn_host *h, pn_conn *c) {
      * the Elixir reference closes the link it has for the newest, failing
      * the calls in flight on it with :superseded. Ours has sent no
      * message 3, so the peer has not counted it as a link. */
-    if (p->dialing) pn_conn_close(p->dialing, "the peer's connection came up first: this dial ends unfinished");
+    if (p->dialing)
+        pn_conn_close(p->dialing, "the peer's connection came up first: this dial ends unfinished");
     p->cand = 0; /* the next dial, after this link, starts from the configured address */
     if (c->initiator) pn_found_dial_worked(p);
     int was = p->status == PN_PEER_CONNECTED;
@@ -152,7 +157,10 @@ void pn_policy_established(pn_host *h, pn_conn *c) {
     pn_log(h, PN_LOG_INFO, "peer %s… connected (%s, %s)", pn_log_key(p->key, k), c->remote,
            c->initiator ? "dialled" : "accepted");
     pn_policy_resolve_waiters(h, p, 0, NULL);
-    if (!was) pn_host_emit(h, PN_EVENT_CONNECTED, p, NULL);
+    if (!was)
+        pn_host_emit(h, PN_EVENT_CONNECTED, p, NULL);
+    else if (drained)
+        pn_host_emit(h, PN_EVENT_DRAINED, p, NULL);
 }
 
 void pn_policy_conn_closed(pn_host *h, pn_conn *c, const char *why) {

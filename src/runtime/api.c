@@ -220,6 +220,7 @@ static void on_call_done(pn_host *h, pn_call_status st, const uint8_t *term, siz
 static int fail_code(lua_State *L, int code, const char *msg) {
     const char *reason = code == PN_ESTATE   ? pn_reason_name(PN_REASON_NOT_CONNECTED)
                          : code == PN_ELIMIT ? pn_reason_name(PN_REASON_OVERLOADED)
+                         : code == PN_EBUSY  ? pn_reason_name(PN_REASON_BUSY)
                                              : msg;
     return pn_result_fail(L, reason, PN_KIND_LOCAL);
 }
