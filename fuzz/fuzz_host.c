@@ -865,10 +865,10 @@ static void handshake_once(const uint8_t *static_priv, uint8_t *m3, int keys) {
     uint8_t probe[32] = "probe", ct[sizeof probe + PN_TRANSPORT_TAG], pt[sizeof probe];
     static const uint8_t one = 1, two = 2;
     size_t n = 0;
-    pn_handshake *i = pn_handshake_create(PN_NOISE_INITIATOR, static_priv, accept_host_key, NULL,
-                                          NULL),
-                 *r = pn_handshake_create(PN_NOISE_RESPONDER, host_secret, accept_any_key, NULL,
-                                          NULL);
+    pn_handshake *i = pn_handshake_create(PN_NOISE_INITIATOR, static_priv, NULL, accept_host_key,
+                                          NULL, NULL),
+                 *r = pn_handshake_create(PN_NOISE_RESPONDER, host_secret, NULL, accept_any_key,
+                                          NULL, NULL);
     if (!i || !r || pn_handshake_set_ephemeral(i, cli_eph, NULL) != 0 ||
         pn_handshake_set_ephemeral(r, host_eph, NULL) != 0)
         fail("handshake setup");

@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     memset(s_priv, 0x01, sizeof s_priv); /* initiator_static_priv */
     memset(e_priv, 0x02, sizeof e_priv); /* initiator_ephemeral_priv */
-    hs = pn_handshake_create(PN_NOISE_INITIATOR, s_priv, verify, NULL, NULL);
+    hs = pn_handshake_create(PN_NOISE_INITIATOR, s_priv, NULL, verify, NULL, NULL);
     if (!hs || pn_handshake_set_ephemeral(hs, e_priv, NULL) != 0) abort();
     write_all(hs); /* M1 */
 

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     memset(s_priv, 0x03, sizeof s_priv); /* responder_static_priv */
     memset(e_priv, 0x04, sizeof e_priv); /* responder_ephemeral_priv */
-    hs = pn_handshake_create(PN_NOISE_RESPONDER, s_priv, verify, NULL, NULL);
+    hs = pn_handshake_create(PN_NOISE_RESPONDER, s_priv, NULL, verify, NULL, NULL);
     if (!hs || pn_handshake_set_ephemeral(hs, e_priv, NULL) != 0) abort();
 
     while (next_frame(&p, &left, &body, &len)) {

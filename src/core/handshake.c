@@ -17,7 +17,8 @@ struct pn_handshake {
 static const size_t raw_size[3] = {32, 96, 64};
 
 pn_handshake *pn_handshake_create(pn_noise_role role, const uint8_t static_priv[PN_NOISE_KEYLEN],
-                                  pn_noise_verify_fn verify, void *verify_ud, pn_err *e) {
+                                  const uint8_t *static_pub, pn_noise_verify_fn verify,
+                                  void *verify_ud, pn_err *e) {
     pn_handshake *hs;
 
     if (!verify) {
@@ -29,7 +30,7 @@ pn_handshake *pn_handshake_create(pn_noise_role role, const uint8_t static_priv[
         pn_err_set(e, PN_ENOMEM, "handshake: out of memory");
         return NULL;
     }
-    hs->noise = pn_noise_create(role, PN_NOISE_PEERNET, static_priv, NULL, 0, e);
+    hs->noise = pn_noise_create(role, PN_NOISE_PEERNET, static_priv, static_pub, NULL, 0, e);
     if (!hs->noise) {
         free(hs);
         return NULL;

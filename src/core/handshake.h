@@ -46,9 +46,11 @@ typedef enum {
 typedef struct pn_handshake pn_handshake;
 
 /* verify is mandatory: accepting every key must be a visible decision.
+ * static_pub: the public key of static_priv, or NULL (pn_noise_create).
  * Returns NULL with e filled on failure. */
 pn_handshake *pn_handshake_create(pn_noise_role role, const uint8_t static_priv[PN_NOISE_KEYLEN],
-                                  pn_noise_verify_fn verify, void *verify_ud, pn_err *e);
+                                  const uint8_t *static_pub, pn_noise_verify_fn verify,
+                                  void *verify_ud, pn_err *e);
 /* Wipes every key (handshake and transport) and frees; NULL is a no-op. */
 void pn_handshake_free(pn_handshake *hs);
 

@@ -209,8 +209,8 @@ static int fail(pn_noise *n, int rc) {
 }
 
 pn_noise *pn_noise_create(pn_noise_role role, pn_noise_profile profile,
-                          const uint8_t static_priv[PN_NOISE_KEYLEN], const uint8_t *prologue,
-                          size_t prologue_len, pn_err *e) {
+                          const uint8_t static_priv[PN_NOISE_KEYLEN], const uint8_t *static_pub,
+                          const uint8_t *prologue, size_t prologue_len, pn_err *e) {
     pn_noise *n;
 
     if (role != PN_NOISE_INITIATOR && role != PN_NOISE_RESPONDER) {
@@ -243,7 +243,9 @@ pn_noise *pn_noise_create(pn_noise_role role, pn_noise_profile profile,
     n->profile = profile;
     n->state = ST_ACTIVE;
     memcpy(n->s_priv, static_priv, PN_NOISE_KEYLEN);
-    if (crypto_scalarmult_base(n->s_pub, n->s_priv) != 0) {
+    if (static_pub) {
+        memcpy(n->s_pub, static_pub, PN_NOISE_KEYLEN);
+    } else if (crypto_scalarmult_base(n->s_pub, n->s_priv) != 0) {
         pn_noise_free(n);
         pn_err_set(e, PN_EINVAL, "noise: static private key is unusable (zero public key)");
         return NULL;

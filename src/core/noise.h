@@ -72,11 +72,13 @@ typedef int (*pn_noise_verify_fn)(void *ud, const uint8_t remote_static[PN_NOISE
 typedef struct pn_noise pn_noise;
 
 /* static_priv: our X25519 private key (copied; the caller may wipe its
- * copy). prologue must be NULL/0 for PN_NOISE_PEERNET, which cannot mix one.
- * Returns NULL with e filled on failure. */
+ * copy); static_pub its public key, or NULL to compute it here (a base
+ * point multiplication: a host that knows its key saves that much of
+ * every handshake). prologue must be NULL/0 for PN_NOISE_PEERNET, which
+ * cannot mix one. Returns NULL with e filled on failure. */
 pn_noise *pn_noise_create(pn_noise_role role, pn_noise_profile profile,
-                          const uint8_t static_priv[PN_NOISE_KEYLEN], const uint8_t *prologue,
-                          size_t prologue_len, pn_err *e);
+                          const uint8_t static_priv[PN_NOISE_KEYLEN], const uint8_t *static_pub,
+                          const uint8_t *prologue, size_t prologue_len, pn_err *e);
 /* Wipes every secret and frees; NULL is a no-op. */
 void pn_noise_free(pn_noise *n);
 

@@ -57,7 +57,7 @@ static void on_deadline(uv_timer_t *t) {
 static int conn_make_hs(pn_conn *c, pn_err *e) {
     pn_host *h = c->host;
     c->hs = pn_handshake_create(c->initiator ? PN_NOISE_INITIATOR : PN_NOISE_RESPONDER, h->priv,
-                                on_verify, c, e);
+                                h->pub, on_verify, c, e);
     if (c->hs && h->has_test_eph && pn_handshake_set_ephemeral(c->hs, h->test_eph, e) != 0) {
         pn_handshake_free(c->hs);
         c->hs = NULL;

@@ -306,7 +306,7 @@ static int l_noise_new(lua_State *L) {
     luaL_setmetatable(L, NOISE_MT);
     lua_pushvalue(L, -2);
     lua_setiuservalue(L, -2, 1);
-    u->n = pn_noise_create(role, profile, s, (const uint8_t *)prologue, prologue_len, &e);
+    u->n = pn_noise_create(role, profile, s, NULL, (const uint8_t *)prologue, prologue_len, &e);
     if (!u->n) return pn_glue_fail(L, &e);
     if (has_verify) pn_noise_set_verify(u->n, verify_cb, &u->v);
     if (eph && pn_noise_set_ephemeral(u->n, eph, &e) != 0) return pn_glue_fail(L, &e);
@@ -420,7 +420,7 @@ static int l_hs_new(lua_State *L) {
     luaL_setmetatable(L, HANDSHAKE_MT);
     lua_pushvalue(L, -2);
     lua_setiuservalue(L, -2, 1);
-    u->hs = pn_handshake_create(role, s, verify_cb, &u->v, &e);
+    u->hs = pn_handshake_create(role, s, NULL, verify_cb, &u->v, &e);
     if (!u->hs) return pn_glue_fail(L, &e);
     if (eph && pn_handshake_set_ephemeral(u->hs, eph, &e) != 0) return pn_glue_fail(L, &e);
     return 1;
