@@ -228,3 +228,48 @@ describe("stall_timeout", function()
     N.close(b)
   end)
 end)
+
+describe("sends a handler script has not caught up with", function()
+  it("pause reading the sender's link instead of being dropped: every send arrives", function()
+    local a, b, ka, kb = N.pair()
+    local dir = H.tmpdir()
+    H.replace_file(dir .. "/note.lua", [[
+      local n = 0
+      peernet.expose("note", function()
+        for _ = 1, 3000 do end -- slower than the sender: its queue of sends grows
+        n = n + 1
+      end)
+      peernet.expose("count", function() return n end)
+    ]])
+    local rt = assert(peernet.runtime.new(a, {}))
+    finally(function()
+      rt:close()
+      N.close(a, b)
+      H.rmdir(dir)
+    end)
+    assert(rt:load_dir(dir))
+    local COUNT, busy = 20000, 0
+    local drained = false
+    b:on("drained", function() drained = true end)
+    local sent = 0
+    while sent < COUNT do
+      local ok, why = b:send(ka:public_hex(), "note", sent)
+      if ok then
+        sent = sent + 1 -- all in one loop turn: far faster than the script
+      else
+        assert.equal("busy", why)
+        busy = busy + 1
+        drained = false
+        assert(N.wait(function() return drained end))
+      end
+    end
+    local heard
+    assert.is_true(N.wait(function()
+      heard = select(2, N.call(b, ka:public_hex(), "count"))
+      return heard and heard + a:stats().sends_dropped == COUNT
+    end, 60000))
+    assert.equal(0, a:stats().sends_dropped)
+    assert.equal(COUNT, heard)
+    assert.equal("connected", b:peer(ka:public_hex()).status)
+  end)
+end)

@@ -518,6 +518,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
 }
 
+void pn_conn_pause(pn_conn *c) {
+    if (c->state != PN_CONN_LIVE || c->read_paused) return;
+    c->read_paused = 1;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void pn_conn_resume(pn_conn *c) {
+    if (!c->read_paused || c->state != PN_CONN_LIVE) return;
+    c->read_paused = 0;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        pn_conn_close(c, "read failed after a pause");
+}
+
 void pn_conn_serve_m1(pn_conn *c) {
     pn_err e;
     int reading = uv_is_active((uv_handle_t *)&c->tcp);

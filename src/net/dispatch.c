@@ -200,4 +200,7 @@ void pn_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
     h->dispatching++;
     dispatch_to(h, c, env, hd);
     dispatch_leave(h);
+    if (!is_call && c->state == PN_CONN_LIVE && c->peer &&
+        c->peer->nsends >= PN_SENDS_PAUSE_MARK(h->cfg.max_calls_in_flight))
+        pn_conn_pause(c);
 }

@@ -57,6 +57,12 @@
 #define PN_OUTBUF_OWED_FACTOR 2
 /* Checks of a stalled write per stall_timeout. */
 #define PN_STALL_TICKS 4
+/* Sends a peer's handlers keep (a script's queue) at half of
+ * max_calls_in_flight (at least one) pause reading its links, so the
+ * sender meets TCP's backpressure (and its own busy) instead of the
+ * receiver dropping sends; reading resumes at half the mark. The half
+ * left above the mark takes what one read already brought in. */
+#define PN_SENDS_PAUSE_MARK(max_calls) ((max_calls) / 2 ? (max_calls) / 2 : 1)
 /* A connection that has just been sent message 2 is not evicted for this
  * long: a real peer needs a round trip to send message 3 (admit.c). */
 #define PN_HEARD_GRACE_MS 250
@@ -210,6 +216,7 @@ struct pn_conn {
     int settling;          /* dialled: no pong yet to a settle ping (conn.c) */
     uint32_t settle_tries; /* settle pings sent */
     int drain_wanted;      /* a send was told busy: PN_EVENT_DRAINED at the low-water mark */
+    int read_paused;       /* the peer's kept sends are over their mark (dispatch.c) */
     uint32_t settle_ms;    /* the wait before the next one */
     uint8_t settle_nonce[PN_NONCE_LEN];
     uint64_t live_seq; /* h->seq when it became live */
@@ -430,6 +437,10 @@ int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
  * with PN_EBUSY and the link stays; nothing is queued. */
 int pn_conn_queue_own(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
+/* Stops and restarts reading a live link: frames already read are still
+ * served; the dead timer waits while we do not read the pongs. */
+void pn_conn_pause(pn_conn *c);
+void pn_conn_resume(pn_conn *c);
 /* Whether a whole message 1 already waits in c's socket (a look, not a
  * read): under a connection storm a peer that spoke at once must not be
  * evicted by idle newcomers before its first read comes round. */

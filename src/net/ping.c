@@ -14,6 +14,10 @@ static void on_dead(uv_timer_t *t) {
     pn_conn *c = t->data;
     pn_host *h = c->host;
     char why[128];
+    if (c->read_paused) { /* its pong may wait unread: we are the slow one */
+        uv_timer_start(&c->dead, on_dead, h->cfg.ping_timeout_ms, 0);
+        return;
+    }
     if (c->probe_due && uv_now(h->loop) >= c->probe_due) {
         h->stats.probes_failed++;
         c->redial_now = 1; /* the network moved under it; the peer may be fine elsewhere */

@@ -76,13 +76,24 @@ static void request_unlink(pn_request *r) {
     r->conn = NULL;
 }
 
+static uint32_t resume_mark(const pn_peer *p) {
+    pn_conn *c = p->live ? p->live : p->retired;
+    return c ? PN_SENDS_PAUSE_MARK(c->host->cfg.max_calls_in_flight) / 2 : 0;
+}
+
+/* The peer's handlers have caught up with its sends (dispatch.c paused). */
+static void resume_links(pn_peer *p) {
+    if (p->live) pn_conn_resume(p->live);
+    if (p->retired) pn_conn_resume(p->retired);
+}
+
 void pn_request_free(pn_request *r) {
     request_unlink(r);
     if (r->peer) {
         if (r->is_call)
             r->peer->nreqs--;
-        else
-            r->peer->nsends--;
+        else if (--r->peer->nsends == resume_mark(r->peer))
+            resume_links(r->peer);
     }
     free(r);
 }
