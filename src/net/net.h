@@ -55,6 +55,9 @@
  * the queue to this many times max_outbuf before the link closes, so a
  * peer that reads, however slowly, is dropped only by stall_timeout. */
 #define PN_OUTBUF_OWED_FACTOR 2
+/* Queued bytes that leave at once instead of at the end of the loop turn
+ * (conn.c, queue_sealed). */
+#define PN_FLUSH_EARLY PN_READ_CHUNK
 /* Checks of a stalled write per stall_timeout. */
 #define PN_STALL_TICKS 4
 /* Sends a peer's handlers keep (a script's queue) at half of
