@@ -141,7 +141,8 @@ void pn_policy_established(pn_host *h, pn_conn *c) {
      * the Elixir reference closes the link it has for the newest, failing
      * the calls in flight on it with :superseded. Ours has sent no
      * message 3, so the peer has not counted it as a link. */
-    if (p->dialing) pn_conn_close(p->dialing, "the peer's connection came up first: this dial ends unfinished");
+    if (p->dialing)
+        pn_conn_close(p->dialing, "the peer's connection came up first: this dial ends unfinished");
     p->cand = 0; /* the next dial, after this link, starts from the configured address */
     if (c->initiator) pn_found_dial_worked(p);
     int was = p->status == PN_PEER_CONNECTED;
