@@ -35,7 +35,22 @@
 
 #define ATOMS_KEY "peernet.atoms"     /* registry: name -> atom, weak values */
 #define NULL_KEY "peernet.null_value" /* registry: the one peernet.null */
-#define BUF_MT "peernet.etf_buf"      /* frees an encode buffer if a Lua error unwinds */
+/* registry[&refs_key]: the values above and the metatables, by REF_* */
+static const char refs_key = 0;
+enum {
+    REF_NULL = 1,
+    REF_TUPLE_MT,
+    REF_ATOMS,
+    REF_MAP_MT,
+    REF_ATOM_MT,
+    REF_NULL_MT,
+    REF_BIGINT_MT,
+    REF_N = REF_BIGINT_MT
+};
+static const char *const ref_names[REF_N] = {NULL_KEY,          PN_VALUE_TUPLE_MT, ATOMS_KEY,
+                                             PN_VALUE_MAP_MT,   PN_VALUE_ATOM_MT,  PN_VALUE_NULL_MT,
+                                             PN_VALUE_BIGINT_MT};
+#define BUF_MT "peernet.etf_buf" /* frees an encode buffer if a Lua error unwinds */
 #define KEY_DESC_MAX 48
 
 typedef struct {
@@ -170,13 +185,29 @@ void pn_value_init(lua_State *L) {
     } else {
         lua_pop(L, 1);
     }
+    /* The same values in one array at a light key, for the codec's every
+     * call: a lookup by name hashes and compares the name each time (it
+     * showed in the profile of serve). */
+    lua_createtable(L, REF_N, 0);
+    for (int i = 1; i <= REF_N; i++) {
+        lua_getfield(L, LUA_REGISTRYINDEX, ref_names[i - 1]);
+        lua_rawseti(L, -2, i);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &refs_key);
 }
 
 static void ensure_init(lua_State *L) {
     luaL_checkstack(L, 1, "peernet: value init");
-    int t = lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY);
+    int t = lua_rawgetp(L, LUA_REGISTRYINDEX, &refs_key);
     lua_pop(L, 1);
-    if (t != LUA_TUSERDATA) pn_value_init(L);
+    if (t != LUA_TTABLE) pn_value_init(L);
+}
+
+/* Pushes the array of refs_key (made at the first use): returns its index. */
+static int push_refs(lua_State *L) {
+    ensure_init(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &refs_key);
+    return lua_gettop(L);
 }
 
 /* Interned: one userdata per name while any is alive, so atoms compare and
@@ -378,14 +409,12 @@ static int attach(lua_State *L, build_frame *fr, int *top, pn_err *e) {
 int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_err *e) {
     build_frame fr[PN_ETF_MAX_DEPTH];
     int top = 0, rc;
-    ensure_init(L);
     int base = lua_gettop(L);
-    luaL_checkstack(L, 8, "peernet: decoding");
-    lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY);
-    luaL_getmetatable(L, PN_VALUE_TUPLE_MT);
-    lua_getfield(L, LUA_REGISTRYINDEX, ATOMS_KEY);
-    luaL_getmetatable(L, PN_VALUE_MAP_MT);
-    int refs = base + 1;
+    luaL_checkstack(L, 9, "peernet: decoding");
+    int t = push_refs(L);
+    for (int i = REF_NULL; i <= REF_MAP_MT; i++)
+        lua_rawgeti(L, t, i);
+    int refs = t + 1;
 
     pn_etf_reader r;
     pn_etf_item it;
@@ -689,15 +718,15 @@ static int enc_value(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
 
 int pn_value_encode(lua_State *L, int idx, pn_etf_buf *out, pn_err *e) {
     idx = lua_absindex(L, idx);
-    ensure_init(L);
     int base = lua_gettop(L);
-    luaL_checkstack(L, 8, "peernet: encoding");
-    enc_ctx c = {out, e, base + 1, base + 2, base + 3, base + 4, base + 5, 0};
-    luaL_getmetatable(L, PN_VALUE_ATOM_MT);
-    luaL_getmetatable(L, PN_VALUE_TUPLE_MT);
-    luaL_getmetatable(L, PN_VALUE_NULL_MT);
-    luaL_getmetatable(L, PN_VALUE_BIGINT_MT);
-    luaL_getmetatable(L, PN_VALUE_MAP_MT);
+    luaL_checkstack(L, 9, "peernet: encoding");
+    int t = push_refs(L);
+    enc_ctx c = {out, e, t + 1, t + 2, t + 3, t + 4, t + 5, 0};
+    lua_rawgeti(L, t, REF_ATOM_MT);
+    lua_rawgeti(L, t, REF_TUPLE_MT);
+    lua_rawgeti(L, t, REF_NULL_MT);
+    lua_rawgeti(L, t, REF_BIGINT_MT);
+    lua_rawgeti(L, t, REF_MAP_MT);
     int rc = enc_value(L, idx, 0, &c);
     lua_settop(L, base);
     return rc;
