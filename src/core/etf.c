@@ -53,6 +53,12 @@ int pn_etf_atom_name_ok(const char *s, size_t len) {
     size_t i = 0, chars = 0;
     uint32_t cp;
     if (len > PN_ETF_ATOM_MAX_UTF8) return 0;
+    /* ASCII first, a byte a character: every name the envelopes carry
+     * ("call", "reply", "ok", most handles) is, once per message. */
+    while (i < len && u[i] < 0x80)
+        i++;
+    chars = i;
+    if (chars > PN_ETF_ATOM_MAX_CHARS) return 0;
     while (i < len) {
         if (!utf8_next(u, len, &i, &cp)) return 0;
         if (++chars > PN_ETF_ATOM_MAX_CHARS) return 0;
