@@ -737,6 +737,33 @@ describe("the sandbox: error messages", function()
   end)
 end)
 
+describe("the sandbox: error messages held back", function()
+  local w
+  before_each(function() w = setup(SLOW, { log_window = 200 }) end)
+  after_each(function() w.close() end)
+
+  -- Held-back lines are kept raw and escaped when their summary is written.
+  it("escapes the last held-back line in its window's summary", function()
+    w.script("err.lua", [[
+      local n = 0
+      peernet.expose("err", function() n = n + 1 error("boom " .. n .. "\nFAKE\r\27[2J") end)
+    ]])
+    w.load()
+    for _ = 1, 3 do
+      local ok, reason = w.call("err", {})
+      assert.is_falsy(ok)
+      assert.equal("handler_crash", reason)
+    end
+    assert(N.wait(function() return logged("more in the last 200 ms") end))
+    local l = logged("more in the last 200 ms")
+    assert.matches("boom 3\\nFAKE\\r\\x1b[2J", l, 1, true)
+    assert.matches("(2 more in the last 200 ms)", l, 1, true)
+    for _, line in ipairs(N.logs) do
+      assert.is_nil(line:find("[\n\r\27]"), line)
+    end
+  end)
+end)
+
 -- Resumes wait in a run queue served round-robin across scripts, with I/O
 -- polled between turns: another script's caller is answered while one
 -- script's backlog of slices runs, not after it.
