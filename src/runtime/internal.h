@@ -44,7 +44,7 @@
  * a tenth of serve's time per call. Kept only while the script has a
  * quarter of its cap left; they count against the cap (they live in its
  * state) and are let go before the collection of a full script. */
-#define PN_RT_TASK_POOL 128
+#define PN_RT_TASK_POOL 256
 
 typedef struct pn_script pn_script;
 typedef struct pn_task pn_task;
