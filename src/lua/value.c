@@ -205,8 +205,11 @@ static void ensure_init(lua_State *L) {
 
 /* Pushes the array of refs_key (made at the first use): returns its index. */
 static int push_refs(lua_State *L) {
-    ensure_init(L);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &refs_key);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &refs_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        pn_value_init(L);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &refs_key);
+    }
     return lua_gettop(L);
 }
 
