@@ -682,22 +682,35 @@ static int enc_table(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
     return enc_map(L, idx, count, depth, c);
 }
 
-static int enc_value(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
-    luaL_checkstack(L, 6, "peernet: encoding");
-    switch (lua_type(L, idx)) {
+/* nil, a boolean, a number or a string (type t): no Lua call that can
+ * raise, so it needs no protected call of its own. */
+static int enc_scalar(lua_State *L, int idx, int t, pn_etf_buf *out, pn_err *e) {
+    switch (t) {
         case LUA_TNIL:
-            return pn_etf_put_atom(c->out, "nil", 3, c->e);
+            return pn_etf_put_atom(out, "nil", 3, e);
         case LUA_TBOOLEAN:
-            return lua_toboolean(L, idx) ? pn_etf_put_atom(c->out, "true", 4, c->e)
-                                         : pn_etf_put_atom(c->out, "false", 5, c->e);
+            return lua_toboolean(L, idx) ? pn_etf_put_atom(out, "true", 4, e)
+                                         : pn_etf_put_atom(out, "false", 5, e);
         case LUA_TNUMBER:
-            if (lua_isinteger(L, idx)) return pn_etf_put_int(c->out, lua_tointeger(L, idx), c->e);
-            return pn_etf_put_double(c->out, (double)lua_tonumber(L, idx), c->e);
-        case LUA_TSTRING: {
+            if (lua_isinteger(L, idx)) return pn_etf_put_int(out, lua_tointeger(L, idx), e);
+            return pn_etf_put_double(out, (double)lua_tonumber(L, idx), e);
+        default: {
             size_t n;
             const char *s = lua_tolstring(L, idx, &n);
-            return pn_etf_put_binary(c->out, s, n, c->e);
+            return pn_etf_put_binary(out, s, n, e);
         }
+    }
+}
+
+static int is_scalar(int t) {
+    return t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER || t == LUA_TSTRING;
+}
+
+static int enc_value(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
+    luaL_checkstack(L, 6, "peernet: encoding");
+    int t = lua_type(L, idx);
+    if (is_scalar(t)) return enc_scalar(L, idx, t, c->out, c->e);
+    switch (t) {
         case LUA_TTABLE:
             return enc_table(L, idx, depth, c);
         case LUA_TUSERDATA:
@@ -766,6 +779,8 @@ int pn_value_encode_protected(lua_State *L, int idx, int raw, pn_etf_buf *b, pn_
      * would take whatever gets pushed there next (the function below). */
     int none = idx > lua_gettop(L);
     pn_etf_buf_init(b, PN_VALUE_DEFAULT_MAX);
+    int t = none ? LUA_TNIL : lua_type(L, idx);
+    if (!raw && is_scalar(t)) return enc_scalar(L, idx, t, b, e); /* most replies */
     lua_pushcfunction(L, encode_protected);
     if (none)
         lua_pushnil(L);
