@@ -414,10 +414,16 @@ int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_e
     int top = 0, rc;
     int base = lua_gettop(L);
     luaL_checkstack(L, 9, "peernet: decoding");
-    int t = push_refs(L);
-    for (int i = REF_NULL; i <= REF_MAP_MT; i++)
-        lua_rawgeti(L, t, i);
-    int refs = t + 1;
+    /* A binary or a number alone (most args) needs none of the refs. */
+    int scalar = len > 0 && (term[0] == PN_ETF_TAG_BINARY || term[0] == PN_ETF_TAG_SMALL_INTEGER ||
+                             term[0] == PN_ETF_TAG_INTEGER || term[0] == PN_ETF_TAG_NEW_FLOAT);
+    int refs = 0;
+    if (!scalar) {
+        int t = push_refs(L);
+        for (int i = REF_NULL; i <= REF_MAP_MT; i++)
+            lua_rawgeti(L, t, i);
+        refs = t + 1;
+    }
 
     pn_etf_reader r;
     pn_etf_item it;
@@ -442,8 +448,10 @@ int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_e
         lua_settop(L, base);
         return rc;
     }
-    lua_replace(L, base + 1);
-    lua_settop(L, base + 1);
+    if (!scalar) {
+        lua_replace(L, base + 1);
+        lua_settop(L, base + 1);
+    }
     return 0;
 }
 
