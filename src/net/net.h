@@ -359,6 +359,17 @@ void pn_log(pn_host *h, int level, const char *fmt, ...) __attribute__((format(p
  * a window plus a summary with the count. Every line is escaped. */
 void pn_log_limited(pn_host *h, int level, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same with the line already made (raw, unescaped): for lines a peer
+ * causes per message, built with pn_log_text_* rather than printf (a
+ * flood of dropped sends formatted each one). */
+void pn_log_limited_text(pn_host *h, int level, const char *key, const char *raw);
+typedef struct {
+    char buf[PN_LOGLINE_MSG_MAX]; /* cut when full, as snprintf cuts */
+    size_t len;
+} pn_log_text;
+void pn_log_text_init(pn_log_text *t);
+void pn_log_text_add(pn_log_text *t, const char *s);
+void pn_log_text_u32(pn_log_text *t, uint32_t v);
 void pn_log_flush_all(pn_host *h); /* closing: every summary now */
 /* Short form of a key for log lines: the first 8 bytes in hex, in a
  * buffer of PN_LOG_KEY_BUF. */
