@@ -134,6 +134,17 @@ describe("envelope encoding against the env_* ETF vectors", function()
     end
   end)
 
+  it("writes an id as the same canonical integer term as any integer", function()
+    local args = pn.etf.encode(pn.tuple()):sub(2)
+    local head = "\131h\4w\4call"
+    for _, id in ipairs({ 1, 255, 256, (1 << 31) - 1, 1 << 31, 1 << 32, (1 << 40) + 7, math.maxinteger }) do
+      local want = pn.etf.encode(id):sub(2)
+      local out = assert(env.call(id, "h", args))
+      assert.are.equal(head, out:sub(1, #head))
+      assert.are.equal(H.hex(want), H.hex(out:sub(#head + 1, #head + #want)), tostring(id))
+    end
+  end)
+
   it("writes reply_error reasons like OTP 25 (legacy) and OTP 26", function()
     local v = vector("env_reply_no_such_handle")
     assert.are.equal(v.hex, H.hex(assert(env.reply_error(7, "no_such_handle", true))))

@@ -227,6 +227,62 @@ describe("the sandbox: task coroutines", function()
     assert(N.wait(function() return res end))
     assert.same({ true, "woke" }, { res[1], res[2] })
   end)
+
+  -- A handler's coroutine that returned is kept for the script's next
+  -- calls (task.c's pool); one that failed or was stopped for CPU never.
+  it("reuses a returned handler's coroutine, never a failed or killed one, and none kept for reuse can be resumed or closed", function()
+    w.script("reuse.lua", [[
+      local ended = {} -- coroutine -> how its last handler ended
+      local stashed
+      local function mine() local co = coroutine.running() local was = ended[co] return co, was or "fresh" end
+      peernet.expose("ok", function() local co, was = mine() ended[co] = "returned" return was end)
+      peernet.expose("fail", function() local co = mine() ended[co] = "failed" error("boom") end)
+      peernet.expose("spin", function() local co = mine() ended[co] = "killed" while true do end end)
+      peernet.expose("wait", function(from)
+        local co, was = mine()
+        peernet.call(from, "hold")
+        ended[co] = "returned"
+        return was
+      end)
+      peernet.expose("stash", function() local co, was = mine() stashed = co ended[co] = "returned" return was end)
+      peernet.expose("poke", function()
+        local co = mine()
+        local ok, err = coroutine.resume(stashed)
+        local cok, cerr = pcall(coroutine.close, stashed)
+        ended[co] = "returned"
+        return { co ~= stashed, ok, tostring(err), cok, tostring(cerr) }
+      end)
+    ]])
+    w.load()
+    assert.same({ true, "fresh" }, { w.call("ok", {}) })
+    assert.same({ true, "returned" }, { w.call("ok", {}) })
+    for _, bad in ipairs({ "fail", "spin" }) do
+      local ok, reason = w.attack(bad, {})
+      assert.is_falsy(ok, bad)
+      assert.equal("handler_crash", reason, bad)
+      for _ = 1, 3 do
+        local cok, was = w.call("ok", {})
+        assert.is_true(cok, bad)
+        assert.is_true(was == "fresh" or was == "returned", bad .. ": ran on a coroutine that " .. tostring(was))
+      end
+    end
+    -- two coroutines kept: stash's, then wait's on top; poke takes wait's
+    local held, res
+    w.b:expose("hold", function(_, _, req) held = req return req end)
+    assert(w.b:call(w.akey, "wait", {}, function(...) res = table.pack(...) end))
+    assert(N.wait(function() return held end))
+    assert.is_true((w.call("stash", {})))
+    held:reply(true)
+    assert(N.wait(function() return res end))
+    assert.is_true(res[1])
+    local ok, v = w.call("poke", {})
+    assert.is_true(ok)
+    assert.is_true(v[1], "poke ran on the stashed coroutine: the test shows nothing")
+    assert.is_false(v[2])
+    assert.matches("belongs to the host", v[3])
+    assert.is_false(v[4])
+    assert.matches("belongs to the host", v[5])
+  end)
 end)
 
 describe("the sandbox: time, not only instructions", function()
@@ -675,6 +731,33 @@ describe("the sandbox: error messages", function()
     local l = assert(logged("handler err failed"))
     assert.matches("boom\\nFAKE connected deadbeef\\r\\x1b[2J", l, 1, true)
     assert.truthy(logged("a\\nFAKE line"))
+    for _, line in ipairs(N.logs) do
+      assert.is_nil(line:find("[\n\r\27]"), line)
+    end
+  end)
+end)
+
+describe("the sandbox: error messages held back", function()
+  local w
+  before_each(function() w = setup(SLOW, { log_window = 200 }) end)
+  after_each(function() w.close() end)
+
+  -- Held-back lines are kept raw and escaped when their summary is written.
+  it("escapes the last held-back line in its window's summary", function()
+    w.script("err.lua", [[
+      local n = 0
+      peernet.expose("err", function() n = n + 1 error("boom " .. n .. "\nFAKE\r\27[2J") end)
+    ]])
+    w.load()
+    for _ = 1, 3 do
+      local ok, reason = w.call("err", {})
+      assert.is_falsy(ok)
+      assert.equal("handler_crash", reason)
+    end
+    assert(N.wait(function() return logged("more in the last 200 ms") end))
+    local l = logged("more in the last 200 ms")
+    assert.matches("boom 3\\nFAKE\\r\\x1b[2J", l, 1, true)
+    assert.matches("(2 more in the last 200 ms)", l, 1, true)
     for _, line in ipairs(N.logs) do
       assert.is_nil(line:find("[\n\r\27]"), line)
     end

@@ -53,6 +53,12 @@ int pn_etf_atom_name_ok(const char *s, size_t len) {
     size_t i = 0, chars = 0;
     uint32_t cp;
     if (len > PN_ETF_ATOM_MAX_UTF8) return 0;
+    /* ASCII first, a byte a character: every name the envelopes carry
+     * ("call", "reply", "ok", most handles) is, once per message. */
+    while (i < len && u[i] < 0x80)
+        i++;
+    chars = i;
+    if (chars > PN_ETF_ATOM_MAX_CHARS) return 0;
     while (i < len) {
         if (!utf8_next(u, len, &i, &cp)) return 0;
         if (++chars > PN_ETF_ATOM_MAX_CHARS) return 0;
@@ -991,11 +997,15 @@ int pn_etf_put_bigint(pn_etf_buf *b, int neg, const uint8_t *mag, size_t len, pn
     return put_big(b, neg, mag, len, e);
 }
 
+/* What pn_etf_put_bigint writes for v, at once (every envelope's id). */
 int pn_etf_put_u64(pn_etf_buf *b, uint64_t v, pn_err *e) {
-    uint8_t m[8];
-    for (int i = 0; i < 8; i++)
-        m[i] = (uint8_t)(v >> (8 * i));
-    return pn_etf_put_bigint(b, 0, m, 8, e);
+    if (v <= INT32_MAX) return pn_etf_put_int(b, (int64_t)v, e);
+    uint8_t h[3 + 8] = {PN_ETF_TAG_SMALL_BIG, 0, 0};
+    size_t n = 0;
+    for (; v; v >>= 8)
+        h[3 + n++] = (uint8_t)v;
+    h[1] = (uint8_t)n;
+    return pn_etf_put_raw(b, h, 3 + n, e);
 }
 
 int pn_etf_put_double(pn_etf_buf *b, double v, pn_err *e) {

@@ -43,10 +43,20 @@ void pn_logline_limit_init(pn_logline_limit *l, uint32_t window_ms) {
     l->window_ms = window_ms ? window_ms : 1;
 }
 
+/* Kept raw: it is escaped only if it is the last of its window, when the
+ * summary is written (a flood of held-back lines costs a copy each). */
 static void slot_keep(pn_logline_slot *s, int level, const char *msg) {
     s->count++;
     s->level = level;
-    snprintf(s->last, sizeof s->last, "%s", msg);
+    size_t n = strnlen(msg, sizeof s->last - 1);
+    memcpy(s->last, msg, n);
+    s->last[n] = '\0';
+}
+
+/* A slot's window began at now: the earliest end may be sooner. */
+static void window_started(pn_logline_limit *l, uint64_t now) {
+    uint64_t end = now + l->window_ms;
+    if (!l->next_end || end < l->next_end) l->next_end = end;
 }
 
 int pn_logline_limit_hit(pn_logline_limit *l, const char *key, int level, const char *msg,
@@ -66,6 +76,7 @@ int pn_logline_limit_hit(pn_logline_limit *l, const char *key, int level, const 
         /* Its window is over: callers flush first, so nothing was held back. */
         s->start = now;
         s->count = 0;
+        window_started(l, now);
         return 1;
     }
     if (!free_slot) {
@@ -73,6 +84,7 @@ int pn_logline_limit_hit(pn_logline_limit *l, const char *key, int level, const 
             l->other.used = 1;
             l->other.start = now;
             snprintf(l->other.key, sizeof l->other.key, "%s", "");
+            window_started(l, now);
         }
         slot_keep(&l->other, level, msg);
         return 0;
@@ -81,6 +93,7 @@ int pn_logline_limit_hit(pn_logline_limit *l, const char *key, int level, const 
     free_slot->start = now;
     free_slot->count = 0;
     snprintf(free_slot->key, sizeof free_slot->key, "%s", key);
+    window_started(l, now);
     return 1;
 }
 
@@ -97,13 +110,14 @@ static uint64_t flush_slot(pn_logline_limit *l, pn_logline_slot *s, int other, u
     uint64_t end = s->start + l->window_ms;
     if (now < end) return end;
     if (s->count) {
-        char line[PN_LOGLINE_MSG_MAX + 96], w[24];
+        char line[PN_LOGLINE_MSG_MAX + 96], w[24], last[PN_LOGLINE_MSG_MAX];
         window_text(l->window_ms, w, sizeof w);
+        pn_logline_escape(last, sizeof last, s->last);
         if (other)
             snprintf(line, sizeof line, "%llu log lines held back in the last %s, the last: %s",
-                     (unsigned long long)s->count, w, s->last);
+                     (unsigned long long)s->count, w, last);
         else
-            snprintf(line, sizeof line, "%s (%llu more in the last %s)", s->last,
+            snprintf(line, sizeof line, "%s (%llu more in the last %s)", last,
                      (unsigned long long)s->count, w);
         emit(ud, s->level, line);
     }
@@ -114,22 +128,25 @@ static uint64_t flush_slot(pn_logline_limit *l, pn_logline_slot *s, int other, u
 
 uint64_t pn_logline_limit_flush(pn_logline_limit *l, uint64_t now,
                                 void (*emit)(void *ud, int level, const char *msg), void *ud) {
+    /* Once per line a peer can cause: no window ends before next_end. */
+    if (!l->next_end || now < l->next_end) return l->next_end;
     uint64_t next = 0;
     for (int i = 0; i <= PN_LOGLINE_SLOTS; i++) {
         int other = i == PN_LOGLINE_SLOTS;
         uint64_t due = flush_slot(l, other ? &l->other : &l->slots[i], other, now, emit, ud);
         if (due && (!next || due < next)) next = due;
     }
+    l->next_end = next;
     return next;
 }
 
 int pn_logline_limit_write(pn_logline_limit *l, uint64_t now, const char *key, int level,
                            const char *raw, void (*emit)(void *ud, int level, const char *msg),
                            void *ud) {
+    pn_logline_limit_flush(l, now, emit, ud);
+    if (!pn_logline_limit_hit(l, key, level, raw, now)) return 0;
     char msg[PN_LOGLINE_MSG_MAX];
     pn_logline_escape(msg, sizeof msg, raw);
-    pn_logline_limit_flush(l, now, emit, ud);
-    if (!pn_logline_limit_hit(l, key, level, msg, now)) return 0;
     emit(ud, level, msg);
     return 1;
 }

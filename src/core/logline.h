@@ -40,11 +40,12 @@ typedef struct pn_logline_limit {
     uint32_t window_ms;
     pn_logline_slot slots[PN_LOGLINE_SLOTS];
     pn_logline_slot other; /* keys that found the table full */
+    uint64_t next_end;     /* the earliest end of a used slot's window; 0: none used */
 } pn_logline_limit;
 
 void pn_logline_limit_init(pn_logline_limit *l, uint32_t window_ms);
 /* 1: write msg now (the first of its key in this window); 0: it was
- * counted and kept for the summary. */
+ * counted and kept, unescaped, for the summary (which escapes it). */
 int pn_logline_limit_hit(pn_logline_limit *l, const char *key, int level, const char *msg,
                          uint64_t now);
 /* Writes a summary line through emit for every window that has ended with

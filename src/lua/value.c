@@ -35,7 +35,22 @@
 
 #define ATOMS_KEY "peernet.atoms"     /* registry: name -> atom, weak values */
 #define NULL_KEY "peernet.null_value" /* registry: the one peernet.null */
-#define BUF_MT "peernet.etf_buf"      /* frees an encode buffer if a Lua error unwinds */
+/* registry[&refs_key]: the values above and the metatables, by REF_* */
+static const char refs_key = 0;
+enum {
+    REF_NULL = 1,
+    REF_TUPLE_MT,
+    REF_ATOMS,
+    REF_MAP_MT,
+    REF_ATOM_MT,
+    REF_NULL_MT,
+    REF_BIGINT_MT,
+    REF_N = REF_BIGINT_MT
+};
+static const char *const ref_names[REF_N] = {NULL_KEY,          PN_VALUE_TUPLE_MT, ATOMS_KEY,
+                                             PN_VALUE_MAP_MT,   PN_VALUE_ATOM_MT,  PN_VALUE_NULL_MT,
+                                             PN_VALUE_BIGINT_MT};
+#define BUF_MT "peernet.etf_buf" /* frees an encode buffer if a Lua error unwinds */
 #define KEY_DESC_MAX 48
 
 typedef struct {
@@ -170,13 +185,32 @@ void pn_value_init(lua_State *L) {
     } else {
         lua_pop(L, 1);
     }
+    /* The same values in one array at a light key, for the codec's every
+     * call: a lookup by name hashes and compares the name each time (it
+     * showed in the profile of serve). */
+    lua_createtable(L, REF_N, 0);
+    for (int i = 1; i <= REF_N; i++) {
+        lua_getfield(L, LUA_REGISTRYINDEX, ref_names[i - 1]);
+        lua_rawseti(L, -2, i);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &refs_key);
 }
 
 static void ensure_init(lua_State *L) {
     luaL_checkstack(L, 1, "peernet: value init");
-    int t = lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY);
+    int t = lua_rawgetp(L, LUA_REGISTRYINDEX, &refs_key);
     lua_pop(L, 1);
-    if (t != LUA_TUSERDATA) pn_value_init(L);
+    if (t != LUA_TTABLE) pn_value_init(L);
+}
+
+/* Pushes the array of refs_key (made at the first use): returns its index. */
+static int push_refs(lua_State *L) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &refs_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        pn_value_init(L);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &refs_key);
+    }
+    return lua_gettop(L);
 }
 
 /* Interned: one userdata per name while any is alive, so atoms compare and
@@ -378,14 +412,18 @@ static int attach(lua_State *L, build_frame *fr, int *top, pn_err *e) {
 int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_err *e) {
     build_frame fr[PN_ETF_MAX_DEPTH];
     int top = 0, rc;
-    ensure_init(L);
     int base = lua_gettop(L);
-    luaL_checkstack(L, 8, "peernet: decoding");
-    lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY);
-    luaL_getmetatable(L, PN_VALUE_TUPLE_MT);
-    lua_getfield(L, LUA_REGISTRYINDEX, ATOMS_KEY);
-    luaL_getmetatable(L, PN_VALUE_MAP_MT);
-    int refs = base + 1;
+    luaL_checkstack(L, 9, "peernet: decoding");
+    /* A binary or a number alone (most args) needs none of the refs. */
+    int scalar = len > 0 && (term[0] == PN_ETF_TAG_BINARY || term[0] == PN_ETF_TAG_SMALL_INTEGER ||
+                             term[0] == PN_ETF_TAG_INTEGER || term[0] == PN_ETF_TAG_NEW_FLOAT);
+    int refs = 0;
+    if (!scalar) {
+        int t = push_refs(L);
+        for (int i = REF_NULL; i <= REF_MAP_MT; i++)
+            lua_rawgeti(L, t, i);
+        refs = t + 1;
+    }
 
     pn_etf_reader r;
     pn_etf_item it;
@@ -410,8 +448,10 @@ int pn_value_push(lua_State *L, const uint8_t *term, size_t len, int exact, pn_e
         lua_settop(L, base);
         return rc;
     }
-    lua_replace(L, base + 1);
-    lua_settop(L, base + 1);
+    if (!scalar) {
+        lua_replace(L, base + 1);
+        lua_settop(L, base + 1);
+    }
     return 0;
 }
 
@@ -650,22 +690,35 @@ static int enc_table(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
     return enc_map(L, idx, count, depth, c);
 }
 
-static int enc_value(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
-    luaL_checkstack(L, 6, "peernet: encoding");
-    switch (lua_type(L, idx)) {
+/* nil, a boolean, a number or a string (type t): no Lua call that can
+ * raise, so it needs no protected call of its own. */
+static int enc_scalar(lua_State *L, int idx, int t, pn_etf_buf *out, pn_err *e) {
+    switch (t) {
         case LUA_TNIL:
-            return pn_etf_put_atom(c->out, "nil", 3, c->e);
+            return pn_etf_put_atom(out, "nil", 3, e);
         case LUA_TBOOLEAN:
-            return lua_toboolean(L, idx) ? pn_etf_put_atom(c->out, "true", 4, c->e)
-                                         : pn_etf_put_atom(c->out, "false", 5, c->e);
+            return lua_toboolean(L, idx) ? pn_etf_put_atom(out, "true", 4, e)
+                                         : pn_etf_put_atom(out, "false", 5, e);
         case LUA_TNUMBER:
-            if (lua_isinteger(L, idx)) return pn_etf_put_int(c->out, lua_tointeger(L, idx), c->e);
-            return pn_etf_put_double(c->out, (double)lua_tonumber(L, idx), c->e);
-        case LUA_TSTRING: {
+            if (lua_isinteger(L, idx)) return pn_etf_put_int(out, lua_tointeger(L, idx), e);
+            return pn_etf_put_double(out, (double)lua_tonumber(L, idx), e);
+        default: {
             size_t n;
             const char *s = lua_tolstring(L, idx, &n);
-            return pn_etf_put_binary(c->out, s, n, c->e);
+            return pn_etf_put_binary(out, s, n, e);
         }
+    }
+}
+
+static int is_scalar(int t) {
+    return t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER || t == LUA_TSTRING;
+}
+
+static int enc_value(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
+    luaL_checkstack(L, 6, "peernet: encoding");
+    int t = lua_type(L, idx);
+    if (is_scalar(t)) return enc_scalar(L, idx, t, c->out, c->e);
+    switch (t) {
         case LUA_TTABLE:
             return enc_table(L, idx, depth, c);
         case LUA_TUSERDATA:
@@ -689,15 +742,15 @@ static int enc_value(lua_State *L, int idx, unsigned depth, enc_ctx *c) {
 
 int pn_value_encode(lua_State *L, int idx, pn_etf_buf *out, pn_err *e) {
     idx = lua_absindex(L, idx);
-    ensure_init(L);
     int base = lua_gettop(L);
-    luaL_checkstack(L, 8, "peernet: encoding");
-    enc_ctx c = {out, e, base + 1, base + 2, base + 3, base + 4, base + 5, 0};
-    luaL_getmetatable(L, PN_VALUE_ATOM_MT);
-    luaL_getmetatable(L, PN_VALUE_TUPLE_MT);
-    luaL_getmetatable(L, PN_VALUE_NULL_MT);
-    luaL_getmetatable(L, PN_VALUE_BIGINT_MT);
-    luaL_getmetatable(L, PN_VALUE_MAP_MT);
+    luaL_checkstack(L, 9, "peernet: encoding");
+    int t = push_refs(L);
+    enc_ctx c = {out, e, t + 1, t + 2, t + 3, t + 4, t + 5, 0};
+    lua_rawgeti(L, t, REF_ATOM_MT);
+    lua_rawgeti(L, t, REF_TUPLE_MT);
+    lua_rawgeti(L, t, REF_NULL_MT);
+    lua_rawgeti(L, t, REF_BIGINT_MT);
+    lua_rawgeti(L, t, REF_MAP_MT);
     int rc = enc_value(L, idx, 0, &c);
     lua_settop(L, base);
     return rc;
@@ -734,6 +787,8 @@ int pn_value_encode_protected(lua_State *L, int idx, int raw, pn_etf_buf *b, pn_
      * would take whatever gets pushed there next (the function below). */
     int none = idx > lua_gettop(L);
     pn_etf_buf_init(b, PN_VALUE_DEFAULT_MAX);
+    int t = none ? LUA_TNIL : lua_type(L, idx);
+    if (!raw && is_scalar(t)) return enc_scalar(L, idx, t, b, e); /* most replies */
     lua_pushcfunction(L, encode_protected);
     if (none)
         lua_pushnil(L);

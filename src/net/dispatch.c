@@ -166,16 +166,35 @@ int pn_host_deliver(pn_host *h, const uint8_t from[PN_KEY_LEN], const char *name
     return 0;
 }
 
+/* "peer K…: over N WHAT'NAME'DONE", limited per kind and peer (key:
+ * kind + K): once per call or send over the bound, so built without
+ * printf. */
+static void log_excess(pn_host *h, pn_conn *c, const pn_envelope *env, const char *kind,
+                       const char *what, const char *done) {
+    if (!h->cfg.log) return;
+    char k[PN_LOG_KEY_BUF];
+    pn_log_key(c->peer->key, k);
+    pn_log_text key, line;
+    pn_log_text_init(&key);
+    pn_log_text_add(&key, kind);
+    pn_log_text_add(&key, k);
+    pn_log_text_init(&line);
+    pn_log_text_add(&line, "peer ");
+    pn_log_text_add(&line, k);
+    pn_log_text_add(&line, "…: over ");
+    pn_log_text_u32(&line, h->cfg.max_calls_in_flight);
+    pn_log_text_add(&line, what);
+    pn_log_text_add(&line, env->name);
+    pn_log_text_add(&line, done);
+    pn_log_limited_text(h, PN_LOG_WARN, key.buf, line.buf);
+}
+
 void pn_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
     int is_call = env->kind == PN_ENV_CALL;
-    char k[PN_LOG_KEY_BUF];
     /* Per peer, not per connection: calls of its closed connections still
      * being served count too. */
     if (is_call && c->peer->nreqs >= h->cfg.max_calls_in_flight) {
-        char key[40];
-        snprintf(key, sizeof key, "overloaded %s", pn_log_key(c->peer->key, k));
-        pn_log_limited(h, PN_LOG_WARN, key, "peer %s…: over %u calls in flight, '%s' refused", k,
-                       h->cfg.max_calls_in_flight, env->name);
+        log_excess(h, c, env, "overloaded ", " calls in flight, '", "' refused");
         reply_error(c, env->id, PN_REASON_OVERLOADED);
         return;
     }
@@ -183,12 +202,8 @@ void pn_dispatch(pn_host *h, pn_conn *c, const pn_envelope *env) {
      * bound of their own: a send has no answer to refuse with, so the
      * excess is dropped and counted. */
     if (!is_call && c->peer->nsends >= h->cfg.max_calls_in_flight) {
-        char key[40];
         h->stats.sends_dropped++;
-        snprintf(key, sizeof key, "sends %s", pn_log_key(c->peer->key, k));
-        pn_log_limited(h, PN_LOG_WARN, key,
-                       "peer %s…: over %u sends awaiting their handler, '%s' dropped", k,
-                       h->cfg.max_calls_in_flight, env->name);
+        log_excess(h, c, env, "sends ", " sends awaiting their handler, '", "' dropped");
         return;
     }
     /* An atom may hold NUL; no exposed name does, so such a name matches nothing. */

@@ -35,6 +35,7 @@ static void host_free(pn_host *h) {
     void *ud = h->on_closed_ud;
     free(h->ptbuf);
     pn_etf_buf_free(&h->scratch);
+    pn_request_pool_free(h);
     sodium_memzero(h->priv, sizeof h->priv);
     sodium_memzero(h->test_eph, sizeof h->test_eph);
     free(h);

@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "net.h"
 
@@ -47,10 +48,38 @@ void pn_log_limited(pn_host *h, int level, const char *key, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    pn_log_limited_text(h, level, key, raw);
+}
+
+void pn_log_limited_text(pn_host *h, int level, const char *key, const char *raw) {
+    if (!h->cfg.log) return;
     if (!pn_logline_limit_write(&h->loglimit, uv_now(h->loop), key, level, raw, emit_line, h))
         h->stats.log_suppressed++;
     if (!uv_is_active((uv_handle_t *)&h->log_timer) && !h->closing)
         uv_timer_start(&h->log_timer, on_log_timer, h->cfg.log_window_ms, 0);
+}
+
+void pn_log_text_init(pn_log_text *t) {
+    t->len = 0;
+    t->buf[0] = '\0';
+}
+
+void pn_log_text_add(pn_log_text *t, const char *s) {
+    size_t n = strnlen(s, sizeof t->buf - 1 - t->len);
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+void pn_log_text_u32(pn_log_text *t, uint32_t v) {
+    char d[11];
+    size_t i = sizeof d;
+    d[--i] = '\0';
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    pn_log_text_add(t, d + i);
 }
 
 /* Short form of a key for log lines: the first 8 bytes in hex. */

@@ -10,18 +10,54 @@
 #include "core/reason.h"
 #include "net.h"
 
+/* A request with extra bytes after it: a pooled block when they fit. */
+static pn_request *request_alloc(pn_host *h, size_t extra) {
+    pn_request *r;
+    int small = extra <= PN_REQUEST_BLOCK - sizeof *r;
+    if (small && h && h->req_pool) {
+        r = h->req_pool;
+        h->req_pool = r->pool_next;
+        h->req_pool_len--;
+    } else {
+        r = malloc(small ? PN_REQUEST_BLOCK : sizeof *r + extra);
+        if (!r) return NULL;
+    }
+    memset(r, 0, sizeof *r);
+    r->small = small;
+    return r;
+}
+
+/* h: the host the request was made on, or NULL when it has gone. */
+static void request_release(pn_host *h, pn_request *r) {
+    if (r->small && h && !h->closing && h->req_pool_len < PN_REQUEST_POOL) {
+        r->pool_next = h->req_pool;
+        h->req_pool = r;
+        h->req_pool_len++;
+        return;
+    }
+    free(r);
+}
+
+void pn_request_pool_free(pn_host *h) {
+    while (h->req_pool) {
+        pn_request *r = h->req_pool;
+        h->req_pool = r->pool_next;
+        free(r);
+    }
+    h->req_pool_len = 0;
+}
+
 pn_request *pn_request_new(pn_conn *c, const pn_envelope *env, pn_err *e) {
     if (c->state != PN_CONN_LIVE) {
         pn_err_set(e, PN_ESTATE, "connection is closing");
         return NULL;
     }
     /* One block: the request, its name and its args. */
-    pn_request *r = malloc(sizeof *r + env->name_len + 1 + env->term_len);
+    pn_request *r = request_alloc(c->host, env->name_len + 1 + env->term_len);
     if (!r) {
         pn_err_set(e, PN_ENOMEM, "out of memory");
         return NULL;
     }
-    memset(r, 0, sizeof *r);
     r->conn = c;
     r->peer = c->peer;
     r->is_call = env->kind == PN_ENV_CALL;
@@ -44,12 +80,11 @@ pn_request *pn_request_new_local(pn_host *h, const uint8_t from[PN_KEY_LEN], con
                                  const uint8_t *args, size_t len, pn_call_cb cb, void *ud,
                                  pn_err *e) {
     size_t nlen = strlen(name);
-    pn_request *r = malloc(sizeof *r + nlen + 1 + len);
+    pn_request *r = request_alloc(h, nlen + 1 + len);
     if (!r) {
         pn_err_set(e, PN_ENOMEM, "out of memory");
         return NULL;
     }
-    memset(r, 0, sizeof *r);
     r->host = h;
     r->local = 1;
     r->is_call = cb != NULL;
@@ -88,6 +123,7 @@ static void resume_links(pn_peer *p) {
 }
 
 void pn_request_free(pn_request *r) {
+    pn_host *h = r->conn ? r->conn->host : r->host;
     request_unlink(r);
     if (r->peer) {
         if (r->is_call)
@@ -95,7 +131,7 @@ void pn_request_free(pn_request *r) {
         else if (--r->peer->nsends == resume_mark(r->peer))
             resume_links(r->peer);
     }
-    free(r);
+    request_release(h, r);
 }
 
 /* A kept send goes on the host's orphans at once: it has no answer to

@@ -39,6 +39,12 @@
  * scripts; one loop turn serves resumes for at most this long (and at
  * least one) before the loop polls I/O again. */
 #define PN_RT_TURN_MS 5
+/* Finished tasks a handler script keeps, with their coroutines, for its
+ * next calls (task.c): a coroutine and a registry slot made per call were
+ * a tenth of serve's time per call. Kept only while the script has a
+ * quarter of its cap left; they count against the cap (they live in its
+ * state) and are let go before the collection of a full script. */
+#define PN_RT_TASK_POOL 256
 
 typedef struct pn_script pn_script;
 typedef struct pn_task pn_task;
@@ -59,6 +65,7 @@ struct pn_script {
     int closed;
     int pins;         /* a caller still holds it: freed when the last unpins */
     pn_list tasks;    /* pn_task.link, newest first */
+    pn_list pool;     /* pn_task.link: finished tasks kept for reuse (sandboxed only) */
     pn_list bindings; /* pn_binding.link, newest first */
     pn_list timers;   /* pn_timer.link */
     int events_ref;   /* registry: {connected = {fn...}, ...} */
@@ -122,6 +129,7 @@ struct pn_task {
     pn_wait *wait;   /* what it is waiting for; NULL while running */
     int req_gone;    /* the call's connection closed: cancelled by the next reap */
     int nargs;       /* in its script's run queue (ready_link), with nargs values on co */
+    int pooled;      /* finished and in s->pool: co is kept, nothing runs on it */
     pn_link ready_link;
     pn_link link;              /* in s->tasks */
     char what[PN_RT_WHAT_MAX]; /* for logs: "handler lights.on" */
@@ -224,6 +232,9 @@ void pn_task_free(pn_task *t);
 const char *pn_task_error_text(pn_task *t);
 /* Detaches what it waits for, then frees it. */
 void pn_task_cancel(pn_task *t);
+/* Lets go of the finished tasks s keeps for reuse (their coroutines
+ * become garbage of its state). */
+void pn_task_pool_drain(pn_script *s);
 
 /* ---- runq.c -------------------------------------------------------------------- */
 

@@ -40,6 +40,7 @@ int pn_script_full(pn_script *s, size_t args_len) {
     uint64_t now = uv_now(s->rt->loop);
     if (s->cap_gc_ms && now - s->cap_gc_ms < PN_RT_CAP_GC_MS) return 1;
     s->cap_gc_ms = now;
+    pn_task_pool_drain(s); /* the coroutines kept for reuse are collected too */
     lua_gc(s->L, LUA_GCCOLLECT);
     if (pn_sandbox_mem_left(s->L) >= need) return 0;
     pn_rt_log(s->rt, PN_LOG_WARN,
@@ -89,6 +90,7 @@ void pn_script_close(pn_script *s) {
     pn_rt *rt = s->rt;
     while (!pn_list_empty(&s->tasks))
         pn_task_cancel(PN_TASK_OF(s->tasks.head));
+    pn_task_pool_drain(s);
     pn_runq_drop_script(s);
     while (!pn_list_empty(&s->timers))
         pn_timer_free(PN_CONTAINER(s->timers.head, pn_timer, link));
@@ -125,6 +127,7 @@ static void on_grace(uv_timer_t *tm) {
 static void script_retire(pn_script *s) {
     if (s->retired) return;
     s->retired = 1;
+    pn_task_pool_drain(s);
     pn_handler_unexpose_all(s);
     while (!pn_list_empty(&s->timers))
         pn_timer_free(PN_CONTAINER(s->timers.head, pn_timer, link));

@@ -17,7 +17,7 @@
 
 pn_task *pn_task_of(lua_State *L) {
     pn_task *t = *(pn_task **)lua_getextraspace(L);
-    return t && t->co == L && !t->authorizing ? t : NULL;
+    return t && t->co == L && !t->authorizing && !t->pooled ? t : NULL;
 }
 
 static void task_unlink(pn_task *t) {
@@ -32,15 +32,66 @@ static void task_unlink(pn_task *t) {
     PN_SANDBOX_LIFTED(s->L) luaL_unref(s->L, LUA_REGISTRYINDEX, t->ref);
 }
 
-void pn_task_free(pn_task *t) {
-    pn_script *s = t->s;
+/* What every end of a task does after it: the script and the runtime
+ * take note. */
+static void task_ended(pn_script *s) {
     pn_rt *rt = s->rt;
-    task_unlink(t);
-    if (t->req) pn_reply_reason(t->req, PN_REASON_HANDLER_CRASH);
-    free(t);
     if (s == rt->trusted) pn_rt_update_keepalive(rt);
     pn_script_maybe_close(s);
     pn_rt_drain_check(rt);
+}
+
+void pn_task_free(pn_task *t) {
+    pn_script *s = t->s;
+    task_unlink(t);
+    if (t->req) pn_reply_reason(t->req, PN_REASON_HANDLER_CRASH);
+    free(t);
+    task_ended(s);
+}
+
+/* A task whose function returned (never one that failed, was killed or
+ * was cancelled while it waited) may keep its coroutine for the script's
+ * next task: its stack is back at its base with nothing to close. Only a
+ * handler script's, a bounded number, while the script has room. */
+static int task_reusable(const pn_task *t) {
+    const pn_script *s = t->s;
+    return s->sandboxed && !s->retired && !s->closed && s->pool.len < PN_RT_TASK_POOL && !t->req &&
+           !t->wait && lua_status(t->co) == LUA_OK && !pn_sandbox_over_budget(t->co) &&
+           pn_sandbox_mem_left(s->L) >= pn_sandbox_mem_cap(s->L) / 4;
+}
+
+/* Ends a task that finished well: kept for reuse when it may be, else freed. */
+static void task_finish(pn_task *t) {
+    if (!task_reusable(t)) {
+        pn_task_free(t);
+        return;
+    }
+    pn_script *s = t->s;
+    pn_runq_remove(t);
+    pn_list_remove(&s->tasks, &t->link);
+    if (t->send) pn_request_done(t->send);
+    if (t->timer && t->timer->running == t) t->timer->running = NULL;
+    lua_settop(t->co, 0);
+    /* Its extra space still names it: the script cannot resume or close
+     * the coroutine (sandbox.c host_owned), and pn_task_of sees pooled. */
+    lua_State *co = t->co;
+    int ref = t->ref;
+    memset(t, 0, sizeof *t);
+    t->s = s;
+    t->co = co;
+    t->ref = ref;
+    t->pooled = 1;
+    pn_list_push_front(&s->pool, &t->link);
+    task_ended(s);
+}
+
+void pn_task_pool_drain(pn_script *s) {
+    for (pn_link *l; (l = pn_list_shift(&s->pool));) {
+        pn_task *t = PN_TASK_OF(l);
+        *(pn_task **)lua_getextraspace(t->co) = NULL;
+        if (!s->closed) PN_SANDBOX_LIFTED(s->L) luaL_unref(s->L, LUA_REGISTRYINDEX, t->ref);
+        free(t);
+    }
 }
 
 /* Detaches the task from what it waits for: the waiter finds task == NULL. */
@@ -76,13 +127,17 @@ pn_task *pn_task_start(pn_script *s, int kind, int fn_ref, const char *what,
     if (s->closed || (s->retired && !serving)) return NULL;
     /* Handlers were checked with their arguments' size by the caller. */
     if (!serving && pn_script_full(s, 0)) return NULL;
-    pn_task *t = calloc(1, sizeof *t);
-    if (!t) return NULL;
     lua_State *L = s->L;
+    pn_link *kept = pn_list_shift(&s->pool);
+    pn_task *t = kept ? PN_TASK_OF(kept) : calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->pooled = 0;
     /* Bookkeeping is the host's: the cap must not make it fail half-way. */
     PN_SANDBOX_LIFTED(L) {
-        t->co = lua_newthread(L);
-        t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        if (!kept) {
+            t->co = lua_newthread(L);
+            t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
         lua_rawgeti(t->co, LUA_REGISTRYINDEX, fn_ref);
     }
     t->s = s;
@@ -150,20 +205,21 @@ static void task_done(pn_task *t, int rc, int nres) {
     }
     if (rc == LUA_OK) {
         if (t->req) answer(t, nres);
-    } else {
-        const char *tb = pn_task_error_text(t);
-        /* A run script's own errors go to its error callback (printed
-         * once, then the process exits), the rest to the log. */
-        if (!s->sandboxed && t->kind == PN_TASK_MAIN && s->rt->o.on_error) {
-            s->rt->o.on_error(s->rt->o.on_error_ud, tb);
-        } else {
-            /* A peer can make a handler fail on every call it sends. */
-            char key[PN_LOGLINE_KEY_MAX];
-            snprintf(key, sizeof key, "failed %.50s", t->what);
-            pn_rt_log_limited(s->rt, PN_LOG_ERROR, key, "%s: %s failed: %s", s->path, t->what, tb);
-        }
-        lua_pop(s->L, 1);
+        task_finish(t);
+        return;
     }
+    const char *tb = pn_task_error_text(t);
+    /* A run script's own errors go to its error callback (printed
+     * once, then the process exits), the rest to the log. */
+    if (!s->sandboxed && t->kind == PN_TASK_MAIN && s->rt->o.on_error) {
+        s->rt->o.on_error(s->rt->o.on_error_ud, tb);
+    } else {
+        /* A peer can make a handler fail on every call it sends. */
+        char key[PN_LOGLINE_KEY_MAX];
+        snprintf(key, sizeof key, "failed %.50s", t->what);
+        pn_rt_log_limited(s->rt, PN_LOG_ERROR, key, "%s: %s failed: %s", s->path, t->what, tb);
+    }
+    lua_pop(s->L, 1);
     pn_task_free(t);
 }
 
