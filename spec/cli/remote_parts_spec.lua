@@ -44,11 +44,28 @@ end)
 
 describe("the log feed", function()
   local function feed(allowed)
-    local sent, clock = {}, { t = 0 }
-    local h = { send = function(_, key, handle, v) sent[#sent + 1] = { key = key, handle = handle, v = v } end }
+    local sent, clock = {}, { t = 0, busy = false }
+    local h = { send = function(_, key, handle, v)
+      if clock.busy then return nil, "busy", "local" end -- the follower's link is backed up
+      sent[#sent + 1] = { key = key, handle = handle, v = v }
+      return true
+    end }
     local f = logfeed.new(h, allowed or function() return true end, function() return clock.t end)
     return f, sent, clock
   end
+
+  it("counts the lines a slow follower's link refused busy in the next marker", function()
+    local f, sent, clock = feed()
+    assert.is_true(f.follow("k", "info"))
+    f.push("info", "line 1")
+    clock.busy = true
+    for i = 2, 6 do clock.t = clock.t + 100 f.push("info", "line " .. i) end
+    clock.busy = false
+    clock.t = clock.t + 100
+    f.push("info", "line 7")
+    assert.same({ "line 1", { dropped = 5 }, "line 7" },
+      { sent[1].v.message, sent[2].v, sent[3].v.message })
+  end)
 
   it("drops over its rate with a count, sent before the next line", function()
     local f, sent, clock = feed()

@@ -38,11 +38,16 @@ function M.new(h, allowed, now)
       return
     end
     if f.dropped > 0 then
-      h:send(key, M.LINE_HANDLE, { dropped = f.dropped })
+      if not h:send(key, M.LINE_HANDLE, { dropped = f.dropped }) then
+        f.dropped = f.dropped + 1 -- busy: the follower reads slowly; the marker waits too
+        return
+      end
       f.dropped = 0
     end
     f.tokens = f.tokens - 1
-    h:send(key, M.LINE_HANDLE, line)
+    -- A follower that reads slowly is told busy: the line is counted in
+    -- the next marker instead of vanishing.
+    if not h:send(key, M.LINE_HANDLE, line) then f.dropped = f.dropped + 1 end
   end
   function self.push(level, message)
     if busy then return end
