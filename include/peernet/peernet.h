@@ -176,25 +176,27 @@ typedef void (*pn_call_cb)(pn_host *h, pn_call_status st, const uint8_t *term, s
 
 /* Calls name on a connected peer. timeout_ms 0 = the configured default.
  * Walkie-talkie: PN_ESTATE ("not connected") when there is no live
- * connection; PN_ELIMIT past max_calls_in_flight. On 0, cb runs exactly once
- * later. */
+ * connection; PN_ELIMIT past max_calls_in_flight; PN_EBUSY when the frame
+ * would take the link's queue past max_outbuf (nothing is queued, the link
+ * stays, PN_EVENT_DRAINED is armed). On 0, cb runs exactly once later. */
 int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
                  size_t args_len, uint32_t timeout_ms, pn_call_cb cb, void *ud, pn_err *e);
-/* Fire and forget; PN_ESTATE when not connected (nothing is queued). */
+/* Fire and forget; PN_ESTATE when not connected, PN_EBUSY as for a call
+ * (nothing is queued either way). */
 int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,
                  size_t args_len, pn_err *e);
 
 /* Bytes this host holds for peer's live link, not yet taken by the socket
  * (0 when not connected). A sender that keeps it under a mark of its own
- * waits for a slow reader instead of reaching max_outbuf, which drops the
- * link. */
+ * waits for a slow reader instead of meeting PN_EBUSY at max_outbuf. */
 size_t pn_host_queued(pn_host *h, const uint8_t peer[PN_KEY_LEN]);
 
 /* 1 when pn_host_queued is above the send high-water mark (max_outbuf /
- * PN_SEND_HIGH_WATER_SHARE): the Lua fronts' send answers nil, "busy"
- * then, so a fast sender backs off long before its own host drops the
- * link. A busy answer arms PN_EVENT_DRAINED: it fires once, when a write
- * leaves at most max_outbuf / PN_SEND_LOW_WATER_SHARE queued. */
+ * PN_SEND_HIGH_WATER_SHARE), and from then on, like after a PN_EBUSY,
+ * until PN_EVENT_DRAINED: the Lua fronts' send answers nil, "busy" then.
+ * A busy answer arms PN_EVENT_DRAINED: it fires once, when a write leaves
+ * at most max_outbuf / PN_SEND_LOW_WATER_SHARE queued (or the peer's new
+ * link replaces this one). */
 #define PN_SEND_HIGH_WATER_SHARE 2
 #define PN_SEND_LOW_WATER_SHARE 4
 int pn_host_busy(pn_host *h, const uint8_t peer[PN_KEY_LEN]);

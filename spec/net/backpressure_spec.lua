@@ -120,17 +120,25 @@ describe("peernet.drain", function()
     N.close(b)
   end)
 
-  it("lets a script sending in a loop deliver everything without dropping its link", function()
-    local a, b, ka = N.pair(nil, OPTS)
+  for _, case in ipairs {
+    { "", OPTS, { BIG } },
+    -- Frames near half of max_outbuf: busy comes from the limit while the
+    -- queue is under the mark (the drain must still wait, not spin).
+    { " (max_outbuf under two frames)", { frame_cap = 65536, max_outbuf = 65540 },
+      { string.rep("a", 26000), string.rep("b", 40000) } },
+  } do
+  it("lets a script sending in a loop deliver everything without dropping its link" .. case[1], function()
+    local a, b, ka = N.pair(nil, case[2])
+    local items = case[3]
     local heard = 0
     a:expose("count", function() heard = heard + 1 end)
     local rt = peernet.runtime.new(b, {})
     local p = rt:api()
     local COUNT, busy, done = 300, 0, false
     rt:spawn(function()
-      for _ = 1, COUNT do
+      for i = 1, COUNT do
         while true do
-          local ok, why = p.send(ka:public_hex(), "count", BIG)
+          local ok, why = p.send(ka:public_hex(), "count", items[i % #items + 1])
           if ok then break end
           assert(why == "busy", why)
           busy = busy + 1
@@ -146,6 +154,7 @@ describe("peernet.drain", function()
     rt:close()
     N.close(a, b)
   end)
+  end
 end)
 
 describe("max_outbuf", function()
@@ -180,6 +189,18 @@ describe("max_outbuf", function()
     end
     for id = 1, 4 do assert.same({ id, true, BIG }, replies[id]) end
     assert.equal("connected", b:peer(kr).status)
+    raw:close()
+    N.close(b)
+  end)
+
+  it("arms drained with a call refused busy, as with a send", function()
+    local b, raw, kr = slow_reader()
+    local drained = 0
+    b:on("drained", function() drained = drained + 1 end)
+    assert.same({ n = 3, nil, "busy", "local" }, call_until_refused(b, kr))
+    read_again(raw)
+    assert.is_true(N.wait(function() return drained == 1 end))
+    assert.is_true(b:send(kr, "x", BIG))
     raw:close()
     N.close(b)
   end)

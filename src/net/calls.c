@@ -157,6 +157,7 @@ int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
     rc = pn_conn_queue_own(c, &h->scratch, e);
     if (rc == PN_EBUSY) {
         pn_calls_cancel(c, p);
+        c->drain_wanted = 1; /* the busy answer arms "drained" */
         return rc;
     }
     return 0; /* another failure closed c, which failed the call */
@@ -171,6 +172,7 @@ int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
     h->scratch.len = 0;
     int rc = pn_envelope_put_send(&h->scratch, name, strlen(name), args, args_len, h->env_flags, e);
     if (rc == 0) rc = pn_conn_queue_own(c, &h->scratch, e);
+    if (rc == PN_EBUSY) c->drain_wanted = 1; /* the busy answer arms "drained" */
     return rc;
 }
 
@@ -181,7 +183,12 @@ size_t pn_host_queued(pn_host *h, const uint8_t peer[PN_KEY_LEN]) {
 
 int pn_host_busy(pn_host *h, const uint8_t peer[PN_KEY_LEN]) {
     pn_conn *c = live_conn(h, peer, NULL);
-    if (!c || c->out.len + c->wout.len <= h->cfg.max_outbuf / PN_SEND_HIGH_WATER_SHARE) return 0;
+    if (!c) return 0;
+    /* Once told busy (here or by a refused frame), a sender stays busy
+     * until "drained": so its wait for drained always ends, whatever the
+     * frame sizes next to max_outbuf. */
+    if (c->drain_wanted) return 1;
+    if (c->out.len + c->wout.len <= h->cfg.max_outbuf / PN_SEND_HIGH_WATER_SHARE) return 0;
     c->drain_wanted = 1;
     return 1;
 }

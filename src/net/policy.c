@@ -105,6 +105,10 @@ static int tie_break(pn_host *h, pn_peer *p, pn_conn *c, int *drained) {
     if (!keep_new) {
         pn_log(h, PN_LOG_DEBUG, "peer %s…: duplicate connection closed (tie-break)",
                pn_log_key(p->key, k));
+        /* The kept link's last handshake message first (ours may still be
+         * queued from this turn): the peer must not see c end before the
+         * link it will keep is complete on its side. */
+        pn_conn_flush(old);
         pn_conn_close(c, "duplicate connection (tie-break: the lower key's dial wins)");
         /* The peer dialled again while we hold a link: ours may be stale
          * (its address changed); if so it is found out within the probe
