@@ -293,4 +293,94 @@ describe("sends a handler script has not caught up with", function()
     assert.equal(COUNT, heard)
     assert.equal("connected", b:peer(ka:public_hex()).status)
   end)
+
+  -- A handler script on a, sent to by b (max_calls_in_flight as given);
+  -- returns a, b, ka and what cleans up.
+  local function script_receiver(text, opts_a)
+    local a, b, ka = N.pair(opts_a)
+    local dir = H.tmpdir()
+    H.replace_file(dir .. "/h.lua", text)
+    local rt = assert(peernet.runtime.new(a, {}))
+    assert(rt:load_dir(dir))
+    return a, b, ka, function()
+      rt:close()
+      N.close(a, b)
+      H.rmdir(dir)
+    end
+  end
+
+  -- Sends COUNT as b's loop does, waiting for drained when busy.
+  local function send_all(b, key, count)
+    local drained = false
+    b:on("drained", function() drained = true end)
+    local sent = 0
+    while sent < count do
+      if b:send(key, "note", sent) then
+        sent = sent + 1
+      else
+        drained = false
+        assert(N.wait(function() return drained end))
+      end
+    end
+  end
+
+  it("hold the rest of a read while paused, so a small bound drops nothing either", function()
+    local a, b, ka, done = script_receiver([[
+      local n = 0
+      peernet.expose("note", function() for _ = 1, 3000 do end n = n + 1 end)
+      peernet.expose("count", function() return n end)
+    ]], { max_calls_in_flight = 256 })
+    finally(done)
+    send_all(b, ka:public_hex(), 20000)
+    local heard
+    assert.is_true(N.wait(function()
+      heard = select(2, N.call(b, ka:public_hex(), "count"))
+      return heard and heard + a:stats().sends_dropped == 20000
+    end, 60000))
+    assert.same({ 0, 20000 }, { a:stats().sends_dropped, heard })
+  end)
+
+  it("do not pause a link a handler waits on for its reply: a handler calling the sender back", function()
+    local a, b, ka, done = script_receiver([[
+      local ok, failed = 0, 0
+      peernet.expose("note", function(from, n)
+        if peernet.call(from, "ack", n) then ok = ok + 1 else failed = failed + 1 end
+      end)
+      peernet.expose("count", function() return { ok, failed } end)
+    ]])
+    finally(done)
+    b:expose("ack", function() return true end)
+    send_all(b, ka:public_hex(), 3000)
+    local got
+    assert.is_true(N.wait(function()
+      got = select(2, N.call(b, ka:public_hex(), "count"))
+      return got and got[1] + got[2] == 3000
+    end, 60000))
+    assert.same({ 3000, 0 }, got)
+  end)
+
+  it("pause for a bounded time: a peer that goes silent behind a stuck handler is still found dead", function()
+    local ka, kr = N.keys(), N.keys()
+    local a = N.host(ka, { trust = { kr:public_hex() }, ping_interval = 200, ping_timeout = 500 })
+    local dir = H.tmpdir()
+    H.replace_file(dir .. "/slow.lua", "peernet.expose('note', function() peernet.sleep(86400000) end)")
+    local rt = assert(peernet.runtime.new(a, {}))
+    local raw
+    finally(function()
+      if raw then raw:close() end
+      rt:close()
+      N.close(a)
+      H.rmdir(dir)
+    end)
+    assert(rt:load_dir(dir))
+    raw = N.raw(a:port())
+    raw:handshake(kr:secret())
+    assert(N.wait(function() return (a:peer(kr:public_hex()) or {}).status == "connected" end))
+    local down
+    a:on("disconnected", function(_, why) down = why end)
+    for _ = 1, 2100 do raw:send_env(env.send("note", etf.encode(1):sub(2))) end
+    raw.tcp:read_stop() -- the peer hangs: no pong, no close
+    assert.is_true(N.wait(function() return down end))
+    assert.matches("no pong within 500 ms", down)
+  end)
 end)

@@ -160,7 +160,8 @@ int pn_host_call(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
         c->drain_wanted = 1; /* the busy answer arms "drained" */
         return rc;
     }
-    return 0; /* another failure closed c, which failed the call */
+    pn_conn_resume(c); /* the reply comes on this link: it must be read */
+    return 0;          /* another failure closed c, which failed the call */
 }
 
 int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, const uint8_t *args,

@@ -22,6 +22,7 @@ static void conn_free(pn_conn *c) {
     free(c->out.data);
     free(c->wout.data);
     free(c->calls);
+    free(c->held);
     free(c);
     pn_host_unref(h);
 }
@@ -91,13 +92,15 @@ static pn_conn *conn_new(pn_host *h, int initiator, pn_err *e) {
     uv_timer_init(h->loop, &c->call_timer);
     uv_timer_init(h->loop, &c->settle);
     uv_timer_init(h->loop, &c->stall);
+    uv_timer_init(h->loop, &c->pause);
     c->tcp.data = c->timer.data = c->dead.data = c->call_timer.data = c->settle.data = c;
-    c->stall.data = c;
+    c->stall.data = c->pause.data = c;
     pn_host_adopt(h, (uv_handle_t *)&c->tcp);
     pn_host_adopt(h, (uv_handle_t *)&c->timer);
     pn_host_adopt(h, (uv_handle_t *)&c->dead);
     pn_host_adopt(h, (uv_handle_t *)&c->call_timer);
     pn_host_adopt(h, (uv_handle_t *)&c->stall);
+    pn_host_adopt(h, (uv_handle_t *)&c->pause);
     /* Not adopted: even a weak host (a run script) waits for its settle
      * pong before its loop ends, so a send made last has been read. */
     c->born_seq = ++h->seq;
@@ -507,6 +510,8 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
     *buf = uv_buf_init((char *)c->host->rbuf, sizeof c->host->rbuf);
 }
 
+static void feed(pn_conn *c, const uint8_t *p, size_t n);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     pn_conn *c = s->data;
     if (nread == 0 || c->state == PN_CONN_CLOSING) return;
@@ -517,8 +522,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         pn_conn_close(c, why);
         return;
     }
-    const uint8_t *p = (const uint8_t *)buf->base;
-    size_t n = (size_t)nread;
+    feed(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+/* Serves the frames in p; when reading pauses meanwhile, what is left of
+ * p waits in c->held (at most one read's worth), so a pause is exact. */
+static void feed(pn_conn *c, const uint8_t *p, size_t n) {
     for (;;) {
         pn_frame f;
         pn_err e;
@@ -538,20 +547,62 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
                 pn_conn_close(c, "handshake: bytes after message 1 before message 2");
             return;
         }
+        if (c->read_paused && n > 0) {
+            c->held = malloc(n);
+            if (!c->held) {
+                pn_conn_close(c, "out of memory");
+                return;
+            }
+            memcpy(c->held, p, n);
+            c->held_len = n;
+            return;
+        }
+    }
+}
+
+/* ---- reading paused (dispatch.c pauses, request.c resumes) ---------------- */
+
+/* Once to end a pause that ran PN_PAUSE_MAX_MS (the handlers are stuck:
+ * reading goes on, and no new pause until they catch up, so the peer's
+ * pongs, its calls and its close are seen), once, at 0 ms, to go on after
+ * a resume outside the read path: the held bytes, then reading. */
+static void on_pause_timer(uv_timer_t *t) {
+    pn_conn *c = t->data;
+    if (c->state != PN_CONN_LIVE) return;
+    if (c->read_paused) {
+        c->read_paused = 0;
+        c->pause_spent = 1;
+    }
+    if (c->held) {
+        uint8_t *held = c->held;
+        size_t len = c->held_len;
+        c->held = NULL;
+        c->held_len = 0;
+        feed(c, held, len); /* may pause again, holding what is left */
+        free(held);
+        if (c->state != PN_CONN_LIVE || c->read_paused) return;
+    }
+    if (c->read_stopped) {
+        c->read_stopped = 0;
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+            pn_conn_close(c, "read failed after a pause");
     }
 }
 
 void pn_conn_pause(pn_conn *c) {
-    if (c->state != PN_CONN_LIVE || c->read_paused) return;
+    if (c->state != PN_CONN_LIVE || c->read_paused || c->pause_spent || c->ncalls > 0) return;
     c->read_paused = 1;
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (!c->read_stopped) {
+        c->read_stopped = 1;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+    uv_timer_start(&c->pause, on_pause_timer, PN_PAUSE_MAX_MS, 0);
 }
 
 void pn_conn_resume(pn_conn *c) {
     if (!c->read_paused || c->state != PN_CONN_LIVE) return;
     c->read_paused = 0;
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
-        pn_conn_close(c, "read failed after a pause");
+    uv_timer_start(&c->pause, on_pause_timer, 0, 0); /* not from inside a read */
 }
 
 void pn_conn_serve_m1(pn_conn *c) {
@@ -742,6 +793,7 @@ void pn_conn_close(pn_conn *c, const char *why) {
     pn_policy_conn_closed(h, c, why);
     if (c->gai_active) uv_cancel((uv_req_t *)&c->gai);
     uv_handle_t *hs[] = {PN_HANDLE(&c->tcp),        PN_HANDLE(&c->timer),  PN_HANDLE(&c->dead),
-                         PN_HANDLE(&c->call_timer), PN_HANDLE(&c->settle), PN_HANDLE(&c->stall)};
+                         PN_HANDLE(&c->call_timer), PN_HANDLE(&c->settle), PN_HANDLE(&c->stall),
+                         PN_HANDLE(&c->pause)};
     pn_handles_close(&c->closing, hs, sizeof hs / sizeof hs[0], on_handles_closed, c);
 }

@@ -61,11 +61,15 @@
 /* Checks of a stalled write per stall_timeout. */
 #define PN_STALL_TICKS 4
 /* Sends a peer's handlers keep (a script's queue) at half of
- * max_calls_in_flight (at least one) pause reading its links, so the
- * sender meets TCP's backpressure (and its own busy) instead of the
- * receiver dropping sends; reading resumes at half the mark. The half
- * left above the mark takes what one read already brought in. */
+ * max_calls_in_flight (at least one) pause reading the link they came on,
+ * so the sender meets TCP's backpressure (and its own busy) instead of the
+ * receiver dropping sends; reading resumes at half the mark. Not while a
+ * call of ours waits for its reply on that link (a handler calling the
+ * sender back), and for at most PN_PAUSE_MAX_MS: then reading goes on and
+ * the excess past max_calls_in_flight is dropped, so a stuck handler
+ * cannot hide the peer's pongs, calls or close for longer. */
 #define PN_SENDS_PAUSE_MARK(max_calls) ((max_calls) / 2 ? (max_calls) / 2 : 1)
+#define PN_PAUSE_MAX_MS 2000
 /* A connection that has just been sent message 2 is not evicted for this
  * long: a real peer needs a round trip to send message 3 (admit.c). */
 #define PN_HEARD_GRACE_MS 250
@@ -180,6 +184,7 @@ struct pn_conn {
     uv_timer_t dead;   /* a pong is overdue */
     uv_timer_t settle; /* the next settle ping of a dialled link */
     uv_timer_t stall;  /* while a write waits on the peer: is it still reading? */
+    uv_timer_t pause;  /* a pause's bound, and going on after it (conn.c) */
     uv_connect_t connect_req;
     uv_getaddrinfo_t gai;
     int gai_active;
@@ -220,7 +225,11 @@ struct pn_conn {
     uint32_t settle_tries; /* settle pings sent */
     int drain_wanted;      /* a send was told busy: PN_EVENT_DRAINED at the low-water mark */
     int read_paused;       /* the peer's kept sends are over their mark (dispatch.c) */
-    uint32_t settle_ms;    /* the wait before the next one */
+    int read_stopped;      /* libuv is not reading it (a pause, until the held bytes are served) */
+    int pause_spent;       /* a pause ran its bound: none again until the sends catch up */
+    uint8_t *held;         /* the rest of the read a pause cut (at most PN_READ_CHUNK) */
+    size_t held_len;
+    uint32_t settle_ms; /* the wait before the next one */
     uint8_t settle_nonce[PN_NONCE_LEN];
     uint64_t live_seq; /* h->seq when it became live */
     uint64_t born_seq; /* h->seq when it was made */
@@ -460,8 +469,9 @@ int pn_conn_queue_envelope(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
  * with PN_EBUSY and the link stays; nothing is queued. */
 int pn_conn_queue_own(pn_conn *c, const pn_etf_buf *pt, pn_err *e);
 void pn_conn_flush(pn_conn *c);
-/* Stops and restarts reading a live link: frames already read are still
- * served; the dead timer waits while we do not read the pongs. */
+/* Stops and restarts reading a live link (PN_SENDS_PAUSE_MARK): the rest
+ * of the read is held and served on resume; the dead timer waits while we
+ * do not read the pongs. Resuming is deferred to the loop. */
 void pn_conn_pause(pn_conn *c);
 void pn_conn_resume(pn_conn *c);
 /* Whether a whole message 1 already waits in c's socket (a look, not a

@@ -118,8 +118,12 @@ static uint32_t resume_mark(const pn_peer *p) {
 
 /* The peer's handlers have caught up with its sends (dispatch.c paused). */
 static void resume_links(pn_peer *p) {
-    if (p->live) pn_conn_resume(p->live);
-    if (p->retired) pn_conn_resume(p->retired);
+    pn_conn *links[] = {p->live, p->retired};
+    for (int i = 0; i < 2; i++) {
+        if (!links[i]) continue;
+        links[i]->pause_spent = 0;
+        pn_conn_resume(links[i]);
+    }
 }
 
 void pn_request_free(pn_request *r) {
