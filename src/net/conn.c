@@ -172,10 +172,11 @@ static int queue_frame(pn_conn *c, const uint8_t *body, size_t len, pn_err *e) {
     return 0;
 }
 
-/* A big batch leaves now rather than at the end of the turn: the peer
- * opens it while we seal the next, instead of each side waiting for the
- * other's whole batch (bulk echo, 16 in flight: both sides were half
- * idle). Small frames still coalesce. While our write is in flight but
+/* A batch past PN_FLUSH_EARLY leaves now rather than at the end of the
+ * turn: the peer opens it while we seal the next, instead of each side
+ * waiting for the other's whole batch (pipelined calls and bulk echo:
+ * both sides were half idle). A lone small frame still waits for the end
+ * of the turn, with whatever else comes. While our write is in flight but
  * all in the kernel already, what follows it can go straight to the
  * socket, in order. */
 static void flush_early(pn_conn *c) {

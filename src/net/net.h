@@ -56,8 +56,12 @@
  * peer that reads, however slowly, is dropped only by stall_timeout. */
 #define PN_OUTBUF_OWED_FACTOR 2
 /* Queued bytes that leave at once instead of at the end of the loop turn
- * (conn.c, queue_sealed). */
-#define PN_FLUSH_EARLY PN_READ_CHUNK
+ * (conn.c, flush_early). Small, so that a batch of replies streams out
+ * while the rest of the batch is served: with the batch written only at
+ * the end of the turn, each side of a pipelined link waited for the
+ * other's whole batch (256 calls in flight, C API: 180 k/s, both sides
+ * half idle; with 64 KiB the same; 4 KiB: 420-430 k/s). */
+#define PN_FLUSH_EARLY 4096
 /* Checks of a stalled write per stall_timeout. */
 #define PN_STALL_TICKS 4
 /* Sends a peer's handlers keep (a script's queue) at half of
