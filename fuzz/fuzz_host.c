@@ -553,6 +553,21 @@ static void wait_eof(const char *why) {
     }
 }
 
+/* A link paused for its kept sends (net.h, PN_SENDS_PAUSE_MARK) reads
+ * nothing more until they are done, or for PN_PAUSE_MAX_MS of real time:
+ * they go first, so that the host reads what ends the connection. Held
+ * calls stay (they do not pause a link) for the close to detach. */
+static void release_sends(void) {
+    int k = 0;
+    for (int i = 0; i < S.nheld; i++) {
+        if (pn_request_is_call(S.held[i]))
+            S.held[k++] = S.held[i];
+        else
+            pn_request_done(S.held[i]);
+    }
+    S.nheld = k;
+}
+
 /* Ends a connection with the host closing first, once it has read every
  * byte: a frame the harness left open is completed (0xff header bytes,
  * zero body bytes: either way a frame the host refuses, or at worst an M1
@@ -561,6 +576,7 @@ static void end_connection(void) {
     static const uint8_t ff[4] = {0xff, 0xff, 0xff, 0xff};
     static const uint8_t zeros[FRAME_CAP] = {0};
     if (debug) fprintf(stderr, "  ending the connection\n");
+    release_sends();
     for (int round = 0; !S.eof && !S.m_failed; round++) {
         if (round > 4) fail("the host does not close on frames it must refuse");
         if (S.m_hdr == 0)
