@@ -545,9 +545,14 @@ static void close_socket(void) {
     S.fd = -1;
 }
 
+static void release_sends(void);
+
+/* Waits for the host to close; sends held meanwhile are let go (they may
+ * have paused the link: see release_sends). */
 static void wait_eof(const char *why) {
     for (int turns = 0; !S.eof;) {
         if (++turns > TURNS_MAX) fail(why);
+        release_sends();
         pump();
         drain();
     }
@@ -576,7 +581,6 @@ static void end_connection(void) {
     static const uint8_t ff[4] = {0xff, 0xff, 0xff, 0xff};
     static const uint8_t zeros[FRAME_CAP] = {0};
     if (debug) fprintf(stderr, "  ending the connection\n");
-    release_sends();
     for (int round = 0; !S.eof && !S.m_failed; round++) {
         if (round > 4) fail("the host does not close on frames it must refuse");
         if (S.m_hdr == 0)
@@ -587,6 +591,7 @@ static void end_connection(void) {
             send_bytes(zeros, S.m_left);
         /* Loopback delivery may lag a little behind send(): let it settle. */
         for (int turns = 0; !S.eof && turns < SETTLE_TURNS; turns++) {
+            release_sends();
             pump();
             drain();
         }
