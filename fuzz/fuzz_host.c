@@ -1103,9 +1103,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * S.h is not touched once S.closing is set. */
     if (!S.closing && !(m & F_CLOSE_LIVE)) end_connection();
     if (!S.closing && !(m & F_CLOSE_LIVE)) {
-        pn_host_get_stats(S.h, &st);
-        if (st.connections != 0 || st.handshaking != 0)
-            fail("connections remain after the peer's connection closed");
+        /* An older link of the peer paused for its held sends sees its
+         * socket's end only once they are let go and it reads again. */
+        for (int turns = 0; !S.closing; turns++) {
+            pn_host_get_stats(S.h, &st);
+            if (st.connections == 0 && st.handshaking == 0) break;
+            if (turns > TURNS_MAX) fail("connections remain after the peer's connection closed");
+            release_sends();
+            pump();
+        }
+    }
+    if (!S.closing && !(m & F_CLOSE_LIVE)) {
         if (S.ev_up != S.ev_down) fail("connected and disconnected events do not pair up");
         if (S.seq % CHECK_EVERY == 0) check_still_serves();
         pn_host_get_stats(S.h, &st);
