@@ -1105,10 +1105,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!S.closing && !(m & F_CLOSE_LIVE)) {
         /* An older link of the peer paused for its held sends sees its
          * socket's end only once they are let go and it reads again. */
-        for (int turns = 0; !S.closing; turns++) {
+        for (int t = 0; !S.closing; t++) {
             pn_host_get_stats(S.h, &st);
             if (st.connections == 0 && st.handshaking == 0) break;
-            if (turns > TURNS_MAX) fail("connections remain after the peer's connection closed");
+            if (t > TURNS_MAX) fail("connections remain after the peer's connection closed");
             release_sends();
             pump();
         }
