@@ -201,12 +201,8 @@ int pn_envelope_decode(const uint8_t *pt, size_t len, pn_envelope *env, pn_err *
 /* OTP 25's term_to_binary/1: an atom whose characters all fit Latin-1 is
  * ATOM_EXT holding Latin-1 bytes; any other atom is written as UTF-8, just
  * as OTP 26 writes it. */
-static int put_atom(pn_etf_buf *b, const char *name, size_t len, int flags, pn_err *e) {
-    if (!pn_etf_atom_name_ok(name, len))
-        return pn_err_set(e, PN_EINVAL,
-                          "envelope: atom name is not valid UTF-8 of at most %d characters",
-                          PN_ETF_ATOM_MAX_CHARS);
-    if (!(flags & PN_ENVELOPE_LEGACY_ATOMS)) return pn_etf_put_atom(b, name, len, e);
+static int put_valid_atom(pn_etf_buf *b, const char *name, size_t len, int flags, pn_err *e) {
+    if (!(flags & PN_ENVELOPE_LEGACY_ATOMS)) return pn_etf_put_valid_atom(b, name, len, e);
     const uint8_t *s = (const uint8_t *)name;
     uint8_t out[3 + PN_ETF_ATOM_MAX_CHARS];
     size_t n = 0;
@@ -215,11 +211,11 @@ static int put_atom(pn_etf_buf *b, const char *name, size_t len, int flags, pn_e
             out[3 + n] = s[i];
             i += 1;
         } else if (s[i] == 0xC2 || s[i] == 0xC3) {
-            /* Valid UTF-8 (checked above), so a continuation byte follows. */
+            /* Valid UTF-8 (the caller checked), so a continuation byte follows. */
             out[3 + n] = (uint8_t)((s[i] & 0x03) << 6 | (s[i + 1] & 0x3F));
             i += 2;
         } else {
-            return pn_etf_put_atom(b, name, len, e);
+            return pn_etf_put_valid_atom(b, name, len, e);
         }
     }
     out[0] = PN_ETF_TAG_ATOM;
@@ -228,25 +224,19 @@ static int put_atom(pn_etf_buf *b, const char *name, size_t len, int flags, pn_e
     return pn_etf_put_raw(b, out, 3 + n, e);
 }
 
-/* The envelope's own atoms (call, reply, ok...): ASCII, short, known
- * valid, so written at once (twice per reply: they showed in the
- * profile of a pipelined serve). */
-#define PUT_OWN_ATOM(b, lit, flags, e) put_own_atom(b, "" lit, sizeof lit - 1, flags, e)
-static int put_own_atom(pn_etf_buf *b, const char *name, size_t len, int flags, pn_err *e) {
-    uint8_t out[3 + 8];
-    if (len > 8) return put_atom(b, name, len, flags, e);
-    if (flags & PN_ENVELOPE_LEGACY_ATOMS) { /* ATOM_EXT, as put_atom writes it */
-        out[0] = PN_ETF_TAG_ATOM;
-        out[1] = 0;
-        out[2] = (uint8_t)len;
-        memcpy(out + 3, name, len);
-        return pn_etf_put_raw(b, out, 3 + len, e);
-    }
-    out[0] = PN_ETF_TAG_SMALL_ATOM_UTF8;
-    out[1] = (uint8_t)len;
-    memcpy(out + 2, name, len);
-    return pn_etf_put_raw(b, out, 2 + len, e);
+/* A name from the caller (a handle, a reason) is checked once, here. */
+static int put_atom(pn_etf_buf *b, const char *name, size_t len, int flags, pn_err *e) {
+    if (!pn_etf_atom_name_ok(name, len))
+        return pn_err_set(e, PN_EINVAL,
+                          "envelope: atom name is not valid UTF-8 of at most %d characters",
+                          PN_ETF_ATOM_MAX_CHARS);
+    return put_valid_atom(b, name, len, flags, e);
 }
+
+/* The envelope's own atoms (call, reply, ok...) are known valid: not
+ * checked per message (twice per reply: they showed in the profile of a
+ * pipelined serve). */
+#define PUT_OWN_ATOM(b, lit, flags, e) put_valid_atom(b, "" lit, sizeof lit - 1, flags, e)
 
 static int check_flags(int flags, pn_err *e) {
     if (flags & ~PN_ENVELOPE_LEGACY_ATOMS)

@@ -1026,6 +1026,10 @@ int pn_etf_put_atom(pn_etf_buf *b, const char *utf8, size_t len, pn_err *e) {
         return pn_err_set(e, PN_EINVAL,
                           "etf: atom name is not valid UTF-8 of at most %d characters",
                           PN_ETF_ATOM_MAX_CHARS);
+    return pn_etf_put_valid_atom(b, utf8, len, e);
+}
+
+int pn_etf_put_valid_atom(pn_etf_buf *b, const char *utf8, size_t len, pn_err *e) {
     int rc = reserve(b, 3 + len, e);
     if (rc < 0) return rc;
     if (len <= 255)

@@ -172,6 +172,8 @@ int pn_etf_put_u64(pn_etf_buf *b, uint64_t v, pn_err *e);
 int pn_etf_put_bigint(pn_etf_buf *b, int neg, const uint8_t *mag, size_t len, pn_err *e);
 int pn_etf_put_double(pn_etf_buf *b, double v, pn_err *e); /* PN_EINVAL for NaN, inf */
 int pn_etf_put_atom(pn_etf_buf *b, const char *utf8, size_t len, pn_err *e);
+/* The same for a name the caller has checked (pn_etf_atom_name_ok). */
+int pn_etf_put_valid_atom(pn_etf_buf *b, const char *utf8, size_t len, pn_err *e);
 int pn_etf_put_binary(pn_etf_buf *b, const void *p, size_t len, pn_err *e);
 int pn_etf_put_tuple(pn_etf_buf *b, uint32_t arity, pn_err *e);
 /* n > 0 elements follow, then the caller puts the [] tail with pn_etf_put_nil.

@@ -111,11 +111,6 @@ static void request_unlink(pn_request *r) {
     r->conn = NULL;
 }
 
-static uint32_t resume_mark(const pn_peer *p) {
-    pn_conn *c = p->live ? p->live : p->retired;
-    return c ? PN_SENDS_PAUSE_MARK(c->host->cfg.max_calls_in_flight) / 2 : 0;
-}
-
 /* The peer's handlers have caught up with its sends (dispatch.c paused). */
 static void resume_links(pn_peer *p) {
     pn_conn *links[] = {p->live, p->retired};
@@ -132,7 +127,7 @@ void pn_request_free(pn_request *r) {
     if (r->peer) {
         if (r->is_call)
             r->peer->nreqs--;
-        else if (--r->peer->nsends == resume_mark(r->peer))
+        else if (--r->peer->nsends == PN_SENDS_PAUSE_MARK(h->cfg.max_calls_in_flight) / 2)
             resume_links(r->peer);
     }
     request_release(h, r);
