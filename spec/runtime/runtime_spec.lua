@@ -328,6 +328,33 @@ describe("hot reload", function()
     assert.same({}, bad)
     assert.truthy(logged("s%.lua: reloaded"))
   end)
+
+  it("serves the calls already accepted with the function they came for when their handle is revoked", function()
+    -- A call waiting its turn has no coroutine yet (its function and
+    -- arguments are pushed when it first runs): the revoke must not leave
+    -- it a freed registry slot. The calls after "drop" reach the host in
+    -- the same write, so they are accepted before "drop" runs.
+    w.script("r.lua", [[
+      peernet.expose("h", function(_, x) return x * 2 end)
+      peernet.expose("drop", function() return peernet.revoke("h") end)
+      peernet.expose("after", function() return "fresh" end)
+    ]])
+    w.load()
+    local answers = {}
+    local function note(i) return function(ok, v) answers[i] = ok and v or v end end
+    assert(w.b:call(w.akey, "drop", {}, note(0)))
+    for i = 1, 5 do assert(w.b:call(w.akey, "h", i, note(i))) end
+    assert(w.b:call(w.akey, "after", {}, note(6)))
+    assert.is_true(N.wait(function() return answers[6] ~= nil end))
+    assert.is_true(answers[0])
+    for i = 1, 5 do
+      -- accepted before the revoke: served; after it: refused by name
+      if answers[i] ~= i * 2 then assert.equal("no_such_handle", answers[i]) end
+    end
+    assert.equal("fresh", answers[6])
+    assert.falsy(logged("r%.lua: handler h failed"))
+    assert.same({ false, "no_such_handle", "remote" }, { w.call("h", 1) })
+  end)
 end)
 
 describe("capabilities", function()

@@ -14,7 +14,10 @@
 #include "lua/reply.h"
 #include "lua/value.h"
 
+static void start_deferred(pn_script *s, const pn_binding *b);
+
 static void binding_unref(pn_script *s, pn_binding *b) {
+    start_deferred(s, b);
     luaL_unref(s->L, LUA_REGISTRYINDEX, b->fn_ref);
     luaL_unref(s->L, LUA_REGISTRYINDEX, b->auth_ref);
 }
@@ -131,7 +134,7 @@ void pn_handler_hold(pn_task *t, pn_request *req) {
 
 void pn_handler_serve(pn_task *t, pn_request *req) {
     pn_handler_hold(t, req);
-    pn_task_resume(t, t->authorizing ? 2 : lua_gettop(t->co) - 1);
+    pn_task_resume(t, !t->co ? 0 : t->authorizing ? 2 : lua_gettop(t->co) - 1);
 }
 
 /* Puts the binding's authorize predicate and its arguments (from, name)
@@ -139,12 +142,12 @@ void pn_handler_serve(pn_task *t, pn_request *req) {
  * the task's first resume asks it, from the run queue like any resume,
  * so a slow predicate costs one slice of its script's turn (never the
  * connection's read path) and a burst of calls waits its turn there. */
-static void gate_push(pn_task *t, pn_binding *b, pn_request *req) {
+static void gate_push(pn_task *t, int auth_ref, pn_request *req) {
     /* Host bookkeeping, a few bytes: the cap was checked with headroom. */
     PN_SANDBOX_LIFTED(t->s->L) {
         lua_checkstack(t->co, 3);
         t->gate_base = lua_gettop(t->co);
-        lua_rawgeti(t->co, LUA_REGISTRYINDEX, b->auth_ref);
+        lua_rawgeti(t->co, LUA_REGISTRYINDEX, auth_ref);
         pn_glue_push_key(t->co, pn_request_from(req));
         lua_pushstring(t->co, pn_request_name(req));
     }
@@ -216,6 +219,64 @@ static void describe(char what[PN_RT_WHAT_MAX], const char *prefix, const char *
     what[p + n] = '\0';
 }
 
+/* Ends a task that has not run: its call is answered with reason, a send dropped. */
+static void task_refuse(pn_task *t, int reason) {
+    if (t->req) {
+        pn_request *r = t->req;
+        t->req = NULL;
+        t->s->rt->serving--;
+        pn_reply_reason(r, (enum pn_reason)reason);
+    }
+    pn_task_free(t);
+}
+
+/* Pushes the handler, (from, args) and the predicate on a deferred task:
+ * the values to resume with, or -1 with t->fail set. */
+static int handler_push(pn_task *t) {
+    pn_request *req = t->req ? t->req : t->send;
+    request_args ra = {req, 0};
+    t->start = NULL;
+    if (pn_task_begin(t, t->fn_ref, push_request, &ra) != 0) {
+        /* Args without a Lua value are the caller's fault: badarg. */
+        t->fail = ra.badarg ? PN_REASON_BADARG : PN_REASON_HANDLER_CRASH;
+        return -1;
+    }
+    if (t->auth_ref != LUA_NOREF) gate_push(t, t->auth_ref, req);
+    return t->authorizing ? 2 : lua_gettop(t->co) - 1;
+}
+
+/* A call's first turn in the run queue: the coroutine and the Lua values
+ * are made now, one call at a time, not for a whole read's worth of calls
+ * when they came in (each a coroutine and its arguments kept until its
+ * turn: most of serve's mallocs under a burst of sends). */
+static int handler_start(pn_task *t) {
+    if (!t->fail) {
+        pn_request *req = t->req ? t->req : t->send;
+        size_t alen;
+        pn_request_args(req, &alen);
+        if (pn_script_full(t->s, alen)) t->fail = PN_REASON_OVERLOADED;
+    }
+    int n = t->fail ? -1 : handler_push(t);
+    if (n < 0) task_refuse(t, t->fail);
+    return n;
+}
+
+/* The handle's function and predicate go (revoked, replaced): its calls
+ * already accepted still run what they came for, so they get it now. A
+ * failure waits for their turn (handler_start): nothing ends here. */
+static void start_deferred(pn_script *s, const pn_binding *b) {
+    if (s->closed) return;
+    for (pn_link *l = s->tasks.head; l; l = l->next) {
+        pn_task *t = PN_TASK_OF(l);
+        if (t->start != handler_start || t->fail || t->fn_ref != b->fn_ref) continue;
+        int n = handler_push(t);
+        if (n < 0)
+            t->start = handler_start;
+        else
+            t->nargs = n; /* what the run queue resumes it with */
+    }
+}
+
 static void on_request(pn_host *h, pn_request *req, void *ud) {
     pn_binding *b = ud;
     int gated = b->s && b->auth_ref != LUA_NOREF;
@@ -235,24 +296,26 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
     }
     char what[PN_RT_WHAT_MAX];
     describe(what, b->builtin_admin ? "authorize " : "handler ", b->name);
-    request_args ra = {req, 0};
-    /* beam_admin's task only asks the predicate: its admin function may
-     * live in another script, found when the answer is yes. */
-    pn_task *t = b->builtin_admin
-                     ? pn_task_start(b->s, PN_TASK_HANDLER, b->auth_ref, what, NULL, NULL)
-                     : pn_task_start(b->s, PN_TASK_HANDLER, b->fn_ref, what, push_request, &ra);
-    if (!t) {
-        /* Args without a Lua value are the caller's fault: badarg. */
-        if (pn_request_is_call(req))
-            pn_reply_reason(req, ra.badarg ? PN_REASON_BADARG : PN_REASON_HANDLER_CRASH);
-        return;
-    }
-    if (gated) {
-        if (b->builtin_admin) {
+    pn_task *t;
+    if (b->builtin_admin) {
+        /* beam_admin's task only asks the predicate: its admin function
+         * may live in another script, found when the answer is yes. */
+        t = pn_task_start(b->s, PN_TASK_HANDLER, b->auth_ref, what, NULL, NULL);
+        if (t) {
             lua_pop(t->co, 1); /* gate_push pushes the predicate again */
             t->admin_gate = 1;
+            gate_push(t, b->auth_ref, req);
         }
-        gate_push(t, b, req);
+    } else {
+        t = pn_task_defer(b->s, PN_TASK_HANDLER, what, handler_start);
+        if (t) {
+            t->fn_ref = b->fn_ref;
+            t->auth_ref = gated ? b->auth_ref : LUA_NOREF;
+        }
+    }
+    if (!t) {
+        if (pn_request_is_call(req)) pn_reply_reason(req, PN_REASON_HANDLER_CRASH);
+        return;
     }
     pn_handler_serve(t, req);
 }

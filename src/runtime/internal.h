@@ -66,6 +66,7 @@ struct pn_script {
     int pins;         /* a caller still holds it: freed when the last unpins */
     pn_list tasks;    /* pn_task.link, newest first */
     pn_list pool;     /* pn_task.link: finished tasks kept for reuse (sandboxed only) */
+    pn_list spare;    /* pn_task.link: pooled structs whose coroutine a deferred task took */
     pn_list bindings; /* pn_binding.link, newest first */
     pn_list timers;   /* pn_timer.link */
     int events_ref;   /* registry: {connected = {fn...}, ...} */
@@ -130,6 +131,12 @@ struct pn_task {
     int req_gone;    /* the call's connection closed: cancelled by the next reap */
     int nargs;       /* in its script's run queue (ready_link), with nargs values on co */
     int pooled;      /* finished and in s->pool: co is kept, nothing runs on it */
+    /* Set until its first run (pn_task_defer): co is NULL and start makes
+     * it (coroutine, function, arguments), so a burst of calls waiting
+     * its turn holds their requests, not a coroutine and Lua values each. */
+    int (*start)(pn_task *t);
+    int fn_ref, auth_ref; /* what start pushes: the handle's function and predicate */
+    int fail;             /* a pn_reason: start ends the task with it, pushing nothing */
     pn_link ready_link;
     pn_link link;              /* in s->tasks */
     char what[PN_RT_WHAT_MAX]; /* for logs: "handler lights.on" */
@@ -218,6 +225,13 @@ pn_task *pn_task_of(lua_State *L);
  * push(ud) pushes; NULL when the script is retired or out of memory. */
 pn_task *pn_task_start(pn_script *s, int kind, int fn_ref, const char *what,
                        int (*push)(lua_State *co, void *ud), void *ud);
+/* A task with no coroutine yet: start(t), run where its first resume
+ * would, gives it one (pn_task_begin) and returns the values to resume
+ * with, or ends it and returns -1. Queue it with pn_task_resume(t, 0). */
+pn_task *pn_task_defer(pn_script *s, int kind, const char *what, int (*start)(pn_task *t));
+/* Gives a deferred task its coroutine with fn_ref and what push(ud)
+ * pushes on it: 0, or -1 when the push failed (logged; co is left empty). */
+int pn_task_begin(pn_task *t, int fn_ref, int (*push)(lua_State *co, void *ud), void *ud);
 /* Suspends the task until w completes: returns lua_yield's value. */
 int pn_task_wait(lua_State *L, pn_task *t, pn_wait *w);
 /* Resumes a waiting task with the nres values pushed on its coroutine: at

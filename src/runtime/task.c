@@ -28,6 +28,7 @@ static void task_unlink(pn_task *t) {
     if (t->send) pn_request_done(t->send); /* its peer may send one more */
     t->send = NULL;
     if (t->timer && t->timer->running == t) t->timer->running = NULL;
+    if (!t->co) return; /* deferred: it never started */
     *(pn_task **)lua_getextraspace(t->co) = NULL;
     PN_SANDBOX_LIFTED(s->L) luaL_unref(s->L, LUA_REGISTRYINDEX, t->ref);
 }
@@ -86,6 +87,8 @@ static void task_finish(pn_task *t) {
 }
 
 void pn_task_pool_drain(pn_script *s) {
+    for (pn_link *l; (l = pn_list_shift(&s->spare));)
+        free(PN_TASK_OF(l));
     for (pn_link *l; (l = pn_list_shift(&s->pool));) {
         pn_task *t = PN_TASK_OF(l);
         *(pn_task **)lua_getextraspace(t->co) = NULL;
@@ -121,6 +124,27 @@ static int push_protected(lua_State *L) {
     return a->n;
 }
 
+/* Pushes the arguments under the cap, protected: 0, or -1 (logged). */
+static int task_push_args(pn_task *t, int (*push)(lua_State *co, void *ud), void *ud) {
+    push_args a = {push, ud, 0};
+    lua_pushcfunction(t->co, push_protected);
+    lua_pushlightuserdata(t->co, &a);
+    if (lua_pcall(t->co, 1, LUA_MULTRET, 0) == LUA_OK) return 0;
+    char key[PN_LOGLINE_KEY_MAX];
+    snprintf(key, sizeof key, "args %.50s", t->what);
+    pn_rt_log_limited(t->s->rt, PN_LOG_ERROR, key, "%s: %s: cannot pass the arguments: %s",
+                      t->s->path, t->what, lua_tostring(t->co, -1));
+    return -1;
+}
+
+static void task_describe(pn_task *t, pn_script *s, int kind, const char *what) {
+    t->s = s;
+    t->kind = kind;
+    size_t wl = strnlen(what, sizeof t->what - 1); /* per call: no snprintf */
+    memcpy(t->what, what, wl);
+    t->what[wl] = '\0';
+}
+
 pn_task *pn_task_start(pn_script *s, int kind, int fn_ref, const char *what,
                        int (*push)(lua_State *co, void *ud), void *ud) {
     int serving = kind == PN_TASK_HANDLER || kind == PN_TASK_ADMIN;
@@ -140,29 +164,56 @@ pn_task *pn_task_start(pn_script *s, int kind, int fn_ref, const char *what,
         }
         lua_rawgeti(t->co, LUA_REGISTRYINDEX, fn_ref);
     }
-    t->s = s;
-    t->kind = kind;
-    size_t wl = strnlen(what, sizeof t->what - 1); /* per call: no snprintf */
-    memcpy(t->what, what, wl);
-    t->what[wl] = '\0';
+    task_describe(t, s, kind, what);
     *(pn_task **)lua_getextraspace(t->co) = t;
     pn_list_push_front(&s->tasks, &t->link);
-    if (push) {
-        /* Arguments count against the script's memory: decode them under
-         * the cap, protected. */
-        push_args a = {push, ud, 0};
-        lua_pushcfunction(t->co, push_protected);
-        lua_pushlightuserdata(t->co, &a);
-        if (lua_pcall(t->co, 1, LUA_MULTRET, 0) != LUA_OK) {
-            char key[PN_LOGLINE_KEY_MAX];
-            snprintf(key, sizeof key, "args %.50s", what);
-            pn_rt_log_limited(s->rt, PN_LOG_ERROR, key, "%s: %s: cannot pass the arguments: %s",
-                              s->path, what, lua_tostring(t->co, -1));
-            pn_task_free(t);
-            return NULL;
-        }
+    /* Arguments count against the script's memory: decode them under the cap. */
+    if (push && task_push_args(t, push, ud) != 0) {
+        pn_task_free(t);
+        return NULL;
     }
     return t;
+}
+
+pn_task *pn_task_defer(pn_script *s, int kind, const char *what, int (*start)(pn_task *t)) {
+    if (s->closed) return NULL;
+    pn_link *l = pn_list_shift(&s->spare);
+    pn_task *t = l ? memset(PN_TASK_OF(l), 0, sizeof *t) : calloc(1, sizeof *t);
+    if (!t) return NULL;
+    task_describe(t, s, kind, what);
+    t->ref = LUA_NOREF;
+    t->start = start;
+    pn_list_push_front(&s->tasks, &t->link);
+    return t;
+}
+
+int pn_task_begin(pn_task *t, int fn_ref, int (*push)(lua_State *co, void *ud), void *ud) {
+    pn_script *s = t->s;
+    lua_State *L = s->L;
+    /* A kept coroutine moves to t; its old struct serves the next
+     * pn_task_defer (no malloc per call either way). */
+    pn_link *kept = pn_list_shift(&s->pool);
+    PN_SANDBOX_LIFTED(L) {
+        if (kept) {
+            pn_task *p = PN_TASK_OF(kept);
+            t->co = p->co;
+            t->ref = p->ref;
+            if (s->spare.len < PN_RT_TASK_POOL)
+                pn_list_push_front(&s->spare, &p->link);
+            else
+                free(p);
+        } else {
+            t->co = lua_newthread(L);
+            t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
+        lua_rawgeti(t->co, LUA_REGISTRYINDEX, fn_ref);
+    }
+    *(pn_task **)lua_getextraspace(t->co) = t;
+    if (push && task_push_args(t, push, ud) != 0) {
+        lua_settop(t->co, 0);
+        return -1;
+    }
+    return 0;
 }
 
 int pn_task_wait(lua_State *L, pn_task *t, pn_wait *w) {
@@ -233,6 +284,12 @@ static int task_fail(pn_task *t, int nres, const char *msg) {
 }
 
 void pn_task_run(pn_task *t, int nargs) {
+    if (t->start) {
+        int (*start)(pn_task * t) = t->start;
+        t->start = NULL;
+        nargs = start(t);
+        if (nargs < 0) return; /* it ended the task */
+    }
     lua_State *co = t->co;
     pn_rt *rt = t->s->rt;
     t->wait = NULL;
