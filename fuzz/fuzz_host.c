@@ -45,6 +45,7 @@
 #include <poll.h>
 #include <sodium.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -930,6 +931,9 @@ static void handshake_once(const uint8_t *static_priv, uint8_t *m3, int keys) {
 }
 
 static void init(void) {
+    /* As peernet.h asks of an embedder: a client that resets mid-write
+     * must cost the host an EPIPE, not the process. */
+    signal(SIGPIPE, SIG_IGN);
     if (sodium_init() < 0 || uv_loop_init(&loop) != 0) fail("init");
     memset(cli_static, 0x01, sizeof cli_static);
     memset(cli_eph, 0x02, sizeof cli_eph);

@@ -270,6 +270,18 @@ static void stall_watch(pn_conn *c) {
     uv_timer_start(&c->stall, on_stall_tick, tick ? tick : 1, tick ? tick : 1);
 }
 
+/* What follows bytes the kernel has taken, whichever way they went. */
+static void wrote(pn_conn *c) {
+    pn_ping_written(c);
+    /* Told busy, a sender waits for this: once, at the low-water mark, so
+     * it resumes with room for a burst rather than one frame at a time. */
+    int drained = c->drain_wanted && c->peer &&
+                  c->out.len <= c->host->cfg.max_outbuf / PN_SEND_LOW_WATER_SHARE;
+    if (drained) c->drain_wanted = 0;
+    pn_conn_flush(c); /* what queued up meanwhile leaves in one write */
+    if (drained && c->state == PN_CONN_LIVE) pn_host_emit(c->host, PN_EVENT_DRAINED, c->peer, NULL);
+}
+
 static void on_written(uv_write_t *req, int status) {
     pn_conn *c = req->data;
     c->writing = 0;
@@ -288,14 +300,27 @@ static void on_written(uv_write_t *req, int status) {
         pn_conn_close(c, why);
         return;
     }
-    pn_ping_written(c);
-    /* Told busy, a sender waits for this: once, at the low-water mark, so
-     * it resumes with room for a burst rather than one frame at a time. */
-    int drained = c->drain_wanted && c->peer &&
-                  c->out.len <= c->host->cfg.max_outbuf / PN_SEND_LOW_WATER_SHARE;
-    if (drained) c->drain_wanted = 0;
-    pn_conn_flush(c); /* what queued up meanwhile leaves in one write */
-    if (drained && c->state == PN_CONN_LIVE) pn_host_emit(c->host, PN_EVENT_DRAINED, c->peer, NULL);
+    wrote(c);
+}
+
+/* Hands the queue to the socket at once when the kernel takes it whole:
+ * no write request, so no callback a loop turn later and no epoll_ctl
+ * (libuv re-arms the watcher after every uv_write). 1 when all of it went. */
+static int write_now(pn_conn *c) {
+    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n <= 0) return 0; /* EAGAIN: uv_write waits for room */
+    c->written += (size_t)n;
+    c->host->stats.writes++;
+    if ((size_t)n < c->out.len) {
+        memmove(c->out.data, c->out.data + n, c->out.len - (size_t)n);
+        c->out.len -= (size_t)n;
+        return 0;
+    }
+    free(c->out.data); /* as on_written: an idle link holds no buffer */
+    c->out.data = NULL;
+    c->out.len = c->out.cap = 0;
+    return 1;
 }
 
 #define RETIRED_WHY "replaced by a newer connection to the same peer"
@@ -308,6 +333,10 @@ void pn_conn_flush(pn_conn *c) {
     }
     if (c->writing || c->out.len == 0 || c->state == PN_CONN_CLOSING) return;
     if (c->state == PN_CONN_RESOLVING || c->state == PN_CONN_CONNECTING) return;
+    if (!c->hold && write_now(c)) {
+        wrote(c);
+        return;
+    }
     if (c->hold && c->hold < c->out.len) {
         /* M3 leaves alone; what was queued behind it follows in the next
          * write, a segment of its own (ping.c, "settling"). */

@@ -74,9 +74,13 @@ static void run_resolved(pn_host *h) {
     }
 }
 
-static void on_turn(pn_host *h) {
+void pn_host_flush(pn_host *h) {
     for (pn_link *l; (l = pn_list_shift(&h->dirty));)
         pn_conn_flush(PN_CONTAINER(l, pn_conn, dirty));
+}
+
+static void on_turn(pn_host *h) {
+    pn_host_flush(h);
     pn_calls_run_completed(h);
     run_resolved(h);
     if (pn_list_empty(&h->dirty) && !h->completed && !h->resolved) uv_idle_stop(&h->flush_idle);

@@ -45,6 +45,10 @@
  * quarter of its cap left; they count against the cap (they live in its
  * state) and are let go before the collection of a full script. */
 #define PN_RT_TASK_POOL 256
+/* Task structs (a few hundred bytes, no Lua state) a script keeps for
+ * the calls waiting their turn: a burst waits as long as the sends that
+ * pause a link (PN_SENDS_PAUSE_MARK of the default max_calls_in_flight). */
+#define PN_RT_TASK_SPARE 2048
 
 typedef struct pn_script pn_script;
 typedef struct pn_task pn_task;

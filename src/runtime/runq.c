@@ -76,6 +76,10 @@ static void on_runq(uv_idle_t *idle) {
         pn_script_unpin(s);
         now = after;
     } while (!pn_list_empty(&rt->rr) && now < end);
+    /* The turn's replies leave now: the host's own flush runs after the
+     * next poll, which the run queue's idle handle makes return at once
+     * (one more epoll_wait per call, at one call in flight). */
+    if (!rt->host_gone) pn_host_flush(rt->h);
     if (pn_list_empty(&rt->rr)) {
         uv_idle_stop(&rt->runq);
     } else if (!rr_pick(rt, now, &wake)) {

@@ -198,7 +198,7 @@ int pn_task_begin(pn_task *t, int fn_ref, int (*push)(lua_State *co, void *ud), 
             pn_task *p = PN_TASK_OF(kept);
             t->co = p->co;
             t->ref = p->ref;
-            if (s->spare.len < PN_RT_TASK_POOL)
+            if (s->spare.len < PN_RT_TASK_SPARE)
                 pn_list_push_front(&s->spare, &p->link);
             else
                 free(p);
