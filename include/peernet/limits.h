@@ -7,6 +7,7 @@
 
 #define PN_KEY_LEN 32 /* an X25519 key, public or private */
 #define PN_DEFAULT_PORT 4040
+#define PN_CALLS_IN_FLIGHT_DEFAULT 4096 /* max_calls_in_flight's default (options.h) */
 #define PN_MS_MAX 86400000u /* longest timeout, interval or sleep any setting takes: one day */
 /* A peer address, "HOST:PORT": buffers are char addr[PN_ADDR_MAX + 1]. The
  * longest form is a 253-byte DNS name, ':' and a 5-digit port: 259 bytes.

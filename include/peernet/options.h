@@ -88,8 +88,8 @@ enum pn_opt_kind { PN_OPT_KINDS(PN_OPT_KIND_ENUM_) PN_OPT_KIND_COUNT };
      * answered. Sends kept by their handler (pn_request_keep) have a bound                        \
      * of this size of their own: past it a send is dropped, counted                               \
      * (sends_dropped) and logged. */                                                              \
-    X(max_calls_in_flight, U32, "max_calls_in_flight", 4096, 4096, 1, UINT32_MAX,                  \
-      "calls in flight per peer, each direction")                                                  \
+    X(max_calls_in_flight, U32, "max_calls_in_flight", PN_CALLS_IN_FLIGHT_DEFAULT,                 \
+      PN_CALLS_IN_FLIGHT_DEFAULT, 1, UINT32_MAX, "calls in flight per peer, each direction")       \
     /* Past max_outbuf a call or send of our own is refused (busy); the                            \
      * host's answers to the peer may queue twice as much before the link                          \
      * closes. A peer is dropped for not reading only when a write waits                           \
