@@ -85,10 +85,18 @@ size_t pn_etf_atom_utf8(const pn_etf_item *it, char *out) {
 }
 
 int pn_etf_atom_is(const pn_etf_item *it, const char *name) {
-    char buf[PN_ETF_ATOM_MAX_UTF8];
     if (it->type != PN_ETF_ATOM) return 0;
-    size_t n = pn_etf_atom_utf8(it, buf);
-    return strlen(name) == n && memcmp(buf, name, n) == 0;
+    size_t n = 0;
+    int ascii = 1;
+    for (; name[n]; n++)
+        ascii &= (unsigned char)name[n] < 0x80;
+    /* An ASCII name is the same bytes in both encodings, and no byte of
+     * 0x80 or more equals one of it: compared in place (the envelope's
+     * tag atom, per message). */
+    if (ascii) return it->len == n && memcmp(it->ptr, name, n) == 0;
+    char buf[PN_ETF_ATOM_MAX_UTF8];
+    size_t m = pn_etf_atom_utf8(it, buf);
+    return m == n && memcmp(buf, name, n) == 0;
 }
 
 /* ---- reader ----------------------------------------------------------- */
