@@ -643,6 +643,34 @@ describe("the trusted API (run scripts)", function()
     H.rmdir(dir)
   end)
 
+  it("survives a run script closing its runtime when a handler's reply overflows a link whose peer does not read", function()
+    -- Past twice max_outbuf queued the reply closes the link from inside
+    -- the handler's answer; "disconnected" runs the run script there, and
+    -- its rt:close() must wait until that task is done with.
+    local ka, kr = N.keys(), N.keys()
+    local a = N.host(ka, { frame_cap = 4096, max_outbuf = 6000 })
+    a:trust(kr:public_hex())
+    local dir = H.tmpdir()
+    write(dir .. "/big.lua", [[peernet.expose("big", function() return ("z"):rep(4000) end)]])
+    local rt = peernet.runtime.new(a, {})
+    local api = rt:api()
+    local fired = 0
+    api.on("disconnected", function() fired = fired + 1; rt:close() end)
+    rt:load_dir(dir)
+    local raw = N.raw(a:port())
+    raw:handshake(kr:secret())
+    raw.tcp:read_stop() -- the replies fill the kernel's buffers, then a's queue
+    local etf, env = peernet.etf, peernet.envelope
+    for id = 1, 4000 do raw:send_env(env.call(id, "big", etf.encode({}):sub(2))) end
+    assert.is_true(N.wait(function() return fired > 0 end, 60000))
+    assert.equal(1, fired)
+    assert.has_error(function() api.self() end)
+    assert.truthy(a:stats())
+    raw:close()
+    N.close(a)
+    H.rmdir(dir)
+  end)
+
   it("survives a run script closing the host under its own running task", function()
     local a, b, ka, kb = N.pair()
     local rt = peernet.runtime.new(a, {})
