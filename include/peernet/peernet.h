@@ -191,18 +191,19 @@ int pn_host_send(pn_host *h, const uint8_t peer[PN_KEY_LEN], const char *name, c
  * waits for a slow reader instead of meeting PN_EBUSY at max_outbuf. */
 size_t pn_host_queued(pn_host *h, const uint8_t peer[PN_KEY_LEN]);
 
+/* Hands what this loop turn has queued to the sockets now, rather than
+ * after the turn's I/O: for code that answers a batch of calls from the
+ * loop (an idle or timer callback) and would otherwise wait for one more
+ * poll before its replies leave. A write that leaves the queue at the
+ * low-water mark emits PN_EVENT_DRAINED from inside it. */
+void pn_host_flush(pn_host *h);
+
 /* 1 when pn_host_queued is above the send high-water mark (max_outbuf /
  * PN_SEND_HIGH_WATER_SHARE), and from then on, like after a PN_EBUSY,
  * until PN_EVENT_DRAINED: the Lua fronts' send answers nil, "busy" then.
  * A busy answer arms PN_EVENT_DRAINED: it fires once, when a write leaves
  * at most max_outbuf / PN_SEND_LOW_WATER_SHARE queued (or the peer's new
  * link replaces this one). */
-/* Hands what this loop turn has queued to the sockets now, rather than
- * after the turn's I/O: for code that answers a batch of calls from the
- * loop (an idle or timer callback) and would otherwise wait for one more
- * poll before its replies leave. */
-void pn_host_flush(pn_host *h);
-
 #define PN_SEND_HIGH_WATER_SHARE 2
 #define PN_SEND_LOW_WATER_SHARE 4
 int pn_host_busy(pn_host *h, const uint8_t peer[PN_KEY_LEN]);

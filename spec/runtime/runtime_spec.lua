@@ -609,6 +609,68 @@ describe("the trusted API (run scripts)", function()
     N.close(a, b)
   end)
 
+  it("survives a run script closing its runtime when a handler's reply drains the link", function()
+    -- The reply passes PN_FLUSH_EARLY with no write in flight: it goes into
+    -- the kernel from inside the handler's answer, and the queue is at the
+    -- low-water mark. "drained" must not reach the run script there: its
+    -- rt:close() would free the handler's task under its own answer.
+    local a, b, ka, kb = N.pair({ frame_cap = 4096, max_outbuf = 6000 })
+    local akey, bkey = ka:public_hex(), kb:public_hex()
+    local dir = H.tmpdir()
+    write(dir .. "/big.lua", [[
+      peernet.expose("go", function(from)
+        assert(peernet.send(from, "sink", ("x"):rep(3200))) -- queued: over half of max_outbuf
+        return select(2, peernet.send(from, "sink", "y"))
+      end)
+      peernet.expose("big", function() return ("z"):rep(2000) end)
+    ]])
+    local rt = peernet.runtime.new(a, {})
+    local api = rt:api()
+    local drained = 0
+    api.on("drained", function() drained = drained + 1; rt:close() end)
+    rt:load_dir(dir)
+    local answers = {}
+    -- one write: both calls are served in one turn of the run queue
+    assert(b:call(akey, "go", {}, function(ok, v) answers.go = { ok, v } end))
+    assert(b:call(akey, "big", {}, function(ok, v) answers.big = { ok, v and #v } end))
+    assert.is_true(N.wait(function() return answers.big and drained == 1 end))
+    assert.same({ true, "busy" }, answers.go)
+    assert.same({ true, 2000 }, answers.big)
+    assert.has_error(function() api.self() end)
+    a:expose("still", function() return "here" end)
+    assert.same({ true, "here" }, { N.call(b, akey, "still", {}) })
+    N.close(a, b)
+    H.rmdir(dir)
+  end)
+
+  it("survives a run script closing its runtime when a handler's reply overflows a link whose peer does not read", function()
+    -- Past twice max_outbuf queued the reply closes the link from inside
+    -- the handler's answer; "disconnected" runs the run script there, and
+    -- its rt:close() must wait until that task is done with.
+    local ka, kr = N.keys(), N.keys()
+    local a = N.host(ka, { frame_cap = 4096, max_outbuf = 6000 })
+    a:trust(kr:public_hex())
+    local dir = H.tmpdir()
+    write(dir .. "/big.lua", [[peernet.expose("big", function() return ("z"):rep(4000) end)]])
+    local rt = peernet.runtime.new(a, {})
+    local api = rt:api()
+    local fired = 0
+    api.on("disconnected", function() fired = fired + 1; rt:close() end)
+    rt:load_dir(dir)
+    local raw = N.raw(a:port())
+    raw:handshake(kr:secret())
+    raw.tcp:read_stop() -- the replies fill the kernel's buffers, then a's queue
+    local etf, env = peernet.etf, peernet.envelope
+    for id = 1, 4000 do raw:send_env(env.call(id, "big", etf.encode({}):sub(2))) end
+    assert.is_true(N.wait(function() return fired > 0 end, 60000))
+    assert.equal(1, fired)
+    assert.has_error(function() api.self() end)
+    assert.truthy(a:stats())
+    raw:close()
+    N.close(a)
+    H.rmdir(dir)
+  end)
+
   it("survives a run script closing the host under its own running task", function()
     local a, b, ka, kb = N.pair()
     local rt = peernet.runtime.new(a, {})

@@ -477,6 +477,26 @@ describe("the sandbox: a script at its cap", function()
     assert.truthy(logged("full%.lua: at its memory cap"))
     assert.falsy(logged("full%.lua: handler echo: cannot pass the arguments"))
   end)
+
+  it("refuses the calls waiting for a handle revoked while it is full (overloaded), as on their turn", function()
+    -- The calls reach the host in hog's write, so they are accepted while
+    -- the state has room; their arguments are made when the revoke gives
+    -- them their function, and then the state is full.
+    w.script("full.lua", FILL .. [[
+      peernet.expose("hog", function() fill(); peernet.revoke("echo"); return 1 end)
+      peernet.expose("echo", function(_, x) return #x end)
+    ]])
+    w.load()
+    local answers = {}
+    assert(w.b:call(w.akey, "hog", {}, function(ok, v) answers[0] = { ok, v } end))
+    for i = 1, 3 do
+      assert(w.b:call(w.akey, "echo", ("y"):rep(10000), function(ok, v) answers[i] = { ok, v } end))
+    end
+    assert(N.wait(function() return answers[3] ~= nil end, 60000))
+    assert.same({ true, 1 }, answers[0])
+    for i = 1, 3 do assert.same({ false, "overloaded" }, answers[i]) end
+    assert.falsy(logged("full%.lua: handler echo: cannot pass the arguments"))
+  end)
 end)
 
 describe("calls in flight", function()

@@ -172,6 +172,9 @@ static int queue_frame(pn_conn *c, const uint8_t *body, size_t len, pn_err *e) {
     return 0;
 }
 
+static int write_now(pn_conn *c);
+static void write_queued(pn_conn *c);
+
 /* A batch past PN_FLUSH_EARLY leaves now rather than at the end of the
  * turn: the peer opens it while we seal the next, instead of each side
  * waiting for the other's whole batch (pipelined calls and bulk echo:
@@ -182,7 +185,12 @@ static int queue_frame(pn_conn *c, const uint8_t *body, size_t len, pn_err *e) {
 static void flush_early(pn_conn *c) {
     if (c->hold) return; /* M3 leaves alone (ping.c, "settling") */
     if (!c->writing) {
-        pn_conn_flush(c);
+        /* What the kernel takes goes now; what follows a write (drained,
+         * a retiring link's close) waits for the loop's flush (c is
+         * dirty), as after a write request: we are inside a send or a
+         * reply, and a run script's "drained" could close the runtime
+         * under the handler whose reply this is. */
+        if (!write_now(c)) write_queued(c);
         return;
     }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) != 0) return;
@@ -270,14 +278,19 @@ static void stall_watch(pn_conn *c) {
     uv_timer_start(&c->stall, on_stall_tick, tick ? tick : 1, tick ? tick : 1);
 }
 
+/* Told busy, a sender waits for this: once, at the low-water mark, so it
+ * resumes with room for a burst rather than one frame at a time. */
+static int drain_due(pn_conn *c) {
+    int due = c->drain_wanted && c->peer &&
+              c->out.len <= c->host->cfg.max_outbuf / PN_SEND_LOW_WATER_SHARE;
+    if (due) c->drain_wanted = 0;
+    return due;
+}
+
 /* What follows bytes the kernel has taken, whichever way they went. */
 static void wrote(pn_conn *c) {
     pn_ping_written(c);
-    /* Told busy, a sender waits for this: once, at the low-water mark, so
-     * it resumes with room for a burst rather than one frame at a time. */
-    int drained = c->drain_wanted && c->peer &&
-                  c->out.len <= c->host->cfg.max_outbuf / PN_SEND_LOW_WATER_SHARE;
-    if (drained) c->drain_wanted = 0;
+    int drained = drain_due(c);
     pn_conn_flush(c); /* what queued up meanwhile leaves in one write */
     if (drained && c->state == PN_CONN_LIVE) pn_host_emit(c->host, PN_EVENT_DRAINED, c->peer, NULL);
 }
@@ -331,12 +344,24 @@ void pn_conn_flush(pn_conn *c) {
         pn_conn_close(c, RETIRED_WHY);
         return;
     }
-    if (c->writing || c->out.len == 0 || c->state == PN_CONN_CLOSING) return;
+    if (c->writing || c->state == PN_CONN_CLOSING) return;
+    if (c->out.len == 0) {
+        /* flush_early's write took it all: a sender told busy hears it
+         * here, from the loop. */
+        if (drain_due(c) && c->state == PN_CONN_LIVE)
+            pn_host_emit(c->host, PN_EVENT_DRAINED, c->peer, NULL);
+        return;
+    }
     if (c->state == PN_CONN_RESOLVING || c->state == PN_CONN_CONNECTING) return;
     if (!c->hold && write_now(c)) {
         wrote(c);
         return;
     }
+    write_queued(c);
+}
+
+/* Hands the queue (M3 alone when it leads: c->hold) to a write request. */
+static void write_queued(pn_conn *c) {
     if (c->hold && c->hold < c->out.len) {
         /* M3 leaves alone; what was queued behind it follows in the next
          * write, a segment of its own (ping.c, "settling"). */

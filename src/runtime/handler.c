@@ -245,17 +245,20 @@ static int handler_push(pn_task *t) {
     return t->authorizing ? 2 : lua_gettop(t->co) - 1;
 }
 
+/* No room for the call's arguments: refused (overloaded), as when it came. */
+static int start_full(pn_task *t) {
+    pn_request *req = t->req ? t->req : t->send;
+    size_t alen;
+    pn_request_args(req, &alen);
+    return pn_script_full(t->s, alen);
+}
+
 /* A call's first turn in the run queue: the coroutine and the Lua values
  * are made now, one call at a time, not for a whole read's worth of calls
  * when they came in (each a coroutine and its arguments kept until its
  * turn: most of serve's mallocs under a burst of sends). */
 static int handler_start(pn_task *t) {
-    if (!t->fail) {
-        pn_request *req = t->req ? t->req : t->send;
-        size_t alen;
-        pn_request_args(req, &alen);
-        if (pn_script_full(t->s, alen)) t->fail = PN_REASON_OVERLOADED;
-    }
+    if (!t->fail && start_full(t)) t->fail = PN_REASON_OVERLOADED;
     int n = t->fail ? -1 : handler_push(t);
     if (n < 0) task_refuse(t, t->fail);
     return n;
@@ -269,7 +272,8 @@ static void start_deferred(pn_script *s, const pn_binding *b) {
     for (pn_link *l = s->tasks.head; l; l = l->next) {
         pn_task *t = PN_TASK_OF(l);
         if (t->start != handler_start || t->fail || t->fn_ref != b->fn_ref) continue;
-        int n = handler_push(t);
+        if (start_full(t)) t->fail = PN_REASON_OVERLOADED;
+        int n = t->fail ? -1 : handler_push(t);
         if (n < 0)
             t->start = handler_start;
         else

@@ -283,7 +283,7 @@ static int task_fail(pn_task *t, int nres, const char *msg) {
     return LUA_ERRRUN;
 }
 
-void pn_task_run(pn_task *t, int nargs) {
+static void task_run(pn_task *t, int nargs) {
     if (t->start) {
         int (*start)(pn_task * t) = t->start;
         t->start = NULL;
@@ -295,9 +295,7 @@ void pn_task_run(pn_task *t, int nargs) {
     t->wait = NULL;
     lua_State *prev = pn_sandbox_begin(co);
     int nres = 0;
-    rt->resuming++;
     int rc = lua_resume(co, NULL, nargs, &nres);
-    rt->resuming--;
     pn_sandbox_end(co, prev);
     if (t->timer && t->s->sandboxed && pn_sandbox_over_budget(co)) {
         /* A tick that needs more than a slice would need it again at the
@@ -317,7 +315,6 @@ void pn_task_run(pn_task *t, int nargs) {
     if (rc == LUA_YIELD) {
         if (t->wait) {
             lua_pop(co, nres);
-            pn_rt_after_resume(rt);
             return;
         }
         /* coroutine.yield() outside any coroutine of the script's own. */
@@ -325,6 +322,16 @@ void pn_task_run(pn_task *t, int nargs) {
         nres = 0;
     }
     task_done(t, rc, nres);
+}
+
+void pn_task_run(pn_task *t, int nargs) {
+    pn_rt *rt = t->s->rt;
+    /* Counted until t is done with, its answer included: an answer can
+     * close its link, whose "disconnected" runs a run script at once, and
+     * a close that script asks for must wait for pn_rt_after_resume. */
+    rt->resuming++;
+    task_run(t, nargs);
+    rt->resuming--;
     pn_rt_after_resume(rt);
 }
 
