@@ -304,12 +304,31 @@ int pn_envelope_put_call(pn_etf_buf *b, uint64_t id, const char *name, size_t na
     return finish(b, mark, args_len, rc, e);
 }
 
+/* The bytes around a reply's id and term, as put_valid_atom writes them
+ * without PN_ENVELOPE_LEGACY_ATOMS: one copy each instead of seven calls
+ * (a reply per call: they showed in the profile of a pipelined serve). */
+#define OWN_ATOM_BYTES(lit) PN_ETF_TAG_SMALL_ATOM_UTF8, sizeof lit - 1
+static const uint8_t REPLY_HEAD[] = {
+    PN_ETF_VERSION, PN_ETF_TAG_SMALL_TUPLE, 3, OWN_ATOM_BYTES("reply"), 'r', 'e', 'p', 'l', 'y'};
+static const uint8_t REPLY_OK[] = {PN_ETF_TAG_SMALL_TUPLE, 2, OWN_ATOM_BYTES("ok"), 'o', 'k'};
+static const uint8_t REPLY_ERROR[] = {
+    PN_ETF_TAG_SMALL_TUPLE, 2, OWN_ATOM_BYTES("error"), 'e', 'r', 'r', 'o', 'r'};
+
 int pn_envelope_put_reply(pn_etf_buf *b, uint64_t id, int ok, const uint8_t *term, size_t term_len,
                           int flags, pn_err *e) {
     size_t mark = b->len;
     int rc = check_flags(flags, e);
     if (rc == 0) rc = check_id(id, "reply", e);
     if (rc == 0) rc = check_term(term, term_len, ok ? "reply Value" : "reply Reason", e);
+    if (rc == 0 && !(flags & PN_ENVELOPE_LEGACY_ATOMS)) {
+        rc = pn_etf_put_raw(b, REPLY_HEAD, sizeof REPLY_HEAD, e);
+        if (rc == 0) rc = pn_etf_put_u64(b, id, e);
+        if (rc == 0)
+            rc = ok ? pn_etf_put_raw(b, REPLY_OK, sizeof REPLY_OK, e)
+                    : pn_etf_put_raw(b, REPLY_ERROR, sizeof REPLY_ERROR, e);
+        if (rc == 0) rc = pn_etf_put_raw(b, term, term_len, e);
+        return finish(b, mark, term_len, rc, e);
+    }
     if (rc == 0) rc = pn_etf_put_version(b, e);
     if (rc == 0) rc = pn_etf_put_tuple(b, 3, e);
     if (rc == 0) rc = PUT_OWN_ATOM(b, "reply", flags, e);
