@@ -454,6 +454,44 @@ describe("the sandbox: timers", function()
   end)
 end)
 
+describe("the sandbox: calls waiting their turn", function()
+  -- A waiting call holds its request, not Lua values (they are made when
+  -- it runs): its arguments still count against the script's cap, or a
+  -- busy script's backlog would hold calls in flight times the frame cap.
+  it("count their arguments against the script's cap before they run", function()
+    local kp = peernet.keys.generate()
+    local h = assert(peernet.host.new { secret = kp:secret(), listen = false, discovery = false,
+      mdns = false, netmon = false, weak = true })
+    local dir = H.tmpdir()
+    write(dir .. "/big.lua", [[peernet.expose("size", function(_, x) return #x end)]])
+    local rt = assert(peernet.runtime.new(h, { virtual_clock = true, mem_cap = 4 * 1024 * 1024,
+      log = function(level, msg) N.logs[#N.logs + 1] = level .. " " .. msg end }))
+    rt:load_dir(dir)
+    rt:settle()
+    local from, arg, n = peernet.keys.generate():public_hex(), string.rep("x", 256 * 1024), 64
+    local got = {}
+    for i = 1, n do -- 16 MiB of arguments for a 4 MiB cap, none run yet
+      assert(rt:deliver(from, "size", arg, function(v, reason) got[i] = v or reason end))
+    end
+    local refused = 0
+    for i = 1, n do
+      if got[i] == "overloaded" then refused = refused + 1 end
+    end
+    assert.is_true(refused >= n - 16, ("only %d refused"):format(refused))
+    assert.truthy(logged("big%.lua: at its memory cap %(.*more held by calls waiting their turn%)"))
+    rt:settle()
+    local served = 0
+    for i = 1, n do
+      if got[i] == #arg then served = served + 1 end
+    end
+    assert.is_true(served > 0)
+    assert.equal(n, served + refused)
+    rt:close()
+    h:close()
+    H.rmdir(dir)
+  end)
+end)
+
 describe("the sandbox: a script at its cap", function()
   local w
   before_each(function() w = setup({ mem_cap = 4 * 1024 * 1024 }) end)

@@ -258,6 +258,7 @@ static int start_full(pn_task *t) {
  * when they came in (each a coroutine and its arguments kept until its
  * turn: most of serve's mallocs under a burst of sends). */
 static int handler_start(pn_task *t) {
+    pn_task_unhold(t);
     if (!t->fail && start_full(t)) t->fail = PN_REASON_OVERLOADED;
     int n = t->fail ? -1 : handler_push(t);
     if (n < 0) task_refuse(t, t->fail);
@@ -272,6 +273,7 @@ static void start_deferred(pn_script *s, const pn_binding *b) {
     for (pn_link *l = s->tasks.head; l; l = l->next) {
         pn_task *t = PN_TASK_OF(l);
         if (t->start != handler_start || t->fail || t->fn_ref != b->fn_ref) continue;
+        pn_task_unhold(t);
         if (start_full(t)) t->fail = PN_REASON_OVERLOADED;
         int n = t->fail ? -1 : handler_push(t);
         if (n < 0)
@@ -294,7 +296,9 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
     }
     size_t alen;
     pn_request_args(req, &alen);
-    if (pn_script_full(b->s, alen)) {
+    /* The calls waiting their turn count as if their arguments were in
+     * the state (s->waiting); on its turn a call needs room for its own. */
+    if (pn_script_full(b->s, alen + b->s->waiting)) {
         if (pn_request_is_call(req)) pn_reply_reason(req, PN_REASON_OVERLOADED);
         return;
     }
@@ -315,6 +319,8 @@ static void on_request(pn_host *h, pn_request *req, void *ud) {
         if (t) {
             t->fn_ref = b->fn_ref;
             t->auth_ref = gated ? b->auth_ref : LUA_NOREF;
+            t->held = alen;
+            b->s->waiting += alen;
         }
     }
     if (!t) {

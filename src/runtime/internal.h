@@ -78,6 +78,11 @@ struct pn_script {
     uv_timer_t *grace;                  /* retired with tasks still running */
     unsigned char hash[PN_RT_HASH_LEN]; /* of the text, to tell a touch from a change */
     uint64_t cap_gc_ms; /* uv_now() of the last collection made because the script was full */
+    /* Argument bytes of the calls waiting their turn with no coroutine
+     * yet (pn_task.held): a new call is let in as if they were in the
+     * state already, so a backlog is bounded by the script's cap, not by
+     * calls in flight times the frame cap. */
+    size_t waiting;
     char error[PN_ERR_MSG_MAX]; /* the last load error (a pn_err's message) */
     pn_script **handle;         /* the API closures' pointer to us: NULLed on close */
     pn_list ready;        /* pn_task.ready_link: tasks waiting in the run queue, oldest first */
@@ -141,6 +146,7 @@ struct pn_task {
     int (*start)(pn_task *t);
     int fn_ref, auth_ref; /* what start pushes: the handle's function and predicate */
     int fail;             /* a pn_reason: start ends the task with it, pushing nothing */
+    size_t held;          /* its share of s->waiting until its arguments are pushed */
     pn_link ready_link;
     pn_link link;              /* in s->tasks */
     char what[PN_RT_WHAT_MAX]; /* for logs: "handler lights.on" */
@@ -236,6 +242,9 @@ pn_task *pn_task_defer(pn_script *s, int kind, const char *what, int (*start)(pn
 /* Gives a deferred task its coroutine with fn_ref and what push(ud)
  * pushes on it: 0, or -1 when the push failed (logged; co is left empty). */
 int pn_task_begin(pn_task *t, int fn_ref, int (*push)(lua_State *co, void *ud), void *ud);
+/* The task's arguments stop counting in s->waiting (they are pushed now,
+ * or never). */
+void pn_task_unhold(pn_task *t);
 /* Suspends the task until w completes: returns lua_yield's value. */
 int pn_task_wait(lua_State *L, pn_task *t, pn_wait *w);
 /* Resumes a waiting task with the nres values pushed on its coroutine: at

@@ -44,9 +44,9 @@ int pn_script_full(pn_script *s, size_t args_len) {
     lua_gc(s->L, LUA_GCCOLLECT);
     if (pn_sandbox_mem_left(s->L) >= need) return 0;
     pn_rt_log(s->rt, PN_LOG_WARN,
-              "%s: at its memory cap (%zu of %zu bytes): calls are refused (overloaded) until it "
-              "frees memory",
-              s->path, pn_sandbox_mem_used(s->L), pn_sandbox_mem_cap(s->L));
+              "%s: at its memory cap (%zu of %zu bytes, %zu more held by calls waiting their "
+              "turn): calls are refused (overloaded) until it frees memory",
+              s->path, pn_sandbox_mem_used(s->L), pn_sandbox_mem_cap(s->L), s->waiting);
     return 1;
 }
 

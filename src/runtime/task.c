@@ -20,8 +20,14 @@ pn_task *pn_task_of(lua_State *L) {
     return t && t->co == L && !t->authorizing && !t->pooled ? t : NULL;
 }
 
+void pn_task_unhold(pn_task *t) {
+    t->s->waiting -= t->held;
+    t->held = 0;
+}
+
 static void task_unlink(pn_task *t) {
     pn_script *s = t->s;
+    pn_task_unhold(t);
     pn_runq_remove(t);
     pn_list_remove(&s->tasks, &t->link);
     if (t->req) s->rt->serving--;
