@@ -8,6 +8,18 @@ local unhex, hex = H.unhex, H.hex
 
 local function stats(h) return h:stats() end
 
+-- h calls key's echo over raw (a raw peer answering the call it reads by
+-- echoing its term): the answer h gets.
+local function call_over_raw(h, key, raw, value)
+  local res
+  assert(h:call(key, "echo", value, function(...) res = { ... } end))
+  local c = raw:recv_env()
+  assert.equal("call", c.kind)
+  raw:send_env(env.reply(c.id_str or c.id, true, c.term))
+  assert(N.wait(function() return res end))
+  return res
+end
+
 describe("peernet.host calls", function()
   local a, b, ka, kb
   before_each(function() a, b, ka, kb = N.pair() end)
@@ -700,13 +712,7 @@ describe("peernet.host duplicate connections", function()
       assert.same({ "reply", 7, true }, { r.kind, r.id, r.ok })
       -- a closed the link it had dialled and calls on the new one.
       assert(N.wait(function() return peer.closed == 1 end))
-      local res
-      assert(a:call(kr:public_hex(), "echo", "back", function(...) res = { ... } end))
-      local c = raw:recv_env()
-      assert.equal("call", c.kind)
-      raw:send_env(env.reply(c.id_str or c.id, true, c.term))
-      assert(N.wait(function() return res end))
-      assert.same({ true, "back" }, res)
+      assert.same({ true, "back" }, call_over_raw(a, kr:public_hex(), raw, "back"))
       assert.equal(1, stats(a).connections)
       assert.same({ "up" }, ev) -- no outage: never disconnected
       assert.matches("replaced by a newer connection", table.concat(N.logs, "\n"))
@@ -744,13 +750,7 @@ describe("peernet.host duplicate connections", function()
       raw:send_env(env.call(5, "echo", etf.encode("still here"):sub(2)))
       local r = raw:recv_env()
       assert.same({ "reply", 5, true }, { r.kind, r.id, r.ok })
-      local res
-      assert(a:call(kr:public_hex(), "echo", "ours", function(...) res = { ... } end))
-      local c = raw:recv_env()
-      assert.equal("call", c.kind)
-      raw:send_env(env.reply(c.id_str or c.id, true, c.term))
-      assert(N.wait(function() return res end))
-      assert.same({ true, "ours" }, res)
+      assert.same({ true, "ours" }, call_over_raw(a, kr:public_hex(), raw, "ours"))
       assert.equal(1, stats(a).connections)
       assert.same({ "up" }, ev)
       assert.is_false(raw.eof)

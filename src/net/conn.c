@@ -184,23 +184,14 @@ static void write_queued(pn_conn *c);
  * socket, in order. */
 static void flush_early(pn_conn *c) {
     if (c->hold) return; /* M3 leaves alone (ping.c, "settling") */
-    if (!c->writing) {
-        /* What the kernel takes goes now; what follows a write (drained,
-         * a retiring link's close) waits for the loop's flush (c is
-         * dirty), as after a write request: we are inside a send or a
-         * reply, and a run script's "drained" could close the runtime
-         * under the handler whose reply this is. */
-        if (!write_now(c)) write_queued(c);
-        return;
-    }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) != 0) return;
-    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n <= 0) return; /* EAGAIN: the kernel is full, the next flush waits for it */
-    memmove(c->out.data, c->out.data + n, c->out.len - (size_t)n);
-    c->out.len -= (size_t)n;
-    c->written += (size_t)n;
-    c->host->stats.writes++;
+    /* Behind a write request, only once libuv holds none of it: in order. */
+    if (c->writing && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) != 0) return;
+    /* What the kernel takes goes now; what follows a write (drained, a
+     * retiring link's close) waits for the loop's flush (c is dirty), as
+     * after a write request: we are inside a send or a reply, and a run
+     * script's "drained" could close the runtime under the handler whose
+     * reply this is. */
+    if (!write_now(c) && !c->writing) write_queued(c);
 }
 
 static int queue_sealed(pn_conn *c, const pn_etf_buf *pt, size_t limit, pn_err *e) {

@@ -253,14 +253,21 @@ static int start_full(pn_task *t) {
     return pn_script_full(t->s, alen);
 }
 
+/* Readies a deferred task (its arguments out of s->waiting, the room for
+ * them checked, then pushed): the values to resume with, or -1 with
+ * t->fail set. */
+static int handler_prepare(pn_task *t) {
+    pn_task_unhold(t);
+    if (!t->fail && start_full(t)) t->fail = PN_REASON_OVERLOADED;
+    return t->fail ? -1 : handler_push(t);
+}
+
 /* A call's first turn in the run queue: the coroutine and the Lua values
  * are made now, one call at a time, not for a whole read's worth of calls
  * when they came in (each a coroutine and its arguments kept until its
  * turn: most of serve's mallocs under a burst of sends). */
 static int handler_start(pn_task *t) {
-    pn_task_unhold(t);
-    if (!t->fail && start_full(t)) t->fail = PN_REASON_OVERLOADED;
-    int n = t->fail ? -1 : handler_push(t);
+    int n = handler_prepare(t);
     if (n < 0) task_refuse(t, t->fail);
     return n;
 }
@@ -273,9 +280,7 @@ static void start_deferred(pn_script *s, const pn_binding *b) {
     for (pn_link *l = s->tasks.head; l; l = l->next) {
         pn_task *t = PN_TASK_OF(l);
         if (t->start != handler_start || t->fail || t->fn_ref != b->fn_ref) continue;
-        pn_task_unhold(t);
-        if (start_full(t)) t->fail = PN_REASON_OVERLOADED;
-        int n = t->fail ? -1 : handler_push(t);
+        int n = handler_prepare(t);
         if (n < 0)
             t->start = handler_start;
         else

@@ -151,54 +151,19 @@ static void task_describe(pn_task *t, pn_script *s, int kind, const char *what) 
     t->what[wl] = '\0';
 }
 
-pn_task *pn_task_start(pn_script *s, int kind, int fn_ref, const char *what,
-                       int (*push)(lua_State *co, void *ud), void *ud) {
-    int serving = kind == PN_TASK_HANDLER || kind == PN_TASK_ADMIN;
-    if (s->closed || (s->retired && !serving)) return NULL;
-    /* Handlers were checked with their arguments' size by the caller. */
-    if (!serving && pn_script_full(s, 0)) return NULL;
-    lua_State *L = s->L;
-    pn_link *kept = pn_list_shift(&s->pool);
-    pn_task *t = kept ? PN_TASK_OF(kept) : calloc(1, sizeof *t);
-    if (!t) return NULL;
-    t->pooled = 0;
-    /* Bookkeeping is the host's: the cap must not make it fail half-way. */
-    PN_SANDBOX_LIFTED(L) {
-        if (!kept) {
-            t->co = lua_newthread(L);
-            t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        }
-        lua_rawgeti(t->co, LUA_REGISTRYINDEX, fn_ref);
-    }
-    task_describe(t, s, kind, what);
-    *(pn_task **)lua_getextraspace(t->co) = t;
-    pn_list_push_front(&s->tasks, &t->link);
-    /* Arguments count against the script's memory: decode them under the cap. */
-    if (push && task_push_args(t, push, ud) != 0) {
-        pn_task_free(t);
-        return NULL;
-    }
-    return t;
-}
-
-pn_task *pn_task_defer(pn_script *s, int kind, const char *what, int (*start)(pn_task *t)) {
-    if (s->closed) return NULL;
+/* A zeroed task struct: one a deferred task left behind, or a new one. */
+static pn_task *task_alloc(pn_script *s) {
     pn_link *l = pn_list_shift(&s->spare);
-    pn_task *t = l ? memset(PN_TASK_OF(l), 0, sizeof *t) : calloc(1, sizeof *t);
-    if (!t) return NULL;
-    task_describe(t, s, kind, what);
-    t->ref = LUA_NOREF;
-    t->start = start;
-    pn_list_push_front(&s->tasks, &t->link);
-    return t;
+    return l ? memset(PN_TASK_OF(l), 0, sizeof(pn_task)) : calloc(1, sizeof(pn_task));
 }
 
-int pn_task_begin(pn_task *t, int fn_ref, int (*push)(lua_State *co, void *ud), void *ud) {
+/* Gives t a coroutine with fn_ref on it: a kept one (its old struct then
+ * serves the next task_alloc: no malloc per call either way), or a new one. */
+static void task_attach(pn_task *t, int fn_ref) {
     pn_script *s = t->s;
     lua_State *L = s->L;
-    /* A kept coroutine moves to t; its old struct serves the next
-     * pn_task_defer (no malloc per call either way). */
     pn_link *kept = pn_list_shift(&s->pool);
+    /* Bookkeeping is the host's: the cap must not make it fail half-way. */
     PN_SANDBOX_LIFTED(L) {
         if (kept) {
             pn_task *p = PN_TASK_OF(kept);
@@ -215,6 +180,40 @@ int pn_task_begin(pn_task *t, int fn_ref, int (*push)(lua_State *co, void *ud), 
         lua_rawgeti(t->co, LUA_REGISTRYINDEX, fn_ref);
     }
     *(pn_task **)lua_getextraspace(t->co) = t;
+}
+
+pn_task *pn_task_start(pn_script *s, int kind, int fn_ref, const char *what,
+                       int (*push)(lua_State *co, void *ud), void *ud) {
+    int serving = kind == PN_TASK_HANDLER || kind == PN_TASK_ADMIN;
+    if (s->closed || (s->retired && !serving)) return NULL;
+    /* Handlers were checked with their arguments' size by the caller. */
+    if (!serving && pn_script_full(s, 0)) return NULL;
+    pn_task *t = task_alloc(s);
+    if (!t) return NULL;
+    task_describe(t, s, kind, what);
+    task_attach(t, fn_ref);
+    pn_list_push_front(&s->tasks, &t->link);
+    /* Arguments count against the script's memory: decode them under the cap. */
+    if (push && task_push_args(t, push, ud) != 0) {
+        pn_task_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+pn_task *pn_task_defer(pn_script *s, int kind, const char *what, int (*start)(pn_task *t)) {
+    if (s->closed) return NULL;
+    pn_task *t = task_alloc(s);
+    if (!t) return NULL;
+    task_describe(t, s, kind, what);
+    t->ref = LUA_NOREF;
+    t->start = start;
+    pn_list_push_front(&s->tasks, &t->link);
+    return t;
+}
+
+int pn_task_begin(pn_task *t, int fn_ref, int (*push)(lua_State *co, void *ud), void *ud) {
+    task_attach(t, fn_ref);
     if (push && task_push_args(t, push, ud) != 0) {
         lua_settop(t->co, 0);
         return -1;
